@@ -1,0 +1,49 @@
+#!/bin/sh
+# Install what is missing, build, start the API simulator and mount a demo
+# tree at ${1:-/mnt/infra}. Unmount with: fusermount3 -u /mnt/infra
+set -e
+top=$(cd "$(dirname "$0")/.." && pwd)
+mnt="${1:-/mnt/infra}"
+state="${XDG_RUNTIME_DIR:-/tmp}/infrafs-demo"
+cd "$top"
+sh contrib/deps.sh
+[ -d build ] || meson setup build >/dev/null
+ninja -C build >/dev/null
+
+mkdir -p "$state" "$mnt"
+if mountpoint -q "$mnt"; then
+    fusermount3 -u "$mnt" 2>/dev/null || umount "$mnt"
+fi
+if [ -f "$state/sim.pid" ] && kill -0 "$(cat "$state/sim.pid")" 2>/dev/null; then
+    kill "$(cat "$state/sim.pid")"
+fi
+rm -f "$state/ports.json"
+nohup ./contrib/infrafs-sim --ports-file "$state/ports.json" --quiet \
+    >"$state/sim.log" 2>&1 &
+echo $! >"$state/sim.pid"
+i=0
+while [ ! -s "$state/ports.json" ]; do
+    i=$((i + 1)); [ $i -lt 100 ] || { echo "simulator did not start; see $state/sim.log" >&2; exit 1; }
+    sleep 0.1
+done
+port=$(sed 's/.*"hostup": *\([0-9]*\).*/\1/' "$state/ports.json")
+
+umask 077
+cat >"$state/config" <<CONF
+# infrafs demo: every account talks to the local simulator.
+[hostup]
+type = hostup
+url = http://127.0.0.1:$port
+token = demo-token
+refresh = 30
+CONF
+./build/infrafs -o config="$state/config" "$mnt"
+cat <<MSG
+
+Try:
+  ls $mnt/vps/hostup/
+  cat $mnt/vps/hostup/*/power_state
+  cat $mnt/providers/hostup/state
+  echo restart > $mnt/vps/hostup/\$(ls $mnt/vps/hostup | head -1)/power && cat $mnt/vps/hostup/*/operation/wait
+Stop: fusermount3 -u $mnt; kill \$(cat $state/sim.pid)
+MSG

@@ -1,0 +1,52 @@
+/* Configuration file (CONTRACT §2): INI, one section per account. */
+#pragma once
+#include <glib.h>
+#include "infrafs/error.h"
+
+/* What config.c needs to know about each provider type, so that it can
+ * validate keys without knowing the providers themselves. */
+typedef struct {
+    const char *type;                /* "hostup" */
+    const char *default_url;         /* NULL: `url` is required */
+    gboolean needs_user;             /* `user` required (DeployHQ) */
+    const char *const *extra_keys;   /* NULL-terminated provider keys, e.g. "vps" */
+    const char *const *required_keys;/* NULL-terminated subset of extra_keys */
+} IfsAccountSchema;
+
+typedef struct {
+    char *name;        /* section name = account name in the tree */
+    char *type;
+    char *url;         /* origin without trailing '/'; default filled in */
+    char *user;        /* or NULL */
+    char *secret;      /* resolved secret; never logged */
+    char *secret_source; /* "token in /path:12", "token_file /x", ... for messages */
+    char *cacert;      /* absolute path or NULL */
+    int refresh_s;     /* -1: not set in the file */
+    GHashTable *extra; /* provider key -> value (both char*) */
+    int line;          /* line of the [section] header */
+} IfsAccountConfig;
+
+typedef struct {
+    char *path;         /* absolute path of the file read */
+    GPtrArray *accounts;/* IfsAccountConfig*, in file order */
+} IfsConfig;
+
+/* Default path: $XDG_CONFIG_HOME/infrafs/config, else ~/.config/infrafs/config
+ * (home from the passwd entry when HOME is unset). */
+char *ifs_config_default_path(void);
+
+/* Parse `path` (made absolute). Errors (EINVAL/ENOENT/EACCES) name the file,
+ * the section, the key and the line, and say how to fix it. `schemas` is a
+ * NULL-terminated array. Secrets are resolved here: token, token_file (~ and
+ * paths relative to the config's directory), token_command (run with /bin/sh,
+ * stdout trimmed), or INFRAFS_<ACCOUNT>_TOKEN; exactly one must be given.
+ * A config file with an inline token, or a token_file, that is readable by
+ * group or others is refused with the chmod 600 fix. */
+IfsConfig *ifs_config_load(const char *path,
+                           const IfsAccountSchema *const *schemas,
+                           IfsError **err);
+void ifs_config_free(IfsConfig *cfg);
+const char *ifs_account_extra(const IfsAccountConfig *acct, const char *key);
+
+/* "INFRAFS_" + upper-cased account name with '-' (and other non-alnum) as '_' + "_TOKEN" */
+char *ifs_config_env_name(const char *account);

@@ -1,0 +1,20 @@
+/* The FUSE layer: answers kernel requests from the store's snapshots.
+ * Knows nothing of HTTP or providers. */
+#pragma once
+#include <fuse_lowlevel.h>
+#include "infrafs/store.h"
+
+typedef struct IfsFs IfsFs;
+
+IfsFs *ifs_fs_new(IfsStore *store);
+void ifs_fs_free(IfsFs *fs);
+const struct fuse_lowlevel_ops *ifs_fs_ops(void);
+/* Once the session exists: the store's invalidations go to this session. */
+void ifs_fs_attach(IfsFs *fs, struct fuse_session *se);
+
+/* Kernel cache lifetime for entries and attributes. Long on purpose: every
+ * change is invalidated explicitly by the store (CONTRACT §6). */
+#define IFS_CACHE_TIMEOUT 86400.0
+/* st_size of operation/wait while the operation runs: the read is short,
+ * and the kernel takes the real size from it. */
+#define IFS_WAIT_PENDING_SIZE 4096

@@ -1,0 +1,74 @@
+/* HTTP client for one account: auth, timeouts, keep-alive, retries,
+ * rate limits, and translation of error answers into IfsError.
+ * Thread-safe: any thread may call ifs_http_request concurrently. */
+#pragma once
+#include <glib.h>
+#include <json-c/json.h>
+#include "infrafs/error.h"
+
+typedef enum {
+    IFS_AUTH_NONE,
+    IFS_AUTH_BEARER, /* Authorization: Bearer <secret> */
+    IFS_AUTH_BASIC,  /* HTTP Basic user:secret */
+    IFS_AUTH_HEADER, /* <auth_header>: <secret> */
+} IfsAuthScheme;
+
+typedef struct {
+    const char *account;     /* for messages: "account 'hostup'" */
+    const char *origin;      /* scheme://host[:port][/prefix], no trailing '/' */
+    IfsAuthScheme auth;
+    const char *auth_header; /* IFS_AUTH_HEADER only, e.g. "x-api-key" */
+    const char *user;        /* IFS_AUTH_BASIC only */
+    const char *secret;
+    const char *cacert;      /* CA file; NULL uses the system's CAs */
+    long connect_timeout_ms; /* 0: default 10000 */
+    long timeout_ms;         /* 0: default 30000 */
+    unsigned max_retries;    /* GET retries on 429/5xx/transport errors; default 3 */
+    unsigned max_retry_wait_s; /* cap for one Retry-After sleep; 0: default 60 */
+} IfsHttpConfig;
+
+typedef struct {
+    int status;
+    char *body;          /* NUL-terminated; body_len excludes the NUL */
+    size_t body_len;
+    char *content_type;  /* may be NULL */
+} IfsHttpResponse;
+
+typedef struct IfsHttp IfsHttp;
+
+IfsHttp *ifs_http_new(const IfsHttpConfig *cfg); /* copies every string */
+void ifs_http_free(IfsHttp *http);
+
+/* `path` starts with '/' and is appended to the origin (it may carry a query).
+ * `json_body` NULL sends no body (and no Content-Type). Returns the response
+ * for 2xx, else NULL with *err set: the errno per CONTRACT §5, the provider's
+ * error code and message parsed from the body, ETIMEDOUT on timeouts,
+ * EHOSTUNREACH when no connection could be made. GET is retried with backoff
+ * (429 honours Retry-After); other methods are never retried. */
+IfsHttpResponse *ifs_http_request(IfsHttp *http, const char *method,
+                                  const char *path, const char *json_body,
+                                  IfsError **err);
+void ifs_http_response_free(IfsHttpResponse *resp);
+
+/* GET and parse JSON; an unparsable 2xx body is EIO naming the path. */
+json_object *ifs_http_get_json(IfsHttp *http, const char *path, IfsError **err);
+
+/* Counters for /providers/<account>/: requests sent since creation, and the
+ * last X-RateLimit-Remaining seen (-1 when the API never said). */
+guint64 ifs_http_request_count(IfsHttp *http);
+gint64 ifs_http_rate_limit_remaining(IfsHttp *http);
+
+/* Pure helpers, exposed for tests. */
+/* Error answer -> IfsError. Understands RFC 7807 (code/title/detail),
+ * {"error":{"code","message"}}, {"success":false,"error","message"},
+ * {"message","code"}, {"error_code","hint"}, {"error":"..."},
+ * {"errors":[...]}, field hashes, and plain text (truncated). */
+IfsError *ifs_http_error_from_response(int status, const char *content_type,
+                                       const char *body, size_t body_len,
+                                       const char *method, const char *path,
+                                       const char *account);
+/* Retry-After: delta seconds or an HTTP-date -> seconds to wait (>= 0),
+ * -1 when unparsable. */
+gint64 ifs_http_parse_retry_after(const char *value, gint64 now_epoch);
+/* X-RateLimit-Reset: epoch seconds or ISO 8601 -> epoch seconds, -1 if bad. */
+gint64 ifs_http_parse_rate_limit_reset(const char *value);

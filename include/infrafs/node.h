@@ -1,0 +1,98 @@
+/* Immutable, reference-counted nodes of the file tree. A node never changes
+ * after it is published in a snapshot; a refresh builds new nodes and reuses
+ * old ones whose content did not change (so "unchanged" is pointer equality).
+ * Inode numbers are a 64-bit hash of the full path: stable across refreshes
+ * and remounts, so the kernel's caches stay valid for what did not change. */
+#pragma once
+#include <glib.h>
+#include <stdint.h>
+#include <time.h>
+
+typedef enum {
+    IFS_NODE_DIR,
+    IFS_NODE_FILE,    /* read-only 0444 */
+    IFS_NODE_CONTROL, /* 0644: read lists the commands, write performs one */
+    IFS_NODE_WAIT,    /* operation/wait: read blocks until terminal */
+} IfsNodeType;
+
+/* Opaque to the tree: who handles writes to a control file, or reads of a
+ * wait file. Owned by the store; the node only keeps a reference. */
+typedef struct IfsControlTarget IfsControlTarget;
+typedef void (*IfsTargetFree)(IfsControlTarget *t);
+
+typedef struct IfsNode IfsNode;
+struct IfsNode {
+    gatomicrefcount ref;
+    IfsNodeType type;
+    char *name;        /* entry name; "" for the root */
+    uint64_t ino;
+    time_t mtime;
+    /* FILE, CONTROL, WAIT: the bytes read returns (for WAIT: when terminal) */
+    char *data;
+    size_t size;
+    /* DIR: children sorted by name */
+    IfsNode **children;
+    guint n_children;
+    GHashTable *index; /* name -> IfsNode*, only for large directories */
+    /* CONTROL, WAIT */
+    IfsControlTarget *target;
+    IfsTargetFree target_free;
+};
+
+#define IFS_ROOT_INO ((uint64_t)1)
+
+/* ino for the node at `path` ("" or "/" is the root, else "a/b/c" without a
+ * leading '/'); never 0 or 1 except the root. */
+uint64_t ifs_ino_for_path(const char *path);
+
+IfsNode *ifs_node_ref(IfsNode *n);
+void ifs_node_unref(IfsNode *n);
+
+/* Builders. `path` is the node's full path (used for its ino). Content is
+ * copied. mtime 0 means "now". */
+IfsNode *ifs_node_new_file(const char *path, const char *data, size_t size, time_t mtime);
+IfsNode *ifs_node_new_control(const char *path, const char *commands_line,
+                              IfsControlTarget *target, IfsTargetFree target_free);
+IfsNode *ifs_node_new_wait(const char *path, const char *final_text /* NULL while pending */,
+                           IfsControlTarget *target, IfsTargetFree target_free);
+
+/* A directory under construction: add children (takes ownership), then
+ * finish. Duplicate names: the first added wins, the later one is dropped and
+ * counted (ifs_dir_builder_dropped). */
+typedef struct IfsDirBuilder IfsDirBuilder;
+IfsDirBuilder *ifs_dir_builder_new(const char *path);
+const char *ifs_dir_builder_path(IfsDirBuilder *b);
+gboolean ifs_dir_builder_has(IfsDirBuilder *b, const char *name);
+void ifs_dir_builder_add(IfsDirBuilder *b, IfsNode *child);
+guint ifs_dir_builder_dropped(IfsDirBuilder *b);
+IfsNode *ifs_dir_builder_finish(IfsDirBuilder *b, time_t mtime); /* frees b */
+
+IfsNode *ifs_node_child(const IfsNode *dir, const char *name); /* borrowed or NULL */
+/* Join a directory path and a child name ("" + "x" = "x"). */
+char *ifs_path_join(const char *dir, const char *name);
+
+/* Content equality (type, data, children pointers, target pointer). */
+gboolean ifs_node_same_content(const IfsNode *a, const IfsNode *b);
+
+/* Returns `fresh` with every subtree whose content equals the corresponding
+ * subtree of `old` replaced by the old node (so mtimes of unchanged values
+ * survive refreshes). Consumes `fresh`, borrows `old` (may be NULL). */
+IfsNode *ifs_node_merge_unchanged(IfsNode *fresh, const IfsNode *old);
+
+/* What changed between two trees rooted at the same path: calls
+ * `changed(ino)` for every node present in both whose content differs
+ * (files and directories whose entry set changed) and
+ * `removed(parent_ino, name)` for every entry of `old` absent from `fresh`.
+ * Subtrees shared by pointer are skipped. */
+typedef struct {
+    void (*changed)(void *data, uint64_t ino);
+    void (*removed)(void *data, uint64_t parent_ino, const char *name);
+    void *data;
+} IfsNodeDiffSink;
+void ifs_node_diff(const IfsNode *old, const IfsNode *fresh, const IfsNodeDiffSink *sink);
+
+/* Names (CONTRACT §3): escape a name taken from API data so it is a valid
+ * entry: '%' -> %25, '/' -> %2F, NUL -> %00, and "." / ".." have their dots as
+ * %2E. Returns NULL for an empty name or one longer than 255 bytes after
+ * escaping (the caller skips it and reports why). */
+char *ifs_name_escape(const char *raw, size_t len);

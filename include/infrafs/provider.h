@@ -1,0 +1,77 @@
+/* The provider interface. A provider knows one vendor's API and turns it
+ * into resources (JSON objects by kind and id) and actions; it knows nothing
+ * of FUSE, snapshots or caching. Adding a provider means one file in
+ * src/providers/ that defines an IfsProviderType, listed in registry.c. */
+#pragma once
+#include <glib.h>
+#include <json-c/json.h>
+#include "infrafs/config.h"
+#include "infrafs/control.h"
+#include "infrafs/error.h"
+#include "infrafs/http.h"
+
+typedef struct {
+    gatomicrefcount ref;
+    char *kind;          /* "vps", "regions", ... */
+    char *id;            /* raw id, escaped by the store for the entry name */
+    json_object *object; /* what the API returned (providers may merge the
+                            answers of several endpoints), owned */
+} IfsResource;
+
+IfsResource *ifs_resource_new(const char *kind, const char *id, json_object *object /* taken */);
+IfsResource *ifs_resource_ref(IfsResource *r);
+void ifs_resource_unref(IfsResource *r);
+
+typedef enum {
+    IFS_OP_PENDING,
+    IFS_OP_COMPLETED,
+    IFS_OP_FAILED,
+} IfsOpState;
+
+/* What an accepted action returned. */
+typedef struct {
+    int http_status;
+    char *message;      /* provider's words, may be NULL */
+    /* Asynchronous operation (HostUp's 202 envelope), all NULL otherwise */
+    char *op_status;    /* "queued" */
+    char *op_job_id;
+    char *op_poll_url;
+} IfsActionResult;
+void ifs_action_result_clear(IfsActionResult *r);
+
+typedef struct IfsProviderType IfsProviderType;
+struct IfsProviderType {
+    IfsAccountSchema schema;
+    IfsAuthScheme auth;
+    const char *auth_header;        /* for IFS_AUTH_HEADER */
+    const char *const *kinds;       /* NULL-terminated kinds it offers */
+    const IfsControlSpec *controls; /* terminated by {NULL}; resource controls */
+
+    /* Per-account state; `http` is owned by the caller and outlives it. */
+    gpointer (*open)(IfsHttp *http, const IfsAccountConfig *cfg, IfsError **err);
+    void (*close)(gpointer state);
+
+    /* Every resource of the account (GPtrArray of IfsResource*, appended). */
+    gboolean (*list)(gpointer state, GPtrArray *out, IfsError **err);
+    /* One resource, fresh; ENOENT when it no longer exists. */
+    IfsResource *(*fetch)(gpointer state, const char *kind, const char *id,
+                          IfsError **err);
+    /* Perform a validated command on a resource's control file. */
+    gboolean (*act)(gpointer state, const char *kind, const char *id,
+                    const char *file, const IfsCommand *cmd,
+                    IfsActionResult *out, IfsError **err);
+    /* Poll an asynchronous operation; NULL if the provider has none. Sets
+     * *status_text to the provider's status word ("in_progress"). */
+    gboolean (*poll)(gpointer state, const char *poll_url, IfsOpState *state_out,
+                     char **status_text, IfsError **err);
+};
+
+const IfsProviderType *ifs_provider_find(const char *type);
+/* NULL-terminated, in a stable order. */
+const IfsProviderType *const *ifs_provider_all(void);
+/* NULL-terminated schemas for ifs_config_load (static storage). */
+const IfsAccountSchema *const *ifs_provider_schemas(void);
+const IfsControlSpec *ifs_provider_control(const IfsProviderType *p,
+                                           const char *kind, const char *file);
+
+extern const IfsProviderType ifs_provider_hostup;

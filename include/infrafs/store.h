@@ -1,0 +1,62 @@
+/* The store owns every account's data: it refreshes accounts in the
+ * background, builds immutable snapshots of the tree, swaps them in
+ * atomically and tells the FUSE layer what to invalidate. FUSE handlers only
+ * read snapshots; no read waits on the network. */
+#pragma once
+#include <glib.h>
+#include <stdint.h>
+#include "infrafs/config.h"
+#include "infrafs/error.h"
+#include "infrafs/node.h"
+
+typedef struct IfsStore IfsStore;
+
+/* How the store tells the kernel to drop cached data. Called only from the
+ * store's own publisher thread, never from inside a FUSE request. */
+typedef struct {
+    void (*inval_inode)(void *data, uint64_t ino);
+    void (*inval_entry)(void *data, uint64_t parent_ino, const char *name);
+    void *data;
+} IfsInvalidator;
+
+typedef struct {
+    int refresh_s;        /* default interval for accounts without `refresh` */
+    int op_poll_timeout_s;/* give up polling an operation after this long */
+} IfsStoreOptions;
+
+IfsStore *ifs_store_new(const IfsStoreOptions *opts);
+/* Registers an account (config is borrowed and must outlive the store).
+ * Fails only for programming-level problems (unknown type): an account that
+ * cannot reach its API still mounts and says why in /providers/. */
+gboolean ifs_store_add_account(IfsStore *store, const IfsAccountConfig *cfg,
+                               IfsError **err);
+void ifs_store_set_invalidator(IfsStore *store, const IfsInvalidator *inv);
+/* Publishes the initial tree and starts the refresher threads. */
+void ifs_store_start(IfsStore *store);
+/* Waits until every account finished its first refresh (or timeout_s). */
+gboolean ifs_store_wait_first_refresh(IfsStore *store, int timeout_s);
+/* SIGHUP: refresh every account now, without waiting. */
+void ifs_store_refresh_all(IfsStore *store);
+/* Stops threads and wakes blocked readers; then free. */
+void ifs_store_stop(IfsStore *store);
+void ifs_store_free(IfsStore *store);
+
+/* Read side (any thread, never blocks on I/O). Results are referenced:
+ * release with ifs_node_unref. */
+IfsNode *ifs_store_lookup(IfsStore *store, uint64_t parent_ino, const char *name);
+IfsNode *ifs_store_get(IfsStore *store, uint64_t ino);
+
+/* Write to a control node: performs the command. Returns 0 or a positive
+ * errno. Blocks until the API answered and the tree shows the result. */
+int ifs_store_control_write(IfsStore *store, IfsNode *node, const char *buf,
+                            size_t len, off_t offset);
+
+/* Read of an operation/wait node: blocks until the operation is terminal,
+ * `*cancelled` becomes true, or the store stops. Returns the text to serve
+ * (g_free) or NULL with *errnum set (EINTR). */
+char *ifs_store_wait_text(IfsStore *store, IfsNode *node,
+                          volatile gboolean *cancelled, int *errnum);
+
+/* "hostup: ok, heo: unauthorized (HTTP 401 ...)": one phrase per account,
+ * for the startup report. */
+char *ifs_store_summary(IfsStore *store);

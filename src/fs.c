@@ -1,0 +1,373 @@
+/* FUSE low-level operations: inode number -> node -> answer.
+ *
+ * Speed comes from the kernel's caches: long entry/attr timeouts, no OPEN
+ * or OPENDIR messages (FUSE_CAP_NO_OPEN_SUPPORT / NO_OPENDIR_SUPPORT make the
+ * kernel keep page and readdir caches), exact st_size, and explicit
+ * invalidation from the store's publisher thread after every change.
+ * Control files still reach us: without writeback caching every write() is
+ * sent synchronously, and a control file's cached pages are never complete
+ * after a write, so reads are sent too. */
+#include "infrafs/fs.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct IfsFs {
+    IfsStore *store;
+    struct fuse_session *se;
+    uid_t uid;
+    gid_t gid;
+    gboolean no_open;
+};
+
+static IfsFs *fs_of(fuse_req_t req)
+{
+    return fuse_req_userdata(req);
+}
+
+static void fill_attr(const IfsFs *fs, const IfsNode *node, struct stat *st)
+{
+    memset(st, 0, sizeof *st);
+    st->st_ino = node->ino;
+    st->st_uid = fs->uid;
+    st->st_gid = fs->gid;
+    st->st_blksize = 4096;
+    st->st_mtim.tv_sec = node->mtime;
+    st->st_ctim.tv_sec = node->mtime;
+    st->st_atim.tv_sec = node->mtime;
+    switch (node->type) {
+    case IFS_NODE_DIR:
+        st->st_mode = S_IFDIR | 0555;
+        st->st_nlink = 2;
+        break;
+    case IFS_NODE_CONTROL:
+        st->st_mode = S_IFREG | 0644;
+        st->st_nlink = 1;
+        st->st_size = (off_t)node->size;
+        break;
+    case IFS_NODE_WAIT:
+        st->st_mode = S_IFREG | 0444;
+        st->st_nlink = 1;
+        st->st_size = node->data ? (off_t)node->size : IFS_WAIT_PENDING_SIZE;
+        break;
+    case IFS_NODE_FILE:
+    default:
+        st->st_mode = S_IFREG | 0444;
+        st->st_nlink = 1;
+        st->st_size = (off_t)node->size;
+        break;
+    }
+    st->st_blocks = (st->st_size + 511) / 512;
+}
+
+static void reply_entry(fuse_req_t req, const IfsNode *node)
+{
+    struct fuse_entry_param e;
+
+    memset(&e, 0, sizeof e);
+    e.ino = node->ino;
+    e.attr_timeout = IFS_CACHE_TIMEOUT;
+    e.entry_timeout = IFS_CACHE_TIMEOUT;
+    fill_attr(fs_of(req), node, &e.attr);
+    fuse_reply_entry(req, &e);
+}
+
+static void ifs_init(void *userdata, struct fuse_conn_info *conn)
+{
+    IfsFs *fs = userdata;
+
+    if (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) {
+        conn->want |= FUSE_CAP_NO_OPEN_SUPPORT;
+        fs->no_open = TRUE;
+    }
+    if (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT)
+        conn->want |= FUSE_CAP_NO_OPENDIR_SUPPORT;
+    /* We invalidate explicitly; the kernel need not guess from mtimes. */
+    conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+    if (conn->capable & FUSE_CAP_EXPLICIT_INVAL_DATA)
+        conn->want |= FUSE_CAP_EXPLICIT_INVAL_DATA;
+    /* Writes must reach us at once: they are commands. */
+    conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+}
+
+static void ifs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    IfsNode *node = ifs_store_lookup(fs_of(req)->store, parent, name);
+
+    if (!node) {
+        fuse_reply_err(req, ENOENT);
+        return;
+    }
+    reply_entry(req, node);
+    ifs_node_unref(node);
+}
+
+static void ifs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    IfsNode *node = ifs_store_get(fs_of(req)->store, ino);
+    struct stat st;
+
+    (void)fi;
+    if (!node) {
+        fuse_reply_err(req, ENOENT);
+        return;
+    }
+    fill_attr(fs_of(req), node, &st);
+    fuse_reply_attr(req, &st, IFS_CACHE_TIMEOUT);
+    ifs_node_unref(node);
+}
+
+/* Only truncation of a control file is allowed, so that `echo cmd > power`
+ * (which opens with O_TRUNC) works; nothing is stored. */
+static void ifs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                        struct fuse_file_info *fi)
+{
+    IfsNode *node = ifs_store_get(fs_of(req)->store, ino);
+    const int allowed = FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
+                        FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME;
+    struct stat st;
+
+    (void)attr;
+    (void)fi;
+    if (!node) {
+        fuse_reply_err(req, ENOENT);
+        return;
+    }
+    if (node->type != IFS_NODE_CONTROL || (to_set & ~allowed)) {
+        fuse_reply_err(req, node->type == IFS_NODE_CONTROL ? EPERM : EACCES);
+        ifs_node_unref(node);
+        return;
+    }
+    fill_attr(fs_of(req), node, &st);
+    fuse_reply_attr(req, &st, IFS_CACHE_TIMEOUT);
+    ifs_node_unref(node);
+}
+
+static void ifs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    IfsFs *fs = fs_of(req);
+    IfsNode *node;
+
+    if (fs->no_open) { /* from now on the kernel opens without asking */
+        fuse_reply_err(req, ENOSYS);
+        return;
+    }
+    node = ifs_store_get(fs->store, ino);
+    if (!node) {
+        fuse_reply_err(req, ENOENT);
+        return;
+    }
+    if ((fi->flags & O_ACCMODE) != O_RDONLY && node->type != IFS_NODE_CONTROL) {
+        fuse_reply_err(req, EACCES);
+        ifs_node_unref(node);
+        return;
+    }
+    fi->keep_cache = node->type == IFS_NODE_FILE;
+    fi->direct_io = node->type != IFS_NODE_FILE;
+    fuse_reply_open(req, fi);
+    ifs_node_unref(node);
+}
+
+static void ifs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)ino;
+    (void)fi;
+    /* With FUSE_CAP_NO_OPENDIR_SUPPORT the kernel then caches readdir. */
+    fuse_reply_err(req, ENOSYS);
+}
+
+static void reply_slice(fuse_req_t req, const char *data, size_t len, size_t size, off_t off)
+{
+    if (off < 0 || (size_t)off >= len)
+        fuse_reply_buf(req, NULL, 0);
+    else
+        fuse_reply_buf(req, data + off, MIN(size, len - (size_t)off));
+}
+
+static void on_interrupt(fuse_req_t req, void *data)
+{
+    (void)req;
+    *(volatile gboolean *)data = TRUE;
+}
+
+static void read_wait(fuse_req_t req, IfsNode *node, size_t size, off_t off)
+{
+    volatile gboolean cancelled = FALSE;
+    int errnum = 0;
+    char *text;
+
+    fuse_req_interrupt_func(req, on_interrupt, (void *)&cancelled);
+    text = ifs_store_wait_text(fs_of(req)->store, node, &cancelled, &errnum);
+    if (!text) {
+        fuse_reply_err(req, errnum ? errnum : EINTR);
+        return;
+    }
+    reply_slice(req, text, strlen(text), size, off);
+    g_free(text);
+}
+
+static void ifs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                     struct fuse_file_info *fi)
+{
+    IfsNode *node = ifs_store_get(fs_of(req)->store, ino);
+
+    (void)fi;
+    if (!node) {
+        fuse_reply_err(req, ENOENT);
+        return;
+    }
+    if (node->type == IFS_NODE_DIR)
+        fuse_reply_err(req, EISDIR);
+    else if (node->type == IFS_NODE_WAIT && !node->data)
+        read_wait(req, node, size, off);
+    else
+        reply_slice(req, node->data, node->size, size, off);
+    ifs_node_unref(node);
+}
+
+static void ifs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+                      struct fuse_file_info *fi)
+{
+    IfsFs *fs = fs_of(req);
+    IfsNode *node = ifs_store_get(fs->store, ino);
+    int errnum;
+
+    (void)fi;
+    if (!node) {
+        fuse_reply_err(req, ENOENT);
+        return;
+    }
+    if (node->type != IFS_NODE_CONTROL) {
+        fuse_reply_err(req, EACCES);
+        ifs_node_unref(node);
+        return;
+    }
+    /* The API call happens here, inside write(): errors are never deferred
+     * to close(), which most programs ignore. */
+    errnum = ifs_store_control_write(fs->store, node, buf, size, off);
+    if (errnum)
+        fuse_reply_err(req, errnum);
+    else
+        fuse_reply_write(req, size);
+    ifs_node_unref(node);
+}
+
+static void ifs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                        struct fuse_file_info *fi)
+{
+    IfsNode *dir = ifs_store_get(fs_of(req)->store, ino);
+    char *buf;
+    size_t used = 0;
+
+    (void)fi;
+    if (!dir) {
+        fuse_reply_err(req, ENOENT);
+        return;
+    }
+    if (dir->type != IFS_NODE_DIR) {
+        fuse_reply_err(req, ENOTDIR);
+        ifs_node_unref(dir);
+        return;
+    }
+    buf = g_malloc(size);
+    /* Offsets: 1 ".", 2 "..", 3.. the children in order. */
+    for (off_t i = off; i < (off_t)dir->n_children + 2; i++) {
+        struct stat st = {0};
+        const char *name;
+        size_t need;
+
+        if (i == 0) {
+            name = ".";
+            st.st_ino = dir->ino;
+            st.st_mode = S_IFDIR;
+        } else if (i == 1) {
+            name = "..";
+            st.st_ino = IFS_ROOT_INO; /* not 0: readdir(3) hides entries with d_ino 0 */
+            st.st_mode = S_IFDIR;
+        } else {
+            const IfsNode *child = dir->children[i - 2];
+            name = child->name;
+            st.st_ino = child->ino;
+            st.st_mode = child->type == IFS_NODE_DIR ? S_IFDIR : S_IFREG;
+        }
+        need = fuse_add_direntry(req, buf + used, size - used, name, &st, i + 1);
+        if (need > size - used)
+            break;
+        used += need;
+    }
+    fuse_reply_buf(req, buf, used);
+    g_free(buf);
+    ifs_node_unref(dir);
+}
+
+static void ifs_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+    struct statvfs st;
+
+    (void)ino;
+    memset(&st, 0, sizeof st);
+    st.f_bsize = 4096;
+    st.f_frsize = 4096;
+    st.f_namemax = 255;
+    fuse_reply_statfs(req, &st);
+}
+
+static const struct fuse_lowlevel_ops ops = {
+    .init = ifs_init,
+    .lookup = ifs_lookup,
+    .getattr = ifs_getattr,
+    .setattr = ifs_setattr,
+    .open = ifs_open,
+    .opendir = ifs_opendir,
+    .read = ifs_read,
+    .write = ifs_write,
+    .readdir = ifs_readdir,
+    .statfs = ifs_statfs,
+};
+
+const struct fuse_lowlevel_ops *ifs_fs_ops(void)
+{
+    return &ops;
+}
+
+/* Invalidations, called by the store's publisher thread only. A node the
+ * kernel never saw answers ENOENT: nothing to drop. */
+static void inval_inode(void *data, uint64_t ino)
+{
+    IfsFs *fs = data;
+
+    if (fs->se)
+        fuse_lowlevel_notify_inval_inode(fs->se, ino, 0, 0);
+}
+
+static void inval_entry(void *data, uint64_t parent, const char *name)
+{
+    IfsFs *fs = data;
+
+    if (fs->se)
+        fuse_lowlevel_notify_inval_entry(fs->se, parent, name, strlen(name));
+}
+
+IfsFs *ifs_fs_new(IfsStore *store)
+{
+    IfsFs *fs = g_new0(IfsFs, 1);
+    IfsInvalidator inv = {inval_inode, inval_entry, fs};
+
+    fs->store = store;
+    fs->uid = getuid();
+    fs->gid = getgid();
+    ifs_store_set_invalidator(store, &inv);
+    return fs;
+}
+
+void ifs_fs_attach(IfsFs *fs, struct fuse_session *se)
+{
+    fs->se = se;
+}
+
+void ifs_fs_free(IfsFs *fs)
+{
+    g_free(fs);
+}

@@ -1,0 +1,1145 @@
+/* HTTP client for one account (include/infrafs/http.h): libcurl with
+ * keep-alive, auth, timeouts, retries of reads, rate-limit obedience, and
+ * translation of every provider's error answers into IfsError. */
+#define G_LOG_DOMAIN "infrafs"
+#include "infrafs/http.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#ifndef INFRAFS_VERSION
+#define INFRAFS_VERSION "unknown"
+#endif
+
+#define USER_AGENT "infrafs/" INFRAFS_VERSION
+
+#define DEFAULT_CONNECT_TIMEOUT_MS 10000L
+#define DEFAULT_TIMEOUT_MS 30000L
+#define DEFAULT_MAX_RETRIES 3u
+#define DEFAULT_MAX_RETRY_WAIT_S 60u
+
+/* Backoff between read retries when the server did not say how long to wait:
+ * 0.5 s, 1 s, 2 s, ... never more than this. */
+#define BACKOFF_FIRST_MS 500
+#define BACKOFF_MAX_MS 8000
+
+/* No API answer we read is anywhere near this; a body beyond it is a broken
+ * or hostile server, and holding it would only cost memory. */
+#define MAX_BODY_BYTES ((size_t)64 * 1024 * 1024)
+/* Of an error answer only the beginning can hold anything worth showing. */
+#define MAX_ERROR_BODY_BYTES ((size_t)1024 * 1024)
+/* Provider text in a message: enough for a sentence, never a page. */
+#define MAX_DETAIL_CHARS 200
+#define MAX_CODE_CHARS 64
+/* How many entries of an `errors`/`issues` list a message lists. */
+#define MAX_LISTED_ERRORS 5
+
+/* Idle easy handles kept for keep-alive; more threads than this still work,
+ * their extra handles are simply closed after use. */
+#define POOL_MAX_IDLE 8
+
+struct IfsHttp {
+    char *account;
+    char *origin;
+    IfsAuthScheme auth;
+    char *user;
+    char *secret;
+    char *auth_header_line; /* "Authorization: Bearer ..." / "x-api-key: ..." */
+    gboolean secret_unusable; /* holds CR/LF: sending it would split headers */
+    char *cacert;
+    long connect_timeout_ms;
+    long timeout_ms;
+    unsigned max_retries;
+    unsigned max_retry_wait_s;
+
+    GMutex pool_lock;
+    GPtrArray *idle_handles; /* CURL* */
+
+    atomic_uint_fast64_t requests_sent;
+    atomic_int_fast64_t rate_limit_remaining;
+
+    /* Monotonic time (µs) before which no GET may go out: set from
+     * Retry-After and from an exhausted X-RateLimit budget. */
+    GMutex throttle_lock;
+    gint64 reads_not_before_us;
+};
+
+/* ------------------------------------------------------------------------ */
+/* libcurl set-up and the handle pool                                        */
+
+static gpointer init_curl_once(gpointer unused)
+{
+    (void)unused;
+    /* curl_global_init is not thread-safe itself, hence the GOnce. */
+    return GINT_TO_POINTER(curl_global_init(CURL_GLOBAL_DEFAULT));
+}
+
+static gboolean ensure_curl_initialized(void)
+{
+    static GOnce once = G_ONCE_INIT;
+
+    return GPOINTER_TO_INT(g_once(&once, init_curl_once, NULL)) == CURLE_OK;
+}
+
+static CURL *pool_acquire(IfsHttp *http)
+{
+    CURL *curl = NULL;
+
+    g_mutex_lock(&http->pool_lock);
+    if (http->idle_handles->len > 0)
+        curl = g_ptr_array_steal_index(http->idle_handles,
+                                       http->idle_handles->len - 1);
+    g_mutex_unlock(&http->pool_lock);
+    return curl ? curl : curl_easy_init();
+}
+
+static void pool_release(IfsHttp *http, CURL *curl)
+{
+    /* Reset drops every option (and with them pointers into the finished
+     * request's stack) but keeps the live connection for the next request. */
+    curl_easy_reset(curl);
+    g_mutex_lock(&http->pool_lock);
+    if (http->idle_handles->len < POOL_MAX_IDLE) {
+        g_ptr_array_add(http->idle_handles, curl);
+        curl = NULL;
+    }
+    g_mutex_unlock(&http->pool_lock);
+    if (curl)
+        curl_easy_cleanup(curl);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Making provider text fit in one line of a message                          */
+
+/* Provider text ends up in one-line files (last_action) and in logs: make it
+ * valid UTF-8, fold control characters and runs of white space into one
+ * space, and cut it after `max_chars` characters. */
+static char *one_line(const char *text, gssize len, guint max_chars)
+{
+    char *valid = g_utf8_make_valid(text, len);
+    GString *out = g_string_new(NULL);
+    gboolean space_pending = FALSE;
+    guint chars = 0;
+    const char *p;
+
+    for (p = valid; *p && chars < max_chars; p = g_utf8_next_char(p)) {
+        gunichar c = g_utf8_get_char(p);
+
+        if (g_unichar_isspace(c) || g_unichar_iscntrl(c)) {
+            space_pending = out->len > 0;
+            continue;
+        }
+        if (space_pending) {
+            g_string_append_c(out, ' ');
+            chars++;
+            space_pending = FALSE;
+        }
+        g_string_append_unichar(out, c);
+        chars++;
+    }
+    if (*p)
+        g_string_append(out, "...");
+    g_free(valid);
+    if (out->len == 0) {
+        g_string_free(out, TRUE);
+        return NULL;
+    }
+    return g_string_free(out, FALSE);
+}
+
+static const char *skip_space(const char *s)
+{
+    while (g_ascii_isspace(*s))
+        s++;
+    return s;
+}
+
+/* First non-blank line of a plain-text answer. */
+static char *first_line(const char *text)
+{
+    const char *start = skip_space(text);
+    const char *end = strchr(start, '\n');
+
+    return one_line(start, end ? end - start : -1, MAX_DETAIL_CHARS);
+}
+
+/* An HTML error page's first line is "<html>" or a doctype; its <title>
+ * ("502 Bad Gateway") is what says something. */
+static char *html_title(const char *text)
+{
+    char *lower = g_ascii_strdown(text, -1); /* same byte offsets as text */
+    char *open = strstr(lower, "<title");
+    char *title = NULL;
+
+    if (open) {
+        char *start = strchr(open, '>');
+        char *end = start ? strstr(start, "</title") : NULL;
+
+        if (end)
+            title = one_line(text + (start + 1 - lower), end - (start + 1),
+                             MAX_DETAIL_CHARS);
+    }
+    g_free(lower);
+    return title;
+}
+
+static gboolean looks_like_html(const char *content_type, const char *text)
+{
+    return (content_type && strstr(content_type, "html")) ||
+           *skip_space(text) == '<';
+}
+
+static char *text_detail(const char *content_type, const char *text)
+{
+    char *detail = NULL;
+
+    if (looks_like_html(content_type, text))
+        detail = html_title(text);
+    return detail ? detail : first_line(text);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reading the error bodies of the five providers                            */
+
+/* Parses all of `text` (NUL-terminated, `len` bytes before the NUL) as one
+ * JSON value. JSON `null` is reported as NULL with *ok TRUE. */
+static json_object *parse_json_text(const char *text, size_t len,
+                                    gboolean *ok, const char **why)
+{
+    json_tokener *tok = json_tokener_new();
+    /* Including the terminating NUL tells json-c the input ends there, so a
+     * bare number such as "42" completes instead of waiting for more. */
+    json_object *obj = json_tokener_parse_ex(tok, text, (int)len + 1);
+    enum json_tokener_error jerr = json_tokener_get_error(tok);
+
+    *ok = jerr == json_tokener_success;
+    *why = *ok ? NULL : json_tokener_error_desc(jerr);
+    if (*ok) {
+        for (size_t i = json_tokener_get_parse_end(tok); i < len; i++) {
+            if (!g_ascii_isspace(text[i])) {
+                *ok = FALSE;
+                *why = "unexpected data after the JSON value";
+                break;
+            }
+        }
+    }
+    json_tokener_free(tok);
+    if (!*ok) {
+        json_object_put(obj);
+        obj = NULL;
+    }
+    return obj;
+}
+
+/* A member's text when it is a non-empty string, else NULL. */
+static const char *string_member(json_object *obj, const char *key)
+{
+    json_object *val;
+    const char *s;
+
+    if (!json_object_object_get_ex(obj, key, &val) ||
+        !json_object_is_type(val, json_type_string))
+        return NULL;
+    s = json_object_get_string(val);
+    return *s ? s : NULL;
+}
+
+static json_object *member_of_type(json_object *obj, const char *key,
+                                   json_type type)
+{
+    json_object *val;
+
+    if (json_object_object_get_ex(obj, key, &val) &&
+        json_object_is_type(val, type))
+        return val;
+    return NULL;
+}
+
+/* HEO's {"error":"unauthorized","message":"..."} and OAuth's
+ * {"error":"invalid_token","error_description":"..."} put a code in `error`;
+ * DeployHQ's lone {"error":"..."} puts the sentence there. */
+static gboolean error_member_is_code(json_object *obj)
+{
+    return string_member(obj, "error") &&
+           (string_member(obj, "message") || string_member(obj, "detail") ||
+            string_member(obj, "error_description"));
+}
+
+static char *code_from_object(json_object *obj)
+{
+    json_object *val;
+    json_object *nested = member_of_type(obj, "error", json_type_object);
+
+    /* HostUp and Dokploy say `code` (HostAtlas may send a number). */
+    if (json_object_object_get_ex(obj, "code", &val) &&
+        (json_object_is_type(val, json_type_string) ||
+         json_object_is_type(val, json_type_int)) &&
+        *json_object_get_string(val))
+        return g_strdup(json_object_get_string(val));
+    if (string_member(obj, "error_code"))   /* DeployHQ */
+        return g_strdup(string_member(obj, "error_code"));
+    if (nested)                             /* HostAtlas {error:{code}} */
+        return code_from_object(nested);
+    if (error_member_is_code(obj))          /* HEO */
+        return g_strdup(string_member(obj, "error"));
+    /* DeployHQ's {"status":"not_found",...}; a numeric status is HTTP's. */
+    return g_strdup(string_member(obj, "status"));
+}
+
+/* One entry of an `errors` or `issues` list: a string, HostUp's
+ * {pointer,detail}, Dokploy's zod issue {path:[...],message}. */
+static void append_listed_error(GString *out, json_object *item)
+{
+    const char *text;
+    const char *where;
+    json_object *path;
+
+    if (json_object_is_type(item, json_type_string)) {
+        g_string_append(out, json_object_get_string(item));
+        return;
+    }
+    if (!json_object_is_type(item, json_type_object))
+        return;
+    text = string_member(item, "detail");
+    if (!text)
+        text = string_member(item, "message");
+    if (!text)
+        return;
+    where = string_member(item, "pointer");
+    if (!where)
+        where = string_member(item, "field");
+    path = member_of_type(item, "path", json_type_array);
+    if (where) {
+        g_string_append_printf(out, "%s: ", where);
+    } else if (path && json_object_array_length(path) > 0) {
+        for (size_t i = 0; i < json_object_array_length(path); i++)
+            g_string_append_printf(out, "%s%s", i ? "." : "",
+                json_object_get_string(json_object_array_get_idx(path, i)));
+        g_string_append(out, ": ");
+    }
+    g_string_append(out, text);
+}
+
+static char *join_listed_errors(json_object *list)
+{
+    GString *out = g_string_new(NULL);
+    size_t n = json_object_array_length(list);
+
+    for (size_t i = 0; i < n && i < MAX_LISTED_ERRORS; i++) {
+        gsize before = out->len;
+
+        if (before > 0)
+            g_string_append(out, "; ");
+        append_listed_error(out, json_object_array_get_idx(list, i));
+        if (out->len == before + (before > 0 ? 2 : 0))
+            g_string_truncate(out, before); /* entry had nothing to say */
+    }
+    if (n > MAX_LISTED_ERRORS)
+        g_string_append_printf(out, "; and %zu more",
+                               n - MAX_LISTED_ERRORS);
+    if (out->len == 0) {
+        g_string_free(out, TRUE);
+        return NULL;
+    }
+    return g_string_free(out, FALSE);
+}
+
+/* DeployHQ's 422: {"base":["Server limit reached"],"hostname":["must be
+ * present"]}; `base` holds sentences about the whole object. */
+static char *field_hash_message(json_object *obj)
+{
+    GString *out = g_string_new(NULL);
+
+    json_object_object_foreach(obj, field, val) {
+        if (!json_object_is_type(val, json_type_array))
+            continue;
+        for (size_t i = 0; i < json_object_array_length(val); i++) {
+            json_object *item = json_object_array_get_idx(val, i);
+
+            if (!json_object_is_type(item, json_type_string))
+                continue;
+            g_string_append_printf(out, "%s%s%s%s", out->len ? "; " : "",
+                                   strcmp(field, "base") ? field : "",
+                                   strcmp(field, "base") ? " " : "",
+                                   json_object_get_string(item));
+        }
+    }
+    if (out->len == 0) {
+        g_string_free(out, TRUE);
+        return NULL;
+    }
+    return g_string_free(out, FALSE);
+}
+
+/* The sentence of an error object, most specific field first. */
+static const char *headline_of_object(json_object *obj)
+{
+    static const char *const keys[] = { "detail", "message", NULL };
+    json_object *nested = member_of_type(obj, "error", json_type_object);
+
+    for (int i = 0; keys[i]; i++)
+        if (string_member(obj, keys[i]))
+            return string_member(obj, keys[i]);
+    if (nested && headline_of_object(nested))
+        return headline_of_object(nested);
+    if (string_member(obj, "error") && !error_member_is_code(obj))
+        return string_member(obj, "error");
+    if (string_member(obj, "error_description"))
+        return string_member(obj, "error_description");
+    return string_member(obj, "title");
+}
+
+static char *message_from_object(json_object *obj)
+{
+    const char *headline = headline_of_object(obj);
+    const char *hint = string_member(obj, "hint");
+    json_object *list = member_of_type(obj, "errors", json_type_array);
+    char *listed;
+    GString *out = g_string_new(headline);
+
+    if (!list)
+        list = member_of_type(obj, "issues", json_type_array);
+    listed = list ? join_listed_errors(list) : NULL;
+    if (!listed && !headline)
+        listed = field_hash_message(obj);
+    if (listed)
+        g_string_append_printf(out, "%s%s", out->len ? ": " : "", listed);
+    if (hint && (!headline || strcmp(hint, headline) != 0))
+        g_string_append_printf(out, "%shint: %s", out->len ? "; " : "", hint);
+    g_free(listed);
+    if (out->len == 0) {
+        g_string_free(out, TRUE);
+        return NULL;
+    }
+    return g_string_free(out, FALSE);
+}
+
+/* Provider's code and sentence from a JSON error body; both NULL when the
+ * JSON is of no known form (the caller then shows the raw text). */
+static void detail_from_json(json_object *json, char **code, char **message)
+{
+    *code = NULL;
+    *message = NULL;
+    switch (json_object_get_type(json)) {
+    case json_type_object:
+        *code = code_from_object(json);
+        *message = message_from_object(json);
+        break;
+    case json_type_array:
+        *message = join_listed_errors(json);
+        break;
+    case json_type_string:
+        *message = g_strdup(json_object_get_string(json));
+        break;
+    default:
+        break;
+    }
+}
+
+static gboolean may_be_json(const char *content_type, const char *text)
+{
+    char first = *skip_space(text);
+
+    return first == '{' || first == '[' ||
+           (content_type && strstr(content_type, "json"));
+}
+
+/* The provider's code (or NULL) and a one-line sentence (or NULL) from any
+ * error body: JSON of every provider's form, HTML, or plain text. */
+static void provider_detail(const char *content_type, const char *body,
+                            size_t body_len, char **code, char **message)
+{
+    /* Up to the first NUL byte: a body with NULs is broken anyway, and
+     * everything below may treat it as a C string. */
+    char *text = g_strndup(body ? body : "", MIN(body_len, MAX_ERROR_BODY_BYTES));
+    char *raw_code = NULL;
+    char *raw_message = NULL;
+
+    if (may_be_json(content_type, text)) {
+        gboolean ok;
+        const char *why;
+        json_object *json = parse_json_text(text, strlen(text), &ok, &why);
+
+        detail_from_json(json, &raw_code, &raw_message);
+        json_object_put(json);
+    }
+    *code = raw_code ? one_line(raw_code, -1, MAX_CODE_CHARS) : NULL;
+    *message = raw_message ? one_line(raw_message, -1, MAX_DETAIL_CHARS) : NULL;
+    if (!*code && !*message)
+        *message = text_detail(content_type, text);
+    g_free(raw_code);
+    g_free(raw_message);
+    g_free(text);
+}
+
+/* "account 'hostup': GET /api/v2/vps" */
+static char *describe_request(const char *account, const char *method,
+                              const char *path)
+{
+    return g_strdup_printf("account '%s': %s %s", account ? account : "?",
+                           method ? method : "?", path ? path : "?");
+}
+
+static const char *advice_for_status(int status)
+{
+    switch (status) {
+    case 401:
+        return "; check the account's token";
+    case 429:
+        return "; the API is rate limiting infrafs";
+    default:
+        return "";
+    }
+}
+
+IfsError *ifs_http_error_from_response(int status, const char *content_type,
+                                       const char *body, size_t body_len,
+                                       const char *method, const char *path,
+                                       const char *account)
+{
+    char *where = describe_request(account, method, path);
+    char *code;
+    char *message;
+    IfsError *err;
+
+    provider_detail(content_type, body, body_len, &code, &message);
+    err = ifs_error_new(ifs_errno_for_http_status(status), status, code,
+                        "%s: HTTP %d%s%s%s%s%s", where, status,
+                        code ? " " : "", code ? code : "",
+                        message ? ": " : "", message ? message : "",
+                        advice_for_status(status));
+    g_free(where);
+    g_free(code);
+    g_free(message);
+    return err;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Retry-After and X-RateLimit-Reset                                          */
+
+/* Whole non-negative decimal number, surrounding white space allowed. */
+static gboolean parse_seconds(const char *value, gint64 *out)
+{
+    char *copy = g_strstrip(g_strdup(value));
+    guint64 n;
+    gboolean ok = g_ascii_string_to_unsigned(copy, 10, 0, G_MAXINT64, &n, NULL);
+
+    g_free(copy);
+    if (ok)
+        *out = (gint64)n;
+    return ok;
+}
+
+gint64 ifs_http_parse_retry_after(const char *value, gint64 now_epoch)
+{
+    gint64 seconds;
+    time_t date;
+
+    if (!value || !*skip_space(value))
+        return -1;
+    if (parse_seconds(value, &seconds))
+        return seconds;
+    if (g_ascii_isdigit(*skip_space(value)) || *skip_space(value) == '-')
+        return -1; /* a malformed number, not a date */
+    /* HTTP-date in any of RFC 9110's three forms; curl knows them all. */
+    date = curl_getdate(value, NULL);
+    if (date == (time_t)-1)
+        return -1;
+    return MAX((gint64)date - now_epoch, 0);
+}
+
+static gint64 parse_iso8601_epoch(const char *value)
+{
+    GTimeZone *utc = g_time_zone_new_utc();
+    GDateTime *when = g_date_time_new_from_iso8601(value, utc);
+    gint64 epoch = when ? g_date_time_to_unix(when) : -1;
+
+    if (when)
+        g_date_time_unref(when);
+    g_time_zone_unref(utc);
+    return epoch;
+}
+
+gint64 ifs_http_parse_rate_limit_reset(const char *value)
+{
+    char *copy;
+    char *dot;
+    gint64 epoch = -1;
+
+    if (!value)
+        return -1;
+    copy = g_strstrip(g_strdup(value));
+    dot = strchr(copy, '.');
+    /* Epoch seconds, possibly with a fraction we do not need. */
+    if (dot && dot[1] && strspn(dot + 1, "0123456789") == strlen(dot + 1))
+        *dot = '\0';
+    if (!parse_seconds(copy, &epoch)) {
+        if (dot)
+            *dot = '.';
+        epoch = *copy ? parse_iso8601_epoch(copy) : -1;
+    }
+    g_free(copy);
+    return epoch;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Rate-limit obedience                                                       */
+
+/* Holds every later GET back until `wait_s` from now; never longer than the
+ * configured cap, so a wrong clock or header cannot stall the account. */
+static void hold_reads_for(IfsHttp *http, gint64 wait_s)
+{
+    gint64 capped = MIN(wait_s, (gint64)http->max_retry_wait_s);
+    gint64 deadline = g_get_monotonic_time() + capped * G_USEC_PER_SEC;
+
+    g_mutex_lock(&http->throttle_lock);
+    http->reads_not_before_us = MAX(http->reads_not_before_us, deadline);
+    g_mutex_unlock(&http->throttle_lock);
+}
+
+static void wait_until_reads_allowed(IfsHttp *http)
+{
+    gint64 deadline;
+    gint64 now = g_get_monotonic_time();
+
+    g_mutex_lock(&http->throttle_lock);
+    deadline = http->reads_not_before_us;
+    g_mutex_unlock(&http->throttle_lock);
+    if (deadline > now) {
+        g_debug("account '%s': waiting %.1f s for the API's rate limit",
+                http->account, (double)(deadline - now) / G_USEC_PER_SEC);
+        g_usleep((gulong)(deadline - now));
+    }
+}
+
+/* Header lookup by name, case-insensitive; the value is valid until the
+ * handle is used again. */
+static const char *response_header(CURL *curl, const char *name)
+{
+    struct curl_header *header;
+
+    if (curl_easy_header(curl, name, 0, CURLH_HEADER, -1, &header) != CURLHE_OK)
+        return NULL;
+    return header->value;
+}
+
+static void note_rate_limit_budget(IfsHttp *http, CURL *curl)
+{
+    const char *remaining_text = response_header(curl, "X-RateLimit-Remaining");
+    gint64 remaining;
+    gint64 reset;
+    gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+
+    if (!remaining_text || !parse_seconds(remaining_text, &remaining))
+        return;
+    atomic_store(&http->rate_limit_remaining, remaining);
+    if (remaining > 0)
+        return;
+    reset = ifs_http_parse_rate_limit_reset(response_header(curl, "X-RateLimit-Reset"));
+    if (reset > now)
+        hold_reads_for(http, reset - now);
+}
+
+static gboolean status_is_transient(int status)
+{
+    return status == 429 || status == 502 || status == 503 || status == 504;
+}
+
+/* Retry-After on an answer worth retrying (429, 503, and the gateway
+ * errors) holds back every later GET of the account. Returns the wait in
+ * seconds, -1 when the server named none. */
+static gint64 note_retry_after(IfsHttp *http, CURL *curl, int status)
+{
+    gint64 wait_s;
+
+    if (!status_is_transient(status))
+        return -1;
+    wait_s = ifs_http_parse_retry_after(response_header(curl, "Retry-After"),
+                                        g_get_real_time() / G_USEC_PER_SEC);
+    if (wait_s > 0)
+        hold_reads_for(http, wait_s);
+    return wait_s;
+}
+
+/* ------------------------------------------------------------------------ */
+/* One request on the wire                                                   */
+
+typedef struct {
+    GByteArray *body;
+    gboolean too_large;
+    char errbuf[CURL_ERROR_SIZE];
+} Transfer;
+
+/* The outcome of one attempt, and whether another may do better. */
+typedef struct {
+    IfsHttpResponse *response; /* 2xx */
+    IfsError *err;             /* anything else */
+    gboolean transient;        /* 429, 502-504, most transport failures */
+    gboolean server_said_when; /* Retry-After named the wait */
+} Attempt;
+
+static size_t collect_body(char *data, size_t size, size_t nmemb, void *userdata)
+{
+    Transfer *t = userdata;
+    size_t n = size * nmemb;
+
+    if (t->body->len + n > MAX_BODY_BYTES) {
+        t->too_large = TRUE;
+        return 0; /* makes curl abort with CURLE_WRITE_ERROR */
+    }
+    g_byte_array_append(t->body, (const guint8 *)data, (guint)n);
+    return n;
+}
+
+static struct curl_slist *request_headers(const IfsHttp *http, gboolean has_body)
+{
+    struct curl_slist *headers = NULL;
+
+    headers = curl_slist_append(headers, "Accept: application/json");
+    /* Without a body no Content-Type; an empty value also stops curl from
+     * adding its form-encoding default to a bodiless POST. */
+    headers = curl_slist_append(headers, has_body ?
+                                "Content-Type: application/json" :
+                                "Content-Type:");
+    /* No "100 Continue" round trip before sending a body. */
+    headers = curl_slist_append(headers, "Expect:");
+    if (http->auth_header_line)
+        headers = curl_slist_append(headers, http->auth_header_line);
+    return headers;
+}
+
+static void set_method(CURL *curl, const char *method, const char *json_body)
+{
+    if (strcmp(method, "GET") == 0) {
+        curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
+        return;
+    }
+    if (strcmp(method, "HEAD") == 0) {
+        curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
+        return;
+    }
+    if (strcmp(method, "POST") != 0)
+        curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+    if (json_body || strcmp(method, "POST") == 0) {
+        /* A bodiless POST still says Content-Length: 0, as servers expect. */
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, json_body ? json_body : "");
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE,
+                         (curl_off_t)(json_body ? strlen(json_body) : 0));
+    }
+}
+
+static void configure_transfer(CURL *curl, const IfsHttp *http,
+                               const char *method, const char *url,
+                               const char *json_body,
+                               struct curl_slist *headers, Transfer *t)
+{
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L); /* we run in many threads */
+    curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, http->connect_timeout_ms);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, http->timeout_ms);
+    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (http->cacert)
+        curl_easy_setopt(curl, CURLOPT_CAINFO, http->cacert);
+    curl_easy_setopt(curl, CURLOPT_USERAGENT, USER_AGENT);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, "");
+    /* Refuses a too large body up front when Content-Length announces it. */
+    curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)MAX_BODY_BYTES);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect_body);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, t);
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, t->errbuf);
+    if (http->auth == IFS_AUTH_BASIC) {
+        curl_easy_setopt(curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        curl_easy_setopt(curl, CURLOPT_USERNAME, http->user ? http->user : "");
+        curl_easy_setopt(curl, CURLOPT_PASSWORD, http->secret);
+    }
+    set_method(curl, method, json_body);
+}
+
+/* Counts the attempt only if request bytes went out (a refused connection
+ * sent nothing). */
+static void count_if_sent(IfsHttp *http, CURL *curl)
+{
+    long request_bytes = 0;
+
+    if (curl_easy_getinfo(curl, CURLINFO_REQUEST_SIZE, &request_bytes) == CURLE_OK &&
+        request_bytes > 0)
+        atomic_fetch_add(&http->requests_sent, 1);
+}
+
+static Attempt transport_failure(const IfsHttp *http, CURL *curl, CURLcode rc,
+                                 const Transfer *t, const char *where)
+{
+    const char *detail = t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc);
+    long os_errno = 0;
+    Attempt a = { .transient = TRUE };
+
+    switch (rc) {
+    case CURLE_OPERATION_TIMEDOUT:
+        a.err = ifs_error_new(ETIMEDOUT, 0, NULL,
+                              "%s: no answer from %s in time (%s)",
+                              where, http->origin, detail);
+        break;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+        /* "Connection refused" says more than curl's long sentence. */
+        curl_easy_getinfo(curl, CURLINFO_OS_ERRNO, &os_errno);
+        a.err = ifs_error_new(EHOSTUNREACH, 0, NULL,
+                              "%s: no connection to %s (%s); check `url` and the network",
+                              where, http->origin,
+                              os_errno ? g_strerror((int)os_errno) : detail);
+        break;
+    case CURLE_WRITE_ERROR:
+    case CURLE_FILESIZE_EXCEEDED:
+        a.transient = FALSE;
+        a.err = (rc == CURLE_FILESIZE_EXCEEDED || t->too_large) ?
+            ifs_error_new(EIO, 0, NULL,
+                          "%s: the response is larger than %zu MiB; not reading it",
+                          where, MAX_BODY_BYTES / (1024 * 1024)) :
+            ifs_error_new(EIO, 0, NULL, "%s: transfer from %s failed (%s)",
+                          where, http->origin, detail);
+        break;
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CERTPROBLEM:
+        a.transient = FALSE;
+        a.err = ifs_error_new(EIO, 0, NULL,
+                              "%s: TLS certificate of %s not accepted (%s); check `url` and `cacert`",
+                              where, http->origin, detail);
+        break;
+    case CURLE_URL_MALFORMAT:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+        a.transient = FALSE;
+        a.err = ifs_error_new(EIO, 0, NULL, "%s: unusable URL %s (%s); check `url`",
+                              where, http->origin, detail);
+        break;
+    default:
+        a.err = ifs_error_new(EIO, 0, NULL, "%s: transfer from %s failed (%s)",
+                              where, http->origin, detail);
+        break;
+    }
+    return a;
+}
+
+static IfsHttpResponse *take_response(CURL *curl, int status, Transfer *t)
+{
+    IfsHttpResponse *resp = g_new0(IfsHttpResponse, 1);
+    const char *content_type = NULL;
+
+    curl_easy_getinfo(curl, CURLINFO_CONTENT_TYPE, &content_type);
+    resp->status = status;
+    resp->content_type = g_strdup(content_type);
+    resp->body_len = t->body->len;
+    g_byte_array_append(t->body, (const guint8 *)"", 1);
+    resp->body = (char *)g_byte_array_free(t->body, FALSE);
+    t->body = NULL;
+    return resp;
+}
+
+/* infrafs never follows redirects (credentials must not travel to another
+ * host); an `url` that redirects is a configuration mistake worth naming. */
+static void explain_redirect(IfsError *err, CURL *curl)
+{
+    const char *location = response_header(curl, "Location");
+    char *message;
+
+    if (!location)
+        return;
+    message = g_strdup_printf("%s; the API redirects to %s, check `url`",
+                              err->message, location);
+    g_free(err->message);
+    err->message = message;
+}
+
+static Attempt http_answer(IfsHttp *http, CURL *curl, Transfer *t,
+                           const char *method, const char *path)
+{
+    long status = 0;
+    const char *content_type = NULL;
+    Attempt a = { 0 };
+    gint64 retry_after;
+
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    note_rate_limit_budget(http, curl);
+    retry_after = note_retry_after(http, curl, (int)status);
+    if (status >= 200 && status < 300) {
+        a.response = take_response(curl, (int)status, t);
+        return a;
+    }
+    curl_easy_getinfo(curl, CURLINFO_CONTENT_TYPE, &content_type);
+    a.err = ifs_http_error_from_response((int)status, content_type,
+                                         (const char *)t->body->data,
+                                         t->body->len, method, path,
+                                         http->account);
+    if (status >= 300 && status < 400)
+        explain_redirect(a.err, curl);
+    a.transient = status_is_transient((int)status);
+    a.server_said_when = retry_after >= 0;
+    return a;
+}
+
+static Attempt attempt_once(IfsHttp *http, const char *method,
+                            const char *path, const char *json_body,
+                            const char *where)
+{
+    CURL *curl = pool_acquire(http);
+    Transfer t = { .body = g_byte_array_new() };
+    char *url = g_strconcat(http->origin, path, NULL);
+    struct curl_slist *headers = request_headers(http, json_body != NULL);
+    CURLcode rc;
+    Attempt a;
+
+    if (!curl) {
+        a = (Attempt){ .err = ifs_error_new(EIO, 0, NULL,
+                                            "%s: cannot create a curl handle", where) };
+    } else {
+        configure_transfer(curl, http, method, url, json_body, headers, &t);
+        rc = curl_easy_perform(curl);
+        count_if_sent(http, curl);
+        a = rc == CURLE_OK ? http_answer(http, curl, &t, method, path)
+                           : transport_failure(http, curl, rc, &t, where);
+        pool_release(http, curl);
+    }
+    curl_slist_free_all(headers);
+    g_free(url);
+    if (t.body)
+        g_byte_array_unref(t.body);
+    return a;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Retries                                                                    */
+
+/* Reads can be repeated safely; a control action must never run twice. */
+static gboolean method_is_retryable(const char *method)
+{
+    return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+}
+
+static gulong backoff_us(const IfsHttp *http, unsigned retry)
+{
+    gint64 ms = BACKOFF_FIRST_MS;
+
+    for (unsigned i = 0; i < retry && ms < BACKOFF_MAX_MS; i++)
+        ms *= 2;
+    ms = MIN(ms, BACKOFF_MAX_MS);
+    ms = MIN(ms, (gint64)http->max_retry_wait_s * 1000);
+    return (gulong)(ms * 1000);
+}
+
+static void note_attempts(IfsError *err, unsigned attempts)
+{
+    char *message;
+
+    if (attempts < 2)
+        return;
+    message = g_strdup_printf("%s (gave up after %u attempts)", err->message,
+                              attempts);
+    g_free(err->message);
+    err->message = message;
+}
+
+static char *redact(char *text, const char *secret)
+{
+    GString *s;
+
+    if (!text || !secret || !*secret || !strstr(text, secret))
+        return text;
+    s = g_string_new(text);
+    g_free(text);
+    g_string_replace(s, secret, "[redacted]", 0);
+    return g_string_free(s, FALSE);
+}
+
+/* Servers have been known to echo the credential they refused. */
+static void redact_secret(IfsError *err, const char *secret)
+{
+    err->message = redact(err->message, secret);
+    err->code = redact(err->code, secret);
+}
+
+static IfsError *refuse_request(const IfsHttp *http, const char *path,
+                                const char *where)
+{
+    if (!path || path[0] != '/')
+        return ifs_error_new(EINVAL, 0, NULL,
+                             "%s: the path does not start with '/' (internal error)",
+                             where);
+    if (http->secret_unusable)
+        return ifs_error_new(EINVAL, 0, NULL,
+                             "%s: the account's secret contains a line break or "
+                             "control character; fix token, token_file or token_command",
+                             where);
+    return NULL;
+}
+
+IfsHttpResponse *ifs_http_request(IfsHttp *http, const char *method,
+                                  const char *path, const char *json_body,
+                                  IfsError **err)
+{
+    char *where;
+    gboolean retryable;
+    IfsError *refusal;
+    Attempt a = { 0 };
+    unsigned attempt;
+
+    g_return_val_if_fail(http && method, NULL);
+    where = describe_request(http->account, method, path);
+    refusal = refuse_request(http, path, where);
+    if (refusal) {
+        ifs_error_propagate(err, refusal);
+        g_free(where);
+        return NULL;
+    }
+    retryable = method_is_retryable(method);
+    for (attempt = 0;; attempt++) {
+        if (retryable)
+            wait_until_reads_allowed(http);
+        a = attempt_once(http, method, path, json_body, where);
+        if (a.err) /* before it is logged or returned */
+            redact_secret(a.err, http->secret);
+        if (a.response || !retryable || !a.transient || attempt >= http->max_retries)
+            break;
+        g_debug("%s, retrying", a.err->message);
+        ifs_error_free(a.err);
+        /* With Retry-After the read gate above already waits. */
+        if (!a.server_said_when)
+            g_usleep(backoff_us(http, attempt));
+    }
+    g_free(where);
+    if (a.response)
+        return a.response;
+    note_attempts(a.err, attempt + 1);
+    ifs_error_propagate(err, a.err);
+    return NULL;
+}
+
+void ifs_http_response_free(IfsHttpResponse *resp)
+{
+    if (!resp)
+        return;
+    g_free(resp->body);
+    g_free(resp->content_type);
+    g_free(resp);
+}
+
+json_object *ifs_http_get_json(IfsHttp *http, const char *path, IfsError **err)
+{
+    IfsHttpResponse *resp = ifs_http_request(http, "GET", path, NULL, err);
+    json_object *json;
+    gboolean ok;
+    const char *why;
+
+    if (!resp)
+        return NULL;
+    json = parse_json_text(resp->body, resp->body_len, &ok, &why);
+    if (!json)
+        ifs_error_propagate(err, ifs_error_new(EIO, resp->status, NULL,
+            "account '%s': GET %s: unreadable response (%s)", http->account,
+            path, ok ? "JSON null" : why));
+    ifs_http_response_free(resp);
+    return json;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Life cycle and counters                                                    */
+
+static gboolean has_control_chars(const char *s)
+{
+    for (; s && *s; s++)
+        if (g_ascii_iscntrl(*s))
+            return TRUE;
+    return FALSE;
+}
+
+static char *auth_header_line(const IfsHttpConfig *cfg)
+{
+    switch (cfg->auth) {
+    case IFS_AUTH_BEARER:
+        return g_strdup_printf("Authorization: Bearer %s", cfg->secret);
+    case IFS_AUTH_HEADER:
+        return g_strdup_printf("%s: %s", cfg->auth_header, cfg->secret);
+    default:
+        return NULL; /* none, or Basic which curl encodes */
+    }
+}
+
+IfsHttp *ifs_http_new(const IfsHttpConfig *cfg)
+{
+    IfsHttp *http;
+
+    g_return_val_if_fail(cfg && cfg->origin, NULL);
+    g_return_val_if_fail(cfg->auth != IFS_AUTH_HEADER || cfg->auth_header, NULL);
+    if (!ensure_curl_initialized())
+        g_error("libcurl failed to initialize");
+
+    http = g_new0(IfsHttp, 1);
+    http->account = g_strdup(cfg->account ? cfg->account : "?");
+    http->origin = g_strdup(cfg->origin);
+    if (g_str_has_suffix(http->origin, "/"))
+        http->origin[strlen(http->origin) - 1] = '\0';
+    http->auth = cfg->auth;
+    http->user = g_strdup(cfg->user);
+    /* Kept even without auth: it is still what messages must never show. */
+    http->secret = g_strdup(cfg->secret ? cfg->secret : "");
+    /* A line break would end the header early and inject the rest. */
+    http->secret_unusable = cfg->auth != IFS_AUTH_NONE &&
+                            has_control_chars(http->secret);
+    http->auth_header_line = http->secret_unusable ? NULL : auth_header_line(cfg);
+    http->cacert = g_strdup(cfg->cacert);
+    http->connect_timeout_ms = cfg->connect_timeout_ms > 0 ?
+        cfg->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
+    http->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : DEFAULT_TIMEOUT_MS;
+    http->max_retries = cfg->max_retries ? cfg->max_retries : DEFAULT_MAX_RETRIES;
+    http->max_retry_wait_s = cfg->max_retry_wait_s ?
+        cfg->max_retry_wait_s : DEFAULT_MAX_RETRY_WAIT_S;
+    g_mutex_init(&http->pool_lock);
+    http->idle_handles = g_ptr_array_new();
+    atomic_init(&http->requests_sent, 0);
+    atomic_init(&http->rate_limit_remaining, -1);
+    g_mutex_init(&http->throttle_lock);
+    return http;
+}
+
+static void free_secret(char *s)
+{
+    if (s)
+        explicit_bzero(s, strlen(s)); /* keep it out of later core dumps */
+    g_free(s);
+}
+
+void ifs_http_free(IfsHttp *http)
+{
+    if (!http)
+        return;
+    for (guint i = 0; i < http->idle_handles->len; i++)
+        curl_easy_cleanup(g_ptr_array_index(http->idle_handles, i));
+    g_ptr_array_free(http->idle_handles, TRUE);
+    g_mutex_clear(&http->pool_lock);
+    g_mutex_clear(&http->throttle_lock);
+    free_secret(http->secret);
+    free_secret(http->auth_header_line);
+    g_free(http->account);
+    g_free(http->origin);
+    g_free(http->user);
+    g_free(http->cacert);
+    g_free(http);
+}
+
+guint64 ifs_http_request_count(IfsHttp *http)
+{
+    g_return_val_if_fail(http, 0);
+    return atomic_load(&http->requests_sent);
+}
+
+gint64 ifs_http_rate_limit_remaining(IfsHttp *http)
+{
+    g_return_val_if_fail(http, -1);
+    return atomic_load(&http->rate_limit_remaining);
+}

@@ -1,0 +1,473 @@
+/* infrafs: command line, configuration, daemonizing and the FUSE loop.
+ *
+ * Without -f the process forks before anything else starts threads; the
+ * child mounts, runs the first refresh (bounded) and reports over a pipe;
+ * the parent prints the outcome and exits 0 or 1 (CONTRACT §1). */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fuse_lowlevel.h>
+#include <fuse_opt.h>
+
+#include "infrafs/config.h"
+#include "infrafs/fs.h"
+#include "infrafs/log.h"
+#include "infrafs/provider.h"
+#include "infrafs/store.h"
+
+#ifndef INFRAFS_VERSION
+#define INFRAFS_VERSION "unknown"
+#endif
+
+#define DEFAULT_REFRESH_S 60
+#define DEFAULT_STARTUP_TIMEOUT_S 30
+#define MIN_WORKER_THREADS 64
+
+typedef struct {
+    char *config;
+    int refresh;
+    int startup_timeout;
+    int show_help;
+    int show_version;
+    GPtrArray *positionals;
+} Options;
+
+enum { KEY_HELP, KEY_VERSION, KEY_FSTAB_ONLY };
+
+#define IFS_OPT(template, field, value) {template, offsetof(Options, field), value}
+
+static const struct fuse_opt option_spec[] = {
+    IFS_OPT("config=%s", config, 0),
+    IFS_OPT("refresh=%d", refresh, 0),
+    IFS_OPT("startup_timeout=%d", startup_timeout, 0),
+    FUSE_OPT_KEY("-h", KEY_HELP),
+    FUSE_OPT_KEY("--help", KEY_HELP),
+    FUSE_OPT_KEY("-V", KEY_VERSION),
+    FUSE_OPT_KEY("--version", KEY_VERSION),
+    /* Options only /etc/fstab and mount(8) care about. */
+    FUSE_OPT_KEY("auto", KEY_FSTAB_ONLY),
+    FUSE_OPT_KEY("noauto", KEY_FSTAB_ONLY),
+    FUSE_OPT_KEY("user", KEY_FSTAB_ONLY),
+    FUSE_OPT_KEY("nouser", KEY_FSTAB_ONLY),
+    FUSE_OPT_KEY("users", KEY_FSTAB_ONLY),
+    FUSE_OPT_KEY("_netdev", KEY_FSTAB_ONLY),
+    FUSE_OPT_KEY("nofail", KEY_FSTAB_ONLY),
+    FUSE_OPT_END,
+};
+
+static int option_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+    Options *o = data;
+
+    (void)outargs;
+    switch (key) {
+    case KEY_HELP:
+        o->show_help = 1;
+        return 0;
+    case KEY_VERSION:
+        o->show_version = 1;
+        return 0;
+    case KEY_FSTAB_ONLY:
+        return 0;
+    case FUSE_OPT_KEY_NONOPT:
+        g_ptr_array_add(o->positionals, g_strdup(arg));
+        return 0;
+    case FUSE_OPT_KEY_OPT:
+        return strncmp(arg, "x-", 2) == 0 ? 0 : 1; /* x-systemd.* and friends */
+    default:
+        return 1;
+    }
+}
+
+static void print_usage(const char *prog)
+{
+    printf("usage: %s [-o OPTION[,OPTION...]] [SOURCE] MOUNTPOINT\n"
+           "\n"
+           "Shows your hosted infrastructure as files.\n"
+           "SOURCE names the configuration file (\"infrafs\" means the default).\n"
+           "\n"
+           "infrafs options:\n"
+           "    -o config=FILE          configuration file\n"
+           "                            ($XDG_CONFIG_HOME/infrafs/config or ~/.config/infrafs/config)\n"
+           "    -o refresh=SECONDS      refresh interval for accounts without `refresh` (%d)\n"
+           "    -o startup_timeout=SECONDS\n"
+           "                            longest wait for the first refresh before the\n"
+           "                            command returns (%d)\n"
+           "    -h, --help              print this help\n"
+           "    -V, --version           print the version\n"
+           "\n"
+           "fstab-only options (auto, noauto, user, nouser, users, _netdev, nofail, x-*)\n"
+           "are accepted and ignored.\n"
+           "\n", prog, DEFAULT_REFRESH_S, DEFAULT_STARTUP_TIMEOUT_S);
+    printf("FUSE options:\n");
+    fuse_cmdline_help();
+    fuse_lowlevel_help();
+}
+
+/* ---- startup report -------------------------------------------------------- */
+
+static int report_fd = -1;
+
+/* Tell the waiting parent how startup went ('0' ok, '1' failed), or print it
+ * when running in the foreground. */
+static void report(gboolean ok, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+static void report(gboolean ok, const char *fmt, ...)
+{
+    va_list ap;
+    char *text;
+
+    va_start(ap, fmt);
+    text = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    if (report_fd >= 0) {
+        char *msg = g_strdup_printf("%c%s", ok ? '0' : '1', text);
+        ssize_t left = (ssize_t)strlen(msg);
+        const char *p = msg;
+        while (left > 0) {
+            ssize_t n = write(report_fd, p, (size_t)left);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                break;
+            p += n;
+            left -= n;
+        }
+        close(report_fd);
+        report_fd = -1;
+        g_free(msg);
+    } else if (ok) {
+        g_message("%s", text);
+    } else {
+        fprintf(stderr, "infrafs: %s\n", text);
+    }
+    g_free(text);
+}
+
+/* The parent: wait for the child's report and exit with its outcome. */
+static int parent_wait(int fd)
+{
+    GString *msg = g_string_new(NULL);
+    char buf[512];
+    ssize_t n;
+    int status;
+
+    while ((n = read(fd, buf, sizeof buf)) != 0) {
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            break;
+        g_string_append_len(msg, buf, n);
+    }
+    close(fd);
+    if (msg->len == 0) {
+        fprintf(stderr, "infrafs: the filesystem process exited during startup; "
+                        "run with -f to see why\n");
+        status = 1;
+    } else if (msg->str[0] == '0') {
+        printf("infrafs: %s\n", msg->str + 1);
+        status = 0;
+    } else {
+        fprintf(stderr, "infrafs: %s\n", msg->str + 1);
+        status = 1;
+    }
+    g_string_free(msg, TRUE);
+    return status;
+}
+
+static void detach_stdio(void)
+{
+    int fd = open("/dev/null", O_RDWR);
+
+    if (fd < 0)
+        return;
+    dup2(fd, STDIN_FILENO);
+    dup2(fd, STDOUT_FILENO);
+    dup2(fd, STDERR_FILENO);
+    if (fd > STDERR_FILENO)
+        close(fd);
+}
+
+typedef struct {
+    IfsStore *store;
+    char *mountpoint;
+    int timeout_s;
+    gboolean foreground;
+} Startup;
+
+static gpointer startup_main(gpointer data)
+{
+    Startup *st = data;
+    gboolean all = ifs_store_wait_first_refresh(st->store, st->timeout_s);
+    char *summary = ifs_store_summary(st->store);
+
+    report(TRUE, "mounted at %s%s (%s)", st->mountpoint,
+           all ? "" : "; first refresh still running", summary);
+    g_free(summary);
+    if (!st->foreground)
+        detach_stdio();
+    return NULL;
+}
+
+/* ---- SIGHUP: refresh everything ------------------------------------------------ */
+
+static int hup_pipe[2] = {-1, -1};
+
+static void on_sighup(int sig)
+{
+    char c = 'h';
+    int saved = errno;
+
+    (void)sig;
+    if (write(hup_pipe[1], &c, 1) < 0) {
+        /* nothing to do in a signal handler */
+    }
+    errno = saved;
+}
+
+static gpointer hup_main(gpointer data)
+{
+    IfsStore *store = data;
+    char c;
+
+    while (read(hup_pipe[0], &c, 1) == 1 && c == 'h') {
+        g_message("SIGHUP: refreshing every account");
+        ifs_store_refresh_all(store);
+    }
+    return NULL;
+}
+
+static void install_sighup(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sighup;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGHUP, &sa, NULL);
+}
+
+/* ---- main -------------------------------------------------------------------- */
+
+static char *absolute_mountpoint(const char *path, IfsError **err)
+{
+    char resolved[PATH_MAX];
+    struct stat st;
+
+    if (!realpath(path, resolved) || stat(resolved, &st) != 0) {
+        ifs_error_propagate(err, ifs_error_new(ENOENT, 0, NULL,
+            "mountpoint %s: %s; create it with mkdir -p %s", path, g_strerror(errno), path));
+        return NULL;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        ifs_error_propagate(err, ifs_error_new(ENOTDIR, 0, NULL,
+            "mountpoint %s is not a directory", path));
+        return NULL;
+    }
+    return g_strdup(resolved);
+}
+
+static char *choose_config(Options *o, const char *source)
+{
+    if (o->config)
+        return g_strdup(o->config);
+    if (source && strcmp(source, "infrafs") != 0)
+        return g_strdup(source);
+    return ifs_config_default_path();
+}
+
+static void add_mount_options(struct fuse_args *args, const char *config_path)
+{
+    char *opts = NULL;
+
+    fuse_opt_add_opt(&opts, "subtype=infrafs");
+    fuse_opt_add_opt(&opts, "noatime");
+    {
+        char *fsname = g_strconcat("fsname=", config_path, NULL);
+        fuse_opt_add_opt_escaped(&opts, fsname);
+        g_free(fsname);
+    }
+    fuse_opt_add_arg(args, "-o");
+    fuse_opt_add_arg(args, opts);
+    free(opts);
+}
+
+static int run_mounted(struct fuse_session *se, const struct fuse_cmdline_opts *cmd)
+{
+    struct fuse_loop_config *loop;
+    int rc;
+
+    if (cmd->singlethread)
+        return fuse_session_loop(se);
+    loop = fuse_loop_cfg_create();
+    fuse_loop_cfg_set_clone_fd(loop, (unsigned)cmd->clone_fd);
+    /* Blocking reads (operation/wait) must never starve `ls`. */
+    fuse_loop_cfg_set_max_threads(loop, MAX(cmd->max_threads, MIN_WORKER_THREADS));
+    if (cmd->max_idle_threads != UINT_MAX)
+        fuse_loop_cfg_set_idle_threads(loop, cmd->max_idle_threads);
+    rc = fuse_session_loop_mt(se, loop);
+    fuse_loop_cfg_destroy(loop);
+    return rc;
+}
+
+static int serve(IfsConfig *config, struct fuse_args *args, struct fuse_cmdline_opts *cmd,
+                 const char *mountpoint, const Options *o)
+{
+    IfsStoreOptions sopts = {.refresh_s = o->refresh > 0 ? o->refresh : DEFAULT_REFRESH_S};
+    IfsStore *store = ifs_store_new(&sopts);
+    IfsFs *fs;
+    struct fuse_session *se;
+    Startup startup = {store, (char *)mountpoint, o->startup_timeout, cmd->foreground};
+    GThread *startup_thread, *hup_thread;
+    int rc = 1;
+
+    for (guint i = 0; i < config->accounts->len; i++) {
+        IfsError *err = NULL;
+        if (!ifs_store_add_account(store, g_ptr_array_index(config->accounts, i), &err)) {
+            report(FALSE, "%s", err->message);
+            ifs_error_free(err);
+            ifs_store_free(store);
+            return 1;
+        }
+    }
+    fs = ifs_fs_new(store);
+    se = fuse_session_new(args, ifs_fs_ops(), sizeof(struct fuse_lowlevel_ops), fs);
+    if (!se) {
+        report(FALSE, "cannot start a FUSE session (bad FUSE option?); see infrafs --help");
+        goto out_store;
+    }
+    if (fuse_set_signal_handlers(se) != 0) {
+        report(FALSE, "cannot install signal handlers");
+        goto out_session;
+    }
+    if (pipe(hup_pipe) != 0) {
+        report(FALSE, "cannot create a pipe: %s", g_strerror(errno));
+        goto out_signals;
+    }
+    install_sighup();
+    ifs_fs_attach(fs, se);
+    if (fuse_session_mount(se, mountpoint) != 0) {
+        report(FALSE, "cannot mount on %s (is it busy, or already mounted? is /dev/fuse "
+                      "usable?)", mountpoint);
+        goto out_pipe;
+    }
+    ifs_store_start(store);
+    hup_thread = g_thread_new("sighup", hup_main, store);
+    startup_thread = g_thread_new("startup", startup_main, &startup);
+    rc = run_mounted(se, cmd) == 0 ? 0 : 1;
+    g_thread_join(startup_thread);
+    ifs_store_stop(store);
+    fuse_session_unmount(se);
+    close(hup_pipe[1]);
+    g_thread_join(hup_thread);
+    close(hup_pipe[0]);
+    goto out_signals;
+out_pipe:
+    close(hup_pipe[0]);
+    close(hup_pipe[1]);
+out_signals:
+    fuse_remove_signal_handlers(se);
+out_session:
+    fuse_session_destroy(se);
+out_store:
+    ifs_store_free(store);
+    ifs_fs_free(fs);
+    return rc;
+}
+
+int main(int argc, char *argv[])
+{
+    struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+    struct fuse_cmdline_opts cmd;
+    Options o = {.startup_timeout = DEFAULT_STARTUP_TIMEOUT_S};
+    const char *source = NULL, *mount_arg = NULL;
+    char *config_path = NULL, *mountpoint = NULL;
+    IfsConfig *config = NULL;
+    IfsError *err = NULL;
+    int rc = 1;
+
+    o.positionals = g_ptr_array_new_with_free_func(g_free);
+    memset(&cmd, 0, sizeof cmd);
+    if (fuse_opt_parse(&args, &o, option_spec, option_proc) != 0)
+        goto out;
+    if (o.show_help) {
+        print_usage(argv[0]);
+        rc = 0;
+        goto out;
+    }
+    if (o.show_version) {
+        printf("infrafs version %s\n", INFRAFS_VERSION);
+        fuse_lowlevel_version();
+        rc = 0;
+        goto out;
+    }
+    if (fuse_parse_cmdline(&args, &cmd) != 0)
+        goto out;
+    if (o.positionals->len == 1) {
+        mount_arg = g_ptr_array_index(o.positionals, 0);
+    } else if (o.positionals->len == 2) {
+        source = g_ptr_array_index(o.positionals, 0);
+        mount_arg = g_ptr_array_index(o.positionals, 1);
+    } else {
+        fprintf(stderr, "infrafs: %s\nusage: %s [-o OPTION[,OPTION...]] [SOURCE] MOUNTPOINT "
+                "(see --help)\n", o.positionals->len ? "too many arguments"
+                                                      : "no mountpoint given", argv[0]);
+        goto out;
+    }
+    if (o.refresh < 0 || o.startup_timeout < 0) {
+        fprintf(stderr, "infrafs: refresh= and startup_timeout= take seconds >= 0\n");
+        goto out;
+    }
+    /* Absolute paths before daemonizing: the daemon runs from /. */
+    mountpoint = absolute_mountpoint(mount_arg, &err);
+    config_path = choose_config(&o, source);
+    if (!mountpoint ||
+        !(config = ifs_config_load(config_path, ifs_provider_schemas(), &err))) {
+        fprintf(stderr, "infrafs: %s\n", err->message);
+        goto out;
+    }
+    add_mount_options(&args, config->path);
+
+    if (!cmd.foreground) {
+        int fds[2];
+        pid_t pid;
+
+        if (pipe(fds) != 0 || (pid = fork()) < 0) {
+            fprintf(stderr, "infrafs: cannot start the daemon: %s\n", g_strerror(errno));
+            goto out;
+        }
+        if (pid > 0) {
+            close(fds[1]);
+            rc = parent_wait(fds[0]);
+            goto out;
+        }
+        close(fds[0]);
+        report_fd = fds[1];
+        setsid();
+        if (chdir("/") != 0) {
+            /* the daemon only uses absolute paths */
+        }
+    }
+    ifs_log_init(cmd.foreground, cmd.debug);
+    rc = serve(config, &args, &cmd, mountpoint, &o);
+    if (report_fd >= 0) /* failed before reporting */
+        report(FALSE, "startup failed");
+out:
+    ifs_config_free(config);
+    ifs_error_free(err);
+    g_free(config_path);
+    g_free(mountpoint);
+    free(o.config);
+    free(cmd.mountpoint);
+    g_ptr_array_free(o.positionals, TRUE);
+    fuse_opt_free_args(&args);
+    return rc;
+}

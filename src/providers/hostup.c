@@ -1,0 +1,395 @@
+/* HostUp API v2 (cloud.hostup.se): VPSes, power actions and their
+ * asynchronous operations. See PROVIDERS.md "HostUp" and CONTRACT §5. */
+#include <errno.h>
+#include <string.h>
+
+#include "infrafs/provider.h"
+
+#define PAGE_LIMIT 100
+#define MAX_PAGES 100000
+#define DEFAULT_DETAIL_LIMIT 50
+
+typedef struct {
+    IfsHttp *http;
+    char *account;
+    /* Accounts with at most this many VPSes get /details and /status read for
+     * each VPS on every refresh; larger ones show the list's fields only. */
+    long detail_limit;
+} Hostup;
+
+static const char *const hostup_kinds[] = {"vps", NULL};
+static const char *const hostup_keys[] = {"detail_limit", NULL};
+
+/* start: when stopped; shutdown: graceful; stop: emergency forced power-off;
+ * restart: graceful, `force` escalates; reset: always a hard reboot. */
+static const IfsCommandSpec power_commands[] = {
+    {"start", IFS_FORCE_NEVER},
+    {"shutdown", IFS_FORCE_NEVER},
+    {"stop", IFS_FORCE_REQUIRED},
+    {"restart", IFS_FORCE_OPTIONAL},
+    {"reset", IFS_FORCE_REQUIRED},
+    {NULL, 0},
+};
+
+static const IfsControlSpec hostup_controls[] = {
+    {"vps", "power", power_commands},
+    {NULL, NULL, NULL},
+};
+
+static gpointer hostup_open(IfsHttp *http, const IfsAccountConfig *cfg, IfsError **err)
+{
+    Hostup *h = g_new0(Hostup, 1);
+    const char *limit = ifs_account_extra(cfg, "detail_limit");
+    char *end = NULL;
+
+    h->http = http;
+    h->account = g_strdup(cfg->name);
+    h->detail_limit = DEFAULT_DETAIL_LIMIT;
+    if (limit) {
+        h->detail_limit = strtol(limit, &end, 10);
+        if (!*limit || *end || h->detail_limit < 0) {
+            ifs_error_propagate(err, ifs_error_new(EINVAL, 0, NULL,
+                "account '%s': detail_limit must be a whole number >= 0, not '%s'",
+                cfg->name, limit));
+            g_free(h->account);
+            g_free(h);
+            return NULL;
+        }
+    }
+    return h;
+}
+
+static void hostup_close(gpointer state)
+{
+    Hostup *h = state;
+
+    g_free(h->account);
+    g_free(h);
+}
+
+static char *vps_path(const char *id, const char *suffix)
+{
+    char *escaped = g_uri_escape_string(id, NULL, FALSE);
+    char *path = g_strconcat("/api/v2/vps/", escaped, suffix, NULL);
+
+    g_free(escaped);
+    return path;
+}
+
+/* Accept both a bare object and {"data": {...}}. Returns a new reference. */
+static json_object *unwrap_object(json_object *obj)
+{
+    json_object *data;
+
+    if (json_object_is_type(obj, json_type_object) &&
+        !json_object_object_get_ex(obj, "id", NULL) &&
+        json_object_object_get_ex(obj, "data", &data) &&
+        json_object_is_type(data, json_type_object))
+        return json_object_get(data);
+    return json_object_get(obj);
+}
+
+static json_object *get_object(Hostup *h, const char *path, IfsError **err)
+{
+    json_object *raw = ifs_http_get_json(h->http, path, err);
+    json_object *obj;
+
+    if (!raw)
+        return NULL;
+    obj = unwrap_object(raw);
+    json_object_put(raw);
+    if (!json_object_is_type(obj, json_type_object)) {
+        json_object_put(obj);
+        ifs_error_propagate(err, ifs_error_new(EIO, 0, NULL,
+            "account '%s': GET %s: expected a JSON object; the API answered something else",
+            h->account, path));
+        return NULL;
+    }
+    return obj;
+}
+
+/* Add the fields of `extra` that `obj` lacks; with `override`, replace too. */
+static void merge_fields(json_object *obj, json_object *extra, gboolean override)
+{
+    json_object_object_foreach(extra, key, value) {
+        if (override || !json_object_object_get_ex(obj, key, NULL))
+            json_object_object_add(obj, key, json_object_get(value));
+    }
+}
+
+/* /details (action gates and more) and /status (live power state, usage).
+ * A failure leaves the object as the list or detail gave it. */
+static void enrich(Hostup *h, const char *id, json_object *obj)
+{
+    static const char *const suffixes[] = {"/details", "/status"};
+
+    for (gsize i = 0; i < G_N_ELEMENTS(suffixes); i++) {
+        char *path = vps_path(id, suffixes[i]);
+        IfsError *err = NULL;
+        json_object *extra = get_object(h, path, &err);
+
+        if (extra) {
+            merge_fields(obj, extra, i == 1);
+            json_object_put(extra);
+        } else {
+            g_debug("%s", err->message);
+            ifs_error_free(err);
+        }
+        g_free(path);
+    }
+}
+
+static const char *string_field(json_object *obj, const char *key)
+{
+    json_object *v;
+
+    if (json_object_object_get_ex(obj, key, &v) && json_object_is_type(v, json_type_string))
+        return json_object_get_string(v);
+    return NULL;
+}
+
+static IfsResource *vps_resource(json_object *item)
+{
+    return ifs_resource_new("vps", string_field(item, "id"), json_object_get(item));
+}
+
+/* One page of the cursor-paginated list. Returns the next cursor (g_free),
+ * NULL at the end; *failed on error. */
+static char *list_page(Hostup *h, const char *cursor, GPtrArray *out, gboolean *failed,
+                       IfsError **err)
+{
+    char *escaped = cursor ? g_uri_escape_string(cursor, NULL, FALSE) : NULL;
+    char *path = g_strdup_printf("/api/v2/vps?limit=%d%s%s", PAGE_LIMIT,
+                                 escaped ? "&cursor=" : "", escaped ? escaped : "");
+    json_object *page = ifs_http_get_json(h->http, path, err);
+    json_object *data = NULL, *more = NULL, *next = NULL;
+    char *next_cursor = NULL;
+
+    *failed = page == NULL;
+    if (page && (!json_object_object_get_ex(page, "data", &data) ||
+                 !json_object_is_type(data, json_type_array))) {
+        ifs_error_propagate(err, ifs_error_new(EIO, 0, NULL,
+            "account '%s': GET %s: the answer has no \"data\" array", h->account, path));
+        *failed = TRUE;
+    }
+    if (!*failed) {
+        for (size_t i = 0; i < json_object_array_length(data); i++) {
+            json_object *item = json_object_array_get_idx(data, i);
+            if (json_object_is_type(item, json_type_object))
+                g_ptr_array_add(out, vps_resource(item));
+        }
+        json_object_object_get_ex(page, "hasMore", &more);
+        json_object_object_get_ex(page, "nextCursor", &next);
+        if (json_object_get_boolean(more) && json_object_is_type(next, json_type_string) &&
+            json_object_get_string_len(next) > 0)
+            next_cursor = g_strdup(json_object_get_string(next));
+    }
+    json_object_put(page);
+    g_free(path);
+    g_free(escaped);
+    return next_cursor;
+}
+
+static gboolean hostup_list(gpointer state, GPtrArray *out, IfsError **err)
+{
+    Hostup *h = state;
+    GHashTable *seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    GPtrArray *found = g_ptr_array_new_with_free_func((GDestroyNotify)ifs_resource_unref);
+    char *cursor = NULL;
+    gboolean failed = FALSE;
+    guint pages = 0;
+
+    do {
+        char *next = list_page(h, cursor, found, &failed, err);
+        g_free(cursor);
+        cursor = next;
+        if (cursor && (!g_hash_table_add(seen, g_strdup(cursor)) || ++pages > MAX_PAGES)) {
+            ifs_error_propagate(err, ifs_error_new(EIO, 0, NULL,
+                "account '%s': listing VPSes: the API returned cursor '%s' twice "
+                "(or more than %d pages); giving up to avoid looping forever",
+                h->account, cursor, MAX_PAGES));
+            failed = TRUE;
+        }
+    } while (cursor && !failed);
+    g_free(cursor);
+    g_hash_table_destroy(seen);
+    if (failed) {
+        g_ptr_array_unref(found);
+        return FALSE;
+    }
+    if ((long)found->len <= h->detail_limit)
+        for (guint i = 0; i < found->len; i++) {
+            IfsResource *r = g_ptr_array_index(found, i);
+            if (r->id)
+                enrich(h, r->id, r->object);
+        }
+    for (guint i = 0; i < found->len; i++)
+        g_ptr_array_add(out, ifs_resource_ref(g_ptr_array_index(found, i)));
+    g_ptr_array_unref(found);
+    return TRUE;
+}
+
+static IfsResource *hostup_fetch(gpointer state, const char *kind, const char *id, IfsError **err)
+{
+    Hostup *h = state;
+    char *path = vps_path(id, "");
+    json_object *obj;
+
+    (void)kind;
+    obj = get_object(h, path, err);
+    g_free(path);
+    if (!obj)
+        return NULL;
+    enrich(h, id, obj);
+    return ifs_resource_new("vps", id, obj);
+}
+
+/* "Check actions.canRestart before calling": refuse locally, with the API's
+ * reason, when the gate says no. A missing gate does not block. */
+static gboolean check_gate(Hostup *h, const char *id, const char *verb, IfsError **err)
+{
+    char *path = vps_path(id, "/details");
+    json_object *details = get_object(h, path, err);
+    json_object *actions, *gate, *allowed, *reason;
+    char *gate_name;
+    gboolean ok = TRUE;
+
+    g_free(path);
+    if (!details) {
+        ifs_error_prefix(*err, "checking whether '%s' is allowed: ", verb);
+        return FALSE;
+    }
+    gate_name = g_strdup_printf("can%c%s", g_ascii_toupper(verb[0]), verb + 1);
+    if (json_object_object_get_ex(details, "actions", &actions) &&
+        json_object_object_get_ex(actions, gate_name, &gate) &&
+        json_object_object_get_ex(gate, "allowed", &allowed) &&
+        json_object_is_type(allowed, json_type_boolean) && !json_object_get_boolean(allowed)) {
+        const char *why = json_object_object_get_ex(gate, "reason", &reason) &&
+                          json_object_is_type(reason, json_type_string)
+                              ? json_object_get_string(reason) : "no reason given";
+        ifs_error_propagate(err, ifs_error_new(EBUSY, 0, gate_name,
+            "account '%s': %s is not allowed for %s now: %s", h->account, verb, id, why));
+        ok = FALSE;
+    }
+    g_free(gate_name);
+    json_object_put(details);
+    return ok;
+}
+
+/* The 202 envelope: {"operation":{"status","jobId","pollUrl","result"}}. */
+static gboolean parse_operation(json_object *body, IfsActionResult *out)
+{
+    json_object *op;
+
+    if (!json_object_object_get_ex(body, "operation", &op) ||
+        !json_object_is_type(op, json_type_object))
+        return FALSE;
+    out->op_status = g_strdup(string_field(op, "status"));
+    out->op_job_id = g_strdup(string_field(op, "jobId"));
+    out->op_poll_url = g_strdup(string_field(op, "pollUrl"));
+    return out->op_poll_url != NULL;
+}
+
+static gboolean hostup_act(gpointer state, const char *kind, const char *id, const char *file,
+                           const IfsCommand *cmd, IfsActionResult *out, IfsError **err)
+{
+    Hostup *h = state;
+    const char *body = NULL;
+    char *suffix, *path;
+    IfsHttpResponse *resp;
+    json_object *answer;
+    gboolean ok;
+
+    (void)kind;
+    (void)file;
+    if (!check_gate(h, id, cmd->verb, err))
+        return FALSE;
+    if (strcmp(cmd->verb, "restart") == 0 && cmd->force)
+        body = "{\"force\":true}";
+    suffix = g_strconcat("/actions/", cmd->verb, NULL);
+    path = vps_path(id, suffix);
+    resp = ifs_http_request(h->http, "POST", path, body, err);
+    g_free(suffix);
+    if (!resp) {
+        g_free(path);
+        return FALSE;
+    }
+    out->http_status = resp->status;
+    answer = json_tokener_parse(resp->body);
+    ok = answer && parse_operation(answer, out);
+    if (!ok && resp->status == 202)
+        ifs_error_propagate(err, ifs_error_new(EIO, resp->status, NULL,
+            "account '%s': POST %s: HostUp accepted the action (HTTP 202) but its answer "
+            "could not be read; check the VPS's state before trying again", h->account, path));
+    else if (!ok) {
+        ok = TRUE; /* accepted synchronously: nothing to poll */
+        out->message = g_strdup("accepted");
+    }
+    json_object_put(answer);
+    ifs_http_response_free(resp);
+    g_free(path);
+    return ok;
+}
+
+/* pollUrl is host-relative and outside /api/v2 ("/api/jobs/job_..."). */
+static gboolean hostup_poll(gpointer state, const char *poll_url, IfsOpState *state_out,
+                            char **status_text, IfsError **err)
+{
+    Hostup *h = state;
+    json_object *body, *op, *data, *v;
+    gboolean ok = TRUE;
+
+    if (!poll_url || poll_url[0] != '/' || poll_url[1] == '/') {
+        ifs_error_propagate(err, ifs_error_new(EIO, 0, NULL,
+            "account '%s': refusing to poll '%s': not a path on the API's host",
+            h->account, poll_url ? poll_url : "(none)"));
+        return FALSE;
+    }
+    body = ifs_http_get_json(h->http, poll_url, err);
+    if (!body)
+        return FALSE;
+    if (json_object_object_get_ex(body, "operation", &op) && string_field(op, "status")) {
+        const char *status = string_field(op, "status");
+        *status_text = g_strdup(status);
+        *state_out = strcmp(status, "completed") == 0 ? IFS_OP_COMPLETED
+                     : strcmp(status, "failed") == 0 ? IFS_OP_FAILED : IFS_OP_PENDING;
+    } else if (json_object_object_get_ex(body, "data", &data) &&
+               json_object_is_type(data, json_type_object)) {
+        /* The legacy jobs shape: isCompleted / isFailed flags. */
+        gboolean done = json_object_object_get_ex(data, "isCompleted", &v) &&
+                        json_object_get_boolean(v);
+        gboolean failed = json_object_object_get_ex(data, "isFailed", &v) &&
+                          json_object_get_boolean(v);
+        const char *word = string_field(data, "state") ? string_field(data, "state")
+                                                        : string_field(data, "status");
+        *state_out = failed ? IFS_OP_FAILED : done ? IFS_OP_COMPLETED : IFS_OP_PENDING;
+        *status_text = g_strdup(failed ? "failed" : done ? "completed"
+                                                         : word ? word : "in_progress");
+    } else {
+        ifs_error_propagate(err, ifs_error_new(EIO, 0, NULL,
+            "account '%s': GET %s: unrecognised job answer (neither \"operation\" nor "
+            "\"data\")", h->account, poll_url));
+        ok = FALSE;
+    }
+    json_object_put(body);
+    return ok;
+}
+
+const IfsProviderType ifs_provider_hostup = {
+    .schema = {
+        .type = "hostup",
+        .default_url = "https://cloud.hostup.se",
+        .needs_user = FALSE,
+        .extra_keys = hostup_keys,
+        .required_keys = NULL,
+    },
+    .auth = IFS_AUTH_BEARER,
+    .kinds = hostup_kinds,
+    .controls = hostup_controls,
+    .open = hostup_open,
+    .close = hostup_close,
+    .list = hostup_list,
+    .fetch = hostup_fetch,
+    .act = hostup_act,
+    .poll = hostup_poll,
+};

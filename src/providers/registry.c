@@ -1,0 +1,80 @@
+/* The list of provider types, and what every provider shares. */
+#include "infrafs/provider.h"
+
+#include <string.h>
+
+static const IfsProviderType *const providers[] = {
+    &ifs_provider_hostup,
+    NULL,
+};
+
+const IfsProviderType *const *ifs_provider_all(void)
+{
+    return providers;
+}
+
+const IfsProviderType *ifs_provider_find(const char *type)
+{
+    for (const IfsProviderType *const *p = providers; *p; p++)
+        if (type && strcmp((*p)->schema.type, type) == 0)
+            return *p;
+    return NULL;
+}
+
+const IfsAccountSchema *const *ifs_provider_schemas(void)
+{
+    static const IfsAccountSchema *schemas[G_N_ELEMENTS(providers)];
+    static gsize ready;
+
+    if (g_once_init_enter(&ready)) {
+        for (gsize i = 0; providers[i]; i++)
+            schemas[i] = &providers[i]->schema;
+        g_once_init_leave(&ready, 1);
+    }
+    return schemas;
+}
+
+const IfsControlSpec *ifs_provider_control(const IfsProviderType *p, const char *kind,
+                                           const char *file)
+{
+    for (const IfsControlSpec *c = p->controls; c && c->kind; c++)
+        if (strcmp(c->kind, kind) == 0 && strcmp(c->file, file) == 0)
+            return c;
+    return NULL;
+}
+
+IfsResource *ifs_resource_new(const char *kind, const char *id, json_object *object)
+{
+    IfsResource *r = g_new0(IfsResource, 1);
+
+    g_atomic_ref_count_init(&r->ref);
+    r->kind = g_strdup(kind);
+    r->id = g_strdup(id);
+    r->object = object;
+    return r;
+}
+
+IfsResource *ifs_resource_ref(IfsResource *r)
+{
+    g_atomic_ref_count_inc(&r->ref);
+    return r;
+}
+
+void ifs_resource_unref(IfsResource *r)
+{
+    if (!r || !g_atomic_ref_count_dec(&r->ref))
+        return;
+    g_free(r->kind);
+    g_free(r->id);
+    json_object_put(r->object);
+    g_free(r);
+}
+
+void ifs_action_result_clear(IfsActionResult *r)
+{
+    g_free(r->message);
+    g_free(r->op_status);
+    g_free(r->op_job_id);
+    g_free(r->op_poll_url);
+    memset(r, 0, sizeof *r);
+}

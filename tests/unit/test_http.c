@@ -1,0 +1,1274 @@
+/* Unit tests of src/http.c: the pure helpers (error bodies of every
+ * provider, Retry-After, X-RateLimit-Reset) and real requests against a tiny
+ * scripted HTTP/1.1 server running in a thread of this process. */
+#include "infrafs/http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define SECRET "s3cr3t-T0ken-xyz"
+
+/* ======================================================================== */
+/* A scripted HTTP/1.1 server                                               */
+
+/* One scripted answer, used for the next request that arrives. */
+typedef struct {
+    char *raw;         /* exact bytes to send; NULL: close without answering */
+    gsize raw_len;
+    guint delay_ms;    /* wait this long before answering */
+    gboolean close_after;
+} Step;
+
+typedef struct {
+    int listen_fd;
+    int wake[2];       /* written to by server_stop() */
+    char *origin;
+    GThread *thread;
+    GMutex lock;       /* guards everything below */
+    GPtrArray *steps;  /* Step* */
+    guint next_step;
+    GPtrArray *requests; /* char*: request head and body as received */
+    guint connections;
+} TestServer;
+
+static void step_free(gpointer p)
+{
+    Step *step = p;
+
+    g_free(step->raw);
+    g_free(step);
+}
+
+static gboolean woken(TestServer *srv)
+{
+    struct pollfd p = { .fd = srv->wake[0], .events = POLLIN };
+
+    return poll(&p, 1, 0) > 0;
+}
+
+/* 1: fd readable, 0: timeout, -1: the server is being stopped. */
+static int wait_readable(TestServer *srv, int fd, int timeout_ms)
+{
+    struct pollfd p[2] = {
+        { .fd = srv->wake[0], .events = POLLIN },
+        { .fd = fd, .events = POLLIN },
+    };
+    int n = poll(p, fd >= 0 ? 2 : 1, timeout_ms);
+
+    if (n < 0 || (p[0].revents & POLLIN))
+        return -1;
+    return n > 0 ? 1 : 0;
+}
+
+static int accept_connection(TestServer *srv)
+{
+    int fd;
+
+    if (wait_readable(srv, srv->listen_fd, -1) < 0)
+        return -1;
+    fd = accept(srv->listen_fd, NULL, NULL);
+    g_mutex_lock(&srv->lock);
+    srv->connections++;
+    g_mutex_unlock(&srv->lock);
+    return fd;
+}
+
+static gsize content_length_of(const char *head)
+{
+    char *lower = g_ascii_strdown(head, -1);
+    const char *cl = strstr(lower, "\r\ncontent-length:");
+    gsize len = cl ? (gsize)g_ascii_strtoull(cl + 17, NULL, 10) : 0;
+
+    g_free(lower);
+    return len;
+}
+
+/* The next complete request on `fd` (head and body), or NULL when the
+ * client closed the connection or the server is being stopped. */
+static char *read_request(TestServer *srv, int fd, GString *in)
+{
+    for (;;) {
+        const char *end = strstr(in->str, "\r\n\r\n");
+        char buf[4096];
+        ssize_t n;
+
+        if (end) {
+            gsize head_len = (gsize)(end - in->str) + 4;
+            gsize total = head_len + content_length_of(in->str);
+
+            if (in->len >= total) {
+                char *request = g_strndup(in->str, total);
+
+                g_string_erase(in, 0, (gssize)total);
+                return request;
+            }
+        }
+        if (wait_readable(srv, fd, -1) <= 0)
+            return NULL;
+        n = recv(fd, buf, sizeof buf, 0);
+        if (n <= 0)
+            return NULL;
+        g_string_append_len(in, buf, n);
+    }
+}
+
+static void send_all(int fd, const char *data, gsize len)
+{
+    while (len > 0) {
+        ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
+
+        if (n <= 0)
+            return; /* the client gave up (e.g. timed out): fine */
+        data += n;
+        len -= (gsize)n;
+    }
+}
+
+static const Step exhausted_step = {
+    .raw = "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 20\r\n"
+           "Connection: close\r\n\r\nno scripted response",
+    .raw_len = 0,
+    .close_after = TRUE,
+};
+
+/* Records the request and returns the step that answers it. */
+static const Step *take_step(TestServer *srv, char *request)
+{
+    const Step *step = &exhausted_step;
+
+    g_mutex_lock(&srv->lock);
+    g_ptr_array_add(srv->requests, request);
+    if (srv->next_step < srv->steps->len)
+        step = g_ptr_array_index(srv->steps, srv->next_step++);
+    g_mutex_unlock(&srv->lock);
+    return step;
+}
+
+static void answer(TestServer *srv, int fd, const Step *step)
+{
+    if (step->delay_ms && wait_readable(srv, -1, (int)step->delay_ms) < 0)
+        return;
+    if (step->raw)
+        send_all(fd, step->raw, step->raw_len ? step->raw_len : strlen(step->raw));
+}
+
+static gpointer serve(gpointer data)
+{
+    TestServer *srv = data;
+    GString *in = g_string_new(NULL);
+    int fd = -1;
+
+    while (!woken(srv)) {
+        char *request;
+        const Step *step;
+
+        if (fd < 0) {
+            fd = accept_connection(srv);
+            g_string_truncate(in, 0);
+            if (fd < 0)
+                break;
+        }
+        request = read_request(srv, fd, in);
+        if (!request) {
+            close(fd);
+            fd = -1;
+            continue;
+        }
+        step = take_step(srv, request);
+        answer(srv, fd, step);
+        if (!step->raw || step->close_after) {
+            close(fd);
+            fd = -1;
+        }
+    }
+    if (fd >= 0)
+        close(fd);
+    g_string_free(in, TRUE);
+    return NULL;
+}
+
+static TestServer *server_start(void)
+{
+    TestServer *srv = g_new0(TestServer, 1);
+    struct sockaddr_in addr = { .sin_family = AF_INET };
+    socklen_t addr_len = sizeof addr;
+
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    srv->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    g_assert_cmpint(srv->listen_fd, >=, 0);
+    g_assert_cmpint(bind(srv->listen_fd, (struct sockaddr *)&addr, sizeof addr), ==, 0);
+    g_assert_cmpint(listen(srv->listen_fd, 16), ==, 0);
+    g_assert_cmpint(getsockname(srv->listen_fd, (struct sockaddr *)&addr, &addr_len), ==, 0);
+    g_assert_cmpint(pipe(srv->wake), ==, 0);
+    srv->origin = g_strdup_printf("http://127.0.0.1:%u", ntohs(addr.sin_port));
+    g_mutex_init(&srv->lock);
+    srv->steps = g_ptr_array_new_with_free_func(step_free);
+    srv->requests = g_ptr_array_new_with_free_func(g_free);
+    srv->thread = g_thread_new("test-http-server", serve, srv);
+    return srv;
+}
+
+static void server_stop(TestServer *srv)
+{
+    g_assert_cmpint(write(srv->wake[1], "x", 1), ==, 1);
+    g_thread_join(srv->thread);
+    close(srv->listen_fd);
+    close(srv->wake[0]);
+    close(srv->wake[1]);
+    g_ptr_array_free(srv->steps, TRUE);
+    g_ptr_array_free(srv->requests, TRUE);
+    g_mutex_clear(&srv->lock);
+    g_free(srv->origin);
+    g_free(srv);
+}
+
+static void server_add_step(TestServer *srv, char *raw, gsize raw_len,
+                            guint delay_ms, gboolean close_after)
+{
+    Step *step = g_new0(Step, 1);
+
+    step->raw = raw;
+    step->raw_len = raw_len;
+    step->delay_ms = delay_ms;
+    step->close_after = close_after;
+    g_mutex_lock(&srv->lock);
+    g_ptr_array_add(srv->steps, step);
+    g_mutex_unlock(&srv->lock);
+}
+
+/* A well-formed answer; `extra_headers` lines end in "\r\n". */
+static void server_reply(TestServer *srv, int status, const char *extra_headers,
+                         const char *content_type, const char *body)
+{
+    char *raw = g_strdup_printf("HTTP/1.1 %d Scripted\r\n%s%s%s%s"
+                                "Content-Length: %zu\r\n\r\n%s",
+                                status, extra_headers ? extra_headers : "",
+                                content_type ? "Content-Type: " : "",
+                                content_type ? content_type : "",
+                                content_type ? "\r\n" : "",
+                                strlen(body), body);
+
+    server_add_step(srv, raw, 0, 0, FALSE);
+}
+
+static void server_reply_raw(TestServer *srv, const char *raw, gboolean close_after)
+{
+    server_add_step(srv, g_strdup(raw), 0, 0, close_after);
+}
+
+/* Close the connection once the request has arrived, answering nothing. */
+static void server_drop(TestServer *srv)
+{
+    server_add_step(srv, NULL, 0, 0, TRUE);
+}
+
+static void server_reply_late(TestServer *srv, guint delay_ms)
+{
+    server_add_step(srv, g_strdup("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"),
+                    0, delay_ms, TRUE);
+}
+
+static guint server_request_count(TestServer *srv)
+{
+    guint n;
+
+    g_mutex_lock(&srv->lock);
+    n = srv->requests->len;
+    g_mutex_unlock(&srv->lock);
+    return n;
+}
+
+static char *server_request(TestServer *srv, guint i)
+{
+    char *copy;
+
+    g_mutex_lock(&srv->lock);
+    g_assert_cmpuint(i, <, srv->requests->len);
+    copy = g_strdup(g_ptr_array_index(srv->requests, i));
+    g_mutex_unlock(&srv->lock);
+    return copy;
+}
+
+static guint server_connection_count(TestServer *srv)
+{
+    guint n;
+
+    g_mutex_lock(&srv->lock);
+    n = srv->connections;
+    g_mutex_unlock(&srv->lock);
+    return n;
+}
+
+/* ======================================================================== */
+/* Client helpers                                                           */
+
+static IfsHttpConfig config_for(const char *origin)
+{
+    return (IfsHttpConfig){
+        .account = "acct",
+        .origin = origin,
+        .auth = IFS_AUTH_BEARER,
+        .secret = SECRET,
+        .connect_timeout_ms = 2000,
+        .timeout_ms = 5000,
+        .max_retries = 3,
+        .max_retry_wait_s = 5,
+    };
+}
+
+static double seconds_since(gint64 start_us)
+{
+    return (double)(g_get_monotonic_time() - start_us) / G_USEC_PER_SEC;
+}
+
+/* An origin on which nothing listens: a port just released by us. */
+static char *refusing_origin(void)
+{
+    struct sockaddr_in addr = { .sin_family = AF_INET };
+    socklen_t addr_len = sizeof addr;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    char *origin;
+
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    g_assert_cmpint(bind(fd, (struct sockaddr *)&addr, sizeof addr), ==, 0);
+    g_assert_cmpint(getsockname(fd, (struct sockaddr *)&addr, &addr_len), ==, 0);
+    origin = g_strdup_printf("http://127.0.0.1:%u", ntohs(addr.sin_port));
+    close(fd);
+    return origin;
+}
+
+static void assert_no_secret(const IfsError *err)
+{
+    g_assert_null(strstr(err->message, SECRET));
+    if (err->code)
+        g_assert_null(strstr(err->code, SECRET));
+}
+
+/* ======================================================================== */
+/* Pure helpers: error bodies                                               */
+
+static IfsError *error_for(int status, const char *content_type, const char *body)
+{
+    IfsError *err = ifs_http_error_from_response(status, content_type, body,
+                                                 body ? strlen(body) : 0,
+                                                 "GET", "/some/path", "acct");
+
+    g_assert_nonnull(err);
+    g_assert_nonnull(err->message);
+    g_assert_true(g_utf8_validate(err->message, -1, NULL));
+    g_assert_null(strchr(err->message, '\n'));
+    g_assert_cmpint(err->http_status, ==, status);
+    return err;
+}
+
+static void assert_contains(const char *haystack, const char *needle)
+{
+    if (!strstr(haystack, needle))
+        g_error("expected \"%s\" in \"%s\"", needle, haystack);
+}
+
+static void test_status_errno(void)
+{
+    static const struct { int status; int errnum; } table[] = {
+        { 400, EINVAL }, { 422, EINVAL }, { 401, EACCES }, { 403, EACCES },
+        { 404, ENOENT }, { 409, EBUSY }, { 429, EAGAIN }, { 500, EIO },
+        { 502, EIO }, { 503, EIO }, { 504, EIO }, { 418, EIO }, { 301, EIO },
+        { 405, EIO }, { 100, EIO },
+    };
+
+    for (gsize i = 0; i < G_N_ELEMENTS(table); i++) {
+        g_autoptr(IfsError) err = error_for(table[i].status, NULL, "");
+
+        g_assert_cmpint(err->errnum, ==, table[i].errnum);
+    }
+}
+
+static void test_error_hostup_problem(void)
+{
+    static const char body[] =
+        "{\"type\":\"https://developer.hostup.se/errors/vps_not_found\","
+        "\"title\":\"VPS not found\",\"status\":404,"
+        "\"detail\":\"VPS vps_x does not exist\",\"code\":\"vps_not_found\","
+        "\"instance\":\"/api/v2/vps/vps_x\",\"requestId\":\"req_1\"}";
+    g_autoptr(IfsError) err = ifs_http_error_from_response(
+        404, "application/problem+json", body, sizeof body - 1,
+        "GET", "/api/v2/vps", "hostup");
+
+    g_assert_cmpint(err->errnum, ==, ENOENT);
+    g_assert_cmpint(err->http_status, ==, 404);
+    g_assert_cmpstr(err->code, ==, "vps_not_found");
+    g_assert_cmpstr(err->message, ==,
+        "account 'hostup': GET /api/v2/vps: HTTP 404 vps_not_found: "
+        "VPS vps_x does not exist");
+}
+
+static void test_error_hostup_invalid_request(void)
+{
+    g_autoptr(IfsError) err = error_for(400, "application/json",
+        "{\"title\":\"Invalid request\",\"status\":400,\"code\":\"invalid_request\","
+        "\"detail\":\"The request is invalid\",\"errors\":["
+        "{\"pointer\":\"/force\",\"detail\":\"must be a boolean\",\"code\":\"type\"}]}");
+
+    g_assert_cmpint(err->errnum, ==, EINVAL);
+    g_assert_cmpstr(err->code, ==, "invalid_request");
+    assert_contains(err->message, "The request is invalid: /force: must be a boolean");
+}
+
+static void test_error_heo(void)
+{
+    g_autoptr(IfsError) err = error_for(403, "application/json",
+        "{\"success\":false,\"error\":\"unauthorized\","
+        "\"message\":\"You do not have access to this VPS\"}");
+
+    g_assert_cmpint(err->errnum, ==, EACCES);
+    g_assert_cmpstr(err->code, ==, "unauthorized");
+    assert_contains(err->message, "HTTP 403 unauthorized: You do not have access to this VPS");
+}
+
+static void test_error_heo_provider_error(void)
+{
+    g_autoptr(IfsError) err = error_for(502, "application/json",
+        "{\"success\":false,\"error\":\"provider_error\",\"message\":\"Failed to send action\"}");
+
+    g_assert_cmpint(err->errnum, ==, EIO);
+    g_assert_cmpstr(err->code, ==, "provider_error");
+    assert_contains(err->message, "Failed to send action");
+}
+
+static void test_error_deployhq_error_string(void)
+{
+    g_autoptr(IfsError) err = error_for(422, "application/json",
+        "{\"error\":\"Resource is not in an error state\"}");
+
+    g_assert_cmpint(err->errnum, ==, EINVAL);
+    g_assert_null(err->code);
+    assert_contains(err->message, "HTTP 422: Resource is not in an error state");
+}
+
+static void test_error_deployhq_errors_array(void)
+{
+    g_autoptr(IfsError) err = error_for(422, NULL,
+        "{\"errors\":[\"Name can't be blank\",\"Size is invalid\"]}");
+
+    g_assert_null(err->code);
+    assert_contains(err->message, "Name can't be blank; Size is invalid");
+}
+
+static void test_error_deployhq_field_hash(void)
+{
+    g_autoptr(IfsError) err = error_for(422, "application/json",
+        "{\"base\":[\"Server limit reached\"],\"hostname\":[\"must be present\"]}");
+
+    g_assert_cmpint(err->errnum, ==, EINVAL);
+    assert_contains(err->message, "Server limit reached; hostname must be present");
+}
+
+static void test_error_deployhq_error_code_hint(void)
+{
+    g_autoptr(IfsError) err = error_for(404, "application/json",
+        "{\"status\":\"not_found\",\"error_code\":\"record_not_found\","
+        "\"hint\":\"Check the identifier\"}");
+
+    g_assert_cmpint(err->errnum, ==, ENOENT);
+    g_assert_cmpstr(err->code, ==, "record_not_found");
+    assert_contains(err->message, "hint: Check the identifier");
+}
+
+static void test_error_deployhq_spec_status(void)
+{
+    g_autoptr(IfsError) err = error_for(404, "application/json",
+        "{\"status\":404,\"error\":\"Not Found\"}");
+
+    g_assert_null(err->code);
+    assert_contains(err->message, "HTTP 404: Not Found");
+}
+
+static void test_error_hostatlas(void)
+{
+    g_autoptr(IfsError) nested = error_for(404, "application/json",
+        "{\"error\":{\"code\":\"server_not_found\",\"message\":\"Server 47 not found\"}}");
+    g_autoptr(IfsError) flat = error_for(429, "application/json",
+        "{\"code\":\"rate_limited\",\"message\":\"Slow down\"}");
+
+    g_assert_cmpstr(nested->code, ==, "server_not_found");
+    assert_contains(nested->message, "HTTP 404 server_not_found: Server 47 not found");
+    g_assert_cmpint(flat->errnum, ==, EAGAIN);
+    g_assert_cmpstr(flat->code, ==, "rate_limited");
+    assert_contains(flat->message, "Slow down");
+}
+
+static void test_error_dokploy(void)
+{
+    g_autoptr(IfsError) trpc = error_for(404, "application/json",
+        "{\"message\":\"Deployment not found\",\"code\":\"NOT_FOUND\",\"data\":"
+        "{\"code\":\"NOT_FOUND\",\"httpStatus\":404,\"path\":\"deployment.removeDeployment\"}}");
+    g_autoptr(IfsError) issues = error_for(400, "application/json",
+        "{\"message\":\"Input validation failed\",\"code\":\"BAD_REQUEST\",\"issues\":"
+        "[{\"code\":\"too_small\",\"message\":\"String must contain at least 1 character(s)\","
+        "\"path\":[\"deploymentId\"]}]}");
+    g_autoptr(IfsError) unauthorized = error_for(401, "application/json",
+        "{\"message\":\"Unauthorized\"}");
+
+    g_assert_cmpstr(trpc->code, ==, "NOT_FOUND");
+    assert_contains(trpc->message, "HTTP 404 NOT_FOUND: Deployment not found");
+    g_assert_cmpstr(issues->code, ==, "BAD_REQUEST");
+    assert_contains(issues->message,
+        "Input validation failed: deploymentId: String must contain at least 1 character(s)");
+    g_assert_cmpint(unauthorized->errnum, ==, EACCES);
+    g_assert_null(unauthorized->code);
+    assert_contains(unauthorized->message, "HTTP 401: Unauthorized");
+}
+
+static void test_error_plain_text(void)
+{
+    g_autoptr(IfsError) err = error_for(429, "text/plain",
+        "\n  Too many requests  \nsecond line\n");
+
+    g_assert_null(err->code);
+    assert_contains(err->message, "HTTP 429: Too many requests");
+    g_assert_null(strstr(err->message, "second line"));
+}
+
+static void test_error_html(void)
+{
+    g_autoptr(IfsError) err = error_for(502, "text/html",
+        "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n"
+        "<body><center><h1>502 Bad Gateway</h1></center></body></html>");
+
+    assert_contains(err->message, "HTTP 502: 502 Bad Gateway");
+    g_assert_null(strstr(err->message, "<"));
+}
+
+static void test_error_huge_body(void)
+{
+    gsize len = 1024 * 1024 + 17;
+    char *body = g_malloc(len + 1);
+    g_autoptr(IfsError) err = NULL;
+
+    memset(body, 'a', len);
+    body[len] = '\0';
+    err = error_for(500, "text/plain", body);
+    g_assert_cmpuint(strlen(err->message), <, 400);
+    g_free(body);
+}
+
+static void test_error_huge_json_message(void)
+{
+    GString *body = g_string_new("{\"message\":\"");
+    g_autoptr(IfsError) err = NULL;
+
+    for (int i = 0; i < 10000; i++)
+        g_string_append(body, "word ");
+    g_string_append(body, "\",\"code\":\"x\"}");
+    err = error_for(400, "application/json", body->str);
+    g_assert_cmpuint(strlen(err->message), <, 400);
+    g_string_free(body, TRUE);
+}
+
+static void test_error_hostile_bodies(void)
+{
+    static const char *const bodies[] = {
+        "", " ", "\n\n\n", "null", "true", "42", "-1e999", "[]", "{}",
+        "[1,2,3]", "[\"first\",{\"message\":\"second\"},3]", "\"just a string\"",
+        "{\"message\":", "{\"message\":123,\"code\":{\"x\":1},\"error\":[1]}",
+        "{\"errors\":[1,null,{}]}", "{\"errors\":{}}", "{\"issues\":[{\"path\":[1,{}]}]}",
+        "{\"message\":\"line one\\nline two\\r\\n\\u0000tab\\tend\"}",
+        "{\"message\":\"\\ud800 lone surrogate\"}",
+        "\xff\xfe\xfd invalid utf-8 \xc3", "<title>unterminated", "<html><title></title>",
+        "{\"hint\":\"only a hint\"}", "{\"status\":\"teapot\"}",
+        "{\"error\":{\"error\":{\"error\":{}}}}",
+    };
+    GString *deep = g_string_new(NULL);
+
+    for (gsize i = 0; i < G_N_ELEMENTS(bodies); i++) {
+        g_autoptr(IfsError) err = error_for(500, "application/json", bodies[i]);
+        g_autoptr(IfsError) untyped = error_for(400, NULL, bodies[i]);
+
+        assert_contains(err->message, "HTTP 500");
+        g_assert_cmpint(untyped->errnum, ==, EINVAL);
+    }
+    for (int i = 0; i < 100000; i++)
+        g_string_append_c(deep, '[');
+    {
+        g_autoptr(IfsError) err = error_for(500, NULL, deep->str);
+
+        assert_contains(err->message, "HTTP 500");
+    }
+    g_string_free(deep, TRUE);
+}
+
+static void test_error_nul_bytes_and_null_args(void)
+{
+    static const char body[] = "{\"message\":\"before\"}\0{\"message\":\"after\"}";
+    g_autoptr(IfsError) with_nul = ifs_http_error_from_response(
+        400, "application/json", body, sizeof body - 1, "POST", "/x", "acct");
+    g_autoptr(IfsError) nothing = ifs_http_error_from_response(
+        503, NULL, NULL, 0, NULL, NULL, NULL);
+    /* A body that is not NUL-terminated within body_len. */
+    g_autoptr(IfsError) unterminated = ifs_http_error_from_response(
+        500, "text/plain", "abcdef", 3, "GET", "/y", "acct");
+
+    assert_contains(with_nul->message, "before");
+    g_assert_null(strstr(with_nul->message, "after"));
+    g_assert_cmpint(nothing->errnum, ==, EIO);
+    assert_contains(nothing->message, "HTTP 503");
+    assert_contains(unterminated->message, "HTTP 500: abc");
+    g_assert_null(strstr(unterminated->message, "abcd"));
+}
+
+/* ======================================================================== */
+/* Pure helpers: Retry-After and X-RateLimit-Reset                          */
+
+static void test_retry_after(void)
+{
+    const gint64 now = 784111777; /* Sun, 06 Nov 1994 08:49:37 GMT */
+
+    g_assert_cmpint(ifs_http_parse_retry_after("120", now), ==, 120);
+    g_assert_cmpint(ifs_http_parse_retry_after(" 5 ", now), ==, 5);
+    g_assert_cmpint(ifs_http_parse_retry_after("0", now), ==, 0);
+    g_assert_cmpint(ifs_http_parse_retry_after("Sun, 06 Nov 1994 08:49:47 GMT", now), ==, 10);
+    g_assert_cmpint(ifs_http_parse_retry_after("Sunday, 06-Nov-94 08:50:37 GMT", now), ==, 60);
+    g_assert_cmpint(ifs_http_parse_retry_after("Sun Nov  6 08:49:39 1994", now), ==, 2);
+    /* A date in the past means "now". */
+    g_assert_cmpint(ifs_http_parse_retry_after("Sat, 05 Nov 1994 08:49:37 GMT", now), ==, 0);
+    g_assert_cmpint(ifs_http_parse_retry_after("-5", now), ==, -1);
+    g_assert_cmpint(ifs_http_parse_retry_after("1.5", now), ==, -1);
+    g_assert_cmpint(ifs_http_parse_retry_after("99999999999999999999999", now), ==, -1);
+    g_assert_cmpint(ifs_http_parse_retry_after("soon", now), ==, -1);
+    g_assert_cmpint(ifs_http_parse_retry_after("", now), ==, -1);
+    g_assert_cmpint(ifs_http_parse_retry_after("   ", now), ==, -1);
+    g_assert_cmpint(ifs_http_parse_retry_after(NULL, now), ==, -1);
+}
+
+static void test_rate_limit_reset(void)
+{
+    g_assert_cmpint(ifs_http_parse_rate_limit_reset("1700000000"), ==, 1700000000);
+    g_assert_cmpint(ifs_http_parse_rate_limit_reset(" 1700000000 "), ==, 1700000000);
+    g_assert_cmpint(ifs_http_parse_rate_limit_reset("1700000000.75"), ==, 1700000000);
+    g_assert_cmpint(ifs_http_parse_rate_limit_reset("2023-11-14T22:13:20Z"), ==, 1700000000);
+    g_assert_cmpint(ifs_http_parse_rate_limit_reset("2023-11-14T22:13:20.123Z"), ==, 1700000000);
+    g_assert_cmpint(ifs_http_parse_rate_limit_reset("2023-11-14T23:13:20+01:00"), ==, 1700000000);
+    /* Without a zone the time is taken as UTC. */
+    g_assert_cmpint(ifs_http_parse_rate_limit_reset("2023-11-14T22:13:20"), ==, 1700000000);
+    g_assert_cmpint(ifs_http_parse_rate_limit_reset("tomorrow"), ==, -1);
+    g_assert_cmpint(ifs_http_parse_rate_limit_reset("17000x"), ==, -1);
+    g_assert_cmpint(ifs_http_parse_rate_limit_reset("1700000000."), ==, -1);
+    g_assert_cmpint(ifs_http_parse_rate_limit_reset("-1"), ==, -1);
+    g_assert_cmpint(ifs_http_parse_rate_limit_reset(""), ==, -1);
+    g_assert_cmpint(ifs_http_parse_rate_limit_reset(NULL), ==, -1);
+}
+
+/* ======================================================================== */
+/* Requests against the scripted server                                     */
+
+/* Sends a GET (answered 200) and a POST (answered 401 echoing the secret),
+ * and returns both requests as the server saw them. */
+static void exchange_with_auth(IfsHttpConfig *cfg, char **get_seen, char **post_seen)
+{
+    TestServer *srv = server_start();
+    IfsHttp *http;
+    IfsHttpResponse *resp;
+    g_autoptr(IfsError) err = NULL;
+
+    cfg->origin = srv->origin;
+    server_reply(srv, 200, NULL, "application/json", "{}");
+    server_reply(srv, 401, NULL, "application/json",
+                 "{\"message\":\"invalid key " SECRET "\",\"code\":\"" SECRET "\"}");
+    http = ifs_http_new(cfg);
+    resp = ifs_http_request(http, "GET", "/auth", NULL, &err);
+    g_assert_nonnull(resp);
+    g_assert_null(err);
+    g_assert_null(ifs_http_request(http, "POST", "/auth", NULL, &err));
+    g_assert_nonnull(err);
+    g_assert_cmpint(err->errnum, ==, EACCES);
+    assert_no_secret(err);
+    assert_contains(err->message, "[redacted]");
+    *get_seen = server_request(srv, 0);
+    *post_seen = server_request(srv, 1);
+    ifs_http_response_free(resp);
+    ifs_http_free(http);
+    server_stop(srv);
+}
+
+static void test_auth_bearer(void)
+{
+    IfsHttpConfig cfg = config_for(NULL);
+    g_autofree char *get = NULL;
+    g_autofree char *post = NULL;
+
+    exchange_with_auth(&cfg, &get, &post);
+    assert_contains(get, "GET /auth HTTP/1.1\r\n");
+    assert_contains(get, "\r\nAuthorization: Bearer " SECRET "\r\n");
+    assert_contains(post, "\r\nAuthorization: Bearer " SECRET "\r\n");
+}
+
+static void test_auth_basic(void)
+{
+    IfsHttpConfig cfg = config_for(NULL);
+    g_autofree char *get = NULL;
+    g_autofree char *post = NULL;
+    g_autofree char *encoded = g_base64_encode((const guchar *)"ops@example.com:" SECRET,
+                                               strlen("ops@example.com:" SECRET));
+    g_autofree char *expected = g_strdup_printf("\r\nAuthorization: Basic %s\r\n", encoded);
+
+    cfg.auth = IFS_AUTH_BASIC;
+    cfg.user = "ops@example.com";
+    exchange_with_auth(&cfg, &get, &post);
+    assert_contains(get, expected);
+    assert_contains(post, expected);
+}
+
+static void test_auth_header(void)
+{
+    IfsHttpConfig cfg = config_for(NULL);
+    g_autofree char *get = NULL;
+    g_autofree char *post = NULL;
+
+    cfg.auth = IFS_AUTH_HEADER;
+    cfg.auth_header = "x-api-key";
+    exchange_with_auth(&cfg, &get, &post);
+    assert_contains(get, "\r\nx-api-key: " SECRET "\r\n");
+    g_assert_null(strstr(get, "Authorization"));
+}
+
+static void test_auth_none(void)
+{
+    IfsHttpConfig cfg = config_for(NULL);
+    g_autofree char *get = NULL;
+    g_autofree char *post = NULL;
+
+    cfg.auth = IFS_AUTH_NONE;
+    exchange_with_auth(&cfg, &get, &post);
+    g_assert_null(strstr(get, "Authorization"));
+    g_assert_null(strstr(get, SECRET));
+}
+
+static void test_secret_with_line_break_refused(void)
+{
+    TestServer *srv = server_start();
+    IfsHttpConfig cfg = config_for(srv->origin);
+    IfsHttp *http;
+    g_autoptr(IfsError) err = NULL;
+
+    cfg.secret = SECRET "\r\nX-Injected: 1";
+    http = ifs_http_new(&cfg);
+    g_assert_null(ifs_http_request(http, "GET", "/x", NULL, &err));
+    g_assert_cmpint(err->errnum, ==, EINVAL);
+    assert_no_secret(err);
+    g_assert_cmpuint(server_request_count(srv), ==, 0);
+    ifs_http_free(http);
+    server_stop(srv);
+}
+
+static void test_ok_body_and_headers(void)
+{
+    TestServer *srv = server_start();
+    IfsHttpConfig cfg = config_for(srv->origin);
+    IfsHttp *http = ifs_http_new(&cfg);
+    IfsHttpResponse *resp;
+    g_autoptr(IfsError) err = NULL;
+    g_autofree char *get = NULL;
+    g_autofree char *post = NULL;
+    g_autofree char *bare_post = NULL;
+
+    server_reply(srv, 200, NULL, "application/json; charset=utf-8", "{\"data\":[1,2]}");
+    server_reply(srv, 202, NULL, "application/json", "{\"accepted\":true}");
+    server_reply(srv, 200, NULL, NULL, "");
+
+    resp = ifs_http_request(http, "GET", "/api/v2/vps?limit=2", NULL, &err);
+    g_assert_null(err);
+    g_assert_cmpint(resp->status, ==, 200);
+    g_assert_cmpstr(resp->body, ==, "{\"data\":[1,2]}");
+    g_assert_cmpuint(resp->body_len, ==, strlen("{\"data\":[1,2]}"));
+    g_assert_cmpstr(resp->content_type, ==, "application/json; charset=utf-8");
+    ifs_http_response_free(resp);
+
+    resp = ifs_http_request(http, "POST", "/act", "{\"force\":true}", &err);
+    g_assert_null(err);
+    g_assert_cmpint(resp->status, ==, 202);
+    ifs_http_response_free(resp);
+
+    resp = ifs_http_request(http, "POST", "/bare", NULL, &err);
+    g_assert_null(err);
+    g_assert_cmpstr(resp->body, ==, "");
+    g_assert_cmpuint(resp->body_len, ==, 0);
+    g_assert_null(resp->content_type);
+    ifs_http_response_free(resp);
+
+    get = server_request(srv, 0);
+    post = server_request(srv, 1);
+    bare_post = server_request(srv, 2);
+    assert_contains(get, "GET /api/v2/vps?limit=2 HTTP/1.1\r\n");
+    assert_contains(get, "\r\nAccept: application/json\r\n");
+    assert_contains(get, "\r\nUser-Agent: infrafs/");
+    g_assert_null(strstr(get, "Content-Type"));
+    assert_contains(post, "POST /act HTTP/1.1\r\n");
+    assert_contains(post, "\r\nContent-Type: application/json\r\n");
+    g_assert_true(g_str_has_suffix(post, "\r\n\r\n{\"force\":true}"));
+    g_assert_null(strstr(post, "Expect:"));
+    assert_contains(bare_post, "\r\nContent-Length: 0\r\n");
+    g_assert_null(strstr(bare_post, "Content-Type"));
+    g_assert_cmpuint(ifs_http_request_count(http), ==, 3);
+    /* All three went over one kept-alive connection. */
+    g_assert_cmpuint(server_connection_count(srv), ==, 1);
+    ifs_http_free(http);
+    server_stop(srv);
+}
+
+static void test_not_found_problem(void)
+{
+    TestServer *srv = server_start();
+    IfsHttpConfig cfg = config_for(srv->origin);
+    IfsHttp *http;
+    g_autoptr(IfsError) err = NULL;
+
+    cfg.account = "hostup";
+    http = ifs_http_new(&cfg);
+    server_reply(srv, 404, NULL, "application/problem+json",
+                 "{\"title\":\"Not found\",\"status\":404,\"code\":\"vps_not_found\","
+                 "\"detail\":\"VPS vps_x does not exist\"}");
+    g_assert_null(ifs_http_request(http, "GET", "/api/v2/vps/vps_x", NULL, &err));
+    g_assert_cmpint(err->errnum, ==, ENOENT);
+    g_assert_cmpint(err->http_status, ==, 404);
+    g_assert_cmpstr(err->code, ==, "vps_not_found");
+    g_assert_cmpstr(err->message, ==,
+        "account 'hostup': GET /api/v2/vps/vps_x: HTTP 404 vps_not_found: "
+        "VPS vps_x does not exist");
+    /* 404 is an answer, not a hiccup: no retry. */
+    g_assert_cmpuint(ifs_http_request_count(http), ==, 1);
+    ifs_http_free(http);
+    server_stop(srv);
+}
+
+static void test_get_retried_after_503(void)
+{
+    TestServer *srv = server_start();
+    IfsHttpConfig cfg = config_for(srv->origin);
+    IfsHttp *http = ifs_http_new(&cfg);
+    IfsHttpResponse *resp;
+    g_autoptr(IfsError) err = NULL;
+    gint64 start = g_get_monotonic_time();
+
+    server_reply(srv, 503, NULL, "text/plain", "maintenance");
+    server_reply(srv, 200, NULL, "application/json", "{\"ok\":true}");
+    resp = ifs_http_request(http, "GET", "/r", NULL, &err);
+    g_assert_null(err);
+    g_assert_cmpstr(resp->body, ==, "{\"ok\":true}");
+    g_assert_cmpuint(ifs_http_request_count(http), ==, 2);
+    g_assert_cmpuint(server_request_count(srv), ==, 2);
+    g_assert_cmpfloat(seconds_since(start), >=, 0.45); /* first backoff step */
+    ifs_http_response_free(resp);
+    ifs_http_free(http);
+    server_stop(srv);
+}
+
+static void test_post_not_retried(void)
+{
+    TestServer *srv = server_start();
+    IfsHttpConfig cfg = config_for(srv->origin);
+    IfsHttp *http = ifs_http_new(&cfg);
+    g_autoptr(IfsError) err = NULL;
+    g_autoptr(IfsError) limited = NULL;
+
+    server_reply(srv, 503, NULL, "application/json", "{\"message\":\"busy\"}");
+    server_reply(srv, 429, "Retry-After: 0\r\n", "text/plain", "Too many requests");
+    server_reply(srv, 200, NULL, "application/json", "{}");
+    g_assert_null(ifs_http_request(http, "POST", "/vps/x/restart", NULL, &err));
+    g_assert_cmpint(err->errnum, ==, EIO);
+    g_assert_cmpint(err->http_status, ==, 503);
+    g_assert_null(strstr(err->message, "attempts"));
+    g_assert_null(ifs_http_request(http, "POST", "/vps/x/restart", NULL, &limited));
+    g_assert_cmpint(limited->errnum, ==, EAGAIN);
+    g_assert_cmpuint(ifs_http_request_count(http), ==, 2);
+    g_assert_cmpuint(server_request_count(srv), ==, 2);
+    ifs_http_free(http);
+    server_stop(srv);
+}
+
+static void test_get_gives_up_after_max_retries(void)
+{
+    TestServer *srv = server_start();
+    IfsHttpConfig cfg = config_for(srv->origin);
+    IfsHttp *http;
+    g_autoptr(IfsError) err = NULL;
+
+    cfg.max_retries = 2;
+    http = ifs_http_new(&cfg);
+    /* Retry-After: 0 lets the retries go at once. */
+    server_reply(srv, 504, "Retry-After: 0\r\n", "text/plain", "gateway timeout");
+    server_reply(srv, 503, "Retry-After: 0\r\n", "text/plain", "unavailable");
+    server_reply(srv, 502, "Retry-After: 0\r\n", "text/plain", "bad gateway");
+    server_reply(srv, 200, NULL, "application/json", "{}");
+    g_assert_null(ifs_http_request(http, "GET", "/g", NULL, &err));
+    g_assert_cmpint(err->errnum, ==, EIO);
+    g_assert_cmpint(err->http_status, ==, 502);
+    assert_contains(err->message, "gave up after 3 attempts");
+    g_assert_cmpuint(ifs_http_request_count(http), ==, 3);
+    ifs_http_free(http);
+    server_stop(srv);
+}
+
+static void test_retry_after_honoured(void)
+{
+    TestServer *srv = server_start();
+    IfsHttpConfig cfg = config_for(srv->origin);
+    IfsHttp *http = ifs_http_new(&cfg);
+    IfsHttpResponse *resp;
+    g_autoptr(IfsError) err = NULL;
+    gint64 start = g_get_monotonic_time();
+
+    server_reply(srv, 429, "Retry-After: 1\r\n", "application/json",
+                 "{\"code\":\"rate_limited\",\"detail\":\"slow down\"}");
+    server_reply(srv, 200, NULL, "application/json", "{}");
+    resp = ifs_http_request(http, "GET", "/limited", NULL, &err);
+    g_assert_null(err);
+    g_assert_nonnull(resp);
+    g_assert_cmpfloat(seconds_since(start), >=, 0.95);
+    g_assert_cmpfloat(seconds_since(start), <, 3.0);
+    g_assert_cmpuint(ifs_http_request_count(http), ==, 2);
+    ifs_http_response_free(resp);
+    ifs_http_free(http);
+    server_stop(srv);
+}
+
+/* A POST answered 429 with Retry-After holds back the next GET too. */
+static void test_retry_after_holds_later_reads(void)
+{
+    TestServer *srv = server_start();
+    IfsHttpConfig cfg = config_for(srv->origin);
+    IfsHttp *http = ifs_http_new(&cfg);
+    IfsHttpResponse *resp;
+    g_autoptr(IfsError) err = NULL;
+    g_autoptr(IfsError) read_err = NULL;
+    gint64 start;
+
+    server_reply(srv, 429, "retry-after: 1\r\n", "text/plain", "Too many requests");
+    server_reply(srv, 200, NULL, "application/json", "{}");
+    g_assert_null(ifs_http_request(http, "POST", "/act", NULL, &err));
+    g_assert_cmpint(err->errnum, ==, EAGAIN);
+    start = g_get_monotonic_time();
+    resp = ifs_http_request(http, "GET", "/read", NULL, &read_err);
+    g_assert_null(read_err);
+    g_assert_cmpfloat(seconds_since(start), >=, 0.9);
+    ifs_http_response_free(resp);
+    ifs_http_free(http);
+    server_stop(srv);
+}
+
+static void test_rate_limit_remaining_recorded(void)
+{
+    TestServer *srv = server_start();
+    IfsHttpConfig cfg = config_for(srv->origin);
+    IfsHttp *http = ifs_http_new(&cfg);
+    IfsHttpResponse *resp;
+    g_autoptr(IfsError) err = NULL;
+
+    g_assert_cmpint(ifs_http_rate_limit_remaining(http), ==, -1);
+    server_reply(srv, 200, "x-ratelimit-limit: 60\r\nx-ratelimit-remaining: 7\r\n",
+                 "application/json", "{}");
+    server_reply(srv, 200, NULL, "application/json", "{}");
+    resp = ifs_http_request(http, "GET", "/a", NULL, &err);
+    ifs_http_response_free(resp);
+    g_assert_cmpint(ifs_http_rate_limit_remaining(http), ==, 7);
+    /* An answer without the header keeps the last value. */
+    resp = ifs_http_request(http, "GET", "/b", NULL, &err);
+    ifs_http_response_free(resp);
+    g_assert_null(err);
+    g_assert_cmpint(ifs_http_rate_limit_remaining(http), ==, 7);
+    ifs_http_free(http);
+    server_stop(srv);
+}
+
+/* Remaining 0 with a Reset an hour ahead: the next GET waits, but never
+ * longer than max_retry_wait_s. */
+static void test_exhausted_budget_slows_reads(void)
+{
+    TestServer *srv = server_start();
+    IfsHttpConfig cfg = config_for(srv->origin);
+    IfsHttp *http;
+    IfsHttpResponse *resp;
+    g_autoptr(IfsError) err = NULL;
+    g_autoptr(GDateTime) now = g_date_time_new_now_utc();
+    g_autoptr(GDateTime) later = g_date_time_add_hours(now, 1);
+    g_autofree char *iso = g_date_time_format_iso8601(later);
+    g_autofree char *headers = g_strdup_printf(
+        "X-RATELIMIT-REMAINING: 0\r\nX-RateLimit-Reset: %s\r\n", iso);
+    gint64 start;
+
+    cfg.max_retry_wait_s = 1;
+    http = ifs_http_new(&cfg);
+    server_reply(srv, 200, headers, "application/json", "{}");
+    server_reply(srv, 200, NULL, "application/json", "{}");
+    resp = ifs_http_request(http, "GET", "/a", NULL, &err);
+    ifs_http_response_free(resp);
+    g_assert_cmpint(ifs_http_rate_limit_remaining(http), ==, 0);
+    start = g_get_monotonic_time();
+    resp = ifs_http_request(http, "GET", "/b", NULL, &err);
+    g_assert_null(err);
+    g_assert_cmpfloat(seconds_since(start), >=, 0.9);
+    g_assert_cmpfloat(seconds_since(start), <, 3.0);
+    ifs_http_response_free(resp);
+    ifs_http_free(http);
+    server_stop(srv);
+}
+
+static void test_timeout(void)
+{
+    TestServer *srv = server_start();
+    IfsHttpConfig cfg = config_for(srv->origin);
+    IfsHttp *http;
+    g_autoptr(IfsError) err = NULL;
+    gint64 start = g_get_monotonic_time();
+
+    cfg.timeout_ms = 200;
+    http = ifs_http_new(&cfg);
+    server_reply_late(srv, 3000);
+    g_assert_null(ifs_http_request(http, "POST", "/slow", NULL, &err));
+    g_assert_cmpint(err->errnum, ==, ETIMEDOUT);
+    g_assert_cmpint(err->http_status, ==, 0);
+    assert_contains(err->message, "account 'acct': POST /slow: ");
+    assert_contains(err->message, srv->origin);
+    g_assert_cmpfloat(seconds_since(start), <, 2.0);
+    g_assert_cmpuint(ifs_http_request_count(http), ==, 1);
+    ifs_http_free(http);
+    server_stop(srv);
+}
+
+static void test_connection_refused(void)
+{
+    g_autofree char *origin = refusing_origin();
+    IfsHttpConfig cfg = config_for(origin);
+    IfsHttp *http;
+    g_autoptr(IfsError) err = NULL;
+
+    cfg.max_retries = 1;
+    http = ifs_http_new(&cfg);
+    g_assert_null(ifs_http_request(http, "GET", "/api/v2/vps", NULL, &err));
+    g_assert_cmpint(err->errnum, ==, EHOSTUNREACH);
+    assert_contains(err->message, "account 'acct': GET /api/v2/vps: no connection to ");
+    assert_contains(err->message, origin);
+    assert_contains(err->message, "(Connection refused); check `url` and the network");
+    assert_no_secret(err);
+    /* Nothing reached a server. */
+    g_assert_cmpuint(ifs_http_request_count(http), ==, 0);
+    ifs_http_free(http);
+}
+
+static void test_truncated_body(void)
+{
+    TestServer *srv = server_start();
+    IfsHttpConfig cfg = config_for(srv->origin);
+    IfsHttp *http = ifs_http_new(&cfg);
+    g_autoptr(IfsError) err = NULL;
+
+    server_reply_raw(srv, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"partial\":", TRUE);
+    g_assert_null(ifs_http_request(http, "POST", "/t", NULL, &err));
+    g_assert_cmpint(err->errnum, ==, EIO);
+    assert_contains(err->message, "account 'acct': POST /t: ");
+    ifs_http_free(http);
+    server_stop(srv);
+}
+
+static void test_dropped_connection(void)
+{
+    TestServer *srv = server_start();
+    IfsHttpConfig cfg = config_for(srv->origin);
+    IfsHttp *http = ifs_http_new(&cfg);
+    g_autoptr(IfsError) err = NULL;
+
+    server_drop(srv);
+    g_assert_null(ifs_http_request(http, "POST", "/d", NULL, &err));
+    g_assert_cmpint(err->errnum, ==, EIO);
+    g_assert_cmpint(err->http_status, ==, 0);
+    ifs_http_free(http);
+    server_stop(srv);
+}
+
+static void test_get_retried_after_drop(void)
+{
+    TestServer *srv = server_start();
+    IfsHttpConfig cfg = config_for(srv->origin);
+    IfsHttp *http = ifs_http_new(&cfg);
+    IfsHttpResponse *resp;
+    g_autoptr(IfsError) err = NULL;
+
+    server_drop(srv);
+    server_reply(srv, 200, NULL, "application/json", "[]");
+    resp = ifs_http_request(http, "GET", "/d", NULL, &err);
+    g_assert_null(err);
+    g_assert_cmpstr(resp->body, ==, "[]");
+    g_assert_cmpuint(ifs_http_request_count(http), ==, 2);
+    ifs_http_response_free(resp);
+    ifs_http_free(http);
+    server_stop(srv);
+}
+
+static void test_too_large_body(void)
+{
+    TestServer *srv = server_start();
+    IfsHttpConfig cfg = config_for(srv->origin);
+    IfsHttp *http = ifs_http_new(&cfg);
+    g_autoptr(IfsError) err = NULL;
+
+    server_reply_raw(srv, "HTTP/1.1 200 OK\r\nContent-Length: 104857600\r\n\r\n{", TRUE);
+    g_assert_null(ifs_http_request(http, "GET", "/big", NULL, &err));
+    g_assert_cmpint(err->errnum, ==, EIO);
+    assert_contains(err->message, "larger than 64 MiB");
+    /* Retrying would not make it smaller. */
+    g_assert_cmpuint(server_request_count(srv), ==, 1);
+    ifs_http_free(http);
+    server_stop(srv);
+}
+
+static void test_redirect_not_followed(void)
+{
+    TestServer *srv = server_start();
+    IfsHttpConfig cfg = config_for(srv->origin);
+    IfsHttp *http = ifs_http_new(&cfg);
+    g_autoptr(IfsError) err = NULL;
+
+    server_reply(srv, 301, "Location: https://elsewhere.example/api\r\n", "text/html",
+                 "<html><title>Moved</title></html>");
+    g_assert_null(ifs_http_request(http, "GET", "/api", NULL, &err));
+    g_assert_cmpint(err->errnum, ==, EIO);
+    assert_contains(err->message, "redirects to https://elsewhere.example/api");
+    g_assert_cmpuint(server_request_count(srv), ==, 1);
+    ifs_http_free(http);
+    server_stop(srv);
+}
+
+static void test_get_json(void)
+{
+    TestServer *srv = server_start();
+    IfsHttpConfig cfg = config_for(srv->origin);
+    IfsHttp *http = ifs_http_new(&cfg);
+    g_autoptr(IfsError) err = NULL;
+    g_autoptr(IfsError) bad = NULL;
+    g_autoptr(IfsError) trailing = NULL;
+    json_object *json;
+    json_object *id;
+
+    server_reply(srv, 200, NULL, "application/json", " {\"id\":\"vps_1\"}\n");
+    server_reply(srv, 200, NULL, "application/json", "{\"id\": ");
+    server_reply(srv, 200, NULL, "application/json", "{} {}");
+    json = ifs_http_get_json(http, "/api/v2/vps/vps_1", &err);
+    g_assert_null(err);
+    g_assert_true(json_object_object_get_ex(json, "id", &id));
+    g_assert_cmpstr(json_object_get_string(id), ==, "vps_1");
+    json_object_put(json);
+
+    g_assert_null(ifs_http_get_json(http, "/api/v2/vps", &bad));
+    g_assert_cmpint(bad->errnum, ==, EIO);
+    assert_contains(bad->message, "account 'acct': GET /api/v2/vps: unreadable response");
+    g_assert_null(ifs_http_get_json(http, "/twice", &trailing));
+    g_assert_cmpint(trailing->errnum, ==, EIO);
+    /* A malformed 2xx body is not retried. */
+    g_assert_cmpuint(ifs_http_request_count(http), ==, 3);
+    ifs_http_free(http);
+    server_stop(srv);
+}
+
+typedef struct {
+    IfsHttp *http;
+    guint ok;
+} Worker;
+
+static gpointer fetch_many(gpointer data)
+{
+    Worker *w = data;
+
+    for (int i = 0; i < 5; i++) {
+        IfsError *err = NULL;
+        json_object *json = ifs_http_get_json(w->http, "/c", &err);
+
+        if (json)
+            w->ok++;
+        json_object_put(json);
+        ifs_error_free(err);
+    }
+    return NULL;
+}
+
+static void test_concurrent_requests(void)
+{
+    TestServer *srv = server_start();
+    IfsHttpConfig cfg = config_for(srv->origin);
+    IfsHttp *http = ifs_http_new(&cfg);
+    Worker workers[4];
+    GThread *threads[4];
+    guint ok = 0;
+
+    /* The test server serves one connection at a time, so every answer
+     * closes its connection to let the next thread in. */
+    for (int i = 0; i < 20; i++)
+        server_reply_raw(srv, "HTTP/1.1 200 OK\r\nConnection: close\r\n"
+                              "Content-Length: 2\r\n\r\n{}", TRUE);
+    for (int i = 0; i < 4; i++) {
+        workers[i] = (Worker){ .http = http };
+        threads[i] = g_thread_new("worker", fetch_many, &workers[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        g_thread_join(threads[i]);
+        ok += workers[i].ok;
+    }
+    g_assert_cmpuint(ok, ==, 20);
+    g_assert_cmpuint(ifs_http_request_count(http), ==, 20);
+    ifs_http_free(http);
+    server_stop(srv);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+
+    g_test_add_func("/http/error/status-errno", test_status_errno);
+    g_test_add_func("/http/error/hostup-problem", test_error_hostup_problem);
+    g_test_add_func("/http/error/hostup-invalid-request", test_error_hostup_invalid_request);
+    g_test_add_func("/http/error/heo", test_error_heo);
+    g_test_add_func("/http/error/heo-provider-error", test_error_heo_provider_error);
+    g_test_add_func("/http/error/deployhq-error-string", test_error_deployhq_error_string);
+    g_test_add_func("/http/error/deployhq-errors-array", test_error_deployhq_errors_array);
+    g_test_add_func("/http/error/deployhq-field-hash", test_error_deployhq_field_hash);
+    g_test_add_func("/http/error/deployhq-error-code-hint", test_error_deployhq_error_code_hint);
+    g_test_add_func("/http/error/deployhq-spec-status", test_error_deployhq_spec_status);
+    g_test_add_func("/http/error/hostatlas", test_error_hostatlas);
+    g_test_add_func("/http/error/dokploy", test_error_dokploy);
+    g_test_add_func("/http/error/plain-text", test_error_plain_text);
+    g_test_add_func("/http/error/html", test_error_html);
+    g_test_add_func("/http/error/huge-body", test_error_huge_body);
+    g_test_add_func("/http/error/huge-json-message", test_error_huge_json_message);
+    g_test_add_func("/http/error/hostile-bodies", test_error_hostile_bodies);
+    g_test_add_func("/http/error/nul-bytes-and-null-args", test_error_nul_bytes_and_null_args);
+    g_test_add_func("/http/parse/retry-after", test_retry_after);
+    g_test_add_func("/http/parse/rate-limit-reset", test_rate_limit_reset);
+
+    g_test_add_func("/http/request/auth-bearer", test_auth_bearer);
+    g_test_add_func("/http/request/auth-basic", test_auth_basic);
+    g_test_add_func("/http/request/auth-header", test_auth_header);
+    g_test_add_func("/http/request/auth-none", test_auth_none);
+    g_test_add_func("/http/request/secret-with-line-break", test_secret_with_line_break_refused);
+    g_test_add_func("/http/request/ok-body-and-headers", test_ok_body_and_headers);
+    g_test_add_func("/http/request/not-found-problem", test_not_found_problem);
+    g_test_add_func("/http/request/get-retried-after-503", test_get_retried_after_503);
+    g_test_add_func("/http/request/post-not-retried", test_post_not_retried);
+    g_test_add_func("/http/request/get-gives-up", test_get_gives_up_after_max_retries);
+    g_test_add_func("/http/request/retry-after-honoured", test_retry_after_honoured);
+    g_test_add_func("/http/request/retry-after-holds-later-reads", test_retry_after_holds_later_reads);
+    g_test_add_func("/http/request/rate-limit-remaining", test_rate_limit_remaining_recorded);
+    g_test_add_func("/http/request/exhausted-budget-slows-reads", test_exhausted_budget_slows_reads);
+    g_test_add_func("/http/request/timeout", test_timeout);
+    g_test_add_func("/http/request/connection-refused", test_connection_refused);
+    g_test_add_func("/http/request/truncated-body", test_truncated_body);
+    g_test_add_func("/http/request/dropped-connection", test_dropped_connection);
+    g_test_add_func("/http/request/get-retried-after-drop", test_get_retried_after_drop);
+    g_test_add_func("/http/request/too-large-body", test_too_large_body);
+    g_test_add_func("/http/request/redirect-not-followed", test_redirect_not_followed);
+    g_test_add_func("/http/request/get-json", test_get_json);
+    g_test_add_func("/http/request/concurrent", test_concurrent_requests);
+    return g_test_run();
+}

@@ -1,0 +1,667 @@
+/* Nodes: inode numbers, builders, lookups, names, merging and diffing. */
+#include "infrafs/node.h"
+
+#include <string.h>
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static void add_file(IfsDirBuilder *b, const char *name, const char *text, time_t mtime)
+{
+    char *path = ifs_path_join(ifs_dir_builder_path(b), name);
+
+    ifs_dir_builder_add(b, ifs_node_new_file(path, text, strlen(text), mtime));
+    g_free(path);
+}
+
+/* vps/acct/<id>/{name, status, billing/{amount, cycle}} */
+static IfsNode *resource(const char *id, const char *status, const char *amount, time_t mtime)
+{
+    char *path = g_strconcat("vps/acct/", id, NULL);
+    char *billing_path = ifs_path_join(path, "billing");
+    IfsDirBuilder *b = ifs_dir_builder_new(path);
+    IfsDirBuilder *billing = ifs_dir_builder_new(billing_path);
+
+    add_file(b, "name", id, mtime);
+    add_file(b, "status", status, mtime);
+    add_file(billing, "amount", amount, mtime);
+    add_file(billing, "cycle", "monthly\n", mtime);
+    ifs_dir_builder_add(b, ifs_dir_builder_finish(billing, mtime));
+    g_free(billing_path);
+    g_free(path);
+    return ifs_dir_builder_finish(b, mtime);
+}
+
+typedef struct {
+    const char *id;
+    const char *status;
+    const char *amount;
+} ResourceSpec;
+
+/* vps/acct/ holding one directory per spec (terminated by {NULL}). */
+static IfsNode *account(const ResourceSpec *specs, time_t mtime)
+{
+    IfsDirBuilder *b = ifs_dir_builder_new("vps/acct");
+
+    for (const ResourceSpec *s = specs; s->id; s++)
+        ifs_dir_builder_add(b, resource(s->id, s->status, s->amount, mtime));
+    return ifs_dir_builder_finish(b, mtime);
+}
+
+static IfsNode *at(const IfsNode *root, const char *rel)
+{
+    char **parts = g_strsplit(rel, "/", -1);
+    const IfsNode *n = root;
+
+    for (guint i = 0; parts[i] && n; i++)
+        n = ifs_node_child(n, parts[i]);
+    g_strfreev(parts);
+    return (IfsNode *)n;
+}
+
+/* Reverses ifs_name_escape: every "%XX" is one byte. */
+static GByteArray *unescape(const char *name)
+{
+    GByteArray *out = g_byte_array_new();
+
+    for (const char *p = name; *p; p++) {
+        guint8 c = (guint8)*p;
+
+        if (*p == '%') {
+            char hex[3] = { p[1], p[2], '\0' };
+
+            c = (guint8)strtoul(hex, NULL, 16);
+            p += 2;
+        }
+        g_byte_array_append(out, &c, 1);
+    }
+    return out;
+}
+
+/* ---- inode numbers ------------------------------------------------------ */
+
+static void test_ino_root_and_stability(void)
+{
+    g_assert_cmpuint(ifs_ino_for_path(""), ==, IFS_ROOT_INO);
+    g_assert_cmpuint(ifs_ino_for_path("/"), ==, IFS_ROOT_INO);
+    g_assert_cmpuint(ifs_ino_for_path("vps/acct/1"), ==, ifs_ino_for_path("vps/acct/1"));
+    g_assert_cmpuint(ifs_ino_for_path("/vps/acct/1"), ==, ifs_ino_for_path("vps/acct/1"));
+    g_assert_cmpuint(ifs_ino_for_path("vps/acct/1"), !=, ifs_ino_for_path("vps/acct/2"));
+    g_assert_cmpuint(ifs_ino_for_path("vps"), !=, ifs_ino_for_path("servers"));
+    /* Known FNV-1a 64 value, so numbers stay the same across versions. */
+    g_assert_cmpuint(ifs_ino_for_path("a"), ==, G_GUINT64_CONSTANT(0xaf63dc4c8601ec8c));
+}
+
+static void test_ino_never_reserved(void)
+{
+    GHashTable *seen = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+
+    for (int i = 0; i < 20000; i++) {
+        char *path = g_strdup_printf("vps/acct/vps_%d/field%d", i / 30, i % 30);
+        gint64 *ino = g_new(gint64, 1);
+
+        *ino = (gint64)ifs_ino_for_path(path);
+        g_assert_cmpuint((guint64)*ino, >, IFS_ROOT_INO);
+        g_assert_false(g_hash_table_contains(seen, ino));
+        g_hash_table_add(seen, ino);
+        g_free(path);
+    }
+    g_hash_table_unref(seen);
+}
+
+static void test_path_join(void)
+{
+    char *p;
+
+    p = ifs_path_join("", "vps");
+    g_assert_cmpstr(p, ==, "vps");
+    g_free(p);
+    p = ifs_path_join("/", "vps");
+    g_assert_cmpstr(p, ==, "vps");
+    g_free(p);
+    p = ifs_path_join("vps", "acct");
+    g_assert_cmpstr(p, ==, "vps/acct");
+    g_free(p);
+    p = ifs_path_join("vps/", "acct");
+    g_assert_cmpstr(p, ==, "vps/acct");
+    g_free(p);
+}
+
+/* ---- nodes -------------------------------------------------------------- */
+
+static int targets_freed;
+
+static void count_free(IfsControlTarget *t)
+{
+    (void)t;
+    targets_freed++;
+}
+
+static void test_leaf_nodes(void)
+{
+    static char target_a;
+    IfsNode *f = ifs_node_new_file("vps/acct/1/name", "web\0x\n", 6, 1000);
+    IfsNode *c = ifs_node_new_control("vps/acct/1/power", "start stop\n",
+                                      (IfsControlTarget *)&target_a, count_free);
+    IfsNode *w = ifs_node_new_wait("vps/acct/1/operation/wait", NULL,
+                                   (IfsControlTarget *)&target_a, count_free);
+    IfsNode *done = ifs_node_new_wait("vps/acct/1/operation/wait", "completed\n", NULL, NULL);
+    IfsNode *now = ifs_node_new_file("x", "", 0, 0);
+
+    g_assert_cmpint(f->type, ==, IFS_NODE_FILE);
+    g_assert_cmpstr(f->name, ==, "name");
+    g_assert_cmpuint(f->ino, ==, ifs_ino_for_path("vps/acct/1/name"));
+    g_assert_cmpuint(f->size, ==, 6);
+    g_assert_cmpmem(f->data, f->size, "web\0x\n", 6);
+    g_assert_cmpint(f->mtime, ==, 1000);
+    g_assert_cmpint(now->mtime, >, 0);
+    g_assert_cmpuint(now->size, ==, 0);
+
+    g_assert_cmpint(c->type, ==, IFS_NODE_CONTROL);
+    g_assert_cmpstr(c->data, ==, "start stop\n");
+    g_assert_cmpuint(c->size, ==, 11);
+    g_assert_true(c->target == (IfsControlTarget *)&target_a);
+
+    g_assert_cmpint(w->type, ==, IFS_NODE_WAIT);
+    g_assert_null(w->data);
+    g_assert_cmpuint(w->size, ==, 0);
+    g_assert_cmpstr(done->data, ==, "completed\n");
+    g_assert_cmpuint(done->size, ==, 10);
+    g_assert_false(ifs_node_same_content(w, done));
+
+    targets_freed = 0;
+    ifs_node_ref(c);
+    ifs_node_unref(c);
+    g_assert_cmpint(targets_freed, ==, 0);
+    ifs_node_unref(c);
+    ifs_node_unref(w);
+    g_assert_cmpint(targets_freed, ==, 2);
+    ifs_node_unref(done);
+    ifs_node_unref(f);
+    ifs_node_unref(now);
+}
+
+static void test_builder_sorts_and_drops_duplicates(void)
+{
+    IfsDirBuilder *b = ifs_dir_builder_new("vps/acct/1");
+    IfsNode *dir;
+
+    g_assert_cmpstr(ifs_dir_builder_path(b), ==, "vps/acct/1");
+    add_file(b, "status", "running\n", 1);
+    add_file(b, "name", "web\n", 1);
+    add_file(b, "status", "stopped\n", 1);
+    add_file(b, "Zeta", "z\n", 1);
+    g_assert_true(ifs_dir_builder_has(b, "name"));
+    g_assert_false(ifs_dir_builder_has(b, "json"));
+    g_assert_cmpuint(ifs_dir_builder_dropped(b), ==, 1);
+    dir = ifs_dir_builder_finish(b, 5);
+
+    g_assert_cmpint(dir->type, ==, IFS_NODE_DIR);
+    g_assert_cmpstr(dir->name, ==, "1");
+    g_assert_cmpuint(dir->ino, ==, ifs_ino_for_path("vps/acct/1"));
+    g_assert_cmpint(dir->mtime, ==, 5);
+    g_assert_cmpuint(dir->n_children, ==, 3);
+    g_assert_cmpstr(dir->children[0]->name, ==, "Zeta");
+    g_assert_cmpstr(dir->children[1]->name, ==, "name");
+    g_assert_cmpstr(dir->children[2]->name, ==, "status");
+    g_assert_cmpstr(ifs_node_child(dir, "status")->data, ==, "running\n");
+    g_assert_null(ifs_node_child(dir, "missing"));
+    g_assert_null(ifs_node_child(dir->children[0], "x"));
+    ifs_node_unref(dir);
+}
+
+static void test_root_and_empty_dir(void)
+{
+    IfsNode *root = ifs_dir_builder_finish(ifs_dir_builder_new(""), 1);
+
+    g_assert_cmpstr(root->name, ==, "");
+    g_assert_cmpuint(root->ino, ==, IFS_ROOT_INO);
+    g_assert_cmpuint(root->n_children, ==, 0);
+    g_assert_null(ifs_node_child(root, "vps"));
+    ifs_node_unref(root);
+}
+
+static void test_large_dir_lookup(void)
+{
+    IfsDirBuilder *b = ifs_dir_builder_new("vps/acct");
+    IfsNode *dir;
+
+    for (int i = 0; i < 5000; i++) {
+        char *name = g_strdup_printf("vps_%05d", (i * 7919) % 5000);
+
+        add_file(b, name, "x\n", 1);
+        g_free(name);
+    }
+    dir = ifs_dir_builder_finish(b, 1);
+    g_assert_cmpuint(dir->n_children, ==, 5000);
+    for (int i = 0; i < 5000; i++) {
+        char *name = g_strdup_printf("vps_%05d", i);
+        IfsNode *c = ifs_node_child(dir, name);
+
+        g_assert_nonnull(c);
+        g_assert_cmpstr(c->name, ==, name);
+        g_free(name);
+    }
+    g_assert_null(ifs_node_child(dir, "vps_5000"));
+    g_assert_null(ifs_node_child(dir, ""));
+    ifs_node_unref(dir);
+}
+
+static gpointer ref_unref_many(gpointer data)
+{
+    IfsNode *n = data;
+
+    for (int i = 0; i < 20000; i++) {
+        ifs_node_ref(n);
+        ifs_node_unref(n);
+    }
+    return NULL;
+}
+
+static void test_refcount_threads(void)
+{
+    IfsNode *n = resource("1", "running\n", "5.00\n", 1);
+    GThread *threads[4];
+
+    for (guint i = 0; i < G_N_ELEMENTS(threads); i++)
+        threads[i] = g_thread_new("ref", ref_unref_many, n);
+    for (guint i = 0; i < G_N_ELEMENTS(threads); i++)
+        g_thread_join(threads[i]);
+    g_assert_true(g_atomic_ref_count_compare(&n->ref, 1));
+    ifs_node_unref(n);
+}
+
+/* ---- names -------------------------------------------------------------- */
+
+static void test_name_escape_table(void)
+{
+    static const struct {
+        const char *raw;
+        size_t len;
+        const char *escaped;
+    } cases[] = {
+        { "web-1", 5, "web-1" },
+        { "a/b", 3, "a%2Fb" },
+        { "../x", 4, "..%2Fx" },
+        { ".", 1, "%2E" },
+        { "..", 2, "%2E%2E" },
+        { "...", 3, "..." },
+        { ".hidden", 7, ".hidden" },
+        { "100%", 4, "100%25" },
+        { "%2F", 3, "%252F" },
+        { "a\0b", 3, "a%00b" },
+        { "/", 1, "%2F" },
+        { "caf\xc3\xa9", 5, "caf\xc3\xa9" },
+    };
+
+    for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+        char *e = ifs_name_escape(cases[i].raw, cases[i].len);
+
+        g_assert_cmpstr(e, ==, cases[i].escaped);
+        g_free(e);
+    }
+    g_assert_null(ifs_name_escape("", 0));
+    g_assert_null(ifs_name_escape(NULL, 0));
+}
+
+static void test_name_escape_round_trip(void)
+{
+    static const char *const raws[] = { "a/b", "%", "%25", ".", "..", "x%2Fy/z", "plain" };
+    const char with_nul[] = { 'n', '\0', '/', '%' };
+
+    for (guint i = 0; i < G_N_ELEMENTS(raws); i++) {
+        char *e = ifs_name_escape(raws[i], strlen(raws[i]));
+        GByteArray *back = unescape(e);
+
+        g_assert_null(strchr(e, '/'));
+        g_assert_cmpmem(back->data, back->len, raws[i], strlen(raws[i]));
+        g_byte_array_unref(back);
+        g_free(e);
+    }
+    {
+        char *e = ifs_name_escape(with_nul, sizeof(with_nul));
+        GByteArray *back = unescape(e);
+
+        g_assert_cmpmem(back->data, back->len, with_nul, sizeof(with_nul));
+        g_byte_array_unref(back);
+        g_free(e);
+    }
+}
+
+static void test_name_escape_length(void)
+{
+    char raw[400];
+    char *e;
+
+    memset(raw, 'a', sizeof(raw));
+    e = ifs_name_escape(raw, 255);
+    g_assert_cmpuint(strlen(e), ==, 255);
+    g_free(e);
+    g_assert_null(ifs_name_escape(raw, 256));
+    memset(raw, '/', sizeof(raw));
+    e = ifs_name_escape(raw, 85); /* 85 * 3 = 255 */
+    g_assert_cmpuint(strlen(e), ==, 255);
+    g_free(e);
+    g_assert_null(ifs_name_escape(raw, 86));
+    g_assert_null(ifs_name_escape(raw, sizeof(raw)));
+}
+
+/* ---- merge -------------------------------------------------------------- */
+
+static const ResourceSpec before[] = {
+    { "vps_1", "running\n", "5.00\n" },
+    { "vps_2", "running\n", "9.00\n" },
+    { "vps_3", "stopped\n", "1.00\n" },
+    { NULL, NULL, NULL },
+};
+
+static void test_merge_identical_returns_old(void)
+{
+    IfsNode *old = account(before, 1000);
+    IfsNode *fresh = account(before, 2000);
+    IfsNode *merged = ifs_node_merge_unchanged(fresh, old);
+
+    g_assert_true(merged == old);
+    g_assert_cmpint(merged->mtime, ==, 1000);
+    ifs_node_unref(merged);
+    ifs_node_unref(old);
+}
+
+static void test_merge_keeps_unchanged_mtimes(void)
+{
+    static const ResourceSpec after[] = {
+        { "vps_1", "stopped\n", "5.00\n" }, /* status changed */
+        { "vps_2", "running\n", "9.00\n" }, /* unchanged */
+        { "vps_3", "stopped\n", "2.00\n" }, /* billing/amount changed */
+        { NULL, NULL, NULL },
+    };
+    IfsNode *old = account(before, 1000);
+    IfsNode *merged = ifs_node_merge_unchanged(account(after, 2000), old);
+
+    g_assert_true(merged != old);
+    /* Unchanged subtrees are the old nodes themselves. */
+    g_assert_true(at(merged, "vps_2") == at(old, "vps_2"));
+    g_assert_true(at(merged, "vps_1/billing") == at(old, "vps_1/billing"));
+    g_assert_true(at(merged, "vps_1/name") == at(old, "vps_1/name"));
+    g_assert_true(at(merged, "vps_3/billing/cycle") == at(old, "vps_3/billing/cycle"));
+    /* Changed values are new, with the new mtime. */
+    g_assert_cmpstr(at(merged, "vps_1/status")->data, ==, "stopped\n");
+    g_assert_cmpint(at(merged, "vps_1/status")->mtime, ==, 2000);
+    g_assert_cmpint(at(merged, "vps_1/name")->mtime, ==, 1000);
+    g_assert_cmpstr(at(merged, "vps_3/billing/amount")->data, ==, "2.00\n");
+    g_assert_cmpint(at(merged, "vps_3/billing/amount")->mtime, ==, 2000);
+    /* Directories whose entry names did not change keep their mtime. */
+    g_assert_cmpint(merged->mtime, ==, 1000);
+    g_assert_cmpint(at(merged, "vps_3/billing")->mtime, ==, 1000);
+    g_assert_cmpuint(at(merged, "vps_3")->ino, ==, ifs_ino_for_path("vps/acct/vps_3"));
+    ifs_node_unref(merged);
+    ifs_node_unref(old);
+}
+
+static void test_merge_entry_set_change_new_dir_mtime(void)
+{
+    static const ResourceSpec after[] = {
+        { "vps_2", "running\n", "9.00\n" },
+        { "vps_4", "running\n", "3.00\n" },
+        { NULL, NULL, NULL },
+    };
+    IfsNode *old = account(before, 1000);
+    IfsNode *merged = ifs_node_merge_unchanged(account(after, 2000), old);
+
+    g_assert_cmpint(merged->mtime, ==, 2000);
+    g_assert_cmpuint(merged->n_children, ==, 2);
+    g_assert_true(at(merged, "vps_2") == at(old, "vps_2"));
+    g_assert_null(at(merged, "vps_1"));
+    g_assert_cmpint(at(merged, "vps_4")->mtime, ==, 2000);
+    ifs_node_unref(merged);
+    ifs_node_unref(old);
+}
+
+static void test_merge_type_change_and_no_old(void)
+{
+    IfsNode *old = ifs_node_new_file("vps/acct/1/ip", "1.2.3.4\n", 8, 1000);
+    IfsDirBuilder *b = ifs_dir_builder_new("vps/acct/1/ip");
+    IfsNode *fresh;
+    IfsNode *merged;
+
+    add_file(b, "v4", "1.2.3.4\n", 2000);
+    fresh = ifs_dir_builder_finish(b, 2000);
+    merged = ifs_node_merge_unchanged(fresh, old);
+    g_assert_true(merged == fresh);
+    g_assert_cmpint(merged->type, ==, IFS_NODE_DIR);
+    ifs_node_unref(merged);
+
+    fresh = ifs_node_new_file("vps/acct/1/ip", "1.2.3.4\n", 8, 2000);
+    g_assert_true(ifs_node_merge_unchanged(fresh, NULL) == fresh);
+    ifs_node_unref(fresh);
+    ifs_node_unref(old);
+}
+
+static void test_merge_other_path_is_not_reused(void)
+{
+    IfsNode *old = ifs_node_new_file("a", "same\n", 5, 1000);
+    IfsNode *fresh = ifs_node_new_file("b", "same\n", 5, 2000);
+    IfsNode *merged = ifs_node_merge_unchanged(fresh, old);
+
+    g_assert_true(merged == fresh);
+    ifs_node_unref(merged);
+    ifs_node_unref(old);
+}
+
+static void test_merge_controls_by_target(void)
+{
+    static char target_a;
+    static char target_b;
+    IfsNode *old = ifs_node_new_control("p", "1\n", (IfsControlTarget *)&target_a, NULL);
+    IfsNode *same = ifs_node_new_control("p", "1\n", (IfsControlTarget *)&target_a, NULL);
+    IfsNode *other = ifs_node_new_control("p", "1\n", (IfsControlTarget *)&target_b, NULL);
+    IfsNode *merged;
+
+    g_assert_true(ifs_node_same_content(old, same));
+    g_assert_false(ifs_node_same_content(old, other));
+    merged = ifs_node_merge_unchanged(same, old);
+    g_assert_true(merged == old);
+    ifs_node_unref(merged);
+    merged = ifs_node_merge_unchanged(other, old);
+    g_assert_true(merged == other);
+    ifs_node_unref(merged);
+    ifs_node_unref(old);
+}
+
+/* ---- diff --------------------------------------------------------------- */
+
+typedef struct {
+    GArray *changed;  /* guint64 */
+    GPtrArray *removed; /* "parent_ino name" */
+} DiffLog;
+
+static void log_changed(void *data, uint64_t ino)
+{
+    DiffLog *log = data;
+    guint64 v = ino;
+
+    g_array_append_val(log->changed, v);
+}
+
+static void log_removed(void *data, uint64_t parent_ino, const char *name)
+{
+    DiffLog *log = data;
+
+    g_ptr_array_add(log->removed,
+                    g_strdup_printf("%" G_GUINT64_FORMAT " %s", (guint64)parent_ino, name));
+}
+
+static DiffLog *diff_log(const IfsNode *old, const IfsNode *fresh)
+{
+    DiffLog *log = g_new0(DiffLog, 1);
+    IfsNodeDiffSink sink = { log_changed, log_removed, log };
+
+    log->changed = g_array_new(FALSE, FALSE, sizeof(guint64));
+    log->removed = g_ptr_array_new_with_free_func(g_free);
+    ifs_node_diff(old, fresh, &sink);
+    return log;
+}
+
+static void diff_log_free(DiffLog *log)
+{
+    g_array_unref(log->changed);
+    g_ptr_array_unref(log->removed);
+    g_free(log);
+}
+
+static gboolean changed_has(const DiffLog *log, const char *path)
+{
+    guint64 ino = ifs_ino_for_path(path);
+
+    for (guint i = 0; i < log->changed->len; i++)
+        if (g_array_index(log->changed, guint64, i) == ino)
+            return TRUE;
+    return FALSE;
+}
+
+static gboolean removed_has(const DiffLog *log, const char *parent, const char *name)
+{
+    char *want = g_strdup_printf("%" G_GUINT64_FORMAT " %s",
+                                 (guint64)ifs_ino_for_path(parent), name);
+    gboolean found = FALSE;
+
+    for (guint i = 0; i < log->removed->len; i++)
+        found = found || strcmp(g_ptr_array_index(log->removed, i), want) == 0;
+    g_free(want);
+    return found;
+}
+
+static void test_diff_same_pointer_is_silent(void)
+{
+    IfsNode *old = account(before, 1000);
+    DiffLog *log = diff_log(old, old);
+
+    g_assert_cmpuint(log->changed->len, ==, 0);
+    g_assert_cmpuint(log->removed->len, ==, 0);
+    diff_log_free(log);
+    ifs_node_unref(old);
+}
+
+static void test_diff_reports_exactly_what_changed(void)
+{
+    static const ResourceSpec after[] = {
+        { "vps_1", "stopped\n", "5.00\n" }, /* status changed */
+        { "vps_2", "running\n", "9.00\n" }, /* unchanged */
+        { "vps_4", "running\n", "3.00\n" }, /* added; vps_3 removed */
+        { NULL, NULL, NULL },
+    };
+    IfsNode *old = account(before, 1000);
+    IfsNode *merged = ifs_node_merge_unchanged(account(after, 2000), old);
+    DiffLog *log = diff_log(old, merged);
+
+    g_assert_cmpuint(log->changed->len, ==, 2);
+    g_assert_true(changed_has(log, "vps/acct/vps_1/status"));
+    g_assert_true(changed_has(log, "vps/acct"));
+    g_assert_cmpuint(log->removed->len, ==, 1);
+    g_assert_true(removed_has(log, "vps/acct", "vps_3"));
+    diff_log_free(log);
+    ifs_node_unref(merged);
+    ifs_node_unref(old);
+}
+
+static void test_diff_nested_removal_and_type_change(void)
+{
+    IfsDirBuilder *ob = ifs_dir_builder_new("r");
+    IfsDirBuilder *fb = ifs_dir_builder_new("r");
+    IfsDirBuilder *sub = ifs_dir_builder_new("r/ip");
+    IfsNode *old;
+    IfsNode *fresh;
+    DiffLog *log;
+
+    add_file(ob, "ip", "1.2.3.4\n", 1000);
+    add_file(ob, "name", "web\n", 1000);
+    add_file(ob, "gone", "x\n", 1000);
+    old = ifs_dir_builder_finish(ob, 1000);
+
+    add_file(sub, "v4", "1.2.3.4\n", 2000);
+    ifs_dir_builder_add(fb, ifs_dir_builder_finish(sub, 2000));
+    add_file(fb, "name", "web\n", 2000);
+    fresh = ifs_node_merge_unchanged(ifs_dir_builder_finish(fb, 2000), old);
+
+    log = diff_log(old, fresh);
+    /* "ip" became a directory: its dentry and its inode are invalidated. */
+    g_assert_true(removed_has(log, "r", "ip"));
+    g_assert_true(changed_has(log, "r/ip"));
+    g_assert_true(removed_has(log, "r", "gone"));
+    g_assert_true(changed_has(log, "r"));
+    g_assert_false(changed_has(log, "r/name"));
+    g_assert_cmpuint(log->changed->len, ==, 2);
+    g_assert_cmpuint(log->removed->len, ==, 2);
+    diff_log_free(log);
+    ifs_node_unref(fresh);
+    ifs_node_unref(old);
+}
+
+static void test_diff_without_merge_uses_content(void)
+{
+    IfsNode *old = account(before, 1000);
+    IfsNode *fresh = account(before, 1000);
+    DiffLog *log = diff_log(old, fresh);
+
+    g_assert_cmpuint(log->changed->len, ==, 0);
+    g_assert_cmpuint(log->removed->len, ==, 0);
+    diff_log_free(log);
+    ifs_node_unref(fresh);
+    ifs_node_unref(old);
+}
+
+/* A refresh of a big account: merge and diff must stay linear. */
+static void test_merge_diff_large(void)
+{
+    const int n = 20000;
+    ResourceSpec *specs = g_new0(ResourceSpec, n + 1);
+    char **ids = g_new0(char *, n + 1);
+    IfsNode *old;
+    IfsNode *merged;
+    DiffLog *log;
+
+    for (int i = 0; i < n; i++) {
+        ids[i] = g_strdup_printf("vps_%06d", i);
+        specs[i] = (ResourceSpec){ ids[i], "running\n", "5.00\n" };
+    }
+    old = account(specs, 1000);
+    specs[n / 2].status = "stopped\n";
+    merged = ifs_node_merge_unchanged(account(specs, 2000), old);
+    log = diff_log(old, merged);
+    g_assert_cmpuint(log->changed->len, ==, 1);
+    g_assert_cmpuint(log->removed->len, ==, 0);
+    g_assert_true(at(merged, "vps_000000") == at(old, "vps_000000"));
+    diff_log_free(log);
+    ifs_node_unref(merged);
+    ifs_node_unref(old);
+    g_strfreev(ids);
+    g_free(specs);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/node/ino/root-and-stability", test_ino_root_and_stability);
+    g_test_add_func("/node/ino/never-reserved", test_ino_never_reserved);
+    g_test_add_func("/node/path-join", test_path_join);
+    g_test_add_func("/node/leaf-nodes", test_leaf_nodes);
+    g_test_add_func("/node/builder/sorts-and-drops-duplicates",
+                    test_builder_sorts_and_drops_duplicates);
+    g_test_add_func("/node/builder/root-and-empty", test_root_and_empty_dir);
+    g_test_add_func("/node/builder/large-dir-lookup", test_large_dir_lookup);
+    g_test_add_func("/node/refcount-threads", test_refcount_threads);
+    g_test_add_func("/node/name/escape-table", test_name_escape_table);
+    g_test_add_func("/node/name/round-trip", test_name_escape_round_trip);
+    g_test_add_func("/node/name/length", test_name_escape_length);
+    g_test_add_func("/node/merge/identical-returns-old", test_merge_identical_returns_old);
+    g_test_add_func("/node/merge/keeps-unchanged-mtimes", test_merge_keeps_unchanged_mtimes);
+    g_test_add_func("/node/merge/entry-set-change", test_merge_entry_set_change_new_dir_mtime);
+    g_test_add_func("/node/merge/type-change", test_merge_type_change_and_no_old);
+    g_test_add_func("/node/merge/other-path", test_merge_other_path_is_not_reused);
+    g_test_add_func("/node/merge/controls-by-target", test_merge_controls_by_target);
+    g_test_add_func("/node/diff/same-pointer", test_diff_same_pointer_is_silent);
+    g_test_add_func("/node/diff/exact", test_diff_reports_exactly_what_changed);
+    g_test_add_func("/node/diff/nested-and-type-change", test_diff_nested_removal_and_type_change);
+    g_test_add_func("/node/diff/without-merge", test_diff_without_merge_uses_content);
+    g_test_add_func("/node/merge-diff/large", test_merge_diff_large);
+    return g_test_run();
+}
