@@ -15,7 +15,9 @@ if mountpoint -q "$mnt"; then
     fusermount3 -u "$mnt" 2>/dev/null || umount "$mnt"
 fi
 if [ -f "$state/sim.pid" ] && kill -0 "$(cat "$state/sim.pid")" 2>/dev/null; then
-    kill "$(cat "$state/sim.pid")"
+    old=$(cat "$state/sim.pid")
+    kill "$old"
+    while kill -0 "$old" 2>/dev/null; do sleep 0.1; done # until its port is free
 fi
 rm -f "$state/ports.json"
 nohup ./contrib/infrafs-sim --ports-file "$state/ports.json" --quiet \

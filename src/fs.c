@@ -194,17 +194,20 @@ static void on_interrupt(fuse_req_t req, void *data)
 
 static void read_wait(fuse_req_t req, IfsNode *node, size_t size, off_t off)
 {
+    IfsStore *store = fs_of(req)->store; /* req is gone once replied to */
     volatile gboolean cancelled = FALSE;
     int errnum = 0;
     char *text;
 
     fuse_req_interrupt_func(req, on_interrupt, (void *)&cancelled);
-    text = ifs_store_wait_text(fs_of(req)->store, node, &cancelled, &errnum);
+    text = ifs_store_wait_text(store, node, &cancelled, &errnum);
     if (!text) {
         fuse_reply_err(req, errnum ? errnum : EINTR);
         return;
     }
     reply_slice(req, text, strlen(text), size, off);
+    /* The kernel has processed the (possibly short) read by now. */
+    ifs_store_wait_replied(store, node);
     g_free(text);
 }
 
@@ -353,7 +356,11 @@ static void inval_entry(void *data, uint64_t parent, const char *name)
 IfsFs *ifs_fs_new(IfsStore *store)
 {
     IfsFs *fs = g_new0(IfsFs, 1);
-    IfsInvalidator inv = {inval_inode, inval_entry, fs};
+    IfsInvalidator inv = {
+        .inval_inode = inval_inode,
+        .inval_entry = inval_entry,
+        .data = fs,
+    };
 
     fs->store = store;
     fs->uid = getuid();

@@ -1,7 +1,9 @@
 /* HTTP client for one account (include/infrafs/http.h): libcurl with
  * keep-alive, auth, timeouts, retries of reads, rate-limit obedience, and
  * translation of every provider's error answers into IfsError. */
+#ifndef G_LOG_DOMAIN
 #define G_LOG_DOMAIN "infrafs"
+#endif
 #include "infrafs/http.h"
 
 #include <curl/curl.h>
@@ -204,9 +206,10 @@ static char *text_detail(const char *content_type, const char *text)
 /* Reading the error bodies of the five providers                            */
 
 /* Parses all of `text` (NUL-terminated, `len` bytes before the NUL) as one
- * JSON value. JSON `null` is reported as NULL with *ok TRUE. */
+ * JSON value. NULL with *why set when it is not JSON; NULL with *why NULL
+ * for the JSON value null. */
 static json_object *parse_json_text(const char *text, size_t len,
-                                    gboolean *ok, const char **why)
+                                    const char **why)
 {
     json_tokener *tok = json_tokener_new();
     /* Including the terminating NUL tells json-c the input ends there, so a
@@ -214,19 +217,19 @@ static json_object *parse_json_text(const char *text, size_t len,
     json_object *obj = json_tokener_parse_ex(tok, text, (int)len + 1);
     enum json_tokener_error jerr = json_tokener_get_error(tok);
 
-    *ok = jerr == json_tokener_success;
-    *why = *ok ? NULL : json_tokener_error_desc(jerr);
-    if (*ok) {
+    *why = NULL;
+    if (jerr != json_tokener_success) {
+        *why = json_tokener_error_desc(jerr);
+    } else {
         for (size_t i = json_tokener_get_parse_end(tok); i < len; i++) {
             if (!g_ascii_isspace(text[i])) {
-                *ok = FALSE;
                 *why = "unexpected data after the JSON value";
                 break;
             }
         }
     }
     json_tokener_free(tok);
-    if (!*ok) {
+    if (*why) {
         json_object_put(obj);
         obj = NULL;
     }
@@ -458,9 +461,8 @@ static void provider_detail(const char *content_type, const char *body,
     char *raw_message = NULL;
 
     if (may_be_json(content_type, text)) {
-        gboolean ok;
         const char *why;
-        json_object *json = parse_json_text(text, strlen(text), &ok, &why);
+        json_object *json = parse_json_text(text, strlen(text), &why);
 
         detail_from_json(json, &raw_code, &raw_message);
         json_object_put(json);
@@ -562,24 +564,37 @@ static gint64 parse_iso8601_epoch(const char *value)
     return epoch;
 }
 
+/* "1700000000" or "1700000000.25" (the fraction does not matter). */
+static gint64 parse_epoch_seconds(const char *text)
+{
+    size_t digits = strspn(text, "0123456789");
+    const char *fraction = text + digits;
+    char *whole;
+    gint64 epoch = -1;
+
+    if (*fraction == '.' && fraction[1] &&
+        strspn(fraction + 1, "0123456789") == strlen(fraction + 1))
+        fraction = "";
+    if (digits == 0 || *fraction)
+        return -1;
+    whole = g_strndup(text, digits);
+    if (!parse_seconds(whole, &epoch))
+        epoch = -1;
+    g_free(whole);
+    return epoch;
+}
+
 gint64 ifs_http_parse_rate_limit_reset(const char *value)
 {
     char *copy;
-    char *dot;
-    gint64 epoch = -1;
+    gint64 epoch;
 
     if (!value)
         return -1;
     copy = g_strstrip(g_strdup(value));
-    dot = strchr(copy, '.');
-    /* Epoch seconds, possibly with a fraction we do not need. */
-    if (dot && dot[1] && strspn(dot + 1, "0123456789") == strlen(dot + 1))
-        *dot = '\0';
-    if (!parse_seconds(copy, &epoch)) {
-        if (dot)
-            *dot = '.';
-        epoch = *copy ? parse_iso8601_epoch(copy) : -1;
-    }
+    epoch = parse_epoch_seconds(copy);
+    if (epoch < 0 && *copy)
+        epoch = parse_iso8601_epoch(copy);
     g_free(copy);
     return epoch;
 }
@@ -1033,16 +1048,19 @@ json_object *ifs_http_get_json(IfsHttp *http, const char *path, IfsError **err)
 {
     IfsHttpResponse *resp = ifs_http_request(http, "GET", path, NULL, err);
     json_object *json;
-    gboolean ok;
     const char *why;
 
     if (!resp)
         return NULL;
-    json = parse_json_text(resp->body, resp->body_len, &ok, &why);
-    if (!json)
+    json = parse_json_text(resp->body, resp->body_len, &why);
+    if (!json) {
+        char *where = describe_request(http->account, "GET", path);
+
         ifs_error_propagate(err, ifs_error_new(EIO, resp->status, NULL,
-            "account '%s': GET %s: unreadable response (%s)", http->account,
-            path, ok ? "JSON null" : why));
+                                               "%s: unreadable response (%s)",
+                                               where, why ? why : "JSON null"));
+        g_free(where);
+    }
     ifs_http_response_free(resp);
     return json;
 }

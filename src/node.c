@@ -458,6 +458,10 @@ static void diff_node(const IfsNode *old, const IfsNode *fresh, uint64_t parent_
 {
     if (old == fresh)
         return;
+    if (old->ino != fresh->ino && parent_ino) {
+        report_removed(sink, parent_ino, old->name);
+        return;
+    }
     if (old->type != fresh->type) {
         if (parent_ino)
             report_removed(sink, parent_ino, old->name);
@@ -468,7 +472,11 @@ static void diff_node(const IfsNode *old, const IfsNode *fresh, uint64_t parent_
         diff_dir(old, fresh, sink);
         return;
     }
-    if (!ifs_node_same_content(old, fresh) || old->mtime != fresh->mtime)
+    if (ifs_node_same_content(old, fresh) && old->mtime == fresh->mtime)
+        return;
+    if (old->type == IFS_NODE_WAIT && sink->wait_changed)
+        sink->wait_changed(sink->data, old->ino);
+    else
         report_changed(sink, old->ino);
 }
 

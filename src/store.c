@@ -58,6 +58,10 @@ struct Operation {
     /* Set once the terminal state is visible in the tree: readers of
      * operation/wait return only then, so what they read next is current. */
     gboolean done;
+    /* Readers woken but not yet replied to: the kernel must see their short
+     * read (and take the file's real size from it) before the publisher
+     * invalidates the file, which would cancel that. */
+    int replying;
 };
 
 /* Per-resource state that is ours, not the API's. */
@@ -117,6 +121,7 @@ typedef struct {
 typedef struct {
     Account *account; /* NULL: stop the publisher */
     Done *done;
+    Operation *finished_op; /* its terminal state is in this publish */
 } PublishReq;
 
 struct IfsStore {
@@ -334,6 +339,7 @@ static IfsNode *build_operation_dir(const char *res_path, Extras *x, IfsStore *s
     IfsDirBuilder *b = ifs_dir_builder_new(path);
     char *wait_path = ifs_path_join(path, "wait");
     char *final_text = NULL;
+    IfsNode *wait;
 
     g_mutex_lock(&s->op_lock);
     add_line(b, "status", op->status_text);
@@ -342,9 +348,16 @@ static IfsNode *build_operation_dir(const char *res_path, Extras *x, IfsStore *s
     g_mutex_unlock(&s->op_lock);
     add_line(b, "job_id", op->job_id);
     add_line(b, "poll_url", op->poll_url);
-    ifs_dir_builder_add(b, ifs_node_new_wait(wait_path, final_text,
-                                             target_ref(x->wait_target),
-                                             (IfsTargetFree)target_unref));
+    wait = ifs_node_new_wait(wait_path, final_text, target_ref(x->wait_target),
+                             (IfsTargetFree)target_unref);
+    /* Each operation's wait file is a new inode: the kernel then forgets the
+     * previous one by name, never by invalidating pages a reader may hold. */
+    {
+        char *identity = g_strconcat(wait_path, "#", op->job_id ? op->job_id : "", NULL);
+        wait->ino = ifs_ino_for_path(identity);
+        g_free(identity);
+    }
+    ifs_dir_builder_add(b, wait);
     g_free(final_text);
     g_free(wait_path);
     g_free(path);
@@ -587,27 +600,70 @@ static IfsNode *build_root(IfsStore *s)
 
 /* ---- publishing (publisher thread) -------------------------------------- */
 
+typedef struct {
+    IfsStore *store;
+    GArray *waits; /* guint64: wait files to invalidate after waking readers */
+} DiffSink;
+
 static void sink_changed(void *data, uint64_t ino)
 {
-    IfsStore *s = data;
+    IfsStore *s = ((DiffSink *)data)->store;
 
     if (s->inv.inval_inode)
         s->inv.inval_inode(s->inv.data, ino);
 }
 
+static void sink_wait_changed(void *data, uint64_t ino)
+{
+    DiffSink *d = data;
+    guint64 v = ino;
+
+    g_array_append_val(d->waits, v);
+}
+
 static void sink_removed(void *data, uint64_t parent, const char *name)
 {
-    IfsStore *s = data;
+    IfsStore *s = ((DiffSink *)data)->store;
 
     if (s->inv.inval_entry)
         s->inv.inval_entry(s->inv.data, parent, name);
 }
 
-static void publish_root(IfsStore *s)
+static void mark_done(IfsStore *s, Operation *op)
+{
+    g_mutex_lock(&s->op_lock);
+    op->done = TRUE;
+    g_cond_broadcast(&s->op_cond);
+    g_mutex_unlock(&s->op_lock);
+}
+
+/* Until every woken reader of `op` has replied (bounded: a reader that
+ * vanished must not stall publishing). */
+static void wait_replies(IfsStore *s, Operation *op)
+{
+    gint64 until = g_get_monotonic_time() + 2 * G_USEC_PER_SEC;
+
+    g_mutex_lock(&s->op_lock);
+    while (op->replying > 0 && g_get_monotonic_time() < until)
+        g_cond_wait_until(&s->op_cond, &s->op_lock, until);
+    g_mutex_unlock(&s->op_lock);
+}
+
+/* Swap in a new root, then tell the kernel what changed. Readers blocked in
+ * operation/wait of operations that just ended are woken after every other
+ * invalidation (so what they read next is current) and before their own
+ * file is invalidated (they hold its page lock until they return). */
+static void publish_root(IfsStore *s, GPtrArray *finished_ops)
 {
     IfsNode *fresh = build_root(s);
     IfsNode *old;
-    IfsNodeDiffSink sink = {sink_changed, sink_removed, s};
+    DiffSink d = {s, g_array_new(FALSE, FALSE, sizeof(guint64))};
+    IfsNodeDiffSink sink = {
+        .changed = sink_changed,
+        .removed = sink_removed,
+        .wait_changed = sink_wait_changed,
+        .data = &d,
+    };
 
     g_mutex_lock(&s->root_lock);
     old = s->root;
@@ -621,6 +677,14 @@ static void publish_root(IfsStore *s)
         ifs_node_diff(old, fresh, &sink);
         ifs_node_unref(old);
     }
+    for (guint i = 0; i < finished_ops->len; i++)
+        mark_done(s, g_ptr_array_index(finished_ops, i));
+    for (guint i = 0; i < finished_ops->len; i++)
+        wait_replies(s, g_ptr_array_index(finished_ops, i));
+    for (guint i = 0; i < d.waits->len; i++)
+        if (s->inv.inval_inode)
+            s->inv.inval_inode(s->inv.data, g_array_index(d.waits, guint64, i));
+    g_array_unref(d.waits);
 }
 
 static void done_signal(Done *d)
@@ -638,6 +702,7 @@ static gpointer publisher_main(gpointer data)
     for (;;) {
         PublishReq *req = g_async_queue_pop(s->publish_q);
         GPtrArray *batch = g_ptr_array_new();
+        GPtrArray *finished = g_ptr_array_new();
         gboolean stop = FALSE;
 
         /* Coalesce everything queued: one root swap serves them all. */
@@ -651,12 +716,14 @@ static gpointer publisher_main(gpointer data)
                 stop = TRUE;
                 continue;
             }
+            if (r->finished_op)
+                g_ptr_array_add(finished, r->finished_op);
             for (guint j = 0; j < i && !dup; j++)
                 dup = ((PublishReq *)g_ptr_array_index(batch, j))->account == r->account;
             if (!dup)
                 build_account(r->account);
         }
-        publish_root(s);
+        publish_root(s, finished);
         for (guint i = 0; i < batch->len; i++) {
             PublishReq *r = g_ptr_array_index(batch, i);
             if (r->done)
@@ -664,14 +731,17 @@ static gpointer publisher_main(gpointer data)
             g_free(r);
         }
         g_ptr_array_free(batch, TRUE);
+        g_ptr_array_free(finished, TRUE);
         if (stop)
             return NULL;
     }
 }
 
 /* Publish an account's current data and wait until the new tree is live and
- * the kernel was told what changed. Never called from the publisher. */
-static void publish_sync(Account *a)
+ * the kernel was told what changed. `finished_op`, if not NULL, ended and
+ * its readers are woken within this publish. Never called from the
+ * publisher. */
+static void publish_finishing(Account *a, Operation *finished_op)
 {
     Done d;
     PublishReq *req = g_new0(PublishReq, 1);
@@ -681,6 +751,7 @@ static void publish_sync(Account *a)
     d.finished = FALSE;
     req->account = a;
     req->done = &d;
+    req->finished_op = finished_op;
     g_async_queue_push(a->store->publish_q, req);
     g_mutex_lock(&d.lock);
     while (!d.finished)
@@ -688,6 +759,11 @@ static void publish_sync(Account *a)
     g_mutex_unlock(&d.lock);
     g_mutex_clear(&d.lock);
     g_cond_clear(&d.cond);
+}
+
+static void publish_sync(Account *a)
+{
+    publish_finishing(a, NULL);
 }
 
 /* ---- refresh ------------------------------------------------------------ */
@@ -915,11 +991,27 @@ static gboolean sleep_unless_stopping(IfsStore *s, gint64 ms)
     return !store_stopping(s);
 }
 
+/* The final texts of operation/wait: a fixed set, none longer than
+ * "completed\n", which is the size operation/wait reports while pending. */
+static const char *final_word(IfsOpState state, const char *text)
+{
+    static const char *const failures[] = {"failed", "timeout", "unknown", "cancelled"};
+
+    if (state == IFS_OP_COMPLETED)
+        return "completed";
+    for (gsize i = 0; i < G_N_ELEMENTS(failures); i++)
+        if (g_strcmp0(text, failures[i]) == 0)
+            return text;
+    return "failed";
+}
+
 /* Set an operation's status; returns TRUE if it changed. */
 static gboolean op_update(IfsStore *s, Operation *op, IfsOpState state, const char *text)
 {
     gboolean changed;
 
+    if (state != IFS_OP_PENDING)
+        text = final_word(state, text);
     g_mutex_lock(&s->op_lock);
     changed = op->state != state || g_strcmp0(op->status_text, text) != 0;
     if (changed) {
@@ -966,16 +1058,14 @@ static void poll_operation(Account *a, Operation *op)
         }
         interval = MIN(interval * 2, POLL_MAX_MS);
     }
-    if (state == IFS_OP_PENDING) /* stopping */
+    if (state == IFS_OP_PENDING) { /* stopping */
         op_update(s, op, IFS_OP_FAILED, "cancelled");
-    else /* terminal: show the resource as it is now, with the final status */
-        fetch_one(a, op->res_kind, op->res_id, FALSE);
-    if (!store_stopping(s))
-        publish_sync(a);
-    g_mutex_lock(&s->op_lock);
-    op->done = TRUE;
-    g_cond_broadcast(&s->op_cond);
-    g_mutex_unlock(&s->op_lock);
+        mark_done(s, op);
+        return;
+    }
+    /* Terminal: show the resource as it is now, with the final status. */
+    fetch_one(a, op->res_kind, op->res_id, FALSE);
+    publish_finishing(a, op);
 }
 
 static void worker_main(gpointer data, gpointer user)
@@ -1135,8 +1225,8 @@ static int resource_control_write(Account *a, IfsControlTarget *t, const char *b
         queue_task(a->store, task);
     }
     if (!ok)
-        g_message("account '%s': %s %s: %s failed: %s", a->cfg->name, t->res_id, t->file,
-                  command, err->message);
+        g_message("%s/%s/%s/%s: '%s' failed: %s", t->res_kind, a->cfg->name, t->res_id,
+                  t->file, command, err->message);
     errnum = ok ? 0 : err->errnum;
     ifs_error_free(err);
     ifs_command_free(cmd);
@@ -1210,12 +1300,26 @@ char *ifs_store_wait_text(IfsStore *store, IfsNode *node,
     while (!op->done && !*cancelled && !store_stopping(store))
         g_cond_wait_until(&store->op_cond, &store->op_lock,
                           g_get_monotonic_time() + 200 * G_TIME_SPAN_MILLISECOND);
-    if (op->state != IFS_OP_PENDING)
+    if (op->state != IFS_OP_PENDING) {
         text = g_strconcat(op->status_text, "\n", NULL);
+        op->replying++;
+    }
     g_mutex_unlock(&store->op_lock);
     if (!text)
         *errnum = EINTR;
     return text;
+}
+
+void ifs_store_wait_replied(IfsStore *store, IfsNode *node)
+{
+    Operation *op = node->target ? node->target->op : NULL;
+
+    if (!op)
+        return;
+    g_mutex_lock(&store->op_lock);
+    op->replying--;
+    g_cond_broadcast(&store->op_cond);
+    g_mutex_unlock(&store->op_lock);
 }
 
 /* ---- read side ------------------------------------------------------------ */

@@ -15,6 +15,7 @@ void ifs_fs_attach(IfsFs *fs, struct fuse_session *se);
 /* Kernel cache lifetime for entries and attributes. Long on purpose: every
  * change is invalidated explicitly by the store (CONTRACT §6). */
 #define IFS_CACHE_TIMEOUT 86400.0
-/* st_size of operation/wait while the operation runs: the read is short,
- * and the kernel takes the real size from it. */
-#define IFS_WAIT_PENDING_SIZE 4096
+/* st_size of operation/wait while the operation runs: the length of the
+ * longest final text ("completed\n"); a shorter one is a short read, from
+ * which the kernel takes the real size. */
+#define IFS_WAIT_PENDING_SIZE 10

@@ -56,6 +56,8 @@ int ifs_store_control_write(IfsStore *store, IfsNode *node, const char *buf,
  * (g_free) or NULL with *errnum set (EINTR). */
 char *ifs_store_wait_text(IfsStore *store, IfsNode *node,
                           volatile gboolean *cancelled, int *errnum);
+/* After a text from ifs_store_wait_text was sent to the kernel. */
+void ifs_store_wait_replied(IfsStore *store, IfsNode *node);
 
 /* "hostup: ok, heo: unauthorized (HTTP 401 ...)": one phrase per account,
  * for the startup report. */

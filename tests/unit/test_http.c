@@ -78,9 +78,9 @@ static int accept_connection(TestServer *srv)
     return fd;
 }
 
-static gsize content_length_of(const char *head)
+static gsize content_length_of(const char *head, gsize head_len)
 {
-    char *lower = g_ascii_strdown(head, -1);
+    char *lower = g_ascii_strdown(head, (gssize)head_len);
     const char *cl = strstr(lower, "\r\ncontent-length:");
     gsize len = cl ? (gsize)g_ascii_strtoull(cl + 17, NULL, 10) : 0;
 
@@ -99,7 +99,7 @@ static char *read_request(TestServer *srv, int fd, GString *in)
 
         if (end) {
             gsize head_len = (gsize)(end - in->str) + 4;
-            gsize total = head_len + content_length_of(in->str);
+            gsize total = head_len + content_length_of(in->str, head_len);
 
             if (in->len >= total) {
                 char *request = g_strndup(in->str, total);
@@ -1125,6 +1125,27 @@ static void test_too_large_body(void)
     server_stop(srv);
 }
 
+/* A CA file that cannot be read fails before anything is sent, and
+ * retrying would not help. */
+static void test_unreadable_cacert(void)
+{
+    TestServer *srv = server_start();
+    g_autofree char *https = g_strdup_printf("https://%s", srv->origin + strlen("http://"));
+    IfsHttpConfig cfg = config_for(https);
+    IfsHttp *http;
+    g_autoptr(IfsError) err = NULL;
+
+    cfg.cacert = "/nonexistent/infrafs-test-ca.pem";
+    http = ifs_http_new(&cfg);
+    g_assert_null(ifs_http_request(http, "GET", "/tls", NULL, &err));
+    g_assert_cmpint(err->errnum, ==, EIO);
+    assert_contains(err->message, "cacert");
+    g_assert_null(strstr(err->message, "attempts"));
+    g_assert_cmpuint(ifs_http_request_count(http), ==, 0);
+    ifs_http_free(http);
+    server_stop(srv);
+}
+
 static void test_redirect_not_followed(void)
 {
     TestServer *srv = server_start();
@@ -1267,6 +1288,7 @@ int main(int argc, char **argv)
     g_test_add_func("/http/request/dropped-connection", test_dropped_connection);
     g_test_add_func("/http/request/get-retried-after-drop", test_get_retried_after_drop);
     g_test_add_func("/http/request/too-large-body", test_too_large_body);
+    g_test_add_func("/http/request/unreadable-cacert", test_unreadable_cacert);
     g_test_add_func("/http/request/redirect-not-followed", test_redirect_not_followed);
     g_test_add_func("/http/request/get-json", test_get_json);
     g_test_add_func("/http/request/concurrent", test_concurrent_requests);

@@ -472,7 +472,16 @@ static void test_merge_controls_by_target(void)
 typedef struct {
     GArray *changed;  /* guint64 */
     GPtrArray *removed; /* "parent_ino name" */
+    GArray *attrs;    /* guint64: attributes-only invalidations */
 } DiffLog;
+
+static void log_attrs(void *data, uint64_t ino)
+{
+    DiffLog *log = data;
+    guint64 v = ino;
+
+    g_array_append_val(log->attrs, v);
+}
 
 static void log_changed(void *data, uint64_t ino)
 {
@@ -493,9 +502,12 @@ static void log_removed(void *data, uint64_t parent_ino, const char *name)
 static DiffLog *diff_log(const IfsNode *old, const IfsNode *fresh)
 {
     DiffLog *log = g_new0(DiffLog, 1);
-    IfsNodeDiffSink sink = { log_changed, log_removed, log };
+    IfsNodeDiffSink sink = {
+        .changed = log_changed, .removed = log_removed, .wait_changed = log_attrs, .data = log,
+    };
 
     log->changed = g_array_new(FALSE, FALSE, sizeof(guint64));
+    log->attrs = g_array_new(FALSE, FALSE, sizeof(guint64));
     log->removed = g_ptr_array_new_with_free_func(g_free);
     ifs_node_diff(old, fresh, &sink);
     return log;
@@ -504,6 +516,7 @@ static DiffLog *diff_log(const IfsNode *old, const IfsNode *fresh)
 static void diff_log_free(DiffLog *log)
 {
     g_array_unref(log->changed);
+    g_array_unref(log->attrs);
     g_ptr_array_unref(log->removed);
     g_free(log);
 }
@@ -637,6 +650,46 @@ static void test_merge_diff_large(void)
     g_free(specs);
 }
 
+
+/* A wait file whose operation ended is reported apart (its reader must be
+ * woken before its pages are invalidated). A wait file of another operation (new ino under
+ * the same name): the old entry is dropped by name. */
+static void test_diff_wait_nodes(void)
+{
+    IfsDirBuilder *b;
+    IfsNode *pending, *done, *other, *d1, *d2, *d3;
+    DiffLog *log;
+
+    b = ifs_dir_builder_new("op");
+    ifs_dir_builder_add(b, ifs_node_new_wait("op/wait", NULL, NULL, NULL));
+    d1 = ifs_dir_builder_finish(b, 5);
+    pending = d1->children[0];
+    b = ifs_dir_builder_new("op");
+    ifs_dir_builder_add(b, ifs_node_new_wait("op/wait", "completed\n", NULL, NULL));
+    d2 = ifs_dir_builder_finish(b, 5);
+    done = d2->children[0];
+    log = diff_log(d1, d2);
+    g_assert_cmpuint(log->changed->len, ==, 0);
+    g_assert_cmpuint(log->attrs->len, ==, 1);
+    g_assert_cmpuint(g_array_index(log->attrs, guint64, 0), ==, pending->ino);
+    diff_log_free(log);
+
+    b = ifs_dir_builder_new("op");
+    other = ifs_node_new_wait("op/wait", NULL, NULL, NULL);
+    other->ino = ifs_ino_for_path("op/wait#job2");
+    ifs_dir_builder_add(b, other);
+    d3 = ifs_dir_builder_finish(b, 5);
+    log = diff_log(d2, d3);
+    g_assert_true(removed_has(log, "op", "wait"));
+    g_assert_cmpuint(log->attrs->len, ==, 0);
+    g_assert_false(changed_has(log, "op/wait"));
+    (void)done;
+    diff_log_free(log);
+    ifs_node_unref(d1);
+    ifs_node_unref(d2);
+    ifs_node_unref(d3);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -663,5 +716,6 @@ int main(int argc, char **argv)
     g_test_add_func("/node/diff/nested-and-type-change", test_diff_nested_removal_and_type_change);
     g_test_add_func("/node/diff/without-merge", test_diff_without_merge_uses_content);
     g_test_add_func("/node/merge-diff/large", test_merge_diff_large);
+    g_test_add_func("/node/diff/wait-nodes", test_diff_wait_nodes);
     return g_test_run();
 }
