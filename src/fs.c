@@ -200,9 +200,13 @@ static void read_wait(fuse_req_t req, IfsNode *node, size_t size, off_t off)
     char *text;
 
     fuse_req_interrupt_func(req, on_interrupt, (void *)&cancelled);
-    text = ifs_store_wait_text(store, node, &cancelled, &errnum);
+    /* In slices, so that Ctrl-C and unmounting end the wait. */
+    do {
+        text = ifs_store_wait_text(store, node, 200, &errnum);
+    } while (!text && errnum == ETIMEDOUT && !cancelled &&
+             !fuse_session_exited(fs_of(req)->se));
     if (!text) {
-        fuse_reply_err(req, errnum ? errnum : EINTR);
+        fuse_reply_err(req, errnum == ETIMEDOUT || errnum == 0 ? EINTR : errnum);
         return;
     }
     reply_slice(req, text, strlen(text), size, off);

@@ -1286,9 +1286,9 @@ int ifs_store_control_write(IfsStore *store, IfsNode *node, const char *buf,
     return resource_control_write(t->account, t, buf, len, offset);
 }
 
-char *ifs_store_wait_text(IfsStore *store, IfsNode *node,
-                          volatile gboolean *cancelled, int *errnum)
+char *ifs_store_wait_text(IfsStore *store, IfsNode *node, int timeout_ms, int *errnum)
 {
+    gint64 until = g_get_monotonic_time() + (gint64)timeout_ms * G_TIME_SPAN_MILLISECOND;
     Operation *op = node->target ? node->target->op : NULL;
     char *text = NULL;
 
@@ -1297,16 +1297,15 @@ char *ifs_store_wait_text(IfsStore *store, IfsNode *node,
         return NULL;
     }
     g_mutex_lock(&store->op_lock);
-    while (!op->done && !*cancelled && !store_stopping(store))
-        g_cond_wait_until(&store->op_cond, &store->op_lock,
-                          g_get_monotonic_time() + 200 * G_TIME_SPAN_MILLISECOND);
-    if (op->state != IFS_OP_PENDING) {
+    while (!op->done && !store_stopping(store) && g_get_monotonic_time() < until)
+        g_cond_wait_until(&store->op_cond, &store->op_lock, until);
+    if (op->done) {
         text = g_strconcat(op->status_text, "\n", NULL);
         op->replying++;
     }
     g_mutex_unlock(&store->op_lock);
     if (!text)
-        *errnum = EINTR;
+        *errnum = store_stopping(store) ? EINTR : ETIMEDOUT;
     return text;
 }
 

@@ -51,11 +51,11 @@ IfsNode *ifs_store_get(IfsStore *store, uint64_t ino);
 int ifs_store_control_write(IfsStore *store, IfsNode *node, const char *buf,
                             size_t len, off_t offset);
 
-/* Read of an operation/wait node: blocks until the operation is terminal,
- * `*cancelled` becomes true, or the store stops. Returns the text to serve
- * (g_free) or NULL with *errnum set (EINTR). */
-char *ifs_store_wait_text(IfsStore *store, IfsNode *node,
-                          volatile gboolean *cancelled, int *errnum);
+/* Read of an operation/wait node: blocks until the operation is terminal
+ * and shown in the tree, for at most timeout_ms. Returns the text to serve
+ * (g_free), or NULL with *errnum set: ETIMEDOUT (not yet; call again),
+ * EINTR (the store is stopping), EIO (not a wait node). */
+char *ifs_store_wait_text(IfsStore *store, IfsNode *node, int timeout_ms, int *errnum);
 /* After a text from ifs_store_wait_text was sent to the kernel. */
 void ifs_store_wait_replied(IfsStore *store, IfsNode *node);
 
