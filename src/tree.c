@@ -1,0 +1,329 @@
+/* Building snapshots: an account's resources and our own per-resource state
+ * become directories of files (CONTRACT §3, §4, §7). Run by the publisher
+ * thread only. */
+#include "store_private.h"
+
+#include <string.h>
+
+#include "infrafs/jsontree.h"
+
+/* The order kind directories appear in; CONTRACT §3. */
+static const char *const known_kinds[] = {
+    "vps", "servers", "incidents", "heartbeats", "regions", "sizes", "deployments", NULL,
+};
+
+/* A URL for display: drop any user:password@ part. */
+static char *url_without_userinfo(const char *url)
+{
+    const char *scheme_end = strstr(url, "://");
+    const char *host = scheme_end ? scheme_end + 3 : url;
+    const char *at = strchr(host, '@');
+    const char *slash = strchr(host, '/');
+    GString *out;
+
+    if (!at || (slash && slash < at))
+        return g_strdup(url);
+    out = g_string_new_len(url, host - url);
+    g_string_append(out, at + 1);
+    return g_string_free(out, FALSE);
+}
+
+/* Control targets live as long as the resource's extras: the same target
+ * keeps an unchanged control file the same node across rebuilds. */
+static IfsControlTarget *extras_target(Extras *x, Account *a, IfsResource *r,
+                                       const char *file)
+{
+    IfsControlTarget *t = g_hash_table_lookup(x->targets, file);
+
+    if (!t) {
+        t = store_target_new(TARGET_CONTROL, a, r->kind, r->id, file);
+        g_hash_table_insert(x->targets, g_strdup(file), t);
+    }
+    return t;
+}
+
+
+
+/* ---- tree building (publisher thread) ---------------------------------- */
+
+static void add_file(IfsDirBuilder *b, const char *name, const char *text)
+{
+    char *path = ifs_path_join(ifs_dir_builder_path(b), name);
+
+    ifs_dir_builder_add(b, ifs_node_new_file(path, text, strlen(text), 0));
+    g_free(path);
+}
+
+static void add_line(IfsDirBuilder *b, const char *name, const char *value)
+{
+    char *text = value && *value ? g_strconcat(value, "\n", NULL) : g_strdup("");
+
+    add_file(b, name, text);
+    g_free(text);
+}
+
+static IfsNode *build_operation_dir(const char *res_path, Extras *x, IfsStore *s)
+{
+    Operation *op = x->op;
+    char *path = ifs_path_join(res_path, "operation");
+    IfsDirBuilder *b = ifs_dir_builder_new(path);
+    char *wait_path = ifs_path_join(path, "wait");
+    char *final_text = NULL;
+    IfsNode *wait;
+
+    g_mutex_lock(&s->op_lock);
+    add_line(b, "status", op->status_text);
+    if (op->state != IFS_OP_PENDING)
+        final_text = g_strconcat(op->status_text, "\n", NULL);
+    g_mutex_unlock(&s->op_lock);
+    add_line(b, "job_id", op->job_id);
+    add_line(b, "poll_url", op->poll_url);
+    wait = ifs_node_new_wait(wait_path, final_text, store_target_ref(x->wait_target),
+                             (IfsTargetFree)store_target_unref);
+    /* Each operation's wait file is a new inode: the kernel then forgets the
+     * previous one by name, never by invalidating pages a reader may hold. */
+    {
+        char *identity = g_strconcat(wait_path, "#", op->job_id ? op->job_id : "", NULL);
+        wait->ino = ifs_ino_for_path(identity);
+        g_free(identity);
+    }
+    ifs_dir_builder_add(b, wait);
+    g_free(final_text);
+    g_free(wait_path);
+    g_free(path);
+    return ifs_dir_builder_finish(b, 0);
+}
+
+static IfsNode *build_resource(Account *a, IfsResource *r, const char *path,
+                               Extras *x, GString *problems)
+{
+    IfsDirBuilder *b = ifs_dir_builder_new(path);
+    gboolean has_controls = FALSE;
+    GString *field_problems = g_string_new(NULL);
+    size_t json_len;
+    char *json;
+
+    /* Synthesized entries first: they win over API fields of the same name. */
+    for (const IfsControlSpec *spec = a->type->controls; spec && spec->kind; spec++) {
+        char *cpath, *line;
+
+        if (strcmp(spec->kind, r->kind) != 0)
+            continue;
+        has_controls = TRUE;
+        cpath = ifs_path_join(path, spec->file);
+        line = ifs_control_commands_line(spec);
+        ifs_dir_builder_add(b, ifs_node_new_control(cpath, line,
+                            store_target_ref(extras_target(x, a, r, spec->file)),
+                            (IfsTargetFree)store_target_unref));
+        g_free(line);
+        g_free(cpath);
+    }
+    if (has_controls)
+        add_file(b, "last_action", x->last_action ? x->last_action : "");
+    if (x->op)
+        ifs_dir_builder_add(b, build_operation_dir(path, x, a->store));
+    json = ifs_json_pretty(r->object, &json_len);
+    {
+        char *jpath = ifs_path_join(path, "json");
+        ifs_dir_builder_add(b, ifs_node_new_file(jpath, json, json_len, 0));
+        g_free(jpath);
+    }
+    g_free(json);
+    if (ifs_json_fill_dir(b, r->object, field_problems) > 0 && problems->len < MAX_PROBLEM_TEXT)
+        g_string_append_printf(problems, "%s %s: %s", r->kind, r->id, field_problems->str);
+    g_string_free(field_problems, TRUE);
+    return ifs_dir_builder_finish(b, 0);
+}
+
+/* The resource's node, rebuilt only when the API data or our extras changed;
+ * a rebuilt node still shares every unchanged file with the previous one. */
+static IfsNode *resource_node(Account *a, IfsResource *r, const char *key,
+                              const char *path, GString *problems)
+{
+    Extras *x = store_extras_get(a, key);
+    Built *prev = g_hash_table_lookup(a->built, key);
+    IfsNode *node;
+    Built *now;
+
+    if (prev && prev->res == r && prev->gen == x->gen)
+        return ifs_node_ref(prev->node);
+    node = build_resource(a, r, path, x, problems);
+    node = ifs_node_merge_unchanged(node, prev ? prev->node : NULL);
+    now = g_new0(Built, 1);
+    now->res = ifs_resource_ref(r);
+    now->gen = x->gen;
+    now->node = ifs_node_ref(node);
+    g_hash_table_replace(a->built, g_strdup(key), now);
+    return node;
+}
+
+static void build_kind_dirs(Account *a, GString *problems)
+{
+    GHashTable *builders = g_hash_table_new(g_str_hash, g_str_equal);
+    GHashTable *seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    guint skipped = 0;
+
+    for (const char *const *k = a->type->kinds; *k; k++) {
+        char *path = g_strconcat(*k, "/", a->cfg->name, NULL);
+        g_hash_table_insert(builders, (gpointer)*k, ifs_dir_builder_new(path));
+        g_free(path);
+    }
+    for (guint i = 0; i < a->resources->len; i++) {
+        IfsResource *r = g_ptr_array_index(a->resources, i);
+        IfsDirBuilder *b = r->kind ? g_hash_table_lookup(builders, r->kind) : NULL;
+        char *name = r->id ? ifs_name_escape(r->id, strlen(r->id)) : NULL;
+        char *key, *path;
+
+        if (!b || !name || ifs_dir_builder_has(b, name)) {
+            if (skipped++ < 5 && problems->len < MAX_PROBLEM_TEXT)
+                g_string_append_printf(problems, "skipped %s '%s': %s; ",
+                                       r->kind ? r->kind : "resource", r->id ? r->id : "",
+                                       !b ? "unknown kind" : !name ? "id unusable as a file name"
+                                                              : "duplicate id");
+            g_free(name);
+            continue;
+        }
+        key = store_resource_key(r->kind, r->id);
+        path = ifs_path_join(ifs_dir_builder_path(b), name);
+        ifs_dir_builder_add(b, resource_node(a, r, key, path, problems));
+        g_hash_table_add(seen, key);
+        g_free(path);
+        g_free(name);
+    }
+    if (skipped > 5)
+        g_string_append_printf(problems, "(%u resources skipped in all); ", skipped);
+
+    /* Forget built nodes of resources that are gone. */
+    {
+        GHashTableIter it;
+        gpointer key;
+        g_hash_table_iter_init(&it, a->built);
+        while (g_hash_table_iter_next(&it, &key, NULL))
+            if (!g_hash_table_contains(seen, key))
+                g_hash_table_iter_remove(&it);
+    }
+    for (const char *const *k = a->type->kinds; *k; k++) {
+        IfsNode *fresh = ifs_dir_builder_finish(g_hash_table_lookup(builders, *k), 0);
+        IfsNode *old = g_hash_table_lookup(a->kind_dirs, *k);
+        g_hash_table_replace(a->kind_dirs, (gpointer)*k, ifs_node_merge_unchanged(fresh, old));
+    }
+    g_hash_table_destroy(builders);
+    g_hash_table_destroy(seen);
+}
+
+static IfsNode *build_provider_dir(Account *a, const char *problems)
+{
+    char *path = g_strconcat("providers/", a->cfg->name, NULL);
+    IfsDirBuilder *b = ifs_dir_builder_new(path);
+    char *text, *url;
+    gint64 remaining;
+    char *last_error;
+
+    add_line(b, "type", a->type->schema.type);
+    url = url_without_userinfo(a->cfg->url);
+    add_line(b, "url", url);
+    g_free(url);
+    add_line(b, "state", a->state);
+    text = store_iso_time(a->last_refresh);
+    add_line(b, "last_refresh", text);
+    g_free(text);
+    text = store_iso_time(a->next_refresh);
+    add_line(b, "next_refresh", text);
+    g_free(text);
+    last_error = g_strconcat(a->last_error ? a->last_error : "",
+                             problems && *problems && a->last_error && *a->last_error ? "; " : "",
+                             problems ? problems : "", NULL);
+    text = store_one_line(last_error, MAX_PROBLEM_TEXT);
+    add_line(b, "last_error", text);
+    g_free(text);
+    g_free(last_error);
+    text = g_strdup_printf("%d", a->refresh_s);
+    add_line(b, "refresh_interval", text);
+    g_free(text);
+    text = g_strdup_printf("%" G_GUINT64_FORMAT, ifs_http_request_count(a->http));
+    add_line(b, "requests", text);
+    g_free(text);
+    remaining = ifs_http_rate_limit_remaining(a->http);
+    text = remaining >= 0 ? g_strdup_printf("%" G_GINT64_FORMAT, remaining) : g_strdup("");
+    add_line(b, "rate_limit_remaining", text);
+    g_free(text);
+    add_file(b, "last_action", a->provider_last_action ? a->provider_last_action : "");
+    {
+        char *cpath = ifs_path_join(path, "refresh");
+        char *line = ifs_control_commands_line(&store_refresh_spec);
+        ifs_dir_builder_add(b, ifs_node_new_control(cpath, line, store_target_ref(a->refresh_target),
+                                                    (IfsTargetFree)store_target_unref));
+        g_free(line);
+        g_free(cpath);
+    }
+    g_free(path);
+    return ifs_dir_builder_finish(b, 0);
+}
+
+void store_build_account(Account *a)
+{
+    GString *problems = g_string_new(NULL);
+    IfsNode *fresh;
+
+    g_mutex_lock(&a->lock);
+    build_kind_dirs(a, problems);
+    fresh = build_provider_dir(a, problems->str);
+    g_mutex_unlock(&a->lock);
+    fresh = ifs_node_merge_unchanged(fresh, a->provider_dir);
+    if (a->provider_dir)
+        ifs_node_unref(a->provider_dir);
+    a->provider_dir = fresh;
+    g_string_free(problems, TRUE);
+}
+
+static const char readme_text[] =
+    "infrafs: your hosted infrastructure as files\n"
+    "\n"
+    "providers/<account>/     state of each configured account: state, last_refresh,\n"
+    "                         next_refresh, last_error, requests, rate_limit_remaining;\n"
+    "                         `echo 1 > refresh` refreshes now and returns when done\n"
+    "vps/<account>/<id>/      servers and VPSes (hostup, heo, deployhq)\n"
+    "\n"
+    "Each resource is a directory with one file per field of the provider's object\n"
+    "(snake_case names, value plus newline, null = empty file), subdirectories for\n"
+    "nested objects, and `json` holding the whole object.\n"
+    "\n"
+    "Control files (mode 0644) list the commands they accept when read; writing one\n"
+    "performs it:  echo restart > vps/<account>/<id>/power\n"
+    "Forced actions need the word force:  echo 'reset force' > .../power\n"
+    "Every write records its outcome in last_action. Asynchronous operations show\n"
+    "up under operation/; `cat operation/wait` blocks until the operation ends.\n"
+    "\n"
+    "Errors: EINVAL bad command, EACCES unauthorized, ENOENT gone, EBUSY not ready,\n"
+    "EAGAIN rate limited, EIO provider error, ETIMEDOUT/EHOSTUNREACH network.\n"
+    "See man infrafs.\n";
+
+IfsNode *store_build_root(IfsStore *s)
+{
+    IfsDirBuilder *root = ifs_dir_builder_new("");
+    IfsDirBuilder *providers = ifs_dir_builder_new("providers");
+
+    ifs_dir_builder_add(root, ifs_node_new_file("README", readme_text,
+                                                sizeof readme_text - 1, 1));
+    for (guint i = 0; i < s->accounts->len; i++) {
+        Account *a = g_ptr_array_index(s->accounts, i);
+        if (a->provider_dir)
+            ifs_dir_builder_add(providers, ifs_node_ref(a->provider_dir));
+    }
+    ifs_dir_builder_add(root, ifs_dir_builder_finish(providers, 0));
+    for (const char *const *k = known_kinds; *k; k++) {
+        IfsDirBuilder *kind_dir = NULL;
+        for (guint i = 0; i < s->accounts->len; i++) {
+            Account *a = g_ptr_array_index(s->accounts, i);
+            IfsNode *dir = g_hash_table_lookup(a->kind_dirs, *k);
+            if (!dir)
+                continue;
+            if (!kind_dir)
+                kind_dir = ifs_dir_builder_new(*k);
+            ifs_dir_builder_add(kind_dir, ifs_node_ref(dir));
+        }
+        if (kind_dir)
+            ifs_dir_builder_add(root, ifs_dir_builder_finish(kind_dir, 0));
+    }
+    return ifs_dir_builder_finish(root, 0);
+}
