@@ -37,10 +37,11 @@ typedef struct {
     int startup_timeout;
     int show_help;
     int show_version;
+    int allow_other;
     GPtrArray *positionals;
 } Options;
 
-enum { KEY_HELP, KEY_VERSION, KEY_FSTAB_ONLY };
+enum { KEY_HELP, KEY_VERSION, KEY_FSTAB_ONLY, KEY_ALLOW_OTHER };
 
 #define IFS_OPT(template, field, value) {template, offsetof(Options, field), value}
 
@@ -60,6 +61,7 @@ static const struct fuse_opt option_spec[] = {
     FUSE_OPT_KEY("users", KEY_FSTAB_ONLY),
     FUSE_OPT_KEY("_netdev", KEY_FSTAB_ONLY),
     FUSE_OPT_KEY("nofail", KEY_FSTAB_ONLY),
+    FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
     FUSE_OPT_END,
 };
 
@@ -77,6 +79,9 @@ static int option_proc(void *data, const char *arg, int key, struct fuse_args *o
         return 0;
     case KEY_FSTAB_ONLY:
         return 0;
+    case KEY_ALLOW_OTHER:
+        o->allow_other = 1;
+        return 1; /* libfuse needs it too */
     case FUSE_OPT_KEY_NONOPT:
         g_ptr_array_add(o->positionals, g_strdup(arg));
         return 0;
@@ -284,12 +289,17 @@ static char *choose_config(Options *o, const char *source)
     return ifs_config_default_path();
 }
 
-static void add_mount_options(struct fuse_args *args, const char *config_path)
+static void add_mount_options(struct fuse_args *args, const char *config_path,
+                              gboolean allow_other)
 {
     char *opts = NULL;
 
     fuse_opt_add_opt(&opts, "subtype=infrafs");
     fuse_opt_add_opt(&opts, "noatime");
+    /* infrafs does not check who writes a control file: with other users
+     * let in, the kernel must enforce the modes (0644: owner only). */
+    if (allow_other)
+        fuse_opt_add_opt(&opts, "default_permissions");
     {
         char *fsname = g_strconcat("fsname=", config_path, NULL);
         fuse_opt_add_opt_escaped(&opts, fsname);
@@ -434,7 +444,7 @@ int main(int argc, char *argv[])
         fprintf(stderr, "infrafs: %s\n", err->message);
         goto out;
     }
-    add_mount_options(&args, config->path);
+    add_mount_options(&args, config->path, o.allow_other);
 
     if (!cmd.foreground) {
         int fds[2];

@@ -304,7 +304,7 @@ IfsNode *store_build_root(IfsStore *s)
     IfsDirBuilder *providers = ifs_dir_builder_new("providers");
 
     ifs_dir_builder_add(root, ifs_node_new_file("README", readme_text,
-                                                sizeof readme_text - 1, 1));
+                                                sizeof readme_text - 1, 0));
     for (guint i = 0; i < s->accounts->len; i++) {
         Account *a = g_ptr_array_index(s->accounts, i);
         if (a->provider_dir)
