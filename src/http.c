@@ -727,6 +727,12 @@ static struct curl_slist *request_headers(const IfsHttp *http, gboolean has_body
 
 static void set_method(CURL *curl, const char *method, const char *json_body)
 {
+    gboolean idempotent = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+
+    /* libcurl silently sends a request again when a reused keep-alive
+     * connection turns out to be dead; for an action that could run it
+     * twice. Actions therefore always get a connection of their own. */
+    curl_easy_setopt(curl, CURLOPT_FRESH_CONNECT, idempotent ? 0L : 1L);
     if (strcmp(method, "GET") == 0) {
         curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
         return;
