@@ -474,9 +474,9 @@ int ifs_store_control_write(IfsStore *store, IfsNode *node, const char *buf,
     return resource_control_write(t->account, t, buf, len, offset);
 }
 
-char *ifs_store_wait_text(IfsStore *store, IfsNode *node, int timeout_ms, int *errnum)
+char *ifs_store_wait_text(IfsStore *store, IfsNode *node,
+                          gboolean (*give_up)(void *data), void *data, int *errnum)
 {
-    gint64 until = g_get_monotonic_time() + (gint64)timeout_ms * G_TIME_SPAN_MILLISECOND;
     Operation *op = node->target ? node->target->op : NULL;
     char *text = NULL;
 
@@ -485,15 +485,28 @@ char *ifs_store_wait_text(IfsStore *store, IfsNode *node, int timeout_ms, int *e
         return NULL;
     }
     g_mutex_lock(&store->op_lock);
-    while (!op->done && !store_stopping(store) && g_get_monotonic_time() < until)
-        g_cond_wait_until(&store->op_cond, &store->op_lock, until);
+    op->readers++;
+    while (!op->done && !store_stopping(store)) {
+        gboolean stop;
+
+        g_cond_wait_until(&store->op_cond, &store->op_lock,
+                          g_get_monotonic_time() + 200 * G_TIME_SPAN_MILLISECOND);
+        if (op->done)
+            break;
+        g_mutex_unlock(&store->op_lock);
+        stop = give_up(data);
+        g_mutex_lock(&store->op_lock);
+        if (stop)
+            break;
+    }
     if (op->done) {
         text = g_strconcat(op->status_text, "\n", NULL);
-        op->replying++;
+    } else {
+        op->readers--;
+        g_cond_broadcast(&store->op_cond);
+        *errnum = EINTR;
     }
     g_mutex_unlock(&store->op_lock);
-    if (!text)
-        *errnum = store_stopping(store) ? EINTR : ETIMEDOUT;
     return text;
 }
 
@@ -504,7 +517,7 @@ void ifs_store_wait_replied(IfsStore *store, IfsNode *node)
     if (!op)
         return;
     g_mutex_lock(&store->op_lock);
-    op->replying--;
+    op->readers--;
     g_cond_broadcast(&store->op_cond);
     g_mutex_unlock(&store->op_lock);
 }

@@ -186,27 +186,36 @@ static void reply_slice(fuse_req_t req, const char *data, size_t len, size_t siz
         fuse_reply_buf(req, data + off, MIN(size, len - (size_t)off));
 }
 
+typedef struct {
+    volatile gboolean interrupted;
+    struct fuse_session *se;
+} WaitState;
+
 static void on_interrupt(fuse_req_t req, void *data)
 {
     (void)req;
-    *(volatile gboolean *)data = TRUE;
+    ((WaitState *)data)->interrupted = TRUE;
+}
+
+/* Ctrl-C on the reader, or the daemon is exiting. */
+static gboolean wait_should_end(void *data)
+{
+    WaitState *w = data;
+
+    return w->interrupted || fuse_session_exited(w->se);
 }
 
 static void read_wait(fuse_req_t req, IfsNode *node, size_t size, off_t off)
 {
     IfsStore *store = fs_of(req)->store; /* req is gone once replied to */
-    volatile gboolean cancelled = FALSE;
+    WaitState w = {FALSE, fs_of(req)->se};
     int errnum = 0;
     char *text;
 
-    fuse_req_interrupt_func(req, on_interrupt, (void *)&cancelled);
-    /* In slices, so that Ctrl-C and unmounting end the wait. */
-    do {
-        text = ifs_store_wait_text(store, node, 200, &errnum);
-    } while (!text && errnum == ETIMEDOUT && !cancelled &&
-             !fuse_session_exited(fs_of(req)->se));
+    fuse_req_interrupt_func(req, on_interrupt, &w);
+    text = ifs_store_wait_text(store, node, wait_should_end, &w, &errnum);
     if (!text) {
-        fuse_reply_err(req, errnum == ETIMEDOUT || errnum == 0 ? EINTR : errnum);
+        fuse_reply_err(req, errnum);
         return;
     }
     reply_slice(req, text, strlen(text), size, off);

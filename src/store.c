@@ -92,14 +92,14 @@ void store_mark_done(IfsStore *s, Operation *op)
     g_mutex_unlock(&s->op_lock);
 }
 
-/* Until every woken reader of `op` has replied (bounded: a reader that
- * vanished must not stall publishing). */
+/* Until every reader of `op` has replied (bounded: a reader that is slow
+ * to wake must not stall publishing for long). */
 static void wait_replies(IfsStore *s, Operation *op)
 {
     gint64 until = g_get_monotonic_time() + 2 * G_USEC_PER_SEC;
 
     g_mutex_lock(&s->op_lock);
-    while (op->replying > 0 && g_get_monotonic_time() < until)
+    while (op->readers > 0 && g_get_monotonic_time() < until)
         g_cond_wait_until(&s->op_cond, &s->op_lock, until);
     g_mutex_unlock(&s->op_lock);
 }

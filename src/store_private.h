@@ -44,10 +44,11 @@ struct Operation {
     /* Set once the terminal state is visible in the tree: readers of
      * operation/wait return only then, so what they read next is current. */
     gboolean done;
-    /* Readers woken but not yet replied to: the kernel must see their short
-     * read (and take the file's real size from it) before the publisher
-     * invalidates the file, which would cancel that. */
-    int replying;
+    /* Readers in operation/wait, from the start of their wait until they
+     * have replied: the kernel must see their (short) read, and take the
+     * file's real size from it, before the publisher invalidates the file,
+     * which would cancel that. */
+    int readers;
 };
 
 /* Per-resource state that is ours, not the API's. */

@@ -52,11 +52,13 @@ int ifs_store_control_write(IfsStore *store, IfsNode *node, const char *buf,
                             size_t len, off_t offset);
 
 /* Read of an operation/wait node: blocks until the operation is terminal
- * and shown in the tree, for at most timeout_ms. Returns the text to serve
- * (g_free), or NULL with *errnum set: ETIMEDOUT (not yet; call again),
- * EINTR (the store is stopping), EIO (not a wait node). */
-char *ifs_store_wait_text(IfsStore *store, IfsNode *node, int timeout_ms, int *errnum);
-/* After a text from ifs_store_wait_text was sent to the kernel. */
+ * and shown in the tree, or until `give_up(data)` says so (checked every
+ * 200 ms: an interrupted request, an exiting session). Returns the text to
+ * serve (g_free), or NULL with *errnum set (EINTR, or EIO for a node that
+ * is not a wait file). After a text was returned, the caller replies to
+ * the kernel and then must call ifs_store_wait_replied. */
+char *ifs_store_wait_text(IfsStore *store, IfsNode *node,
+                          gboolean (*give_up)(void *data), void *data, int *errnum);
 void ifs_store_wait_replied(IfsStore *store, IfsNode *node);
 
 /* "hostup: ok, heo: unauthorized (HTTP 401 ...)": one phrase per account,
