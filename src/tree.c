@@ -178,8 +178,10 @@ static void build_kind_dirs(Account *a, GString *problems)
             if (skipped++ < 5 && problems->len < MAX_PROBLEM_TEXT)
                 g_string_append_printf(problems, "skipped %s '%s': %s; ",
                                        r->kind ? r->kind : "resource", r->id ? r->id : "",
-                                       !b ? "unknown kind" : !name ? "id unusable as a file name"
-                                                              : "duplicate id");
+                                       !b ? "unknown kind"
+                                       : !r->id ? (r->problem ? r->problem
+                                                  : "no usable id (missing or not a string)")
+                                       : !name ? "id unusable as a file name" : "duplicate id");
             g_free(name);
             continue;
         }

@@ -16,6 +16,8 @@ typedef struct {
     char *id;            /* raw id, escaped by the store for the entry name */
     json_object *object; /* what the API returned (providers may merge the
                             answers of several endpoints), owned */
+    char *problem;       /* with id NULL: why no id could be used, for
+                            last_error (e.g. an id holding a NUL byte) */
 } IfsResource;
 
 IfsResource *ifs_resource_new(const char *kind, const char *id, json_object *object /* taken */);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "infrafs/node.h"
 #include "infrafs/provider.h"
 
 #define PAGE_LIMIT 100
@@ -108,11 +109,18 @@ static json_object *get_object(Hostup *h, const char *path, IfsError **err)
     return obj;
 }
 
-/* Add the fields of `extra` that `obj` lacks; with `override`, replace too. */
+/* Add the fields of `extra` that `obj` lacks, nested objects included;
+ * with `override`, replace scalars too. */
 static void merge_fields(json_object *obj, json_object *extra, gboolean override)
 {
     json_object_object_foreach(extra, key, value) {
-        if (override || !json_object_object_get_ex(obj, key, NULL))
+        json_object *mine = NULL;
+
+        if (json_object_object_get_ex(obj, key, &mine) &&
+            json_object_is_type(mine, json_type_object) &&
+            json_object_is_type(value, json_type_object))
+            merge_fields(mine, value, override);
+        else if (override || !mine)
             json_object_object_add(obj, key, json_object_get(value));
     }
 }
@@ -139,18 +147,33 @@ static void enrich(Hostup *h, const char *id, json_object *obj)
     }
 }
 
+/* A string field, or NULL when absent, not a string, or holding a NUL byte
+ * (which C strings would silently cut: an id must never be shortened into
+ * another VPS's id). */
 static const char *string_field(json_object *obj, const char *key)
 {
     json_object *v;
+    const char *text;
 
-    if (json_object_object_get_ex(obj, key, &v) && json_object_is_type(v, json_type_string))
-        return json_object_get_string(v);
-    return NULL;
+    if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_string))
+        return NULL;
+    text = json_object_get_string(v);
+    return strlen(text) == (size_t)json_object_get_string_len(v) ? text : NULL;
 }
 
 static IfsResource *vps_resource(json_object *item)
 {
-    return ifs_resource_new("vps", string_field(item, "id"), json_object_get(item));
+    IfsResource *r = ifs_resource_new("vps", string_field(item, "id"), json_object_get(item));
+    json_object *id;
+
+    if (!r->id && json_object_object_get_ex(item, "id", &id) &&
+        json_object_is_type(id, json_type_string)) {
+        char *shown = ifs_name_escape(json_object_get_string(id),
+                                      (size_t)json_object_get_string_len(id));
+        r->problem = g_strdup_printf("id '%s' holds a NUL byte", shown ? shown : "");
+        g_free(shown);
+    }
+    return r;
 }
 
 /* One page of the cursor-paginated list. Returns the next cursor (g_free),
@@ -317,12 +340,13 @@ static gboolean hostup_act(gpointer state, const char *kind, const char *id, con
     out->http_status = resp->status;
     answer = json_tokener_parse(resp->body);
     ok = answer && parse_operation(answer, out);
-    if (!ok && resp->status == 202)
+    if (!ok && (resp->status == 202 || !json_object_is_type(answer, json_type_object)))
         ifs_error_propagate(err, ifs_error_new(EIO, resp->status, NULL,
-            "account '%s': POST %s: HostUp accepted the action (HTTP 202) but its answer "
-            "could not be read; check the VPS's state before trying again", h->account, path));
+            "account '%s': POST %s: HostUp answered HTTP %d but the answer could not be "
+            "read; the action may have been accepted: check the VPS's state before "
+            "trying again", h->account, path, resp->status));
     else if (!ok) {
-        ok = TRUE; /* accepted synchronously: nothing to poll */
+        ok = TRUE; /* a JSON answer without an operation: done, nothing to poll */
         out->message = g_strdup("accepted");
     }
     json_object_put(answer);

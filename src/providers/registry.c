@@ -66,6 +66,7 @@ void ifs_resource_unref(IfsResource *r)
         return;
     g_free(r->kind);
     g_free(r->id);
+    g_free(r->problem);
     json_object_put(r->object);
     g_free(r);
 }
