@@ -262,19 +262,40 @@ static void install_sighup(void)
 
 /* ---- main -------------------------------------------------------------------- */
 
+/* A directory on another device than its parent is already a mount point
+ * (the root directory excepted). */
+static gboolean is_mount_point(const char *dir, const struct stat *st)
+{
+    char *parent = g_build_filename(dir, "..", NULL);
+    struct stat pst;
+    gboolean mounted = stat(parent, &pst) == 0 &&
+                       (pst.st_dev != st->st_dev) && strcmp(dir, "/") != 0;
+
+    g_free(parent);
+    return mounted;
+}
+
 static char *absolute_mountpoint(const char *path, IfsError **err)
 {
     char resolved[PATH_MAX];
     struct stat st;
 
     if (!realpath(path, resolved) || stat(resolved, &st) != 0) {
-        ifs_error_propagate(err, ifs_error_new(ENOENT, 0, NULL,
-            "mountpoint %s: %s; create it with mkdir -p %s", path, g_strerror(errno), path));
+        int e = errno;
+        ifs_error_propagate(err, ifs_error_new(e, 0, NULL, "mountpoint %s: %s; %s", path,
+            g_strerror(e), e == ENOTCONN ? "a dead mount is left there: run fusermount3 -uz on it"
+                                         : "create it with mkdir -p, or check the path"));
         return NULL;
     }
     if (!S_ISDIR(st.st_mode)) {
         ifs_error_propagate(err, ifs_error_new(ENOTDIR, 0, NULL,
             "mountpoint %s is not a directory", path));
+        return NULL;
+    }
+    if (is_mount_point(resolved, &st)) {
+        ifs_error_propagate(err, ifs_error_new(EBUSY, 0, NULL,
+            "mountpoint %s is busy: something is already mounted there; unmount it first "
+            "(fusermount3 -u %s)", resolved, resolved));
         return NULL;
     }
     return g_strdup(resolved);
@@ -393,9 +414,34 @@ out_store:
     return rc;
 }
 
+/* Called as /sbin/mount.infrafs or mount.fuse.infrafs, mount(8) passes
+ * SOURCE DIR [-s] [-f] [-n] [-v] -o OPTS, where those flags mean sloppy,
+ * fake, no mtab and verbose, not libfuse's single-threaded and foreground.
+ * Drop them before libfuse sees them; report whether a fake mount was asked. */
+static int strip_mount_helper_flags(int argc, char *argv[], gboolean *fake)
+{
+    const char *name = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+    int kept = 1;
+
+    *fake = FALSE;
+    if (!g_str_has_prefix(name, "mount."))
+        return argc;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-f") == 0)
+            *fake = TRUE;
+        else if (strcmp(argv[i], "-s") != 0 && strcmp(argv[i], "-n") != 0 &&
+                 strcmp(argv[i], "-v") != 0)
+            argv[kept++] = argv[i];
+    }
+    argv[kept] = NULL;
+    return kept;
+}
+
 int main(int argc, char *argv[])
 {
-    struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+    gboolean fake_mount;
+    int helper_argc = strip_mount_helper_flags(argc, argv, &fake_mount);
+    struct fuse_args args = FUSE_ARGS_INIT(helper_argc, argv);
     struct fuse_cmdline_opts cmd;
     Options o = {.startup_timeout = DEFAULT_STARTUP_TIMEOUT_S};
     const char *source = NULL, *mount_arg = NULL;
@@ -445,6 +491,10 @@ int main(int argc, char *argv[])
         goto out;
     }
     add_mount_options(&args, config->path, o.allow_other);
+    if (fake_mount) { /* mount -f: everything checked, nothing mounted */
+        rc = 0;
+        goto out;
+    }
 
     if (!cmd.foreground) {
         int fds[2];
