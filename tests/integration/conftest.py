@@ -3,14 +3,18 @@ real infrafs mount driven with shell tools.
 
 As sshfs's tests do: run the daemon with -f, wait until it is mounted (and
 fail fast if it died), unmount with `fusermount3 -u`, require a clean exit,
-and fail on unexpected warnings or sanitizer reports in its stderr."""
+and fail on unexpected warnings or sanitizer reports in its stderr.
+
+Tests import the helpers below with `from conftest import ...`."""
 
 import json
 import os
 import re
+import signal
 import stat
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -23,6 +27,9 @@ TOKEN = "test-token"
 
 # Lines in the daemon's stderr that fail a test unless it expects them.
 SUSPICIOUS = re.compile(r"warning|error|==\d+==|runtime error|critical", re.I)
+
+# "2025-01-31T12:34:56Z": what last_refresh, next_refresh and last_action use.
+ISO_UTC = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
 
 
 def wait_for(predicate, timeout=10.0, interval=0.02, what="condition"):
@@ -40,14 +47,75 @@ def is_mounted(path):
         return any(line.split()[1] == path for line in mounts)
 
 
+def mount_entry(path):
+    """The /proc/mounts fields of the (topmost) mount on `path`, or None."""
+    found = None
+    with open("/proc/mounts") as mounts:
+        for line in mounts:
+            fields = line.split()
+            if fields[1] == path:
+                found = fields
+    return found
+
+
+def sh(cmd, timeout=30, **kw):
+    """Run a shell command line (dash), capturing text output."""
+    return subprocess.run(cmd, shell=True, capture_output=True, text=True,
+                          timeout=timeout, **kw)
+
+
+def bash(cmd, timeout=30, **kw):
+    """bash rather than dash where the test reads the shell's error text:
+    dash says "I/O error" for every failed write, bash prints strerror."""
+    return subprocess.run(["bash", "-c", cmd], capture_output=True, text=True,
+                          timeout=timeout, **kw)
+
+
+def q(path):
+    """Quote a path for a shell command line."""
+    return "'" + path.replace("'", "'\\''") + "'"
+
+
+def write_errno(path, data):
+    """Open `path` for writing with O_TRUNC (as `>` does) and write `data` in
+    one write(); returns 0 or the errno of whichever call failed."""
+    if isinstance(data, str):
+        data = data.encode()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+    except OSError as e:
+        return e.errno
+    try:
+        n = os.write(fd, data)
+        assert n == len(data), f"short write: {n} of {len(data)}"
+        return 0
+    except OSError as e:
+        return e.errno
+    finally:
+        os.close(fd)
+
+
+def read(path):
+    with open(path, encoding="utf-8", errors="surrogateescape") as f:
+        return f.read()
+
+
+def timed(fn, *args, **kw):
+    """(result, seconds) of fn(*args, **kw)."""
+    start = time.monotonic()
+    result = fn(*args, **kw)
+    return result, time.monotonic() - start
+
+
 class Simulator:
     """A running contrib/infrafs-sim and its admin API (/_sim/...)."""
 
-    def __init__(self, tmpdir, *extra_args):
+    def __init__(self, tmpdir, *extra_args, token=TOKEN):
         self.ports_file = os.path.join(tmpdir, "ports.json")
         self.log = open(os.path.join(tmpdir, "sim.log"), "w")
+        self.token = token
         self.proc = subprocess.Popen(
-            ["/usr/bin/python3", SIM, "--hostup-port", "0", "--token", TOKEN,
+            ["/usr/bin/python3", SIM, "--hostup-port", "0", "--token", token,
              "--ports-file", self.ports_file, "--quiet", "--job-seconds", "0.6",
              *extra_args],
             stdout=self.log, stderr=subprocess.STDOUT)
@@ -67,6 +135,14 @@ class Simulator:
         with urllib.request.urlopen(req, timeout=10) as resp:
             text = resp.read().decode()
             return json.loads(text) if text else None
+
+    def api_get(self, path, provider="hostup"):
+        """GET the provider API itself (as infrafs would), bypassing infrafs.
+        Note that it shows up in the request log."""
+        req = urllib.request.Request(self.url(provider) + path,
+                                     headers={"Authorization": f"Bearer {self.token}"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read().decode())
 
     def reset(self):
         self.admin("POST", "/_sim/reset", {})
@@ -92,8 +168,30 @@ class Simulator:
     def vps_ids(self):
         return self.admin("GET", "/_sim/hostup/vps")["ids"]
 
+    def get_vps(self, vps_id):
+        return self.admin("GET", "/_sim/hostup/vps/" + urllib.parse.quote(vps_id, safe=""))
+
+    def patch_vps(self, vps_id, fields):
+        return self.admin("PATCH", "/_sim/hostup/vps/" + urllib.parse.quote(vps_id, safe=""),
+                          fields)
+
+    def create_vps(self, fields=None):
+        return self.admin("POST", "/_sim/hostup/vps", fields or {})
+
+    def delete_vps(self, vps_id):
+        return self.admin("DELETE", "/_sim/hostup/vps/" + urllib.parse.quote(vps_id, safe=""))
+
+    def jobs(self):
+        return self.admin("GET", "/_sim/hostup/jobs")
+
+    def vps_with(self, **want):
+        """Ids of the VPSes whose stored fields equal `want` (list order)."""
+        return [i for i in self.vps_ids()
+                if all(self.get_vps(i).get(k) == v for k, v in want.items())]
+
     def stop(self):
         if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # in case a test left it stopped
             self.proc.terminate()
             try:
                 self.proc.wait(timeout=10)
@@ -104,25 +202,32 @@ class Simulator:
 
 
 class Mount:
-    """A running `infrafs -f` on a temporary mountpoint."""
+    """A running `infrafs -f` on a temporary mountpoint.
 
-    def __init__(self, tmpdir, config_text, extra_opts=(), env=None):
+    `source`: pass this SOURCE argument before the mountpoint; with
+    `config_opt=False` no `-o config=` is given (SOURCE or the default names
+    the configuration)."""
+
+    def __init__(self, tmpdir, config_text, extra_opts=(), env=None, source=None,
+                 config_opt=True):
         self.dir = str(tmpdir)
         self.path = os.path.join(self.dir, "mnt")
         os.makedirs(self.path, exist_ok=True)
         self.config = os.path.join(self.dir, "config")
-        with open(self.config, "w") as f:
-            f.write(config_text)
-        os.chmod(self.config, stat.S_IRUSR | stat.S_IWUSR)
+        if config_text is not None:
+            with open(self.config, "w") as f:
+                f.write(config_text)
+            os.chmod(self.config, stat.S_IRUSR | stat.S_IWUSR)
         self.stderr_path = os.path.join(self.dir, "infrafs.stderr")
         self.expected = []
-        opts = ["-o", f"config={self.config}"]
+        opts = ["-o", f"config={self.config}"] if config_opt else []
         for o in extra_opts:
             opts += ["-o", o]
-        self.proc = subprocess.Popen(
-            [INFRAFS, "-f", *opts, self.path],
-            stdout=subprocess.DEVNULL, stderr=open(self.stderr_path, "w"),
-            env={**os.environ, "G_DEBUG": "fatal-criticals", **(env or {})})
+        args = [INFRAFS, "-f", *opts] + ([source] if source else []) + [self.path]
+        with open(self.stderr_path, "w") as err:
+            self.proc = subprocess.Popen(
+                args, stdout=subprocess.DEVNULL, stderr=err,
+                env={**os.environ, "G_DEBUG": "fatal-criticals", **(env or {})})
         wait_for(lambda: is_mounted(self.path) or self.proc.poll() is not None,
                  what="the mount")
         if self.proc.poll() is not None:
@@ -131,8 +236,27 @@ class Mount:
         wait_for(lambda: "mounted at" in self.stderr() or self.proc.poll() is not None,
                  timeout=40, what="the first refresh")
 
+    @property
+    def pid(self):
+        return self.proc.pid
+
     def p(self, *parts):
         return os.path.join(self.path, *parts)
+
+    def read(self, *parts):
+        return read(self.p(*parts))
+
+    def vps(self, vps_id, *parts, account="hostup"):
+        return self.p("vps", account, vps_id, *parts)
+
+    def provider(self, name, account="hostup"):
+        """Content of providers/<account>/<name>."""
+        return self.read("providers", account, name)
+
+    def refresh(self, account="hostup"):
+        """`echo 1 > providers/<account>/refresh`; asserts it succeeded."""
+        out = sh(f"echo 1 > {q(self.p('providers', account, 'refresh'))}")
+        assert out.returncode == 0, f"refresh failed: {out.stderr}"
 
     def stderr(self):
         with open(self.stderr_path) as f:
@@ -143,8 +267,10 @@ class Mount:
         self.expected.append(re.compile(pattern, re.I))
 
     def unexpected_lines(self):
+        # Paths under the test's directory are named after the test: its
+        # words ("error", "warning") are not the daemon's.
         return [line for line in self.stderr().splitlines()
-                if SUSPICIOUS.search(line)
+                if SUSPICIOUS.search(line.replace(self.dir, "<dir>"))
                 and not any(e.search(line) for e in self.expected)]
 
     def umount(self):
@@ -158,10 +284,76 @@ class Mount:
             raise AssertionError("infrafs did not exit after fusermount3 -u")
 
 
-def hostup_config(sim, **keys):
-    lines = ["[hostup]", "type = hostup", f"url = {sim.url('hostup')}", f"token = {TOKEN}"]
+def hostup_config(sim, section="hostup", token=TOKEN, **keys):
+    lines = [f"[{section}]", "type = hostup", f"url = {sim.url('hostup')}", f"token = {token}"]
     lines += [f"{k} = {v}" for k, v in keys.items()]
     return "\n".join(lines) + "\n"
+
+
+def infrafs_pids(arg=None):
+    """Pids of infrafs processes (whose argv holds `arg`, when given)."""
+    pids = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and os.path.basename(argv[0]).endswith(b"infrafs") and \
+                (arg is None or arg.encode() in argv):
+            pids.add(int(entry))
+    return pids
+
+
+class Daemons:
+    """`infrafs` run without -f (as users and fstab do): the command returns
+    once mounted and leaves a daemon, cleaned up at the end of the test."""
+
+    def __init__(self, tmp_path):
+        self.tmp = tmp_path
+        self.mountpoints = []
+        self.pids = set()
+
+    def run(self, args, mountpoint, env=None, timeout=60, cwd=None, program=INFRAFS):
+        """Run `infrafs ARGS` (or `program`, e.g. a mount.infrafs link), where
+        ARGS holds `mountpoint` as given; `env` is the whole environment
+        (default: ours). Returns (CompletedProcess, seconds it took)."""
+        self.mountpoints.append(os.path.abspath(os.path.join(cwd or "", mountpoint)))
+        before = infrafs_pids()
+        start = time.monotonic()
+        try:
+            out = subprocess.run([program, *args], capture_output=True, text=True,
+                                 timeout=timeout, cwd=cwd, env=env)
+        finally:
+            # The daemon this command left behind (ours, so ours to stop).
+            self.pids |= infrafs_pids(mountpoint) - before
+        return out, time.monotonic() - start
+
+    def alive(self):
+        return [p for p in self.pids if not _is_zombie(p)]
+
+    def cleanup(self):
+        for mp in self.mountpoints:
+            while is_mounted(mp):
+                if subprocess.run(["fusermount3", "-u", mp]).returncode != 0:
+                    subprocess.run(["fusermount3", "-uz", mp])
+                    break
+        try:
+            wait_for(lambda: not self.alive(), timeout=30,
+                     what="the infrafs daemons to exit after unmount")
+        finally:
+            for p in self.alive():
+                os.kill(p, signal.SIGKILL)
+
+
+def _is_zombie(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
 
 
 @pytest.fixture(scope="session")
@@ -179,6 +371,14 @@ def fresh_sim(sim):
     sim.clear_faults()
 
 
+@pytest.fixture
+def private_sim(tmp_path):
+    """A simulator of this test's own, for tests that stop or kill it."""
+    s = Simulator(str(tmp_path))
+    yield s
+    s.stop()
+
+
 def _finish(mnt):
     try:
         rc = mnt.umount()
@@ -194,19 +394,32 @@ def _finish(mnt):
 def make_mount(tmp_path):
     mounts = []
 
-    def make(config_text, extra_opts=(), env=None, subdir=None):
+    def make(config_text, extra_opts=(), env=None, subdir=None, **kw):
         d = tmp_path / (subdir or f"m{len(mounts)}")
         d.mkdir()
-        m = Mount(d, config_text, extra_opts, env)
+        m = Mount(d, config_text, extra_opts, env, **kw)
         mounts.append(m)
         return m
 
     yield make
+    failures = []
     for m in mounts:
-        _finish(m)
+        try:
+            _finish(m)
+        except AssertionError as e:
+            failures.append(str(e))
+    assert not failures, "\n".join(failures)
 
 
 @pytest.fixture
 def mnt(fresh_sim, make_mount):
     """infrafs mounted over the simulator's HostUp account."""
     return make_mount(hostup_config(fresh_sim, refresh=300))
+
+
+@pytest.fixture
+def daemons(tmp_path):
+    d = Daemons(tmp_path)
+    yield d
+    d.cleanup()
+
