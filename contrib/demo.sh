@@ -21,6 +21,7 @@ if [ -f "$state/sim.pid" ] && kill -0 "$(cat "$state/sim.pid")" 2>/dev/null; the
 fi
 rm -f "$state/ports.json"
 nohup ./contrib/infrafs-sim --ports-file "$state/ports.json" --quiet \
+    --demo-config "$state/config" \
     >"$state/sim.log" 2>&1 &
 echo $! >"$state/sim.pid"
 i=0
@@ -28,17 +29,6 @@ while [ ! -s "$state/ports.json" ]; do
     i=$((i + 1)); [ $i -lt 100 ] || { echo "simulator did not start; see $state/sim.log" >&2; exit 1; }
     sleep 0.1
 done
-port=$(sed 's/.*"hostup": *\([0-9]*\).*/\1/' "$state/ports.json")
-
-umask 077
-cat >"$state/config" <<CONF
-# infrafs demo: every account talks to the local simulator.
-[hostup]
-type = hostup
-url = http://127.0.0.1:$port
-token = demo-token
-refresh = 30
-CONF
 ./build/infrafs -o config="$state/config" "$mnt"
 cat <<MSG
 

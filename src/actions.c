@@ -98,6 +98,7 @@ typedef struct {
     Operation *op;      /* TASK_POLL */
     char *res_kind;     /* TASK_FETCH */
     char *res_id;
+    guint again_after_ms; /* TASK_FETCH: 0, or read once more after this */
 } Task;
 
 static void task_free(Task *t)
@@ -263,8 +264,12 @@ void store_worker_main(gpointer data, gpointer user)
     (void)user;
     if (t->kind == TASK_POLL)
         poll_operation(t->account, t->op);
-    else if (!store_stopping(t->account->store))
+    else if (!store_stopping(t->account->store)) {
         fetch_one(t->account, t->res_kind, t->res_id, TRUE);
+        if (t->again_after_ms &&
+            sleep_unless_stopping(t->account->store, t->again_after_ms))
+            fetch_one(t->account, t->res_kind, t->res_id, TRUE);
+    }
     task_free(t);
 }
 
@@ -395,6 +400,8 @@ static int resource_control_write(Account *a, IfsControlTarget *t, const char *b
         }
         x->gen++;
     }
+    if (ok && res.resource_gone)
+        replace_resource(a, t->res_kind, t->res_id, NULL);
     g_mutex_unlock(&a->lock);
     store_publish(a);
 
@@ -404,12 +411,13 @@ static int resource_control_write(Account *a, IfsControlTarget *t, const char *b
         task->account = a;
         task->op = op;
         queue_task(a->store, task);
-    } else if (ok) {
+    } else if (ok && !res.resource_gone) {
         Task *task = g_new0(Task, 1);
         task->kind = TASK_FETCH;
         task->account = a;
         task->res_kind = g_strdup(t->res_kind);
         task->res_id = g_strdup(t->res_id);
+        task->again_after_ms = res.refetch_after_ms;
         queue_task(a->store, task);
     }
     if (!ok)

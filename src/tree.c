@@ -122,6 +122,14 @@ static IfsNode *build_resource(Account *a, IfsResource *r, const char *path,
         add_file(b, "last_action", x->last_action ? x->last_action : "");
     if (x->op)
         ifs_dir_builder_add(b, build_operation_dir(path, x, a->store));
+    if (r->extra_files) {
+        json_object_object_foreach(r->extra_files, name, value) {
+            char *safe = ifs_name_escape(name, strlen(name));
+            if (safe && json_object_is_type(value, json_type_string))
+                add_file(b, safe, json_object_get_string(value));
+            g_free(safe);
+        }
+    }
     json = ifs_json_pretty(r->object, &json_len);
     {
         char *jpath = ifs_path_join(path, "json");

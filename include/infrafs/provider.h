@@ -18,6 +18,10 @@ typedef struct {
                             answers of several endpoints), owned */
     char *problem;       /* with id NULL: why no id could be used, for
                             last_error (e.g. an id holding a NUL byte) */
+    json_object *extra_files; /* NULL, or an object of name -> string: files
+                            shown beside the fields but not part of `json`
+                            (what the provider fetched from elsewhere, such
+                            as a deployment's log), owned */
 } IfsResource;
 
 IfsResource *ifs_resource_new(const char *kind, const char *id, json_object *object /* taken */);
@@ -38,6 +42,12 @@ typedef struct {
     char *op_status;    /* "queued" */
     char *op_job_id;
     char *op_poll_url;
+    /* The action deleted the resource: it leaves the tree before write()
+     * returns. */
+    gboolean resource_gone;
+    /* The provider changes the resource in the background: re-read it once
+     * more this long after the action (besides the immediate re-read). */
+    guint refetch_after_ms;
 } IfsActionResult;
 void ifs_action_result_clear(IfsActionResult *r);
 

@@ -68,6 +68,7 @@ void ifs_resource_unref(IfsResource *r)
     g_free(r->id);
     g_free(r->problem);
     json_object_put(r->object);
+    json_object_put(r->extra_files);
     g_free(r);
 }
 

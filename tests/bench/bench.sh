@@ -130,7 +130,7 @@ b_lsl() { ls -l "$1/vps/hostup"; }
 # ---- simulator, config, mount -------------------------------------------------
 
 ports=$work/ports.json
-/usr/bin/python3 "$SIM" --hostup-port 0 --ports-file "$ports" --vps-count "$N" --quiet \
+/usr/bin/python3 "$SIM" --free-ports --ports-file "$ports" --vps-count "$N" --quiet \
     >"$work/sim.log" 2>&1 &
 sim_pid=$!
 i=0

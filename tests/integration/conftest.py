@@ -115,7 +115,7 @@ class Simulator:
         self.log = open(os.path.join(tmpdir, "sim.log"), "w")
         self.token = token
         self.proc = subprocess.Popen(
-            ["/usr/bin/python3", SIM, "--hostup-port", "0", "--token", token,
+            ["/usr/bin/python3", SIM, "--free-ports", "--token", token,
              "--ports-file", self.ports_file, "--quiet", "--job-seconds", "0.6",
              *extra_args],
             stdout=self.log, stderr=subprocess.STDOUT)
@@ -162,8 +162,8 @@ class Simulator:
     def clear_faults(self):
         self.admin("DELETE", "/_sim/faults")
 
-    def configure(self, **switches):
-        return self.admin("POST", "/_sim/config", {"hostup": switches})
+    def configure(self, provider="hostup", **switches):
+        return self.admin("POST", "/_sim/config", {provider: switches})
 
     def vps_ids(self):
         return self.admin("GET", "/_sim/hostup/vps")["ids"]
@@ -284,10 +284,17 @@ class Mount:
             raise AssertionError("infrafs did not exit after fusermount3 -u")
 
 
-def hostup_config(sim, section="hostup", token=TOKEN, **keys):
-    lines = [f"[{section}]", "type = hostup", f"url = {sim.url('hostup')}", f"token = {token}"]
+def account_config(sim, provider, section=None, token=TOKEN, **keys):
+    """One account section of type `provider` pointing at the simulator;
+    `keys` are further config keys (user=..., vps=..., refresh=...)."""
+    lines = [f"[{section or provider}]", f"type = {provider}",
+             f"url = {sim.url(provider)}", f"token = {token}"]
     lines += [f"{k} = {v}" for k, v in keys.items()]
     return "\n".join(lines) + "\n"
+
+
+def hostup_config(sim, section="hostup", token=TOKEN, **keys):
+    return account_config(sim, "hostup", section, token, **keys)
 
 
 def infrafs_pids(arg=None):

@@ -38,7 +38,7 @@ def start_sim(tmp_dir, *extra):
     err_path = tmp_dir / "sim.err"
     with open(err_path, "wb") as err:
         proc = subprocess.Popen(
-            [sys.executable, SIM, "--hostup-port", "0", "--ports-file", str(ports_file),
+            [sys.executable, SIM, "--free-ports", "--ports-file", str(ports_file),
              *extra], stdout=subprocess.PIPE, stderr=err)
     deadline = time.monotonic() + 10
     while not ports_file.exists():
