@@ -374,7 +374,10 @@ static int resource_control_write(Account *a, IfsControlTarget *t, const char *b
                             "(as `echo cmd > %s` does)", t->file);
     else
         cmd = ifs_control_parse(spec, buf, len, &err);
-    if (cmd && !a->pstate)
+    if (cmd && a->store->opts.offline)
+        err = ifs_error_new(EROFS, 0, NULL, "mounted with -o offline: no request was sent; "
+                            "remount without offline to act");
+    else if (cmd && !a->pstate)
         err = ifs_error_copy(a->open_error);
     else if (cmd)
         ok = a->type->act(a->pstate, t->res_kind, t->res_id, t->file, cmd, &res, &err);

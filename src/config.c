@@ -206,7 +206,7 @@ static char *passwd_home(void)
 /* Like g_get_home_dir() (HOME, else the passwd entry, as boot mounts have no
  * HOME), but read afresh on every call: g_get_home_dir() caches its first
  * answer for the life of the process. NULL when there is no home at all. */
-static char *home_dir(void)
+char *ifs_home_dir(void)
 {
     const char *home = g_getenv("HOME");
     if (home && g_path_is_absolute(home))
@@ -226,7 +226,7 @@ static char *expand_path(const Loader *ld, const char *value,
         *problem = "'~user' paths are not supported; use an absolute path";
         return NULL;
     }
-    char *home = home_dir();
+    char *home = ifs_home_dir();
     if (!home) {
         *problem = "cannot expand '~': HOME is unset and there is no passwd "
                    "entry; use an absolute path";
@@ -244,7 +244,7 @@ char *ifs_config_default_path(void)
     const char *xdg = g_getenv("XDG_CONFIG_HOME");
     if (xdg && g_path_is_absolute(xdg))
         return g_build_filename(xdg, "infrafs", "config", NULL);
-    char *home = home_dir();
+    char *home = ifs_home_dir();
     if (!home)
         home = g_strdup(g_get_home_dir());
     char *path = g_build_filename(home, ".config", "infrafs", "config", NULL);

@@ -614,6 +614,16 @@ static void hold_reads_for(IfsHttp *http, gint64 wait_s)
     g_mutex_unlock(&http->throttle_lock);
 }
 
+gint64 ifs_http_reads_held_until(IfsHttp *http)
+{
+    gint64 deadline;
+
+    g_mutex_lock(&http->throttle_lock);
+    deadline = http->reads_not_before_us;
+    g_mutex_unlock(&http->throttle_lock);
+    return deadline;
+}
+
 static void wait_until_reads_allowed(IfsHttp *http)
 {
     gint64 deadline;

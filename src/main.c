@@ -20,6 +20,7 @@
 #include "infrafs/config.h"
 #include "infrafs/fs.h"
 #include "infrafs/log.h"
+#include "infrafs/persist.h"
 #include "infrafs/provider.h"
 #include "infrafs/store.h"
 
@@ -33,6 +34,8 @@
 
 typedef struct {
     char *config;
+    char *cache_dir;
+    int offline;
     int refresh;
     int startup_timeout;
     int show_help;
@@ -47,6 +50,8 @@ enum { KEY_HELP, KEY_VERSION, KEY_FSTAB_ONLY, KEY_ALLOW_OTHER };
 
 static const struct fuse_opt option_spec[] = {
     IFS_OPT("config=%s", config, 0),
+    IFS_OPT("cache_dir=%s", cache_dir, 0),
+    IFS_OPT("offline", offline, 1),
     IFS_OPT("refresh=%d", refresh, 0),
     IFS_OPT("startup_timeout=%d", startup_timeout, 0),
     FUSE_OPT_KEY("-h", KEY_HELP),
@@ -103,6 +108,9 @@ static void print_usage(const char *prog)
            "    -o config=FILE          configuration file\n"
            "                            ($XDG_CONFIG_HOME/infrafs/config or ~/.config/infrafs/config)\n"
            "    -o refresh=SECONDS      refresh interval for accounts without `refresh` (%d)\n"
+           "    -o cache_dir=DIR        where each account's last good data is kept\n"
+           "                            ($XDG_CACHE_HOME/infrafs or ~/.cache/infrafs)\n"
+           "    -o offline              serve the kept data only; send no request\n"
            "    -o startup_timeout=SECONDS\n"
            "                            longest wait for the first refresh before the\n"
            "                            command returns (%d)\n"
@@ -350,9 +358,13 @@ static int run_mounted(struct fuse_session *se, const struct fuse_cmdline_opts *
 }
 
 static int serve(IfsConfig *config, struct fuse_args *args, struct fuse_cmdline_opts *cmd,
-                 const char *mountpoint, const Options *o)
+                 const char *mountpoint, const Options *o, const char *cache_dir)
 {
-    IfsStoreOptions sopts = {.refresh_s = o->refresh > 0 ? o->refresh : DEFAULT_REFRESH_S};
+    IfsStoreOptions sopts = {
+        .refresh_s = o->refresh > 0 ? o->refresh : DEFAULT_REFRESH_S,
+        .cache_dir = cache_dir,
+        .offline = o->offline,
+    };
     IfsStore *store = ifs_store_new(&sopts);
     IfsFs *fs;
     struct fuse_session *se;
@@ -445,7 +457,7 @@ int main(int argc, char *argv[])
     struct fuse_cmdline_opts cmd;
     Options o = {.startup_timeout = DEFAULT_STARTUP_TIMEOUT_S};
     const char *source = NULL, *mount_arg = NULL;
-    char *config_path = NULL, *mountpoint = NULL;
+    char *config_path = NULL, *mountpoint = NULL, *cache_dir = NULL;
     IfsConfig *config = NULL;
     IfsError *err = NULL;
     int rc = 1;
@@ -485,6 +497,8 @@ int main(int argc, char *argv[])
     /* Absolute paths before daemonizing: the daemon runs from /. */
     mountpoint = absolute_mountpoint(mount_arg, &err);
     config_path = choose_config(&o, source);
+    cache_dir = o.cache_dir && *o.cache_dir ? g_canonicalize_filename(o.cache_dir, NULL)
+                                            : ifs_cache_default_dir();
     if (!mountpoint ||
         !(config = ifs_config_load(config_path, ifs_provider_schemas(), &err))) {
         fprintf(stderr, "infrafs: %s\n", err->message);
@@ -517,7 +531,7 @@ int main(int argc, char *argv[])
         }
     }
     ifs_log_init(cmd.foreground, cmd.debug);
-    rc = serve(config, &args, &cmd, mountpoint, &o);
+    rc = serve(config, &args, &cmd, mountpoint, &o, cache_dir);
     if (report_fd >= 0) /* failed before reporting */
         report(FALSE, "startup failed");
 out:
@@ -525,6 +539,8 @@ out:
     ifs_error_free(err);
     g_free(config_path);
     g_free(mountpoint);
+    g_free(cache_dir);
+    free(o.cache_dir);
     free(o.config);
     free(cmd.mountpoint);
     g_ptr_array_free(o.positionals, TRUE);

@@ -265,14 +265,55 @@ static void prune_extras(Account *a)
     g_hash_table_destroy(live);
 }
 
+/* When to try again after `failures` failed refreshes in a row: sooner
+ * than the interval at first, then backing off to it, spread by jitter;
+ * never before the API's Retry-After / rate-limit reset. */
+static gint64 retry_delay_us(Account *a)
+{
+    gint64 delay_s = RETRY_FIRST_S;
+    gint64 delay_us, held;
+
+    for (guint i = 1; i < a->failures && delay_s < a->refresh_s; i++)
+        delay_s *= 2;
+    delay_s = MIN(delay_s, (gint64)a->refresh_s);
+    delay_us = delay_s * G_USEC_PER_SEC;
+    delay_us += g_random_int_range(-(gint32)(delay_us / 5), (gint32)(delay_us / 5) + 1);
+    held = ifs_http_reads_held_until(a->http) - g_get_monotonic_time();
+    return MAX(delay_us, held);
+}
+
+static void save_to_cache(Account *a, gint64 last_refresh)
+{
+    GPtrArray *items;
+    IfsError *err = NULL;
+
+    g_mutex_lock(&a->lock);
+    items = a->save_items;
+    a->save_items = NULL;
+    g_mutex_unlock(&a->lock);
+    if (!items)
+        return;
+    if (!ifs_cache_save(a->cache_path, a->cfg, last_refresh, items, &err)) {
+        g_warning("%s", err->message);
+        ifs_error_free(err);
+    }
+    g_ptr_array_unref(items);
+}
+
 static int run_refresh(Account *a)
 {
     GPtrArray *list = g_ptr_array_new_with_free_func((GDestroyNotify)ifs_resource_unref);
     IfsError *err = NULL;
     gboolean ok;
+    gint64 delay_us;
+    gint64 refreshed_at = 0;
     int errnum = 0;
 
-    if (a->pstate)
+    if (a->store->opts.offline) {
+        ok = FALSE;
+        err = ifs_error_new(EROFS, 0, NULL, "mounted with -o offline: infrafs sends no "
+                            "request; remount without offline to refresh");
+    } else if (a->pstate)
         ok = a->type->list(a->pstate, list, &err);
     else {
         ok = FALSE;
@@ -286,9 +327,19 @@ static int run_refresh(Account *a)
         a->state = g_strdup("ok");
         g_free(a->last_error);
         a->last_error = g_strdup("");
-        a->last_refresh = store_now();
+        a->last_refresh = refreshed_at = store_now();
         a->ever_ok = TRUE;
+        a->failures = 0;
+        a->save_wanted = a->cache_path != NULL;
         prune_extras(a);
+        delay_us = (gint64)a->refresh_s * G_USEC_PER_SEC;
+    } else if (a->store->opts.offline) {
+        g_free(a->state);
+        a->state = g_strdup("offline");
+        g_free(a->last_error);
+        a->last_error = g_strdup(err->message);
+        errnum = err->errnum;
+        delay_us = G_MAXINT64 / 2; /* never: nothing to refresh from */
     } else {
         /* The last good data stays; the account says why. */
         g_free(a->state);
@@ -296,16 +347,21 @@ static int run_refresh(Account *a)
         g_free(a->last_error);
         a->last_error = store_one_line(err->message, MAX_PROBLEM_TEXT);
         errnum = err->errnum;
+        a->failures++;
+        /* A rejected key stays rejected: no automatic retries until someone
+         * asks (refresh control, SIGHUP) rather than hammering the API. */
+        delay_us = errnum == EACCES ? G_MAXINT64 / 2 : retry_delay_us(a);
     }
-    a->next_refresh = store_now() + a->refresh_s;
-    a->next_due_mono = g_get_monotonic_time() + (gint64)a->refresh_s * G_USEC_PER_SEC;
+    a->next_refresh = delay_us >= G_MAXINT64 / 2 ? 0 : store_now() + delay_us / G_USEC_PER_SEC;
+    a->next_due_mono = g_get_monotonic_time() + MIN(delay_us, G_MAXINT64 / 2);
     g_mutex_unlock(&a->lock);
-    if (!ok) {
+    if (!ok && !a->store->opts.offline)
         g_warning("account '%s': refresh failed: %s", a->cfg->name, err->message);
-        ifs_error_free(err);
-    }
+    ifs_error_free(err);
     g_ptr_array_unref(list);
     store_publish(a);
+    if (ok)
+        save_to_cache(a, refreshed_at);
     return errnum;
 }
 
@@ -478,6 +534,29 @@ IfsStore *ifs_store_new(const IfsStoreOptions *opts)
     return s;
 }
 
+/* Start from the saved copy, if there is a usable one: served as "stale"
+ * until the first refresh replaces it. */
+static void load_from_cache(Account *a)
+{
+    IfsError *err = NULL;
+    IfsCacheData *saved = ifs_cache_load(a->cache_path, a->cfg, &err);
+
+    if (!saved) {
+        if (err)
+            g_warning("%s", err->message);
+        ifs_error_free(err);
+        return;
+    }
+    g_ptr_array_unref(a->resources);
+    a->resources = g_ptr_array_ref(saved->resources);
+    a->saved_mtimes = g_hash_table_ref(saved->mtimes);
+    a->last_refresh = saved->last_refresh;
+    a->ever_ok = TRUE;
+    g_free(a->last_error);
+    a->last_error = g_strdup("showing the copy saved on disk; first refresh not finished yet");
+    ifs_cache_data_free(saved);
+}
+
 gboolean ifs_store_add_account(IfsStore *store, const IfsAccountConfig *cfg, IfsError **err)
 {
     const IfsProviderType *type = ifs_provider_find(cfg->type);
@@ -514,6 +593,10 @@ gboolean ifs_store_add_account(IfsStore *store, const IfsAccountConfig *cfg, Ifs
     a->state = g_strdup("stale");
     a->last_error = g_strdup("first refresh not finished yet");
     a->refresh_requested = 1; /* the first refresh starts at once */
+    if (store->opts.cache_dir) {
+        a->cache_path = ifs_cache_file(store->opts.cache_dir, cfg->name);
+        load_from_cache(a);
+    }
     g_ptr_array_add(store->accounts, a);
     return TRUE;
 }
@@ -600,6 +683,11 @@ static void account_free(Account *a)
     g_free(a->state);
     g_free(a->last_error);
     g_free(a->provider_last_action);
+    g_free(a->cache_path);
+    if (a->save_items)
+        g_ptr_array_unref(a->save_items);
+    if (a->saved_mtimes)
+        g_hash_table_unref(a->saved_mtimes);
     g_mutex_clear(&a->lock);
     g_cond_clear(&a->cond);
     g_free(a);

@@ -6,12 +6,17 @@
 
 #include "infrafs/control.h"
 #include "infrafs/http.h"
+#include "infrafs/persist.h"
 #include "infrafs/provider.h"
 #include "infrafs/store.h"
 
 #define MAX_PROBLEM_TEXT 4096
 #define POLL_MIN_MS 300
 #define POLL_MAX_MS 5000
+/* After a failed refresh: retry after 5 s, doubling up to the account's
+ * interval, each delay spread by +-20 % so accounts and mounts do not
+ * retry in step. */
+#define RETRY_FIRST_S 5
 
 typedef struct Account Account;
 typedef struct Operation Operation;
@@ -77,6 +82,7 @@ struct Account {
     int refresh_s;
     IfsControlTarget *refresh_target;
     GThread *thread;
+    char *cache_path;      /* NULL: nothing is kept on disk */
 
     GMutex lock;           /* guards everything below */
     GCond cond;
@@ -90,10 +96,14 @@ struct Account {
     gint64 next_due_mono;  /* monotonic microseconds */
     gboolean ever_ok;
     gboolean first_done;
+    guint failures;        /* refreshes failed in a row */
+    gboolean save_wanted;  /* the next build hands its items to the saver */
+    GPtrArray *save_items; /* IfsCacheItem*, taken by the refresher */
     guint64 refresh_requested, refresh_started, refresh_done;
     int refresh_errnum;
 
     /* publisher thread only */
+    GHashTable *saved_mtimes; /* from the cache, until the first build */
     GHashTable *built;     /* "kind/id" -> Built* */
     IfsNode *provider_dir;
     GHashTable *kind_dirs; /* kind -> IfsNode* */

@@ -156,6 +156,11 @@ static IfsNode *resource_node(Account *a, IfsResource *r, const char *key,
     if (prev && prev->res == r && prev->gen == x->gen)
         return ifs_node_ref(prev->node);
     node = build_resource(a, r, path, x, problems);
+    if (!prev && a->saved_mtimes) {
+        IfsCacheMtimes *m = g_hash_table_lookup(a->saved_mtimes, key);
+        if (m)
+            ifs_cache_restamp(node, m);
+    }
     node = ifs_node_merge_unchanged(node, prev ? prev->node : NULL);
     now = g_new0(Built, 1);
     now->res = ifs_resource_ref(r);
@@ -278,7 +283,25 @@ void store_build_account(Account *a)
     g_mutex_lock(&a->lock);
     build_kind_dirs(a, problems);
     fresh = build_provider_dir(a, problems->str);
+    if (a->save_wanted) {
+        /* What the refresher writes to disk once this build is published. */
+        GHashTableIter it;
+        gpointer value;
+        if (a->save_items)
+            g_ptr_array_unref(a->save_items);
+        a->save_items = g_ptr_array_new_with_free_func((GDestroyNotify)ifs_cache_item_free);
+        g_hash_table_iter_init(&it, a->built);
+        while (g_hash_table_iter_next(&it, NULL, &value)) {
+            Built *built = value;
+            g_ptr_array_add(a->save_items, ifs_cache_item_new(built->res, built->node));
+        }
+        a->save_wanted = FALSE;
+    }
     g_mutex_unlock(&a->lock);
+    if (a->saved_mtimes) { /* only the first build needs them */
+        g_hash_table_unref(a->saved_mtimes);
+        a->saved_mtimes = NULL;
+    }
     fresh = ifs_node_merge_unchanged(fresh, a->provider_dir);
     if (a->provider_dir)
         ifs_node_unref(a->provider_dir);

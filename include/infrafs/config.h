@@ -31,6 +31,10 @@ typedef struct {
     GPtrArray *accounts;/* IfsAccountConfig*, in file order */
 } IfsConfig;
 
+/* HOME, else the passwd entry's home (boot mounts have no HOME), read afresh
+ * on every call; NULL when there is none. */
+char *ifs_home_dir(void);
+
 /* Default path: $XDG_CONFIG_HOME/infrafs/config, else ~/.config/infrafs/config
  * (home from the passwd entry when HOME is unset). */
 char *ifs_config_default_path(void);

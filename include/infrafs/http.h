@@ -58,6 +58,10 @@ json_object *ifs_http_get_json(IfsHttp *http, const char *path, IfsError **err);
 guint64 ifs_http_request_count(IfsHttp *http);
 gint64 ifs_http_rate_limit_remaining(IfsHttp *http);
 
+/* Monotonic time (µs) before which reads are held back by a Retry-After or
+ * an exhausted X-RateLimit budget; 0 or past when they are not. */
+gint64 ifs_http_reads_held_until(IfsHttp *http);
+
 /* Pure helpers, exposed for tests. */
 /* Error answer -> IfsError. Understands RFC 7807 (code/title/detail),
  * {"error":{"code","message"}}, {"success":false,"error","message"},

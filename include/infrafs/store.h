@@ -22,6 +22,9 @@ typedef struct {
 typedef struct {
     int refresh_s;        /* default interval for accounts without `refresh` */
     int op_poll_timeout_s;/* give up polling an operation after this long */
+    const char *cache_dir;/* each account's last good data is kept here;
+                             NULL: not kept (tests of the store alone) */
+    gboolean offline;     /* serve the cache only: no request is ever sent */
 } IfsStoreOptions;
 
 IfsStore *ifs_store_new(const IfsStoreOptions *opts);

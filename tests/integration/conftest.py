@@ -227,7 +227,10 @@ class Mount:
         with open(self.stderr_path, "w") as err:
             self.proc = subprocess.Popen(
                 args, stdout=subprocess.DEVNULL, stderr=err,
-                env={**os.environ, "G_DEBUG": "fatal-criticals", **(env or {})})
+                env={**os.environ, "G_DEBUG": "fatal-criticals",
+                     # Each mount keeps its disk cache to itself unless the
+                     # test says otherwise (cache_dir= or its own env).
+                     "XDG_CACHE_HOME": os.path.join(self.dir, "cache"), **(env or {})})
         wait_for(lambda: is_mounted(self.path) or self.proc.poll() is not None,
                  what="the mount")
         if self.proc.poll() is not None:
@@ -328,6 +331,12 @@ class Daemons:
         ARGS holds `mountpoint` as given; `env` is the whole environment
         (default: ours). Returns (CompletedProcess, seconds it took)."""
         self.mountpoints.append(os.path.abspath(os.path.join(cwd or "", mountpoint)))
+        # The disk cache stays in this test's directory unless the test's
+        # own environment names one.
+        given = env
+        env = dict(os.environ if given is None else given)
+        if given is None or "XDG_CACHE_HOME" not in given:
+            env["XDG_CACHE_HOME"] = str(self.tmp / "cache")
         before = infrafs_pids()
         start = time.monotonic()
         try:

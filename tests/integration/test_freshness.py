@@ -196,8 +196,6 @@ def test_an_account_whose_first_refresh_failed_says_error(fresh_sim, make_mount)
 
 # ---- §6 The disk cache -----------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="bug: no persistent cache: nothing is kept on disk "
-                   "($XDG_CACHE_HOME/infrafs/), so a mount with the API down shows nothing")
 def test_a_mount_with_the_api_down_serves_the_last_data_kept_on_disk(fresh_sim, make_mount,
                                                                       tmp_path):
     env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
@@ -215,8 +213,6 @@ def test_a_mount_with_the_api_down_serves_the_last_data_kept_on_disk(fresh_sim, 
     assert second.provider("state") in ("stale\n", "error\n")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: the `offline` and `cache_dir=DIR` options "
-                   "(CONTRACT §1, §6) are not implemented")
 def test_an_offline_mount_serves_the_disk_cache_without_network(fresh_sim, make_mount, tmp_path):
     cache = f"cache_dir={tmp_path / 'cache'}"
     first = make_mount(hostup_config(fresh_sim), extra_opts=[cache])

@@ -236,8 +236,6 @@ def test_help_lists_own_options_with_defaults_and_libfuses_options():
         assert fuse_option in text, f"libfuse's {fuse_option} is missing"
 
 
-@pytest.mark.xfail(strict=True, reason="bug: the own options `offline` and `cache_dir=DIR` "
-                   "(CONTRACT §1) are not implemented: not in --help, and refused by the parser")
 def test_help_documents_offline_and_cache_dir_and_they_are_accepted(fresh_sim, make_mount,
                                                                        tmp_path):
     out = subprocess.run([INFRAFS, "--help"], capture_output=True, text=True, timeout=10)

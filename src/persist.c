@@ -1,0 +1,339 @@
+/* The persistent cache: one JSON file per account holding the resources of
+ * its last good refresh and the mtime of every file the tree showed for
+ * them. Written with g_file_set_contents_full (temporary file, fsync,
+ * rename), so a crash leaves either the old or the new copy. */
+#include "infrafs/persist.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define CACHE_FORMAT "infrafs-cache"
+#define CACHE_VERSION 1
+/* A cache file is ours and bounded by what we write; anything larger is
+ * not one of ours. */
+#define MAX_CACHE_BYTES ((gsize)1024 * 1024 * 1024)
+
+char *ifs_cache_default_dir(void)
+{
+    const char *xdg = g_getenv("XDG_CACHE_HOME");
+    char *home, *dir;
+
+    if (xdg && g_path_is_absolute(xdg))
+        return g_build_filename(xdg, "infrafs", NULL);
+    home = ifs_home_dir();
+    if (!home)
+        home = g_strdup(g_get_home_dir());
+    dir = g_build_filename(home, ".cache", "infrafs", NULL);
+    g_free(home);
+    return dir;
+}
+
+char *ifs_cache_file(const char *dir, const char *account)
+{
+    char *name = ifs_name_escape(account, strlen(account));
+    char *file = g_strconcat(name ? name : "_", ".json", NULL);
+    char *path = g_build_filename(dir, file, NULL);
+
+    g_free(file);
+    g_free(name);
+    return path;
+}
+
+IfsCacheItem *ifs_cache_item_new(IfsResource *res, IfsNode *node)
+{
+    IfsCacheItem *item = g_new(IfsCacheItem, 1);
+
+    item->res = ifs_resource_ref(res);
+    item->node = ifs_node_ref(node);
+    return item;
+}
+
+void ifs_cache_item_free(IfsCacheItem *item)
+{
+    ifs_resource_unref(item->res);
+    ifs_node_unref(item->node);
+    g_free(item);
+}
+
+/* ---- saving ---------------------------------------------------------------- */
+
+typedef struct {
+    GHashTable *counts; /* mtime -> count, to find the common one */
+    GPtrArray *paths;   /* relative paths, in walk order */
+    GArray *times;      /* their mtimes */
+} MtimeWalk;
+
+static void collect_mtimes(const IfsNode *n, const char *rel, MtimeWalk *w)
+{
+    gint64 t = (gint64)n->mtime;
+    gpointer count;
+
+    /* Controls and wait files are ours and rebuilt on every start. */
+    if (n->type == IFS_NODE_CONTROL || n->type == IFS_NODE_WAIT)
+        return;
+    g_ptr_array_add(w->paths, g_strdup(rel));
+    g_array_append_val(w->times, t);
+    count = g_hash_table_lookup(w->counts, GSIZE_TO_POINTER((gsize)t));
+    g_hash_table_insert(w->counts, GSIZE_TO_POINTER((gsize)t),
+                        GUINT_TO_POINTER(GPOINTER_TO_UINT(count) + 1));
+    for (guint i = 0; n->type == IFS_NODE_DIR && i < n->n_children; i++) {
+        char *child = *rel ? g_strconcat(rel, "/", n->children[i]->name, NULL)
+                           : g_strdup(n->children[i]->name);
+        collect_mtimes(n->children[i], child, w);
+        g_free(child);
+    }
+}
+
+/* {"base": T, "other": {"path": T, ...}}: most files of a resource share one
+ * mtime (when it was first seen), so only the others are listed. */
+static json_object *mtimes_json(const IfsNode *node)
+{
+    MtimeWalk w = {
+        g_hash_table_new(g_direct_hash, g_direct_equal),
+        g_ptr_array_new_with_free_func(g_free),
+        g_array_new(FALSE, FALSE, sizeof(gint64)),
+    };
+    json_object *out = json_object_new_object();
+    json_object *other = json_object_new_object();
+    gint64 base = 0;
+    guint best = 0;
+    GHashTableIter it;
+    gpointer key, value;
+
+    collect_mtimes(node, "", &w);
+    g_hash_table_iter_init(&it, w.counts);
+    while (g_hash_table_iter_next(&it, &key, &value))
+        if (GPOINTER_TO_UINT(value) > best) {
+            best = GPOINTER_TO_UINT(value);
+            base = (gint64)GPOINTER_TO_SIZE(key);
+        }
+    for (guint i = 0; i < w.paths->len; i++) {
+        gint64 t = g_array_index(w.times, gint64, i);
+        if (t != base)
+            json_object_object_add(other, g_ptr_array_index(w.paths, i),
+                                   json_object_new_int64(t));
+    }
+    json_object_object_add(out, "base", json_object_new_int64(base));
+    json_object_object_add(out, "other", other);
+    g_hash_table_destroy(w.counts);
+    g_ptr_array_unref(w.paths);
+    g_array_unref(w.times);
+    return out;
+}
+
+static gboolean make_private_dir(const char *dir, IfsError **err)
+{
+    if (g_mkdir_with_parents(dir, 0700) != 0) {
+        int e = errno;
+        ifs_error_propagate(err, ifs_error_new(e, 0, NULL,
+            "cannot create the cache directory %s: %s; set cache_dir= to a writable "
+            "directory", dir, g_strerror(e)));
+        return FALSE;
+    }
+    return TRUE;
+}
+
+gboolean ifs_cache_save(const char *path, const IfsAccountConfig *cfg, gint64 last_refresh,
+                        GPtrArray *items, IfsError **err)
+{
+    json_object *top = json_object_new_object();
+    json_object *list = json_object_new_array_ext((int)items->len);
+    char *dir = g_path_get_dirname(path);
+    GError *gerr = NULL;
+    const char *text;
+    size_t len;
+    gboolean ok;
+
+    json_object_object_add(top, "format", json_object_new_string(CACHE_FORMAT));
+    json_object_object_add(top, "version", json_object_new_int(CACHE_VERSION));
+    json_object_object_add(top, "account", json_object_new_string(cfg->name));
+    json_object_object_add(top, "type", json_object_new_string(cfg->type));
+    json_object_object_add(top, "url", json_object_new_string(cfg->url));
+    json_object_object_add(top, "last_refresh", json_object_new_int64(last_refresh));
+    for (guint i = 0; i < items->len; i++) {
+        IfsCacheItem *item = g_ptr_array_index(items, i);
+        json_object *entry = json_object_new_object();
+
+        json_object_object_add(entry, "kind", json_object_new_string(item->res->kind));
+        json_object_object_add(entry, "id", json_object_new_string(item->res->id));
+        json_object_object_add(entry, "object", json_object_get(item->res->object));
+        if (item->res->extra_files)
+            json_object_object_add(entry, "extra_files",
+                                   json_object_get(item->res->extra_files));
+        json_object_object_add(entry, "mtimes", mtimes_json(item->node));
+        json_object_array_add(list, entry);
+    }
+    json_object_object_add(top, "resources", list);
+    text = json_object_to_json_string_length(top, JSON_C_TO_STRING_PLAIN, &len);
+    ok = make_private_dir(dir, err) &&
+         g_file_set_contents_full(path, text, (gssize)len,
+                                  G_FILE_SET_CONTENTS_CONSISTENT | G_FILE_SET_CONTENTS_DURABLE,
+                                  0600, &gerr);
+    if (!ok && gerr) {
+        ifs_error_propagate(err, ifs_error_new(EIO, 0, NULL,
+            "account '%s': cannot save its data to %s: %s; the previous copy is kept",
+            cfg->name, path, gerr->message));
+        g_error_free(gerr);
+    }
+    json_object_put(top);
+    g_free(dir);
+    return ok;
+}
+
+/* ---- loading ---------------------------------------------------------------- */
+
+void ifs_cache_data_free(IfsCacheData *data)
+{
+    if (!data)
+        return;
+    g_ptr_array_unref(data->resources);
+    g_hash_table_destroy(data->mtimes);
+    g_free(data);
+}
+
+static const char *str_member(json_object *obj, const char *key)
+{
+    json_object *v;
+
+    if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_string))
+        return NULL;
+    return json_object_get_string(v);
+}
+
+static void mtimes_free(IfsCacheMtimes *m)
+{
+    g_hash_table_destroy(m->other);
+    g_free(m);
+}
+
+static IfsCacheMtimes *mtimes_from_json(json_object *j)
+{
+    IfsCacheMtimes *m = g_new0(IfsCacheMtimes, 1);
+    json_object *base, *other;
+
+    m->other = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    if (json_object_object_get_ex(j, "base", &base))
+        m->base = json_object_get_int64(base);
+    if (json_object_object_get_ex(j, "other", &other) &&
+        json_object_is_type(other, json_type_object)) {
+        json_object_object_foreach(other, path, value) {
+            if (json_object_is_type(value, json_type_int)) {
+                gint64 *t = g_new(gint64, 1);
+                *t = json_object_get_int64(value);
+                g_hash_table_insert(m->other, g_strdup(path), t);
+            }
+        }
+    }
+    return m;
+}
+
+static IfsError *foreign(const char *path, const IfsAccountConfig *cfg, const char *what)
+{
+    return ifs_error_new(EINVAL, 0, NULL,
+        "account '%s': ignoring the cache file %s: %s; it will be replaced after the "
+        "next successful refresh", cfg->name, path, what);
+}
+
+IfsCacheData *ifs_cache_load(const char *path, const IfsAccountConfig *cfg, IfsError **err)
+{
+    char *text = NULL;
+    gsize len = 0;
+    GError *gerr = NULL;
+    json_object *top, *list, *v;
+    json_tokener *tok;
+    IfsCacheData *data;
+    struct stat st;
+
+    if (stat(path, &st) != 0 && errno == ENOENT)
+        return NULL;
+    if (stat(path, &st) == 0 && (gsize)st.st_size > MAX_CACHE_BYTES) {
+        ifs_error_propagate(err, foreign(path, cfg, "it is larger than any cache infrafs writes"));
+        return NULL;
+    }
+    if (!g_file_get_contents(path, &text, &len, &gerr)) {
+        ifs_error_propagate(err, foreign(path, cfg, gerr->message));
+        g_error_free(gerr);
+        return NULL;
+    }
+    tok = json_tokener_new();
+    top = json_tokener_parse_ex(tok, text, (int)MIN(len, (gsize)G_MAXINT));
+    if (top && (json_tokener_get_error(tok) != json_tokener_success ||
+                tok->char_offset != (int)len)) {
+        json_object_put(top);
+        top = NULL;
+    }
+    json_tokener_free(tok);
+    g_free(text);
+    if (!top || !json_object_is_type(top, json_type_object) ||
+        g_strcmp0(str_member(top, "format"), CACHE_FORMAT) != 0 ||
+        !json_object_object_get_ex(top, "version", &v) ||
+        json_object_get_int(v) != CACHE_VERSION ||
+        !json_object_object_get_ex(top, "resources", &list) ||
+        !json_object_is_type(list, json_type_array)) {
+        json_object_put(top);
+        ifs_error_propagate(err, foreign(path, cfg, "it is corrupt or not an infrafs cache "
+                                                    "of this version"));
+        return NULL;
+    }
+    if (g_strcmp0(str_member(top, "account"), cfg->name) != 0 ||
+        g_strcmp0(str_member(top, "type"), cfg->type) != 0 ||
+        g_strcmp0(str_member(top, "url"), cfg->url) != 0) {
+        json_object_put(top);
+        ifs_error_propagate(err, foreign(path, cfg, "it was saved for another account, "
+                                                    "type or url"));
+        return NULL;
+    }
+    data = g_new0(IfsCacheData, 1);
+    data->resources = g_ptr_array_new_with_free_func((GDestroyNotify)ifs_resource_unref);
+    data->mtimes = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                         (GDestroyNotify)mtimes_free);
+    if (json_object_object_get_ex(top, "last_refresh", &v))
+        data->last_refresh = json_object_get_int64(v);
+    for (size_t i = 0; i < json_object_array_length(list); i++) {
+        json_object *entry = json_object_array_get_idx(list, i);
+        const char *kind = str_member(entry, "kind");
+        const char *id = str_member(entry, "id");
+        json_object *object, *extra, *m;
+        IfsResource *r;
+
+        /* Entries we cannot use are skipped, not fatal: the next refresh
+         * replaces the file anyway. */
+        if (!kind || !id || !json_object_object_get_ex(entry, "object", &object) ||
+            !json_object_is_type(object, json_type_object))
+            continue;
+        r = ifs_resource_new(kind, id, json_object_get(object));
+        if (json_object_object_get_ex(entry, "extra_files", &extra) &&
+            json_object_is_type(extra, json_type_object))
+            r->extra_files = json_object_get(extra);
+        g_ptr_array_add(data->resources, r);
+        if (json_object_object_get_ex(entry, "mtimes", &m) &&
+            json_object_is_type(m, json_type_object))
+            g_hash_table_replace(data->mtimes, g_strconcat(kind, "/", id, NULL),
+                                 mtimes_from_json(m));
+    }
+    json_object_put(top);
+    return data;
+}
+
+static void restamp(IfsNode *n, const char *rel, const IfsCacheMtimes *m)
+{
+    const gint64 *t;
+
+    if (n->type == IFS_NODE_CONTROL || n->type == IFS_NODE_WAIT)
+        return;
+    t = g_hash_table_lookup(m->other, rel);
+    if (t || m->base > 0)
+        n->mtime = (time_t)(t ? *t : m->base);
+    for (guint i = 0; n->type == IFS_NODE_DIR && i < n->n_children; i++) {
+        char *child = *rel ? g_strconcat(rel, "/", n->children[i]->name, NULL)
+                           : g_strdup(n->children[i]->name);
+        restamp(n->children[i], child, m);
+        g_free(child);
+    }
+}
+
+void ifs_cache_restamp(IfsNode *fresh, const IfsCacheMtimes *mtimes)
+{
+    restamp(fresh, "", mtimes);
+}
