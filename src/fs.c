@@ -62,15 +62,20 @@ static void fill_attr(const IfsFs *fs, const IfsNode *node, struct stat *st)
     st->st_blocks = (st->st_size + 511) / 512;
 }
 
+static void fill_entry(const IfsFs *fs, const IfsNode *node, struct fuse_entry_param *e)
+{
+    memset(e, 0, sizeof *e);
+    e->ino = node->ino;
+    e->attr_timeout = IFS_CACHE_TIMEOUT;
+    e->entry_timeout = IFS_CACHE_TIMEOUT;
+    fill_attr(fs, node, &e->attr);
+}
+
 static void reply_entry(fuse_req_t req, const IfsNode *node)
 {
     struct fuse_entry_param e;
 
-    memset(&e, 0, sizeof e);
-    e.ino = node->ino;
-    e.attr_timeout = IFS_CACHE_TIMEOUT;
-    e.entry_timeout = IFS_CACHE_TIMEOUT;
-    fill_attr(fs_of(req), node, &e.attr);
+    fill_entry(fs_of(req), node, &e);
     fuse_reply_entry(req, &e);
 }
 
@@ -90,6 +95,12 @@ static void ifs_init(void *userdata, struct fuse_conn_info *conn)
         conn->want |= FUSE_CAP_EXPLICIT_INVAL_DATA;
     /* Writes must reach us at once: they are commands. */
     conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+    /* Listing a directory also answers the lookups of its entries: a first
+     * `grep -r` then costs one message per directory, not one per file.
+     * Always, not adaptively: the listing is cached by the kernel anyway. */
+    if (conn->capable & FUSE_CAP_READDIRPLUS)
+        conn->want |= FUSE_CAP_READDIRPLUS;
+    conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
 }
 
 static void ifs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -270,14 +281,17 @@ static void ifs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t si
     ifs_node_unref(node);
 }
 
-static void ifs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-                        struct fuse_file_info *fi)
+/* One listing buffer; with `plus`, each entry also carries its attributes
+ * and counts as a lookup, so the store learns the entries' paths. */
+static void reply_listing(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                          gboolean plus)
 {
-    IfsNode *dir = ifs_store_get(fs_of(req)->store, ino);
+    IfsFs *fs = fs_of(req);
+    IfsNode *dir = ifs_store_get(fs->store, ino);
     char *buf;
     size_t used = 0;
+    off_t first_child = -1, end_child = -1;
 
-    (void)fi;
     if (!dir) {
         fuse_reply_err(req, ENOENT);
         return;
@@ -290,32 +304,60 @@ static void ifs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     buf = g_malloc(size);
     /* Offsets: 1 ".", 2 "..", 3.. the children in order. */
     for (off_t i = off; i < (off_t)dir->n_children + 2; i++) {
-        struct stat st = {0};
+        struct fuse_entry_param e;
         const char *name;
         size_t need;
 
-        if (i == 0) {
-            name = ".";
-            st.st_ino = dir->ino;
-            st.st_mode = S_IFDIR;
-        } else if (i == 1) {
-            name = "..";
-            st.st_ino = IFS_ROOT_INO; /* not 0: readdir(3) hides entries with d_ino 0 */
-            st.st_mode = S_IFDIR;
+        memset(&e, 0, sizeof e);
+        if (i < 2) {
+            /* The kernel links neither "." nor ".."; ino 0 says "no entry
+             * to cache", while the d_ino that readdir(3) shows must not be
+             * 0 (it hides such entries). */
+            name = i == 0 ? "." : "..";
+            e.attr.st_ino = i == 0 ? dir->ino : IFS_ROOT_INO;
+            e.attr.st_mode = S_IFDIR;
         } else {
             const IfsNode *child = dir->children[i - 2];
             name = child->name;
-            st.st_ino = child->ino;
-            st.st_mode = child->type == IFS_NODE_DIR ? S_IFDIR : S_IFREG;
+            if (plus) {
+                fill_entry(fs, child, &e);
+            } else {
+                e.attr.st_ino = child->ino;
+                e.attr.st_mode = child->type == IFS_NODE_DIR ? S_IFDIR : S_IFREG;
+            }
         }
-        need = fuse_add_direntry(req, buf + used, size - used, name, &st, i + 1);
+        need = plus ? fuse_add_direntry_plus(req, buf + used, size - used, name, &e, i + 1)
+                    : fuse_add_direntry(req, buf + used, size - used, name, &e.attr, i + 1);
         if (need > size - used)
             break;
         used += need;
+        if (i >= 2) {
+            if (first_child < 0)
+                first_child = i - 2;
+            end_child = i - 1;
+        }
     }
+    /* Before replying: the kernel may ask about these inodes at once. */
+    if (plus && first_child >= 0)
+        ifs_store_remember_children(fs->store, ino, dir, (guint)first_child,
+                                    (guint)end_child);
     fuse_reply_buf(req, buf, used);
     g_free(buf);
     ifs_node_unref(dir);
+}
+
+static void ifs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                        struct fuse_file_info *fi)
+{
+    (void)fi;
+    reply_listing(req, ino, size, off, FALSE);
+}
+
+static void ifs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                            struct fuse_file_info *fi)
+{
+    (void)fi;
+    reply_listing(req, ino, size, off, TRUE);
 }
 
 static void ifs_statfs(fuse_req_t req, fuse_ino_t ino)
@@ -340,6 +382,7 @@ static const struct fuse_lowlevel_ops ops = {
     .read = ifs_read,
     .write = ifs_write,
     .readdir = ifs_readdir,
+    .readdirplus = ifs_readdirplus,
     .statfs = ifs_statfs,
 };
 

@@ -476,6 +476,19 @@ IfsNode *ifs_store_get(IfsStore *store, uint64_t ino)
     return node;
 }
 
+/* ino -> path, for inodes the kernel now knows. Takes `path` when it is
+ * stored; returns it otherwise. */
+static char *remember_path(IfsStore *store, uint64_t ino, char *path)
+{
+    if (!g_hash_table_contains(store->ino_paths, &ino)) {
+        guint64 *key = g_new(guint64, 1);
+        *key = ino;
+        g_hash_table_insert(store->ino_paths, key, path);
+        return NULL;
+    }
+    return path;
+}
+
 IfsNode *ifs_store_lookup(IfsStore *store, uint64_t parent_ino, const char *name)
 {
     char *parent = path_of_ino(store, parent_ino);
@@ -489,16 +502,26 @@ IfsNode *ifs_store_lookup(IfsStore *store, uint64_t parent_ino, const char *name
     node = resolve(store, path);
     if (node) {
         g_mutex_lock(&store->ino_lock);
-        if (!g_hash_table_contains(store->ino_paths, &node->ino)) {
-            guint64 *key = g_new(guint64, 1);
-            *key = node->ino;
-            g_hash_table_insert(store->ino_paths, key, path);
-            path = NULL;
-        }
+        path = remember_path(store, node->ino, path);
         g_mutex_unlock(&store->ino_lock);
     }
     g_free(path);
     return node;
+}
+
+void ifs_store_remember_children(IfsStore *store, uint64_t dir_ino, const IfsNode *dir,
+                                 guint from, guint to)
+{
+    char *parent = path_of_ino(store, dir_ino);
+
+    if (!parent)
+        return;
+    g_mutex_lock(&store->ino_lock);
+    for (guint i = from; i < to && i < dir->n_children; i++)
+        g_free(remember_path(store, dir->children[i]->ino,
+                             ifs_path_join(parent, dir->children[i]->name)));
+    g_mutex_unlock(&store->ino_lock);
+    g_free(parent);
 }
 
 static void built_free(gpointer data)

@@ -48,6 +48,10 @@ void ifs_store_free(IfsStore *store);
  * release with ifs_node_unref. */
 IfsNode *ifs_store_lookup(IfsStore *store, uint64_t parent_ino, const char *name);
 IfsNode *ifs_store_get(IfsStore *store, uint64_t ino);
+/* A listing handed the kernel dir->children[from..to) as looked up (FUSE
+ * readdirplus): remember their paths so later requests can name them. */
+void ifs_store_remember_children(IfsStore *store, uint64_t dir_ino, const IfsNode *dir,
+                                 guint from, guint to);
 
 /* Write to a control node: performs the command. Returns 0 or a positive
  * errno. Blocks until the API answered and the tree shows the result. */
