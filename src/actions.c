@@ -405,6 +405,8 @@ static int resource_control_write(Account *a, IfsControlTarget *t, const char *b
     }
     if (ok && res.resource_gone)
         replace_resource(a, t->res_kind, t->res_id, NULL);
+    else if (ok && res.resource)
+        replace_resource(a, t->res_kind, t->res_id, res.resource);
     g_mutex_unlock(&a->lock);
     store_publish(a);
 
@@ -414,7 +416,7 @@ static int resource_control_write(Account *a, IfsControlTarget *t, const char *b
         task->account = a;
         task->op = op;
         queue_task(a->store, task);
-    } else if (ok && !res.resource_gone) {
+    } else if (ok && !res.resource_gone && !res.resource) {
         Task *task = g_new0(Task, 1);
         task->kind = TASK_FETCH;
         task->account = a;

@@ -48,6 +48,10 @@ typedef struct {
     /* The provider changes the resource in the background: re-read it once
      * more this long after the action (besides the immediate re-read). */
     guint refetch_after_ms;
+    /* The resource as it is after the action, when the provider knows that
+     * without asking its API (HEO, which has nothing to read): shown before
+     * write() returns, instead of a re-read. Owned; NULL otherwise. */
+    IfsResource *resource;
 } IfsActionResult;
 void ifs_action_result_clear(IfsActionResult *r);
 
@@ -87,3 +91,4 @@ const IfsControlSpec *ifs_provider_control(const IfsProviderType *p,
                                            const char *kind, const char *file);
 
 extern const IfsProviderType ifs_provider_hostup;
+extern const IfsProviderType ifs_provider_heo;

@@ -5,6 +5,7 @@
 
 static const IfsProviderType *const providers[] = {
     &ifs_provider_hostup,
+    &ifs_provider_heo,
     NULL,
 };
 
@@ -78,5 +79,6 @@ void ifs_action_result_clear(IfsActionResult *r)
     g_free(r->op_status);
     g_free(r->op_job_id);
     g_free(r->op_poll_url);
+    ifs_resource_unref(r->resource);
     memset(r, 0, sizeof *r);
 }
