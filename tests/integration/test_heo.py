@@ -237,6 +237,25 @@ def test_concurrent_writes_to_several_vpses_each_make_one_post(mnt, heo):
         assert rd(mnt, v, "status").startswith("start requested at "), v
 
 
+def test_a_new_mount_starts_with_nothing_requested_and_offline_shows_the_cached_copy(
+        heo, make_mount, tmp_path):
+    cache = f"cache_dir={tmp_path / 'cache'}"
+    first = make_mount(heo_config(heo), extra_opts=(cache,))
+    assert power(first, "vps_101", "start")[0] == 0
+    first.refresh("heo")    # the disk cache is written after a refresh
+    recorded = rd(first, "vps_101", "status")
+    assert first.umount() == 0
+
+    offline = make_mount(heo_config(heo), extra_opts=(cache, "offline"))
+    assert rd(offline, "vps_101", "status") == recorded
+    assert offline.umount() == 0
+
+    heo.clear_requests()
+    again = make_mount(heo_config(heo), extra_opts=(cache,))
+    assert rd(again, "vps_101", "status") == NOTHING_YET
+    assert heo_requests(heo) == []
+
+
 # ---- refused locally: EINVAL, no request -------------------------------------------------
 
 @pytest.mark.parametrize("command", ["reset", "stop force", "start force", "restart",
