@@ -92,3 +92,4 @@ const IfsControlSpec *ifs_provider_control(const IfsProviderType *p,
 
 extern const IfsProviderType ifs_provider_hostup;
 extern const IfsProviderType ifs_provider_heo;
+extern const IfsProviderType ifs_provider_dokploy;

@@ -1,0 +1,572 @@
+/* Dokploy (self-hosted): the deployments of every application and compose
+ * service, their log tails, and the kill and remove controls. Reads are
+ * GET /api/<router>.<proc>?flat=params, writes POST with a JSON body, the key
+ * goes in `x-api-key`. See PROVIDERS.md "Dokploy" and CONTRACT §3, §5. */
+#include <errno.h>
+#include <string.h>
+
+#include "infrafs/node.h"
+#include "infrafs/provider.h"
+
+/* A log file is a tail, never the whole build output: both bounds apply. */
+#define LOG_TAIL_LINES 200
+#define LOG_MAX_BYTES ((gsize)256 * 1024)
+
+/* Where an owner's deployments are listed, and which field of a deployment
+ * row names that owner. */
+typedef struct {
+    char *field; /* "applicationId" or "composeId" */
+    char *id;
+    char *path;  /* "/api/deployment.all?applicationId=..." */
+} Owner;
+
+typedef struct {
+    char *text;     /* the bounded tail as shown in the `log` file */
+    gboolean final; /* read after the deployment had finished: kept, never re-read */
+} LogEntry;
+
+typedef struct {
+    IfsHttp *http;
+    char *account;
+    /* list runs in the account's refresher; fetch and act in other threads. */
+    GMutex lock;
+    GHashTable *logs;   /* deploymentId -> LogEntry*, deployments of the last listing */
+    GHashTable *owners; /* deploymentId -> Owner*, from the last listing */
+} Dokploy;
+
+static const char *const dokploy_kinds[] = {"deployments", NULL};
+
+static const IfsCommandSpec trigger_commands[] = {
+    {"1", IFS_FORCE_NEVER},
+    {NULL, 0},
+};
+
+static const IfsControlSpec dokploy_controls[] = {
+    {"deployments", "kill", trigger_commands},
+    {"deployments", "remove", trigger_commands},
+    {NULL, NULL, NULL},
+};
+
+/* ---- small helpers ------------------------------------------------------- */
+
+static Owner *owner_new(const char *field, const char *id, const char *proc)
+{
+    Owner *o = g_new0(Owner, 1);
+    char *escaped = g_uri_escape_string(id, NULL, FALSE);
+
+    o->field = g_strdup(field);
+    o->id = g_strdup(id);
+    o->path = g_strdup_printf("/api/%s?%s=%s", proc, field, escaped);
+    g_free(escaped);
+    return o;
+}
+
+static Owner *owner_copy(const Owner *o)
+{
+    Owner *c = g_new0(Owner, 1);
+
+    c->field = g_strdup(o->field);
+    c->id = g_strdup(o->id);
+    c->path = g_strdup(o->path);
+    return c;
+}
+
+static void owner_free(gpointer p)
+{
+    Owner *o = p;
+
+    if (!o)
+        return;
+    g_free(o->field);
+    g_free(o->id);
+    g_free(o->path);
+    g_free(o);
+}
+
+static void log_entry_free(gpointer p)
+{
+    LogEntry *e = p;
+
+    g_free(e->text);
+    g_free(e);
+}
+
+/* A string field, or NULL when absent, not a string, or holding a NUL byte
+ * (which C strings would silently cut: an id must never be shortened into
+ * another deployment's id). */
+static const char *string_field(json_object *obj, const char *key)
+{
+    json_object *v;
+    const char *text;
+
+    if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_string))
+        return NULL;
+    text = json_object_get_string(v);
+    return strlen(text) == (size_t)json_object_get_string_len(v) ? text : NULL;
+}
+
+/* Why a string id field is unusable (it holds a NUL byte), or NULL when it
+ * is usable or simply absent. */
+static char *bad_id_problem(json_object *obj, const char *key)
+{
+    json_object *v;
+    char *shown, *problem;
+
+    if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_string) ||
+        string_field(obj, key))
+        return NULL;
+    shown = ifs_name_escape(json_object_get_string(v), (size_t)json_object_get_string_len(v));
+    problem = g_strdup_printf("%s '%s' holds a NUL byte", key, shown ? shown : "");
+    g_free(shown);
+    return problem;
+}
+
+static json_object *array_member(json_object *obj, const char *key)
+{
+    json_object *v;
+
+    if (json_object_object_get_ex(obj, key, &v) && json_object_is_type(v, json_type_array))
+        return v;
+    return NULL;
+}
+
+/* Deployment statuses after which neither the row nor its log changes
+ * (PROVIDERS.md: running, done, error, cancelled; the seed's pending is
+ * queued, so not finished either). */
+static gboolean status_is_finished(const char *status)
+{
+    return status && (strcmp(status, "done") == 0 || strcmp(status, "error") == 0 ||
+                      strcmp(status, "cancelled") == 0);
+}
+
+/* The log text as shown: at most LOG_TAIL_LINES lines and LOG_MAX_BYTES
+ * bytes from the end (whole lines only), valid UTF-8 without NUL bytes, and
+ * one trailing newline unless empty. Servers may ignore `tail`, so it is
+ * enforced here too. */
+static char *bound_log(const char *text, gsize len)
+{
+    const char *start = text;
+    const char *end = text + len;
+    GString *out;
+    char *valid;
+    guint lines = 0;
+
+    if (len > 0 && end[-1] == '\n')
+        end--; /* the final newline ends the last line, it does not start one */
+    for (const char *p = end; p > text; p--) {
+        if (p[-1] == '\n' && ++lines == LOG_TAIL_LINES) {
+            start = p;
+            break;
+        }
+    }
+    /* Also turns NUL bytes into U+FFFD: a file's text must not end early at
+     * one. Done before the byte bound, which it could otherwise break. */
+    valid = g_utf8_make_valid(start, end - start);
+    out = g_string_new(valid);
+    g_free(valid);
+    if (out->len + 1 > LOG_MAX_BYTES) {
+        const char *cut = out->str + out->len - (LOG_MAX_BYTES - 1);
+        const char *nl = memchr(cut, '\n', out->len - (gsize)(cut - out->str));
+
+        /* Whole lines if there is a line break, else whole characters. */
+        if (nl)
+            cut = nl + 1;
+        else if ((*cut & 0xC0) == 0x80)
+            cut = g_utf8_find_next_char(cut, NULL);
+        g_string_erase(out, 0, cut - out->str);
+    }
+    if (out->len > 0)
+        g_string_append_c(out, '\n');
+    return g_string_free(out, FALSE);
+}
+
+/* ---- open / close ------------------------------------------------------- */
+
+static gpointer dokploy_open(IfsHttp *http, const IfsAccountConfig *cfg, IfsError **err)
+{
+    Dokploy *d = g_new0(Dokploy, 1);
+
+    (void)err;
+    d->http = http;
+    d->account = g_strdup(cfg->name);
+    g_mutex_init(&d->lock);
+    d->logs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, log_entry_free);
+    d->owners = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, owner_free);
+    return d;
+}
+
+static void dokploy_close(gpointer state)
+{
+    Dokploy *d = state;
+
+    g_hash_table_destroy(d->logs);
+    g_hash_table_destroy(d->owners);
+    g_mutex_clear(&d->lock);
+    g_free(d->account);
+    g_free(d);
+}
+
+/* ---- discovery ----------------------------------------------------------- */
+
+static json_object *get_array(Dokploy *d, const char *path, IfsError **err)
+{
+    json_object *body = ifs_http_get_json(d->http, path, err);
+
+    if (body && !json_object_is_type(body, json_type_array)) {
+        json_object_put(body);
+        ifs_error_propagate(err, ifs_error_new(EIO, 0, NULL,
+            "account '%s': GET %s: expected a JSON array; the API answered something else "
+            "(is `url` the Dokploy origin, without /api?)", d->account, path));
+        return NULL;
+    }
+    return body;
+}
+
+/* A service without a usable id cannot be asked for its deployments: say
+ * so in last_error through an id-less resource. */
+static void report_service(GPtrArray *problems, const char *what, json_object *item,
+                           const char *field, const char *project)
+{
+    IfsResource *r = ifs_resource_new("deployments", NULL, json_object_new_object());
+    char *why = bad_id_problem(item, field);
+
+    r->problem = g_strdup_printf("%s in project '%s': %s", what, project,
+                                 why ? why : "no string id, its deployments are not listed");
+    g_free(why);
+    g_ptr_array_add(problems, r);
+}
+
+/* The owners of one environment's (or, in the pre-0.25 shape, one
+ * project's) services. */
+static void collect_services(json_object *holder, const char *project, GPtrArray *owners,
+                             GHashTable *seen, GPtrArray *problems)
+{
+    static const struct {
+        const char *list, *field, *proc, *what;
+    } kinds[] = {
+        {"applications", "applicationId", "deployment.all", "an application"},
+        {"compose", "composeId", "deployment.allByCompose", "a compose service"},
+    };
+
+    for (gsize k = 0; k < G_N_ELEMENTS(kinds); k++) {
+        json_object *list = array_member(holder, kinds[k].list);
+
+        for (size_t i = 0; list && i < json_object_array_length(list); i++) {
+            json_object *item = json_object_array_get_idx(list, i);
+            const char *id = json_object_is_type(item, json_type_object)
+                                 ? string_field(item, kinds[k].field) : NULL;
+            Owner *o;
+
+            if (!id || !*id) {
+                report_service(problems, kinds[k].what, item, kinds[k].field, project);
+                continue;
+            }
+            o = owner_new(kinds[k].field, id, kinds[k].proc);
+            if (g_hash_table_add(seen, g_strdup(o->path)))
+                g_ptr_array_add(owners, o);
+            else
+                owner_free(o);
+        }
+    }
+}
+
+/* project.all: projects -> environments -> applications and compose. */
+static GPtrArray *discover(Dokploy *d, GPtrArray *problems, IfsError **err)
+{
+    json_object *projects = get_array(d, "/api/project.all", err);
+    GPtrArray *owners;
+    GHashTable *seen;
+
+    if (!projects)
+        return NULL;
+    owners = g_ptr_array_new_with_free_func(owner_free);
+    seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    for (size_t i = 0; i < json_object_array_length(projects); i++) {
+        json_object *project = json_object_array_get_idx(projects, i);
+        json_object *envs;
+        const char *name;
+
+        if (!json_object_is_type(project, json_type_object))
+            continue;
+        name = string_field(project, "name") ? string_field(project, "name")
+             : string_field(project, "projectId") ? string_field(project, "projectId") : "?";
+        envs = array_member(project, "environments");
+        for (size_t e = 0; envs && e < json_object_array_length(envs); e++) {
+            json_object *env = json_object_array_get_idx(envs, e);
+            if (json_object_is_type(env, json_type_object))
+                collect_services(env, name, owners, seen, problems);
+        }
+        /* Before v0.25 services hung off the project itself. */
+        collect_services(project, name, owners, seen, problems);
+    }
+    g_hash_table_destroy(seen);
+    json_object_put(projects);
+    return owners;
+}
+
+/* ---- deployments ----------------------------------------------------------- */
+
+/* A deployment row as a resource. The row names its owner in
+ * applicationId/composeId; if a server leaves that out, the owner it was
+ * listed under is filled in, so `application_id`/`compose_id` always say
+ * whose it is. */
+static IfsResource *deployment_resource(json_object *item, const Owner *o)
+{
+    IfsResource *r;
+
+    if (!json_object_object_get_ex(item, o->field, NULL))
+        json_object_object_add(item, o->field, json_object_new_string(o->id));
+    r = ifs_resource_new("deployments", string_field(item, "deploymentId"),
+                         json_object_get(item));
+    if (!r->id)
+        r->problem = bad_id_problem(item, "deploymentId");
+    return r;
+}
+
+/* The owner's deployments, appended to `out`. FALSE with *err on failure. */
+static gboolean list_owner(Dokploy *d, const Owner *o, GPtrArray *out, IfsError **err)
+{
+    json_object *rows = get_array(d, o->path, err);
+
+    if (!rows)
+        return FALSE;
+    for (size_t i = 0; i < json_object_array_length(rows); i++) {
+        json_object *item = json_object_array_get_idx(rows, i);
+        if (json_object_is_type(item, json_type_object))
+            g_ptr_array_add(out, deployment_resource(item, o));
+    }
+    json_object_put(rows);
+    return TRUE;
+}
+
+/* deployment.readLogs: the tail as a JSON string; NULL (and a debug line)
+ * when it cannot be read: a log is an extra, never a reason to fail. */
+static char *read_log(Dokploy *d, const char *id)
+{
+    char *escaped = g_uri_escape_string(id, NULL, FALSE);
+    char *path = g_strdup_printf("/api/deployment.readLogs?deploymentId=%s&tail=%d",
+                                 escaped, LOG_TAIL_LINES);
+    IfsError *err = NULL;
+    json_object *body = ifs_http_get_json(d->http, path, &err);
+    char *text = NULL;
+
+    if (json_object_is_type(body, json_type_string))
+        text = bound_log(json_object_get_string(body), (gsize)json_object_get_string_len(body));
+    else if (body)
+        g_debug("account '%s': GET %s: expected the log as a JSON string; not shown",
+                d->account, path);
+    else
+        g_debug("account '%s': log of %s not read: %s", d->account, id, err->message);
+    ifs_error_free(err);
+    json_object_put(body);
+    g_free(path);
+    g_free(escaped);
+    return text;
+}
+
+static void attach_log(IfsResource *r, const char *text)
+{
+    if (!text)
+        return;
+    r->extra_files = json_object_new_object();
+    json_object_object_add(r->extra_files, "log", json_object_new_string(text));
+}
+
+/* The log of every listed deployment: read again for those still running
+ * (or queued), read once for finished ones and kept. Entries of deployments
+ * that are gone are dropped. */
+static void update_logs(Dokploy *d, GPtrArray *found)
+{
+    GHashTable *next = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, log_entry_free);
+
+    for (guint i = 0; i < found->len; i++) {
+        IfsResource *r = g_ptr_array_index(found, i);
+        gboolean finished;
+        LogEntry *known, *entry;
+        char *text = NULL;
+
+        if (!r->id || g_hash_table_contains(next, r->id))
+            continue;
+        finished = status_is_finished(string_field(r->object, "status"));
+        g_mutex_lock(&d->lock);
+        known = g_hash_table_lookup(d->logs, r->id);
+        if (known && known->final && finished)
+            text = g_strdup(known->text);
+        g_mutex_unlock(&d->lock);
+        entry = g_new0(LogEntry, 1);
+        if (text) {
+            entry->final = TRUE;
+        } else {
+            text = read_log(d, r->id);
+            entry->final = text && finished;
+            if (!text) { /* keep showing what was read before */
+                g_mutex_lock(&d->lock);
+                known = g_hash_table_lookup(d->logs, r->id);
+                text = known ? g_strdup(known->text) : NULL;
+                g_mutex_unlock(&d->lock);
+            }
+        }
+        entry->text = text;
+        attach_log(r, text);
+        if (text)
+            g_hash_table_insert(next, g_strdup(r->id), entry);
+        else
+            log_entry_free(entry);
+    }
+    g_mutex_lock(&d->lock);
+    g_hash_table_destroy(d->logs);
+    d->logs = next;
+    g_mutex_unlock(&d->lock);
+}
+
+static gboolean dokploy_list(gpointer state, GPtrArray *out, IfsError **err)
+{
+    Dokploy *d = state;
+    GPtrArray *found = g_ptr_array_new_with_free_func((GDestroyNotify)ifs_resource_unref);
+    GHashTable *owner_of = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, owner_free);
+    GPtrArray *owners = discover(d, found, err);
+    gboolean ok = owners != NULL;
+
+    for (guint i = 0; ok && i < owners->len; i++) {
+        const Owner *o = g_ptr_array_index(owners, i);
+        IfsError *oerr = NULL;
+        guint before = found->len;
+
+        if (!list_owner(d, o, found, &oerr)) {
+            if (oerr->errnum == ENOENT) {
+                /* Deleted since project.all: it has no deployments now. */
+                g_debug("%s", oerr->message);
+                ifs_error_free(oerr);
+                continue;
+            }
+            ifs_error_propagate(err, oerr);
+            ok = FALSE;
+            break;
+        }
+        for (guint j = before; j < found->len; j++) {
+            IfsResource *r = g_ptr_array_index(found, j);
+            if (r->id)
+                g_hash_table_replace(owner_of, g_strdup(r->id), owner_copy(o));
+        }
+    }
+    if (ok) {
+        update_logs(d, found);
+        g_mutex_lock(&d->lock);
+        g_hash_table_destroy(d->owners);
+        d->owners = g_hash_table_ref(owner_of);
+        g_mutex_unlock(&d->lock);
+        for (guint i = 0; i < found->len; i++)
+            g_ptr_array_add(out, ifs_resource_ref(g_ptr_array_index(found, i)));
+    }
+    if (owners)
+        g_ptr_array_unref(owners);
+    g_hash_table_unref(owner_of);
+    g_ptr_array_unref(found);
+    return ok;
+}
+
+/* There is no single-deployment read: list the owner's deployments again and
+ * pick this one. The log shown is the last one read (the refresher reads
+ * logs, this is called after actions). */
+static IfsResource *dokploy_fetch(gpointer state, const char *kind, const char *id,
+                                  IfsError **err)
+{
+    Dokploy *d = state;
+    GPtrArray *rows;
+    IfsResource *found = NULL;
+    Owner *o;
+
+    (void)kind;
+    g_mutex_lock(&d->lock);
+    o = g_hash_table_lookup(d->owners, id);
+    o = o ? owner_copy(o) : NULL;
+    g_mutex_unlock(&d->lock);
+    if (!o) {
+        /* Not ENOENT: that would drop a deployment that may well exist. */
+        ifs_error_propagate(err, ifs_error_new(EIO, 0, NULL,
+            "account '%s': deployment %s: its application or compose service is not "
+            "known until the next refresh", d->account, id));
+        return NULL;
+    }
+    rows = g_ptr_array_new_with_free_func((GDestroyNotify)ifs_resource_unref);
+    if (list_owner(d, o, rows, err)) {
+        for (guint i = 0; i < rows->len && !found; i++) {
+            IfsResource *r = g_ptr_array_index(rows, i);
+            if (r->id && strcmp(r->id, id) == 0)
+                found = ifs_resource_ref(r);
+        }
+        if (!found)
+            ifs_error_propagate(err, ifs_error_new(ENOENT, 0, NULL,
+                "account '%s': deployment %s is no longer listed by GET %s",
+                d->account, id, o->path));
+    }
+    if (found) {
+        LogEntry *e;
+
+        g_mutex_lock(&d->lock);
+        e = g_hash_table_lookup(d->logs, id);
+        attach_log(found, e ? e->text : NULL);
+        g_mutex_unlock(&d->lock);
+    }
+    g_ptr_array_unref(rows);
+    owner_free(o);
+    return found;
+}
+
+/* ---- controls ------------------------------------------------------------ */
+
+static gboolean dokploy_act(gpointer state, const char *kind, const char *id, const char *file,
+                            const IfsCommand *cmd, IfsActionResult *out, IfsError **err)
+{
+    Dokploy *d = state;
+    gboolean remove = strcmp(file, "remove") == 0;
+    const char *path = remove ? "/api/deployment.removeDeployment"
+                              : "/api/deployment.killProcess";
+    json_object *body = json_object_new_object();
+    IfsHttpResponse *resp;
+
+    (void)kind;
+    (void)cmd; /* "1" is the only command; control.c has checked it */
+    json_object_object_add(body, "deploymentId", json_object_new_string(id));
+    resp = ifs_http_request(d->http, "POST", path,
+                            json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN |
+                                                           JSON_C_TO_STRING_NOSLASHESCAPE), err);
+    json_object_put(body);
+    if (!resp)
+        return FALSE;
+    /* killProcess answers nothing (void); removeDeployment the deleted row
+     * (or null). Neither body changes what happened: 2xx is success. */
+    out->http_status = resp->status;
+    ifs_http_response_free(resp);
+    if (remove) {
+        out->message = g_strdup("deployment removed");
+        out->resource_gone = TRUE;
+        g_mutex_lock(&d->lock);
+        g_hash_table_remove(d->logs, id);
+        g_hash_table_remove(d->owners, id);
+        g_mutex_unlock(&d->lock);
+    } else {
+        out->message = g_strdup("process killed");
+    }
+    return TRUE;
+}
+
+const IfsProviderType ifs_provider_dokploy = {
+    .schema = {
+        .type = "dokploy",
+        .default_url = NULL, /* self-hosted: there is no public origin */
+        .needs_user = FALSE,
+        .extra_keys = NULL,
+        .required_keys = NULL,
+    },
+    .auth = IFS_AUTH_HEADER,
+    .auth_header = "x-api-key",
+    .kinds = dokploy_kinds,
+    .controls = dokploy_controls,
+    .open = dokploy_open,
+    .close = dokploy_close,
+    .list = dokploy_list,
+    .fetch = dokploy_fetch,
+    .act = dokploy_act,
+    .poll = NULL,
+};

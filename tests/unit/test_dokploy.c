@@ -1,0 +1,584 @@
+/* Unit tests of the Dokploy provider (src/providers/dokploy.c): its
+ * registration and config schema, the error answers Dokploy gives as the
+ * HTTP layer reads them, and the provider itself against a tiny canned HTTP
+ * server, for API answers the simulator never gives (ids with NUL bytes,
+ * rows without an owner field, logs that are not strings or hold NULs). */
+#include "infrafs/provider.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <glib/gstdio.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define KEY "dokploy-test-key"
+
+static void assert_contains(const char *haystack, const char *needle)
+{
+    if (!haystack || !strstr(haystack, needle))
+        g_error("expected \"%s\" in \"%s\"", needle, haystack ? haystack : "(null)");
+}
+
+/* ======================================================================== */
+/* A canned HTTP/1.1 server: answers by "METHOD /path?query", one request   */
+/* per connection                                                           */
+
+typedef struct {
+    int listen_fd;
+    char *origin;
+    GThread *thread;
+    gint stop;
+    GMutex lock;
+    GHashTable *answers; /* "GET /api/x?y" -> full raw answer */
+    GPtrArray *seen;     /* "GET /api/x?y" and, for POSTs, "\n" + body */
+} Canned;
+
+static char *raw_answer(int status, const char *body)
+{
+    return g_strdup_printf("HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
+                           "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                           status, strlen(body), body);
+}
+
+static void canned_set(Canned *c, const char *request, int status, const char *body)
+{
+    g_mutex_lock(&c->lock);
+    g_hash_table_replace(c->answers, g_strdup(request), raw_answer(status, body));
+    g_mutex_unlock(&c->lock);
+}
+
+static guint canned_count(Canned *c, const char *prefix)
+{
+    guint n = 0;
+
+    g_mutex_lock(&c->lock);
+    for (guint i = 0; i < c->seen->len; i++)
+        if (g_str_has_prefix(g_ptr_array_index(c->seen, i), prefix))
+            n++;
+    g_mutex_unlock(&c->lock);
+    return n;
+}
+
+/* Reads one request: head up to the blank line, then Content-Length bytes. */
+static GString *read_request(int fd)
+{
+    GString *in = g_string_new(NULL);
+    char buf[4096];
+    const char *head_end = NULL;
+    gsize want = 0;
+
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n <= 0)
+            break;
+        g_string_append_len(in, buf, n);
+        if (!head_end && (head_end = strstr(in->str, "\r\n\r\n"))) {
+            const char *cl = g_strstr_len(in->str, head_end - in->str, "Content-Length:");
+            want = (gsize)(head_end - in->str) + 4 + (cl ? strtoul(cl + 15, NULL, 10) : 0);
+        }
+        if (head_end && in->len >= want)
+            break;
+    }
+    return in;
+}
+
+static gpointer canned_main(gpointer data)
+{
+    Canned *c = data;
+
+    while (!g_atomic_int_get(&c->stop)) {
+        struct pollfd p = { .fd = c->listen_fd, .events = POLLIN };
+        GString *req;
+        char *line_end, *key, *answer;
+        const char *body;
+        int fd;
+
+        if (poll(&p, 1, 50) <= 0)
+            continue;
+        fd = accept(c->listen_fd, NULL, NULL);
+        if (fd < 0)
+            continue;
+        req = read_request(fd);
+        line_end = strstr(req->str, " HTTP/1.1\r\n");
+        key = g_strndup(req->str, line_end ? (gsize)(line_end - req->str) : 0);
+        body = strstr(req->str, "\r\n\r\n");
+        g_mutex_lock(&c->lock);
+        g_ptr_array_add(c->seen, g_strconcat(key, body && body[4] ? "\n" : "",
+                                             body ? body + 4 : "", NULL));
+        answer = g_strdup(g_hash_table_lookup(c->answers, key));
+        g_mutex_unlock(&c->lock);
+        if (!strstr(req->str, "x-api-key: " KEY "\r\n")) {
+            g_free(answer);
+            answer = raw_answer(401, "{\"message\":\"Unauthorized\"}");
+        } else if (!answer) {
+            answer = raw_answer(404, "{\"message\":\"Not found\",\"code\":\"NOT_FOUND\"}");
+        }
+        g_assert_cmpint(write(fd, answer, strlen(answer)), ==, (gssize)strlen(answer));
+        close(fd);
+        g_free(answer);
+        g_free(key);
+        g_string_free(req, TRUE);
+    }
+    return NULL;
+}
+
+static Canned *canned_start(void)
+{
+    Canned *c = g_new0(Canned, 1);
+    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof addr;
+
+    c->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+    g_assert_cmpint(c->listen_fd, >=, 0);
+    g_assert_cmpint(bind(c->listen_fd, (struct sockaddr *)&addr, sizeof addr), ==, 0);
+    g_assert_cmpint(listen(c->listen_fd, 16), ==, 0);
+    g_assert_cmpint(getsockname(c->listen_fd, (struct sockaddr *)&addr, &len), ==, 0);
+    c->origin = g_strdup_printf("http://127.0.0.1:%u", ntohs(addr.sin_port));
+    g_mutex_init(&c->lock);
+    c->answers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    c->seen = g_ptr_array_new_with_free_func(g_free);
+    c->thread = g_thread_new("canned", canned_main, c);
+    return c;
+}
+
+static void canned_stop(Canned *c)
+{
+    g_atomic_int_set(&c->stop, 1);
+    g_thread_join(c->thread);
+    close(c->listen_fd);
+    g_hash_table_destroy(c->answers);
+    g_ptr_array_unref(c->seen);
+    g_mutex_clear(&c->lock);
+    g_free(c->origin);
+    g_free(c);
+}
+
+/* ======================================================================== */
+/* The provider over the canned server                                      */
+
+typedef struct {
+    Canned *server;
+    IfsHttp *http;
+    IfsAccountConfig cfg;
+    gpointer state;
+} Fixture;
+
+static void fixture_setup(Fixture *fx, gconstpointer data)
+{
+    IfsHttpConfig hc = { 0 };
+
+    (void)data;
+    fx->server = canned_start();
+    hc.account = "dk";
+    hc.origin = fx->server->origin;
+    hc.auth = ifs_provider_dokploy.auth;
+    hc.auth_header = ifs_provider_dokploy.auth_header;
+    hc.secret = KEY;
+    hc.max_retries = 1; /* a missing canned answer must fail fast */
+    fx->http = ifs_http_new(&hc);
+    fx->cfg.name = (char *)"dk";
+    fx->state = ifs_provider_dokploy.open(fx->http, &fx->cfg, NULL);
+    g_assert_nonnull(fx->state);
+}
+
+static void fixture_teardown(Fixture *fx, gconstpointer data)
+{
+    (void)data;
+    ifs_provider_dokploy.close(fx->state);
+    ifs_http_free(fx->http);
+    canned_stop(fx->server);
+}
+
+static GPtrArray *list_ok(Fixture *fx)
+{
+    GPtrArray *out = g_ptr_array_new_with_free_func((GDestroyNotify)ifs_resource_unref);
+    IfsError *err = NULL;
+
+    if (!ifs_provider_dokploy.list(fx->state, out, &err))
+        g_error("list failed: %s", err->message);
+    return out;
+}
+
+static IfsResource *find(GPtrArray *list, const char *id)
+{
+    for (guint i = 0; i < list->len; i++) {
+        IfsResource *r = g_ptr_array_index(list, i);
+        if (g_strcmp0(r->id, id) == 0)
+            return r;
+    }
+    return NULL;
+}
+
+static const char *field(IfsResource *r, const char *key)
+{
+    json_object *v;
+
+    if (!json_object_object_get_ex(r->object, key, &v))
+        return "(absent)";
+    return json_object_is_type(v, json_type_null) ? "(null)" : json_object_get_string(v);
+}
+
+static const char *log_of(IfsResource *r)
+{
+    json_object *v;
+
+    if (!r->extra_files || !json_object_object_get_ex(r->extra_files, "log", &v))
+        return NULL;
+    return json_object_get_string(v);
+}
+
+/* One project in today's shape, one in the pre-0.25 shape. */
+static void serve_two_projects(Canned *c)
+{
+    canned_set(c, "GET /api/project.all", 200,
+        "[{\"projectId\":\"p1\",\"name\":\"shop\",\"environments\":[{\"environmentId\":\"e1\","
+        "\"applications\":[{\"applicationId\":\"app1\",\"name\":\"web\"},{\"name\":\"no-id\"}],"
+        "\"compose\":[{\"composeId\":\"cmp1\",\"name\":\"mon\"}]}]},"
+        "{\"projectId\":\"p2\",\"name\":\"old\",\"applications\":[{\"applicationId\":\"app2\"}],"
+        "\"compose\":[]}]");
+}
+
+static void test_list_discovers_both_shapes_and_fills_in_the_owner(Fixture *fx, gconstpointer d)
+{
+    GPtrArray *list;
+    IfsResource *r;
+    guint problems = 0;
+
+    (void)d;
+    serve_two_projects(fx->server);
+    /* A row that leaves its owner out gets it from where it was listed. */
+    canned_set(fx->server, "GET /api/deployment.all?applicationId=app1", 200,
+               "[{\"deploymentId\":\"d1\",\"status\":\"done\"}]");
+    canned_set(fx->server, "GET /api/deployment.allByCompose?composeId=cmp1", 200,
+               "[{\"deploymentId\":\"d2\",\"status\":\"running\",\"applicationId\":null,"
+               "\"composeId\":\"cmp1\"}]");
+    canned_set(fx->server, "GET /api/deployment.all?applicationId=app2", 200,
+               "[{\"deploymentId\":\"d3\",\"status\":\"error\",\"applicationId\":\"app2\"}]");
+    canned_set(fx->server, "GET /api/deployment.readLogs?deploymentId=d1&tail=200", 200,
+               "\"one\\ntwo\"");
+    canned_set(fx->server, "GET /api/deployment.readLogs?deploymentId=d2&tail=200", 200, "\"\"");
+    canned_set(fx->server, "GET /api/deployment.readLogs?deploymentId=d3&tail=200", 200, "null");
+
+    list = list_ok(fx);
+
+    r = find(list, "d1");
+    g_assert_nonnull(r);
+    g_assert_cmpstr(r->kind, ==, "deployments");
+    g_assert_cmpstr(field(r, "applicationId"), ==, "app1");
+    g_assert_cmpstr(log_of(r), ==, "one\ntwo\n"); /* one trailing newline added */
+    r = find(list, "d2");
+    g_assert_nonnull(r);
+    g_assert_cmpstr(field(r, "composeId"), ==, "cmp1");
+    g_assert_cmpstr(log_of(r), ==, "");            /* no logPath: an empty log */
+    r = find(list, "d3");
+    g_assert_nonnull(r);                           /* the legacy project shape */
+    g_assert_null(log_of(r));                      /* not a string: no log file */
+    for (guint i = 0; i < list->len; i++) {
+        IfsResource *p = g_ptr_array_index(list, i);
+        if (!p->id) {
+            problems++;
+            assert_contains(p->problem, "an application in project 'shop'");
+        }
+    }
+    g_assert_cmpuint(problems, ==, 1);
+    g_assert_cmpuint(list->len, ==, 4);
+    g_ptr_array_unref(list);
+}
+
+static void test_an_id_with_a_nul_byte_is_reported_not_cut(Fixture *fx, gconstpointer d)
+{
+    GPtrArray *list;
+    IfsResource *r;
+
+    (void)d;
+    canned_set(fx->server, "GET /api/project.all", 200,
+               "[{\"name\":\"p\",\"environments\":[{\"applications\":[{\"applicationId\":\"a\"}]}]}]");
+    canned_set(fx->server, "GET /api/deployment.all?applicationId=a", 200,
+               "[{\"deploymentId\":\"d\\u0000x\",\"status\":\"done\"}]");
+
+    list = list_ok(fx);
+
+    g_assert_cmpuint(list->len, ==, 1);
+    r = g_ptr_array_index(list, 0);
+    g_assert_null(r->id);
+    assert_contains(r->problem, "deploymentId 'd%00x' holds a NUL byte");
+    g_assert_cmpuint(canned_count(fx->server, "GET /api/deployment.readLogs"), ==, 0);
+    g_ptr_array_unref(list);
+}
+
+static void test_log_is_bounded_valid_and_without_nul(Fixture *fx, gconstpointer d)
+{
+    GString *log = g_string_new("\"");
+    GPtrArray *list;
+    const char *shown;
+    char **lines;
+
+    (void)d;
+    /* A server that ignores tail: 300 lines, the last with a NUL byte. */
+    for (int i = 1; i <= 300; i++)
+        g_string_append_printf(log, "line %d%s\\n", i, i == 300 ? " \\u0000end" : "");
+    g_string_append(log, "\"");
+    canned_set(fx->server, "GET /api/project.all", 200,
+               "[{\"environments\":[{\"applications\":[{\"applicationId\":\"a\"}]}]}]");
+    canned_set(fx->server, "GET /api/deployment.all?applicationId=a", 200,
+               "[{\"deploymentId\":\"d\",\"status\":\"done\"}]");
+    canned_set(fx->server, "GET /api/deployment.readLogs?deploymentId=d&tail=200", 200, log->str);
+
+    list = list_ok(fx);
+    shown = log_of(g_ptr_array_index(list, 0));
+
+    g_assert_nonnull(shown);
+    g_assert_true(g_utf8_validate(shown, -1, NULL));
+    lines = g_strsplit(shown, "\n", -1);
+    g_assert_cmpuint(g_strv_length(lines), ==, 201); /* 200 lines and "" after the last \n */
+    g_assert_cmpstr(lines[0], ==, "line 101");
+    g_assert_cmpstr(lines[199], ==, "line 300 \xEF\xBF\xBD" "end");
+    g_strfreev(lines);
+    g_string_free(log, TRUE);
+    g_ptr_array_unref(list);
+}
+
+static void test_a_list_that_is_not_an_array_fails_with_eio(Fixture *fx, gconstpointer d)
+{
+    GPtrArray *out = g_ptr_array_new_with_free_func((GDestroyNotify)ifs_resource_unref);
+    IfsError *err = NULL;
+
+    (void)d;
+    canned_set(fx->server, "GET /api/project.all", 200, "{\"projects\":[]}");
+
+    g_assert_false(ifs_provider_dokploy.list(fx->state, out, &err));
+
+    g_assert_cmpint(err->errnum, ==, EIO);
+    assert_contains(err->message, "account 'dk': GET /api/project.all: expected a JSON array");
+    g_assert_cmpuint(out->len, ==, 0);
+    ifs_error_free(err);
+    g_ptr_array_unref(out);
+}
+
+static void test_fetch_relists_the_owner_and_says_enoent_once_gone(Fixture *fx, gconstpointer d)
+{
+    IfsError *err = NULL;
+    IfsResource *r;
+    GPtrArray *list;
+
+    (void)d;
+    /* Before any listing the owner is unknown: not ENOENT, which would drop it. */
+    g_assert_null(ifs_provider_dokploy.fetch(fx->state, "deployments", "d1", &err));
+    g_assert_cmpint(err->errnum, ==, EIO);
+    g_clear_pointer(&err, ifs_error_free);
+
+    canned_set(fx->server, "GET /api/project.all", 200,
+               "[{\"environments\":[{\"applications\":[{\"applicationId\":\"a\"}]}]}]");
+    canned_set(fx->server, "GET /api/deployment.all?applicationId=a", 200,
+               "[{\"deploymentId\":\"d1\",\"status\":\"running\",\"applicationId\":\"a\"}]");
+    canned_set(fx->server, "GET /api/deployment.readLogs?deploymentId=d1&tail=200", 200,
+               "\"building\"");
+    list = list_ok(fx);
+    g_ptr_array_unref(list);
+
+    canned_set(fx->server, "GET /api/deployment.all?applicationId=a", 200,
+               "[{\"deploymentId\":\"d1\",\"status\":\"error\",\"applicationId\":\"a\"}]");
+    r = ifs_provider_dokploy.fetch(fx->state, "deployments", "d1", &err);
+    g_assert_nonnull(r);
+    g_assert_cmpstr(field(r, "status"), ==, "error");
+    g_assert_cmpstr(log_of(r), ==, "building\n"); /* the last log read, not re-read */
+    g_assert_cmpuint(canned_count(fx->server, "GET /api/deployment.readLogs"), ==, 1);
+    ifs_resource_unref(r);
+
+    canned_set(fx->server, "GET /api/deployment.all?applicationId=a", 200, "[]");
+    g_assert_null(ifs_provider_dokploy.fetch(fx->state, "deployments", "d1", &err));
+    g_assert_cmpint(err->errnum, ==, ENOENT);
+    ifs_error_free(err);
+}
+
+static void test_kill_and_remove_post_the_id(Fixture *fx, gconstpointer d)
+{
+    IfsCommand cmd = { .verb = (char *)"1", .force = FALSE };
+    IfsActionResult res = { 0 };
+    IfsError *err = NULL;
+
+    (void)d;
+    canned_set(fx->server, "POST /api/deployment.killProcess", 200, "");
+    canned_set(fx->server, "POST /api/deployment.removeDeployment", 200,
+               "{\"deploymentId\":\"a/b\",\"status\":\"done\"}");
+
+    g_assert_true(ifs_provider_dokploy.act(fx->state, "deployments", "a/b", "kill", &cmd,
+                                           &res, &err));
+    g_assert_cmpint(res.http_status, ==, 200);
+    g_assert_false(res.resource_gone);
+    ifs_action_result_clear(&res);
+    g_assert_true(ifs_provider_dokploy.act(fx->state, "deployments", "a/b", "remove", &cmd,
+                                           &res, &err));
+    g_assert_true(res.resource_gone);
+    ifs_action_result_clear(&res);
+
+    g_assert_cmpuint(canned_count(fx->server,
+        "POST /api/deployment.killProcess\n{\"deploymentId\":\"a/b\"}"), ==, 1);
+    g_assert_cmpuint(canned_count(fx->server,
+        "POST /api/deployment.removeDeployment\n{\"deploymentId\":\"a/b\"}"), ==, 1);
+}
+
+static void test_kill_of_a_finished_deployment_is_einval_with_dokploys_words(
+    Fixture *fx, gconstpointer d)
+{
+    IfsCommand cmd = { .verb = (char *)"1", .force = FALSE };
+    IfsActionResult res = { 0 };
+    IfsError *err = NULL;
+
+    (void)d;
+    canned_set(fx->server, "POST /api/deployment.killProcess", 400,
+               "{\"message\":\"Deployment is not running\",\"code\":\"BAD_REQUEST\",\"data\":"
+               "{\"code\":\"BAD_REQUEST\",\"httpStatus\":400,\"path\":\"deployment.killProcess\"}}");
+
+    g_assert_false(ifs_provider_dokploy.act(fx->state, "deployments", "x", "kill", &cmd,
+                                            &res, &err));
+
+    g_assert_cmpint(err->errnum, ==, EINVAL);
+    g_assert_cmpint(err->http_status, ==, 400);
+    g_assert_cmpstr(err->code, ==, "BAD_REQUEST");
+    assert_contains(err->message, "POST /api/deployment.killProcess: HTTP 400 BAD_REQUEST: "
+                                  "Deployment is not running");
+    g_assert_cmpuint(canned_count(fx->server, "POST"), ==, 1); /* never retried */
+    ifs_error_free(err);
+    ifs_action_result_clear(&res);
+}
+
+/* ======================================================================== */
+/* Registration, configuration and Dokploy's error bodies                    */
+
+static void test_registration(void)
+{
+    const IfsProviderType *p = ifs_provider_find("dokploy");
+    IfsError *err = NULL;
+    IfsCommand *cmd;
+
+    g_assert_true(p == &ifs_provider_dokploy);
+    g_assert_null(p->schema.default_url);   /* self-hosted: url is required */
+    g_assert_false(p->schema.needs_user);
+    g_assert_cmpint(p->auth, ==, IFS_AUTH_HEADER);
+    g_assert_cmpstr(p->auth_header, ==, "x-api-key");
+    g_assert_cmpstr(p->kinds[0], ==, "deployments");
+    g_assert_null(p->kinds[1]);
+    g_assert_null(p->poll);                 /* Dokploy's actions are synchronous */
+    for (const char *const *f = (const char *const[]){"kill", "remove", NULL}; *f; f++) {
+        const IfsControlSpec *spec = ifs_provider_control(p, "deployments", *f);
+        char *line;
+
+        g_assert_nonnull(spec);
+        line = ifs_control_commands_line(spec);
+        g_assert_cmpstr(line, ==, "1\n");
+        g_free(line);
+        cmd = ifs_control_parse(spec, "1\n", 2, &err);
+        g_assert_nonnull(cmd);
+        ifs_command_free(cmd);
+        g_assert_null(ifs_control_parse(spec, "1 force\n", 8, &err));
+        g_assert_cmpint(err->errnum, ==, EINVAL);
+        g_clear_pointer(&err, ifs_error_free);
+    }
+    g_assert_null(ifs_provider_control(p, "deployments", "power"));
+}
+
+static void test_config_requires_url(void)
+{
+    GError *gerr = NULL;
+    char *dir = g_dir_make_tmp("infrafs-dokploy-XXXXXX", &gerr);
+    char *path = g_build_filename(dir, "config", NULL);
+    IfsError *err = NULL;
+    IfsConfig *cfg;
+
+    g_assert_no_error(gerr);
+    g_file_set_contents(path, "[dk]\ntype = dokploy\ntoken = t\n", -1, &gerr);
+    g_assert_no_error(gerr);
+    g_assert_cmpint(g_chmod(path, 0600), ==, 0);
+    g_assert_null(ifs_config_load(path, ifs_provider_schemas(), &err));
+    g_test_message("refused: %s", err->message);
+    g_assert_cmpint(err->errnum, ==, EINVAL);
+    assert_contains(err->message, "missing required key 'url'");
+    assert_contains(err->message, "dk");
+    g_clear_pointer(&err, ifs_error_free);
+
+    g_file_set_contents(path, "[dk]\ntype = dokploy\nurl = https://dokploy.example.com/\n"
+                        "token = t\n", -1, &gerr);
+    g_assert_no_error(gerr);
+    g_assert_cmpint(g_chmod(path, 0600), ==, 0); /* a rewrite made a new file */
+    cfg = ifs_config_load(path, ifs_provider_schemas(), &err);
+    if (!cfg)
+        g_error("refused: %s", err->message);
+    g_assert_cmpstr(((IfsAccountConfig *)g_ptr_array_index(cfg->accounts, 0))->url, ==,
+                    "https://dokploy.example.com");
+    ifs_config_free(cfg);
+    g_remove(path);
+    g_rmdir(dir);
+    g_free(path);
+    g_free(dir);
+}
+
+static IfsError *error_for(int status, const char *body)
+{
+    return ifs_http_error_from_response(status, "application/json", body, strlen(body), "POST",
+                                        "/api/deployment.killProcess", "dk");
+}
+
+static void test_error_shapes(void)
+{
+    static const struct {
+        int status;
+        const char *body;
+        int errnum;
+        const char *code;
+        const char *words;
+    } cases[] = {
+        {400, "{\"message\":\"Deployment is not running\",\"code\":\"BAD_REQUEST\"}",
+         EINVAL, "BAD_REQUEST", "HTTP 400 BAD_REQUEST: Deployment is not running"},
+        /* The key wrapper's refusal (foreign, expired or rate-limited key). */
+        {401, "{\"message\":\"Unauthorized\"}", EACCES, NULL,
+         "HTTP 401: Unauthorized; check the account's token"},
+        /* An ownership refusal from a procedure. */
+        {401, "{\"message\":\"You don't have access to this server.\",\"code\":"
+              "\"UNAUTHORIZED\",\"data\":{\"httpStatus\":401}}",
+         EACCES, "UNAUTHORIZED", "You don't have access to this server."},
+        {404, "{\"message\":\"Deployment not found\",\"code\":\"NOT_FOUND\"}", ENOENT,
+         "NOT_FOUND", "Deployment not found"},
+        {400, "{\"message\":\"Input validation failed\",\"code\":\"BAD_REQUEST\",\"issues\":"
+              "[{\"code\":\"invalid_type\",\"path\":[\"deploymentId\"],\"message\":\"Required\"}]}",
+         EINVAL, "BAD_REQUEST", "Input validation failed: deploymentId: Required"},
+        {415, "{\"message\":\"Unsupported content-type\",\"code\":\"UNSUPPORTED_MEDIA_TYPE\"}",
+         EIO, "UNSUPPORTED_MEDIA_TYPE", "Unsupported content-type"},
+        {500, "{\"message\":\"Internal server error\",\"code\":\"INTERNAL_SERVER_ERROR\"}", EIO,
+         "INTERNAL_SERVER_ERROR", "Internal server error"},
+    };
+
+    for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+        IfsError *err = error_for(cases[i].status, cases[i].body);
+
+        g_assert_cmpint(err->errnum, ==, cases[i].errnum);
+        g_assert_cmpint(err->http_status, ==, cases[i].status);
+        g_assert_cmpstr(err->code, ==, cases[i].code);
+        assert_contains(err->message, "account 'dk': POST /api/deployment.killProcess");
+        assert_contains(err->message, cases[i].words);
+        ifs_error_free(err);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/dokploy/registration", test_registration);
+    g_test_add_func("/dokploy/config-requires-url", test_config_requires_url);
+    g_test_add_func("/dokploy/error-shapes", test_error_shapes);
+#define ADD(name, fn) \
+    g_test_add("/dokploy/" name, Fixture, NULL, fixture_setup, fn, fixture_teardown)
+    ADD("list/discovery", test_list_discovers_both_shapes_and_fills_in_the_owner);
+    ADD("list/nul-id", test_an_id_with_a_nul_byte_is_reported_not_cut);
+    ADD("list/log-bounds", test_log_is_bounded_valid_and_without_nul);
+    ADD("list/not-an-array", test_a_list_that_is_not_an_array_fails_with_eio);
+    ADD("fetch", test_fetch_relists_the_owner_and_says_enoent_once_gone);
+    ADD("act/posts", test_kill_and_remove_post_the_id);
+    ADD("act/kill-not-running", test_kill_of_a_finished_deployment_is_einval_with_dokploys_words);
+#undef ADD
+    return g_test_run();
+}
