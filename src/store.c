@@ -304,7 +304,7 @@ static int run_refresh(Account *a)
 {
     GPtrArray *list = g_ptr_array_new_with_free_func((GDestroyNotify)ifs_resource_unref);
     IfsError *err = NULL;
-    gboolean ok;
+    gboolean ok, partial_changed = FALSE;
     gint64 delay_us;
     gint64 refreshed_at = 0;
     int errnum = 0;
@@ -321,12 +321,17 @@ static int run_refresh(Account *a)
     }
     g_mutex_lock(&a->lock);
     if (ok) {
+        /* With err set the refresh was partial (provider.h): the data is
+         * current, and last_error says which part is not. */
+        char *text = err ? store_one_line(err->message, MAX_PROBLEM_TEXT) : g_strdup("");
+
         g_ptr_array_unref(a->resources);
         a->resources = g_ptr_array_ref(list);
         g_free(a->state);
         a->state = g_strdup("ok");
+        partial_changed = err && g_strcmp0(a->last_error, text) != 0;
         g_free(a->last_error);
-        a->last_error = g_strdup("");
+        a->last_error = text;
         a->last_refresh = refreshed_at = store_now();
         a->ever_ok = TRUE;
         a->failures = 0;
@@ -357,6 +362,8 @@ static int run_refresh(Account *a)
     g_mutex_unlock(&a->lock);
     if (!ok && !a->store->opts.offline)
         g_warning("account '%s': refresh failed: %s", a->cfg->name, err->message);
+    else if (ok && partial_changed) /* not again on every refresh */
+        g_message("account '%s': refresh incomplete: %s", a->cfg->name, err->message);
     ifs_error_free(err);
     g_ptr_array_unref(list);
     store_publish(a);
@@ -572,6 +579,8 @@ static void load_from_cache(Account *a)
     }
     g_ptr_array_unref(a->resources);
     a->resources = g_ptr_array_ref(saved->resources);
+    if (a->pstate && a->type->restore)
+        a->type->restore(a->pstate, a->resources);
     a->saved_mtimes = g_hash_table_ref(saved->mtimes);
     a->last_refresh = saved->last_refresh;
     a->ever_ok = TRUE;

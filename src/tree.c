@@ -318,6 +318,8 @@ static const char readme_text[] =
     "vps/<account>/<id>/      servers and VPSes (hostup, heo, deployhq)\n"
     "deployments/<account>/<id>/  deployments (dokploy), with their `log`; controls\n"
     "                         `kill` and `remove` accept 1\n"
+    "regions/<account>/<slug>/, sizes/<account>/<slug>/\n"
+    "                         where and how big new VPSes can be (deployhq)\n"
     "\n"
     "Each resource is a directory with one file per field of the provider's object\n"
     "(snake_case names, value plus newline, null = empty file), subdirectories for\n"

@@ -67,7 +67,10 @@ struct IfsProviderType {
     gpointer (*open)(IfsHttp *http, const IfsAccountConfig *cfg, IfsError **err);
     void (*close)(gpointer state);
 
-    /* Every resource of the account (GPtrArray of IfsResource*, appended). */
+    /* Every resource of the account (GPtrArray of IfsResource*, appended).
+     * TRUE with *err set is a partial refresh: `out` is what the tree
+     * shows (the provider lists the last good data of the part that failed
+     * again itself) and *err says what failed, for last_error. */
     gboolean (*list)(gpointer state, GPtrArray *out, IfsError **err);
     /* One resource, fresh; ENOENT when it no longer exists. */
     IfsResource *(*fetch)(gpointer state, const char *kind, const char *id,
@@ -80,6 +83,11 @@ struct IfsProviderType {
      * *status_text to the provider's status word ("in_progress"). */
     gboolean (*poll)(gpointer state, const char *poll_url, IfsOpState *state_out,
                      char **status_text, IfsError **err);
+    /* May be NULL. The resources the account starts from (the copy saved
+     * on disk), given once before the first list(): a provider that lists
+     * the last good data of a failed part itself (a partial refresh) takes
+     * them as that data, so a remount does not blank it either. */
+    void (*restore)(gpointer state, GPtrArray *resources /* IfsResource*, borrowed */);
 };
 
 const IfsProviderType *ifs_provider_find(const char *type);
@@ -93,3 +101,4 @@ const IfsControlSpec *ifs_provider_control(const IfsProviderType *p,
 extern const IfsProviderType ifs_provider_hostup;
 extern const IfsProviderType ifs_provider_heo;
 extern const IfsProviderType ifs_provider_dokploy;
+extern const IfsProviderType ifs_provider_deployhq;

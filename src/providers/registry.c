@@ -7,6 +7,7 @@ static const IfsProviderType *const providers[] = {
     &ifs_provider_hostup,
     &ifs_provider_heo,
     &ifs_provider_dokploy,
+    &ifs_provider_deployhq,
     NULL,
 };
 

@@ -1,0 +1,505 @@
+/* DeployHQ (https://<account>.deployhq.com): Managed VPSes from
+ * /hosted_resources with their `sync` and `retry_provision` controls, and
+ * the managed hosting regions and sizes. See PROVIDERS.md "DeployHQ". */
+#include <errno.h>
+#include <string.h>
+
+#include "infrafs/deployhq.h"
+#include "infrafs/node.h"
+#include "infrafs/provider.h"
+
+/* DeployHQ syncs and provisions in a background job: the re-read right
+ * after the POST usually still shows the old status, so read once more a
+ * little later (the periodic refresh may be minutes away). */
+#define REFETCH_AFTER_MS 2000
+
+typedef struct {
+    IfsHttp *http;
+    char *account;
+    /* The last good regions and sizes (IfsResource*), listed again when
+     * their endpoints fail while the VPSes can still be listed: a part that
+     * fails never blanks what was there (CONTRACT §6). Only restore() and
+     * list() touch them, and the store runs one list() per account at a
+     * time, after restore(). */
+    GPtrArray *regions;
+    GPtrArray *sizes;
+} Deployhq;
+
+typedef gboolean (*ListParser)(json_object *answer, const char *where, GPtrArray *out,
+                               IfsError **err);
+
+static const char *const deployhq_kinds[] = {"vps", "regions", "sizes", NULL};
+
+/* Trigger files: one word, "1". */
+static const IfsCommandSpec trigger_commands[] = {
+    {"1", IFS_FORCE_NEVER},
+    {NULL, 0},
+};
+
+static const IfsControlSpec deployhq_controls[] = {
+    {"vps", "sync", trigger_commands},
+    {"vps", "retry_provision", trigger_commands},
+    {NULL, NULL, NULL},
+};
+
+/* ---- parsing (exported for the unit tests) ------------------------------ */
+
+/* A string member, or NULL when absent, not a string, or holding a NUL byte
+ * (C strings would silently cut it: one VPS's identifier must never be
+ * shortened into another's). */
+static const char *string_field(json_object *obj, const char *key)
+{
+    json_object *v;
+    const char *text;
+
+    if (!json_object_is_type(obj, json_type_object) ||
+        !json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_string))
+        return NULL;
+    text = json_object_get_string(v);
+    return strlen(text) == (size_t)json_object_get_string_len(v) ? text : NULL;
+}
+
+gboolean ifs_deployhq_is_vps(json_object *item)
+{
+    json_object *kind;
+
+    /* json-c gives a JSON null as a NULL member. */
+    if (!json_object_object_get_ex(item, "kind", &kind) || !kind)
+        return TRUE;
+    return json_object_is_type(kind, json_type_string) &&
+           strcmp(json_object_get_string(kind), "hosted_resource") == 0;
+}
+
+/* A resource named by item[key]; `item` is taken. Without a usable name the
+ * resource has id NULL and says why, for the account's last_error. */
+static IfsResource *named_resource(const char *kind, json_object *item, const char *key,
+                                   const char *what, guint index)
+{
+    const char *name = string_field(item, key);
+    IfsResource *r = ifs_resource_new(kind, name, item);
+    json_object *v;
+
+    if (name)
+        return r;
+    if (!json_object_is_type(item, json_type_object)) {
+        r->problem = g_strdup_printf("%s #%u is not a JSON object", what, index + 1);
+    } else if (json_object_object_get_ex(item, key, &v) &&
+               json_object_is_type(v, json_type_string)) {
+        char *shown = ifs_name_escape(json_object_get_string(v),
+                                      (size_t)json_object_get_string_len(v));
+        r->problem = g_strdup_printf("%s %s '%s' holds a NUL byte", what, key,
+                                     shown ? shown : "");
+        g_free(shown);
+    } else {
+        const char *label = string_field(item, "name");
+        r->problem = g_strdup_printf("%s #%u%s%s%s has no %s string", what, index + 1,
+                                     label ? " ('" : "", label ? label : "",
+                                     label ? "')" : "", key);
+    }
+    return r;
+}
+
+static void set_group(IfsResource *r, const char *group)
+{
+    char *text;
+
+    /* The item's own `group` field wins; a second file of that name would
+     * only collide with it. */
+    if (!group || !json_object_is_type(r->object, json_type_object) ||
+        json_object_object_get_ex(r->object, "group", NULL))
+        return;
+    text = g_strconcat(group, "\n", NULL);
+    r->extra_files = json_object_new_object();
+    json_object_object_add(r->extra_files, "group", json_object_new_string(text));
+    g_free(text);
+}
+
+/* One entry of a slug list: an object with a `slug`, or a bare slug string
+ * (shown as {"slug": ...}). `entry` is borrowed. */
+static void add_slug_entry(const char *kind, const char *what, json_object *entry,
+                           const char *group, guint *index, GPtrArray *out)
+{
+    json_object *item;
+    IfsResource *r;
+
+    if (json_object_is_type(entry, json_type_string)) {
+        item = json_object_new_object();
+        json_object_object_add(item, "slug", json_object_get(entry));
+    } else {
+        item = json_object_get(entry);
+    }
+    r = named_resource(kind, item, "slug", what, (*index)++);
+    set_group(r, group);
+    g_ptr_array_add(out, r);
+}
+
+static void add_slug_list(const char *kind, const char *what, json_object *list,
+                          const char *group, guint *index, GPtrArray *out)
+{
+    for (size_t i = 0; i < json_object_array_length(list); i++)
+        add_slug_entry(kind, what, json_object_array_get_idx(list, i), group, index, out);
+}
+
+/* A group given as {slug: name} or {slug: {...}}: each member becomes an
+ * object with its slug (and name). */
+static void add_slug_map(const char *kind, const char *what, json_object *map,
+                         const char *group, guint *index, GPtrArray *out)
+{
+    json_object_object_foreach(map, slug, value) {
+        json_object *item = json_object_new_object();
+        IfsResource *r;
+
+        json_object_object_add(item, "slug", json_object_new_string(slug));
+        if (json_object_is_type(value, json_type_object)) {
+            json_object_object_foreach(value, key, member)
+                if (strcmp(key, "slug") != 0)
+                    json_object_object_add(item, key, json_object_get(member));
+        } else {
+            json_object_object_add(item, "name", json_object_get(value));
+        }
+        r = named_resource(kind, item, "slug", what, (*index)++);
+        set_group(r, group);
+        g_ptr_array_add(out, r);
+    }
+}
+
+static gboolean bad_shape(const char *where, const char *expected, IfsError **err)
+{
+    ifs_error_propagate(err, ifs_error_new(EIO, 0, NULL,
+        "%s: unrecognised answer: expected %s", where, expected));
+    return FALSE;
+}
+
+gboolean ifs_deployhq_parse_hosted_resources(json_object *answer, const char *where,
+                                             GPtrArray *out, IfsError **err)
+{
+    if (!json_object_is_type(answer, json_type_array))
+        return bad_shape(where, "a JSON array of hosted resources", err);
+    for (size_t i = 0; i < json_object_array_length(answer); i++) {
+        json_object *item = json_object_array_get_idx(answer, i);
+
+        if (json_object_is_type(item, json_type_object) && !ifs_deployhq_is_vps(item))
+            continue; /* a static site, not a VPS */
+        g_ptr_array_add(out, named_resource("vps", json_object_get(item), "identifier",
+                                            "hosted resource", (guint)i));
+    }
+    return TRUE;
+}
+
+gboolean ifs_deployhq_parse_regions(json_object *answer, const char *where,
+                                    GPtrArray *out, IfsError **err)
+{
+    static const char expected[] =
+        "{\"regions\":[...]}, {\"grouped_regions\":{...}} or an array of regions";
+    json_object *list;
+    guint index = 0;
+
+    if (json_object_is_type(answer, json_type_array)) {
+        add_slug_list("regions", "region", answer, NULL, &index, out);
+        return TRUE;
+    }
+    if (!json_object_is_type(answer, json_type_object))
+        return bad_shape(where, expected, err);
+    if (json_object_object_get_ex(answer, "regions", &list) &&
+        json_object_is_type(list, json_type_array)) {
+        add_slug_list("regions", "region", list, NULL, &index, out);
+        return TRUE;
+    }
+    if (!json_object_object_get_ex(answer, "grouped_regions", &list))
+        return bad_shape(where, expected, err);
+    if (json_object_is_type(list, json_type_array)) {
+        add_slug_list("regions", "region", list, NULL, &index, out);
+        return TRUE;
+    }
+    if (!json_object_is_type(list, json_type_object))
+        return bad_shape(where, expected, err);
+    json_object_object_foreach(list, group, members) {
+        if (json_object_is_type(members, json_type_array))
+            add_slug_list("regions", "region", members, group, &index, out);
+        else if (json_object_is_type(members, json_type_object))
+            add_slug_map("regions", "region", members, group, &index, out);
+        else {
+            IfsResource *r = ifs_resource_new("regions", NULL, NULL);
+            r->problem = g_strdup_printf("region group '%s' is neither a list nor an object",
+                                         group);
+            g_ptr_array_add(out, r);
+        }
+    }
+    return TRUE;
+}
+
+gboolean ifs_deployhq_parse_sizes(json_object *answer, const char *where,
+                                  GPtrArray *out, IfsError **err)
+{
+    json_object *list = answer;
+    guint index = 0;
+
+    if (json_object_is_type(answer, json_type_object) &&
+        !(json_object_object_get_ex(answer, "sizes", &list) &&
+          json_object_is_type(list, json_type_array)))
+        list = NULL;
+    if (!json_object_is_type(list, json_type_array))
+        return bad_shape(where, "{\"sizes\":[...]} or an array of sizes", err);
+    add_slug_list("sizes", "size", list, NULL, &index, out);
+    return TRUE;
+}
+
+/* ---- the provider ---------------------------------------------------------- */
+
+static gpointer deployhq_open(IfsHttp *http, const IfsAccountConfig *cfg, IfsError **err)
+{
+    Deployhq *d = g_new0(Deployhq, 1);
+
+    (void)err;
+    d->http = http;
+    d->account = g_strdup(cfg->name);
+    d->regions = g_ptr_array_new_with_free_func((GDestroyNotify)ifs_resource_unref);
+    d->sizes = g_ptr_array_new_with_free_func((GDestroyNotify)ifs_resource_unref);
+    return d;
+}
+
+static void deployhq_close(gpointer state)
+{
+    Deployhq *d = state;
+
+    g_ptr_array_unref(d->regions);
+    g_ptr_array_unref(d->sizes);
+    g_free(d->account);
+    g_free(d);
+}
+
+static char *hosted_path(const char *id, const char *suffix)
+{
+    char *escaped = g_uri_escape_string(id, NULL, FALSE);
+    char *path = g_strconcat("/hosted_resources/", escaped, suffix, NULL);
+
+    g_free(escaped);
+    return path;
+}
+
+/* GET `path` and parse it with `parse` into `out`. */
+static gboolean get_list(Deployhq *d, const char *path, ListParser parse, GPtrArray *out,
+                         IfsError **err)
+{
+    json_object *answer = ifs_http_get_json(d->http, path, err);
+    char *where;
+    gboolean ok;
+
+    if (!answer)
+        return FALSE;
+    where = g_strdup_printf("account '%s': GET %s", d->account, path);
+    ok = parse(answer, where, out, err);
+    g_free(where);
+    json_object_put(answer);
+    return ok;
+}
+
+/* Add a failed part to the partial-refresh error. */
+static void note_partial(IfsError **partial, const char *kind, const IfsError *err)
+{
+    /* These endpoints need the account's beta_features flag: without it they
+     * are refused (403) or unknown (404), which says nothing about the VPSes. */
+    const char *hint = err->http_status == 403 || err->http_status == 404
+                           ? "; the managed hosting endpoints need the account's beta "
+                             "features (Settings in DeployHQ)"
+                           : "";
+    char *text = g_strdup_printf("%s not refreshed, showing the last good list: %s%s",
+                                 kind, err->message, hint);
+
+    if (!*partial) {
+        *partial = ifs_error_new(err->errnum, err->http_status, err->code, "%s", text);
+    } else {
+        char *both = g_strconcat((*partial)->message, "; ", text, NULL);
+        g_free((*partial)->message);
+        (*partial)->message = both;
+    }
+    g_free(text);
+}
+
+/* Refresh one managed hosting list: on success it replaces *last, on
+ * failure *last stays and the failure goes to *partial. */
+static void refresh_part(Deployhq *d, const char *path, const char *kind, ListParser parse,
+                         GPtrArray **last, IfsError **partial)
+{
+    GPtrArray *fresh = g_ptr_array_new_with_free_func((GDestroyNotify)ifs_resource_unref);
+    IfsError *err = NULL;
+
+    if (get_list(d, path, parse, fresh, &err)) {
+        g_ptr_array_unref(*last);
+        *last = fresh;
+        return;
+    }
+    g_ptr_array_unref(fresh);
+    note_partial(partial, kind, err);
+    ifs_error_free(err);
+}
+
+static void append_all(GPtrArray *out, GPtrArray *from)
+{
+    for (guint i = 0; i < from->len; i++)
+        g_ptr_array_add(out, ifs_resource_ref(g_ptr_array_index(from, i)));
+}
+
+/* The regions and sizes saved on disk are the last good ones until the
+ * endpoints answer. */
+static void deployhq_restore(gpointer state, GPtrArray *resources)
+{
+    Deployhq *d = state;
+
+    for (guint i = 0; i < resources->len; i++) {
+        IfsResource *r = g_ptr_array_index(resources, i);
+
+        if (g_strcmp0(r->kind, "regions") == 0)
+            g_ptr_array_add(d->regions, ifs_resource_ref(r));
+        else if (g_strcmp0(r->kind, "sizes") == 0)
+            g_ptr_array_add(d->sizes, ifs_resource_ref(r));
+    }
+}
+
+/* The VPSes decide whether the refresh succeeded; regions and sizes that
+ * fail make it partial (TRUE with *err set: see provider.h). */
+static gboolean deployhq_list(gpointer state, GPtrArray *out, IfsError **err)
+{
+    Deployhq *d = state;
+    IfsError *partial = NULL;
+
+    if (!get_list(d, "/hosted_resources", ifs_deployhq_parse_hosted_resources, out, err))
+        return FALSE;
+    refresh_part(d, "/managed_hosting/regions", "regions", ifs_deployhq_parse_regions,
+                 &d->regions, &partial);
+    refresh_part(d, "/managed_hosting/sizes", "sizes", ifs_deployhq_parse_sizes,
+                 &d->sizes, &partial);
+    append_all(out, d->regions);
+    append_all(out, d->sizes);
+    if (partial)
+        ifs_error_propagate(err, partial);
+    return TRUE;
+}
+
+static IfsResource *fetch_vps(Deployhq *d, const char *id, IfsError **err)
+{
+    char *path = hosted_path(id, "");
+    json_object *obj = ifs_http_get_json(d->http, path, err);
+    IfsResource *r = NULL;
+
+    if (!obj) {
+        /* nothing to add: err says what failed */
+    } else if (!json_object_is_type(obj, json_type_object)) {
+        ifs_error_propagate(err, ifs_error_new(EIO, 0, NULL,
+            "account '%s': GET %s: expected a JSON object; the API answered something else",
+            d->account, path));
+    } else if (!ifs_deployhq_is_vps(obj)) {
+        ifs_error_propagate(err, ifs_error_new(ENOENT, 0, NULL,
+            "account '%s': GET %s: %s is no longer a Managed VPS (kind '%s')", d->account,
+            path, id, string_field(obj, "kind") ? string_field(obj, "kind") : "?"));
+    } else {
+        r = ifs_resource_new("vps", id, json_object_get(obj));
+    }
+    json_object_put(obj);
+    g_free(path);
+    return r;
+}
+
+/* Regions and sizes have no detail endpoint: read the list, pick the slug. */
+static IfsResource *fetch_from_list(Deployhq *d, const char *kind, const char *id,
+                                    IfsError **err)
+{
+    gboolean regions = strcmp(kind, "regions") == 0;
+    const char *path = regions ? "/managed_hosting/regions" : "/managed_hosting/sizes";
+    GPtrArray *all = g_ptr_array_new_with_free_func((GDestroyNotify)ifs_resource_unref);
+    IfsResource *found = NULL;
+
+    if (get_list(d, path, regions ? ifs_deployhq_parse_regions : ifs_deployhq_parse_sizes,
+                 all, err)) {
+        for (guint i = 0; i < all->len && !found; i++) {
+            IfsResource *r = g_ptr_array_index(all, i);
+            if (r->id && strcmp(r->id, id) == 0)
+                found = ifs_resource_ref(r);
+        }
+        if (!found)
+            ifs_error_propagate(err, ifs_error_new(ENOENT, 0, NULL,
+                "account '%s': GET %s: %s '%s' is no longer listed", d->account, path,
+                kind, id));
+    }
+    g_ptr_array_unref(all);
+    return found;
+}
+
+static IfsResource *deployhq_fetch(gpointer state, const char *kind, const char *id,
+                                   IfsError **err)
+{
+    Deployhq *d = state;
+
+    if (strcmp(kind, "vps") == 0)
+        return fetch_vps(d, id, err);
+    if (strcmp(kind, "regions") == 0 || strcmp(kind, "sizes") == 0)
+        return fetch_from_list(d, kind, id, err);
+    ifs_error_propagate(err, ifs_error_new(ENOENT, 0, NULL,
+        "account '%s': DeployHQ has no resources of kind '%s'", d->account, kind));
+    return NULL;
+}
+
+/* POST /hosted_resources/{identifier}/{sync|retry_provision}, no body; the
+ * answer is {"status":"sync_requested"} (or another status word). */
+static gboolean deployhq_act(gpointer state, const char *kind, const char *id,
+                             const char *file, const IfsCommand *cmd, IfsActionResult *out,
+                             IfsError **err)
+{
+    Deployhq *d = state;
+    char *suffix = g_strconcat("/", file, NULL);
+    char *path = hosted_path(id, suffix);
+    IfsHttpResponse *resp;
+    json_object *answer = NULL;
+    const char *body;
+    gboolean ok = TRUE;
+
+    (void)kind;
+    (void)cmd; /* "1" is the only command */
+    g_free(suffix);
+    resp = ifs_http_request(d->http, "POST", path, NULL, err);
+    if (!resp) {
+        g_free(path);
+        return FALSE;
+    }
+    out->http_status = resp->status;
+    body = resp->body;
+    while (g_ascii_isspace(*body))
+        body++;
+    if (*body)
+        answer = json_tokener_parse(body);
+    if (*body && !json_object_is_type(answer, json_type_object)) {
+        ifs_error_propagate(err, ifs_error_new(EIO, resp->status, NULL,
+            "account '%s': POST %s: DeployHQ answered HTTP %d but the answer could not be "
+            "read; the %s may have been requested: check status and updated_at before "
+            "trying again", d->account, path, resp->status, file));
+        ok = FALSE;
+    } else {
+        const char *status = string_field(answer, "status");
+        out->message = g_strdup(status ? status : "accepted");
+        out->refetch_after_ms = REFETCH_AFTER_MS;
+    }
+    json_object_put(answer);
+    ifs_http_response_free(resp);
+    g_free(path);
+    return ok;
+}
+
+const IfsProviderType ifs_provider_deployhq = {
+    .schema = {
+        .type = "deployhq",
+        .default_url = NULL, /* every account has its own host */
+        .needs_user = TRUE,  /* HTTP Basic: the user's email and the API key */
+        .extra_keys = NULL,
+        .required_keys = NULL,
+    },
+    .auth = IFS_AUTH_BASIC,
+    .kinds = deployhq_kinds,
+    .controls = deployhq_controls,
+    .open = deployhq_open,
+    .close = deployhq_close,
+    .list = deployhq_list,
+    .fetch = deployhq_fetch,
+    .act = deployhq_act,
+    .poll = NULL,
+    .restore = deployhq_restore,
+};
