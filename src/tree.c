@@ -201,6 +201,9 @@ static void build_kind_dirs(Account *a, GString *problems)
         key = store_resource_key(r->kind, r->id);
         path = ifs_path_join(ifs_dir_builder_path(b), name);
         ifs_dir_builder_add(b, resource_node(a, r, key, path, problems));
+        /* Shown, but incomplete (e.g. a detail read failed): say so. */
+        if (r->problem && problems->len < MAX_PROBLEM_TEXT)
+            g_string_append_printf(problems, "%s %s: %s; ", r->kind, r->id, r->problem);
         g_hash_table_add(seen, key);
         g_free(path);
         g_free(name);

@@ -6,6 +6,7 @@
 static const IfsProviderType *const providers[] = {
     &ifs_provider_hostup,
     &ifs_provider_heo,
+    &ifs_provider_hostatlas,
     NULL,
 };
 
