@@ -319,6 +319,8 @@ static const char readme_text[] =
     "                         next_refresh, last_error, requests, rate_limit_remaining;\n"
     "                         `echo 1 > refresh` refreshes now and returns when done\n"
     "vps/<account>/<id>/      servers and VPSes (hostup, heo, deployhq)\n"
+    "servers/, incidents/, heartbeats/<account>/<id>/   hostatlas; a heartbeat's\n"
+    "                         `echo 1 > ping` requests its ping_url\n"
     "\n"
     "Each resource is a directory with one file per field of the provider's object\n"
     "(snake_case names, value plus newline, null = empty file), subdirectories for\n"

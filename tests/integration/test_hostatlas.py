@@ -127,6 +127,7 @@ def test_the_account_shows_servers_incidents_and_heartbeats(ha, fresh_sim):
     assert ha.provider("type", account=ACCOUNT) == "hostatlas\n"
     assert ha.provider("state", account=ACCOUNT) == "ok\n"
     assert ha.provider("last_error", account=ACCOUNT) == ""
+    assert "heartbeats/" in ha.read("README") and "ping" in ha.read("README")
 
 
 def test_paging_collects_every_server(fresh_sim, make_mount):
@@ -438,6 +439,25 @@ def test_ping_without_a_ping_url_looks_again_then_fails(ha, fresh_sim):
     assert [r["path"] for r in requests(fresh_sim)] == ["/api/v1/heartbeats"]
     assert pings(fresh_sim) == []
     assert "heartbeat 12 has no ping_url" in read(heartbeat(ha, 12, "last_action"))
+
+
+def test_ping_after_a_remount_from_the_disk_cache_finds_the_url(fresh_sim, make_mount, tmp_path):
+    # The tree comes from the disk cache (this mount's refresh fails), so
+    # infrafs has not seen the ping_url in this run: it looks it up.
+    cache = f"cache_dir={tmp_path / 'cache'}"
+    first = make_mount(config(fresh_sim), extra_opts=[cache])
+    assert first.umount() == 0
+    fault(fresh_sim, action="status", status=500, path=r"^/api/v1/servers$", times=0)
+    second = make_mount(config(fresh_sim), extra_opts=[cache])
+    second.expect_stderr(FIRST_REFRESH_FAILED + r"|mounted at .*hostatlas: stale")
+    assert os.path.isdir(heartbeat(second, 12))
+    fresh_sim.clear_requests()
+
+    assert write_errno(heartbeat(second, 12, "ping"), "1") == 0
+
+    assert [p["heartbeat_id"] for p in pings(fresh_sim)] == [12]
+    assert [r["path"] for r in requests(fresh_sim, path_re=r"^/api/v1/heartbeats")][:1] == \
+        ["/api/v1/heartbeats"]
 
 
 # ---- errors -------------------------------------------------------------------------------
