@@ -62,10 +62,15 @@ struct IfsHttp {
     atomic_uint_fast64_t requests_sent;
     atomic_int_fast64_t rate_limit_remaining;
 
-    /* Monotonic time (µs) before which no GET may go out: set from
-     * Retry-After and from an exhausted X-RateLimit budget. */
-    GMutex throttle_lock;
+    GMutex throttle_lock;  /* guards everything below */
+    /* Monotonic time (µs) before which no GET may go out: Retry-After. */
     gint64 reads_not_before_us;
+    /* The rate-limit budget: what the API's X-RateLimit-Remaining left,
+     * less every request sent since (see budget_reserve). */
+    gint64 budget;         /* -1: unknown */
+    gint64 budget_reset;   /* X-RateLimit-Reset, epoch seconds; 0: none */
+    gint64 budget_limit;   /* X-RateLimit-Limit; -1: unknown */
+    guint in_flight;       /* requests to the API sent, not yet answered */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -614,29 +619,20 @@ static void hold_reads_for(IfsHttp *http, gint64 wait_s)
     g_mutex_unlock(&http->throttle_lock);
 }
 
+/* Below: the Retry-After hold and the budget's (see budget_reserve). */
 gint64 ifs_http_reads_held_until(IfsHttp *http)
 {
     gint64 deadline;
+    gint64 now_s = g_get_real_time() / G_USEC_PER_SEC;
 
     g_mutex_lock(&http->throttle_lock);
     deadline = http->reads_not_before_us;
+    if (http->budget == 0 && http->budget_reset > now_s)
+        deadline = MAX(deadline, g_get_monotonic_time() +
+                       MIN(http->budget_reset - now_s, (gint64)http->max_retry_wait_s) *
+                           G_USEC_PER_SEC);
     g_mutex_unlock(&http->throttle_lock);
     return deadline;
-}
-
-static void wait_until_reads_allowed(IfsHttp *http)
-{
-    gint64 deadline;
-    gint64 now = g_get_monotonic_time();
-
-    g_mutex_lock(&http->throttle_lock);
-    deadline = http->reads_not_before_us;
-    g_mutex_unlock(&http->throttle_lock);
-    if (deadline > now) {
-        g_debug("account '%s': waiting %.1f s for the API's rate limit",
-                http->account, (double)(deadline - now) / G_USEC_PER_SEC);
-        g_usleep((gulong)(deadline - now));
-    }
 }
 
 /* Header lookup by name, case-insensitive; the value is valid until the
@@ -650,21 +646,89 @@ static const char *response_header(CURL *curl, const char *name)
     return header->value;
 }
 
-static void note_rate_limit_budget(IfsHttp *http, CURL *curl)
+/* Before a request to the account's API. With `wait` (reads), first sit out
+ * a Retry-After hold and an exhausted budget (until X-RateLimit-Reset, at
+ * most max_retry_wait_s); then the request takes its share of the budget.
+ * Taking it before sending is what keeps concurrent readers from
+ * overdrawing a budget that the API has not yet counted them against. */
+static void budget_reserve(IfsHttp *http, gboolean wait)
 {
-    const char *remaining_text = response_header(curl, "X-RateLimit-Remaining");
-    gint64 remaining;
-    gint64 reset;
-    gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+    gboolean waited_for_reset = FALSE;
 
-    if (!remaining_text || !parse_seconds(remaining_text, &remaining))
-        return;
-    atomic_store(&http->rate_limit_remaining, remaining);
-    if (remaining > 0)
-        return;
-    reset = ifs_http_parse_rate_limit_reset(response_header(curl, "X-RateLimit-Reset"));
-    if (reset > now)
-        hold_reads_for(http, reset - now);
+    g_mutex_lock(&http->throttle_lock);
+    for (;;) {
+        gint64 now_us = g_get_monotonic_time();
+        gint64 now_s = g_get_real_time() / G_USEC_PER_SEC;
+        gint64 until_us = 0;
+
+        if (http->budget == 0 && http->budget_reset > 0 && now_s >= http->budget_reset) {
+            /* Its window is over: a full one (or, limit unknown, unknown). */
+            http->budget = http->budget_limit;
+            http->budget_reset = 0;
+        }
+        if (!wait)
+            break;
+        if (http->reads_not_before_us > now_us) {
+            until_us = http->reads_not_before_us;
+        } else if (http->budget == 0 && http->budget_reset > now_s && !waited_for_reset) {
+            /* Capped, so that a wrong clock or header cannot stall the
+             * account; past the cap the read goes anyway. */
+            until_us = now_us + MIN(http->budget_reset - now_s,
+                                    (gint64)http->max_retry_wait_s) * G_USEC_PER_SEC;
+            waited_for_reset = TRUE;
+        }
+        if (until_us == 0)
+            break;
+        g_mutex_unlock(&http->throttle_lock);
+        g_debug("account '%s': waiting %.1f s for the API's rate limit",
+                http->account, (double)(until_us - now_us) / G_USEC_PER_SEC);
+        g_usleep((gulong)(until_us - now_us));
+        g_mutex_lock(&http->throttle_lock);
+    }
+    if (http->budget > 0)
+        http->budget--;
+    http->in_flight++;
+    g_mutex_unlock(&http->throttle_lock);
+}
+
+static gint64 header_number(CURL *curl, const char *name)
+{
+    const char *text = curl ? response_header(curl, name) : NULL;
+    gint64 n;
+
+    return text && parse_seconds(text, &n) ? n : -1;
+}
+
+/* After a request to the account's API (`curl` NULL: no answer came): the
+ * answer's X-RateLimit-* re-base the budget. Remaining does not count the
+ * requests still in flight, which the budget already has. Within one window
+ * (the same Reset) the budget only shrinks, so that an answer overtaken by
+ * later ones cannot raise it; a later Reset starts a new window (and a
+ * token bucket's time-to-full only grows as it is drawn on). */
+static void budget_settle(IfsHttp *http, CURL *curl)
+{
+    gint64 remaining = header_number(curl, "X-RateLimit-Remaining");
+    gint64 limit = header_number(curl, "X-RateLimit-Limit");
+    gint64 reset = curl ? ifs_http_parse_rate_limit_reset(
+                              response_header(curl, "X-RateLimit-Reset")) : -1;
+    gint64 now_s = g_get_real_time() / G_USEC_PER_SEC;
+
+    if (remaining >= 0)
+        atomic_store(&http->rate_limit_remaining, remaining);
+    g_mutex_lock(&http->throttle_lock);
+    http->in_flight--;
+    if (remaining >= 0) {
+        gint64 left = MAX(remaining - (gint64)http->in_flight, 0);
+        gboolean new_window = http->budget < 0 || reset > http->budget_reset ||
+                              (http->budget_reset > 0 && now_s >= http->budget_reset);
+
+        http->budget = new_window ? left : MIN(http->budget, left);
+        if (reset > http->budget_reset)
+            http->budget_reset = reset;
+    }
+    if (limit > 0)
+        http->budget_limit = limit;
+    g_mutex_unlock(&http->throttle_lock);
 }
 
 static gboolean status_is_transient(int status)
@@ -697,6 +761,16 @@ typedef struct {
     char errbuf[CURL_ERROR_SIZE];
 } Transfer;
 
+/* Where one request goes. Requests under the account's origin carry its
+ * credentials and feed its rate-limit bookkeeping; an absolute URL on
+ * another origin (ifs_http_request_url) does neither. */
+typedef struct {
+    const char *url;      /* what curl requests */
+    const char *shown;    /* the path (or URL) messages name */
+    const char *origin;   /* the origin messages name */
+    gboolean own_origin;
+} Target;
+
 /* The outcome of one attempt, and whether another may do better. */
 typedef struct {
     IfsHttpResponse *response; /* 2xx */
@@ -718,7 +792,8 @@ static size_t collect_body(char *data, size_t size, size_t nmemb, void *userdata
     return n;
 }
 
-static struct curl_slist *request_headers(const IfsHttp *http, gboolean has_body)
+static struct curl_slist *request_headers(const IfsHttp *http, gboolean has_body,
+                                          gboolean with_auth)
 {
     struct curl_slist *headers = NULL;
 
@@ -730,7 +805,7 @@ static struct curl_slist *request_headers(const IfsHttp *http, gboolean has_body
                                 "Content-Type:");
     /* No "100 Continue" round trip before sending a body. */
     headers = curl_slist_append(headers, "Expect:");
-    if (http->auth_header_line)
+    if (with_auth && http->auth_header_line)
         headers = curl_slist_append(headers, http->auth_header_line);
     return headers;
 }
@@ -762,11 +837,11 @@ static void set_method(CURL *curl, const char *method, const char *json_body)
 }
 
 static void configure_transfer(CURL *curl, const IfsHttp *http,
-                               const char *method, const char *url,
+                               const char *method, const Target *to,
                                const char *json_body,
                                struct curl_slist *headers, Transfer *t)
 {
-    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_URL, to->url);
     curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L); /* we run in many threads */
     curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
@@ -784,7 +859,7 @@ static void configure_transfer(CURL *curl, const IfsHttp *http,
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect_body);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, t);
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, t->errbuf);
-    if (http->auth == IFS_AUTH_BASIC) {
+    if (http->auth == IFS_AUTH_BASIC && to->own_origin) {
         curl_easy_setopt(curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
         curl_easy_setopt(curl, CURLOPT_USERNAME, http->user ? http->user : "");
         curl_easy_setopt(curl, CURLOPT_PASSWORD, http->secret);
@@ -803,7 +878,7 @@ static void count_if_sent(IfsHttp *http, CURL *curl)
         atomic_fetch_add(&http->requests_sent, 1);
 }
 
-static Attempt transport_failure(const IfsHttp *http, CURL *curl, CURLcode rc,
+static Attempt transport_failure(const char *origin, CURL *curl, CURLcode rc,
                                  const Transfer *t, const char *where)
 {
     const char *detail = t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc);
@@ -814,7 +889,7 @@ static Attempt transport_failure(const IfsHttp *http, CURL *curl, CURLcode rc,
     case CURLE_OPERATION_TIMEDOUT:
         a.err = ifs_error_new(ETIMEDOUT, 0, NULL,
                               "%s: no answer from %s in time (%s)",
-                              where, http->origin, detail);
+                              where, origin, detail);
         break;
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:
@@ -823,7 +898,7 @@ static Attempt transport_failure(const IfsHttp *http, CURL *curl, CURLcode rc,
         curl_easy_getinfo(curl, CURLINFO_OS_ERRNO, &os_errno);
         a.err = ifs_error_new(EHOSTUNREACH, 0, NULL,
                               "%s: no connection to %s (%s); check `url` and the network",
-                              where, http->origin,
+                              where, origin,
                               os_errno ? g_strerror((int)os_errno) : detail);
         break;
     case CURLE_WRITE_ERROR:
@@ -834,7 +909,7 @@ static Attempt transport_failure(const IfsHttp *http, CURL *curl, CURLcode rc,
                           "%s: the response is larger than %zu MiB; not reading it",
                           where, MAX_BODY_BYTES / (1024 * 1024)) :
             ifs_error_new(EIO, 0, NULL, "%s: transfer from %s failed (%s)",
-                          where, http->origin, detail);
+                          where, origin, detail);
         break;
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CACERT_BADFILE:
@@ -842,17 +917,17 @@ static Attempt transport_failure(const IfsHttp *http, CURL *curl, CURLcode rc,
         a.transient = FALSE;
         a.err = ifs_error_new(EIO, 0, NULL,
                               "%s: TLS certificate of %s not accepted (%s); check `url` and `cacert`",
-                              where, http->origin, detail);
+                              where, origin, detail);
         break;
     case CURLE_URL_MALFORMAT:
     case CURLE_UNSUPPORTED_PROTOCOL:
         a.transient = FALSE;
         a.err = ifs_error_new(EIO, 0, NULL, "%s: unusable URL %s (%s); check `url`",
-                              where, http->origin, detail);
+                              where, origin, detail);
         break;
     default:
         a.err = ifs_error_new(EIO, 0, NULL, "%s: transfer from %s failed (%s)",
-                              where, http->origin, detail);
+                              where, origin, detail);
         break;
     }
     return a;
@@ -889,16 +964,17 @@ static void explain_redirect(IfsError *err, CURL *curl)
 }
 
 static Attempt http_answer(IfsHttp *http, CURL *curl, Transfer *t,
-                           const char *method, const char *path)
+                           const char *method, const Target *to)
 {
     long status = 0;
     const char *content_type = NULL;
     Attempt a = { 0 };
-    gint64 retry_after;
+    gint64 retry_after = -1;
 
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-    note_rate_limit_budget(http, curl);
-    retry_after = note_retry_after(http, curl, (int)status);
+    /* Another host's budget says nothing about the account's API. */
+    if (to->own_origin)
+        retry_after = note_retry_after(http, curl, (int)status);
     if (status >= 200 && status < 300) {
         a.response = take_response(curl, (int)status, t);
         return a;
@@ -906,7 +982,7 @@ static Attempt http_answer(IfsHttp *http, CURL *curl, Transfer *t,
     curl_easy_getinfo(curl, CURLINFO_CONTENT_TYPE, &content_type);
     a.err = ifs_http_error_from_response((int)status, content_type,
                                          (const char *)t->body->data,
-                                         t->body->len, method, path,
+                                         t->body->len, method, to->shown,
                                          http->account);
     if (status >= 300 && status < 400)
         explain_redirect(a.err, curl);
@@ -915,14 +991,20 @@ static Attempt http_answer(IfsHttp *http, CURL *curl, Transfer *t,
     return a;
 }
 
+/* Reads can be repeated safely; a control action must never run twice. */
+static gboolean method_is_retryable(const char *method)
+{
+    return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+}
+
 static Attempt attempt_once(IfsHttp *http, const char *method,
-                            const char *path, const char *json_body,
+                            const Target *to, const char *json_body,
                             const char *where)
 {
     CURL *curl = pool_acquire(http);
     Transfer t = { .body = g_byte_array_new() };
-    char *url = g_strconcat(http->origin, path, NULL);
-    struct curl_slist *headers = request_headers(http, json_body != NULL);
+    struct curl_slist *headers = request_headers(http, json_body != NULL,
+                                                 to->own_origin);
     CURLcode rc;
     Attempt a;
 
@@ -930,15 +1012,18 @@ static Attempt attempt_once(IfsHttp *http, const char *method,
         a = (Attempt){ .err = ifs_error_new(EIO, 0, NULL,
                                             "%s: cannot create a curl handle", where) };
     } else {
-        configure_transfer(curl, http, method, url, json_body, headers, &t);
+        configure_transfer(curl, http, method, to, json_body, headers, &t);
+        if (to->own_origin)
+            budget_reserve(http, method_is_retryable(method));
         rc = curl_easy_perform(curl);
+        if (to->own_origin)
+            budget_settle(http, rc == CURLE_OK ? curl : NULL);
         count_if_sent(http, curl);
-        a = rc == CURLE_OK ? http_answer(http, curl, &t, method, path)
-                           : transport_failure(http, curl, rc, &t, where);
+        a = rc == CURLE_OK ? http_answer(http, curl, &t, method, to)
+                           : transport_failure(to->origin, curl, rc, &t, where);
         pool_release(http, curl);
     }
     curl_slist_free_all(headers);
-    g_free(url);
     if (t.body)
         g_byte_array_unref(t.body);
     return a;
@@ -946,12 +1031,6 @@ static Attempt attempt_once(IfsHttp *http, const char *method,
 
 /* ------------------------------------------------------------------------ */
 /* Retries                                                                    */
-
-/* Reads can be repeated safely; a control action must never run twice. */
-static gboolean method_is_retryable(const char *method)
-{
-    return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
-}
 
 static gulong backoff_us(const IfsHttp *http, unsigned retry)
 {
@@ -1019,6 +1098,8 @@ IfsHttpResponse *ifs_http_request(IfsHttp *http, const char *method,
     IfsError *refusal;
     Attempt a = { 0 };
     unsigned attempt;
+    char *url;
+    Target to;
 
     g_return_val_if_fail(http && method, NULL);
     where = describe_request(http->account, method, path);
@@ -1028,11 +1109,11 @@ IfsHttpResponse *ifs_http_request(IfsHttp *http, const char *method,
         g_free(where);
         return NULL;
     }
+    url = g_strconcat(http->origin, path, NULL);
+    to = (Target){ .url = url, .shown = path, .origin = http->origin, .own_origin = TRUE };
     retryable = method_is_retryable(method);
     for (attempt = 0;; attempt++) {
-        if (retryable)
-            wait_until_reads_allowed(http);
-        a = attempt_once(http, method, path, json_body, where);
+        a = attempt_once(http, method, &to, json_body, where);
         if (a.err) /* before it is logged or returned */
             redact_secret(a.err, http->secret);
         if (a.response || !retryable || !a.transient || attempt >= http->max_retries)
@@ -1043,12 +1124,143 @@ IfsHttpResponse *ifs_http_request(IfsHttp *http, const char *method,
         if (!a.server_said_when)
             g_usleep(backoff_us(http, attempt));
     }
+    g_free(url);
     g_free(where);
     if (a.response)
         return a.response;
     note_attempts(a.err, attempt + 1);
     ifs_error_propagate(err, a.err);
     return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Absolute URLs (links an API hands out, such as a heartbeat's ping_url)    */
+
+/* The parts of an absolute URL as libcurl, which makes the request, reads
+ * them: comparing what curl will connect to leaves no room for two parsers
+ * disagreeing about the host. */
+typedef struct {
+    char *scheme;  /* lower case */
+    char *host;
+    char *port;    /* explicit or the scheme's default */
+    gboolean port_given;
+    char *path;    /* at least "/" */
+    char *url;     /* normalized, as requested */
+} UrlParts;
+
+static void url_parts_clear(UrlParts *p)
+{
+    curl_free(p->scheme);
+    curl_free(p->host);
+    curl_free(p->port);
+    curl_free(p->path);
+    curl_free(p->url);
+    memset(p, 0, sizeof *p);
+}
+
+static gboolean url_parts(const char *text, UrlParts *out)
+{
+    CURLU *u = curl_url();
+    char *explicit_port = NULL;
+    gboolean ok;
+
+    memset(out, 0, sizeof *out);
+    if (!u)
+        return FALSE;
+    /* Unknown schemes parse too, so that they are refused by name below. */
+    ok = text && curl_url_set(u, CURLUPART_URL, text, CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK &&
+         curl_url_get(u, CURLUPART_SCHEME, &out->scheme, 0) == CURLUE_OK &&
+         curl_url_get(u, CURLUPART_PATH, &out->path, 0) == CURLUE_OK &&
+         curl_url_get(u, CURLUPART_URL, &out->url, 0) == CURLUE_OK;
+    /* file:/// has no host; http(s) always has one. */
+    if (ok && curl_url_get(u, CURLUPART_HOST, &out->host, 0) != CURLUE_OK)
+        out->host = NULL;
+    if (ok) {
+        /* Unknown schemes have no default port; that is no failure. */
+        curl_url_get(u, CURLUPART_PORT, &out->port, CURLU_DEFAULT_PORT);
+        out->port_given = curl_url_get(u, CURLUPART_PORT, &explicit_port, 0) == CURLUE_OK;
+        curl_free(explicit_port);
+        for (char *c = out->scheme; *c; c++)
+            *c = g_ascii_tolower(*c);
+    } else {
+        url_parts_clear(out);
+    }
+    curl_url_cleanup(u);
+    return ok;
+}
+
+/* Same scheme, host and port as the account's origin, and inside its path
+ * prefix when it has one: only there may the credentials go. */
+static gboolean on_own_origin(const IfsHttp *http, const UrlParts *url)
+{
+    UrlParts own;
+    gboolean same;
+
+    if (!url_parts(http->origin, &own))
+        return FALSE;
+    same = own.host && url->host && strcmp(own.scheme, url->scheme) == 0 &&
+           g_ascii_strcasecmp(own.host, url->host) == 0 &&
+           g_strcmp0(own.port, url->port) == 0;
+    if (same) {
+        size_t prefix = strlen(own.path);
+
+        while (prefix > 0 && own.path[prefix - 1] == '/')
+            prefix--;
+        same = strncmp(url->path, own.path, prefix) == 0 &&
+               (url->path[prefix] == '\0' || url->path[prefix] == '/');
+    }
+    url_parts_clear(&own);
+    return same;
+}
+
+IfsHttpResponse *ifs_http_request_url(IfsHttp *http, const char *method,
+                                      const char *url, const char *json_body,
+                                      IfsError **err)
+{
+    UrlParts parts;
+    char *origin = NULL;
+    char *shown = NULL;
+    char *where;
+    Target to;
+    Attempt a = { 0 };
+    IfsError *refusal = NULL;
+
+    g_return_val_if_fail(http && method, NULL);
+    if (!url_parts(url, &parts)) {
+        where = describe_request(http->account, method, "(a link from the API)");
+        ifs_error_propagate(err, ifs_error_new(EINVAL, 0, NULL,
+            "%s: not an absolute URL; refusing to request it", where));
+        g_free(where);
+        return NULL;
+    }
+    origin = g_strdup_printf("%s://%s%s%s", parts.scheme, parts.host ? parts.host : "",
+                             parts.port_given ? ":" : "",
+                             parts.port_given ? parts.port : "");
+    /* Neither query nor user info: a message needs no more to say where. */
+    shown = g_strconcat(origin, parts.path, NULL);
+    where = describe_request(http->account, method, shown);
+    to = (Target){ .url = parts.url, .shown = shown, .origin = origin,
+                   .own_origin = on_own_origin(http, &parts) };
+    if (strcmp(parts.scheme, "http") != 0 && strcmp(parts.scheme, "https") != 0)
+        refusal = ifs_error_new(EINVAL, 0, NULL,
+            "%s: refusing a '%s' URL; infrafs only requests http and https",
+            where, parts.scheme);
+    else if (to.own_origin)
+        refusal = refuse_request(http, parts.path, where);
+    if (refusal) {
+        ifs_error_propagate(err, refusal);
+    } else {
+        /* One attempt: this serves actions, which never run twice. */
+        a = attempt_once(http, method, &to, json_body, where);
+        if (a.err)
+            redact_secret(a.err, http->secret);
+        ifs_error_propagate(err, a.err);
+    }
+    g_free(where);
+    g_free(shown);
+    g_free(origin);
+    url_parts_clear(&parts);
+    return a.response;
 }
 
 void ifs_http_response_free(IfsHttpResponse *resp)
@@ -1138,6 +1350,8 @@ IfsHttp *ifs_http_new(const IfsHttpConfig *cfg)
     atomic_init(&http->requests_sent, 0);
     atomic_init(&http->rate_limit_remaining, -1);
     g_mutex_init(&http->throttle_lock);
+    http->budget = -1;
+    http->budget_limit = -1;
     return http;
 }
 

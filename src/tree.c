@@ -201,6 +201,9 @@ static void build_kind_dirs(Account *a, GString *problems)
         key = store_resource_key(r->kind, r->id);
         path = ifs_path_join(ifs_dir_builder_path(b), name);
         ifs_dir_builder_add(b, resource_node(a, r, key, path, problems));
+        /* Shown, but incomplete (e.g. a detail read failed): say so. */
+        if (r->problem && problems->len < MAX_PROBLEM_TEXT)
+            g_string_append_printf(problems, "%s %s: %s; ", r->kind, r->id, r->problem);
         g_hash_table_add(seen, key);
         g_free(path);
         g_free(name);
@@ -320,6 +323,8 @@ static const char readme_text[] =
     "                         `kill` and `remove` accept 1\n"
     "regions/<account>/<slug>/, sizes/<account>/<slug>/\n"
     "                         where and how big new VPSes can be (deployhq)\n"
+    "servers/, incidents/, heartbeats/<account>/<id>/   hostatlas; a heartbeat's\n"
+    "                         `echo 1 > ping` requests its ping_url\n"
     "\n"
     "Each resource is a directory with one file per field of the provider's object\n"
     "(snake_case names, value plus newline, null = empty file), subdirectories for\n"

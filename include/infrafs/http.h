@@ -50,6 +50,19 @@ IfsHttpResponse *ifs_http_request(IfsHttp *http, const char *method,
                                   IfsError **err);
 void ifs_http_response_free(IfsHttpResponse *resp);
 
+/* An absolute URL handed out by the API (a heartbeat's ping_url) instead of
+ * a path under the origin. Only http and https are requested (anything else,
+ * or no absolute URL at all, is EINVAL and no request). The account's
+ * credentials go only to its own origin (same scheme, host and port, inside
+ * its path prefix), never to another host, and only the own origin's
+ * rate-limit headers count. Same timeouts and error mapping as
+ * ifs_http_request; messages name the URL without query or user info. One
+ * attempt whatever the method: it serves control actions, which must never
+ * run twice. */
+IfsHttpResponse *ifs_http_request_url(IfsHttp *http, const char *method,
+                                      const char *url, const char *json_body,
+                                      IfsError **err);
+
 /* GET and parse JSON; an unparsable 2xx body is EIO naming the path. */
 json_object *ifs_http_get_json(IfsHttp *http, const char *path, IfsError **err);
 

@@ -17,7 +17,10 @@ typedef struct {
     json_object *object; /* what the API returned (providers may merge the
                             answers of several endpoints), owned */
     char *problem;       /* with id NULL: why no id could be used, for
-                            last_error (e.g. an id holding a NUL byte) */
+                            last_error (e.g. an id holding a NUL byte);
+                            with an id: the resource is shown, and this
+                            says in last_error what it lacks (a detail
+                            read that failed) */
     json_object *extra_files; /* NULL, or an object of name -> string: files
                             shown beside the fields but not part of `json`
                             (what the provider fetched from elsewhere, such
@@ -102,3 +105,4 @@ extern const IfsProviderType ifs_provider_hostup;
 extern const IfsProviderType ifs_provider_heo;
 extern const IfsProviderType ifs_provider_dokploy;
 extern const IfsProviderType ifs_provider_deployhq;
+extern const IfsProviderType ifs_provider_hostatlas;

@@ -8,6 +8,7 @@ static const IfsProviderType *const providers[] = {
     &ifs_provider_heo,
     &ifs_provider_dokploy,
     &ifs_provider_deployhq,
+    &ifs_provider_hostatlas,
     NULL,
 };
 

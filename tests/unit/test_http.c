@@ -523,6 +523,29 @@ static void test_error_hostatlas(void)
     assert_contains(flat->message, "Slow down");
 }
 
+/* The other forms "code, message and status" may take: a numeric code, the
+ * HTTP status beside them, field errors inside the nested object. */
+static void test_error_hostatlas_variants(void)
+{
+    g_autoptr(IfsError) numeric = error_for(403, "application/json",
+        "{\"code\":40301,\"message\":\"Key lacks scope servers:read\",\"status\":403}");
+    g_autoptr(IfsError) with_status = error_for(401, "application/json",
+        "{\"status\":401,\"code\":\"unauthenticated\",\"message\":\"Invalid API key\"}");
+    g_autoptr(IfsError) fields = error_for(422, "application/json",
+        "{\"error\":{\"code\":\"validation_failed\",\"message\":\"The given data was invalid.\","
+        "\"errors\":{\"per_page\":[\"must be at most 100\"]}}}");
+
+    g_assert_cmpint(numeric->errnum, ==, EACCES);
+    g_assert_cmpstr(numeric->code, ==, "40301");
+    assert_contains(numeric->message, "HTTP 403 40301: Key lacks scope servers:read");
+    g_assert_cmpint(with_status->errnum, ==, EACCES);
+    g_assert_cmpstr(with_status->code, ==, "unauthenticated");
+    assert_contains(with_status->message, "HTTP 401 unauthenticated: Invalid API key");
+    g_assert_cmpint(fields->errnum, ==, EINVAL);
+    g_assert_cmpstr(fields->code, ==, "validation_failed");
+    assert_contains(fields->message, "HTTP 422 validation_failed: The given data was invalid.");
+}
+
 static void test_error_dokploy(void)
 {
     g_autoptr(IfsError) trpc = error_for(404, "application/json",
@@ -1265,6 +1288,417 @@ static void test_concurrent_requests(void)
     server_stop(srv);
 }
 
+/* ======================================================================== */
+/* Absolute URLs (ifs_http_request_url)                                     */
+
+static void test_url_own_origin_gets_credentials(void)
+{
+    TestServer *srv = server_start();
+    IfsHttpConfig cfg = config_for(srv->origin);
+    IfsHttp *http = ifs_http_new(&cfg);
+    IfsHttpResponse *resp;
+    g_autoptr(IfsError) err = NULL;
+    g_autofree char *url = g_strconcat(srv->origin, "/heartbeat/abc?status=ok", NULL);
+    g_autofree char *get = NULL;
+    g_autofree char *post = NULL;
+
+    server_reply(srv, 200, NULL, "text/plain", "OK");
+    server_reply(srv, 201, NULL, "application/json", "{}");
+    resp = ifs_http_request_url(http, "GET", url, NULL, &err);
+    g_assert_null(err);
+    g_assert_cmpint(resp->status, ==, 200);
+    g_assert_cmpstr(resp->body, ==, "OK");
+    ifs_http_response_free(resp);
+    resp = ifs_http_request_url(http, "POST", url, "{\"a\":1}", &err);
+    g_assert_null(err);
+    g_assert_cmpint(resp->status, ==, 201);
+    ifs_http_response_free(resp);
+
+    get = server_request(srv, 0);
+    post = server_request(srv, 1);
+    assert_contains(get, "GET /heartbeat/abc?status=ok HTTP/1.1\r\n");
+    assert_contains(get, "\r\nAuthorization: Bearer " SECRET "\r\n");
+    assert_contains(post, "POST /heartbeat/abc?status=ok HTTP/1.1\r\n");
+    assert_contains(post, "\r\nAuthorization: Bearer " SECRET "\r\n");
+    g_assert_true(g_str_has_suffix(post, "\r\n\r\n{\"a\":1}"));
+    g_assert_cmpuint(ifs_http_request_count(http), ==, 2);
+    ifs_http_free(http);
+    server_stop(srv);
+}
+
+/* The account's key must never reach another host, whatever the scheme of
+ * authentication: another port, or the same port under another name, is
+ * another origin. */
+static void test_url_foreign_origin_gets_no_credentials(void)
+{
+    static const IfsAuthScheme schemes[] = { IFS_AUTH_BEARER, IFS_AUTH_BASIC, IFS_AUTH_HEADER };
+
+    for (gsize i = 0; i < G_N_ELEMENTS(schemes); i++) {
+        TestServer *own = server_start();
+        TestServer *other = server_start();
+        IfsHttpConfig cfg = config_for(own->origin);
+        IfsHttp *http;
+        g_autofree char *url = g_strconcat(other->origin, "/hb/1", NULL);
+        g_autofree char *renamed = g_strdup_printf("http://localhost:%s/hb/2",
+                                                   strrchr(own->origin, ':') + 1);
+        IfsHttpResponse *resp;
+
+        cfg.auth = schemes[i];
+        cfg.user = "ops@example.com";
+        cfg.auth_header = "x-api-key";
+        http = ifs_http_new(&cfg);
+        server_reply(other, 200, NULL, "text/plain", "OK");
+        server_reply(own, 200, NULL, "text/plain", "OK");
+        for (int k = 0; k < 2; k++) {
+            g_autoptr(IfsError) err = NULL;
+
+            resp = ifs_http_request_url(http, "GET", k == 0 ? url : renamed, NULL, &err);
+            g_assert_null(err);
+            g_assert_cmpint(resp->status, ==, 200);
+            ifs_http_response_free(resp);
+        }
+        for (int k = 0; k < 2; k++) {
+            g_autofree char *seen = server_request(k == 0 ? other : own, 0);
+
+            assert_contains(seen, k == 0 ? "GET /hb/1 HTTP/1.1\r\n" : "GET /hb/2 HTTP/1.1\r\n");
+            g_assert_null(strstr(seen, "Authorization"));
+            g_assert_null(strstr(seen, "x-api-key"));
+            g_assert_null(strstr(seen, SECRET));
+        }
+        ifs_http_free(http);
+        server_stop(own);
+        server_stop(other);
+    }
+}
+
+/* An origin with a path prefix (a self-hosted API under /api) owns only
+ * what lies under that prefix. */
+static void test_url_path_prefix(void)
+{
+    TestServer *srv = server_start();
+    g_autofree char *origin = g_strconcat(srv->origin, "/api/", NULL);
+    IfsHttpConfig cfg = config_for(origin);
+    IfsHttp *http = ifs_http_new(&cfg);
+    static const char *const paths[] = { "/api/hb/1", "/api", "/apiary/hb/1", "/other/hb" };
+    static const gboolean owned[] = { TRUE, TRUE, FALSE, FALSE };
+
+    for (gsize i = 0; i < G_N_ELEMENTS(paths); i++) {
+        g_autoptr(IfsError) err = NULL;
+        g_autofree char *url = g_strconcat(srv->origin, paths[i], NULL);
+        g_autofree char *seen = NULL;
+        IfsHttpResponse *resp;
+
+        server_reply(srv, 200, NULL, "text/plain", "OK");
+        resp = ifs_http_request_url(http, "GET", url, NULL, &err);
+        g_assert_null(err);
+        ifs_http_response_free(resp);
+        seen = server_request(srv, (guint)i);
+        g_assert_true((strstr(seen, "Authorization: Bearer " SECRET) != NULL) == owned[i]);
+    }
+    ifs_http_free(http);
+    server_stop(srv);
+}
+
+static void test_url_refuses_other_schemes(void)
+{
+    TestServer *srv = server_start();
+    IfsHttpConfig cfg = config_for(srv->origin);
+    IfsHttp *http = ifs_http_new(&cfg);
+    g_autofree char *ftp = g_strconcat("ftp", strchr(srv->origin, ':'), "/hb", NULL);
+    const char *const urls[] = { ftp, "file:///etc/passwd", "gopher://127.0.0.1/x",
+                                 "javascript:alert(1)", "/heartbeat/abc", "",
+                                 "http://exa mple.com/x", NULL };
+
+    for (gsize i = 0; i < G_N_ELEMENTS(urls); i++) {
+        g_autoptr(IfsError) err = NULL;
+
+        g_assert_null(ifs_http_request_url(http, "GET", urls[i], NULL, &err));
+        g_assert_nonnull(err);
+        g_assert_cmpint(err->errnum, ==, EINVAL);
+        assert_contains(err->message, "account 'acct': GET ");
+    }
+    {
+        g_autoptr(IfsError) err = NULL;
+
+        g_assert_null(ifs_http_request_url(http, "GET", ftp, NULL, &err));
+        assert_contains(err->message, "refusing a 'ftp' URL; infrafs only requests http and https");
+    }
+    g_assert_cmpuint(server_request_count(srv), ==, 0);
+    g_assert_cmpuint(ifs_http_request_count(http), ==, 0);
+    ifs_http_free(http);
+    server_stop(srv);
+}
+
+/* Error answers map as for paths; nothing is retried, not even a 429 or a
+ * 503 to a GET; messages name the URL without its query. */
+static void test_url_errors_mapped_and_not_retried(void)
+{
+    TestServer *own = server_start();
+    TestServer *other = server_start();
+    IfsHttpConfig cfg = config_for(own->origin);
+    IfsHttp *http = ifs_http_new(&cfg);
+    g_autofree char *url = g_strconcat(other->origin, "/heartbeat/abc?token=q", NULL);
+    g_autofree char *shown = g_strconcat("account 'acct': GET ", other->origin,
+                                         "/heartbeat/abc: HTTP 404 not_found: Heartbeat gone", NULL);
+    g_autoptr(IfsError) gone = NULL;
+    g_autoptr(IfsError) limited = NULL;
+    g_autoptr(IfsError) down = NULL;
+
+    server_reply(other, 404, NULL, "application/json",
+                 "{\"error\":{\"code\":\"not_found\",\"message\":\"Heartbeat gone\"}}");
+    server_reply(other, 429, "Retry-After: 0\r\n", "application/json",
+                 "{\"code\":\"rate_limited\",\"message\":\"Slow down\"}");
+    server_reply(other, 503, "Retry-After: 0\r\n", "text/plain", "maintenance");
+    server_reply(other, 200, NULL, "text/plain", "OK");
+    g_assert_null(ifs_http_request_url(http, "GET", url, NULL, &gone));
+    g_assert_cmpint(gone->errnum, ==, ENOENT);
+    g_assert_cmpint(gone->http_status, ==, 404);
+    g_assert_cmpstr(gone->code, ==, "not_found");
+    g_assert_cmpstr(gone->message, ==, shown);
+    g_assert_null(ifs_http_request_url(http, "GET", url, NULL, &limited));
+    g_assert_cmpint(limited->errnum, ==, EAGAIN);
+    g_assert_null(ifs_http_request_url(http, "GET", url, NULL, &down));
+    g_assert_cmpint(down->errnum, ==, EIO);
+    g_assert_null(strstr(down->message, "attempts"));
+    g_assert_cmpuint(server_request_count(other), ==, 3);
+    g_assert_cmpuint(server_request_count(own), ==, 0);
+    ifs_http_free(http);
+    server_stop(own);
+    server_stop(other);
+}
+
+/* Another host's rate-limit headers neither show as the account's budget
+ * nor hold back the account's reads. */
+static void test_url_foreign_rate_limit_ignored(void)
+{
+    TestServer *own = server_start();
+    TestServer *other = server_start();
+    IfsHttpConfig cfg = config_for(own->origin);
+    IfsHttp *http = ifs_http_new(&cfg);
+    g_autofree char *url = g_strconcat(other->origin, "/hb", NULL);
+    g_autofree char *reset = g_strdup_printf("%" G_GINT64_FORMAT,
+                                             g_get_real_time() / G_USEC_PER_SEC + 3600);
+    g_autofree char *headers = g_strdup_printf(
+        "X-RateLimit-Remaining: 0\r\nX-RateLimit-Reset: %s\r\nRetry-After: 3600\r\n", reset);
+    g_autoptr(IfsError) err = NULL;
+    IfsHttpResponse *resp;
+    gint64 start;
+
+    server_reply(other, 429, headers, "text/plain", "slow down");
+    server_reply(own, 200, NULL, "application/json", "{}");
+    g_assert_null(ifs_http_request_url(http, "GET", url, NULL, &err));
+    g_assert_cmpint(err->errnum, ==, EAGAIN);
+    g_assert_cmpint(ifs_http_rate_limit_remaining(http), ==, -1);
+    g_clear_pointer(&err, ifs_error_free);
+    start = g_get_monotonic_time();
+    resp = ifs_http_request(http, "GET", "/read", NULL, &err);
+    g_assert_null(err);
+    g_assert_cmpfloat(seconds_since(start), <, 0.5);
+    ifs_http_response_free(resp);
+    ifs_http_free(http);
+    server_stop(own);
+    server_stop(other);
+}
+
+static void test_url_transport_errors(void)
+{
+    TestServer *own = server_start();
+    TestServer *slow = server_start();
+    g_autofree char *refusing = refusing_origin();
+    IfsHttpConfig cfg = config_for(own->origin);
+    IfsHttp *http;
+    g_autofree char *slow_url = g_strconcat(slow->origin, "/hb", NULL);
+    g_autofree char *dead_url = g_strconcat(refusing, "/hb", NULL);
+    g_autoptr(IfsError) timeout = NULL;
+    g_autoptr(IfsError) refused = NULL;
+
+    cfg.timeout_ms = 200;
+    http = ifs_http_new(&cfg);
+    server_reply_late(slow, 3000);
+    g_assert_null(ifs_http_request_url(http, "GET", slow_url, NULL, &timeout));
+    g_assert_cmpint(timeout->errnum, ==, ETIMEDOUT);
+    assert_contains(timeout->message, slow->origin);
+    g_assert_null(ifs_http_request_url(http, "GET", dead_url, NULL, &refused));
+    g_assert_cmpint(refused->errnum, ==, EHOSTUNREACH);
+    assert_contains(refused->message, refusing);
+    g_assert_null(strstr(refused->message, own->origin));
+    ifs_http_free(http);
+    server_stop(own);
+    server_stop(slow);
+}
+
+/* ======================================================================== */
+/* The rate-limit budget                                                    */
+
+/* "X-RateLimit-Remaining: N" plus a Reset `in_s` seconds ahead (epoch). */
+static char *budget_headers(int remaining, int limit, int in_s)
+{
+    return g_strdup_printf("X-RateLimit-Limit: %d\r\nX-RateLimit-Remaining: %d\r\n"
+                           "X-RateLimit-Reset: %" G_GINT64_FORMAT "\r\n", limit, remaining,
+                           g_get_real_time() / G_USEC_PER_SEC + in_s);
+}
+
+/* Seconds one GET took. */
+static double timed_get(IfsHttp *http, const char *path)
+{
+    gint64 start = g_get_monotonic_time();
+    g_autoptr(IfsError) err = NULL;
+    IfsHttpResponse *resp = ifs_http_request(http, "GET", path, NULL, &err);
+
+    g_assert_null(err);
+    ifs_http_response_free(resp);
+    return seconds_since(start);
+}
+
+/* Remaining 2: two more reads go at once, even though their answers say
+ * nothing more; the third waits for Reset. */
+static void test_budget_counts_every_request(void)
+{
+    TestServer *srv = server_start();
+    IfsHttpConfig cfg = config_for(srv->origin);
+    IfsHttp *http = ifs_http_new(&cfg);
+    g_autofree char *headers = budget_headers(2, 10, 2);
+
+    server_reply(srv, 200, headers, "application/json", "{}");
+    for (int i = 0; i < 3; i++)
+        server_reply(srv, 200, NULL, "application/json", "{}");
+    g_assert_cmpfloat(timed_get(http, "/a"), <, 0.5);
+    g_assert_cmpfloat(timed_get(http, "/b"), <, 0.5);
+    g_assert_cmpfloat(timed_get(http, "/c"), <, 0.5);
+    g_assert_cmpfloat(timed_get(http, "/d"), >=, 0.9);
+    ifs_http_free(http);
+    server_stop(srv);
+}
+
+/* Within one window (the same Reset) an answer saying more is left, such
+ * as one overtaken by later answers, does not raise the budget; a later
+ * Reset is a new window and does. */
+static void test_budget_only_shrinks_within_a_window(void)
+{
+    TestServer *srv = server_start();
+    IfsHttpConfig cfg = config_for(srv->origin);
+    IfsHttp *http = ifs_http_new(&cfg);
+    g_autofree char *one = budget_headers(1, 10, 2);
+    g_autofree char *stale = budget_headers(5, 10, 2);
+    g_autofree char *next_window = budget_headers(4, 10, 60);
+
+    server_reply(srv, 200, one, "application/json", "{}");
+    server_reply(srv, 200, stale, "application/json", "{}");
+    server_reply(srv, 200, next_window, "application/json", "{}");
+    server_reply(srv, 200, NULL, "application/json", "{}");
+    g_assert_cmpfloat(timed_get(http, "/a"), <, 0.5);  /* leaves 1 */
+    g_assert_cmpfloat(timed_get(http, "/b"), <, 0.5);  /* takes it; "5" ignored */
+    g_assert_cmpfloat(timed_get(http, "/c"), >=, 0.9); /* waits; then 4 left */
+    g_assert_cmpfloat(timed_get(http, "/d"), <, 0.5);
+    g_assert_cmpint(ifs_http_rate_limit_remaining(http), ==, 4);
+    ifs_http_free(http);
+    server_stop(srv);
+}
+
+/* Once Reset has passed, the budget is X-RateLimit-Limit again. */
+static void test_budget_refills_after_reset(void)
+{
+    TestServer *srv = server_start();
+    IfsHttpConfig cfg = config_for(srv->origin);
+    IfsHttp *http = ifs_http_new(&cfg);
+    g_autofree char *spent = budget_headers(0, 3, 1);
+
+    server_reply(srv, 200, spent, "application/json", "{}");
+    for (int i = 0; i < 4; i++)
+        server_reply(srv, 200, NULL, "application/json", "{}");
+    g_assert_cmpfloat(timed_get(http, "/a"), <, 0.5);
+    g_assert_cmpfloat(timed_get(http, "/b"), >=, 0.5); /* until Reset: 3 again */
+    g_assert_cmpfloat(timed_get(http, "/c"), <, 0.5);
+    g_assert_cmpfloat(timed_get(http, "/d"), <, 0.5);
+    ifs_http_free(http);
+    server_stop(srv);
+}
+
+/* An action is counted but never held back; the read after it is. */
+static void test_budget_actions_count_but_do_not_wait(void)
+{
+    TestServer *srv = server_start();
+    IfsHttpConfig cfg = config_for(srv->origin);
+    IfsHttp *http = ifs_http_new(&cfg);
+    g_autofree char *one = budget_headers(1, 10, 2);
+    g_autoptr(IfsError) err = NULL;
+    IfsHttpResponse *resp;
+    gint64 start;
+
+    server_reply(srv, 200, one, "application/json", "{}");
+    server_reply(srv, 202, NULL, "application/json", "{}");
+    server_reply(srv, 202, NULL, "application/json", "{}");
+    server_reply(srv, 200, NULL, "application/json", "{}");
+    g_assert_cmpfloat(timed_get(http, "/a"), <, 0.5);
+    start = g_get_monotonic_time();
+    for (int i = 0; i < 2; i++) {  /* the second overdraws: still sent at once */
+        resp = ifs_http_request(http, "POST", "/act", NULL, &err);
+        g_assert_null(err);
+        ifs_http_response_free(resp);
+    }
+    g_assert_cmpfloat(seconds_since(start), <, 0.5);
+    g_assert_cmpfloat(timed_get(http, "/b"), >=, 0.9);
+    ifs_http_free(http);
+    server_stop(srv);
+}
+
+typedef struct {
+    IfsHttp *http;
+    double seconds;
+} TimedReader;
+
+static gpointer timed_reader(gpointer data)
+{
+    TimedReader *r = data;
+
+    r->seconds = timed_get(r->http, "/detail");
+    return NULL;
+}
+
+static int compare_doubles(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return (x > y) - (x < y);
+}
+
+/* Five readers at once with 3 left: three go, two wait for Reset, because
+ * each takes its share before sending, not when its answer comes back. */
+static void test_budget_concurrent_readers_never_overdraw(void)
+{
+    TestServer *srv = server_start();
+    IfsHttpConfig cfg = config_for(srv->origin);
+    IfsHttp *http = ifs_http_new(&cfg);
+    g_autofree char *three = budget_headers(3, 3, 2);
+    g_autofree char *first = g_strdup_printf("HTTP/1.1 200 OK\r\n%sConnection: close\r\n"
+                                             "Content-Length: 2\r\n\r\n{}", three);
+    TimedReader readers[5];
+    GThread *threads[5];
+    double seconds[5];
+
+    /* One connection at a time: each answer closes its connection. */
+    server_reply_raw(srv, first, TRUE);
+    for (int i = 0; i < 5; i++)
+        server_reply_raw(srv, "HTTP/1.1 200 OK\r\nConnection: close\r\n"
+                              "Content-Length: 2\r\n\r\n{}", TRUE);
+    g_assert_cmpfloat(timed_get(http, "/list"), <, 0.5);
+    for (int i = 0; i < 5; i++) {
+        readers[i] = (TimedReader){ .http = http };
+        threads[i] = g_thread_new("reader", timed_reader, &readers[i]);
+    }
+    for (int i = 0; i < 5; i++) {
+        g_thread_join(threads[i]);
+        seconds[i] = readers[i].seconds;
+    }
+    qsort(seconds, 5, sizeof seconds[0], compare_doubles);
+    g_assert_cmpfloat(seconds[2], <, 0.5);
+    g_assert_cmpfloat(seconds[3], >=, 0.9);
+    g_assert_cmpfloat(seconds[4], <, 4.0);
+    g_assert_cmpuint(server_request_count(srv), ==, 6);
+    ifs_http_free(http);
+    server_stop(srv);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -1280,6 +1714,7 @@ int main(int argc, char **argv)
     g_test_add_func("/http/error/deployhq-error-code-hint", test_error_deployhq_error_code_hint);
     g_test_add_func("/http/error/deployhq-spec-status", test_error_deployhq_spec_status);
     g_test_add_func("/http/error/hostatlas", test_error_hostatlas);
+    g_test_add_func("/http/error/hostatlas-variants", test_error_hostatlas_variants);
     g_test_add_func("/http/error/dokploy", test_error_dokploy);
     g_test_add_func("/http/error/plain-text", test_error_plain_text);
     g_test_add_func("/http/error/html", test_error_html);
@@ -1314,5 +1749,21 @@ int main(int argc, char **argv)
     g_test_add_func("/http/request/redirect-not-followed", test_redirect_not_followed);
     g_test_add_func("/http/request/get-json", test_get_json);
     g_test_add_func("/http/request/concurrent", test_concurrent_requests);
+    g_test_add_func("/http/budget/counts-every-request", test_budget_counts_every_request);
+    g_test_add_func("/http/budget/only-shrinks-within-a-window",
+                    test_budget_only_shrinks_within_a_window);
+    g_test_add_func("/http/budget/refills-after-reset", test_budget_refills_after_reset);
+    g_test_add_func("/http/budget/actions-count-but-do-not-wait",
+                    test_budget_actions_count_but_do_not_wait);
+    g_test_add_func("/http/budget/concurrent-readers-never-overdraw",
+                    test_budget_concurrent_readers_never_overdraw);
+    g_test_add_func("/http/url/own-origin-gets-credentials", test_url_own_origin_gets_credentials);
+    g_test_add_func("/http/url/foreign-origin-gets-no-credentials",
+                    test_url_foreign_origin_gets_no_credentials);
+    g_test_add_func("/http/url/path-prefix", test_url_path_prefix);
+    g_test_add_func("/http/url/refuses-other-schemes", test_url_refuses_other_schemes);
+    g_test_add_func("/http/url/errors-mapped-not-retried", test_url_errors_mapped_and_not_retried);
+    g_test_add_func("/http/url/foreign-rate-limit-ignored", test_url_foreign_rate_limit_ignored);
+    g_test_add_func("/http/url/transport-errors", test_url_transport_errors);
     return g_test_run();
 }

@@ -1,0 +1,638 @@
+/* HostAtlas API v1 (api.hostatlas.app): servers with their services and
+ * domains, incidents, and heartbeats with a `ping` control. See
+ * PROVIDERS.md "HostAtlas" and CONTRACT §3-§5. */
+#include <errno.h>
+#include <string.h>
+
+#include "infrafs/node.h"
+#include "infrafs/provider.h"
+
+#define API_PREFIX "/api/v1/"
+#define PER_PAGE 100
+/* 100,000 items at 100 a page; an API still answering beyond that is
+ * looping, and the refresh must end. */
+#define MAX_PAGES 1000
+#define DEFAULT_DETAIL_CONCURRENCY 4
+#define MAX_DETAIL_CONCURRENCY 8
+
+typedef struct {
+    IfsHttp *http;
+    char *account;
+    guint detail_concurrency;
+
+    GMutex lock;           /* guards the two caches */
+    /* server id -> the last detail object read (a private deep copy): a
+     * failed detail read shows these rather than blanking the server. */
+    GHashTable *details;
+    /* heartbeat id -> ping_url as the API last gave it */
+    GHashTable *ping_urls;
+} Hostatlas;
+
+static const char *const hostatlas_kinds[] = {"servers", "incidents", "heartbeats", NULL};
+static const char *const hostatlas_keys[] = {"detail_concurrency", NULL};
+
+static const IfsCommandSpec ping_commands[] = {
+    {"1", IFS_FORCE_NEVER},
+    {NULL, 0},
+};
+
+static const IfsControlSpec hostatlas_controls[] = {
+    {"heartbeats", "ping", ping_commands},
+    {NULL, NULL, NULL},
+};
+
+static void put_json(gpointer obj)
+{
+    json_object_put(obj);
+}
+
+static gpointer hostatlas_open(IfsHttp *http, const IfsAccountConfig *cfg, IfsError **err)
+{
+    const char *text = ifs_account_extra(cfg, "detail_concurrency");
+    guint64 n = DEFAULT_DETAIL_CONCURRENCY;
+    Hostatlas *h;
+
+    if (text && !g_ascii_string_to_unsigned(text, 10, 1, MAX_DETAIL_CONCURRENCY, &n, NULL)) {
+        ifs_error_propagate(err, ifs_error_new(EINVAL, 0, NULL,
+            "account '%s': detail_concurrency must be a whole number from 1 to %d, not '%s'",
+            cfg->name, MAX_DETAIL_CONCURRENCY, text));
+        return NULL;
+    }
+    h = g_new0(Hostatlas, 1);
+    h->http = http;
+    h->account = g_strdup(cfg->name);
+    h->detail_concurrency = (guint)n;
+    g_mutex_init(&h->lock);
+    h->details = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                       put_json);
+    h->ping_urls = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    return h;
+}
+
+static void hostatlas_close(gpointer state)
+{
+    Hostatlas *h = state;
+
+    g_hash_table_destroy(h->details);
+    g_hash_table_destroy(h->ping_urls);
+    g_mutex_clear(&h->lock);
+    g_free(h->account);
+    g_free(h);
+}
+
+/* ---- small JSON helpers --------------------------------------------------- */
+
+/* A string member, or NULL when absent, empty, not a string, or holding a
+ * NUL byte (C strings would silently cut it). */
+static const char *string_field(json_object *obj, const char *key)
+{
+    json_object *v;
+    const char *text;
+
+    if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_string))
+        return NULL;
+    text = json_object_get_string(v);
+    if (!*text || strlen(text) != (size_t)json_object_get_string_len(v))
+        return NULL;
+    return text;
+}
+
+static gboolean int_field(json_object *obj, const char *key, gint64 *out)
+{
+    json_object *v;
+
+    if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_int))
+        return FALSE;
+    *out = json_object_get_int64(v);
+    return TRUE;
+}
+
+/* HostAtlas ids are integers (47); a string id is taken as it is. NULL when
+ * the item has neither. */
+static char *item_id(json_object *item)
+{
+    gint64 n;
+    const char *s;
+
+    if (int_field(item, "id", &n))
+        return g_strdup_printf("%" G_GINT64_FORMAT, n);
+    s = string_field(item, "id");
+    return s ? g_strdup(s) : NULL;
+}
+
+/* Add the fields of `extra` to `obj`, nested objects merged, other values
+ * replaced when `override` is set and kept otherwise. */
+static void merge_fields(json_object *obj, json_object *extra, gboolean override)
+{
+    json_object_object_foreach(extra, key, value) {
+        json_object *mine = NULL;
+
+        if (json_object_object_get_ex(obj, key, &mine) &&
+            json_object_is_type(mine, json_type_object) &&
+            json_object_is_type(value, json_type_object))
+            merge_fields(mine, value, override);
+        else if (override || !mine)
+            json_object_object_add(obj, key, json_object_get(value));
+    }
+}
+
+/* ---- paged lists ------------------------------------------------------------ */
+
+/* Called for every object item of a list, in order, each id once; returns
+ * FALSE to stop the walk (the item sought was found). */
+typedef gboolean (*ItemFn)(Hostatlas *h, json_object *item, gpointer data);
+
+typedef struct {
+    char *cursor;          /* cursor form: what to send next, or NULL */
+    guint page;            /* page form: the page to ask for next */
+    gboolean done;
+} PagePlan;
+
+static char *page_path(const char *what, const PagePlan *plan)
+{
+    char *path;
+
+    if (plan->cursor) {
+        char *escaped = g_uri_escape_string(plan->cursor, NULL, FALSE);
+        path = g_strdup_printf(API_PREFIX "%s?per_page=%d&cursor=%s", what, PER_PAGE, escaped);
+        g_free(escaped);
+    } else {
+        path = g_strdup_printf(API_PREFIX "%s?page=%u&per_page=%d", what, plan->page, PER_PAGE);
+    }
+    return path;
+}
+
+/* The next cursor, from meta.next_cursor (or a top-level next_cursor). */
+static const char *next_cursor_of(json_object *body, json_object *meta)
+{
+    const char *c = meta ? string_field(meta, "next_cursor") : NULL;
+
+    return c ? c : string_field(body, "next_cursor");
+}
+
+/* Decide what comes after the page just read. FALSE with *err when the API
+ * is paging in circles. */
+static gboolean plan_next(Hostatlas *h, const char *path, json_object *body, guint items,
+                          PagePlan *plan, GHashTable *cursors, IfsError **err)
+{
+    json_object *meta = NULL;
+    const char *next;
+    gint64 page, last, total, per_page;
+
+    if (json_object_object_get_ex(body, "meta", &meta) &&
+        !json_object_is_type(meta, json_type_object))
+        meta = NULL;
+    next = next_cursor_of(body, meta);
+    if (next) {
+        if (!g_hash_table_add(cursors, g_strdup(next))) {
+            ifs_error_propagate(err, ifs_error_new(EIO, 0, NULL,
+                "account '%s': GET %s: the API handed out cursor '%s' a second time; "
+                "stopping rather than paging in circles", h->account, path, next));
+            return FALSE;
+        }
+        g_free(plan->cursor);
+        plan->cursor = g_strdup(next);
+        return TRUE;
+    }
+    /* The cursor form ends without a next cursor. */
+    if (plan->cursor || items == 0) {
+        plan->done = TRUE;
+        return TRUE;
+    }
+    if (meta && (int_field(meta, "page", &page) || int_field(meta, "current_page", &page)) &&
+        page != plan->page) {
+        ifs_error_propagate(err, ifs_error_new(EIO, 0, NULL,
+            "account '%s': GET %s: the API answered page %" G_GINT64_FORMAT
+            " instead of page %u; stopping rather than reading the same page forever",
+            h->account, path, page, plan->page));
+        return FALSE;
+    }
+    if (meta && (int_field(meta, "last_page", &last) || int_field(meta, "total_pages", &last)))
+        plan->done = plan->page >= last;
+    else if (meta && int_field(meta, "total", &total))
+        plan->done = (gint64)plan->page * (int_field(meta, "per_page", &per_page) && per_page > 0
+                                              ? per_page : PER_PAGE) >= total;
+    else
+        plan->done = items < PER_PAGE; /* no meta: a short page is the last */
+    plan->page++;
+    return TRUE;
+}
+
+/* Every item of `what` ("servers"), page by page, `page`/`per_page` with
+ * `meta`, or `cursor` when the API hands out meta.next_cursor. */
+static gboolean walk_list(Hostatlas *h, const char *what, ItemFn each, gpointer data,
+                          IfsError **err)
+{
+    GHashTable *ids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    GHashTable *cursors = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    PagePlan plan = {.page = 1};
+    gboolean ok = TRUE, stopped = FALSE;
+    guint pages = 0;
+
+    while (ok && !stopped && !plan.done) {
+        char *path = page_path(what, &plan);
+        json_object *body = NULL, *items = NULL;
+        guint fresh = 0, n = 0;
+
+        if (++pages > MAX_PAGES) {
+            ifs_error_propagate(err, ifs_error_new(EIO, 0, NULL,
+                "account '%s': listing %s: more than %d pages; stopping rather than "
+                "paging forever", h->account, what, MAX_PAGES));
+            ok = FALSE;
+        } else if (!(body = ifs_http_get_json(h->http, path, err))) {
+            ok = FALSE;
+        } else if (json_object_is_type(body, json_type_array)) {
+            items = body; /* an unpaged answer: everything at once */
+            plan.done = TRUE;
+        } else if (!json_object_object_get_ex(body, "data", &items) ||
+                   !json_object_is_type(items, json_type_array)) {
+            ifs_error_propagate(err, ifs_error_new(EIO, 0, NULL,
+                "account '%s': GET %s: the answer has no \"data\" array", h->account, path));
+            ok = FALSE;
+        }
+        if (ok) {
+            n = (guint)json_object_array_length(items);
+            for (guint i = 0; i < n && !stopped; i++) {
+                json_object *item = json_object_array_get_idx(items, i);
+                char *id;
+
+                if (!json_object_is_type(item, json_type_object))
+                    continue;
+                id = item_id(item);
+                /* Items that move between pages while we read show up twice. */
+                if (id && !g_hash_table_add(ids, id))
+                    continue;
+                fresh++;
+                stopped = !each(h, item, data);
+            }
+        }
+        if (ok && !stopped && !plan.done)
+            ok = plan_next(h, path, body, n, &plan, cursors, err);
+        /* A page of nothing new, with more to come, would come again. */
+        if (ok && !stopped && !plan.done && n > 0 && fresh == 0) {
+            ifs_error_propagate(err, ifs_error_new(EIO, 0, NULL,
+                "account '%s': GET %s: every item on this page was already read; "
+                "the API seems to ignore paging, stopping", h->account, path));
+            ok = FALSE;
+        }
+        json_object_put(body);
+        g_free(path);
+    }
+    g_free(plan.cursor);
+    g_hash_table_destroy(cursors);
+    g_hash_table_destroy(ids);
+    return ok;
+}
+
+/* ---- resources ---------------------------------------------------------------- */
+
+static IfsResource *resource_for(const char *kind, json_object *item)
+{
+    char *id = item_id(item);
+    IfsResource *r = ifs_resource_new(kind, id, json_object_get(item));
+
+    if (!id)
+        r->problem = g_strdup("no usable id (not a whole number or a string without NUL)");
+    g_free(id);
+    return r;
+}
+
+typedef struct {
+    const char *kind;
+    GPtrArray *out;
+    GHashTable *ping_urls; /* heartbeats: id -> ping_url, filled */
+} Collect;
+
+static gboolean collect_item(Hostatlas *h, json_object *item, gpointer data)
+{
+    Collect *c = data;
+    IfsResource *r = resource_for(c->kind, item);
+    const char *url = string_field(item, "ping_url");
+
+    (void)h;
+    if (c->ping_urls && r->id && url)
+        g_hash_table_replace(c->ping_urls, g_strdup(r->id), g_strdup(url));
+    g_ptr_array_add(c->out, r);
+    return TRUE;
+}
+
+typedef struct {
+    const char *id;
+    json_object *found; /* a new reference */
+} Find;
+
+static gboolean find_item(Hostatlas *h, json_object *item, gpointer data)
+{
+    Find *f = data;
+    char *id = item_id(item);
+    gboolean match = id && strcmp(id, f->id) == 0;
+
+    (void)h;
+    g_free(id);
+    if (match)
+        f->found = json_object_get(item);
+    return !match;
+}
+
+/* One incident or heartbeat, looked up in its list: the API documents no
+ * endpoint for a single one. */
+static json_object *find_in_list(Hostatlas *h, const char *kind, const char *id,
+                                 IfsError **err)
+{
+    Find f = {.id = id};
+
+    if (!walk_list(h, kind, find_item, &f, err))
+        return NULL;
+    if (!f.found)
+        ifs_error_propagate(err, ifs_error_new(ENOENT, 0, NULL,
+            "account '%s': %s %s is no longer listed", h->account, kind, id));
+    return f.found;
+}
+
+/* ---- server details ---------------------------------------------------------- */
+
+static char *server_path(const char *id)
+{
+    char *escaped = g_uri_escape_string(id, NULL, FALSE);
+    char *path = g_strconcat(API_PREFIX "servers/", escaped, NULL);
+
+    g_free(escaped);
+    return path;
+}
+
+/* GET /servers/{id}: a bare object (accept {"data": {...}} too). */
+static json_object *get_detail(Hostatlas *h, const char *id, IfsError **err)
+{
+    char *path = server_path(id);
+    json_object *raw = ifs_http_get_json(h->http, path, err);
+    json_object *data = NULL, *obj = NULL;
+
+    if (raw && json_object_is_type(raw, json_type_object) &&
+        !json_object_object_get_ex(raw, "id", NULL) &&
+        json_object_object_get_ex(raw, "data", &data) &&
+        json_object_is_type(data, json_type_object))
+        obj = json_object_get(data);
+    else if (raw && json_object_is_type(raw, json_type_object))
+        obj = json_object_get(raw);
+    else if (raw)
+        ifs_error_propagate(err, ifs_error_new(EIO, 0, NULL,
+            "account '%s': GET %s: expected a JSON object; the API answered something else",
+            h->account, path));
+    json_object_put(raw);
+    g_free(path);
+    return obj;
+}
+
+static json_object *deep_copy(json_object *obj)
+{
+    json_object *copy = NULL;
+
+    if (json_object_deep_copy(obj, &copy, NULL) != 0)
+        return NULL;
+    return copy;
+}
+
+/* The detail's fields over the list's (services[] and domains[] come only
+ * from there). When the read failed, the last good detail fills in, under
+ * the list's fresher values, and the server says what it lacks. The cache
+ * keeps copies of its own: json-c's reference counts are not atomic, so it
+ * must share no object with what the publisher reads. */
+static void apply_detail(Hostatlas *h, IfsResource *r, json_object *detail, IfsError *err)
+{
+    json_object *cached = NULL;
+
+    if (detail) {
+        json_object *keep = deep_copy(detail);
+
+        merge_fields(r->object, detail, TRUE);
+        g_mutex_lock(&h->lock);
+        if (keep)
+            g_hash_table_replace(h->details, g_strdup(r->id), keep);
+        g_mutex_unlock(&h->lock);
+        return;
+    }
+    g_mutex_lock(&h->lock);
+    if (g_hash_table_lookup(h->details, r->id))
+        cached = deep_copy(g_hash_table_lookup(h->details, r->id));
+    g_mutex_unlock(&h->lock);
+    if (cached) {
+        merge_fields(r->object, cached, FALSE);
+        json_object_put(cached);
+    }
+    g_debug("%s", err->message);
+    r->problem = g_strdup_printf("%s (%s)",
+        cached ? "details not refreshed, the detail fields (services, domains, ...) "
+                 "are from the last successful read"
+               : "details not read, only the list's fields are shown",
+        err->message);
+}
+
+/* Details are read by detail_concurrency worker threads, so never more
+ * requests are in flight than that. The rate limit is ifs_http's: it counts
+ * every request against the API's X-RateLimit-Remaining before sending it,
+ * holds reads at 0 until X-RateLimit-Reset and obeys Retry-After, so the
+ * workers together never overdraw the budget. */
+typedef struct {
+    Hostatlas *h;
+    GPtrArray *servers; /* IfsResource*, each touched by one worker only */
+    gint next;          /* atomic: the next index to take */
+} DetailRun;
+
+static gpointer detail_worker(gpointer data)
+{
+    DetailRun *run = data;
+    gint i;
+
+    while ((i = g_atomic_int_add(&run->next, 1)) < (gint)run->servers->len) {
+        IfsResource *r = g_ptr_array_index(run->servers, i);
+        IfsError *err = NULL;
+        json_object *detail;
+
+        if (!r->id)
+            continue;
+        detail = get_detail(run->h, r->id, &err);
+        apply_detail(run->h, r, detail, err);
+        json_object_put(detail);
+        ifs_error_free(err);
+    }
+    return NULL;
+}
+
+static void read_details(Hostatlas *h, GPtrArray *servers)
+{
+    DetailRun run = {.h = h, .servers = servers};
+    guint n = MIN(h->detail_concurrency, servers->len);
+    GThread **threads = g_new0(GThread *, n);
+    GHashTable *live = g_hash_table_new(g_str_hash, g_str_equal);
+    GHashTableIter it;
+    gpointer key;
+
+    for (guint t = 0; t < n; t++)
+        threads[t] = g_thread_new("hostatlas-detail", detail_worker, &run);
+    for (guint t = 0; t < n; t++)
+        g_thread_join(threads[t]);
+    g_free(threads);
+
+    /* Forget the details of servers that are gone. */
+    for (guint i = 0; i < servers->len; i++) {
+        IfsResource *r = g_ptr_array_index(servers, i);
+        if (r->id)
+            g_hash_table_add(live, r->id);
+    }
+    g_mutex_lock(&h->lock);
+    g_hash_table_iter_init(&it, h->details);
+    while (g_hash_table_iter_next(&it, &key, NULL))
+        if (!g_hash_table_contains(live, key))
+            g_hash_table_iter_remove(&it);
+    g_mutex_unlock(&h->lock);
+    g_hash_table_destroy(live);
+}
+
+/* ---- the provider interface -------------------------------------------------- */
+
+static gboolean hostatlas_list(gpointer state, GPtrArray *out, IfsError **err)
+{
+    Hostatlas *h = state;
+    GPtrArray *servers = g_ptr_array_new_with_free_func((GDestroyNotify)ifs_resource_unref);
+    GPtrArray *others = g_ptr_array_new_with_free_func((GDestroyNotify)ifs_resource_unref);
+    GHashTable *ping_urls = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    Collect c_servers = {"servers", servers, NULL};
+    Collect c_incidents = {"incidents", others, NULL};
+    Collect c_heartbeats = {"heartbeats", others, ping_urls};
+    /* Every list first: a failed one fails the refresh before any detail
+     * request is spent. */
+    gboolean ok = walk_list(h, "servers", collect_item, &c_servers, err) &&
+                  walk_list(h, "incidents", collect_item, &c_incidents, err) &&
+                  walk_list(h, "heartbeats", collect_item, &c_heartbeats, err);
+
+    if (ok) {
+        read_details(h, servers);
+        g_mutex_lock(&h->lock);
+        g_hash_table_unref(h->ping_urls);
+        h->ping_urls = g_hash_table_ref(ping_urls);
+        g_mutex_unlock(&h->lock);
+        for (guint i = 0; i < servers->len; i++)
+            g_ptr_array_add(out, ifs_resource_ref(g_ptr_array_index(servers, i)));
+        for (guint i = 0; i < others->len; i++)
+            g_ptr_array_add(out, ifs_resource_ref(g_ptr_array_index(others, i)));
+    }
+    g_hash_table_unref(ping_urls);
+    g_ptr_array_unref(servers);
+    g_ptr_array_unref(others);
+    return ok;
+}
+
+static void remember_ping_url(Hostatlas *h, const char *id, json_object *heartbeat)
+{
+    const char *url = string_field(heartbeat, "ping_url");
+
+    g_mutex_lock(&h->lock);
+    if (url)
+        g_hash_table_replace(h->ping_urls, g_strdup(id), g_strdup(url));
+    else
+        g_hash_table_remove(h->ping_urls, id);
+    g_mutex_unlock(&h->lock);
+}
+
+/* Servers: GET /servers/{id} (the list's own fields, such as
+ * services_count, come back with the next refresh). Incidents and
+ * heartbeats: their list, walked until the id shows up. */
+static IfsResource *hostatlas_fetch(gpointer state, const char *kind, const char *id,
+                                    IfsError **err)
+{
+    Hostatlas *h = state;
+    json_object *obj;
+
+    if (strcmp(kind, "servers") == 0)
+        obj = get_detail(h, id, err);
+    else
+        obj = find_in_list(h, kind, id, err);
+    if (!obj)
+        return NULL;
+    if (strcmp(kind, "heartbeats") == 0)
+        remember_ping_url(h, id, obj);
+    return ifs_resource_new(kind, id, obj);
+}
+
+/* The heartbeat's ping_url as the API gave it (g_free), from the last
+ * refresh or, when infrafs has not seen it yet, from the list. */
+static char *ping_url_of(Hostatlas *h, const char *id, IfsError **err)
+{
+    char *url;
+    json_object *heartbeat;
+
+    g_mutex_lock(&h->lock);
+    url = g_strdup(g_hash_table_lookup(h->ping_urls, id));
+    g_mutex_unlock(&h->lock);
+    if (url)
+        return url;
+    heartbeat = find_in_list(h, "heartbeats", id, err);
+    if (!heartbeat)
+        return NULL;
+    url = g_strdup(string_field(heartbeat, "ping_url"));
+    remember_ping_url(h, id, heartbeat);
+    json_object_put(heartbeat);
+    if (!url)
+        ifs_error_propagate(err, ifs_error_new(EIO, 0, NULL,
+            "account '%s': heartbeat %s has no ping_url in the API's answer; "
+            "nothing to request", h->account, id));
+    return url;
+}
+
+/* `echo 1 > ping`: one GET of the heartbeat's ping_url, opaque, wherever it
+ * points (HostAtlas documents GET or POST for its ping URLs, and every
+ * example is a plain `curl URL`). The key goes along only when the URL is
+ * on the account's own origin. */
+static gboolean hostatlas_act(gpointer state, const char *kind, const char *id,
+                              const char *file, const IfsCommand *cmd,
+                              IfsActionResult *out, IfsError **err)
+{
+    Hostatlas *h = state;
+    IfsError *failure = NULL;
+    IfsHttpResponse *resp;
+    char *url;
+
+    (void)cmd;
+    if (strcmp(kind, "heartbeats") != 0 || strcmp(file, "ping") != 0) {
+        ifs_error_propagate(err, ifs_error_new(EINVAL, 0, NULL,
+            "account '%s': %s/%s accepts no commands", h->account, kind, file));
+        return FALSE;
+    }
+    url = ping_url_of(h, id, err);
+    if (!url)
+        return FALSE;
+    resp = ifs_http_request_url(h->http, "GET", url, NULL, &failure);
+    g_free(url);
+    if (!resp) {
+        /* A URL that cannot be requested is a bad answer of the API's, not
+         * bad input of the user's. */
+        if (failure->errnum == EINVAL && failure->http_status == 0)
+            failure->errnum = EIO;
+        ifs_error_prefix(failure, "pinging heartbeat %s: ", id);
+        ifs_error_propagate(err, failure);
+        return FALSE;
+    }
+    out->http_status = resp->status;
+    out->message = g_strdup("pinged");
+    ifs_http_response_free(resp);
+    return TRUE;
+}
+
+const IfsProviderType ifs_provider_hostatlas = {
+    .schema = {
+        .type = "hostatlas",
+        .default_url = "https://api.hostatlas.app",
+        .needs_user = FALSE,
+        .extra_keys = hostatlas_keys,
+        .required_keys = NULL,
+    },
+    .auth = IFS_AUTH_BEARER,
+    .kinds = hostatlas_kinds,
+    .controls = hostatlas_controls,
+    .open = hostatlas_open,
+    .close = hostatlas_close,
+    .list = hostatlas_list,
+    .fetch = hostatlas_fetch,
+    .act = hostatlas_act,
+    .poll = NULL,
+};
