@@ -37,5 +37,10 @@ Try:
   cat $mnt/vps/hostup/*/power_state
   cat $mnt/providers/hostup/state
   echo restart > $mnt/vps/hostup/\$(ls $mnt/vps/hostup | head -1)/power && cat $mnt/vps/hostup/*/operation/wait
+  cat $mnt/vps/heo/*/status                      # HEO: the last request, no live state
+  echo 1 > $mnt/vps/deployhq/\$(ls $mnt/vps/deployhq | head -1)/sync
+  grep -r . $mnt/servers/hostatlas/*/services/*/status
+  echo 1 > $mnt/heartbeats/hostatlas/\$(ls $mnt/heartbeats/hostatlas | head -1)/ping
+  grep -l running $mnt/deployments/dokploy/*/status
 Stop: fusermount3 -u $mnt; kill \$(cat $state/sim.pid)
 MSG
