@@ -98,6 +98,11 @@ const IfsProviderType *ifs_provider_find(const char *type);
 const IfsProviderType *const *ifs_provider_all(void);
 /* NULL-terminated schemas for ifs_config_load (static storage). */
 const IfsAccountSchema *const *ifs_provider_schemas(void);
+/* A string member of a JSON object, or NULL when `obj` is not an object, or
+ * the member is absent, not a string, or holds a NUL byte (which C strings
+ * would silently cut: one resource's id must never be shortened into
+ * another's). */
+const char *ifs_json_string_field(json_object *obj, const char *key);
 const IfsControlSpec *ifs_provider_control(const IfsProviderType *p,
                                            const char *kind, const char *file);
 

@@ -44,21 +44,6 @@ static const IfsControlSpec deployhq_controls[] = {
 
 /* ---- parsing (exported for the unit tests) ------------------------------ */
 
-/* A string member, or NULL when absent, not a string, or holding a NUL byte
- * (C strings would silently cut it: one VPS's identifier must never be
- * shortened into another's). */
-static const char *string_field(json_object *obj, const char *key)
-{
-    json_object *v;
-    const char *text;
-
-    if (!json_object_is_type(obj, json_type_object) ||
-        !json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_string))
-        return NULL;
-    text = json_object_get_string(v);
-    return strlen(text) == (size_t)json_object_get_string_len(v) ? text : NULL;
-}
-
 gboolean ifs_deployhq_is_vps(json_object *item)
 {
     json_object *kind;
@@ -75,7 +60,7 @@ gboolean ifs_deployhq_is_vps(json_object *item)
 static IfsResource *named_resource(const char *kind, json_object *item, const char *key,
                                    const char *what, guint index)
 {
-    const char *name = string_field(item, key);
+    const char *name = ifs_json_string_field(item, key);
     IfsResource *r = ifs_resource_new(kind, name, item);
     json_object *v;
 
@@ -91,7 +76,7 @@ static IfsResource *named_resource(const char *kind, json_object *item, const ch
                                      shown ? shown : "");
         g_free(shown);
     } else {
-        const char *label = string_field(item, "name");
+        const char *label = ifs_json_string_field(item, "name");
         r->problem = g_strdup_printf("%s #%u%s%s%s has no %s string", what, index + 1,
                                      label ? " ('" : "", label ? label : "",
                                      label ? "')" : "", key);
@@ -389,9 +374,10 @@ static IfsResource *fetch_vps(Deployhq *d, const char *id, IfsError **err)
             "account '%s': GET %s: expected a JSON object; the API answered something else",
             d->account, path));
     } else if (!ifs_deployhq_is_vps(obj)) {
+        const char *kind = ifs_json_string_field(obj, "kind");
         ifs_error_propagate(err, ifs_error_new(ENOENT, 0, NULL,
             "account '%s': GET %s: %s is no longer a Managed VPS (kind '%s')", d->account,
-            path, id, string_field(obj, "kind") ? string_field(obj, "kind") : "?"));
+            path, id, kind ? kind : "?"));
     } else {
         r = ifs_resource_new("vps", id, json_object_get(obj));
     }
@@ -474,7 +460,7 @@ static gboolean deployhq_act(gpointer state, const char *kind, const char *id,
             "trying again", d->account, path, resp->status, file));
         ok = FALSE;
     } else {
-        const char *status = string_field(answer, "status");
+        const char *status = ifs_json_string_field(answer, "status");
         out->message = g_strdup(status ? status : "accepted");
         out->refetch_after_ms = REFETCH_AFTER_MS;
     }

@@ -91,20 +91,6 @@ static void log_entry_free(gpointer p)
     g_free(e);
 }
 
-/* A string field, or NULL when absent, not a string, or holding a NUL byte
- * (which C strings would silently cut: an id must never be shortened into
- * another deployment's id). */
-static const char *string_field(json_object *obj, const char *key)
-{
-    json_object *v;
-    const char *text;
-
-    if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_string))
-        return NULL;
-    text = json_object_get_string(v);
-    return strlen(text) == (size_t)json_object_get_string_len(v) ? text : NULL;
-}
-
 /* Why a string id field is unusable (it holds a NUL byte), or NULL when it
  * is usable or simply absent. */
 static char *bad_id_problem(json_object *obj, const char *key)
@@ -113,7 +99,7 @@ static char *bad_id_problem(json_object *obj, const char *key)
     char *shown, *problem;
 
     if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_string) ||
-        string_field(obj, key))
+        ifs_json_string_field(obj, key))
         return NULL;
     shown = ifs_name_escape(json_object_get_string(v), (size_t)json_object_get_string_len(v));
     problem = g_strdup_printf("%s '%s' holds a NUL byte", key, shown ? shown : "");
@@ -254,7 +240,7 @@ static void collect_services(json_object *holder, const char *project, GPtrArray
         for (size_t i = 0; list && i < json_object_array_length(list); i++) {
             json_object *item = json_object_array_get_idx(list, i);
             const char *id = json_object_is_type(item, json_type_object)
-                                 ? string_field(item, kinds[k].field) : NULL;
+                                 ? ifs_json_string_field(item, kinds[k].field) : NULL;
             Owner *o;
 
             if (!id || !*id) {
@@ -288,8 +274,11 @@ static GPtrArray *discover(Dokploy *d, GPtrArray *problems, IfsError **err)
 
         if (!json_object_is_type(project, json_type_object))
             continue;
-        name = string_field(project, "name") ? string_field(project, "name")
-             : string_field(project, "projectId") ? string_field(project, "projectId") : "?";
+        name = ifs_json_string_field(project, "name");
+        if (!name)
+            name = ifs_json_string_field(project, "projectId");
+        if (!name)
+            name = "?";
         envs = array_member(project, "environments");
         for (size_t e = 0; envs && e < json_object_array_length(envs); e++) {
             json_object *env = json_object_array_get_idx(envs, e);
@@ -316,7 +305,7 @@ static IfsResource *deployment_resource(json_object *item, const Owner *o)
 
     if (!json_object_object_get_ex(item, o->field, NULL))
         json_object_object_add(item, o->field, json_object_new_string(o->id));
-    r = ifs_resource_new("deployments", string_field(item, "deploymentId"),
+    r = ifs_resource_new("deployments", ifs_json_string_field(item, "deploymentId"),
                          json_object_get(item));
     if (!r->id)
         r->problem = bad_id_problem(item, "deploymentId");
@@ -387,7 +376,7 @@ static void update_logs(Dokploy *d, GPtrArray *found)
 
         if (!r->id || g_hash_table_contains(next, r->id))
             continue;
-        finished = status_is_finished(string_field(r->object, "status"));
+        finished = status_is_finished(ifs_json_string_field(r->object, "status"));
         g_mutex_lock(&d->lock);
         known = g_hash_table_lookup(d->logs, r->id);
         if (known && known->final && finished)

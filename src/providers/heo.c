@@ -301,16 +301,6 @@ static char *one_line(const char *text)
     return out;
 }
 
-/* A string member, or NULL when absent or not a string. */
-static const char *string_member(json_object *obj, const char *key)
-{
-    json_object *v;
-
-    if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_string))
-        return NULL;
-    return json_object_get_string(v);
-}
-
 /* The whole body as one JSON object, or NULL (a body with a NUL byte or
  * anything after the value is as unreadable as broken JSON). */
 static json_object *parse_object(const IfsHttpResponse *resp)
@@ -355,25 +345,25 @@ static char *read_answer(const Heo *h, const char *path, const char *id, const c
                !json_object_is_type(success, json_type_boolean)) {
         problem = g_strdup("its body has no \"success\": true");
     } else if (!json_object_get_boolean(success)) {
-        char *error = one_line(string_member(body, "error"));
-        char *said = one_line(string_member(body, "message"));
+        char *error = one_line(ifs_json_string_field(body, "error"));
+        char *said = one_line(ifs_json_string_field(body, "message"));
         problem = g_strdup_printf("it says \"success\": false (%s%s%s)",
                                   error ? error : "", error && said ? ": " : "",
                                   said ? said : error ? "" : "no reason given");
         code = error;
         g_free(said);
-    } else if ((action = string_member(body, "action")) && strcmp(action, verb) != 0) {
+    } else if ((action = ifs_json_string_field(body, "action")) && strcmp(action, verb) != 0) {
         char *shown = one_line(action);
         problem = g_strdup_printf("it is about action '%s', not '%s'", shown ? shown : "", verb);
         g_free(shown);
-    } else if ((vps_id = string_member(body, "vps_id")) && strcmp(vps_id, id) != 0) {
+    } else if ((vps_id = ifs_json_string_field(body, "vps_id")) && strcmp(vps_id, id) != 0) {
         char *shown = one_line(vps_id);
         problem = g_strdup_printf("it is about VPS '%s', not '%s'", shown ? shown : "", id);
         g_free(shown);
     } else {
-        message = one_line(string_member(body, "message"));
+        message = one_line(ifs_json_string_field(body, "message"));
         if (!message)
-            message = one_line(string_member(body, "status"));
+            message = one_line(ifs_json_string_field(body, "status"));
         if (!message)
             message = g_strdup("requested");
     }

@@ -82,19 +82,12 @@ static void hostatlas_close(gpointer state)
 
 /* ---- small JSON helpers --------------------------------------------------- */
 
-/* A string member, or NULL when absent, empty, not a string, or holding a
- * NUL byte (C strings would silently cut it). */
+/* As ifs_json_string_field, and NULL for an empty string too. */
 static const char *string_field(json_object *obj, const char *key)
 {
-    json_object *v;
-    const char *text;
+    const char *text = ifs_json_string_field(obj, key);
 
-    if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_string))
-        return NULL;
-    text = json_object_get_string(v);
-    if (!*text || strlen(text) != (size_t)json_object_get_string_len(v))
-        return NULL;
-    return text;
+    return text && *text ? text : NULL;
 }
 
 static gboolean int_field(json_object *obj, const char *key, gint64 *out)

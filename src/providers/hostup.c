@@ -147,23 +147,10 @@ static void enrich(Hostup *h, const char *id, json_object *obj)
     }
 }
 
-/* A string field, or NULL when absent, not a string, or holding a NUL byte
- * (which C strings would silently cut: an id must never be shortened into
- * another VPS's id). */
-static const char *string_field(json_object *obj, const char *key)
-{
-    json_object *v;
-    const char *text;
-
-    if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_string))
-        return NULL;
-    text = json_object_get_string(v);
-    return strlen(text) == (size_t)json_object_get_string_len(v) ? text : NULL;
-}
-
 static IfsResource *vps_resource(json_object *item)
 {
-    IfsResource *r = ifs_resource_new("vps", string_field(item, "id"), json_object_get(item));
+    IfsResource *r = ifs_resource_new("vps", ifs_json_string_field(item, "id"),
+                                      json_object_get(item));
     json_object *id;
 
     if (!r->id && json_object_object_get_ex(item, "id", &id) &&
@@ -307,9 +294,9 @@ static gboolean parse_operation(json_object *body, IfsActionResult *out)
     if (!json_object_object_get_ex(body, "operation", &op) ||
         !json_object_is_type(op, json_type_object))
         return FALSE;
-    out->op_status = g_strdup(string_field(op, "status"));
-    out->op_job_id = g_strdup(string_field(op, "jobId"));
-    out->op_poll_url = g_strdup(string_field(op, "pollUrl"));
+    out->op_status = g_strdup(ifs_json_string_field(op, "status"));
+    out->op_job_id = g_strdup(ifs_json_string_field(op, "jobId"));
+    out->op_poll_url = g_strdup(ifs_json_string_field(op, "pollUrl"));
     return out->op_poll_url != NULL;
 }
 
@@ -372,8 +359,8 @@ static gboolean hostup_poll(gpointer state, const char *poll_url, IfsOpState *st
     body = ifs_http_get_json(h->http, poll_url, err);
     if (!body)
         return FALSE;
-    if (json_object_object_get_ex(body, "operation", &op) && string_field(op, "status")) {
-        const char *status = string_field(op, "status");
+    if (json_object_object_get_ex(body, "operation", &op) && ifs_json_string_field(op, "status")) {
+        const char *status = ifs_json_string_field(op, "status");
         *status_text = g_strdup(status);
         *state_out = strcmp(status, "completed") == 0 ? IFS_OP_COMPLETED
                      : strcmp(status, "failed") == 0 ? IFS_OP_FAILED : IFS_OP_PENDING;
@@ -384,8 +371,9 @@ static gboolean hostup_poll(gpointer state, const char *poll_url, IfsOpState *st
                         json_object_get_boolean(v);
         gboolean failed = json_object_object_get_ex(data, "isFailed", &v) &&
                           json_object_get_boolean(v);
-        const char *word = string_field(data, "state") ? string_field(data, "state")
-                                                        : string_field(data, "status");
+        const char *word = ifs_json_string_field(data, "state");
+        if (!word)
+            word = ifs_json_string_field(data, "status");
         *state_out = failed ? IFS_OP_FAILED : done ? IFS_OP_COMPLETED : IFS_OP_PENDING;
         *status_text = g_strdup(failed ? "failed" : done ? "completed"
                                                          : word ? word : "in_progress");

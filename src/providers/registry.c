@@ -47,6 +47,18 @@ const IfsControlSpec *ifs_provider_control(const IfsProviderType *p, const char 
     return NULL;
 }
 
+const char *ifs_json_string_field(json_object *obj, const char *key)
+{
+    json_object *v;
+    const char *text;
+
+    if (!json_object_is_type(obj, json_type_object) ||
+        !json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_string))
+        return NULL;
+    text = json_object_get_string(v);
+    return strlen(text) == (size_t)json_object_get_string_len(v) ? text : NULL;
+}
+
 IfsResource *ifs_resource_new(const char *kind, const char *id, json_object *object)
 {
     IfsResource *r = g_new0(IfsResource, 1);
