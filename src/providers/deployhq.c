@@ -255,11 +255,7 @@ static void deployhq_close(gpointer state)
 
 static char *hosted_path(const char *id, const char *suffix)
 {
-    char *escaped = g_uri_escape_string(id, NULL, FALSE);
-    char *path = g_strconcat("/hosted_resources/", escaped, suffix, NULL);
-
-    g_free(escaped);
-    return path;
+    return ifs_api_path("/hosted_resources/", id, suffix);
 }
 
 /* GET `path` and parse it with `parse` into `out`. */

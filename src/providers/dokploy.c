@@ -52,12 +52,12 @@ static const IfsControlSpec dokploy_controls[] = {
 static Owner *owner_new(const char *field, const char *id, const char *proc)
 {
     Owner *o = g_new0(Owner, 1);
-    char *escaped = g_uri_escape_string(id, NULL, FALSE);
+    char *prefix = g_strdup_printf("/api/%s?%s=", proc, field);
 
     o->field = g_strdup(field);
     o->id = g_strdup(id);
-    o->path = g_strdup_printf("/api/%s?%s=%s", proc, field, escaped);
-    g_free(escaped);
+    o->path = ifs_api_path(prefix, id, "");
+    g_free(prefix);
     return o;
 }
 
@@ -332,9 +332,8 @@ static gboolean list_owner(Dokploy *d, const Owner *o, GPtrArray *out, IfsError 
  * when it cannot be read: a log is an extra, never a reason to fail. */
 static char *read_log(Dokploy *d, const char *id)
 {
-    char *escaped = g_uri_escape_string(id, NULL, FALSE);
-    char *path = g_strdup_printf("/api/deployment.readLogs?deploymentId=%s&tail=%d",
-                                 escaped, LOG_TAIL_LINES);
+    char *path = ifs_api_path("/api/deployment.readLogs?deploymentId=", id,
+                              "&tail=" G_STRINGIFY(LOG_TAIL_LINES));
     IfsError *err = NULL;
     json_object *body = ifs_http_get_json(d->http, path, &err);
     char *text = NULL;
@@ -349,7 +348,6 @@ static char *read_log(Dokploy *d, const char *id)
     ifs_error_free(err);
     json_object_put(body);
     g_free(path);
-    g_free(escaped);
     return text;
 }
 

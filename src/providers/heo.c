@@ -402,7 +402,7 @@ static gboolean heo_act(gpointer state, const char *kind, const char *id, const 
                         const IfsCommand *cmd, IfsActionResult *out, IfsError **err)
 {
     Heo *h = state;
-    char *escaped, *path, *message;
+    char *suffix, *path, *message;
     IfsHttpResponse *resp;
     Request *r;
 
@@ -414,10 +414,9 @@ static gboolean heo_act(gpointer state, const char *kind, const char *id, const 
     }
     /* The control spec lets `force` through only for reset, where HEO
      * requires it; the query form is the one HEO's docs show. */
-    escaped = g_uri_escape_string(id, NULL, FALSE);
-    path = g_strdup_printf("/v1/hosting/cloud/vps-custom/%s/%s%s", escaped, cmd->verb,
-                           cmd->force ? "?force=true" : "");
-    g_free(escaped);
+    suffix = g_strconcat("/", cmd->verb, cmd->force ? "?force=true" : "", NULL);
+    path = ifs_api_path("/v1/hosting/cloud/vps-custom/", id, suffix);
+    g_free(suffix);
     resp = ifs_http_request(h->http, "POST", path, NULL, err);
     if (!resp) {
         explain_failure(err ? *err : NULL);

@@ -346,11 +346,7 @@ static json_object *find_in_list(Hostatlas *h, const char *kind, const char *id,
 
 static char *server_path(const char *id)
 {
-    char *escaped = g_uri_escape_string(id, NULL, FALSE);
-    char *path = g_strconcat(API_PREFIX "servers/", escaped, NULL);
-
-    g_free(escaped);
-    return path;
+    return ifs_api_path(API_PREFIX "servers/", id, "");
 }
 
 /* GET /servers/{id}: a bare object (accept {"data": {...}} too). */

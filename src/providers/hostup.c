@@ -70,11 +70,7 @@ static void hostup_close(gpointer state)
 
 static char *vps_path(const char *id, const char *suffix)
 {
-    char *escaped = g_uri_escape_string(id, NULL, FALSE);
-    char *path = g_strconcat("/api/v2/vps/", escaped, suffix, NULL);
-
-    g_free(escaped);
-    return path;
+    return ifs_api_path("/api/v2/vps/", id, suffix);
 }
 
 /* Accept both a bare object and {"data": {...}}. Returns a new reference. */

@@ -59,6 +59,15 @@ const char *ifs_json_string_field(json_object *obj, const char *key)
     return strlen(text) == (size_t)json_object_get_string_len(v) ? text : NULL;
 }
 
+char *ifs_api_path(const char *prefix, const char *id, const char *suffix)
+{
+    char *escaped = g_uri_escape_string(id, NULL, FALSE);
+    char *path = g_strconcat(prefix, escaped, suffix, NULL);
+
+    g_free(escaped);
+    return path;
+}
+
 IfsResource *ifs_resource_new(const char *kind, const char *id, json_object *object)
 {
     IfsResource *r = g_new0(IfsResource, 1);
