@@ -13,6 +13,8 @@
 /* A cache file is ours and bounded by what we write; anything larger is
  * not one of ours. */
 #define MAX_CACHE_BYTES ((gsize)1024 * 1024 * 1024)
+/* Levels of the file's own structure around each resource's object. */
+#define CACHE_WRAPPING_DEPTH 4
 
 char *ifs_cache_default_dir(void)
 {
@@ -122,13 +124,14 @@ static json_object *mtimes_json(const IfsNode *node)
     return out;
 }
 
-static gboolean make_private_dir(const char *dir, IfsError **err)
+static gboolean make_private_dir(const char *dir, const char *account, IfsError **err)
 {
     if (g_mkdir_with_parents(dir, 0700) != 0) {
         int e = errno;
         ifs_error_propagate(err, ifs_error_new(e, 0, NULL,
-            "cannot create the cache directory %s: %s; set cache_dir= to a writable "
-            "directory", dir, g_strerror(e)));
+            "account '%s': cannot create the cache directory %s: %s; its data is not "
+            "kept on disk; set cache_dir= to a writable directory", account, dir,
+            g_strerror(e)));
         return FALSE;
     }
     return TRUE;
@@ -166,7 +169,7 @@ gboolean ifs_cache_save(const char *path, const IfsAccountConfig *cfg, gint64 la
     }
     json_object_object_add(top, "resources", list);
     text = json_object_to_json_string_length(top, JSON_C_TO_STRING_PLAIN, &len);
-    ok = make_private_dir(dir, err) &&
+    ok = make_private_dir(dir, cfg->name, err) &&
          g_file_set_contents_full(path, text, (gssize)len,
                                   G_FILE_SET_CONTENTS_CONSISTENT | G_FILE_SET_CONTENTS_DURABLE,
                                   0600, &gerr);
@@ -188,7 +191,9 @@ void ifs_cache_data_free(IfsCacheData *data)
     if (!data)
         return;
     g_ptr_array_unref(data->resources);
-    g_hash_table_destroy(data->mtimes);
+    /* unref, not destroy: destroy would empty the table for a caller that
+     * took its own reference (the store keeps the mtimes). */
+    g_hash_table_unref(data->mtimes);
     g_free(data);
 }
 
@@ -245,7 +250,9 @@ IfsCacheData *ifs_cache_load(const char *path, const IfsAccountConfig *cfg, IfsE
     IfsCacheData *data;
     struct stat st;
 
-    if (stat(path, &st) != 0 && errno == ENOENT)
+    /* No file (or no directory yet: cache_dir under a file is reported
+     * when saving) is not a problem. */
+    if (stat(path, &st) != 0 && (errno == ENOENT || errno == ENOTDIR))
         return NULL;
     if (stat(path, &st) == 0 && (gsize)st.st_size > MAX_CACHE_BYTES) {
         ifs_error_propagate(err, foreign(path, cfg, "it is larger than any cache infrafs writes"));
@@ -256,7 +263,10 @@ IfsCacheData *ifs_cache_load(const char *path, const IfsAccountConfig *cfg, IfsE
         g_error_free(gerr);
         return NULL;
     }
-    tok = json_tokener_new();
+    /* The file wraps each API object in four levels of its own (top,
+     * resources, entry, object): whatever the API's nesting, which json-c
+     * limited when it was received, must load back. */
+    tok = json_tokener_new_ex(JSON_TOKENER_DEFAULT_DEPTH + CACHE_WRAPPING_DEPTH);
     top = json_tokener_parse_ex(tok, text, (int)MIN(len, (gsize)G_MAXINT));
     if (top && (json_tokener_get_error(tok) != json_tokener_success ||
                 tok->char_offset != (int)len)) {

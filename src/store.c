@@ -293,9 +293,16 @@ static void save_to_cache(Account *a, gint64 last_refresh)
     g_mutex_unlock(&a->lock);
     if (!items)
         return;
+    /* Said once, not after every refresh, until a save works again. */
     if (!ifs_cache_save(a->cache_path, a->cfg, last_refresh, items, &err)) {
-        g_warning("%s", err->message);
+        if (!a->save_failing)
+            g_warning("%s", err->message);
+        else
+            g_debug("%s", err->message);
+        a->save_failing = TRUE;
         ifs_error_free(err);
+    } else {
+        a->save_failing = FALSE;
     }
     g_ptr_array_unref(items);
 }

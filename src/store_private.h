@@ -80,9 +80,11 @@ struct Account {
     gpointer pstate;
     IfsError *open_error;
     int refresh_s;
+    guint max_resources;
     IfsControlTarget *refresh_target;
     GThread *thread;
     char *cache_path;      /* NULL: nothing is kept on disk */
+    gboolean save_failing; /* refresher only: the last save failed (warned) */
 
     GMutex lock;           /* guards everything below */
     GCond cond;
