@@ -71,6 +71,11 @@ struct IfsHttp {
     gint64 budget_reset;   /* X-RateLimit-Reset, epoch seconds; 0: none */
     gint64 budget_limit;   /* X-RateLimit-Limit; -1: unknown */
     guint in_flight;       /* requests to the API sent, not yet answered */
+
+    /* Set by ifs_http_cancel (unmount): transfers abort, sleeps end. */
+    atomic_int cancelled;
+    GMutex sleep_lock;
+    GCond sleep_cond;
 };
 
 /* ------------------------------------------------------------------------ */
@@ -607,6 +612,19 @@ gint64 ifs_http_parse_rate_limit_reset(const char *value)
 /* ------------------------------------------------------------------------ */
 /* Rate-limit obedience                                                       */
 
+/* Sleeps `us` microseconds unless the client is cancelled first; FALSE
+ * when it was. */
+static gboolean sleep_unless_cancelled(IfsHttp *http, gint64 us)
+{
+    gint64 until = g_get_monotonic_time() + us;
+
+    g_mutex_lock(&http->sleep_lock);
+    while (!atomic_load(&http->cancelled) && g_get_monotonic_time() < until)
+        g_cond_wait_until(&http->sleep_cond, &http->sleep_lock, until);
+    g_mutex_unlock(&http->sleep_lock);
+    return !atomic_load(&http->cancelled);
+}
+
 /* Holds every later GET back until `wait_s` from now; never longer than the
  * configured cap, so a wrong clock or header cannot stall the account. */
 static void hold_reads_for(IfsHttp *http, gint64 wait_s)
@@ -682,7 +700,11 @@ static void budget_reserve(IfsHttp *http, gboolean wait)
         g_mutex_unlock(&http->throttle_lock);
         g_debug("account '%s': waiting %.1f s for the API's rate limit",
                 http->account, (double)(until_us - now_us) / G_USEC_PER_SEC);
-        g_usleep((gulong)(until_us - now_us));
+        /* Cancelled (unmount): go on at once; the transfer aborts. */
+        if (!sleep_unless_cancelled(http, until_us - now_us)) {
+            g_mutex_lock(&http->throttle_lock);
+            break;
+        }
         g_mutex_lock(&http->throttle_lock);
     }
     if (http->budget > 0)
@@ -792,6 +814,20 @@ static size_t collect_body(char *data, size_t size, size_t nmemb, void *userdata
     return n;
 }
 
+/* Called by curl about once a second even while nothing arrives: lets
+ * ifs_http_cancel end a transfer stuck on a silent server at once. */
+static int check_cancelled(void *data, curl_off_t dltotal, curl_off_t dlnow,
+                           curl_off_t ultotal, curl_off_t ulnow)
+{
+    IfsHttp *http = data;
+
+    (void)dltotal;
+    (void)dlnow;
+    (void)ultotal;
+    (void)ulnow;
+    return atomic_load(&http->cancelled) ? 1 : 0;
+}
+
 static struct curl_slist *request_headers(const IfsHttp *http, gboolean has_body,
                                           gboolean with_auth)
 {
@@ -836,7 +872,7 @@ static void set_method(CURL *curl, const char *method, const char *json_body)
     }
 }
 
-static void configure_transfer(CURL *curl, const IfsHttp *http,
+static void configure_transfer(CURL *curl, IfsHttp *http,
                                const char *method, const Target *to,
                                const char *json_body,
                                struct curl_slist *headers, Transfer *t)
@@ -859,6 +895,9 @@ static void configure_transfer(CURL *curl, const IfsHttp *http,
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect_body);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, t);
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, t->errbuf);
+    curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, check_cancelled);
+    curl_easy_setopt(curl, CURLOPT_XFERINFODATA, http);
     if (http->auth == IFS_AUTH_BASIC && to->own_origin) {
         curl_easy_setopt(curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
         curl_easy_setopt(curl, CURLOPT_USERNAME, http->user ? http->user : "");
@@ -901,12 +940,18 @@ static Attempt transport_failure(const char *origin, CURL *curl, CURLcode rc,
                               where, origin,
                               os_errno ? g_strerror((int)os_errno) : detail);
         break;
+    case CURLE_ABORTED_BY_CALLBACK:
+        a.transient = FALSE;
+        a.err = ifs_error_new(ECANCELED, 0, NULL,
+                              "%s: abandoned because infrafs is stopping", where);
+        break;
     case CURLE_WRITE_ERROR:
     case CURLE_FILESIZE_EXCEEDED:
         a.transient = FALSE;
         a.err = (rc == CURLE_FILESIZE_EXCEEDED || t->too_large) ?
             ifs_error_new(EIO, 0, NULL,
-                          "%s: the response is larger than %zu MiB; not reading it",
+                          "%s: the response is larger than %zu MiB, far more than any "
+                          "answer infrafs expects; not reading it (check `url`)",
                           where, MAX_BODY_BYTES / (1024 * 1024)) :
             ifs_error_new(EIO, 0, NULL, "%s: transfer from %s failed (%s)",
                           where, origin, detail);
@@ -1113,6 +1158,12 @@ IfsHttpResponse *ifs_http_request(IfsHttp *http, const char *method,
     to = (Target){ .url = url, .shown = path, .origin = http->origin, .own_origin = TRUE };
     retryable = method_is_retryable(method);
     for (attempt = 0;; attempt++) {
+        if (atomic_load(&http->cancelled)) {
+            /* (the previous attempt's error was freed below) */
+            a = (Attempt){ .err = ifs_error_new(ECANCELED, 0, NULL,
+                "%s: not sent because infrafs is stopping", where) };
+            break;
+        }
         a = attempt_once(http, method, &to, json_body, where);
         if (a.err) /* before it is logged or returned */
             redact_secret(a.err, http->secret);
@@ -1122,7 +1173,7 @@ IfsHttpResponse *ifs_http_request(IfsHttp *http, const char *method,
         ifs_error_free(a.err);
         /* With Retry-After the read gate above already waits. */
         if (!a.server_said_when)
-            g_usleep(backoff_us(http, attempt));
+            sleep_unless_cancelled(http, (gint64)backoff_us(http, attempt));
     }
     g_free(url);
     g_free(where);
@@ -1272,6 +1323,36 @@ void ifs_http_response_free(IfsHttpResponse *resp)
     g_free(resp);
 }
 
+/* Why a 2xx body is of no use, in words a user can act on: a web page
+ * where JSON belongs usually means a wrong `url` (a login page, a proxy's
+ * error page); nesting beyond json-c's depth limit is refused before it
+ * costs memory. */
+static IfsError *unreadable_answer(const char *where, const IfsHttpResponse *resp,
+                                   const char *why)
+{
+    const char *type = resp->content_type;
+    char *text, *excerpt;
+    IfsError *err;
+
+    if (why && strcmp(why, json_tokener_error_desc(json_tokener_error_depth)) == 0)
+        return ifs_error_new(EIO, resp->status, NULL,
+                             "%s: unreadable response (JSON nested more than %d levels "
+                             "deep; infrafs does not read it)",
+                             where, JSON_TOKENER_DEFAULT_DEPTH);
+    if (!type || strstr(type, "json") || resp->body_len == 0)
+        return ifs_error_new(EIO, resp->status, NULL, "%s: unreadable response (%s)",
+                             where, why ? why : "JSON null");
+    text = g_strndup(resp->body, MIN(resp->body_len, MAX_ERROR_BODY_BYTES));
+    excerpt = text_detail(type, text);
+    err = ifs_error_new(EIO, resp->status, NULL,
+                        "%s: unreadable response: HTTP %d with %s%s%s%s instead of JSON; "
+                        "check `url`", where, resp->status, type,
+                        excerpt ? " (\"" : "", excerpt ? excerpt : "", excerpt ? "\")" : "");
+    g_free(excerpt);
+    g_free(text);
+    return err;
+}
+
 json_object *ifs_http_get_json(IfsHttp *http, const char *path, IfsError **err)
 {
     IfsHttpResponse *resp = ifs_http_request(http, "GET", path, NULL, err);
@@ -1284,9 +1365,7 @@ json_object *ifs_http_get_json(IfsHttp *http, const char *path, IfsError **err)
     if (!json) {
         char *where = describe_request(http->account, "GET", path);
 
-        ifs_error_propagate(err, ifs_error_new(EIO, resp->status, NULL,
-                                               "%s: unreadable response (%s)",
-                                               where, why ? why : "JSON null"));
+        ifs_error_propagate(err, unreadable_answer(where, resp, why));
         g_free(where);
     }
     ifs_http_response_free(resp);
@@ -1352,6 +1431,9 @@ IfsHttp *ifs_http_new(const IfsHttpConfig *cfg)
     g_mutex_init(&http->throttle_lock);
     http->budget = -1;
     http->budget_limit = -1;
+    atomic_init(&http->cancelled, 0);
+    g_mutex_init(&http->sleep_lock);
+    g_cond_init(&http->sleep_cond);
     return http;
 }
 
@@ -1371,6 +1453,8 @@ void ifs_http_free(IfsHttp *http)
     g_ptr_array_free(http->idle_handles, TRUE);
     g_mutex_clear(&http->pool_lock);
     g_mutex_clear(&http->throttle_lock);
+    g_mutex_clear(&http->sleep_lock);
+    g_cond_clear(&http->sleep_cond);
     free_secret(http->secret);
     free_secret(http->auth_header_line);
     g_free(http->account);
@@ -1390,4 +1474,13 @@ gint64 ifs_http_rate_limit_remaining(IfsHttp *http)
 {
     g_return_val_if_fail(http, -1);
     return atomic_load(&http->rate_limit_remaining);
+}
+
+void ifs_http_cancel(IfsHttp *http)
+{
+    g_return_if_fail(http);
+    g_mutex_lock(&http->sleep_lock);
+    atomic_store(&http->cancelled, 1);
+    g_cond_broadcast(&http->sleep_cond);
+    g_mutex_unlock(&http->sleep_lock);
 }

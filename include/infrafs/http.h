@@ -75,6 +75,11 @@ gint64 ifs_http_rate_limit_remaining(IfsHttp *http);
  * an exhausted X-RateLimit budget; 0 or past when they are not. */
 gint64 ifs_http_reads_held_until(IfsHttp *http);
 
+/* For unmount: every request in progress or to come fails at once with
+ * ECANCELED (a silent server notices within about a second), and waits for
+ * rate limits or backoff end. Irreversible. */
+void ifs_http_cancel(IfsHttp *http);
+
 /* Pure helpers, exposed for tests. */
 /* Error answer -> IfsError. Understands RFC 7807 (code/title/detail),
  * {"error":{"code","message"}}, {"success":false,"error","message"},

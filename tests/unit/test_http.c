@@ -1239,6 +1239,137 @@ static void test_get_json(void)
     server_stop(srv);
 }
 
+/* A web page where JSON belongs (a login page, a proxy's error page) is
+ * named as such, with its title: usually `url` is wrong. */
+static void test_get_json_web_page(void)
+{
+    TestServer *srv = server_start();
+    IfsHttpConfig cfg = config_for(srv->origin);
+    IfsHttp *http = ifs_http_new(&cfg);
+    g_autoptr(IfsError) err = NULL;
+
+    server_reply(srv, 200, NULL, "text/html; charset=utf-8",
+                 "<!DOCTYPE html>\n<html><head><title>Sign in</title></head>"
+                 "<body>...</body></html>");
+    g_assert_null(ifs_http_get_json(http, "/api/v2/vps", &err));
+    g_assert_cmpint(err->errnum, ==, EIO);
+    g_assert_cmpint(err->http_status, ==, 200);
+    assert_contains(err->message, "account 'acct': GET /api/v2/vps: unreadable response: "
+                                  "HTTP 200 with text/html; charset=utf-8 (\"Sign in\") "
+                                  "instead of JSON; check `url`");
+    ifs_http_free(http);
+    server_stop(srv);
+}
+
+/* json-c stops at its depth limit: a hostile answer costs no memory and
+ * says what is wrong with it. */
+static void test_get_json_too_deep(void)
+{
+    TestServer *srv = server_start();
+    IfsHttpConfig cfg = config_for(srv->origin);
+    IfsHttp *http = ifs_http_new(&cfg);
+    g_autoptr(IfsError) err = NULL;
+    g_autoptr(IfsError) ok_err = NULL;
+    GString *deep = g_string_new(NULL);
+    GString *fine = g_string_new(NULL);
+    json_object *json;
+
+    for (int i = 0; i < 100000; i++)
+        g_string_append_c(deep, '[');
+    for (int i = 0; i < 100000; i++)
+        g_string_append_c(deep, ']');
+    for (int i = 0; i < 32; i++)
+        g_string_append_c(fine, '[');
+    for (int i = 0; i < 32; i++)
+        g_string_append_c(fine, ']');
+    server_reply(srv, 200, NULL, "application/json", deep->str);
+    server_reply(srv, 200, NULL, "application/json", fine->str);
+    g_assert_null(ifs_http_get_json(http, "/deep", &err));
+    g_assert_cmpint(err->errnum, ==, EIO);
+    assert_contains(err->message, "account 'acct': GET /deep: unreadable response (JSON "
+                                  "nested more than 32 levels deep");
+    json = ifs_http_get_json(http, "/fine", &ok_err);
+    g_assert_null(ok_err);
+    g_assert_nonnull(json);
+    json_object_put(json);
+    g_string_free(deep, TRUE);
+    g_string_free(fine, TRUE);
+    ifs_http_free(http);
+    server_stop(srv);
+}
+
+typedef struct {
+    IfsHttp *http;
+    guint after_ms;
+} Canceller;
+
+static gpointer cancel_later(gpointer data)
+{
+    Canceller *c = data;
+
+    g_usleep(c->after_ms * 1000);
+    ifs_http_cancel(c->http);
+    return NULL;
+}
+
+/* Unmount: a request stuck on a silent server ends at once, and nothing
+ * more is sent. */
+static void test_cancel_ends_a_stalled_request(void)
+{
+    TestServer *srv = server_start();
+    IfsHttpConfig cfg = config_for(srv->origin);
+    IfsHttp *http;
+    g_autoptr(IfsError) err = NULL;
+    g_autoptr(IfsError) after = NULL;
+    Canceller c;
+    GThread *t;
+    gint64 start = g_get_monotonic_time();
+
+    cfg.timeout_ms = 30000;
+    http = ifs_http_new(&cfg);
+    c = (Canceller){http, 300};
+    server_reply_late(srv, 20000);
+    t = g_thread_new("cancel", cancel_later, &c);
+    g_assert_null(ifs_http_request(http, "GET", "/silent", NULL, &err));
+    g_thread_join(t);
+    g_assert_cmpint(err->errnum, ==, ECANCELED);
+    assert_contains(err->message, "account 'acct': GET /silent: abandoned because infrafs "
+                                  "is stopping");
+    g_assert_cmpfloat(seconds_since(start), <, 2.5);
+    g_assert_cmpuint(server_request_count(srv), ==, 1); /* not retried */
+
+    g_assert_null(ifs_http_request(http, "POST", "/later", NULL, &after));
+    g_assert_cmpint(after->errnum, ==, ECANCELED);
+    g_assert_cmpuint(ifs_http_request_count(http), ==, 1);
+    ifs_http_free(http);
+    server_stop(srv);
+}
+
+/* A long Retry-After wait ends at once too. */
+static void test_cancel_ends_a_retry_after_wait(void)
+{
+    TestServer *srv = server_start();
+    IfsHttpConfig cfg = config_for(srv->origin);
+    IfsHttp *http;
+    g_autoptr(IfsError) err = NULL;
+    Canceller c;
+    GThread *t;
+    gint64 start = g_get_monotonic_time();
+
+    cfg.max_retry_wait_s = 60;
+    http = ifs_http_new(&cfg);
+    c = (Canceller){http, 300};
+    server_reply(srv, 503, "Retry-After: 30\r\n", "text/plain", "later");
+    t = g_thread_new("cancel", cancel_later, &c);
+    g_assert_null(ifs_http_request(http, "GET", "/busy", NULL, &err));
+    g_thread_join(t);
+    g_assert_cmpint(err->errnum, ==, ECANCELED);
+    g_assert_cmpfloat(seconds_since(start), <, 2.0);
+    g_assert_cmpuint(server_request_count(srv), ==, 1);
+    ifs_http_free(http);
+    server_stop(srv);
+}
+
 typedef struct {
     IfsHttp *http;
     guint ok;
@@ -1704,6 +1835,10 @@ int main(int argc, char **argv)
     g_test_init(&argc, &argv, NULL);
 
     g_test_add_func("/http/error/status-errno", test_status_errno);
+    g_test_add_func("/http/get-json/web-page", test_get_json_web_page);
+    g_test_add_func("/http/get-json/too-deep", test_get_json_too_deep);
+    g_test_add_func("/http/cancel/stalled-request", test_cancel_ends_a_stalled_request);
+    g_test_add_func("/http/cancel/retry-after-wait", test_cancel_ends_a_retry_after_wait);
     g_test_add_func("/http/error/hostup-problem", test_error_hostup_problem);
     g_test_add_func("/http/error/hostup-invalid-request", test_error_hostup_invalid_request);
     g_test_add_func("/http/error/heo", test_error_heo);
