@@ -229,6 +229,28 @@ static gpointer startup_main(gpointer data)
     return NULL;
 }
 
+/* ---- session end ------------------------------------------------------------ */
+
+/* libfuse joins its worker threads before fuse_session_loop_mt returns, and
+ * a worker blocked in a control write (an API that does not answer, a
+ * refresh it waits for) would hold up the unmount until HTTP timeouts run
+ * out. This thread notices the session's end (unmount, SIGTERM) and tells
+ * the store to abandon everything at once. */
+typedef struct {
+    struct fuse_session *se;
+    IfsStore *store;
+} ExitWatch;
+
+static gpointer exit_watch_main(gpointer data)
+{
+    ExitWatch *w = data;
+
+    while (!fuse_session_exited(w->se))
+        g_usleep(250 * 1000);
+    ifs_store_shutdown(w->store);
+    return NULL;
+}
+
 /* ---- SIGHUP: refresh everything ------------------------------------------------ */
 
 static int hup_pipe[2] = {-1, -1};
@@ -369,7 +391,8 @@ static int serve(IfsConfig *config, struct fuse_args *args, struct fuse_cmdline_
     IfsFs *fs;
     struct fuse_session *se;
     Startup startup = {store, (char *)mountpoint, o->startup_timeout, cmd->foreground};
-    GThread *startup_thread, *hup_thread;
+    GThread *startup_thread, *hup_thread, *exit_thread;
+    ExitWatch exit_watch;
     int rc = 1;
 
     for (guint i = 0; i < config->accounts->len; i++) {
@@ -405,7 +428,13 @@ static int serve(IfsConfig *config, struct fuse_args *args, struct fuse_cmdline_
     ifs_store_start(store);
     hup_thread = g_thread_new("sighup", hup_main, store);
     startup_thread = g_thread_new("startup", startup_main, &startup);
-    rc = run_mounted(se, cmd) == 0 ? 0 : 1;
+    exit_watch = (ExitWatch){se, store};
+    exit_thread = g_thread_new("exit-watch", exit_watch_main, &exit_watch);
+    rc = run_mounted(se, cmd);
+    /* SIGTERM and Ctrl-C ask for the stop that just happened cleanly. */
+    rc = rc == 0 || rc == SIGTERM || rc == SIGINT ? 0 : 1;
+    fuse_session_exit(se); /* (already so, unless the loop failed) */
+    g_thread_join(exit_thread);
     g_thread_join(startup_thread);
     ifs_store_stop(store);
     fuse_session_unmount(se);

@@ -367,7 +367,8 @@ static int run_refresh(Account *a)
     a->next_refresh = delay_us >= G_MAXINT64 / 2 ? 0 : store_now() + delay_us / G_USEC_PER_SEC;
     a->next_due_mono = g_get_monotonic_time() + MIN(delay_us, G_MAXINT64 / 2);
     g_mutex_unlock(&a->lock);
-    if (!ok && !a->store->opts.offline)
+    /* At unmount a cancelled refresh is expected, not worth a warning. */
+    if (!ok && !a->store->opts.offline && !store_stopping(a->store))
         g_warning("account '%s': refresh failed: %s", a->cfg->name, err->message);
     else if (ok && partial_changed) /* not again on every refresh */
         g_message("account '%s': refresh incomplete: %s", a->cfg->name, err->message);
@@ -682,13 +683,14 @@ void ifs_store_refresh_all(IfsStore *store)
         store_request_refresh(g_ptr_array_index(store->accounts, i), FALSE);
 }
 
-void ifs_store_stop(IfsStore *store)
+void ifs_store_shutdown(IfsStore *store)
 {
-    if (!store->started)
-        return;
     g_atomic_int_set(&store->stopping, 1);
     for (guint i = 0; i < store->accounts->len; i++) {
         Account *a = g_ptr_array_index(store->accounts, i);
+        /* A refresh, poll or control write stuck on a silent API must not
+         * hold up the unmount for minutes of timeouts and retries. */
+        ifs_http_cancel(a->http);
         g_mutex_lock(&a->lock);
         g_cond_broadcast(&a->cond);
         g_mutex_unlock(&a->lock);
@@ -696,6 +698,13 @@ void ifs_store_stop(IfsStore *store)
     g_mutex_lock(&store->op_lock);
     g_cond_broadcast(&store->op_cond);
     g_mutex_unlock(&store->op_lock);
+}
+
+void ifs_store_stop(IfsStore *store)
+{
+    if (!store->started)
+        return;
+    ifs_store_shutdown(store);
     for (guint i = 0; i < store->accounts->len; i++) {
         Account *a = g_ptr_array_index(store->accounts, i);
         g_thread_join(a->thread);

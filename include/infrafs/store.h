@@ -40,7 +40,11 @@ void ifs_store_start(IfsStore *store);
 gboolean ifs_store_wait_first_refresh(IfsStore *store, int timeout_s);
 /* SIGHUP: refresh every account now, without waiting. */
 void ifs_store_refresh_all(IfsStore *store);
-/* Stops threads and wakes blocked readers; then free. */
+/* The filesystem is going away (unmount, signal): stop refreshing, abandon
+ * HTTP requests in flight (ECANCELED) and end every wait, so that no FUSE
+ * request stays blocked on the network. Idempotent; any thread. */
+void ifs_store_shutdown(IfsStore *store);
+/* Shuts down, joins the store's threads; then free. */
 void ifs_store_stop(IfsStore *store);
 void ifs_store_free(IfsStore *store);
 
