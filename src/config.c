@@ -35,7 +35,7 @@
 /* Keys every account may have, whatever its type. */
 static const char *const common_keys[] = {
     "type", "url", "token", "token_file", "token_command",
-    "user", "cacert", "refresh", NULL,
+    "user", "timeout", "max_resources", "cacert", "refresh", NULL,
 };
 
 /* ------------------------------------------------------------------ */
@@ -683,6 +683,14 @@ static gboolean set_url(const Loader *ld, const RawSection *sec,
     return FALSE;
 }
 
+/* A whole number in [1, max] (digits only: g_ascii_string_to_unsigned()
+ * alone would take "+60"). */
+static gboolean parse_count(const char *text, guint64 max, guint64 *out)
+{
+    return strspn(text, "0123456789") == strlen(text) &&
+           g_ascii_string_to_unsigned(text, 10, 1, max, out, NULL);
+}
+
 static gboolean set_refresh(const Loader *ld, const RawSection *sec,
                             IfsAccountConfig *acct, IfsError **err)
 {
@@ -690,12 +698,8 @@ static gboolean set_refresh(const Loader *ld, const RawSection *sec,
     acct->refresh_s = -1;
     if (!e)
         return TRUE;
-    /* Digits only: g_ascii_string_to_unsigned() alone would take "+60". */
     guint64 seconds = 0;
-    gboolean ok = strspn(e->value, "0123456789") == strlen(e->value) &&
-                  g_ascii_string_to_unsigned(e->value, 10, 1, G_MAXINT,
-                                             &seconds, NULL);
-    if (ok) {
+    if (parse_count(e->value, G_MAXINT, &seconds)) {
         acct->refresh_s = (int)seconds;
         return TRUE;
     }
@@ -703,6 +707,42 @@ static gboolean set_refresh(const Loader *ld, const RawSection *sec,
         sec->name, "refresh", "'%s' is not a positive whole number of "
         "seconds; write e.g. refresh = 60", e->value));
     return FALSE;
+}
+
+/* Bounds of every HTTP request of the account, and of how many resources
+ * it may list (memory stays bounded by construction). */
+#define TIMEOUT_MAX_S 3600
+#define MAX_RESOURCES_MAX 10000000
+
+static gboolean set_limits(const Loader *ld, const RawSection *sec,
+                           IfsAccountConfig *acct, IfsError **err)
+{
+    const RawEntry *timeout = section_get(sec, "timeout");
+    const RawEntry *max_res = section_get(sec, "max_resources");
+    guint64 n = 0;
+
+    acct->timeout_s = -1;
+    acct->max_resources = -1;
+    if (timeout) {
+        if (!parse_count(timeout->value, TIMEOUT_MAX_S, &n)) {
+            ifs_error_propagate(err, config_error(EINVAL, ld->path, timeout->line,
+                sec->name, "timeout", "'%s' is not a whole number of seconds from 1 "
+                "to %d; write e.g. timeout = 30", timeout->value, TIMEOUT_MAX_S));
+            return FALSE;
+        }
+        acct->timeout_s = (int)n;
+    }
+    if (max_res) {
+        if (!parse_count(max_res->value, MAX_RESOURCES_MAX, &n)) {
+            ifs_error_propagate(err, config_error(EINVAL, ld->path, max_res->line,
+                sec->name, "max_resources", "'%s' is not a whole number from 1 to "
+                "%d; write e.g. max_resources = 200000", max_res->value,
+                MAX_RESOURCES_MAX));
+            return FALSE;
+        }
+        acct->max_resources = (int)n;
+    }
+    return TRUE;
 }
 
 static gboolean set_cacert(const Loader *ld, const RawSection *sec,
@@ -786,6 +826,7 @@ static IfsAccountConfig *account_from_section(const Loader *ld,
     set_extra(sec, schema, acct);
     if (!set_url(ld, sec, schema, acct, err) ||
         !set_refresh(ld, sec, acct, err) ||
+        !set_limits(ld, sec, acct, err) ||
         !set_cacert(ld, sec, acct, err)) {
         account_free(acct);
         return NULL;

@@ -320,9 +320,19 @@ static int run_refresh(Account *a)
         ok = FALSE;
         err = ifs_error_new(EROFS, 0, NULL, "mounted with -o offline: infrafs sends no "
                             "request; remount without offline to refresh");
-    } else if (a->pstate)
+    } else if (a->pstate) {
         ok = a->type->list(a->pstate, list, &err);
-    else {
+        if (ok && list->len > a->max_resources) {
+            /* Memory stays bounded whatever an API returns: refuse the
+             * whole answer rather than show an arbitrary part of it. */
+            ok = FALSE;
+            err = ifs_error_new(EIO, 0, NULL,
+                "account '%s': the API listed %u resources, more than max_resources "
+                "(%u); the last good data is kept; raise max_resources in the "
+                "account's section if this many are expected",
+                a->cfg->name, list->len, a->max_resources);
+        }
+    } else {
         ok = FALSE;
         err = ifs_error_copy(a->open_error);
     }
@@ -620,6 +630,9 @@ gboolean ifs_store_add_account(IfsStore *store, const IfsAccountConfig *cfg, Ifs
     hc.user = cfg->user;
     hc.secret = cfg->secret;
     hc.cacert = cfg->cacert;
+    hc.timeout_ms = cfg->timeout_s > 0 ? (long)cfg->timeout_s * 1000 : 0;
+    a->max_resources = cfg->max_resources > 0 ? (guint)cfg->max_resources
+                                              : IFS_DEFAULT_MAX_RESOURCES;
     a->http = ifs_http_new(&hc);
     a->pstate = type->open(a->http, cfg, &a->open_error);
     a->refresh_target = store_target_new(TARGET_REFRESH, a, NULL, NULL, "refresh");

@@ -17,6 +17,10 @@
  * interval, each delay spread by +-20 % so accounts and mounts do not
  * retry in step. */
 #define RETRY_FIRST_S 5
+/* Most resources one refresh may list unless the account sets
+ * max_resources: far above any real account, low enough that a runaway API
+ * cannot take the machine's memory. */
+#define IFS_DEFAULT_MAX_RESOURCES 200000
 
 typedef struct Account Account;
 typedef struct Operation Operation;

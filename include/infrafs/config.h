@@ -22,6 +22,8 @@ typedef struct {
     char *secret_source; /* "token in /path:12", "token_file /x", ... for messages */
     char *cacert;      /* absolute path or NULL */
     int refresh_s;     /* -1: not set in the file */
+    int timeout_s;     /* longest HTTP request in seconds; -1: not set (30) */
+    int max_resources; /* most resources a refresh may list; -1: not set */
     GHashTable *extra; /* provider key -> value (both char*) */
     int line;          /* line of the [section] header */
 } IfsAccountConfig;

@@ -480,7 +480,7 @@ static void test_unknown_key(Fixture *fx, gconstpointer data)
                  0600, EINVAL,
                  ":5: [hostup] unknown key 'refrsh' (known keys for type "
                  "hostup: type, url, token, token_file, token_command, user, "
-                 "cacert, refresh)", NULL);
+                 "timeout, max_resources, cacert, refresh)", NULL);
     expect_error(fx, "[heo]\ntype = heo\ntoken = x\nvps = a\nvpss = b\n",
                  0600, EINVAL, ":5: [heo] unknown key 'vpss'", "refresh, vps)",
                  NULL);
@@ -544,6 +544,36 @@ static void test_bad_refresh(Fixture *fx, gconstpointer data)
                                      "refresh = %s\n", bad[i]);
         expect_error(fx, text, 0600, EINVAL, ":4: [a] refresh: ",
                      "positive whole number of seconds", NULL);
+        g_free(text);
+    }
+}
+
+static void test_limits(Fixture *fx, gconstpointer data)
+{
+    (void)data;
+    IfsConfig *cfg = load_ok(fx,
+        "[a]\ntype = hostup\ntoken = x\ntimeout = 5\nmax_resources = 1000\n"
+        "[b]\ntype = hostup\ntoken = y\n");
+    g_assert_cmpint(account(cfg, 0)->timeout_s, ==, 5);
+    g_assert_cmpint(account(cfg, 0)->max_resources, ==, 1000);
+    g_assert_cmpint(account(cfg, 1)->timeout_s, ==, -1);
+    g_assert_cmpint(account(cfg, 1)->max_resources, ==, -1);
+    ifs_config_free(cfg);
+
+    const char *bad_timeout[] = { "0", "-1", "1.5", "3601", "30s", "+30" };
+    for (guint i = 0; i < G_N_ELEMENTS(bad_timeout); i++) {
+        char *text = g_strdup_printf("[a]\ntype = hostup\ntoken = x\n"
+                                     "timeout = %s\n", bad_timeout[i]);
+        expect_error(fx, text, 0600, EINVAL, ":4: [a] timeout: ",
+                     "whole number of seconds from 1 to 3600", NULL);
+        g_free(text);
+    }
+    const char *bad_max[] = { "0", "many", "10000001", "1e6" };
+    for (guint i = 0; i < G_N_ELEMENTS(bad_max); i++) {
+        char *text = g_strdup_printf("[a]\ntype = hostup\ntoken = x\n"
+                                     "max_resources = %s\n", bad_max[i]);
+        expect_error(fx, text, 0600, EINVAL, ":4: [a] max_resources: ",
+                     "whole number from 1 to 10000000", NULL);
         g_free(text);
     }
 }
@@ -704,6 +734,7 @@ int main(int argc, char **argv)
     ADD("/config/url", test_url);
     ADD("/config/duplicates", test_duplicates);
     ADD("/config/bad-refresh", test_bad_refresh);
+    ADD("/config/limits", test_limits);
     ADD("/config/bad-section-name", test_bad_section_name);
     ADD("/config/syntax-errors", test_syntax_errors);
     ADD("/config/empty-config", test_empty_config);
