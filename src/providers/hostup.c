@@ -16,6 +16,11 @@ typedef struct {
     /* Accounts with at most this many VPSes get /details and /status read for
      * each VPS on every refresh; larger ones show the list's fields only. */
     long detail_limit;
+    /* The last good /details and /status answer of each VPS (private deep
+     * copies): when one of those reads fails, its fields stay as they were
+     * instead of vanishing from the tree until the next refresh. */
+    GMutex lock;
+    GHashTable *last_extra[2]; /* id -> json_object* */
 } Hostup;
 
 static const char *const hostup_kinds[] = {"vps", NULL};
@@ -37,6 +42,11 @@ static const IfsControlSpec hostup_controls[] = {
     {NULL, NULL, NULL},
 };
 
+static void put_json(gpointer obj)
+{
+    json_object_put(obj);
+}
+
 static gpointer hostup_open(IfsHttp *http, const IfsAccountConfig *cfg, IfsError **err)
 {
     Hostup *h = g_new0(Hostup, 1);
@@ -46,12 +56,19 @@ static gpointer hostup_open(IfsHttp *http, const IfsAccountConfig *cfg, IfsError
     h->http = http;
     h->account = g_strdup(cfg->name);
     h->detail_limit = DEFAULT_DETAIL_LIMIT;
+    g_mutex_init(&h->lock);
+    for (gsize i = 0; i < G_N_ELEMENTS(h->last_extra); i++)
+        h->last_extra[i] = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                                 put_json);
     if (limit) {
         h->detail_limit = strtol(limit, &end, 10);
         if (!*limit || *end || h->detail_limit < 0) {
             ifs_error_propagate(err, ifs_error_new(EINVAL, 0, NULL,
                 "account '%s': detail_limit must be a whole number >= 0, not '%s'",
                 cfg->name, limit));
+            for (gsize i = 0; i < G_N_ELEMENTS(h->last_extra); i++)
+                g_hash_table_destroy(h->last_extra[i]);
+            g_mutex_clear(&h->lock);
             g_free(h->account);
             g_free(h);
             return NULL;
@@ -64,6 +81,9 @@ static void hostup_close(gpointer state)
 {
     Hostup *h = state;
 
+    for (gsize i = 0; i < G_N_ELEMENTS(h->last_extra); i++)
+        g_hash_table_destroy(h->last_extra[i]);
+    g_mutex_clear(&h->lock);
     g_free(h->account);
     g_free(h);
 }
@@ -121,8 +141,18 @@ static void merge_fields(json_object *obj, json_object *extra, gboolean override
     }
 }
 
+static json_object *private_copy(json_object *obj)
+{
+    json_object *copy = NULL;
+
+    if (json_object_deep_copy(obj, &copy, NULL) != 0)
+        return NULL;
+    return copy;
+}
+
 /* /details (action gates and more) and /status (live power state, usage).
- * A failure leaves the object as the list or detail gave it. */
+ * A failed read merges that endpoint's last good answer instead, if there
+ * is one; else the object stays as the list or detail gave it. */
 static void enrich(Hostup *h, const char *id, json_object *obj)
 {
     static const char *const suffixes[] = {"/details", "/status"};
@@ -131,16 +161,50 @@ static void enrich(Hostup *h, const char *id, json_object *obj)
         char *path = vps_path(id, suffixes[i]);
         IfsError *err = NULL;
         json_object *extra = get_object(h, path, &err);
+        json_object *kept;
 
+        g_mutex_lock(&h->lock);
+        if (extra) {
+            if ((kept = private_copy(extra)) != NULL)
+                g_hash_table_replace(h->last_extra[i], g_strdup(id), kept);
+        } else {
+            kept = g_hash_table_lookup(h->last_extra[i], id);
+            extra = kept ? private_copy(kept) : NULL;
+            g_debug("%s%s", err->message, extra ? "; showing its last good answer" : "");
+            ifs_error_free(err);
+        }
+        g_mutex_unlock(&h->lock);
         if (extra) {
             merge_fields(obj, extra, i == 1);
             json_object_put(extra);
-        } else {
-            g_debug("%s", err->message);
-            ifs_error_free(err);
         }
         g_free(path);
     }
+}
+
+/* Forget the kept answers of VPSes the list no longer shows (or all of
+ * them, when the account is too large for detail reads). */
+static void forget_gone(Hostup *h, GPtrArray *found, gboolean enriching)
+{
+    GHashTable *live = g_hash_table_new(g_str_hash, g_str_equal);
+
+    for (guint i = 0; enriching && i < found->len; i++) {
+        IfsResource *r = g_ptr_array_index(found, i);
+        if (r->id)
+            g_hash_table_add(live, r->id);
+    }
+    g_mutex_lock(&h->lock);
+    for (gsize i = 0; i < G_N_ELEMENTS(h->last_extra); i++) {
+        GHashTableIter it;
+        gpointer id;
+
+        g_hash_table_iter_init(&it, h->last_extra[i]);
+        while (g_hash_table_iter_next(&it, &id, NULL))
+            if (!g_hash_table_contains(live, id))
+                g_hash_table_iter_remove(&it);
+    }
+    g_mutex_unlock(&h->lock);
+    g_hash_table_destroy(live);
 }
 
 static IfsResource *vps_resource(json_object *item)
@@ -223,6 +287,7 @@ static gboolean hostup_list(gpointer state, GPtrArray *out, IfsError **err)
         g_ptr_array_unref(found);
         return FALSE;
     }
+    forget_gone(h, found, (long)found->len <= h->detail_limit);
     if ((long)found->len <= h->detail_limit)
         for (guint i = 0; i < found->len; i++) {
             IfsResource *r = g_ptr_array_index(found, i);
