@@ -516,9 +516,61 @@ def test_fault_drop(sim):
     assert sim.admin("GET", "/hostup/jobs")[1] == []     # dropped before acting
 
 
+@pytest.mark.parametrize("chunked", [False, True])
+def test_fault_oversized_streams_valid_json_of_the_exact_size(sim, chunked):
+    size = 3 * 1024 * 1024 + 7
+    sim.fault(action="oversized", size=size, chunked=chunked)
+    status, headers, body = sim.get("/api/v2/vps", raw=True)
+    assert status == 200 and headers["Content-Type"] == "application/json"
+    assert (headers.get("Content-Length") is None) == chunked
+    assert len(body) == size
+    assert json.loads(body)["data"] == []
+
+
+def test_chaos_fails_about_rate_of_requests_with_the_kinds_asked(sim):
+    status, chaos = sim.admin("POST", "/chaos", {"rate": 0.5, "kinds": ["5xx", "429"],
+                                                 "seed": 7})
+    assert status == 200 and chaos["rate"] == 0.5
+    statuses = [sim.get("/api/v2/vps?limit=1")[0] for _ in range(200)]
+    failed = [s for s in statuses if s != 200]
+    assert 60 <= len(failed) <= 140
+    assert set(failed) <= {500, 502, 503, 429} and 429 in failed
+    _, chaos = sim.admin("GET", "/chaos")
+    assert chaos["requests"] == 200
+    assert chaos["injected"]["5xx"] + chaos["injected"]["429"] == len(failed)
+    log = sim.admin("GET", "/requests")[1]
+    assert sorted({e["fault"] for e in log if e["fault"]}) == ["random:429", "random:5xx"]
+    # Explicit rules come first; DELETE (and reset) turn chaos off.
+    sim.admin("DELETE", "/chaos")
+    assert all(sim.get("/api/v2/vps?limit=1")[0] == 200 for _ in range(20))
+
+
+@pytest.mark.parametrize("settings", [{"rate": 2}, {"rate": 0.1, "kinds": ["boom"]},
+                                      {"rate": 0.1, "kinds": []}, {"delay_ms": -1},
+                                      {"colour": "red"}])
+def test_bad_chaos_settings_are_refused(sim, settings):
+    status, body = sim.admin("POST", "/chaos", settings)
+    assert status == 400 and body["error"]
+
+
+def test_fault_rate_option_sets_chaos_at_start_and_reset_returns_to_it(tmp_path):
+    proc, ports, err_path = start_sim(tmp_path, "--quiet", "--fault-rate", "0.25",
+                                      "--fault-delay-ms", "10")
+    try:
+        s = Sim(ports["hostup"])
+        s.admin("POST", "/chaos", {"rate": 0})
+        assert s.admin("POST", "/reset") == (200, {"ok": True})
+        _, chaos = s.admin("GET", "/chaos")
+        assert chaos["rate"] == 0.25 and chaos["delay_ms"] == 10
+    finally:
+        stop_sim(proc, err_path)
+
+
 @pytest.mark.parametrize("rule", [
     {"action": "explode"}, {"action": "status"}, {"action": "status", "status": 100},
     {"action": "drop", "times": -1}, {"action": "drop", "path": "("},
+    {"action": "oversized"}, {"action": "oversized", "size": 5},
+    {"action": "oversized", "size": 100, "chunked": "yes"},
 ])
 def test_bad_fault_rules_are_refused(sim, rule):
     status, body = sim.admin("POST", "/faults", rule)
