@@ -150,17 +150,27 @@ static json_object *private_copy(json_object *obj)
     return copy;
 }
 
+/* No answer at all, as opposed to an answer saying no. */
+static gboolean api_unreachable(const IfsError *err)
+{
+    return err->errnum == ETIMEDOUT || err->errnum == EHOSTUNREACH ||
+           err->errnum == ECANCELED;
+}
+
 /* /details (action gates and more) and /status (live power state, usage).
  * A failed read merges that endpoint's last good answer instead, if there
- * is one; else the object stays as the list or detail gave it. */
-static void enrich(Hostup *h, const char *id, json_object *obj)
+ * is one; else the object stays as the list or detail gave it. With
+ * `*unreachable` set nothing is requested (the kept answers are used), and
+ * it is set when the API stopped answering: a silent API then costs a
+ * refresh one timeout, not two per VPS. */
+static void enrich(Hostup *h, const char *id, json_object *obj, gboolean *unreachable)
 {
     static const char *const suffixes[] = {"/details", "/status"};
 
     for (gsize i = 0; i < G_N_ELEMENTS(suffixes); i++) {
         char *path = vps_path(id, suffixes[i]);
         IfsError *err = NULL;
-        json_object *extra = get_object(h, path, &err);
+        json_object *extra = *unreachable ? NULL : get_object(h, path, &err);
         json_object *kept;
 
         g_mutex_lock(&h->lock);
@@ -170,8 +180,11 @@ static void enrich(Hostup *h, const char *id, json_object *obj)
         } else {
             kept = g_hash_table_lookup(h->last_extra[i], id);
             extra = kept ? private_copy(kept) : NULL;
-            g_debug("%s%s", err->message, extra ? "; showing its last good answer" : "");
-            ifs_error_free(err);
+            if (err) {
+                g_debug("%s%s", err->message, extra ? "; showing its last good answer" : "");
+                *unreachable = api_unreachable(err);
+                ifs_error_free(err);
+            }
         }
         g_mutex_unlock(&h->lock);
         if (extra) {
@@ -288,12 +301,15 @@ static gboolean hostup_list(gpointer state, GPtrArray *out, IfsError **err)
         return FALSE;
     }
     forget_gone(h, found, (long)found->len <= h->detail_limit);
-    if ((long)found->len <= h->detail_limit)
+    if ((long)found->len <= h->detail_limit) {
+        gboolean unreachable = FALSE;
+
         for (guint i = 0; i < found->len; i++) {
             IfsResource *r = g_ptr_array_index(found, i);
             if (r->id)
-                enrich(h, r->id, r->object);
+                enrich(h, r->id, r->object, &unreachable);
         }
+    }
     for (guint i = 0; i < found->len; i++)
         g_ptr_array_add(out, ifs_resource_ref(g_ptr_array_index(found, i)));
     g_ptr_array_unref(found);
@@ -311,7 +327,10 @@ static IfsResource *hostup_fetch(gpointer state, const char *kind, const char *i
     g_free(path);
     if (!obj)
         return NULL;
-    enrich(h, id, obj);
+    {
+        gboolean unreachable = FALSE;
+        enrich(h, id, obj, &unreachable);
+    }
     return ifs_resource_new("vps", id, obj);
 }
 
