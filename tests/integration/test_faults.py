@@ -149,6 +149,30 @@ def test_failing_detail_reads_keep_the_last_good_detail_fields(fresh_sim, make_m
     assert sorted(after) == sorted(before)
 
 
+def test_a_silent_detail_endpoint_costs_a_refresh_one_timeout_not_one_per_vps(fresh_sim,
+                                                                              make_mount):
+    """Against /details and /status that never answer, a refresh of N VPSes
+    must not take 2 x N x (4 attempts x timeout + backoff)."""
+    m = make_mount(hostup_config(fresh_sim, refresh=300, timeout=1))
+    before = data_snapshot(m)
+    vps_id = fresh_sim.vps_ids()[0]
+    fresh_sim.patch_vps(vps_id, {"name": "listed-while-details-hang"})
+    fresh_sim.fault(action="delay", delay_ms=3000, method="GET", path=r"/(details|status)$",
+                    times=0)
+    fresh_sim.clear_requests()
+
+    got, took = timed(write_errno, refresh_path(m), "1\n")
+
+    assert got == 0, os.strerror(got)
+    assert took <= 4 * 1 + 3.5 + 2, f"the refresh took {took:.1f}s"
+    assert len(fresh_sim.requests("GET", r"/(details|status)$")) == 4, \
+        "kept asking an API that had stopped answering"
+    assert m.provider("state") == "ok\n"
+    assert m.read("vps", "hostup", vps_id, "name") == "listed-while-details-hang\n"
+    assert os.path.exists(m.vps(vps_id, "actions", "can_start", "allowed"))
+    assert sorted(data_snapshot(m)) == sorted(before)
+
+
 # ---- reads never wait ------------------------------------------------------------
 
 def test_reads_stay_under_2s_while_every_api_request_stalls(fresh_sim, make_mount):
@@ -179,6 +203,30 @@ def test_reads_stay_under_2s_while_every_api_request_stalls(fresh_sim, make_moun
     # Unmounting abandons the stalled request: no wait for the timeout.
     _, took = timed(m.umount)
     assert took < 5, f"unmount took {took:.1f}s"
+
+
+@pytest.mark.xfail(strict=True, reason="bug: with FUSE_CAP_NO_OPEN_SUPPORT control files "
+                   "go through the page cache; a write holds the file's page locked until the "
+                   "API answers and O_TRUNC empties it, so a concurrent read of that control "
+                   "file blocks for the whole API call or reads nothing (src/fs.c)")
+def test_reading_a_control_file_while_a_write_to_it_waits_on_the_api(fresh_sim, make_mount):
+    m = make_mount(hostup_config(fresh_sim, refresh=300))
+    fresh_sim.fault(action="delay", delay_ms=6000, method="GET", path=LIST, times=0)
+    writer = subprocess.Popen([sys.executable, "-c",
+                               "import os, sys\n"
+                               "fd = os.open(sys.argv[1], os.O_WRONLY | os.O_TRUNC)\n"
+                               "os.write(fd, b'1\\n')\n", refresh_path(m)])
+    try:
+        wait_for(lambda: fresh_sim.admin("GET", "/_sim/faults")[0]["hits"] > 0, timeout=5,
+                 what="the refresh to be stuck in the API")
+        time.sleep(0.3)
+
+        out, took = timed(sh, f"cat {q(refresh_path(m))}", timeout=20)
+
+        assert took < 2, f"reading the control file took {took:.1f}s"
+        assert out.stdout == "1\n"
+    finally:
+        assert writer.wait(timeout=20) == 0
 
 
 # ---- control writes under faults ---------------------------------------------------
