@@ -211,7 +211,7 @@ def test_reads_stay_under_2s_while_every_api_request_stalls(fresh_sim, make_moun
                    "file blocks for the whole API call or reads nothing (src/fs.c)")
 def test_reading_a_control_file_while_a_write_to_it_waits_on_the_api(fresh_sim, make_mount):
     m = make_mount(hostup_config(fresh_sim, refresh=300))
-    fresh_sim.fault(action="delay", delay_ms=6000, method="GET", path=LIST, times=0)
+    fresh_sim.fault(action="delay", delay_ms=3000, method="GET", path=LIST, times=0)
     writer = subprocess.Popen([sys.executable, "-c",
                                "import os, sys\n"
                                "fd = os.open(sys.argv[1], os.O_WRONLY | os.O_TRUNC)\n"
@@ -270,7 +270,7 @@ def test_a_stalled_action_fails_etimedout_after_one_timeout_and_one_post(fresh_s
     ({"action": "status", "status": 503}, errno.EIO),
     ({"action": "status", "status": 429}, errno.EAGAIN),
     ({"action": "drop"}, errno.EIO),
-])
+], ids=["503", "429", "drop"])
 def test_a_power_write_whose_gate_read_keeps_failing_says_so(fresh_sim, make_mount, rule,
                                                             want):
     m = make_mount(hostup_config(fresh_sim, refresh=300))
