@@ -100,6 +100,33 @@ def read(path):
         return f.read()
 
 
+def snapshot(root):
+    """{relative path: content or None for directories} of a whole subtree."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for d in dirnames:
+            out[os.path.relpath(os.path.join(dirpath, d), root)] = None
+        for f in filenames:
+            out[os.path.relpath(os.path.join(dirpath, f), root)] = read(os.path.join(dirpath, f))
+    return out
+
+
+def resource_entries(directory, skip_top):
+    """As snapshot(directory), leaving out the top-level entries named in
+    `skip_top` (what infrafs adds to a resource beside the API's fields)."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(directory):
+        rel = os.path.relpath(dirpath, directory)
+        if rel == ".":
+            dirnames[:] = [d for d in dirnames if d not in skip_top]
+            filenames = [f for f in filenames if f not in skip_top]
+        for d in dirnames:
+            out[os.path.normpath(os.path.join(rel, d))] = None
+        for f in filenames:
+            out[os.path.normpath(os.path.join(rel, f))] = read(os.path.join(dirpath, f))
+    return out
+
+
 def timed(fn, *args, **kw):
     """(result, seconds) of fn(*args, **kw)."""
     start = time.monotonic()

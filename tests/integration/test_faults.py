@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import (INFRAFS, ISO_UTC, TOKEN, hostup_config, q, read, sh, timed,
+from conftest import (snapshot, INFRAFS, ISO_UTC, TOKEN, hostup_config, q, read, sh, timed,
                       wait_for, write_errno)
 
 LIST = r"^/api/v2/vps$"
@@ -27,17 +27,6 @@ MIB = 1024 * 1024
 MAX_BODY = 64 * MIB
 HTML = ("<!DOCTYPE html>\n<html><head><title>Sign in - Example Portal</title></head>"
         "<body><form>...</form></body></html>\n")
-
-
-def snapshot(root):
-    """{relative path: content or None for directories} of a whole subtree."""
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for d in dirnames:
-            out[os.path.relpath(os.path.join(dirpath, d), root)] = None
-        for f in filenames:
-            out[os.path.relpath(os.path.join(dirpath, f), root)] = read(os.path.join(dirpath, f))
-    return out
 
 
 def data_snapshot(mnt):

@@ -9,7 +9,7 @@ import signal
 
 import pytest
 
-from conftest import (ISO_UTC, TOKEN, hostup_config, read, sh, q, timed, wait_for,
+from conftest import (snapshot, ISO_UTC, TOKEN, hostup_config, read, sh, q, timed, wait_for,
                       write_errno)
 
 PROVIDER_FILES = {"type", "url", "state", "last_refresh", "next_refresh", "last_error",
@@ -19,17 +19,6 @@ PROVIDER_FILES = {"type", "url", "state", "last_refresh", "next_refresh", "last_
 def utc(text):
     return datetime.datetime.strptime(text.strip(), "%Y-%m-%dT%H:%M:%SZ").replace(
         tzinfo=datetime.timezone.utc)
-
-
-def snapshot(root):
-    """{relative path: content or None for directories} of a whole subtree."""
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for d in dirnames:
-            out[os.path.relpath(os.path.join(dirpath, d), root)] = None
-        for f in filenames:
-            out[os.path.relpath(os.path.join(dirpath, f), root)] = read(os.path.join(dirpath, f))
-    return out
 
 
 def list_requests(sim):

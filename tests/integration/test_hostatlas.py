@@ -11,7 +11,7 @@ import stat
 
 import pytest
 
-from conftest import account_config, q, read, sh, wait_for, write_errno
+from conftest import resource_entries, account_config, q, read, sh, wait_for, write_errno
 
 ACCOUNT = "hostatlas"
 REFRESH_FAILED = r"refresh failed"
@@ -99,17 +99,7 @@ def expected_entries(obj, prefix=""):
 
 
 def actual_entries(directory, skip_top=SYNTHESIZED):
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(directory):
-        rel = os.path.relpath(dirpath, directory)
-        if rel == ".":
-            dirnames[:] = [d for d in dirnames if d not in skip_top]
-            filenames = [f for f in filenames if f not in skip_top]
-        for d in dirnames:
-            out[os.path.normpath(os.path.join(rel, d))] = None
-        for f in filenames:
-            out[os.path.normpath(os.path.join(rel, f))] = read(os.path.join(dirpath, f))
-    return out
+    return resource_entries(directory, skip_top)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import TOKEN, hostup_config, read, sh, q, wait_for
+from conftest import resource_entries, TOKEN, hostup_config, read, sh, q, wait_for
 
 # Entries infrafs adds to a HostUp VPS directory besides the API's fields.
 SYNTHESIZED = {"json", "power", "last_action", "operation"}
@@ -60,17 +60,7 @@ def expected_entries(obj, prefix=""):
 
 
 def actual_entries(directory, skip_top=SYNTHESIZED):
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(directory):
-        rel = os.path.relpath(dirpath, directory)
-        if rel == ".":
-            dirnames[:] = [d for d in dirnames if d not in skip_top]
-            filenames = [f for f in filenames if f not in skip_top]
-        for d in dirnames:
-            out[os.path.normpath(os.path.join(rel, d))] = None
-        for f in filenames:
-            out[os.path.normpath(os.path.join(rel, f))] = read(os.path.join(dirpath, f))
-    return out
+    return resource_entries(directory, skip_top)
 
 
 def all_paths(root):
