@@ -6,8 +6,7 @@
 #include <errno.h>
 #include <string.h>
 
-static const IfsCommandSpec refresh_commands[] = {{"1", IFS_FORCE_NEVER}, {NULL, 0}};
-const IfsControlSpec store_refresh_spec = {"providers", "refresh", refresh_commands};
+const IfsControlSpec store_refresh_spec = {"providers", "refresh", ifs_trigger_commands};
 
 /* ---- targets and operations --------------------------------------------- */
 

@@ -11,6 +11,8 @@
 
 #define FORCE_WORD "force"
 
+const IfsCommandSpec ifs_trigger_commands[] = {{"1", IFS_FORCE_NEVER}, {NULL, 0}};
+
 char *ifs_control_commands_line(const IfsControlSpec *spec)
 {
     GString *line = g_string_new(NULL);

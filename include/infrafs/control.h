@@ -26,6 +26,9 @@ typedef struct {
     gboolean force;
 } IfsCommand;
 
+/* What every trigger file (refresh, sync, ping, kill, remove) accepts: "1". */
+extern const IfsCommandSpec ifs_trigger_commands[];
+
 /* "start shutdown stop restart reset\n": every verb the file accepts. */
 char *ifs_control_commands_line(const IfsControlSpec *spec);
 

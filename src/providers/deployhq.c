@@ -31,14 +31,9 @@ typedef gboolean (*ListParser)(json_object *answer, const char *where, GPtrArray
 static const char *const deployhq_kinds[] = {"vps", "regions", "sizes", NULL};
 
 /* Trigger files: one word, "1". */
-static const IfsCommandSpec trigger_commands[] = {
-    {"1", IFS_FORCE_NEVER},
-    {NULL, 0},
-};
-
 static const IfsControlSpec deployhq_controls[] = {
-    {"vps", "sync", trigger_commands},
-    {"vps", "retry_provision", trigger_commands},
+    {"vps", "sync", ifs_trigger_commands},
+    {"vps", "retry_provision", ifs_trigger_commands},
     {NULL, NULL, NULL},
 };
 

@@ -36,14 +36,9 @@ typedef struct {
 
 static const char *const dokploy_kinds[] = {"deployments", NULL};
 
-static const IfsCommandSpec trigger_commands[] = {
-    {"1", IFS_FORCE_NEVER},
-    {NULL, 0},
-};
-
 static const IfsControlSpec dokploy_controls[] = {
-    {"deployments", "kill", trigger_commands},
-    {"deployments", "remove", trigger_commands},
+    {"deployments", "kill", ifs_trigger_commands},
+    {"deployments", "remove", ifs_trigger_commands},
     {NULL, NULL, NULL},
 };
 

@@ -31,13 +31,8 @@ typedef struct {
 static const char *const hostatlas_kinds[] = {"servers", "incidents", "heartbeats", NULL};
 static const char *const hostatlas_keys[] = {"detail_concurrency", NULL};
 
-static const IfsCommandSpec ping_commands[] = {
-    {"1", IFS_FORCE_NEVER},
-    {NULL, 0},
-};
-
 static const IfsControlSpec hostatlas_controls[] = {
-    {"heartbeats", "ping", ping_commands},
+    {"heartbeats", "ping", ifs_trigger_commands},
     {NULL, NULL, NULL},
 };
 
