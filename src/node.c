@@ -393,6 +393,11 @@ IfsNode *ifs_node_merge_unchanged(IfsNode *fresh, const IfsNode *old)
         ifs_node_unref(fresh);
         return ifs_node_ref((IfsNode *)old);
     }
+    /* Same commands, new target: to the kernel the same file, and so the
+     * same mtime (diff_node tells it nothing). */
+    if (fresh->type == IFS_NODE_CONTROL && old->type == IFS_NODE_CONTROL &&
+        same_bytes(fresh, old))
+        fresh->mtime = old->mtime;
     return fresh;
 }
 
@@ -472,10 +477,15 @@ static void diff_node(const IfsNode *old, const IfsNode *fresh, uint64_t parent_
         diff_dir(old, fresh, sink);
         return;
     }
+    /* What the kernel caches of a control file is its command list; a
+     * writer blocked in it may hold its page locked until the API answers,
+     * so it is invalidated only when that list really changed. */
+    if (old->type == IFS_NODE_CONTROL && same_bytes(old, fresh))
+        return;
     if (ifs_node_same_content(old, fresh) && old->mtime == fresh->mtime)
         return;
     if (old->type == IFS_NODE_WAIT && sink->wait_changed)
-        sink->wait_changed(sink->data, old->ino);
+        sink->wait_changed(sink->data, fresh);
     else
         report_changed(sink, old->ino);
 }

@@ -57,7 +57,7 @@ char *store_resource_key(const char *kind, const char *id)
 
 typedef struct {
     IfsStore *store;
-    GArray *waits; /* guint64: wait files to invalidate after waking readers */
+    GPtrArray *waits; /* IfsNode*: wait files to invalidate after waking readers */
 } DiffSink;
 
 static void sink_changed(void *data, uint64_t ino)
@@ -68,12 +68,11 @@ static void sink_changed(void *data, uint64_t ino)
         s->inv.inval_inode(s->inv.data, ino);
 }
 
-static void sink_wait_changed(void *data, uint64_t ino)
+static void sink_wait_changed(void *data, const IfsNode *fresh)
 {
     DiffSink *d = data;
-    guint64 v = ino;
 
-    g_array_append_val(d->waits, v);
+    g_ptr_array_add(d->waits, ifs_node_ref((IfsNode *)fresh));
 }
 
 static void sink_removed(void *data, uint64_t parent, const char *name)
@@ -104,15 +103,24 @@ static void wait_replies(IfsStore *s, Operation *op)
     g_mutex_unlock(&s->op_lock);
 }
 
-/* Swap in a new root, then tell the kernel what changed. Readers blocked in
- * operation/wait of operations that just ended are woken after every other
- * invalidation (so what they read next is current) and before their own
- * file is invalidated (they hold its page lock until they return). */
-static void publish_root(IfsStore *s, GPtrArray *finished_ops)
+static Operation *wait_node_operation(const IfsNode *wait)
+{
+    return wait->target ? wait->target->op : NULL;
+}
+
+/* Swap in a new root, then tell the kernel what changed.
+ *
+ * The invariant: the publisher never invalidates a page that a request
+ * blocked in this daemon can hold locked. Readers of operation/wait hold
+ * theirs until they are answered, so every wait file whose text changed
+ * (only its operation's own finishing publish changes it) has its readers
+ * woken, after every other invalidation (so what they read next is
+ * current), and answered before the file itself is invalidated. */
+static void publish_root(IfsStore *s)
 {
     IfsNode *fresh = store_build_root(s);
     IfsNode *old;
-    DiffSink d = {s, g_array_new(FALSE, FALSE, sizeof(guint64))};
+    DiffSink d = {s, g_ptr_array_new_with_free_func((GDestroyNotify)ifs_node_unref)};
     IfsNodeDiffSink sink = {
         .changed = sink_changed,
         .removed = sink_removed,
@@ -132,14 +140,43 @@ static void publish_root(IfsStore *s, GPtrArray *finished_ops)
         ifs_node_diff(old, fresh, &sink);
         ifs_node_unref(old);
     }
-    for (guint i = 0; i < finished_ops->len; i++)
-        store_mark_done(s, g_ptr_array_index(finished_ops, i));
-    for (guint i = 0; i < finished_ops->len; i++)
-        wait_replies(s, g_ptr_array_index(finished_ops, i));
-    for (guint i = 0; i < d.waits->len; i++)
+    for (guint i = 0; i < d.waits->len; i++) {
+        Operation *op = wait_node_operation(g_ptr_array_index(d.waits, i));
+        if (op)
+            store_mark_done(s, op);
+    }
+    for (guint i = 0; i < d.waits->len; i++) {
+        IfsNode *wait = g_ptr_array_index(d.waits, i);
+        if (wait_node_operation(wait))
+            wait_replies(s, wait_node_operation(wait));
         if (s->inv.inval_inode)
-            s->inv.inval_inode(s->inv.data, g_array_index(d.waits, guint64, i));
-    g_array_unref(d.waits);
+            s->inv.inval_inode(s->inv.data, wait->ino);
+    }
+    g_ptr_array_unref(d.waits);
+}
+
+/* The operations that end in this publish: their wait files show the final
+ * text from now on (a rebuild of their resource is forced). Readers are
+ * woken in publish_root, or here when the file is no longer in the tree. */
+static void show_final(IfsStore *s, GPtrArray *finished_ops)
+{
+    for (guint i = 0; i < finished_ops->len; i++) {
+        Operation *op = g_ptr_array_index(finished_ops, i);
+        Account *a = op->account;
+        char *key = store_resource_key(op->res_kind, op->res_id);
+
+        g_mutex_lock(&s->op_lock);
+        op->shown_final = TRUE;
+        g_mutex_unlock(&s->op_lock);
+        g_mutex_lock(&a->lock);
+        {
+            Extras *x = g_hash_table_lookup(a->extras, key);
+            if (x && x->op == op)
+                x->gen++;
+        }
+        g_mutex_unlock(&a->lock);
+        g_free(key);
+    }
 }
 
 static void done_signal(Done *d)
@@ -166,19 +203,27 @@ static gpointer publisher_main(gpointer data)
         } while ((req = g_async_queue_try_pop(s->publish_q)) != NULL);
         for (guint i = 0; i < batch->len; i++) {
             PublishReq *r = g_ptr_array_index(batch, i);
+            if (r->finished_op)
+                g_ptr_array_add(finished, r->finished_op);
+        }
+        show_final(s, finished);
+        for (guint i = 0; i < batch->len; i++) {
+            PublishReq *r = g_ptr_array_index(batch, i);
             gboolean dup = FALSE;
             if (!r->account) {
                 stop = TRUE;
                 continue;
             }
-            if (r->finished_op)
-                g_ptr_array_add(finished, r->finished_op);
             for (guint j = 0; j < i && !dup; j++)
                 dup = ((PublishReq *)g_ptr_array_index(batch, j))->account == r->account;
             if (!dup)
                 store_build_account(r->account);
         }
-        publish_root(s, finished);
+        publish_root(s);
+        /* An operation whose file left the tree (its resource is gone, or a
+         * newer operation replaced it) has readers all the same. */
+        for (guint i = 0; i < finished->len; i++)
+            store_mark_done(s, g_ptr_array_index(finished, i));
         for (guint i = 0; i < batch->len; i++) {
             PublishReq *r = g_ptr_array_index(batch, i);
             if (r->done)

@@ -50,6 +50,11 @@ struct Operation {
     /* guarded by store->op_lock */
     char *status_text;
     IfsOpState state;
+    /* Set by the publisher for the publish that ends the operation (after
+     * its resource was re-read): only from then on does operation/wait show
+     * the final text. Any other publish leaves that file as it was, so it
+     * never touches the page a blocked reader holds. */
+    gboolean shown_final;
     /* Set once the terminal state is visible in the tree: readers of
      * operation/wait return only then, so what they read next is current. */
     gboolean done;

@@ -73,7 +73,7 @@ static IfsNode *build_operation_dir(const char *res_path, Extras *x, IfsStore *s
 
     g_mutex_lock(&s->op_lock);
     add_line(b, "status", op->status_text);
-    if (op->state != IFS_OP_PENDING)
+    if (op->shown_final)
         final_text = g_strconcat(op->status_text, "\n", NULL);
     g_mutex_unlock(&s->op_lock);
     add_line(b, "job_id", op->job_id);

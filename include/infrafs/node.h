@@ -81,7 +81,8 @@ IfsNode *ifs_node_merge_unchanged(IfsNode *fresh, const IfsNode *old);
 
 /* What changed between two trees rooted at the same path: calls
  * `changed(ino)` for every node present in both whose content differs
- * (files and directories whose entry set changed) and
+ * (files and directories whose entry set changed; a control file only when
+ * its command list changed, never for a new target alone) and
  * `removed(parent_ino, name)` for every entry of `old` absent from `fresh`.
  * Subtrees shared by pointer are skipped. An entry whose node has another
  * ino under the same name (a new operation's wait file) is reported as
@@ -90,10 +91,11 @@ typedef struct {
     void (*changed)(void *data, uint64_t ino);
     void (*removed)(void *data, uint64_t parent_ino, const char *name);
     void *data;
-    /* Optional: a WAIT node whose operation ended. A reader blocked in it
-     * holds its page lock until it is woken, so the caller must wake readers
-     * before invalidating it. NULL: changed() is called instead. */
-    void (*wait_changed)(void *data, uint64_t ino);
+    /* Optional: a WAIT node whose content changed (its operation ended);
+     * `fresh` is the new node. A reader blocked in it holds its page lock
+     * until it is woken, so the caller must wake readers before
+     * invalidating it. NULL: changed() is called instead. */
+    void (*wait_changed)(void *data, const IfsNode *fresh);
 } IfsNodeDiffSink;
 void ifs_node_diff(const IfsNode *old, const IfsNode *fresh, const IfsNodeDiffSink *sink);
 

@@ -475,10 +475,10 @@ typedef struct {
     GArray *attrs;    /* guint64: attributes-only invalidations */
 } DiffLog;
 
-static void log_attrs(void *data, uint64_t ino)
+static void log_attrs(void *data, const IfsNode *fresh)
 {
     DiffLog *log = data;
-    guint64 v = ino;
+    guint64 v = fresh->ino;
 
     g_array_append_val(log->attrs, v);
 }
