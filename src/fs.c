@@ -20,12 +20,96 @@ struct IfsFs {
     uid_t uid;
     gid_t gid;
     gboolean no_open;
+    /* Control-file repairs, sent by a thread of their own (see
+     * control_repair_main): the writer whose page they wait for may be
+     * waiting for the store's publisher, so neither the publisher nor a
+     * request thread may send them. */
+    GThread *repairer;
+    GAsyncQueue *repairs; /* ControlRepair*; a NULL ino stops the thread */
 };
+
+/* What the kernel should hold of a control file: its command list as one
+ * complete cached page, after dropping what it has (the bytes of a write),
+ * or not. */
+typedef struct {
+    uint64_t ino;
+    gboolean drop;  /* drop the cached pages first */
+    char *commands; /* then cache exactly this; NULL: nothing */
+    size_t size;
+    struct RepairDone *done; /* NULL, or told when the repair is done */
+} ControlRepair;
+
+/* Shared by a waiter and the repair thread; the last one frees it, so a
+ * waiter that gave up may leave first. */
+typedef struct RepairDone {
+    gatomicrefcount ref;
+    GMutex lock;
+    GCond cond;
+    gboolean done;
+} RepairDone;
+
+static void repair_done_unref(RepairDone *d)
+{
+    if (!g_atomic_ref_count_dec(&d->ref))
+        return;
+    g_mutex_clear(&d->lock);
+    g_cond_clear(&d->cond);
+    g_free(d);
+}
+
+/* How long a truncation of a control file waits for its command list to
+ * be cached (see cache_control_page). */
+#define CONTROL_PAGE_WAIT_MS 1000
 
 static IfsFs *fs_of(fuse_req_t req)
 {
     return fuse_req_userdata(req);
 }
+
+/* ---- control files' cached pages ---------------------------------------- */
+
+static ControlRepair *control_repair_new(const IfsNode *node, gboolean drop, gboolean fill)
+{
+    ControlRepair *r = g_new0(ControlRepair, 1);
+
+    r->ino = node->ino;
+    r->drop = drop;
+    if (fill) {
+        r->commands = g_memdup2(node->data, node->size);
+        r->size = node->size;
+    }
+    return r;
+}
+
+static void queue_control_repair(IfsFs *fs, const IfsNode *node, gboolean drop, gboolean fill)
+{
+    g_async_queue_push(fs->repairs, control_repair_new(node, drop, fill));
+}
+
+/* Makes sure the command list is cached as a complete page before a write
+ * comes: the kernel then does not keep that page locked during the write's
+ * API call, so readers meanwhile are not stalled. Bounded: the repair thread
+ * may itself be waiting for another file's write. */
+static void cache_control_page(IfsFs *fs, const IfsNode *node)
+{
+    ControlRepair *r = control_repair_new(node, FALSE, TRUE);
+    RepairDone *d = g_new0(RepairDone, 1);
+    gint64 until = g_get_monotonic_time() + CONTROL_PAGE_WAIT_MS * G_TIME_SPAN_MILLISECOND;
+
+    g_atomic_ref_count_init(&d->ref);
+    g_atomic_ref_count_inc(&d->ref); /* one for us, one for the repair */
+    g_mutex_init(&d->lock);
+    g_cond_init(&d->cond);
+    r->done = d;
+    g_async_queue_push(fs->repairs, r);
+    g_mutex_lock(&d->lock);
+    while (!d->done && g_cond_wait_until(&d->cond, &d->lock, until))
+        ;
+    g_mutex_unlock(&d->lock);
+    repair_done_unref(d);
+}
+
+/* ---- requests ------------------------------------------------------------ */
 
 static void fill_attr(const IfsFs *fs, const IfsNode *node, struct stat *st)
 {
@@ -95,6 +179,11 @@ static void ifs_init(void *userdata, struct fuse_conn_info *conn)
         conn->want |= FUSE_CAP_EXPLICIT_INVAL_DATA;
     /* Writes must reach us at once: they are commands. */
     conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+    /* Without it `echo cmd > power` truncates through SETATTR, which we
+     * answer with the real size. With it the kernel would set the size to
+     * 0 on its own at open(O_TRUNC), and a concurrent `cat power` would
+     * read nothing until the write is over. */
+    conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
     /* Listing a directory also answers the lookups of its entries: a first
      * `grep -r` then costs one message per directory, not one per file.
      * Always, not adaptively: the listing is cached by the kernel anyway. */
@@ -105,13 +194,16 @@ static void ifs_init(void *userdata, struct fuse_conn_info *conn)
 
 static void ifs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-    IfsNode *node = ifs_store_lookup(fs_of(req)->store, parent, name);
+    IfsFs *fs = fs_of(req);
+    IfsNode *node = ifs_store_lookup(fs->store, parent, name);
 
     if (!node) {
         fuse_reply_err(req, ENOENT);
         return;
     }
     reply_entry(req, node);
+    if (node->type == IFS_NODE_CONTROL) /* once the kernel has the inode */
+        queue_control_repair(fs, node, FALSE, TRUE);
     ifs_node_unref(node);
 }
 
@@ -151,6 +243,8 @@ static void ifs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
         ifs_node_unref(node);
         return;
     }
+    /* `echo cmd > power` truncates, then writes. */
+    cache_control_page(fs_of(req), node);
     fill_attr(fs_of(req), node, &st);
     fuse_reply_attr(req, &st, IFS_CACHE_TIMEOUT);
     ifs_node_unref(node);
@@ -261,13 +355,26 @@ static void ifs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t si
     IfsNode *node = ifs_store_get(fs->store, ino);
     int errnum;
 
-    (void)fi;
     if (!node) {
         fuse_reply_err(req, ENOENT);
         return;
     }
     if (node->type != IFS_NODE_CONTROL) {
         fuse_reply_err(req, EACCES);
+        ifs_node_unref(node);
+        return;
+    }
+    /* Control files go through the page cache (no OPEN, so no direct I/O):
+     * the kernel has already copied the written bytes over the cached
+     * command list. Dropped now, so that readers during a slow API call
+     * read the commands from us; and reset after the reply, since the
+     * kernel believes the file now holds what was written. */
+    queue_control_repair(fs, node, TRUE, FALSE);
+    if (fi && fi->writepage) {
+        /* Dirty pages of a shared writable mapping, flushed by msync or
+         * writeback: not a write() at offset 0, so never a command. */
+        fuse_reply_err(req, EACCES);
+        queue_control_repair(fs, node, TRUE, TRUE);
         ifs_node_unref(node);
         return;
     }
@@ -278,6 +385,7 @@ static void ifs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t si
         fuse_reply_err(req, errnum);
     else
         fuse_reply_write(req, size);
+    queue_control_repair(fs, node, TRUE, TRUE);
     ifs_node_unref(node);
 }
 
@@ -342,6 +450,9 @@ static void reply_listing(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off
         ifs_store_remember_children(fs->store, ino, dir, (guint)first_child,
                                     (guint)end_child);
     fuse_reply_buf(req, buf, used);
+    for (off_t i = first_child; plus && i >= 0 && i < end_child; i++)
+        if (dir->children[i]->type == IFS_NODE_CONTROL)
+            queue_control_repair(fs, dir->children[i], FALSE, TRUE);
     g_free(buf);
     ifs_node_unref(dir);
 }
@@ -409,6 +520,39 @@ static void inval_entry(void *data, uint64_t parent, const char *name)
         fuse_lowlevel_notify_inval_entry(fs->se, parent, name, strlen(name));
 }
 
+/* Each repair may wait for the page lock of a write still in progress (the
+ * kernel holds it until our reply when the page was not cached); on this
+ * thread that costs nobody anything. */
+static gpointer control_repair_main(gpointer data)
+{
+    IfsFs *fs = data;
+    ControlRepair *r;
+
+    while ((r = g_async_queue_pop(fs->repairs))->ino != 0) {
+        if (r->drop)
+            fuse_lowlevel_notify_inval_inode(fs->se, r->ino, 0, 0);
+        /* A cached, complete page is what keeps the next write from
+         * holding it locked (and readers waiting) for its API call. */
+        if (r->commands) {
+            struct fuse_bufvec bufv = FUSE_BUFVEC_INIT(r->size);
+
+            bufv.buf[0].mem = r->commands;
+            fuse_lowlevel_notify_store(fs->se, r->ino, 0, &bufv, 0);
+        }
+        if (r->done) {
+            g_mutex_lock(&r->done->lock);
+            r->done->done = TRUE;
+            g_cond_broadcast(&r->done->cond);
+            g_mutex_unlock(&r->done->lock);
+            repair_done_unref(r->done);
+        }
+        g_free(r->commands);
+        g_free(r);
+    }
+    g_free(r);
+    return NULL;
+}
+
 IfsFs *ifs_fs_new(IfsStore *store)
 {
     IfsFs *fs = g_new0(IfsFs, 1);
@@ -428,9 +572,26 @@ IfsFs *ifs_fs_new(IfsStore *store)
 void ifs_fs_attach(IfsFs *fs, struct fuse_session *se)
 {
     fs->se = se;
+    fs->repairs = g_async_queue_new();
+    fs->repairer = g_thread_new("control-repair", control_repair_main, fs);
+}
+
+void ifs_fs_detach(IfsFs *fs)
+{
+    if (!fs->repairer)
+        return;
+    g_async_queue_push(fs->repairs, g_new0(ControlRepair, 1));
+    g_thread_join(fs->repairer);
+    fs->repairer = NULL;
+    g_async_queue_unref(fs->repairs);
+    fs->repairs = NULL;
+    fs->se = NULL;
 }
 
 void ifs_fs_free(IfsFs *fs)
 {
+    if (!fs)
+        return;
+    ifs_fs_detach(fs);
     g_free(fs);
 }

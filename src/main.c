@@ -437,6 +437,7 @@ static int serve(IfsConfig *config, struct fuse_args *args, struct fuse_cmdline_
     g_thread_join(exit_thread);
     g_thread_join(startup_thread);
     ifs_store_stop(store);
+    ifs_fs_detach(fs);
     fuse_session_unmount(se);
     close(hup_pipe[1]);
     g_thread_join(hup_thread);

@@ -7,10 +7,12 @@ import errno
 import os
 import re
 import subprocess
+import sys
+import time
 
 import pytest
 
-from conftest import (ISO_UTC, TOKEN, bash, hostup_config, q, sh, timed, wait_for,
+from conftest import (ISO_UTC, TOKEN, bash, hostup_config, q, read, sh, timed, wait_for,
                       write_errno)
 
 COMMANDS = "start shutdown stop restart reset\n"
@@ -322,6 +324,115 @@ def test_refresh_writes_rewrite_the_accounts_last_action(mnt):
     assert write_errno(mnt.p("providers", "hostup", "refresh"), "now\n") == errno.EINVAL
     failed = mnt.provider("last_action")
     assert re.fullmatch(rf"{ISO_UTC} now failed .*\n", failed), failed
+
+
+# ---- reading a control file while it is written (issue 10, item 5) --------------------
+
+def slow_posts(sim, seconds=3):
+    """Every power action answers after `seconds`."""
+    sim.fault(action="delay", provider="hostup", method="POST", path=r"/actions/",
+              delay_ms=int(seconds * 1000), times=0)
+
+
+def write_in_background(path, data, flags=os.O_WRONLY | os.O_TRUNC):
+    """One write() of `data` by another process; returns it (exit 0 = ok)."""
+    return subprocess.Popen([sys.executable, "-c",
+                             "import os, sys\n"
+                             f"fd = os.open(sys.argv[1], {flags})\n"
+                             "os.write(fd, sys.argv[2].encode())\n", path, data])
+
+
+def reads_during(writer, path, want, wait_first=None):
+    """Reads `path` with cat until `writer` exits; asserts every read gave
+    `want` promptly. Returns how many reads there were."""
+    if wait_first:
+        wait_for(wait_first, timeout=5, what="the write to reach the API")
+    reads = 0
+    while writer.poll() is None:
+        out, took = timed(sh, f"cat {q(path)}", timeout=20)
+        assert out.stdout == want, f"read {out.stdout!r} during the write"
+        assert took < 1.5, f"a read took {took:.1f}s during the write"
+        reads += 1
+    assert writer.wait(timeout=20) == 0
+    return reads
+
+
+@pytest.mark.parametrize("read_before", [False, True], ids=["never-read", "cached"])
+def test_reading_power_during_a_slow_echo_to_it_lists_the_commands(mnt, fresh_sim, read_before):
+    """With `>`, `cat power` read empty during the write: the kernel set the
+    size to 0 itself at open(O_TRUNC). With its page cached, readers saw
+    the written bytes over the command list."""
+    vps_id = running(fresh_sim)
+    power = mnt.vps(vps_id, "power")
+    if read_before:
+        assert read(power) == COMMANDS
+    slow_posts(fresh_sim)
+    writer = write_in_background(power, "restart\n")
+    reads = reads_during(writer, power, COMMANDS,
+                         wait_first=lambda: posts(fresh_sim, vps_id, "restart"))
+    assert reads > 3
+    assert read(power) == COMMANDS
+
+
+def test_after_a_dd_notrunc_write_power_still_lists_the_commands(mnt, fresh_sim):
+    """`dd conv=notrunc` writes without truncating: readers saw
+    `start\nshutdown stop restart reset` for seconds after it returned
+    (the written bytes over the cached command list)."""
+    vps_id = running(fresh_sim)
+    power = mnt.vps(vps_id, "power")
+    assert read(power) == COMMANDS
+    slow_posts(fresh_sim, 2)
+    writer = write_in_background(power, "restart\n", flags=os.O_WRONLY)
+    reads_during(writer, power, COMMANDS,
+                 wait_first=lambda: posts(fresh_sim, vps_id))
+    for _ in range(20):
+        assert read(power) == COMMANDS
+        time.sleep(0.05)
+    assert os.stat(power).st_size == len(COMMANDS)
+
+
+def test_reading_refresh_while_a_write_to_it_waits_on_the_api(fresh_sim, make_mount):
+    """The refresh file never read before the write (its page not cached)."""
+    m = make_mount(hostup_config(fresh_sim, refresh=300))
+    refresh = m.p("providers", "hostup", "refresh")
+    fresh_sim.fault(action="delay", delay_ms=3000, method="GET", path=r"^/api/v2/vps$",
+                    times=0)
+    writer = write_in_background(refresh, "1\n")
+    reads = reads_during(writer, refresh, "1\n", wait_first=lambda: fresh_sim.admin(
+        "GET", "/_sim/faults")[0]["hits"] > 0)
+    assert reads > 1
+    assert read(refresh) == "1\n"
+
+
+def test_a_shared_writable_mapping_of_power_never_performs_an_action(mnt, fresh_sim):
+    """mmap(MAP_SHARED) + msync flushed the page as a WRITE, which ran the
+    command in it. Only write() acts."""
+    vps_id = running(fresh_sim)
+    power = mnt.vps(vps_id, "power")
+    fresh_sim.clear_requests()
+    out = subprocess.run([sys.executable, "-c", """
+import mmap, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+m = mmap.mmap(fd, 0, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+m[:8] = b"restart\\n"
+try:
+    m.flush()
+    print("flushed")
+except OSError as e:
+    print("refused", e.errno)
+m.close()
+try:
+    os.fsync(fd)
+except OSError:
+    pass
+os.close(fd)
+""", power], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    time.sleep(0.5)
+    assert posts(fresh_sim, vps_id) == []
+    assert fresh_sim.jobs() == []
+    assert read(power) == COMMANDS
+    assert last_action(mnt, vps_id) == ""
 
 
 # ---- asynchronous operations -------------------------------------------------------

@@ -194,30 +194,6 @@ def test_reads_stay_under_2s_while_every_api_request_stalls(fresh_sim, make_moun
     assert took < 5, f"unmount took {took:.1f}s"
 
 
-@pytest.mark.xfail(strict=True, reason="bug: with FUSE_CAP_NO_OPEN_SUPPORT control files "
-                   "go through the page cache; a write holds the file's page locked until the "
-                   "API answers and O_TRUNC empties it, so a concurrent read of that control "
-                   "file blocks for the whole API call or reads nothing (src/fs.c)")
-def test_reading_a_control_file_while_a_write_to_it_waits_on_the_api(fresh_sim, make_mount):
-    m = make_mount(hostup_config(fresh_sim, refresh=300))
-    fresh_sim.fault(action="delay", delay_ms=3000, method="GET", path=LIST, times=0)
-    writer = subprocess.Popen([sys.executable, "-c",
-                               "import os, sys\n"
-                               "fd = os.open(sys.argv[1], os.O_WRONLY | os.O_TRUNC)\n"
-                               "os.write(fd, b'1\\n')\n", refresh_path(m)])
-    try:
-        wait_for(lambda: fresh_sim.admin("GET", "/_sim/faults")[0]["hits"] > 0, timeout=5,
-                 what="the refresh to be stuck in the API")
-        time.sleep(0.3)
-
-        out, took = timed(sh, f"cat {q(refresh_path(m))}", timeout=20)
-
-        assert took < 2, f"reading the control file took {took:.1f}s"
-        assert out.stdout == "1\n"
-    finally:
-        assert writer.wait(timeout=20) == 0
-
-
 # ---- control writes under faults ---------------------------------------------------
 
 def test_a_power_write_against_a_silent_api_fails_etimedout_within_its_bound(fresh_sim,
