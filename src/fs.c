@@ -207,6 +207,21 @@ static void ifs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     ifs_node_unref(node);
 }
 
+static void ifs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+    ifs_store_forget(fs_of(req)->store, ino, nlookup);
+    fuse_reply_none(req);
+}
+
+static void ifs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+    IfsStore *store = fs_of(req)->store;
+
+    for (size_t i = 0; i < count; i++)
+        ifs_store_forget(store, forgets[i].ino, forgets[i].nlookup);
+    fuse_reply_none(req);
+}
+
 static void ifs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     IfsNode *node = ifs_store_get(fs_of(req)->store, ino);
@@ -486,6 +501,8 @@ static void ifs_statfs(fuse_req_t req, fuse_ino_t ino)
 static const struct fuse_lowlevel_ops ops = {
     .init = ifs_init,
     .lookup = ifs_lookup,
+    .forget = ifs_forget,
+    .forget_multi = ifs_forget_multi,
     .getattr = ifs_getattr,
     .setattr = ifs_setattr,
     .open = ifs_open,

@@ -522,14 +522,27 @@ static IfsNode *resolve(IfsStore *s, const char *path)
     return node;
 }
 
+/* The registry of inodes the kernel holds: ino -> path, with the kernel's
+ * lookup count. Every entry of a lookup reply or a READDIRPLUS listing
+ * counts one; FORGET gives counts back, and an inode the kernel forgot is
+ * dropped, so the registry is as large as the kernel's inode cache, not
+ * as the history of everything ever looked up. */
+typedef struct {
+    guint64 ino;       /* the key */
+    guint64 nlookup;
+    char path[];
+} KnownIno;
+
 static char *path_of_ino(IfsStore *s, uint64_t ino)
 {
+    KnownIno *known;
     char *path;
 
     if (ino == IFS_ROOT_INO)
         return g_strdup("");
     g_mutex_lock(&s->ino_lock);
-    path = g_strdup(g_hash_table_lookup(s->ino_paths, &ino));
+    known = g_hash_table_lookup(s->ino_paths, &ino);
+    path = known ? g_strdup(known->path) : NULL;
     g_mutex_unlock(&s->ino_lock);
     return path;
 }
@@ -543,20 +556,44 @@ IfsNode *ifs_store_get(IfsStore *store, uint64_t ino)
         return NULL;
     node = resolve(store, path);
     g_free(path);
+    /* Another node now at that path (a newer operation's wait file) is not
+     * the inode the kernel asks about. */
+    if (node && node->ino != ino) {
+        ifs_node_unref(node);
+        node = NULL;
+    }
     return node;
 }
 
-/* ino -> path, for inodes the kernel now knows. Takes `path` when it is
- * stored; returns it otherwise. */
-static char *remember_path(IfsStore *store, uint64_t ino, char *path)
+/* The kernel now holds `ino` once more (ino_lock held). */
+static void remember_ino(IfsStore *store, uint64_t ino, const char *path)
 {
-    if (!g_hash_table_contains(store->ino_paths, &ino)) {
-        guint64 *key = g_new(guint64, 1);
-        *key = ino;
-        g_hash_table_insert(store->ino_paths, key, path);
-        return NULL;
+    KnownIno *known = g_hash_table_lookup(store->ino_paths, &ino);
+
+    if (!known) {
+        size_t len = strlen(path);
+
+        known = g_malloc(sizeof *known + len + 1);
+        known->ino = ino;
+        known->nlookup = 0;
+        memcpy(known->path, path, len + 1);
+        g_hash_table_add(store->ino_paths, known);
     }
-    return path;
+    known->nlookup++;
+}
+
+void ifs_store_forget(IfsStore *store, uint64_t ino, uint64_t nlookup)
+{
+    KnownIno *known;
+
+    g_mutex_lock(&store->ino_lock);
+    known = g_hash_table_lookup(store->ino_paths, &ino);
+    if (known) {
+        known->nlookup -= MIN(known->nlookup, nlookup);
+        if (known->nlookup == 0)
+            g_hash_table_remove(store->ino_paths, &ino);
+    }
+    g_mutex_unlock(&store->ino_lock);
 }
 
 IfsNode *ifs_store_lookup(IfsStore *store, uint64_t parent_ino, const char *name)
@@ -572,7 +609,7 @@ IfsNode *ifs_store_lookup(IfsStore *store, uint64_t parent_ino, const char *name
     node = resolve(store, path);
     if (node) {
         g_mutex_lock(&store->ino_lock);
-        path = remember_path(store, node->ino, path);
+        remember_ino(store, node->ino, path);
         g_mutex_unlock(&store->ino_lock);
     }
     g_free(path);
@@ -587,9 +624,12 @@ void ifs_store_remember_children(IfsStore *store, uint64_t dir_ino, const IfsNod
     if (!parent)
         return;
     g_mutex_lock(&store->ino_lock);
-    for (guint i = from; i < to && i < dir->n_children; i++)
-        g_free(remember_path(store, dir->children[i]->ino,
-                             ifs_path_join(parent, dir->children[i]->name)));
+    for (guint i = from; i < to && i < dir->n_children; i++) {
+        char *path = ifs_path_join(parent, dir->children[i]->name);
+
+        remember_ino(store, dir->children[i]->ino, path);
+        g_free(path);
+    }
     g_mutex_unlock(&store->ino_lock);
     g_free(parent);
 }
@@ -622,7 +662,7 @@ IfsStore *ifs_store_new(const IfsStoreOptions *opts)
     g_cond_init(&s->op_cond);
     g_mutex_init(&s->first_lock);
     g_cond_init(&s->first_cond);
-    s->ino_paths = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
+    s->ino_paths = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
     s->publish_q = g_async_queue_new();
     return s;
 }

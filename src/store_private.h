@@ -142,7 +142,7 @@ struct IfsStore {
     IfsNode *root;
 
     GMutex ino_lock;
-    GHashTable *ino_paths; /* guint64* -> char* */
+    GHashTable *ino_paths; /* set of KnownIno (store.c), keyed by their ino */
 
     GThread *publisher;
     GAsyncQueue *publish_q;

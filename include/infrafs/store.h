@@ -53,9 +53,13 @@ void ifs_store_free(IfsStore *store);
 IfsNode *ifs_store_lookup(IfsStore *store, uint64_t parent_ino, const char *name);
 IfsNode *ifs_store_get(IfsStore *store, uint64_t ino);
 /* A listing handed the kernel dir->children[from..to) as looked up (FUSE
- * readdirplus): remember their paths so later requests can name them. */
+ * readdirplus): remember their paths so later requests can name them.
+ * Like ifs_store_lookup, each counts as one lookup of that inode. */
 void ifs_store_remember_children(IfsStore *store, uint64_t dir_ino, const IfsNode *dir,
                                  guint from, guint to);
+/* FORGET: the kernel dropped `nlookup` of its lookups of `ino`; once none
+ * is left the store forgets the inode too. */
+void ifs_store_forget(IfsStore *store, uint64_t ino, uint64_t nlookup);
 
 /* Write to a control node: performs the command. Returns 0 or a positive
  * errno. Blocks until the API answered and the tree shows the result. */
