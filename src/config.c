@@ -837,13 +837,20 @@ static IfsAccountConfig *account_from_section(const Loader *ld,
 /* ------------------------------------------------------------------ */
 /* Secrets                                                              */
 
-/* A secret ends up in an HTTP header: a line break would split it. */
-static gboolean is_one_line(const char *s)
+/* A secret ends up in an HTTP header, where a line break would split it
+ * and any other control character is at best a typo (a fuzzer's inline
+ * token = "x \x03y" went through). NULL when `s` has none, else what the
+ * first one is, for a message that must not show the secret itself. */
+static char *control_char_in(const char *s)
 {
-    for (const char *p = s; *p; p++)
+    for (const char *p = s; *p; p++) {
+        if (*p == '\n' || *p == '\r')
+            return g_strdup("a line break");
         if (g_ascii_iscntrl(*p))
-            return FALSE;
-    return TRUE;
+            return g_strdup_printf("a control character (byte 0x%02X)",
+                                   (unsigned)(unsigned char)*p);
+    }
+    return NULL;
 }
 
 /* CONTRACT §2: a config with an inline token must not be readable by
@@ -943,6 +950,7 @@ static char *read_token_file(const Loader *ld, const RawSection *sec,
         wipe_gstring(text);
 
     IfsError *bad = NULL;
+    char *control = secret ? control_char_in(secret) : NULL;
     if (!secret)
         bad = token_file_error(errnum_for_file(errnum), ld, sec, e,
             "cannot read %s: %s; it must hold only the token", path,
@@ -950,9 +958,14 @@ static char *read_token_file(const Loader *ld, const RawSection *sec,
     else if (!*secret)
         bad = token_file_error(EINVAL, ld, sec, e, "%s is empty; put the "
                                "token in it", path);
-    else if (!is_one_line(secret))
+    else if (control && strcmp(control, "a line break") == 0)
         bad = token_file_error(EINVAL, ld, sec, e, "%s holds more than one "
                                "line; it must hold only the token", path);
+    else if (control)
+        bad = token_file_error(EINVAL, ld, sec, e, "the token in %s holds %s; "
+                               "remove it, the file must hold only the token "
+                               "(printable characters on one line)", path, control);
+    g_free(control);
     if (bad) {
         ifs_error_propagate(err, bad);
         wipe_free(secret);
@@ -1021,10 +1034,23 @@ static void collect_output(int out_fd, int err_fd, gint64 deadline,
 }
 
 /* Reaps the child, killing it if it outlives the deadline (a command may
- * close its output and still hang). */
+ * close its output and still hang). On a timeout the whole session goes:
+ * `sh -c 'sleep 1000 & sleep 1000'` leaves more than the shell behind, and
+ * whatever still holds the pipes open is part of why it timed out. */
 static void reap_child(GPid pid, gint64 deadline, CommandRun *run)
 {
     for (;;) {
+        if (!run->timed_out && g_get_monotonic_time() >= deadline)
+            run->timed_out = TRUE;
+        if (run->timed_out) {
+            /* Before the shell is reaped, while its pid still names the
+             * group for certain. */
+            kill(-pid, SIGKILL);
+            kill(pid, SIGKILL);
+            while (waitpid(pid, &run->status, 0) < 0 && errno == EINTR)
+                ;
+            return;
+        }
         pid_t r = waitpid(pid, &run->status, WNOHANG);
         if (r == pid)
             return;
@@ -1036,15 +1062,48 @@ static void reap_child(GPid pid, gint64 deadline, CommandRun *run)
             run->status = 0;
             return;
         }
-        if (run->timed_out || g_get_monotonic_time() >= deadline) {
-            run->timed_out = TRUE;
-            kill(pid, SIGKILL);
-            while (waitpid(pid, &run->status, 0) < 0 && errno == EINTR)
-                ;
-            return;
-        }
         g_usleep(5000);
     }
+}
+
+/* In the child, before exec: a session (and process group) of its own, so
+ * that a timeout can kill everything the command started. A session rather
+ * than only a group: a group in ours would be stopped by SIGTTIN the moment
+ * it read from our terminal; without a controlling terminal a prompt can
+ * still open the terminal by name (as pinentry does) and is killed at the
+ * deadline like anything else. */
+static void command_child_setup(gpointer data)
+{
+    (void)data;
+    setsid();
+}
+
+/* "INFRAFS_<ACCOUNT>_TOKEN" (the environment entry "NAME=value" or the
+ * bare name). */
+static gboolean is_env_secret(const char *entry)
+{
+    size_t name_len = strcspn(entry, "=");
+    return name_len > strlen("INFRAFS__TOKEN") &&
+           g_str_has_prefix(entry, "INFRAFS_") &&
+           strncmp(entry + name_len - strlen("_TOKEN"), "_TOKEN",
+                   strlen("_TOKEN")) == 0;
+}
+
+/* Our environment without any account's secret: a token_command is
+ * another program, often another vendor's, and has no business with the
+ * other accounts' keys. */
+static char **command_environment(void)
+{
+    char **env = g_get_environ();
+    guint kept = 0;
+    for (guint i = 0; env[i]; i++) {
+        if (is_env_secret(env[i]))
+            wipe_free(env[i]);
+        else
+            env[kept++] = env[i];
+    }
+    env[kept] = NULL;
+    return env;
 }
 
 /* Runs `command` with /bin/sh -c in `cwd`, stdin from /dev/null. Not
@@ -1054,13 +1113,16 @@ static gboolean run_command(const char *command, const char *cwd,
                             CommandRun *run, GError **gerr)
 {
     char *argv[] = { "/bin/sh", "-c", (char *)command, NULL };
+    char **envp = command_environment();
     GPid pid;
     int out_fd = -1, err_fd = -1;
-    if (!g_spawn_async_with_pipes(cwd, argv, NULL,
-                                  G_SPAWN_DO_NOT_REAP_CHILD |
-                                      G_SPAWN_CLOEXEC_PIPES,
-                                  NULL, NULL, &pid, NULL, &out_fd, &err_fd,
-                                  gerr))
+    gboolean spawned = g_spawn_async_with_pipes(cwd, argv, envp,
+                                                G_SPAWN_DO_NOT_REAP_CHILD |
+                                                    G_SPAWN_CLOEXEC_PIPES,
+                                                command_child_setup, NULL, &pid,
+                                                NULL, &out_fd, &err_fd, gerr);
+    g_strfreev(envp);
+    if (!spawned)
         return FALSE;
     gint64 deadline = g_get_monotonic_time() + COMMAND_TIMEOUT_S * G_USEC_PER_SEC;
     collect_output(out_fd, err_fd, deadline, run);
@@ -1097,6 +1159,7 @@ static char *command_problem(const CommandRun *run, const char *secret)
 {
     char *excerpt = stderr_excerpt(run->err);
     char *problem = NULL;
+    char *control = NULL;
     if (run->timed_out)
         problem = g_strdup_printf("did not finish within %d s (%s); make it "
             "non-interactive or faster", COMMAND_TIMEOUT_S, excerpt);
@@ -1112,9 +1175,15 @@ static char *command_problem(const CommandRun *run, const char *secret)
     else if (!*secret)
         problem = g_strdup_printf("printed nothing on standard output (%s); it "
             "must print the secret", excerpt);
-    else if (!is_one_line(secret))
+    else if ((control = control_char_in(secret)) &&
+             strcmp(control, "a line break") == 0)
         problem = g_strdup("printed more than one line; it must print only "
                            "the secret, e.g. append '| head -n 1'");
+    else if (control)
+        problem = g_strdup_printf("printed %s in the secret; it must print "
+                                  "only the secret (printable characters on "
+                                  "one line)", control);
+    g_free(control);
     g_free(excerpt);
     return problem;
 }
@@ -1187,9 +1256,15 @@ static gboolean resolve_secret(const Loader *ld, const RawSection *sec,
     const RawEntry *file = section_get(sec, "token_file");
     const RawEntry *command = section_get(sec, "token_command");
     char *file_path = NULL;
+    char *control = NULL;
 
     if (!ok) {
         /* reported above */
+    } else if (token && (control = control_char_in(token->value))) {
+        ifs_error_propagate(err, config_error(EINVAL, ld->path, token->line,
+            sec->name, "token", "the secret holds %s; remove it (a secret is "
+            "printable characters on one line; check for a stray paste)",
+            control));
     } else if (token) {
         acct->secret = g_strdup(token->value);
         acct->secret_source = g_strdup_printf("token in %s:%d", ld->path,
@@ -1203,15 +1278,17 @@ static gboolean resolve_secret(const Loader *ld, const RawSection *sec,
         if (acct->secret)
             acct->secret_source = g_strdup_printf("token_command at %s:%d",
                                                   ld->path, command->line);
-    } else if (!is_one_line(env)) {
+    } else if ((control = control_char_in(env))) {
         ifs_error_propagate(err, config_error(EINVAL, ld->path, sec->line,
-            sec->name, NULL, "environment variable %s holds more than one "
-            "line; it must hold only the token", env_name));
+            sec->name, NULL, "environment variable %s holds %s; set it to "
+            "the token alone (printable characters on one line)", env_name,
+            control));
     } else {
         acct->secret = g_strdup(env);
         acct->secret_source = g_strdup_printf("environment variable %s",
                                               env_name);
     }
+    g_free(control);
     g_free(file_path);
     g_free(env_name);
     return acct->secret != NULL;
@@ -1297,4 +1374,25 @@ void ifs_config_free(IfsConfig *cfg)
 const char *ifs_account_extra(const IfsAccountConfig *acct, const char *key)
 {
     return acct && acct->extra ? g_hash_table_lookup(acct->extra, key) : NULL;
+}
+
+void ifs_config_forget_env_secrets(void)
+{
+    /* unsetenv() only drops the pointer: the text stays where exec put it,
+     * and /proc/PID/environ shows that memory, so it is wiped too. */
+    GPtrArray *entries = g_ptr_array_new();
+    for (char **e = environ; e && *e; e++)
+        if (is_env_secret(*e))
+            g_ptr_array_add(entries, *e);
+    for (guint i = 0; i < entries->len; i++) {
+        char *entry = g_ptr_array_index(entries, i);
+        char *name = g_strndup(entry, strcspn(entry, "="));
+        g_unsetenv(name);
+        g_free(name);
+    }
+    for (guint i = 0; i < entries->len; i++) {
+        char *entry = g_ptr_array_index(entries, i);
+        explicit_bzero(entry, strlen(entry));
+    }
+    g_ptr_array_free(entries, TRUE);
 }

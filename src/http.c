@@ -49,6 +49,10 @@ struct IfsHttp {
     char *user;
     char *secret;
     char *auth_header_line; /* "Authorization: Bearer ..." / "x-api-key: ..." */
+    /* char*: every way the credential can be written in an answer (the
+     * secret, Basic's base64 of user:secret, URL and JSON escapings),
+     * longest first; what ifs_http_redact replaces. */
+    GPtrArray *secret_forms;
     gboolean secret_unusable; /* holds CR/LF: sending it would split headers */
     char *cacert;
     long connect_timeout_ms;
@@ -120,6 +124,138 @@ static void pool_release(IfsHttp *http, CURL *curl)
     g_mutex_unlock(&http->pool_lock);
     if (curl)
         curl_easy_cleanup(curl);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The credential in text                                                     */
+
+static void free_secret(char *s)
+{
+    if (s)
+        explicit_bzero(s, strlen(s)); /* keep it out of later core dumps */
+    g_free(s);
+}
+
+static void free_secret_cb(gpointer s)
+{
+    free_secret(s);
+}
+
+static void add_form(GPtrArray *forms, char *form /* taken */)
+{
+    if (!form || !*form) {
+        free_secret(form);
+        return;
+    }
+    for (guint i = 0; i < forms->len; i++) {
+        if (strcmp(g_ptr_array_index(forms, i), form) == 0) {
+            free_secret(form);
+            return;
+        }
+    }
+    g_ptr_array_add(forms, form);
+}
+
+/* The text with `from` replaced by `to` throughout (a new string). */
+static char *replaced(const char *text, const char *from, const char *to)
+{
+    GString *s = g_string_new(text);
+
+    g_string_replace(s, from, to, 0);
+    return g_string_free(s, FALSE);
+}
+
+/* Percent-encoding, in both cases of hex digit, and form encoding (space
+ * as '+'): how a server echoing a query string or a form shows it. */
+static void add_url_forms(GPtrArray *forms, const char *text)
+{
+    char *upper = g_uri_escape_string(text, NULL, FALSE);
+    char *lower = g_strdup(upper);
+
+    for (char *p = lower; *p; p++)
+        if (*p == '%' && g_ascii_isxdigit(p[1]) && g_ascii_isxdigit(p[2])) {
+            p[1] = g_ascii_tolower(p[1]);
+            p[2] = g_ascii_tolower(p[2]);
+        }
+    add_form(forms, replaced(upper, "%20", "+"));
+    add_form(forms, replaced(lower, "%20", "+"));
+    add_form(forms, upper);
+    add_form(forms, lower);
+}
+
+/* Inside a JSON string, as an answer echoing a request body holds it ('/'
+ * escaped or not, as json-c and most encoders differ). */
+static void add_json_forms(GPtrArray *forms, const char *text)
+{
+    static const int flags[] = { JSON_C_TO_STRING_PLAIN,
+                                 JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE };
+
+    for (gsize i = 0; i < G_N_ELEMENTS(flags); i++) {
+        json_object *str = json_object_new_string(text);
+        const char *quoted = json_object_to_json_string_ext(str, flags[i]);
+        size_t len = strlen(quoted);
+
+        if (len >= 2) /* without the quotes */
+            add_form(forms, g_strndup(quoted + 1, len - 2));
+        json_object_put(str);
+    }
+}
+
+/* HTTP Basic's "Authorization: Basic base64(user:secret)", padded or not,
+ * and base64url as some servers log it. */
+static void add_basic_forms(GPtrArray *forms, const char *user, const char *secret)
+{
+    char *pair = g_strconcat(user ? user : "", ":", secret, NULL);
+    char *b64 = g_base64_encode((const guchar *)pair, strlen(pair));
+    char *unpadded = g_strndup(b64, strcspn(b64, "="));
+    char *url_safe = g_strdup(unpadded);
+
+    g_strdelimit(url_safe, "+", '-');
+    g_strdelimit(url_safe, "/", '_');
+    add_form(forms, b64);
+    add_form(forms, unpadded);
+    add_form(forms, url_safe);
+    free_secret(pair);
+}
+
+static gint longest_first(gconstpointer a, gconstpointer b)
+{
+    size_t la = strlen(*(char *const *)a);
+    size_t lb = strlen(*(char *const *)b);
+
+    return la < lb ? 1 : la > lb ? -1 : 0;
+}
+
+/* Every form of the account's credential that an answer can hold. */
+static GPtrArray *secret_forms(const IfsHttpConfig *cfg)
+{
+    GPtrArray *forms = g_ptr_array_new_with_free_func(free_secret_cb);
+    const char *secret = cfg->secret ? cfg->secret : "";
+
+    if (!*secret)
+        return forms;
+    add_form(forms, g_strdup(secret));
+    add_url_forms(forms, secret);
+    add_json_forms(forms, secret);
+    if (cfg->auth == IFS_AUTH_BASIC)
+        add_basic_forms(forms, cfg->user, secret);
+    /* A longer form may contain a shorter one (padded base64): replaced
+     * first, it goes whole. */
+    g_ptr_array_sort(forms, longest_first);
+    return forms;
+}
+
+char *ifs_http_redact(IfsHttp *http, const char *text)
+{
+    GString *s;
+
+    if (!text)
+        return NULL;
+    g_return_val_if_fail(http, NULL);
+    s = g_string_new(text);
+    for (guint i = 0; i < http->secret_forms->len; i++)
+        g_string_replace(s, g_ptr_array_index(http->secret_forms, i), "[redacted]", 0);
+    return g_string_free(s, FALSE);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -877,6 +1013,12 @@ static void configure_transfer(CURL *curl, IfsHttp *http,
                                const char *json_body,
                                struct curl_slist *headers, Transfer *t)
 {
+    /* Not CURLOPT_PATH_AS_IS: libcurl resolves only literal "." and ".."
+     * segments, and no such path gets here (refuse_request refuses them, and
+     * url_parts has already resolved those of an absolute URL before it is
+     * checked); ids are percent-encoded (%2E), which libcurl leaves alone.
+     * Sending a literal dot segment as is would only move the resolving to
+     * the server. */
     curl_easy_setopt(curl, CURLOPT_URL, to->url);
     curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L); /* we run in many threads */
@@ -1015,6 +1157,7 @@ static Attempt http_answer(IfsHttp *http, CURL *curl, Transfer *t,
     const char *content_type = NULL;
     Attempt a = { 0 };
     gint64 retry_after = -1;
+    char *body, *redacted;
 
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
     /* Another host's budget says nothing about the account's API. */
@@ -1025,10 +1168,17 @@ static Attempt http_answer(IfsHttp *http, CURL *curl, Transfer *t,
         return a;
     }
     curl_easy_getinfo(curl, CURLINFO_CONTENT_TYPE, &content_type);
-    a.err = ifs_http_error_from_response((int)status, content_type,
-                                         (const char *)t->body->data,
-                                         t->body->len, method, to->shown,
+    /* Redacted before it is read: the message keeps only the first part of
+     * a long text, and a credential cut in two there would no longer match
+     * any form of it afterwards. (Up to the first NUL, as the parser reads
+     * it anyway.) */
+    body = g_strndup((const char *)t->body->data, MIN(t->body->len, MAX_ERROR_BODY_BYTES));
+    redacted = ifs_http_redact(http, body);
+    a.err = ifs_http_error_from_response((int)status, content_type, redacted,
+                                         strlen(redacted), method, to->shown,
                                          http->account);
+    free_secret(redacted);
+    free_secret(body);
     if (status >= 300 && status < 400)
         explain_redirect(a.err, curl);
     a.transient = status_is_transient((int)status);
@@ -1100,32 +1250,58 @@ static void note_attempts(IfsError *err, unsigned attempts)
     err->message = message;
 }
 
-static char *redact(char *text, const char *secret)
+/* Servers have been known to echo the credential they refused, and the
+ * request's headers with it; no error of this file leaves it unredacted. */
+static void redact_error(IfsHttp *http, IfsError *err)
 {
-    GString *s;
+    char *text;
 
-    if (!text || !secret || !*secret || !strstr(text, secret))
-        return text;
-    s = g_string_new(text);
-    g_free(text);
-    g_string_replace(s, secret, "[redacted]", 0);
-    return g_string_free(s, FALSE);
+    if (!err)
+        return;
+    text = ifs_http_redact(http, err->message);
+    free_secret(err->message);
+    err->message = text;
+    text = ifs_http_redact(http, err->code);
+    free_secret(err->code);
+    err->code = text;
 }
 
-/* Servers have been known to echo the credential they refused. */
-static void redact_secret(IfsError *err, const char *secret)
+/* A "." or ".." segment, which libcurl or the server resolves: the request
+ * would go to another endpoint than the one named (/vps/../details is
+ * /details), still with the account's credentials. An empty segment ("//")
+ * is an empty id, which servers often fold into the next segment. */
+static const char *bad_segment(const char *path)
 {
-    err->message = redact(err->message, secret);
-    err->code = redact(err->code, secret);
+    size_t end = strcspn(path, "?#");
+
+    for (size_t i = 0; i < end && path[i] == '/';) {
+        size_t len = strcspn(path + i + 1, "/?#");
+
+        if (len == 0 && i + 1 < end)
+            return "an empty segment ('//')";
+        if ((len == 1 && path[i + 1] == '.') ||
+            (len == 2 && path[i + 1] == '.' && path[i + 2] == '.'))
+            return "a '.' or '..' segment";
+        i += 1 + len;
+    }
+    return NULL;
 }
 
 static IfsError *refuse_request(const IfsHttp *http, const char *path,
                                 const char *where)
 {
+    const char *bad;
+
     if (!path || path[0] != '/')
         return ifs_error_new(EINVAL, 0, NULL,
                              "%s: the path does not start with '/' (internal error)",
                              where);
+    bad = bad_segment(path);
+    if (bad)
+        return ifs_error_new(EINVAL, 0, NULL,
+                             "%s: not sent: the path has %s, which would make it name "
+                             "another endpoint (an id or link from the API is to blame; "
+                             "report it to the provider)", where, bad);
     if (http->secret_unusable)
         return ifs_error_new(EINVAL, 0, NULL,
                              "%s: the account's secret contains a line break or "
@@ -1150,6 +1326,7 @@ IfsHttpResponse *ifs_http_request(IfsHttp *http, const char *method,
     where = describe_request(http->account, method, path);
     refusal = refuse_request(http, path, where);
     if (refusal) {
+        redact_error(http, refusal);
         ifs_error_propagate(err, refusal);
         g_free(where);
         return NULL;
@@ -1162,11 +1339,11 @@ IfsHttpResponse *ifs_http_request(IfsHttp *http, const char *method,
             /* (the previous attempt's error was freed below) */
             a = (Attempt){ .err = ifs_error_new(ECANCELED, 0, NULL,
                 "%s: not sent because infrafs is stopping", where) };
+            redact_error(http, a.err);
             break;
         }
         a = attempt_once(http, method, &to, json_body, where);
-        if (a.err) /* before it is logged or returned */
-            redact_secret(a.err, http->secret);
+        redact_error(http, a.err); /* before it is logged or returned */
         if (a.response || !retryable || !a.transient || attempt >= http->max_retries)
             break;
         g_debug("%s, retrying", a.err->message);
@@ -1279,8 +1456,10 @@ IfsHttpResponse *ifs_http_request_url(IfsHttp *http, const char *method,
     g_return_val_if_fail(http && method, NULL);
     if (!url_parts(url, &parts)) {
         where = describe_request(http->account, method, "(a link from the API)");
-        ifs_error_propagate(err, ifs_error_new(EINVAL, 0, NULL,
-            "%s: not an absolute URL; refusing to request it", where));
+        refusal = ifs_error_new(EINVAL, 0, NULL,
+            "%s: not an absolute URL; refusing to request it", where);
+        redact_error(http, refusal);
+        ifs_error_propagate(err, refusal);
         g_free(where);
         return NULL;
     }
@@ -1299,12 +1478,12 @@ IfsHttpResponse *ifs_http_request_url(IfsHttp *http, const char *method,
     else if (to.own_origin)
         refusal = refuse_request(http, parts.path, where);
     if (refusal) {
+        redact_error(http, refusal);
         ifs_error_propagate(err, refusal);
     } else {
         /* One attempt: this serves actions, which never run twice. */
         a = attempt_once(http, method, &to, json_body, where);
-        if (a.err)
-            redact_secret(a.err, http->secret);
+        redact_error(http, a.err);
         ifs_error_propagate(err, a.err);
     }
     g_free(where);
@@ -1417,6 +1596,7 @@ IfsHttp *ifs_http_new(const IfsHttpConfig *cfg)
     http->secret_unusable = cfg->auth != IFS_AUTH_NONE &&
                             has_control_chars(http->secret);
     http->auth_header_line = http->secret_unusable ? NULL : auth_header_line(cfg);
+    http->secret_forms = secret_forms(cfg);
     http->cacert = g_strdup(cfg->cacert);
     http->connect_timeout_ms = cfg->connect_timeout_ms > 0 ?
         cfg->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
@@ -1437,13 +1617,6 @@ IfsHttp *ifs_http_new(const IfsHttpConfig *cfg)
     return http;
 }
 
-static void free_secret(char *s)
-{
-    if (s)
-        explicit_bzero(s, strlen(s)); /* keep it out of later core dumps */
-    g_free(s);
-}
-
 void ifs_http_free(IfsHttp *http)
 {
     if (!http)
@@ -1457,6 +1630,7 @@ void ifs_http_free(IfsHttp *http)
     g_cond_clear(&http->sleep_cond);
     free_secret(http->secret);
     free_secret(http->auth_header_line);
+    g_ptr_array_free(http->secret_forms, TRUE);
     g_free(http->account);
     g_free(http->origin);
     g_free(http->user);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -41,6 +42,7 @@ typedef struct {
     int show_help;
     int show_version;
     int allow_other;
+    int dumpable;
     GPtrArray *positionals;
 } Options;
 
@@ -54,6 +56,7 @@ static const struct fuse_opt option_spec[] = {
     IFS_OPT("offline", offline, 1),
     IFS_OPT("refresh=%d", refresh, 0),
     IFS_OPT("startup_timeout=%d", startup_timeout, 0),
+    IFS_OPT("dumpable", dumpable, 1),
     FUSE_OPT_KEY("-h", KEY_HELP),
     FUSE_OPT_KEY("--help", KEY_HELP),
     FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -114,11 +117,16 @@ static void print_usage(const char *prog)
            "    -o startup_timeout=SECONDS\n"
            "                            longest wait for the first refresh before the\n"
            "                            command returns (%d)\n"
+           "    -o dumpable             for debugging: allow core dumps and debuggers\n"
+           "                            (off by default: they would show the secrets)\n"
            "    -h, --help              print this help\n"
            "    -V, --version           print the version\n"
            "\n"
            "fstab-only options (auto, noauto, user, nouser, users, _netdev, nofail, x-*)\n"
            "are accepted and ignored.\n"
+           "\n"
+           "With -o allow_other, infrafs adds -o default_permissions itself: the kernel\n"
+           "then checks the modes, so only the mounting user can write control files.\n"
            "\n", prog, DEFAULT_REFRESH_S, DEFAULT_STARTUP_TIMEOUT_S);
     printf("FUSE options:\n");
     fuse_cmdline_help();
@@ -524,13 +532,22 @@ int main(int argc, char *argv[])
         fprintf(stderr, "infrafs: refresh= and startup_timeout= take seconds >= 0\n");
         goto out;
     }
+    /* Before any secret is read: a core file of this process would hold
+     * every account's key, and so would the memory a debugger or another
+     * process of the same user can read. Not dumpable, only root can. */
+    if (!o.dumpable && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+        fprintf(stderr, "infrafs: warning: cannot turn off core dumps (%s); a core file "
+                "of infrafs would hold the accounts' secrets\n", g_strerror(errno));
     /* Absolute paths before daemonizing: the daemon runs from /. */
     mountpoint = absolute_mountpoint(mount_arg, &err);
     config_path = choose_config(&o, source);
     cache_dir = o.cache_dir && *o.cache_dir ? g_canonicalize_filename(o.cache_dir, NULL)
                                             : ifs_cache_default_dir();
-    if (!mountpoint ||
-        !(config = ifs_config_load(config_path, ifs_provider_schemas(), &err))) {
+    if (mountpoint)
+        config = ifs_config_load(config_path, ifs_provider_schemas(), &err);
+    /* Read now (or never to be): out of /proc/PID/environ and children. */
+    ifs_config_forget_env_secrets();
+    if (!config) {
         fprintf(stderr, "infrafs: %s\n", err->message);
         goto out;
     }

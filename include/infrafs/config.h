@@ -44,8 +44,11 @@ char *ifs_config_default_path(void);
 /* Parse `path` (made absolute). Errors (EINVAL/ENOENT/EACCES) name the file,
  * the section, the key and the line, and say how to fix it. `schemas` is a
  * NULL-terminated array. Secrets are resolved here: token, token_file (~ and
- * paths relative to the config's directory), token_command (run with /bin/sh,
- * stdout trimmed), or INFRAFS_<ACCOUNT>_TOKEN; exactly one must be given.
+ * paths relative to the config's directory), token_command (run with /bin/sh
+ * in a session of its own, without any INFRAFS_*_TOKEN variable, stdout
+ * trimmed; on a timeout its whole session is killed), or
+ * INFRAFS_<ACCOUNT>_TOKEN; exactly one must be given. A secret holding a
+ * control character is refused.
  * A config file with an inline token, or a token_file, that is readable by
  * group or others is refused with the chmod 600 fix. */
 IfsConfig *ifs_config_load(const char *path,
@@ -53,6 +56,13 @@ IfsConfig *ifs_config_load(const char *path,
                            IfsError **err);
 void ifs_config_free(IfsConfig *cfg);
 const char *ifs_account_extra(const IfsAccountConfig *acct, const char *key);
+
+/* Removes every INFRAFS_<ACCOUNT>_TOKEN variable from the environment and
+ * wipes its text where exec put it, so that /proc/PID/environ, child
+ * processes and core files do not show it. Call after ifs_config_load and
+ * before any thread starts (setenv and getenv are not thread-safe). A
+ * token_command never sees these variables in any case. */
+void ifs_config_forget_env_secrets(void);
 
 /* "INFRAFS_" + upper-cased account name with '-' (and other non-alnum) as '_' + "_TOKEN" */
 char *ifs_config_env_name(const char *account);

@@ -44,7 +44,11 @@ void ifs_http_free(IfsHttp *http);
  * for 2xx, else NULL with *err set: the errno per CONTRACT §5, the provider's
  * error code and message parsed from the body, ETIMEDOUT on timeouts,
  * EHOSTUNREACH when no connection could be made. GET is retried with backoff
- * (429 honours Retry-After); other methods are never retried. */
+ * (429 honours Retry-After); other methods are never retried.
+ * A path with a "." or ".." segment, or an empty one ("//"), is refused
+ * with EINVAL and not sent: it would name another endpoint than meant (ids
+ * go through ifs_api_path, which encodes them). Error messages never hold
+ * the credential (see ifs_http_redact). */
 IfsHttpResponse *ifs_http_request(IfsHttp *http, const char *method,
                                   const char *path, const char *json_body,
                                   IfsError **err);
@@ -62,6 +66,14 @@ void ifs_http_response_free(IfsHttpResponse *resp);
 IfsHttpResponse *ifs_http_request_url(IfsHttp *http, const char *method,
                                       const char *url, const char *json_body,
                                       IfsError **err);
+
+/* A copy of `text` (NULL in, NULL out) with every form of the account's
+ * credential replaced by "[redacted]": the secret itself, its URL and
+ * JSON escapings, and for HTTP Basic the base64 of user:secret (padded,
+ * unpadded, base64url). Every error ifs_http_request and
+ * ifs_http_request_url return has been through it; use it on any other
+ * text taken from an answer before it is shown or logged. */
+char *ifs_http_redact(IfsHttp *http, const char *text);
 
 /* GET and parse JSON; an unparsable 2xx body is EIO naming the path. */
 json_object *ifs_http_get_json(IfsHttp *http, const char *path, IfsError **err);

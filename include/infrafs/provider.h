@@ -105,7 +105,8 @@ const IfsAccountSchema *const *ifs_provider_schemas(void);
 const char *ifs_json_string_field(json_object *obj, const char *key);
 /* prefix + id + suffix, with `id` percent-escaped whole (it may hold '/',
  * '?', '&' or anything else an API returned): a path segment or a query
- * value. */
+ * value. An id of only dots ("." and "..") is written as %2E each, so that
+ * it cannot be a dot segment. */
 char *ifs_api_path(const char *prefix, const char *id, const char *suffix);
 const IfsControlSpec *ifs_provider_control(const IfsProviderType *p,
                                            const char *kind, const char *file);

@@ -61,9 +61,22 @@ const char *ifs_json_string_field(json_object *obj, const char *key)
 
 char *ifs_api_path(const char *prefix, const char *id, const char *suffix)
 {
-    char *escaped = g_uri_escape_string(id, NULL, FALSE);
-    char *path = g_strconcat(prefix, escaped, suffix, NULL);
+    char *escaped;
+    char *path;
 
+    /* '.' is unreserved, so g_uri_escape_string keeps it; but an id of "."
+     * or ".." would be a dot segment that libcurl and servers resolve
+     * (/api/v2/vps/../details is /api/v2/details). Encoded, it is a name. */
+    if (*id && strspn(id, ".") == strlen(id)) {
+        GString *dots = g_string_new(NULL);
+
+        for (const char *p = id; *p; p++)
+            g_string_append(dots, "%2E");
+        escaped = g_string_free(dots, FALSE);
+    } else {
+        escaped = g_uri_escape_string(id, NULL, FALSE);
+    }
+    path = g_strconcat(prefix, escaped, suffix, NULL);
     g_free(escaped);
     return path;
 }

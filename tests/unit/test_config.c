@@ -31,7 +31,8 @@ static const IfsAccountSchema *const schemas[] = {
 /* Environment the tests change; restored after each test. */
 static const char *const saved_vars[] = {
     "HOME", "XDG_CONFIG_HOME", "INFRAFS_HOSTUP_TOKEN", "INFRAFS_HEO_TOKEN",
-    "INFRAFS_DEPLOYHQ_TOKEN", "INFRAFS_MY_HOST_1_TOKEN", NULL,
+    "INFRAFS_DEPLOYHQ_TOKEN", "INFRAFS_MY_HOST_1_TOKEN", "INFRAFS_OTHER_TOKEN",
+    "INFRAFS_NOT_A_SECRET", NULL,
 };
 
 typedef struct {
@@ -704,6 +705,122 @@ static void test_default_path(Fixture *fx, gconstpointer data)
     g_free(home);
 }
 
+/* ------------------------------------------------------------------ */
+/* Issue 10: control characters in secrets, secrets in the environment */
+
+/* What the message must not show: the secret's own characters. */
+#define SECRET_PART "S3CRETPART"
+
+static void expect_secret_error(Fixture *fx, const char *text, ...) G_GNUC_NULL_TERMINATED;
+
+/* As expect_error (EINVAL), and the secret is not in the message. */
+static void expect_secret_error(Fixture *fx, const char *text, ...)
+{
+    IfsError *err = NULL;
+    g_assert_null(load_text(fx, text, 0600, &err));
+    g_assert_nonnull(err);
+    g_test_message("error: %s", err->message);
+    g_assert_cmpint(err->errnum, ==, EINVAL);
+    g_assert_null(strstr(err->message, SECRET_PART));
+    va_list ap;
+    va_start(ap, text);
+    for (const char *want; (want = va_arg(ap, const char *));)
+        if (!strstr(err->message, want))
+            g_error("expected \"%s\" in \"%s\"", want, err->message);
+    va_end(ap);
+    ifs_error_free(err);
+}
+
+static void test_control_char_in_inline_token(Fixture *fx, gconstpointer data)
+{
+    (void)data;
+    /* What the fuzzer found, quoted and not. */
+    expect_secret_error(fx, "[hostup]\ntype = hostup\ntoken = \"x \x03" SECRET_PART "\"\n",
+                        ":3: [hostup] token: ", "control character (byte 0x03)",
+                        "remove it", NULL);
+    expect_secret_error(fx, "[hostup]\ntype = hostup\ntoken = a\x1b" SECRET_PART "\n",
+                        ":3: [hostup] token: ", "byte 0x1B", NULL);
+    expect_secret_error(fx, "[hostup]\ntype = hostup\ntoken = a\t" SECRET_PART "\n",
+                        ":3: [hostup] token: ", "byte 0x09", NULL);
+    expect_secret_error(fx, "[hostup]\ntype = hostup\ntoken = a\x7f" SECRET_PART "\n",
+                        ":3: [hostup] token: ", "byte 0x7F", NULL);
+}
+
+static void test_control_char_in_token_file(Fixture *fx, gconstpointer data)
+{
+    (void)data;
+    g_free(write_file(fx->dir, "t", "tok\x07" SECRET_PART "\n", 0600));
+    expect_secret_error(fx, "[hostup]\ntype = hostup\ntoken_file = t\n",
+                        ":3: [hostup] token_file: ", "byte 0x07", "remove it", NULL);
+    /* The trailing newline of a file is still no part of the secret. */
+    g_free(write_file(fx->dir, "t", SECRET_PART "\r\n", 0600));
+    IfsConfig *cfg = load_ok(fx, "[hostup]\ntype = hostup\ntoken_file = t\n");
+    g_assert_cmpstr(account(cfg, 0)->secret, ==, SECRET_PART);
+    ifs_config_free(cfg);
+}
+
+static void test_control_char_in_token_command(Fixture *fx, gconstpointer data)
+{
+    (void)data;
+    expect_secret_error(fx, "[heo]\ntype = heo\nvps = v\n"
+                        "token_command = printf 'a\\033" SECRET_PART "\\n'\n",
+                        ":4: [heo] token_command: ", "printed a control character "
+                        "(byte 0x1B)", NULL);
+    IfsConfig *cfg = load_ok(fx, "[heo]\ntype = heo\nvps = v\n"
+                             "token_command = printf '" SECRET_PART "\\n'\n");
+    g_assert_cmpstr(account(cfg, 0)->secret, ==, SECRET_PART);
+    ifs_config_free(cfg);
+}
+
+static void test_control_char_in_env_token(Fixture *fx, gconstpointer data)
+{
+    (void)data;
+    g_setenv("INFRAFS_HOSTUP_TOKEN", "a\x03" SECRET_PART, TRUE);
+    expect_secret_error(fx, "# x\n[hostup]\ntype = hostup\n",
+                        ":2: [hostup] ", "INFRAFS_HOSTUP_TOKEN",
+                        "control character (byte 0x03)", NULL);
+}
+
+/* A token_command is another program: it must not see any account's
+ * secret from the environment (issue 10 found them passed on). */
+static void test_token_command_sees_no_env_secret(Fixture *fx, gconstpointer data)
+{
+    (void)data;
+    g_setenv("INFRAFS_HOSTUP_TOKEN", "env-" SECRET_PART, TRUE);
+    g_setenv("INFRAFS_OTHER_TOKEN", "other-" SECRET_PART, TRUE);
+    g_setenv("INFRAFS_NOT_A_SECRET", "kept", TRUE);
+    IfsConfig *cfg = load_ok(fx, "[hostup]\ntype = hostup\n"
+                             "[heo]\ntype = heo\nvps = v\n"
+                             "token_command = env > env.out; echo cmd-secret\n");
+    g_assert_cmpstr(account(cfg, 0)->secret, ==, "env-" SECRET_PART);
+    g_assert_cmpstr(account(cfg, 1)->secret, ==, "cmd-secret");
+    ifs_config_free(cfg);
+
+    char *path = g_build_filename(fx->dir, "env.out", NULL);
+    char *seen = NULL;
+    g_assert_true(g_file_get_contents(path, &seen, NULL, NULL));
+    g_assert_nonnull(strstr(seen, "INFRAFS_NOT_A_SECRET=kept\n"));
+    g_assert_null(strstr(seen, SECRET_PART));
+    g_assert_null(strstr(seen, "_TOKEN="));
+    g_free(seen);
+    g_free(path);
+}
+
+static void test_forget_env_secrets(Fixture *fx, gconstpointer data)
+{
+    (void)data;
+    (void)fx;
+    g_setenv("INFRAFS_HOSTUP_TOKEN", "env-" SECRET_PART, TRUE);
+    g_setenv("INFRAFS_OTHER_TOKEN", "other-" SECRET_PART, TRUE);
+    g_setenv("INFRAFS_NOT_A_SECRET", "kept", TRUE);
+    ifs_config_forget_env_secrets();
+    g_assert_null(g_getenv("INFRAFS_HOSTUP_TOKEN"));
+    g_assert_null(g_getenv("INFRAFS_OTHER_TOKEN"));
+    g_assert_cmpstr(g_getenv("INFRAFS_NOT_A_SECRET"), ==, "kept");
+    for (char **e = environ; *e; e++)
+        g_assert_null(strstr(*e, SECRET_PART));
+}
+
 #define ADD(name, fn) \
     g_test_add(name, Fixture, NULL, fixture_setup, fn, fixture_teardown)
 
@@ -743,5 +860,11 @@ int main(int argc, char **argv)
     ADD("/config/relative-config-path", test_relative_config_path);
     ADD("/config/cacert", test_cacert);
     ADD("/config/default-path", test_default_path);
+    ADD("/config/control-char-in-inline-token", test_control_char_in_inline_token);
+    ADD("/config/control-char-in-token-file", test_control_char_in_token_file);
+    ADD("/config/control-char-in-token-command", test_control_char_in_token_command);
+    ADD("/config/control-char-in-env-token", test_control_char_in_env_token);
+    ADD("/config/token-command-sees-no-env-secret", test_token_command_sees_no_env_secret);
+    ADD("/config/forget-env-secrets", test_forget_env_secrets);
     return g_test_run();
 }

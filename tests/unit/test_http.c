@@ -2,6 +2,7 @@
  * provider, Retry-After, X-RateLimit-Reset) and real requests against a tiny
  * scripted HTTP/1.1 server running in a thread of this process. */
 #include "infrafs/http.h"
+#include "infrafs/provider.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -1830,6 +1831,199 @@ static void test_budget_concurrent_readers_never_overdraw(void)
     server_stop(srv);
 }
 
+/* ======================================================================== */
+/* The credential in text (issue 10: DeployHQ's Basic credential was shown)  */
+
+/* Not a real token: one with characters that URL and JSON encode. */
+#define ODD_SECRET "s3cr3t/+k=y \"q\"~~?"
+#define BASIC_USER "ops@example.com"
+
+static char *base64_of(const char *text)
+{
+    return g_base64_encode((const guchar *)text, strlen(text));
+}
+
+static void assert_redacts(IfsHttp *http, const char *form)
+{
+    g_autofree char *text = g_strdup_printf("before %s after", form);
+    g_autofree char *out = ifs_http_redact(http, text);
+
+    if (g_strcmp0(out, "before [redacted] after") != 0)
+        g_error("form \"%s\" came out as \"%s\"", form, out);
+}
+
+static void test_redact_every_form_of_the_credential(void)
+{
+    IfsHttpConfig cfg = config_for("http://127.0.0.1:9");
+    IfsHttp *http;
+    g_autofree char *b64 = base64_of(BASIC_USER ":" ODD_SECRET);
+    g_autofree char *unpadded = g_strndup(b64, strcspn(b64, "="));
+    g_autofree char *url_safe = g_strdup(unpadded);
+    g_autofree char *untouched = NULL;
+
+    g_strdelimit(url_safe, "+", '-');
+    g_strdelimit(url_safe, "/", '_');
+    g_assert_true(strchr(b64, '=') && strcmp(unpadded, url_safe) != 0); /* the forms differ */
+    cfg.auth = IFS_AUTH_BASIC;
+    cfg.user = BASIC_USER;
+    cfg.secret = ODD_SECRET;
+    http = ifs_http_new(&cfg);
+    assert_redacts(http, ODD_SECRET);
+    assert_redacts(http, b64);
+    assert_redacts(http, unpadded);
+    assert_redacts(http, url_safe);
+    assert_redacts(http, "s3cr3t%2F%2Bk%3Dy%20%22q%22~~%3F");   /* percent-encoded */
+    assert_redacts(http, "s3cr3t%2f%2bk%3dy%20%22q%22~~%3f");   /* lower-case hex */
+    assert_redacts(http, "s3cr3t%2F%2Bk%3Dy+%22q%22~~%3F");     /* form-encoded */
+    assert_redacts(http, "s3cr3t\\/+k=y \\\"q\\\"~~?");          /* JSON, '/' escaped */
+    assert_redacts(http, "s3cr3t/+k=y \\\"q\\\"~~?");            /* JSON */
+    g_assert_null(ifs_http_redact(http, NULL));
+    untouched = ifs_http_redact(http, "user " BASIC_USER " is no secret");
+    g_assert_cmpstr(untouched, ==, "user " BASIC_USER " is no secret");
+    ifs_http_free(http);
+}
+
+/* What the attack probe saw: DeployHQ answering 400 with the request's
+ * headers, "Authorization: Basic base64(user:key)", shown in last_error. */
+static void test_basic_credential_echoed_in_error_is_redacted(void)
+{
+    TestServer *srv = server_start();
+    IfsHttpConfig cfg = config_for(srv->origin);
+    IfsHttp *http;
+    g_autoptr(IfsError) get_err = NULL;
+    g_autoptr(IfsError) post_err = NULL;
+    g_autoptr(IfsError) url_err = NULL;
+    g_autofree char *b64 = base64_of(BASIC_USER ":" SECRET);
+    g_autofree char *body = g_strdup_printf(
+        "{\"error\":\"bad_request\",\"message\":\"request was: GET /hosted_resources "
+        "Authorization: Basic %s\"}", b64);
+    g_autofree char *url = g_strconcat(srv->origin, "/ping", NULL);
+
+    cfg.auth = IFS_AUTH_BASIC;
+    cfg.user = BASIC_USER;
+    cfg.max_retries = 1;
+    http = ifs_http_new(&cfg);
+    /* A read that is retried, an action, and a link from the API. */
+    server_reply(srv, 503, "Retry-After: 0\r\n", "application/json", body);
+    server_reply(srv, 400, NULL, "application/json", body);
+    server_reply(srv, 400, NULL, "application/json", body);
+    server_reply(srv, 401, NULL, "text/plain", body);
+    g_assert_null(ifs_http_request(http, "GET", "/hosted_resources", NULL, &get_err));
+    g_assert_null(ifs_http_request(http, "POST", "/hosted_resources/x/sync", NULL, &post_err));
+    g_assert_null(ifs_http_request_url(http, "POST", url, NULL, &url_err));
+    for (IfsError *const *e = (IfsError *const[]){ get_err, post_err, url_err, NULL }; *e; e++) {
+        g_test_message("%s", (*e)->message);
+        g_assert_null(strstr((*e)->message, b64));
+        assert_contains((*e)->message, "Authorization: Basic [redacted]");
+    }
+    assert_contains(get_err->message, "gave up after 2 attempts");
+    ifs_http_free(http);
+    server_stop(srv);
+}
+
+/* A long answer is cut short in the message: the credential must go before
+ * that, or its first characters would be left where the cut falls. */
+static void test_credential_cut_by_truncation_is_redacted(void)
+{
+    TestServer *srv = server_start();
+    IfsHttpConfig cfg = config_for(srv->origin);
+    IfsHttp *http;
+    g_autoptr(IfsError) err = NULL;
+    g_autofree char *b64 = base64_of(BASIC_USER ":" SECRET);
+    g_autofree char *head = g_strnfill(153, 'x');
+    /* 13 + 153 + 22 characters before the credential: the message's cut
+     * after 200 characters falls 12 characters into it. */
+    g_autofree char *body = g_strdup_printf("request was: %s Authorization: Basic %s",
+                                            head, b64);
+    g_autofree char *start = g_strndup(b64, 8);
+
+    cfg.auth = IFS_AUTH_BASIC;
+    cfg.user = BASIC_USER;
+    http = ifs_http_new(&cfg);
+    server_reply(srv, 400, NULL, "text/plain", body);
+    g_assert_null(ifs_http_request(http, "POST", "/x", NULL, &err));
+    g_test_message("%s", err->message);
+    g_assert_null(strstr(err->message, start));
+    ifs_http_free(http);
+    server_stop(srv);
+}
+
+/* Issue 10: an id ".." made infrafs send GET /api/v2/details with the
+ * token. A path with a dot segment (or an empty one) is never sent. */
+static void test_dot_segment_in_path_refused(void)
+{
+    static const char *const refused[] = {
+        "/api/v2/vps/../details", "/api/v2/vps/./details", "/api/v2/vps/..",
+        "/api/v2/vps/.", "/api/v2/vps/..?x=1", "/api/v2/vps//details",
+        "/..", NULL,
+    };
+    TestServer *srv = server_start();
+    IfsHttpConfig cfg = config_for(srv->origin);
+    IfsHttp *http = ifs_http_new(&cfg);
+    IfsHttpResponse *resp;
+    g_autoptr(IfsError) err = NULL;
+
+    for (const char *const *p = refused; *p; p++) {
+        g_autoptr(IfsError) e = NULL;
+
+        g_assert_null(ifs_http_request(http, "GET", *p, NULL, &e));
+        g_assert_nonnull(e);
+        g_assert_cmpint(e->errnum, ==, EINVAL);
+        assert_contains(e->message, "segment");
+    }
+    g_assert_cmpuint(server_request_count(srv), ==, 0);
+    /* Dots that are no dot segment, and dots in the query, are fine. */
+    server_reply(srv, 200, NULL, "application/json", "{}");
+    resp = ifs_http_request(http, "GET", "/a/...b./.c/?cursor=../..", NULL, &err);
+    g_assert_null(err);
+    ifs_http_response_free(resp);
+    g_assert_cmpuint(server_request_count(srv), ==, 1);
+    ifs_http_free(http);
+    server_stop(srv);
+}
+
+/* libcurl must send an encoded dot segment exactly as given, not resolve
+ * it: that is what keeps /vps/%2E%2E/details under /vps. */
+static void test_encoded_dot_segment_sent_verbatim(void)
+{
+    TestServer *srv = server_start();
+    IfsHttpConfig cfg = config_for(srv->origin);
+    IfsHttp *http = ifs_http_new(&cfg);
+    IfsHttpResponse *resp;
+    g_autoptr(IfsError) err = NULL;
+    g_autofree char *seen = NULL;
+    g_autofree char *path = ifs_api_path("/api/v2/vps/", "..", "/details");
+
+    server_reply(srv, 200, NULL, "application/json", "{}");
+    resp = ifs_http_request(http, "GET", path, NULL, &err);
+    g_assert_null(err);
+    ifs_http_response_free(resp);
+    seen = server_request(srv, 0);
+    assert_contains(seen, "GET /api/v2/vps/%2E%2E/details HTTP/1.1\r\n");
+    ifs_http_free(http);
+    server_stop(srv);
+}
+
+static void test_api_path_encodes_dot_ids(void)
+{
+    static const struct { const char *id, *path; } table[] = {
+        { "..", "/api/v2/vps/%2E%2E/details" },
+        { ".", "/api/v2/vps/%2E/details" },
+        { "...", "/api/v2/vps/%2E%2E%2E/details" },
+        { "a.b", "/api/v2/vps/a.b/details" },
+        { "../x", "/api/v2/vps/..%2Fx/details" },
+        { "a/b?c=d&e#f", "/api/v2/vps/a%2Fb%3Fc%3Dd%26e%23f/details" },
+        { "%2E%2E", "/api/v2/vps/%252E%252E/details" },
+        { "vps_01 é", "/api/v2/vps/vps_01%20%C3%A9/details" },
+    };
+
+    for (gsize i = 0; i < G_N_ELEMENTS(table); i++) {
+        g_autofree char *path = ifs_api_path("/api/v2/vps/", table[i].id, "/details");
+
+        g_assert_cmpstr(path, ==, table[i].path);
+    }
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -1900,5 +2094,15 @@ int main(int argc, char **argv)
     g_test_add_func("/http/url/errors-mapped-not-retried", test_url_errors_mapped_and_not_retried);
     g_test_add_func("/http/url/foreign-rate-limit-ignored", test_url_foreign_rate_limit_ignored);
     g_test_add_func("/http/url/transport-errors", test_url_transport_errors);
+    g_test_add_func("/http/redact/every-form-of-the-credential",
+                    test_redact_every_form_of_the_credential);
+    g_test_add_func("/http/redact/basic-credential-echoed-in-error",
+                    test_basic_credential_echoed_in_error_is_redacted);
+    g_test_add_func("/http/redact/credential-cut-by-truncation",
+                    test_credential_cut_by_truncation_is_redacted);
+    g_test_add_func("/http/path/dot-segment-refused", test_dot_segment_in_path_refused);
+    g_test_add_func("/http/path/encoded-dot-segment-sent-verbatim",
+                    test_encoded_dot_segment_sent_verbatim);
+    g_test_add_func("/http/path/api-path-encodes-dot-ids", test_api_path_encodes_dot_ids);
     return g_test_run();
 }
