@@ -141,6 +141,7 @@ static void fetch_one(Account *a, const char *kind, const char *id, gboolean pub
     if (!a->pstate || !a->type->fetch)
         return;
     fresh = a->type->fetch(a->pstate, kind, id, &err);
+    store_redact_error(a, err);
     if (!fresh && err->errnum != ENOENT) {
         /* The periodic refresh will catch up; the last good data stays. */
         g_message("account '%s': re-reading %s %s failed: %s", a->cfg->name, kind, id,
@@ -223,7 +224,14 @@ static void poll_operation(Account *a, Operation *op)
         IfsError *err = NULL;
         char *text = NULL;
 
-        if (a->type->poll(a->pstate, op->poll_url, &state, &text, &err)) {
+        gboolean polled = a->type->poll(a->pstate, op->poll_url, &state, &text, &err);
+
+        store_redact_error(a, err);
+        if (polled) {
+            char *shown = ifs_http_redact(a->http, text);
+
+            g_free(text);
+            text = shown;
             if (op_update(s, op, state, text)) {
                 bump_extras(a, op->res_kind, op->res_id);
                 if (state == IFS_OP_PENDING)
@@ -276,14 +284,18 @@ void store_worker_main(gpointer data, gpointer user)
 
 static char *command_text_for_log(const IfsCommand *cmd, const char *buf, size_t len)
 {
-    char *raw;
     char *line;
 
     if (cmd)
         return ifs_command_to_string(cmd);
-    raw = g_strndup(buf, MIN(len, 64));
-    line = store_one_line(g_strstrip(raw), 64);
-    g_free(raw);
+    /* Whatever bytes were written, last_action stays one line of text. */
+    while (len > 0 && g_ascii_isspace(buf[len - 1]))
+        len--;
+    while (len > 0 && g_ascii_isspace(*buf)) {
+        buf++;
+        len--;
+    }
+    line = store_escaped_input(buf, len, 64);
     if (!*line) {
         g_free(line);
         return g_strdup("(empty)");
@@ -335,9 +347,10 @@ static Operation *start_operation(Account *a, IfsControlTarget *t, const IfsActi
     op->account = a;
     op->res_kind = g_strdup(t->res_kind);
     op->res_id = g_strdup(t->res_id);
-    op->job_id = g_strdup(res->op_job_id);
+    /* Shown in operation/: the API's words, so never the credential. */
+    op->job_id = ifs_http_redact(a->http, res->op_job_id);
     op->poll_url = g_strdup(res->op_poll_url);
-    op->status_text = g_strdup(res->op_status ? res->op_status : "queued");
+    op->status_text = ifs_http_redact(a->http, res->op_status ? res->op_status : "queued");
     op->state = IFS_OP_PENDING;
     return op;
 }
@@ -380,9 +393,14 @@ static int resource_control_write(Account *a, IfsControlTarget *t, const char *b
         err = ifs_error_copy(a->open_error);
     else if (cmd)
         ok = a->type->act(a->pstate, t->res_kind, t->res_id, t->file, cmd, &res, &err);
+    store_redact_error(a, err);
 
     command = command_text_for_log(cmd, buf, len);
-    line = last_action_line(command, ok ? NULL : err, &res);
+    {
+        char *raw = last_action_line(command, ok ? NULL : err, &res);
+        line = ifs_http_redact(a->http, raw); /* the provider's words in it too */
+        g_free(raw);
+    }
     key = store_resource_key(t->res_kind, t->res_id);
     if (ok && res.op_poll_url && a->type->poll)
         op = start_operation(a, t, &res);

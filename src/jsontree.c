@@ -175,6 +175,7 @@ static gboolean all_scalars(json_object *arr)
 typedef struct {
     GString *problems;
     guint skipped;
+    const char *const *reserved; /* top-level names that are not the API's */
 } FillState;
 
 static void fill_object(IfsDirBuilder *dir, json_object *obj, FillState *st, int depth);
@@ -243,11 +244,25 @@ static void add_value(IfsDirBuilder *dir, const char *name, json_object *v, Fill
     g_free(path);
 }
 
+/* A name infrafs itself uses at the top of a resource directory is shown
+ * with its first byte escaped (operation -> %6Fperation): an API field can
+ * never pose as one of our entries, whether or not that entry is there. */
+static char *unreserved(char *name, const FillState *st, int depth)
+{
+    char *shown;
+
+    if (!name || depth != 0 || !st->reserved || !g_strv_contains(st->reserved, name))
+        return name;
+    shown = g_strdup_printf("%%%02X%s", (unsigned char)name[0], name + 1);
+    g_free(name);
+    return shown;
+}
+
 static void fill_object(IfsDirBuilder *dir, json_object *obj, FillState *st, int depth)
 {
     json_object_object_foreach(obj, key, value) {
         char *snake = ifs_snake_case(key);
-        char *name = ifs_name_escape(snake, strlen(snake));
+        char *name = unreserved(ifs_name_escape(snake, strlen(snake)), st, depth);
 
         if (!name)
             skip_field(dir, key, "name is empty or longer than 255 bytes", st);
@@ -308,9 +323,10 @@ static void fill_array(IfsDirBuilder *dir, json_object *arr, FillState *st, int 
     }
 }
 
-guint ifs_json_fill_dir(IfsDirBuilder *dir, json_object *obj, GString *problems)
+guint ifs_json_fill_dir(IfsDirBuilder *dir, json_object *obj, const char *const *reserved,
+                        GString *problems)
 {
-    FillState st = { problems, 0 };
+    FillState st = { problems, 0, reserved };
 
     if (!dir)
         return 0;

@@ -518,7 +518,9 @@ char *ifs_name_escape(const char *raw, size_t len)
     for (size_t i = 0; i < len && out->len <= IFS_NAME_MAX; i++) {
         unsigned char c = (unsigned char)raw[i];
 
-        if (c == '%' || c == '/' || c == '\0' || dots_only)
+        /* Control characters too: `ls` must not hand a terminal escape
+         * sequences or line breaks taken from an API. */
+        if (c == '%' || c == '/' || c < 0x20 || c == 0x7f || dots_only)
             append_escape(out, c);
         else
             g_string_append_c(out, (char)c);

@@ -38,14 +38,69 @@ gint64 store_now(void)
     return g_get_real_time() / G_USEC_PER_SEC;
 }
 
-/* One line, no control characters: what goes into last_action/last_error. */
+/* One line of valid UTF-8 without control characters, at most `max` bytes:
+ * what goes into last_action and last_error. Control characters become
+ * spaces, bytes that are not UTF-8 become U+FFFD. */
 char *store_one_line(const char *text, size_t max)
 {
+    char *valid = g_utf8_make_valid(text ? text : "", -1);
     GString *out = g_string_new(NULL);
 
-    for (const char *p = text ? text : ""; *p && out->len < max; p++)
-        g_string_append_c(out, (unsigned char)*p < 0x20 ? ' ' : *p);
+    for (const char *p = valid; *p; p = g_utf8_next_char(p)) {
+        gunichar c = g_utf8_get_char(p);
+        size_t len = (size_t)(g_utf8_next_char(p) - p);
+
+        if (out->len + len > max)
+            break;
+        if (g_unichar_iscntrl(c))
+            g_string_append_c(out, ' ');
+        else
+            g_string_append_len(out, p, (gssize)len);
+    }
+    g_free(valid);
     return g_string_free(out, FALSE);
+}
+
+/* Text a user wrote (a command refused before it was understood), shown as
+ * one line of text: printable characters as they are, every other byte as
+ * \xNN (a backslash too, so the rule can be reversed), at most `max` bytes
+ * of input. */
+char *store_escaped_input(const char *buf, size_t len, size_t max)
+{
+    GString *out = g_string_new(NULL);
+    const char *p = buf;
+    const char *end = buf + MIN(len, max);
+
+    while (p < end) {
+        gunichar c = g_utf8_get_char_validated(p, end - p);
+
+        if (c < 0x80 && c != '\\' && g_ascii_isprint((char)c)) {
+            g_string_append_c(out, *p++);
+        } else if (c < (gunichar)-2 && c >= 0x80 && g_unichar_isprint(c)) {
+            const char *next = g_utf8_next_char(p);
+            g_string_append_len(out, p, next - p);
+            p = next;
+        } else {
+            g_string_append_printf(out, "\\x%02X", (unsigned char)*p++);
+        }
+    }
+    return g_string_free(out, FALSE);
+}
+
+/* Whatever an API said, before it is shown or logged: never in any form
+ * the account's credential (a server may echo the request's headers). */
+void store_redact_error(Account *a, IfsError *err)
+{
+    char *text;
+
+    if (!err)
+        return;
+    text = ifs_http_redact(a->http, err->message);
+    g_free(err->message);
+    err->message = text;
+    text = ifs_http_redact(a->http, err->code);
+    g_free(err->code);
+    err->code = text;
 }
 
 char *store_resource_key(const char *kind, const char *id)
@@ -381,6 +436,7 @@ static int run_refresh(Account *a)
         ok = FALSE;
         err = ifs_error_copy(a->open_error);
     }
+    store_redact_error(a, err);
     g_mutex_lock(&a->lock);
     if (ok) {
         /* With err set the refresh was partial (provider.h): the data is
@@ -554,14 +610,11 @@ IfsNode *ifs_store_get(IfsStore *store, uint64_t ino)
 
     if (!path)
         return NULL;
+    /* A wait file replaced by a newer operation's (another inode at the
+     * same path) answers as that one: a reader that raced the replacement
+     * then waits for the newer operation rather than failing. */
     node = resolve(store, path);
     g_free(path);
-    /* Another node now at that path (a newer operation's wait file) is not
-     * the inode the kernel asks about. */
-    if (node && node->ino != ino) {
-        ifs_node_unref(node);
-        node = NULL;
-    }
     return node;
 }
 

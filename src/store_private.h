@@ -166,6 +166,8 @@ static inline gboolean store_stopping(IfsStore *s)
 char *store_iso_time(gint64 epoch);
 gint64 store_now(void);
 char *store_one_line(const char *text, size_t max);
+char *store_escaped_input(const char *buf, size_t len, size_t max);
+void store_redact_error(Account *a, IfsError *err);
 char *store_resource_key(const char *kind, const char *id);
 void store_publish(Account *a);
 void store_publish_finishing(Account *a, Operation *finished_op);

@@ -77,7 +77,12 @@ static IfsNode *build_operation_dir(const char *res_path, Extras *x, IfsStore *s
         final_text = g_strconcat(op->status_text, "\n", NULL);
     g_mutex_unlock(&s->op_lock);
     add_line(b, "job_id", op->job_id);
-    add_line(b, "poll_url", op->poll_url);
+    {
+        /* Kept as the API gave it for polling; shown without credentials. */
+        char *shown = ifs_http_redact(op->account->http, op->poll_url);
+        add_line(b, "poll_url", shown);
+        g_free(shown);
+    }
     wait = ifs_node_new_wait(wait_path, final_text, store_target_ref(x->wait_target),
                              (IfsTargetFree)store_target_unref);
     /* Each operation's wait file is a new inode: the kernel then forgets the
@@ -94,12 +99,31 @@ static IfsNode *build_operation_dir(const char *res_path, Extras *x, IfsStore *s
     return ifs_dir_builder_finish(b, 0);
 }
 
+/* The names infrafs adds to a resource directory of this kind, whether or
+ * not they are there at the moment: json, last_action, operation and the
+ * control files. (Extra files, such as Dokploy's log, are not: the API's
+ * own field of that name wins or is reported.) */
+static GPtrArray *reserved_names(const Account *a, const char *kind)
+{
+    GPtrArray *names = g_ptr_array_new();
+
+    g_ptr_array_add(names, (gpointer) "json");
+    g_ptr_array_add(names, (gpointer) "last_action");
+    g_ptr_array_add(names, (gpointer) "operation");
+    for (const IfsControlSpec *spec = a->type->controls; spec && spec->kind; spec++)
+        if (strcmp(spec->kind, kind) == 0)
+            g_ptr_array_add(names, (gpointer)spec->file);
+    g_ptr_array_add(names, NULL);
+    return names;
+}
+
 static IfsNode *build_resource(Account *a, IfsResource *r, const char *path,
                                Extras *x, GString *problems)
 {
     IfsDirBuilder *b = ifs_dir_builder_new(path);
     gboolean has_controls = FALSE;
     GString *field_problems = g_string_new(NULL);
+    GPtrArray *reserved = reserved_names(a, r->kind);
     size_t json_len;
     char *json;
 
@@ -137,9 +161,11 @@ static IfsNode *build_resource(Account *a, IfsResource *r, const char *path,
         g_free(jpath);
     }
     g_free(json);
-    if (ifs_json_fill_dir(b, r->object, field_problems) > 0 && problems->len < MAX_PROBLEM_TEXT)
+    if (ifs_json_fill_dir(b, r->object, (const char *const *)reserved->pdata,
+                          field_problems) > 0 && problems->len < MAX_PROBLEM_TEXT)
         g_string_append_printf(problems, "%s %s: %s", r->kind, r->id, field_problems->str);
     g_string_free(field_problems, TRUE);
+    g_ptr_array_free(reserved, TRUE);
     return ifs_dir_builder_finish(b, 0);
 }
 

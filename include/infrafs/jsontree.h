@@ -15,11 +15,15 @@ char *ifs_json_scalar_text(json_object *v, size_t *len_out);
  * (scalars -> files, objects -> subdirectories, arrays of scalars -> files
  * with one element per line, arrays of objects -> subdirectories named by
  * id / identifier / slug / name, else the index). Does not add `json`:
- * the caller does (ifs_json_pretty). Names already present in `dir` win
- * (controls and synthesized files are added first). Returns the number of
- * fields skipped because their name could not be made safe or collided;
- * `problems` (may be NULL) receives one line per skipped field. */
-guint ifs_json_fill_dir(IfsDirBuilder *dir, json_object *obj, GString *problems);
+ * the caller does (ifs_json_pretty). A top-level field named as one of
+ * `reserved` (NULL-terminated, may be NULL: the names the caller adds
+ * itself) has the first byte of its name escaped: "operation" becomes
+ * "%6Fperation". Names already present in `dir` win (extra files are added
+ * first). Returns the number of fields skipped because their name could not
+ * be made safe or collided; `problems` (may be NULL) receives one line per
+ * skipped field. */
+guint ifs_json_fill_dir(IfsDirBuilder *dir, json_object *obj, const char *const *reserved,
+                        GString *problems);
 
 /* Pretty-printed JSON text with a trailing newline. */
 char *ifs_json_pretty(json_object *obj, size_t *len_out);

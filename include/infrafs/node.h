@@ -100,7 +100,8 @@ typedef struct {
 void ifs_node_diff(const IfsNode *old, const IfsNode *fresh, const IfsNodeDiffSink *sink);
 
 /* Names (CONTRACT §3): escape a name taken from API data so it is a valid
- * entry: '%' -> %25, '/' -> %2F, NUL -> %00, and "." / ".." have their dots as
- * %2E. Returns NULL for an empty name or one longer than 255 bytes after
+ * entry: '%' -> %25, '/' -> %2F, control characters (NUL, newline, ESC, ...,
+ * DEL) as %XX (%00, %0A, %1B, %7F), and "." / ".." have their dots as %2E.
+ * Returns NULL for an empty name or one longer than 255 bytes after
  * escaping (the caller skips it and reports why). */
 char *ifs_name_escape(const char *raw, size_t len);

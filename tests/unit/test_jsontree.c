@@ -18,7 +18,7 @@ static json_object *parse(const char *text)
 static IfsNode *fill(const char *path, json_object *obj, guint *skipped, GString *problems)
 {
     IfsDirBuilder *b = ifs_dir_builder_new(path);
-    guint n = ifs_json_fill_dir(b, obj, problems);
+    guint n = ifs_json_fill_dir(b, obj, NULL, problems);
 
     if (skipped)
         *skipped = n;
@@ -389,7 +389,7 @@ static void test_collisions(void)
 
     /* Controls and synthesized files are added first and win. */
     ifs_dir_builder_add(b, ifs_node_new_control(power_path, "start stop\n", NULL, NULL));
-    skipped = ifs_json_fill_dir(b, obj, problems);
+    skipped = ifs_json_fill_dir(b, obj, NULL, problems);
     dir = ifs_dir_builder_finish(b, 1);
 
     g_assert_cmpuint(skipped, ==, 2);
@@ -510,8 +510,8 @@ static void test_not_an_object(void)
     IfsDirBuilder *b = ifs_dir_builder_new("d");
     IfsNode *dir;
 
-    g_assert_cmpuint(ifs_json_fill_dir(b, s, NULL), ==, 0);
-    g_assert_cmpuint(ifs_json_fill_dir(b, NULL, NULL), ==, 0);
+    g_assert_cmpuint(ifs_json_fill_dir(b, s, NULL, NULL), ==, 0);
+    g_assert_cmpuint(ifs_json_fill_dir(b, NULL, NULL, NULL), ==, 0);
     dir = ifs_dir_builder_finish(b, 1);
     g_assert_cmpuint(dir->n_children, ==, 0);
     ifs_node_unref(dir);

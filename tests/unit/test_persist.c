@@ -60,7 +60,7 @@ static IfsNode *resource_dir(const char *id, json_object *obj, time_t mtime)
     char *path = g_strconcat("vps/acct/", id, NULL);
     IfsDirBuilder *b = ifs_dir_builder_new(path);
 
-    ifs_json_fill_dir(b, obj, NULL);
+    ifs_json_fill_dir(b, obj, NULL, NULL);
     g_free(path);
     return ifs_dir_builder_finish(b, mtime);
 }
