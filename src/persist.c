@@ -4,6 +4,8 @@
  * rename), so a crash leaves either the old or the new copy. */
 #include "infrafs/persist.h"
 
+#include "infrafs/jsonparse.h"
+
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -246,7 +248,7 @@ IfsCacheData *ifs_cache_load(const char *path, const IfsAccountConfig *cfg, IfsE
     gsize len = 0;
     GError *gerr = NULL;
     json_object *top, *list, *v;
-    json_tokener *tok;
+    IfsJsonResult parsed;
     IfsCacheData *data;
     struct stat st;
 
@@ -265,16 +267,17 @@ IfsCacheData *ifs_cache_load(const char *path, const IfsAccountConfig *cfg, IfsE
     }
     /* The file wraps each API object in four levels of its own (top,
      * resources, entry, object): whatever the API's nesting, which json-c
-     * limited when it was received, must load back. */
-    tok = json_tokener_new_ex(JSON_TOKENER_DEFAULT_DEPTH + CACHE_WRAPPING_DEPTH);
-    top = json_tokener_parse_ex(tok, text, (int)MIN(len, (gsize)G_MAXINT));
-    if (top && (json_tokener_get_error(tok) != json_tokener_success ||
-                tok->char_offset != (int)len)) {
-        json_object_put(top);
-        top = NULL;
-    }
-    json_tokener_free(tok);
+     * limited when it was received, must load back. The memory bound is
+     * the answers' per byte; the file as a whole is as large as the
+     * account's data, so it has no cap of its own beyond its size. */
+    top = ifs_json_parse(text, len, &(IfsJsonLimits){
+                             .max_depth = JSON_TOKENER_DEFAULT_DEPTH + CACHE_WRAPPING_DEPTH,
+                             .max_memory = 0 }, &parsed);
     g_free(text);
+    if (parsed.status == IFS_JSON_TOO_COSTLY) {
+        ifs_error_propagate(err, foreign(path, cfg, parsed.why));
+        return NULL;
+    }
     if (!top || !json_object_is_type(top, json_type_object) ||
         g_strcmp0(str_member(top, "format"), CACHE_FORMAT) != 0 ||
         !json_object_object_get_ex(top, "version", &v) ||
