@@ -758,6 +758,7 @@ static gint64 note_retry_after(IfsHttp *http, CURL *curl, int status)
 
 typedef struct {
     GByteArray *body;
+    size_t received;   /* decoded bytes, kept or not */
     gboolean too_large;
     char errbuf[CURL_ERROR_SIZE];
     CURL *curl;
@@ -789,14 +790,11 @@ static size_t collect_body(char *data, size_t size, size_t nmemb, void *userdata
     Transfer *t = userdata;
     size_t n = size * nmemb;
 
-    if (t->body->len + n > MAX_BODY_BYTES) {
+    t->received += n;
+    if (t->received > MAX_BODY_BYTES) {
         t->too_large = TRUE;
         return 0; /* makes curl abort with CURLE_WRITE_ERROR */
     }
-    /* A 2xx answer's JSON is weighed as it arrives, so that one which
-     * would cost far more memory than its size ends the transfer after a
-     * few KiB, not after 64 MiB. An error answer is only read for its
-     * first lines (ifs_http_error_from_response). */
     if (!t->scan.started) {
         long status = 0;
 
@@ -804,7 +802,18 @@ static size_t collect_body(char *data, size_t size, size_t nmemb, void *userdata
         t->weigh = status >= 200 && status < 300;
         ifs_json_scan_init(&t->scan, &ifs_json_answer_limits);
     }
-    if (t->weigh && !ifs_json_scan_feed(&t->scan, data, n))
+    /* An error answer is only read for its first lines
+     * (ifs_http_error_from_response): the rest is read past, not kept. */
+    if (!t->weigh) {
+        g_byte_array_append(t->body, (const guint8 *)data,
+                            (guint)MIN(n, MAX_ERROR_BODY_BYTES - MIN(t->body->len,
+                                                                     MAX_ERROR_BODY_BYTES)));
+        return n;
+    }
+    /* A 2xx answer's JSON is weighed as it arrives, so that one which
+     * would cost far more memory than its size ends the transfer after a
+     * few KiB, not after 64 MiB. */
+    if (!ifs_json_scan_feed(&t->scan, data, n))
         return 0;
     g_byte_array_append(t->body, (const guint8 *)data, (guint)n);
     return n;

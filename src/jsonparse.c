@@ -328,15 +328,32 @@ static char *grouped(guint64 n)
     return g_string_free(out, FALSE);
 }
 
+/* 4800 -> "4.7 KiB" (g_format_size separates with a no-break space, which
+ * has no place in a one-line file). */
+static char *size_text(guint64 bytes)
+{
+    static const char *const units[] = { "KiB", "MiB", "GiB", "TiB" };
+    double value = (double)bytes;
+    int unit = -1;
+
+    while (value >= 1024 && unit < 3) {
+        value /= 1024;
+        unit++;
+    }
+    if (unit < 0)
+        return g_strdup_printf("%" G_GUINT64_FORMAT " bytes", bytes);
+    return g_strdup_printf("%.1f %s", value, units[unit]);
+}
+
 char *ifs_json_scan_describe(const IfsJsonScan *scan)
 {
     char *memory, *text, *count, *floor, *out;
 
     g_return_val_if_fail(scan && scan->refused, NULL);
-    memory = g_format_size_full(scan->allowed, G_FORMAT_SIZE_IEC_UNITS);
-    text = g_format_size_full(scan->offset, G_FORMAT_SIZE_IEC_UNITS);
+    memory = size_text(scan->allowed);
+    text = size_text(scan->offset);
     count = grouped(scan->elements);
-    floor = g_format_size_full(IFS_JSON_MEMORY_FLOOR, G_FORMAT_SIZE_IEC_UNITS);
+    floor = size_text(IFS_JSON_MEMORY_FLOOR);
     if (scan->limits.max_memory && scan->allowed == scan->limits.max_memory)
         out = g_strdup_printf("its JSON would take more than %s of memory, the most "
                               "infrafs allows for one document (%s of text, %s elements)",
