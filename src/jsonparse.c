@@ -50,6 +50,7 @@
 const IfsJsonLimits ifs_json_answer_limits = {
     .max_depth = JSON_TOKENER_DEFAULT_DEPTH,
     .max_memory = IFS_JSON_ANSWER_MAX_MEMORY,
+    .per_byte = IFS_JSON_MEMORY_PER_BYTE,
 };
 
 enum {
@@ -68,6 +69,8 @@ void ifs_json_scan_init(IfsJsonScan *scan, const IfsJsonLimits *limits)
         g_critical("JSON depth limit %d out of range", scan->limits.max_depth);
         scan->limits.max_depth = JSON_TOKENER_DEFAULT_DEPTH;
     }
+    if (scan->limits.per_byte == 0)
+        scan->limits.per_byte = IFS_JSON_MEMORY_PER_BYTE;
     scan->started = TRUE;
     scan->state = ST_VALUE;
     scan->tree = W_TOKENER(scan->limits.max_depth);
@@ -80,7 +83,12 @@ static guint64 current_weight(const IfsJsonScan *s)
 
 static guint64 allowed_at(const IfsJsonScan *s)
 {
-    return IFS_JSON_MEMORY_FLOOR + (guint64)IFS_JSON_MEMORY_PER_BYTE * s->offset;
+    guint64 per_byte = s->limits.per_byte;
+
+    /* Saturating: per_byte may be "no bound" (G_MAXUINT64) for a test. */
+    if (s->offset && per_byte > (G_MAXUINT64 - IFS_JSON_MEMORY_FLOOR) / s->offset)
+        return G_MAXUINT64;
+    return IFS_JSON_MEMORY_FLOOR + per_byte * s->offset;
 }
 
 /* The bound, checked where the weight grows faster than the text: at
@@ -188,7 +196,11 @@ static gboolean scan_value_byte(IfsJsonScan *s, char c)
             s->state = ST_END;
         return TRUE;
     case '"':
+    case '\'':
         s->string_len = 0;
+        s->quote = c;
+        /* json-c's strict mode still takes 'name' for a member's name,
+         * but no other single-quoted string. */
         if (s->expect_key && top_is_object(s)) {
             /* A member's name; json-c doubles the object's hash table
              * when two thirds of it are used. */
@@ -204,6 +216,10 @@ static gboolean scan_value_byte(IfsJsonScan *s, char c)
             s->members[level]++;
             s->state = ST_STRING;
             return within_bound(s);
+        }
+        if (c == '\'') {
+            s->state = ST_END;
+            return TRUE;
         }
         if (!value_starts(s, W_STRING))
             return FALSE;
@@ -232,12 +248,12 @@ static gboolean scan_string(IfsJsonScan *s, const char *data, size_t len, size_t
     size_t start = *i;
     size_t j = start;
 
-    while (j < len && data[j] != '"' && data[j] != '\\' && data[j] != '\0')
+    while (j < len && data[j] != s->quote && data[j] != '\\' && data[j] != '\0')
         j++;
     s->string_len += j - start;
     s->tree += j - start;
     if (j < len) {
-        if (data[j] == '"') {
+        if (data[j] == s->quote) {
             s->longest = MAX(s->longest, s->string_len);
             s->string_len = 0;
             token_ends(s);
@@ -360,8 +376,9 @@ char *ifs_json_scan_describe(const IfsJsonScan *scan)
                               memory, text, count);
     else
         out = g_strdup_printf("its JSON would take more than %s of memory for %s of text "
-                              "(%s elements; infrafs allows %d bytes per byte, plus %s)",
-                              memory, text, count, IFS_JSON_MEMORY_PER_BYTE, floor);
+                              "(%s elements; infrafs allows %" G_GUINT64_FORMAT
+                              " bytes per byte, plus %s)",
+                              memory, text, count, scan->limits.per_byte, floor);
     g_free(memory);
     g_free(text);
     g_free(count);

@@ -6,8 +6,8 @@
  *
  * The bound: at every element, the memory json-c would need for the text
  * read so far must stay within IFS_JSON_MEMORY_FLOOR plus
- * IFS_JSON_MEMORY_PER_BYTE times that text, and within the limits'
- * max_memory. Being checked on every prefix, the verdict does not depend on
+ * IFS_JSON_MEMORY_PER_BYTE (the limits' per_byte) times that text, and
+ * within the limits' max_memory. Being checked on every prefix, the verdict does not depend on
  * how the text arrives: the scan can run on a transfer as it comes in
  * (stopping a bomb after a few KiB) and says the same as on the whole. */
 #pragma once
@@ -29,6 +29,7 @@
 typedef struct {
     int max_depth;       /* json-c's nesting limit, 1..IFS_JSON_SCAN_MAX_DEPTH */
     guint64 max_memory;  /* a cap over the whole document; 0: none */
+    guint64 per_byte;    /* memory allowed per byte; 0: IFS_JSON_MEMORY_PER_BYTE */
 } IfsJsonLimits;
 
 /* API answers: json-c's default depth (32), IFS_JSON_ANSWER_MAX_MEMORY. */
@@ -41,6 +42,7 @@ typedef struct {
     guint8 state;
     guint8 open;           /* containers open */
     guint8 number;         /* in a number: 1, in a double: 2 */
+    char quote;            /* that the string being read ends with */
     gboolean expect_key;   /* in an object, before a member's name */
     guint64 in_object;     /* bit i: the container at level i is an object */
     guint32 members[IFS_JSON_SCAN_MAX_DEPTH]; /* of the object at each level */
