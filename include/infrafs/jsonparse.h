@@ -1,22 +1,23 @@
 /* The one way infrafs turns text into JSON (API answers, the disk cache):
- * json-c in strict mode (RFC 8259), behind a scan that weighs what json-c
- * would allocate for the text and refuses, before json-c builds anything,
- * a document that would cost far more memory than its size justifies (a
- * few KiB of "{}" would otherwise take hundreds of MiB).
+ * json-c in its strict mode, behind a scan that weighs what json-c would
+ * allocate for the text and refuses, before json-c builds anything, a
+ * document that would cost far more memory than its size justifies (a few
+ * KiB of "{}" would otherwise take hundreds of MiB; gzip makes such text
+ * cheap to send).
  *
  * The bound: at every element, the memory json-c would need for the text
- * read so far must stay within IFS_JSON_MEMORY_FLOOR plus
- * IFS_JSON_MEMORY_PER_BYTE (the limits' per_byte) times that text, and
- * within the limits' max_memory. Being checked on every prefix, the verdict does not depend on
- * how the text arrives: the scan can run on a transfer as it comes in
- * (stopping a bomb after a few KiB) and says the same as on the whole. */
+ * read so far must stay within IFS_JSON_MEMORY_FLOOR plus per_byte times
+ * that text, and within max_memory. Being checked on every prefix, the
+ * verdict does not depend on how the text arrives: the scan can run on a
+ * transfer as it comes in (stopping a bomb after a few KiB) and says the
+ * same as on the whole. */
 #pragma once
 #include <glib.h>
 #include <json-c/json.h>
 
-/* Bytes of json-c memory allowed per byte of JSON text: legitimate API
- * answers measure 4 to 26 (src/jsonparse.c has the figures), a document
- * of empty objects 272. */
+/* Bytes of json-c memory allowed per byte of JSON text: real API answers
+ * weigh 7 to 30 (src/jsonparse.c has the figures), a document of empty
+ * objects 272. */
 #define IFS_JSON_MEMORY_PER_BYTE 48
 /* What any document may take whatever its size: small ones vary most. */
 #define IFS_JSON_MEMORY_FLOOR ((guint64)1024 * 1024)
@@ -32,7 +33,8 @@ typedef struct {
     guint64 per_byte;    /* memory allowed per byte; 0: IFS_JSON_MEMORY_PER_BYTE */
 } IfsJsonLimits;
 
-/* API answers: json-c's default depth (32), IFS_JSON_ANSWER_MAX_MEMORY. */
+/* API answers: json-c's default depth (32), IFS_JSON_ANSWER_MAX_MEMORY,
+ * IFS_JSON_MEMORY_PER_BYTE. */
 extern const IfsJsonLimits ifs_json_answer_limits;
 
 /* The scan's state. Fields are private; a zeroed one is "not started". */
@@ -68,9 +70,11 @@ gboolean ifs_json_scan_refused(const IfsJsonScan *scan);
  * the element that was refused), and the values counted. */
 guint64 ifs_json_scan_weight(const IfsJsonScan *scan);
 guint64 ifs_json_scan_elements(const IfsJsonScan *scan);
-/* After a refusal: "its JSON would take more than 1.0 MiB of memory for
- * 3.9 KiB of text (1,331 elements; infrafs allows 64 bytes per byte, plus
- * 1 MiB)". */
+/* After a refusal: "its JSON would take more than 1.2 MiB of memory for
+ * 4.6 KiB of text (1,559 elements; infrafs allows 48 bytes per byte, plus
+ * 1.0 MiB)", or, refused by max_memory, "its JSON would take more than
+ * 256.0 MiB of memory, the most infrafs allows for one document (6.3 MiB
+ * of text, 3,313,992 elements)". */
 char *ifs_json_scan_describe(const IfsJsonScan *scan);
 
 typedef enum {
