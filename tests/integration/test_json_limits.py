@@ -15,6 +15,7 @@ import http.client
 import json
 import os
 import re
+import urllib.error
 import urllib.request
 
 import pytest
@@ -116,6 +117,22 @@ def test_simulator_serves_a_bomb_of_the_exact_size_gzipped_only_when_accepted(fr
     if zipped:
         print(f"\n{len(body)} bytes of bomb gzip to {len(raw)} bytes")
         assert len(raw) < len(body) / 100
+
+
+@pytest.mark.parametrize("rule", [
+    {"action": "bomb"}, {"action": "bomb", "size": 3}, {"action": "bomb", "size": 9,
+                                                         "element": "[1,2,3,4]"},
+    {"action": "bomb", "size": 100, "element": ""}, {"action": "bomb", "size": 100,
+                                                     "element": 7},
+    {"action": "bomb", "size": 100, "gzip": "yes"}, {"action": "bomb", "size": 100,
+                                                     "status": 99},
+    {"action": "oversized", "size": 100, "gzip": 1},
+])
+def test_simulator_refuses_bad_bomb_rules(fresh_sim, rule):
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        fresh_sim.fault(**rule)
+    assert refused.value.code == 400
+    assert json.loads(refused.value.read())["error"]
 
 
 # ---- the defect: a bomb in answer to a refresh -----------------------------------
