@@ -6,6 +6,8 @@
 #endif
 #include "infrafs/http.h"
 
+#include "infrafs/jsonparse.h"
+
 #include <curl/curl.h>
 #include <errno.h>
 #include <stdatomic.h>
@@ -28,7 +30,9 @@
 #define BACKOFF_MAX_MS 8000
 
 /* No API answer we read is anywhere near this; a body beyond it is a broken
- * or hostile server, and holding it would only cost memory. */
+ * or hostile server, and holding it would only cost memory. Counted after
+ * decompression: curl hands collect_body decoded bytes. What its JSON may
+ * cost is bounded apart (include/infrafs/jsonparse.h). */
 #define MAX_BODY_BYTES ((size_t)64 * 1024 * 1024)
 /* Of an error answer only the beginning can hold anything worth showing. */
 #define MAX_ERROR_BODY_BYTES ((size_t)1024 * 1024)
@@ -351,35 +355,11 @@ static char *text_detail(const char *content_type, const char *text)
 /* ------------------------------------------------------------------------ */
 /* Reading the error bodies of the five providers                            */
 
-/* Parses all of `text` (NUL-terminated, `len` bytes before the NUL) as one
- * JSON value. NULL with *why set when it is not JSON; NULL with *why NULL
- * for the JSON value null. */
-static json_object *parse_json_text(const char *text, size_t len,
-                                    const char **why)
+/* Every body is read through the one bounded parser, with the limits for
+ * API answers: json-c's depth, and the memory bound of jsonparse.h. */
+static json_object *parse_json_text(const char *text, size_t len, IfsJsonResult *result)
 {
-    json_tokener *tok = json_tokener_new();
-    /* Including the terminating NUL tells json-c the input ends there, so a
-     * bare number such as "42" completes instead of waiting for more. */
-    json_object *obj = json_tokener_parse_ex(tok, text, (int)len + 1);
-    enum json_tokener_error jerr = json_tokener_get_error(tok);
-
-    *why = NULL;
-    if (jerr != json_tokener_success) {
-        *why = json_tokener_error_desc(jerr);
-    } else {
-        for (size_t i = json_tokener_get_parse_end(tok); i < len; i++) {
-            if (!g_ascii_isspace(text[i])) {
-                *why = "unexpected data after the JSON value";
-                break;
-            }
-        }
-    }
-    json_tokener_free(tok);
-    if (*why) {
-        json_object_put(obj);
-        obj = NULL;
-    }
-    return obj;
+    return ifs_json_parse(text, len, &ifs_json_answer_limits, result);
 }
 
 /* A member's text when it is a non-empty string, else NULL. */
@@ -607,8 +587,7 @@ static void provider_detail(const char *content_type, const char *body,
     char *raw_message = NULL;
 
     if (may_be_json(content_type, text)) {
-        const char *why;
-        json_object *json = parse_json_text(text, strlen(text), &why);
+        json_object *json = parse_json_text(text, strlen(text), NULL);
 
         detail_from_json(json, &raw_code, &raw_message);
         json_object_put(json);
@@ -915,8 +894,13 @@ static gint64 note_retry_after(IfsHttp *http, CURL *curl, int status)
 
 typedef struct {
     GByteArray *body;
+    size_t received;   /* decoded bytes, kept or not */
     gboolean too_large;
     char errbuf[CURL_ERROR_SIZE];
+    CURL *curl;
+    const char *method;
+    gboolean weigh;    /* a 2xx answer: its JSON is weighed as it arrives */
+    IfsJsonScan scan;  /* started by the first bytes */
 } Transfer;
 
 /* Where one request goes. Requests under the account's origin carry its
@@ -942,12 +926,57 @@ static size_t collect_body(char *data, size_t size, size_t nmemb, void *userdata
     Transfer *t = userdata;
     size_t n = size * nmemb;
 
-    if (t->body->len + n > MAX_BODY_BYTES) {
+    t->received += n;
+    if (t->received > MAX_BODY_BYTES) {
         t->too_large = TRUE;
         return 0; /* makes curl abort with CURLE_WRITE_ERROR */
     }
+    if (!t->scan.started) {
+        long status = 0;
+
+        curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &status);
+        t->weigh = status >= 200 && status < 300;
+        ifs_json_scan_init(&t->scan, &ifs_json_answer_limits);
+    }
+    /* An error answer is only read for its first lines
+     * (ifs_http_error_from_response): the rest is read past, not kept. */
+    if (!t->weigh) {
+        g_byte_array_append(t->body, (const guint8 *)data,
+                            (guint)MIN(n, MAX_ERROR_BODY_BYTES - MIN(t->body->len,
+                                                                     MAX_ERROR_BODY_BYTES)));
+        return n;
+    }
+    /* A 2xx answer's JSON is weighed as it arrives, so that one which
+     * would cost far more memory than its size ends the transfer after a
+     * few KiB, not after 64 MiB. */
+    if (!ifs_json_scan_feed(&t->scan, data, n))
+        return 0;
     g_byte_array_append(t->body, (const guint8 *)data, (guint)n);
     return n;
+}
+
+/* A 2xx answer refused for what its JSON would cost (while it arrived, or
+ * when parsed): the API or `url` is wrong, and nothing of it is used. */
+static IfsError *refused_answer(const char *where, const char *method, int status,
+                                const char *why)
+{
+    gboolean read = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+
+    return ifs_error_new(EIO, status, NULL, "%s: refused the response: %s; %s; check `url`",
+                         where, why, read ? "the last good data is kept"
+                                          : "the request itself may have taken effect");
+}
+
+static IfsError *refused_transfer(const Transfer *t, const char *where)
+{
+    long status = 0;
+    char *why = ifs_json_scan_describe(&t->scan);
+    IfsError *err;
+
+    curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &status);
+    err = refused_answer(where, t->method, (int)status, why);
+    g_free(why);
+    return err;
 }
 
 /* Called by curl about once a second even while nothing arrives: lets
@@ -1090,6 +1119,10 @@ static Attempt transport_failure(const char *origin, CURL *curl, CURLcode rc,
     case CURLE_WRITE_ERROR:
     case CURLE_FILESIZE_EXCEEDED:
         a.transient = FALSE;
+        if (rc == CURLE_WRITE_ERROR && t->weigh && ifs_json_scan_refused(&t->scan)) {
+            a.err = refused_transfer(t, where);
+            break;
+        }
         a.err = (rc == CURLE_FILESIZE_EXCEEDED || t->too_large) ?
             ifs_error_new(EIO, 0, NULL,
                           "%s: the response is larger than %zu MiB, far more than any "
@@ -1197,7 +1230,7 @@ static Attempt attempt_once(IfsHttp *http, const char *method,
                             const char *where)
 {
     CURL *curl = pool_acquire(http);
-    Transfer t = { .body = g_byte_array_new() };
+    Transfer t = { .body = g_byte_array_new(), .curl = curl, .method = method };
     struct curl_slist *headers = request_headers(http, json_body != NULL,
                                                  to->own_origin);
     CURLcode rc;
@@ -1505,22 +1538,24 @@ void ifs_http_response_free(IfsHttpResponse *resp)
 /* Why a 2xx body is of no use, in words a user can act on: a web page
  * where JSON belongs usually means a wrong `url` (a login page, a proxy's
  * error page); nesting beyond json-c's depth limit is refused before it
- * costs memory. */
+ * costs memory, and so is JSON that would take far more memory than its
+ * size justifies. */
 static IfsError *unreadable_answer(const char *where, const IfsHttpResponse *resp,
-                                   const char *why)
+                                   const IfsJsonResult *result)
 {
     const char *type = resp->content_type;
     char *text, *excerpt;
     IfsError *err;
 
-    if (why && strcmp(why, json_tokener_error_desc(json_tokener_error_depth)) == 0)
+    if (result->status == IFS_JSON_TOO_COSTLY)
+        return refused_answer(where, "GET", resp->status, result->why);
+    if (result->status == IFS_JSON_TOO_DEEP)
         return ifs_error_new(EIO, resp->status, NULL,
-                             "%s: unreadable response (JSON nested more than %d levels "
-                             "deep; infrafs does not read it)",
-                             where, JSON_TOKENER_DEFAULT_DEPTH);
+                             "%s: unreadable response (%s; infrafs does not read it)",
+                             where, result->why);
     if (!type || strstr(type, "json") || resp->body_len == 0)
         return ifs_error_new(EIO, resp->status, NULL, "%s: unreadable response (%s)",
-                             where, why ? why : "JSON null");
+                             where, result->status == IFS_JSON_NULL ? "JSON null" : result->why);
     text = g_strndup(resp->body, MIN(resp->body_len, MAX_ERROR_BODY_BYTES));
     excerpt = text_detail(type, text);
     err = ifs_error_new(EIO, resp->status, NULL,
@@ -1535,16 +1570,16 @@ static IfsError *unreadable_answer(const char *where, const IfsHttpResponse *res
 json_object *ifs_http_get_json(IfsHttp *http, const char *path, IfsError **err)
 {
     IfsHttpResponse *resp = ifs_http_request(http, "GET", path, NULL, err);
+    IfsJsonResult result;
     json_object *json;
-    const char *why;
 
     if (!resp)
         return NULL;
-    json = parse_json_text(resp->body, resp->body_len, &why);
+    json = parse_json_text(resp->body, resp->body_len, &result);
     if (!json) {
         char *where = describe_request(http->account, "GET", path);
 
-        ifs_error_propagate(err, unreadable_answer(where, resp, why));
+        ifs_error_propagate(err, unreadable_answer(where, resp, &result));
         g_free(where);
     }
     ifs_http_response_free(resp);

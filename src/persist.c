@@ -4,7 +4,10 @@
  * rename), so a crash leaves either the old or the new copy. */
 #include "infrafs/persist.h"
 
+#include "infrafs/jsonparse.h"
+
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -240,13 +243,45 @@ static IfsError *foreign(const char *path, const IfsAccountConfig *cfg, const ch
         "next successful refresh", cfg->name, path, what);
 }
 
+/* The file wraps each API object in four levels of its own (top,
+ * resources, entry, object): whatever the API's nesting, which json-c
+ * limited when it was received, must load back. The memory bound per byte
+ * is the answers'; the file holds all of an account's data, so it has no
+ * cap of its own beyond MAX_CACHE_BYTES. */
+static const IfsJsonLimits cache_limits = {
+    .max_depth = JSON_TOKENER_DEFAULT_DEPTH + CACHE_WRAPPING_DEPTH,
+    .max_memory = 0,
+};
+
+/* Why the file's JSON would cost far more memory than its size, found by
+ * weighing it in pieces before all of it is read into memory; NULL when it
+ * would not (or cannot be opened: reading it whole says why). */
+static char *cache_too_costly(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    char buf[16384];
+    IfsJsonScan scan;
+    size_t n;
+    char *why = NULL;
+
+    if (!f)
+        return NULL;
+    ifs_json_scan_init(&scan, &cache_limits);
+    while (!why && (n = fread(buf, 1, sizeof buf, f)) > 0)
+        if (!ifs_json_scan_feed(&scan, buf, n))
+            why = ifs_json_scan_describe(&scan);
+    fclose(f);
+    return why;
+}
+
 IfsCacheData *ifs_cache_load(const char *path, const IfsAccountConfig *cfg, IfsError **err)
 {
     char *text = NULL;
     gsize len = 0;
     GError *gerr = NULL;
     json_object *top, *list, *v;
-    json_tokener *tok;
+    IfsJsonResult parsed;
+    char *costly;
     IfsCacheData *data;
     struct stat st;
 
@@ -258,23 +293,23 @@ IfsCacheData *ifs_cache_load(const char *path, const IfsAccountConfig *cfg, IfsE
         ifs_error_propagate(err, foreign(path, cfg, "it is larger than any cache infrafs writes"));
         return NULL;
     }
+    costly = cache_too_costly(path);
+    if (costly) {
+        ifs_error_propagate(err, foreign(path, cfg, costly));
+        g_free(costly);
+        return NULL;
+    }
     if (!g_file_get_contents(path, &text, &len, &gerr)) {
         ifs_error_propagate(err, foreign(path, cfg, gerr->message));
         g_error_free(gerr);
         return NULL;
     }
-    /* The file wraps each API object in four levels of its own (top,
-     * resources, entry, object): whatever the API's nesting, which json-c
-     * limited when it was received, must load back. */
-    tok = json_tokener_new_ex(JSON_TOKENER_DEFAULT_DEPTH + CACHE_WRAPPING_DEPTH);
-    top = json_tokener_parse_ex(tok, text, (int)MIN(len, (gsize)G_MAXINT));
-    if (top && (json_tokener_get_error(tok) != json_tokener_success ||
-                tok->char_offset != (int)len)) {
-        json_object_put(top);
-        top = NULL;
-    }
-    json_tokener_free(tok);
+    top = ifs_json_parse(text, len, &cache_limits, &parsed);
     g_free(text);
+    if (parsed.status == IFS_JSON_TOO_COSTLY) {
+        ifs_error_propagate(err, foreign(path, cfg, parsed.why));
+        return NULL;
+    }
     if (!top || !json_object_is_type(top, json_type_object) ||
         g_strcmp0(str_member(top, "format"), CACHE_FORMAT) != 0 ||
         !json_object_object_get_ex(top, "version", &v) ||

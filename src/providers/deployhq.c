@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "infrafs/deployhq.h"
+#include "infrafs/jsonparse.h"
 #include "infrafs/node.h"
 #include "infrafs/provider.h"
 
@@ -443,7 +444,7 @@ static gboolean deployhq_act(gpointer state, const char *kind, const char *id,
     while (g_ascii_isspace(*body))
         body++;
     if (*body)
-        answer = json_tokener_parse(body);
+        answer = ifs_json_parse(body, resp->body_len - (size_t)(body - resp->body), NULL, NULL);
     if (*body && !json_object_is_type(answer, json_type_object)) {
         ifs_error_propagate(err, ifs_error_new(EIO, resp->status, NULL,
             "account '%s': POST %s: DeployHQ answered HTTP %d but the answer could not be "

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "infrafs/jsonparse.h"
 #include "infrafs/provider.h"
 
 /* An id becomes a directory name and a URL path segment; HEO's look like
@@ -305,21 +306,9 @@ static char *one_line(const char *text)
  * anything after the value is as unreadable as broken JSON). */
 static json_object *parse_object(const IfsHttpResponse *resp)
 {
-    json_tokener *tok;
-    json_object *obj;
-    size_t end;
+    json_object *obj = ifs_json_parse(resp->body, resp->body_len, NULL, NULL);
 
-    if (strlen(resp->body) != resp->body_len || resp->body_len > G_MAXINT - 1)
-        return NULL;
-    tok = json_tokener_new();
-    obj = json_tokener_parse_ex(tok, resp->body, (int)resp->body_len + 1);
-    end = json_tokener_get_error(tok) == json_tokener_success ? json_tokener_get_parse_end(tok)
-                                                               : 0;
-    json_tokener_free(tok);
-    if (obj && end < resp->body_len)
-        while (end < resp->body_len && g_ascii_isspace(resp->body[end]))
-            end++;
-    if (!obj || end < resp->body_len || !json_object_is_type(obj, json_type_object)) {
+    if (!json_object_is_type(obj, json_type_object)) {
         json_object_put(obj);
         return NULL;
     }

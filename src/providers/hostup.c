@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "infrafs/jsonparse.h"
 #include "infrafs/node.h"
 #include "infrafs/provider.h"
 
@@ -405,7 +406,7 @@ static gboolean hostup_act(gpointer state, const char *kind, const char *id, con
         return FALSE;
     }
     out->http_status = resp->status;
-    answer = json_tokener_parse(resp->body);
+    answer = ifs_json_parse(resp->body, resp->body_len, NULL, NULL);
     ok = answer && parse_operation(answer, out);
     if (!ok && (resp->status == 202 || !json_object_is_type(answer, json_type_object)))
         ifs_error_propagate(err, ifs_error_new(EIO, resp->status, NULL,

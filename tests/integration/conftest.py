@@ -466,3 +466,17 @@ def daemons(tmp_path):
     yield d
     d.cleanup()
 
+
+
+def memory_kib(pid):
+    """(VmRSS, VmHWM) of process `pid` in KiB: its resident memory now and
+    at its peak (since it started or since reset_peak)."""
+    with open(f"/proc/{pid}/status") as f:
+        fields = dict(line.split(":", 1) for line in f if ":" in line)
+    return tuple(int(fields[k].split()[0]) for k in ("VmRSS", "VmHWM"))
+
+
+def reset_peak(pid):
+    """Make VmHWM start again from the current RSS (proc(5) clear_refs)."""
+    with open(f"/proc/{pid}/clear_refs", "w") as f:
+        f.write("5")
