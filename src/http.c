@@ -1578,8 +1578,10 @@ json_object *ifs_http_get_json(IfsHttp *http, const char *path, IfsError **err)
     json = parse_json_text(resp->body, resp->body_len, &result);
     if (!json) {
         char *where = describe_request(http->account, "GET", path);
+        IfsError *why = unreadable_answer(where, resp, &result);
 
-        ifs_error_propagate(err, unreadable_answer(where, resp, &result));
+        redact_error(http, why); /* it may quote the body */
+        ifs_error_propagate(err, why);
         g_free(where);
     }
     ifs_http_response_free(resp);

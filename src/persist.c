@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define CACHE_FORMAT "infrafs-cache"
 #define CACHE_VERSION 1
@@ -18,6 +19,9 @@
 #define MAX_CACHE_BYTES ((gsize)1024 * 1024 * 1024)
 /* Levels of the file's own structure around each resource's object. */
 #define CACHE_WRAPPING_DEPTH 4
+/* A temporary file of a save untouched this long is left over from a save
+ * that was cut off: a save writes its file in seconds. */
+#define STALE_TEMPORARY_S 600
 
 char *ifs_cache_default_dir(void)
 {
@@ -140,6 +144,49 @@ static gboolean make_private_dir(const char *dir, const char *account, IfsError 
     return TRUE;
 }
 
+/* g_file_set_contents_full writes PATH.XXXXXX, then renames it over PATH:
+ * a save killed in between leaves that temporary file behind, as large as
+ * the cache. Such files are removed at the next save once they are old
+ * enough that no other save can still be writing them (another mount
+ * sharing the cache directory). */
+static gboolean is_temporary_of(const char *name, const char *base)
+{
+    size_t len = strlen(base);
+
+    if (strncmp(name, base, len) != 0 || name[len] != '.' || strlen(name + len + 1) != 6)
+        return FALSE;
+    for (const char *p = name + len + 1; *p; p++)
+        if (!g_ascii_isalnum(*p))
+            return FALSE;
+    return TRUE;
+}
+
+static void remove_stale_temporaries(const char *dir, const char *path)
+{
+    char *base = g_path_get_basename(path);
+    GDir *d = g_dir_open(dir, 0, NULL);
+    gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+    const char *name;
+
+    while (d && (name = g_dir_read_name(d)) != NULL) {
+        char *full;
+        struct stat st;
+
+        if (!is_temporary_of(name, base))
+            continue;
+        full = g_build_filename(dir, name, NULL);
+        if (lstat(full, &st) == 0 && S_ISREG(st.st_mode) &&
+            now - (gint64)st.st_mtime > STALE_TEMPORARY_S) {
+            if (unlink(full) == 0)
+                g_message("removed %s, left behind by a save that was cut off", full);
+        }
+        g_free(full);
+    }
+    if (d)
+        g_dir_close(d);
+    g_free(base);
+}
+
 gboolean ifs_cache_save(const char *path, const IfsAccountConfig *cfg, gint64 last_refresh,
                         GPtrArray *items, IfsError **err)
 {
@@ -172,8 +219,10 @@ gboolean ifs_cache_save(const char *path, const IfsAccountConfig *cfg, gint64 la
     }
     json_object_object_add(top, "resources", list);
     text = json_object_to_json_string_length(top, JSON_C_TO_STRING_PLAIN, &len);
-    ok = make_private_dir(dir, cfg->name, err) &&
-         g_file_set_contents_full(path, text, (gssize)len,
+    ok = make_private_dir(dir, cfg->name, err);
+    if (ok)
+        remove_stale_temporaries(dir, path);
+    ok = ok && g_file_set_contents_full(path, text, (gssize)len,
                                   G_FILE_SET_CONTENTS_CONSISTENT | G_FILE_SET_CONTENTS_DURABLE,
                                   0600, &gerr);
     if (!ok && gerr) {

@@ -15,6 +15,7 @@
 #include "store_private.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <string.h>
 #include <time.h>
 
@@ -419,7 +420,9 @@ static int run_refresh(Account *a)
     if (a->store->opts.offline) {
         ok = FALSE;
         err = ifs_error_new(EROFS, 0, NULL, "mounted with -o offline: infrafs sends no "
-                            "request; remount without offline to refresh");
+                            "request; remount without offline to refresh%s%s",
+                            a->cache_problem ? "; nothing to show: " : "",
+                            a->cache_problem ? a->cache_problem : "");
     } else if (a->pstate) {
         ok = a->type->list(a->pstate, list, &err);
         if (ok && list->len > a->max_resources) {
@@ -460,7 +463,7 @@ static int run_refresh(Account *a)
         g_free(a->state);
         a->state = g_strdup("offline");
         g_free(a->last_error);
-        a->last_error = g_strdup(err->message);
+        a->last_error = store_one_line(err->message, MAX_PROBLEM_TEXT);
         errnum = err->errnum;
         delay_us = G_MAXINT64 / 2; /* never: nothing to refresh from */
     } else {
@@ -488,6 +491,9 @@ static int run_refresh(Account *a)
     store_publish(a);
     if (ok)
         save_to_cache(a, refreshed_at);
+    /* A refresh parses answers of up to hundreds of MB into many small
+     * blocks and frees them again; without this glibc keeps the peak. */
+    malloc_trim(0);
     return errnum;
 }
 
@@ -728,8 +734,15 @@ static void load_from_cache(Account *a)
     IfsCacheData *saved = ifs_cache_load(a->cache_path, a->cfg, &err);
 
     if (!saved) {
-        if (err)
+        /* Offline, that copy was all there was to show: last_error says
+         * why the tree is empty (refresh failures say it otherwise). */
+        if (err) {
             g_warning("%s", err->message);
+            a->cache_problem = g_strdup(err->message);
+        } else {
+            a->cache_problem = g_strdup_printf("no copy of account '%s' was saved at %s yet",
+                                               a->cfg->name, a->cache_path);
+        }
         ifs_error_free(err);
         return;
     }
@@ -883,6 +896,7 @@ static void account_free(Account *a)
     g_free(a->last_error);
     g_free(a->provider_last_action);
     g_free(a->cache_path);
+    g_free(a->cache_problem);
     if (a->save_items)
         g_ptr_array_unref(a->save_items);
     if (a->saved_mtimes)

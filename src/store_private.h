@@ -93,6 +93,7 @@ struct Account {
     IfsControlTarget *refresh_target;
     GThread *thread;
     char *cache_path;      /* NULL: nothing is kept on disk */
+    char *cache_problem;   /* why the saved copy was not loaded, or NULL */
     gboolean save_failing; /* refresher only: the last save failed (warned) */
 
     GMutex lock;           /* guards everything below */

@@ -585,3 +585,21 @@ def test_a_refresh_that_fails_makes_the_write_fail_and_keeps_the_old_data(mnt, f
     assert mnt.read("vps", "hostup", ids[0], "name") == name
     assert mnt.provider("state") == "stale\n"
     assert "500" in mnt.provider("last_error")
+
+
+def test_binary_bytes_written_to_power_leave_last_action_valid_text(mnt, fresh_sim):
+    """last_action kept the raw bytes a user wrote; now one line of text,
+    every unprintable byte as \\xNN."""
+    vps_id = running(fresh_sim)
+
+    assert write_errno(mnt.vps(vps_id, "power"),
+                       b"\x1b[31mred\xff\xfe\x00x\r\nend\n") == errno.EINVAL
+
+    with open(mnt.vps(vps_id, "last_action"), "rb") as f:
+        raw = f.read()
+    text = raw.decode("utf-8")  # valid UTF-8, or this raises
+    assert text.endswith("\n") and text.count("\n") == 1
+    assert not re.search(r"[\x00-\x1f\x7f]", text[:-1]), text
+    command = text.split(" ")[1]
+    assert command == r"\x1B[31mred\xFF\xFE\x00x\x0D\x0Aend", command
+    assert posts(fresh_sim, vps_id) == []

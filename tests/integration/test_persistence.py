@@ -202,6 +202,10 @@ def test_a_damaged_or_foreign_cache_file_is_ignored_with_a_warning(
     assert re.search(rf"warning: account 'hostup': {IGNORED} .*hostup\.json", offline.stderr())
     assert names(offline) == []
     assert offline.provider("state") == "offline\n"
+    # Not only in the log (issue 10): last_error says why the tree is empty.
+    last_error = offline.provider("last_error")
+    assert re.search(rf"offline.*nothing to show: .*{IGNORED} .*hostup\.json", last_error), \
+        last_error
     assert offline.umount() == 0
 
     # Online, the mount works and the next refresh replaces the file.
@@ -321,6 +325,33 @@ def test_offline_without_a_cache_shows_an_empty_account_that_says_offline(fresh_
     assert names(m) == []
     assert m.provider("state") == "offline\n"
     assert fresh_sim.requests() == []
+    assert re.search(r"nothing to show: no copy of account 'hostup' was saved at \S+hostup\.json",
+                     m.provider("last_error")), m.provider("last_error")
+
+
+def test_temporary_files_of_a_killed_save_are_removed_at_the_next_save(fresh_sim, make_mount,
+                                                                        tmp_path):
+    """A save writes hostup.json.XXXXXX and renames it: four SIGKILLs during
+    saves left 58 MB of them. Those old enough that no save can still be
+    writing them go at the next save; a fresh one (another mount sharing the
+    directory, mid-save) stays."""
+    cache_dir = tmp_path / "cache"
+    cache_dir.mkdir()
+    stale = [cache_dir / f"hostup.json.{suffix}" for suffix in ("a1B2c3", "ZZZZZZ")]
+    fresh = cache_dir / "hostup.json.Q9q9Q9"
+    unrelated = [cache_dir / "hostup.json.toolongname", cache_dir / "other.json.a1B2c3"]
+    hour_ago = time.time() - 3600
+    for f in stale + [fresh] + unrelated:
+        f.write_bytes(b"{" * 1000)
+    for f in stale + unrelated:
+        os.utime(f, (hour_ago, hour_ago))
+
+    m = make_mount(hostup_config(fresh_sim, refresh=300), extra_opts=[f"cache_dir={cache_dir}"])
+    m.refresh()
+
+    left = sorted(p.name for p in cache_dir.iterdir())
+    assert left == sorted(["hostup.json", fresh.name] + [f.name for f in unrelated]), left
+    assert json.loads((cache_dir / "hostup.json").read_text())["account"] == "hostup"
 
 
 # ---- retries after a failed refresh --------------------------------------------------

@@ -4,6 +4,7 @@ import json
 import os
 import re
 import stat
+import subprocess
 import time
 
 import pytest
@@ -427,3 +428,51 @@ def test_files_are_owned_by_the_mounting_user(mnt):
 def test_no_secret_appears_anywhere_in_the_tree(mnt):
     out = sh(f"grep -rl {q(TOKEN)} {q(mnt.path)}", timeout=20)
     assert out.returncode == 1 and out.stdout == "", out.stdout
+
+
+def test_control_characters_in_names_from_the_api_are_escaped(fresh_sim, make_mount):
+    """Names kept ESC and newline (`esc\\033[31mred`, `new\\nline`): `ls`
+    could be used to attack a terminal. Escaped as %XX, like '/'."""
+    fresh_sim.create_vps({"id": "esc\x1b[31mred", "name": "esc"})
+    fresh_sim.create_vps({"id": "new\nline", "name": "nl", "tag\x1b]0;owned\x07": "x",
+                          "list": [{"id": "bell\x07"}]})
+
+    m = make_mount(hostup_config(fresh_sim))
+
+    names = os.listdir(m.p("vps", "hostup"))
+    assert "esc%1B[31mred" in names and "new%0Aline" in names
+    assert m.read("vps", "hostup", "new%0Aline", "tag%1B]0;owned%07") == "x\n"
+    assert os.listdir(m.p("vps", "hostup", "new%0Aline", "list")) == ["bell%07"]
+    out = subprocess.run(["ls", "-R", m.p("vps")], capture_output=True, timeout=30)
+    assert out.returncode == 0
+    assert not re.search(rb"[\x00-\x09\x0b-\x1f\x7f]", out.stdout), out.stdout
+    assert m.read("vps", "hostup", "esc%1B[31mred", "id") == "esc\x1b[31mred\n"
+
+
+def test_an_api_field_cannot_pose_as_operation_wait_or_another_entry_of_ours(
+        fresh_sim, make_mount):
+    """A VPS with `"operation": {"wait": "x"}` showed operation/wait = x. The
+    names infrafs adds are reserved: such a field shows with its first byte
+    escaped (%6Fperation), whether or not our entry is there."""
+    vps = fresh_sim.create_vps({"id": "vps_01posing00000000000000000", "name": "poser",
+                                "powerState": "running", "serviceStatus": "active",
+                                "operation": {"wait": "x", "status": "completed"},
+                                "json": "fake", "power": "fake", "last_action": "fake"})["id"]
+
+    m = make_mount(hostup_config(fresh_sim, refresh=300))
+    d = m.vps(vps)
+
+    assert not os.path.exists(os.path.join(d, "operation"))
+    assert m.read("vps", "hostup", vps, "%6Fperation", "wait") == "x\n"
+    assert m.read("vps", "hostup", vps, "%6Ason") == "fake\n"
+    assert m.read("vps", "hostup", vps, "%70ower") == "fake\n"
+    assert m.read("vps", "hostup", vps, "%6Cast_action") == "fake\n"
+    assert m.read("vps", "hostup", vps, "power") == "start shutdown stop restart reset\n"
+    assert json.loads(m.read("vps", "hostup", vps, "json"))["json"] == "fake"
+    assert m.read("vps", "hostup", vps, "last_action") == ""
+    # After an action, operation/ is ours, and the API's stays apart.
+    out = sh(f"cd {q(d)} && echo restart > power && cat operation/wait", timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "completed\n"
+    assert m.read("vps", "hostup", vps, "operation", "job_id") != ""
+    assert m.read("vps", "hostup", vps, "%6Fperation", "wait") == "x\n"
