@@ -327,9 +327,23 @@ def hostup_config(sim, section="hostup", token=TOKEN, **keys):
     return account_config(sim, "hostup", section, token, **keys)
 
 
-def infrafs_pids(arg=None):
-    """Pids of infrafs processes (whose argv holds `arg`, when given)."""
-    pids = set()
+def write_config(path, text, mode=0o600):
+    """Write a config file (str or bytes) with `mode`; returns its path."""
+    data = text.encode() if isinstance(text, str) else text
+    with open(path, "wb") as f:
+        f.write(data)
+    os.chmod(path, mode)
+    return str(path)
+
+
+def mountpoint(tmp_path, name="mnt"):
+    path = tmp_path / name
+    path.mkdir()
+    return str(path)
+
+
+def processes():
+    """(pid, argv as a list of bytes) of every live process (no zombies)."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -338,10 +352,15 @@ def infrafs_pids(arg=None):
                 argv = f.read().split(b"\0")
         except OSError:
             continue
-        if argv and os.path.basename(argv[0]).endswith(b"infrafs") and \
-                (arg is None or arg.encode() in argv):
-            pids.add(int(entry))
-    return pids
+        if argv and argv != [b""] and not _is_zombie(int(entry)):
+            yield int(entry), argv
+
+
+def infrafs_pids(arg=None):
+    """Pids of infrafs processes (whose argv holds `arg`, when given)."""
+    return {pid for pid, argv in processes()
+            if os.path.basename(argv[0]).endswith(b"infrafs")
+            and (arg is None or arg.encode() in argv)}
 
 
 class Daemons:

@@ -8,7 +8,6 @@ The figures are printed (pytest -s) for the closing note."""
 
 import os
 import re
-import subprocess
 
 from conftest import TOKEN, account_config, hostup_config, q, sh
 

@@ -12,11 +12,10 @@ import re
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
-from conftest import (snapshot, INFRAFS, ISO_UTC, TOKEN, hostup_config, q, read, sh, timed,
+from conftest import (snapshot, INFRAFS, ISO_UTC, TOKEN, hostup_config, q, sh, timed,
                       wait_for, write_errno)
 
 LIST = r"^/api/v2/vps$"

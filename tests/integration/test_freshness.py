@@ -9,7 +9,7 @@ import signal
 
 import pytest
 
-from conftest import (snapshot, ISO_UTC, TOKEN, hostup_config, read, sh, q, timed, wait_for,
+from conftest import (snapshot, ISO_UTC, TOKEN, hostup_config, sh, q, timed, wait_for,
                       write_errno)
 
 PROVIDER_FILES = {"type", "url", "state", "last_refresh", "next_refresh", "last_error",

@@ -10,21 +10,8 @@ import subprocess
 
 import pytest
 
-from conftest import (INFRAFS, TOKEN, hostup_config, is_mounted, mount_entry, read,
-                      sh, q, wait_for)
-
-
-def write_config(path, text, mode=0o600):
-    with open(path, "w") as f:
-        f.write(text)
-    os.chmod(path, mode)
-    return str(path)
-
-
-def mountpoint(tmp_path, name="mnt"):
-    path = tmp_path / name
-    path.mkdir()
-    return str(path)
+from conftest import (INFRAFS, TOKEN, hostup_config, is_mounted, mount_entry, mountpoint,
+                      read, sh, q, wait_for, write_config)
 
 
 def test_without_f_returns_only_once_mounted_and_refreshed_and_prints_where(

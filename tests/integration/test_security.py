@@ -17,26 +17,12 @@ import urllib.parse
 import pytest
 
 from conftest import (INFRAFS, TOKEN, Simulator, account_config, hostup_config, is_mounted,
-                      read, wait_for, write_errno)
+                      mountpoint, processes, read, wait_for, write_config, write_errno)
 
 # A token with characters that URL encoding changes, so that its encoded form
 # differs from the raw one; the simulator accepts it like any other.
 ODD_TOKEN = "tok/en+key=1~x"
 DEPLOYHQ_USER = "demo@example.com"  # the simulator's default --deployhq-user
-
-
-def write_config(path, text, mode=0o600):
-    data = text.encode() if isinstance(text, str) else text
-    with open(path, "wb") as f:
-        f.write(data)
-    os.chmod(path, mode)
-    return str(path)
-
-
-def mountpoint(tmp_path, name="mnt"):
-    path = tmp_path / name
-    path.mkdir()
-    return str(path)
 
 
 # ---- A. the credential in error text ------------------------------------------------
@@ -304,21 +290,8 @@ HUNG_SLEEP = "98765.25"
 
 
 def hung_sleeps():
-    """Pids of live (not zombie) `sleep HUNG_SLEEP` processes."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-            with open(f"/proc/{entry}/stat") as f:
-                state = f.read().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if argv[:2] == [b"sleep", HUNG_SLEEP.encode()] and state != "Z":
-            found.append(int(entry))
-    return found
+    """Pids of live `sleep HUNG_SLEEP` processes."""
+    return [pid for pid, argv in processes() if argv[:2] == [b"sleep", HUNG_SLEEP.encode()]]
 
 
 def test_hung_token_command_is_killed_with_everything_it_started(fresh_sim, daemons, tmp_path):

@@ -7,8 +7,6 @@ import stat
 import subprocess
 import time
 
-import pytest
-
 from conftest import resource_entries, TOKEN, hostup_config, read, sh, q, wait_for
 
 # Entries infrafs adds to a HostUp VPS directory besides the API's fields.
