@@ -20,12 +20,11 @@ struct IfsFs {
     uid_t uid;
     gid_t gid;
     gboolean no_open;
-    /* Control-file repairs, sent by a thread of their own (see
-     * control_repair_main): the writer whose page they wait for may be
+    /* Control-file repairs, sent by threads of their own (see
+     * repair_control_page): the writer whose page they wait for may be
      * waiting for the store's publisher, so neither the publisher nor a
      * request thread may send them. */
-    GThread *repairer;
-    GAsyncQueue *repairs; /* ControlRepair*; a NULL ino stops the thread */
+    GThreadPool *repairs; /* of ControlRepair* */
 };
 
 /* What the kernel should hold of a control file: its command list as one
@@ -60,6 +59,8 @@ static void repair_done_unref(RepairDone *d)
 /* How long a truncation of a control file waits for its command list to
  * be cached (see cache_control_page). */
 #define CONTROL_PAGE_WAIT_MS 1000
+/* Threads that repair control files' pages, started as needed. */
+#define CONTROL_REPAIR_THREADS 8
 
 static IfsFs *fs_of(fuse_req_t req)
 {
@@ -83,7 +84,7 @@ static ControlRepair *control_repair_new(const IfsNode *node, gboolean drop, gbo
 
 static void queue_control_repair(IfsFs *fs, const IfsNode *node, gboolean drop, gboolean fill)
 {
-    g_async_queue_push(fs->repairs, control_repair_new(node, drop, fill));
+    g_thread_pool_push(fs->repairs, control_repair_new(node, drop, fill), NULL);
 }
 
 /* Makes sure the command list is cached as a complete page before a write
@@ -101,7 +102,7 @@ static void cache_control_page(IfsFs *fs, const IfsNode *node)
     g_mutex_init(&d->lock);
     g_cond_init(&d->cond);
     r->done = d;
-    g_async_queue_push(fs->repairs, r);
+    g_thread_pool_push(fs->repairs, r, NULL);
     g_mutex_lock(&d->lock);
     while (!d->done && g_cond_wait_until(&d->cond, &d->lock, until))
         ;
@@ -537,37 +538,35 @@ static void inval_entry(void *data, uint64_t parent, const char *name)
         fuse_lowlevel_notify_inval_entry(fs->se, parent, name, strlen(name));
 }
 
-/* Each repair may wait for the page lock of a write still in progress (the
- * kernel holds it until our reply when the page was not cached); on this
- * thread that costs nobody anything. */
-static gpointer control_repair_main(gpointer data)
+/* A repair may wait for the page lock of a write still in progress (the
+ * kernel holds it until our reply when the page was not cached): on these
+ * threads that costs nobody anything, and with several of them one slow
+ * write does not hold up the repairs of other files. Any order of drops and
+ * fills of one file ends with its pages absent or holding its commands. */
+static void repair_control_page(gpointer data, gpointer user)
 {
-    IfsFs *fs = data;
-    ControlRepair *r;
+    ControlRepair *r = data;
+    IfsFs *fs = user;
 
-    while ((r = g_async_queue_pop(fs->repairs))->ino != 0) {
-        if (r->drop)
-            fuse_lowlevel_notify_inval_inode(fs->se, r->ino, 0, 0);
-        /* A cached, complete page is what keeps the next write from
-         * holding it locked (and readers waiting) for its API call. */
-        if (r->commands) {
-            struct fuse_bufvec bufv = FUSE_BUFVEC_INIT(r->size);
+    if (r->drop)
+        fuse_lowlevel_notify_inval_inode(fs->se, r->ino, 0, 0);
+    /* A cached, complete page is what keeps the next write from holding it
+     * locked (and readers waiting) for its API call. */
+    if (r->commands) {
+        struct fuse_bufvec bufv = FUSE_BUFVEC_INIT(r->size);
 
-            bufv.buf[0].mem = r->commands;
-            fuse_lowlevel_notify_store(fs->se, r->ino, 0, &bufv, 0);
-        }
-        if (r->done) {
-            g_mutex_lock(&r->done->lock);
-            r->done->done = TRUE;
-            g_cond_broadcast(&r->done->cond);
-            g_mutex_unlock(&r->done->lock);
-            repair_done_unref(r->done);
-        }
-        g_free(r->commands);
-        g_free(r);
+        bufv.buf[0].mem = r->commands;
+        fuse_lowlevel_notify_store(fs->se, r->ino, 0, &bufv, 0);
     }
+    if (r->done) {
+        g_mutex_lock(&r->done->lock);
+        r->done->done = TRUE;
+        g_cond_broadcast(&r->done->cond);
+        g_mutex_unlock(&r->done->lock);
+        repair_done_unref(r->done);
+    }
+    g_free(r->commands);
     g_free(r);
-    return NULL;
 }
 
 IfsFs *ifs_fs_new(IfsStore *store)
@@ -589,18 +588,15 @@ IfsFs *ifs_fs_new(IfsStore *store)
 void ifs_fs_attach(IfsFs *fs, struct fuse_session *se)
 {
     fs->se = se;
-    fs->repairs = g_async_queue_new();
-    fs->repairer = g_thread_new("control-repair", control_repair_main, fs);
+    fs->repairs = g_thread_pool_new(repair_control_page, fs, CONTROL_REPAIR_THREADS, FALSE,
+                                    NULL);
 }
 
 void ifs_fs_detach(IfsFs *fs)
 {
-    if (!fs->repairer)
+    if (!fs->repairs)
         return;
-    g_async_queue_push(fs->repairs, g_new0(ControlRepair, 1));
-    g_thread_join(fs->repairer);
-    fs->repairer = NULL;
-    g_async_queue_unref(fs->repairs);
+    g_thread_pool_free(fs->repairs, FALSE, TRUE); /* what is queued is done */
     fs->repairs = NULL;
     fs->se = NULL;
 }

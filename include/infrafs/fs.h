@@ -10,10 +10,10 @@ IfsFs *ifs_fs_new(IfsStore *store);
 void ifs_fs_free(IfsFs *fs);
 const struct fuse_lowlevel_ops *ifs_fs_ops(void);
 /* Once the session exists: the store's invalidations go to this session.
- * Starts the thread that repairs control files' cached pages. */
+ * Starts the threads that repair control files' cached pages. */
 void ifs_fs_attach(IfsFs *fs, struct fuse_session *se);
 /* Before the session is destroyed (after the loop and the store stopped):
- * stops that thread. */
+ * finishes what they were given and stops them. */
 void ifs_fs_detach(IfsFs *fs);
 
 /* Kernel cache lifetime for entries and attributes. Long on purpose: every
