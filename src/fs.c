@@ -89,8 +89,8 @@ static void queue_control_repair(IfsFs *fs, const IfsNode *node, gboolean drop, 
 
 /* Makes sure the command list is cached as a complete page before a write
  * comes: the kernel then does not keep that page locked during the write's
- * API call, so readers meanwhile are not stalled. Bounded: the repair thread
- * may itself be waiting for another file's write. */
+ * API call, so readers meanwhile are not stalled. Bounded: every repair
+ * thread may be waiting for other files' writes. */
 static void cache_control_page(IfsFs *fs, const IfsNode *node)
 {
     ControlRepair *r = control_repair_new(node, FALSE, TRUE);

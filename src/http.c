@@ -786,7 +786,11 @@ static const char *response_header(CURL *curl, const char *name)
  * overdrawing a budget that the API has not yet counted them against. */
 static void budget_reserve(IfsHttp *http, gboolean wait)
 {
-    gboolean waited_for_reset = FALSE;
+    /* However often the reset moves (a bucket refilled continuously moves
+     * it with every answer), a read waits for the budget at most this long
+     * in all, so that a wrong clock or header cannot stall the account. */
+    gint64 give_up_us = g_get_monotonic_time() +
+                        (gint64)http->max_retry_wait_s * G_USEC_PER_SEC;
 
     g_mutex_lock(&http->throttle_lock);
     for (;;) {
@@ -803,12 +807,9 @@ static void budget_reserve(IfsHttp *http, gboolean wait)
             break;
         if (http->reads_not_before_us > now_us) {
             until_us = http->reads_not_before_us;
-        } else if (http->budget == 0 && http->budget_reset > now_s && !waited_for_reset) {
-            /* Capped, so that a wrong clock or header cannot stall the
-             * account; past the cap the read goes anyway. */
-            until_us = now_us + MIN(http->budget_reset - now_s,
-                                    (gint64)http->max_retry_wait_s) * G_USEC_PER_SEC;
-            waited_for_reset = TRUE;
+        } else if (http->budget == 0 && http->budget_reset > now_s && now_us < give_up_us) {
+            /* Past the cap the read goes anyway. */
+            until_us = MIN(now_us + (http->budget_reset - now_s) * G_USEC_PER_SEC, give_up_us);
         }
         if (until_us == 0)
             break;
