@@ -36,7 +36,7 @@ Try:
   ls $mnt/vps/hostup/
   cat $mnt/vps/hostup/*/power_state
   cat $mnt/providers/hostup/state
-  echo restart > $mnt/vps/hostup/\$(ls $mnt/vps/hostup | head -1)/power && cat $mnt/vps/hostup/*/operation/wait
+  cd \$(dirname \$(grep -lx running $mnt/vps/hostup/*/power_state | head -1)) && echo restart > power && cat operation/wait
   cat $mnt/vps/heo/*/status                      # HEO: the last request, no live state
   echo 1 > $mnt/vps/deployhq/\$(ls $mnt/vps/deployhq | head -1)/sync
   grep -r . $mnt/servers/hostatlas/*/services/*/status
