@@ -382,10 +382,8 @@ static void ifs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t si
     }
     /* Control files go through the page cache (no OPEN, so no direct I/O):
      * the kernel has already copied the written bytes over the cached
-     * command list. Dropped now, so that readers during a slow API call
-     * read the commands from us; and reset after the reply, since the
-     * kernel believes the file now holds what was written. */
-    queue_control_repair(fs, node, TRUE, FALSE);
+     * command list. Reset after the reply, since the kernel believes the
+     * file now holds what was written. */
     if (fi && fi->writepage) {
         /* Dirty pages of a shared writable mapping, flushed by msync or
          * writeback: not a write() at offset 0, so never a command. */
@@ -394,6 +392,9 @@ static void ifs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t si
         ifs_node_unref(node);
         return;
     }
+    /* Dropped now too, so that readers during a slow API call read the
+     * commands from us. */
+    queue_control_repair(fs, node, TRUE, FALSE);
     /* The API call happens here, inside write(): errors are never deferred
      * to close(), which most programs ignore. */
     errnum = ifs_store_control_write(fs->store, node, buf, size, off);

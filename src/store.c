@@ -203,8 +203,9 @@ static void publish_root(IfsStore *s)
     }
     for (guint i = 0; i < d.waits->len; i++) {
         IfsNode *wait = g_ptr_array_index(d.waits, i);
-        if (wait_node_operation(wait))
-            wait_replies(s, wait_node_operation(wait));
+        Operation *op = wait_node_operation(wait);
+        if (op)
+            wait_replies(s, op);
         if (s->inv.inval_inode)
             s->inv.inval_inode(s->inv.data, wait->ino);
     }
