@@ -20,47 +20,48 @@ struct IfsFs {
     uid_t uid;
     gid_t gid;
     gboolean no_open;
-    /* Control-file repairs, sent by threads of their own (see
-     * repair_control_page): the writer whose page they wait for may be
+    /* Control files' cached pages are dropped and filled by threads of
+     * their own (see drop_control_page, fill_control_page): a drop may wait
+     * for the page of a write still in progress, and that writer may be
      * waiting for the store's publisher, so neither the publisher nor a
      * request thread may send them. */
-    GThreadPool *repairs; /* of ControlRepair* */
+    GThreadPool *drops; /* of uint64_t* inode numbers */
+    GThreadPool *fills; /* of ControlFill* */
 };
 
-/* What the kernel should hold of a control file: its command list as one
- * complete cached page, after dropping what it has (the bytes of a write),
- * or not. */
-typedef struct {
-    uint64_t ino;
-    gboolean drop;  /* drop the cached pages first */
-    char *commands; /* then cache exactly this; NULL: nothing */
-    size_t size;
-    struct RepairDone *done; /* NULL, or told when the repair is done */
-} ControlRepair;
+/* Where a fill of a control file's page stands; shared by the request
+ * thread that waits for it and the thread that sends it, and freed by the
+ * last of them. */
+typedef enum { FILL_QUEUED, FILL_STARTED, FILL_DONE, FILL_CANCELLED } FillState;
 
-/* Shared by a waiter and the repair thread; the last one frees it, so a
- * waiter that gave up may leave first. */
-typedef struct RepairDone {
+typedef struct {
     gatomicrefcount ref;
     GMutex lock;
     GCond cond;
-    gboolean done;
-} RepairDone;
+    FillState state;
+    uint64_t ino;
+    char *commands;
+    size_t size;
+} ControlFill;
 
-static void repair_done_unref(RepairDone *d)
+static void control_fill_unref(ControlFill *f)
 {
-    if (!g_atomic_ref_count_dec(&d->ref))
+    if (!g_atomic_ref_count_dec(&f->ref))
         return;
-    g_mutex_clear(&d->lock);
-    g_cond_clear(&d->cond);
-    g_free(d);
+    g_mutex_clear(&f->lock);
+    g_cond_clear(&f->cond);
+    g_free(f->commands);
+    g_free(f);
 }
 
-/* How long a truncation of a control file waits for its command list to
- * be cached (see cache_control_page). */
-#define CONTROL_PAGE_WAIT_MS 1000
-/* Threads that repair control files' pages, started as needed. */
-#define CONTROL_REPAIR_THREADS 8
+/* How long a truncation of a control file waits for its fill to start
+ * (see cache_control_page). */
+#define CONTROL_FILL_WAIT_MS 1000
+/* Threads that drop control files' pages, started as needed: each may wait
+ * for one slow write. */
+#define CONTROL_DROP_THREADS 8
+/* Threads that fill them: a fill never waits for a write. */
+#define CONTROL_FILL_THREADS 2
 
 static IfsFs *fs_of(fuse_req_t req)
 {
@@ -69,45 +70,84 @@ static IfsFs *fs_of(fuse_req_t req)
 
 /* ---- control files' cached pages ---------------------------------------- */
 
-static ControlRepair *control_repair_new(const IfsNode *node, gboolean drop, gboolean fill)
+/* The kernel sends a write's bytes from the page cache, not from the
+ * writer's buffer: a control file's page is filled only while that file's
+ * inode is locked by a truncation we are answering (see cache_control_page),
+ * so that no fill can overwrite a command between write() and our reading
+ * of it. Drops are safe at any time: a write in flight holds its page. */
+static void queue_control_drop(IfsFs *fs, const IfsNode *node)
 {
-    ControlRepair *r = g_new0(ControlRepair, 1);
+    uint64_t *ino = g_new(uint64_t, 1);
 
-    r->ino = node->ino;
-    r->drop = drop;
-    if (fill) {
-        r->commands = g_memdup2(node->data, node->size);
-        r->size = node->size;
+    *ino = node->ino;
+    g_thread_pool_push(fs->drops, ino, NULL);
+}
+
+/* Runs on a drop thread: it may wait for the page lock of a write still in
+ * progress (the kernel holds it until our reply when the page was not
+ * cached), which costs nobody anything there. */
+static void drop_control_page(gpointer data, gpointer user)
+{
+    uint64_t *ino = data;
+    IfsFs *fs = user;
+
+    fuse_lowlevel_notify_inval_inode(fs->se, *ino, 0, 0);
+    g_free(ino);
+}
+
+static void fill_control_page(gpointer data, gpointer user)
+{
+    ControlFill *f = data;
+    IfsFs *fs = user;
+    gboolean send;
+
+    g_mutex_lock(&f->lock);
+    send = f->state == FILL_QUEUED;
+    if (send)
+        f->state = FILL_STARTED;
+    g_mutex_unlock(&f->lock);
+    if (send) {
+        struct fuse_bufvec bufv = FUSE_BUFVEC_INIT(f->size);
+
+        bufv.buf[0].mem = f->commands;
+        fuse_lowlevel_notify_store(fs->se, f->ino, 0, &bufv, 0);
+        g_mutex_lock(&f->lock);
+        f->state = FILL_DONE;
+        g_cond_broadcast(&f->cond);
+        g_mutex_unlock(&f->lock);
     }
-    return r;
+    control_fill_unref(f);
 }
 
-static void queue_control_repair(IfsFs *fs, const IfsNode *node, gboolean drop, gboolean fill)
-{
-    g_thread_pool_push(fs->repairs, control_repair_new(node, drop, fill), NULL);
-}
-
-/* Makes sure the command list is cached as a complete page before a write
- * comes: the kernel then does not keep that page locked during the write's
- * API call, so readers meanwhile are not stalled. Bounded: every repair
- * thread may be waiting for other files' writes. */
+/* Caches the command list as one complete page before a truncating write
+ * (`echo cmd > power`): the kernel then does not keep that page locked
+ * during the write's API call, so readers meanwhile are not stalled.
+ * Called while answering the truncation, when the kernel holds the inode
+ * lock that every write takes: a fill must end before we answer, or never
+ * happen. A fill not started within the bound (the fill threads busy) is
+ * cancelled; a started one ends quickly, as no write can hold the page. */
 static void cache_control_page(IfsFs *fs, const IfsNode *node)
 {
-    ControlRepair *r = control_repair_new(node, FALSE, TRUE);
-    RepairDone *d = g_new0(RepairDone, 1);
-    gint64 until = g_get_monotonic_time() + CONTROL_PAGE_WAIT_MS * G_TIME_SPAN_MILLISECOND;
+    ControlFill *f = g_new0(ControlFill, 1);
+    gint64 until = g_get_monotonic_time() + CONTROL_FILL_WAIT_MS * G_TIME_SPAN_MILLISECOND;
 
-    g_atomic_ref_count_init(&d->ref);
-    g_atomic_ref_count_inc(&d->ref); /* one for us, one for the repair */
-    g_mutex_init(&d->lock);
-    g_cond_init(&d->cond);
-    r->done = d;
-    g_thread_pool_push(fs->repairs, r, NULL);
-    g_mutex_lock(&d->lock);
-    while (!d->done && g_cond_wait_until(&d->cond, &d->lock, until))
+    g_atomic_ref_count_init(&f->ref);
+    g_atomic_ref_count_inc(&f->ref); /* one for us, one for the fill thread */
+    g_mutex_init(&f->lock);
+    g_cond_init(&f->cond);
+    f->ino = node->ino;
+    f->commands = g_memdup2(node->data, node->size);
+    f->size = node->size;
+    g_thread_pool_push(fs->fills, f, NULL);
+    g_mutex_lock(&f->lock);
+    while (f->state == FILL_QUEUED && g_cond_wait_until(&f->cond, &f->lock, until))
         ;
-    g_mutex_unlock(&d->lock);
-    repair_done_unref(d);
+    if (f->state == FILL_QUEUED)
+        f->state = FILL_CANCELLED;
+    while (f->state == FILL_STARTED)
+        g_cond_wait(&f->cond, &f->lock);
+    g_mutex_unlock(&f->lock);
+    control_fill_unref(f);
 }
 
 /* ---- requests ------------------------------------------------------------ */
@@ -203,8 +243,6 @@ static void ifs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
         return;
     }
     reply_entry(req, node);
-    if (node->type == IFS_NODE_CONTROL) /* once the kernel has the inode */
-        queue_control_repair(fs, node, FALSE, TRUE);
     ifs_node_unref(node);
 }
 
@@ -388,13 +426,13 @@ static void ifs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t si
         /* Dirty pages of a shared writable mapping, flushed by msync or
          * writeback: not a write() at offset 0, so never a command. */
         fuse_reply_err(req, EACCES);
-        queue_control_repair(fs, node, TRUE, TRUE);
+        queue_control_drop(fs, node);
         ifs_node_unref(node);
         return;
     }
     /* Dropped now too, so that readers during a slow API call read the
      * commands from us. */
-    queue_control_repair(fs, node, TRUE, FALSE);
+    queue_control_drop(fs, node);
     /* The API call happens here, inside write(): errors are never deferred
      * to close(), which most programs ignore. */
     errnum = ifs_store_control_write(fs->store, node, buf, size, off);
@@ -402,7 +440,7 @@ static void ifs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t si
         fuse_reply_err(req, errnum);
     else
         fuse_reply_write(req, size);
-    queue_control_repair(fs, node, TRUE, TRUE);
+    queue_control_drop(fs, node);
     ifs_node_unref(node);
 }
 
@@ -467,9 +505,6 @@ static void reply_listing(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off
         ifs_store_remember_children(fs->store, ino, dir, (guint)first_child,
                                     (guint)end_child);
     fuse_reply_buf(req, buf, used);
-    for (off_t i = first_child; plus && i >= 0 && i < end_child; i++)
-        if (dir->children[i]->type == IFS_NODE_CONTROL)
-            queue_control_repair(fs, dir->children[i], FALSE, TRUE);
     g_free(buf);
     ifs_node_unref(dir);
 }
@@ -539,37 +574,6 @@ static void inval_entry(void *data, uint64_t parent, const char *name)
         fuse_lowlevel_notify_inval_entry(fs->se, parent, name, strlen(name));
 }
 
-/* A repair may wait for the page lock of a write still in progress (the
- * kernel holds it until our reply when the page was not cached): on these
- * threads that costs nobody anything, and with several of them one slow
- * write does not hold up the repairs of other files. Any order of drops and
- * fills of one file ends with its pages absent or holding its commands. */
-static void repair_control_page(gpointer data, gpointer user)
-{
-    ControlRepair *r = data;
-    IfsFs *fs = user;
-
-    if (r->drop)
-        fuse_lowlevel_notify_inval_inode(fs->se, r->ino, 0, 0);
-    /* A cached, complete page is what keeps the next write from holding it
-     * locked (and readers waiting) for its API call. */
-    if (r->commands) {
-        struct fuse_bufvec bufv = FUSE_BUFVEC_INIT(r->size);
-
-        bufv.buf[0].mem = r->commands;
-        fuse_lowlevel_notify_store(fs->se, r->ino, 0, &bufv, 0);
-    }
-    if (r->done) {
-        g_mutex_lock(&r->done->lock);
-        r->done->done = TRUE;
-        g_cond_broadcast(&r->done->cond);
-        g_mutex_unlock(&r->done->lock);
-        repair_done_unref(r->done);
-    }
-    g_free(r->commands);
-    g_free(r);
-}
-
 IfsFs *ifs_fs_new(IfsStore *store)
 {
     IfsFs *fs = g_new0(IfsFs, 1);
@@ -589,16 +593,19 @@ IfsFs *ifs_fs_new(IfsStore *store)
 void ifs_fs_attach(IfsFs *fs, struct fuse_session *se)
 {
     fs->se = se;
-    fs->repairs = g_thread_pool_new(repair_control_page, fs, CONTROL_REPAIR_THREADS, FALSE,
-                                    NULL);
+    fs->drops = g_thread_pool_new(drop_control_page, fs, CONTROL_DROP_THREADS, FALSE, NULL);
+    fs->fills = g_thread_pool_new(fill_control_page, fs, CONTROL_FILL_THREADS, FALSE, NULL);
 }
 
 void ifs_fs_detach(IfsFs *fs)
 {
-    if (!fs->repairs)
+    if (!fs->drops)
         return;
-    g_thread_pool_free(fs->repairs, FALSE, TRUE); /* what is queued is done */
-    fs->repairs = NULL;
+    /* What is queued is done; no fill is queued once requests have ended. */
+    g_thread_pool_free(fs->fills, FALSE, TRUE);
+    g_thread_pool_free(fs->drops, FALSE, TRUE);
+    fs->fills = NULL;
+    fs->drops = NULL;
     fs->se = NULL;
 }
 

@@ -197,6 +197,38 @@ def test_writing_anything_but_1_to_refresh_fails_with_einval_and_makes_no_api_ca
     assert fresh_sim.requests() == []
 
 
+def test_concurrent_writes_to_refresh_are_each_judged_on_their_own_bytes(mnt, fresh_sim):
+    """The kernel sends a write's bytes from the page cache: refilling the
+    command list there while another write was in flight turned a refused
+    `2` into `1`, and a refresh ran (found in CI)."""
+    refresh = mnt.p("providers", "hostup", "refresh")
+    writer = ("import errno, os, sys\n"
+              "flags = os.O_WRONLY | (os.O_TRUNC if sys.argv[2] == 'trunc' else 0)\n"
+              "accepted = 0\n"
+              "for _ in range(300):\n"
+              "    fd = os.open(sys.argv[1], flags)\n"
+              "    try:\n"
+              "        os.write(fd, b'2\\n')\n"
+              "        accepted += 1\n"
+              "    except OSError as e:\n"
+              "        assert e.errno == errno.EINVAL, e\n"
+              "    os.close(fd)\n"
+              "print(accepted)\n")
+    fresh_sim.clear_requests()
+    writers = [subprocess.Popen([sys.executable, "-c", writer, refresh, how],
+                                stdout=subprocess.PIPE, text=True)
+               for how in ("trunc", "trunc", "trunc", "notrunc")]
+    reader = subprocess.Popen(["sh", "-c", f"for i in $(seq 200); do ls -l "
+                               f"{q(os.path.dirname(refresh))} >/dev/null; "
+                               f"cat {q(refresh)} >/dev/null; done"])
+    accepted = [w.communicate(timeout=120)[0].strip() for w in writers]
+    assert reader.wait(timeout=120) == 0
+    assert [w.returncode for w in writers] == [0] * 4
+    assert accepted == ["0"] * 4, "writes of '2' accepted, per writer"
+    assert fresh_sim.requests() == []
+    assert read(refresh) == "1\n"
+
+
 # ---- API errors ------------------------------------------------------------------
 
 @pytest.mark.parametrize("status,code,err", [
