@@ -8,8 +8,10 @@
  * sent synchronously, and a control file's cached pages are never complete
  * after a write, so reads are sent too. */
 #include "infrafs/fs.h"
+#include "infrafs/pagepush.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -27,6 +29,8 @@ struct IfsFs {
      * request thread may send them. */
     GThreadPool *drops; /* of uint64_t* inode numbers */
     GThreadPool *fills; /* of ControlFill* */
+    IfsPagePusher *pusher;
+    _Atomic int64_t last_file_read; /* monotonic µs of the last READ of a file */
 };
 
 /* Where a fill of a control file's page stands; shared by the request
@@ -63,6 +67,11 @@ static void control_fill_unref(ControlFill *f)
 /* Threads that fill them: a fill never waits for a write. */
 #define CONTROL_FILL_THREADS 2
 
+/* How long the end of a listing waits for its files to be pushed. */
+#define LISTED_PUSH_WAIT_US 20000
+/* Listings push their files while something reads files (grep -r), not
+ * for walks that only list (find, ls -lR). */
+#define READING_WALK_US (2 * G_USEC_PER_SEC)
 static IfsFs *fs_of(fuse_req_t req)
 {
     return fuse_req_userdata(req);
@@ -386,7 +395,8 @@ static void read_wait(fuse_req_t req, IfsNode *node, size_t size, off_t off)
 static void ifs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                      struct fuse_file_info *fi)
 {
-    IfsNode *node = ifs_store_get(fs_of(req)->store, ino);
+    IfsFs *fs = fs_of(req); /* req is gone once replied to */
+    IfsNode *node = ifs_store_get(fs->store, ino);
 
     (void)fi;
     if (!node) {
@@ -399,6 +409,11 @@ static void ifs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         read_wait(req, node, size, off);
     else
         reply_slice(req, node->data, node->size, size, off);
+    if (node->type == IFS_NODE_FILE && off == 0) {
+        atomic_store_explicit(&fs->last_file_read, g_get_monotonic_time(),
+                              memory_order_relaxed);
+        ifs_page_pusher_file_read(fs->pusher, ino);
+    }
     ifs_node_unref(node);
 }
 
@@ -504,6 +519,13 @@ static void reply_listing(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off
     if (plus && first_child >= 0)
         ifs_store_remember_children(fs->store, ino, dir, (guint)first_child,
                                     (guint)end_child);
+    /* The end of a listing: the kernel has made inodes of every entry
+     * listed before, so their pages can be stored now, and best before the
+     * lister goes on to read them. */
+    if (plus && first_child < 0 && off > 2 &&
+        g_get_monotonic_time() - atomic_load_explicit(&fs->last_file_read, memory_order_relaxed) <
+            READING_WALK_US)
+        ifs_page_pusher_listed(fs->pusher, ino, LISTED_PUSH_WAIT_US);
     fuse_reply_buf(req, buf, used);
     g_free(buf);
     ifs_node_unref(dir);
@@ -562,8 +584,11 @@ static void inval_inode(void *data, uint64_t ino)
 {
     IfsFs *fs = data;
 
-    if (fs->se)
-        fuse_lowlevel_notify_inval_inode(fs->se, ino, 0, 0);
+    if (!fs->se)
+        return;
+    fuse_lowlevel_notify_inval_inode(fs->se, ino, 0, 0);
+    /* The next reader finds the new bytes cached, as the old ones were. */
+    ifs_page_pusher_changed(fs->pusher, ino);
 }
 
 static void inval_entry(void *data, uint64_t parent, const char *name)
@@ -595,12 +620,15 @@ void ifs_fs_attach(IfsFs *fs, struct fuse_session *se)
     fs->se = se;
     fs->drops = g_thread_pool_new(drop_control_page, fs, CONTROL_DROP_THREADS, FALSE, NULL);
     fs->fills = g_thread_pool_new(fill_control_page, fs, CONTROL_FILL_THREADS, FALSE, NULL);
+    fs->pusher = ifs_page_pusher_new(fs->store, se);
 }
 
 void ifs_fs_detach(IfsFs *fs)
 {
     if (!fs->drops)
         return;
+    ifs_page_pusher_free(fs->pusher);
+    fs->pusher = NULL;
     /* What is queued is done; no fill is queued once requests have ended. */
     g_thread_pool_free(fs->fills, FALSE, TRUE);
     g_thread_pool_free(fs->drops, FALSE, TRUE);

@@ -188,9 +188,11 @@ static void publish_root(IfsStore *s)
     old = s->root;
     g_mutex_unlock(&s->root_lock);
     fresh = ifs_node_merge_unchanged(fresh, old);
+    g_mutex_lock(&s->pin_lock);
     g_mutex_lock(&s->root_lock);
     s->root = fresh;
     g_mutex_unlock(&s->root_lock);
+    g_mutex_unlock(&s->pin_lock);
     /* Only after the swap: a re-read must find the new data. */
     if (old) {
         ifs_node_diff(old, fresh, &sink);
@@ -642,6 +644,46 @@ IfsNode *ifs_store_get(IfsStore *store, uint64_t ino)
     return node;
 }
 
+IfsNode *ifs_store_parent(IfsStore *store, uint64_t ino)
+{
+    char *path = path_of_ino(store, ino);
+    char *slash;
+    IfsNode *dir = NULL;
+
+    if (path && *path) {
+        slash = strrchr(path, '/');
+        if (slash)
+            *slash = '\0';
+        dir = resolve(store, slash ? path : "");
+        if (dir && dir->type != IFS_NODE_DIR) {
+            ifs_node_unref(dir);
+            dir = NULL;
+        }
+    }
+    g_free(path);
+    return dir;
+}
+
+void ifs_store_pin(IfsStore *store)
+{
+    g_mutex_lock(&store->pin_lock);
+}
+
+void ifs_store_unpin(IfsStore *store)
+{
+    g_mutex_unlock(&store->pin_lock);
+}
+
+gboolean ifs_store_kernel_holds(IfsStore *store, uint64_t ino)
+{
+    gboolean holds;
+
+    g_mutex_lock(&store->ino_lock);
+    holds = ino == IFS_ROOT_INO || g_hash_table_contains(store->ino_paths, &ino);
+    g_mutex_unlock(&store->ino_lock);
+    return holds;
+}
+
 /* The kernel now holds `ino` once more (ino_lock held). */
 static void remember_ino(IfsStore *store, uint64_t ino, const char *path)
 {
@@ -734,6 +776,7 @@ IfsStore *ifs_store_new(const IfsStoreOptions *opts)
         s->opts.op_poll_timeout_s = 1800;
     s->accounts = g_ptr_array_new();
     g_mutex_init(&s->root_lock);
+    g_mutex_init(&s->pin_lock);
     g_mutex_init(&s->ino_lock);
     g_mutex_init(&s->op_lock);
     g_cond_init(&s->op_cond);

@@ -139,6 +139,7 @@ struct IfsStore {
     IfsInvalidator inv;
     gint stopping;
 
+    GMutex pin_lock;  /* held across a swap of root; see ifs_store_pin */
     GMutex root_lock;
     IfsNode *root;
 

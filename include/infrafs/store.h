@@ -52,6 +52,16 @@ void ifs_store_free(IfsStore *store);
  * release with ifs_node_unref. */
 IfsNode *ifs_store_lookup(IfsStore *store, uint64_t parent_ino, const char *name);
 IfsNode *ifs_store_get(IfsStore *store, uint64_t ino);
+/* The directory holding inode `ino` in the current snapshot, or NULL. */
+IfsNode *ifs_store_parent(IfsStore *store, uint64_t ino);
+/* While pinned, no newer snapshot is swapped in: what is read from the
+ * store stays current until unpinned. For pushing bytes into the kernel's
+ * caches, which the publisher must be able to invalidate after its swap.
+ * Held briefly, by one thread at a time; never while waiting on the API. */
+void ifs_store_pin(IfsStore *store);
+void ifs_store_unpin(IfsStore *store);
+/* Whether the kernel holds inode `ino` (looked up and not yet forgotten). */
+gboolean ifs_store_kernel_holds(IfsStore *store, uint64_t ino);
 /* A listing handed the kernel dir->children[from..to) as looked up (FUSE
  * readdirplus): remember their paths so later requests can name them.
  * Like ifs_store_lookup, each counts as one lookup of that inode. */

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 
 import pytest
 
@@ -58,6 +59,42 @@ def test_after_refresh_a_value_that_got_shorter_has_no_stale_tail(mnt, fresh_sim
     mnt.refresh()
 
     assert sh(f"cat {q(name)}").stdout == "s\n"
+
+
+def group_alive(pgid):
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def test_no_file_read_during_refreshes_keeps_a_value_older_than_the_last_refresh(
+        mnt, fresh_sim):
+    """The daemon pushes files' bytes into the kernel's page cache ahead of
+    reads (a directory's files when one is read or listed, a changed file's
+    new bytes after a refresh). With `grep -r` walking the tree through
+    refreshes that change every name, each refresh must still be followed
+    by every name reading its new value: no push of an older value may
+    land after the invalidation that replaced it."""
+    ids = fresh_sim.vps_ids()
+    root = mnt.p("vps", "hostup")
+    walker = subprocess.Popen(["sh", "-c", f"while :; do grep -r . {q(root)} >/dev/null; done"],
+                              start_new_session=True)
+    try:
+        for round_ in range(12):
+            for vps_id in ids:
+                fresh_sim.patch_vps(vps_id, {"name": f"round-{round_}-{vps_id[-5:]}"})
+            mnt.refresh()
+            names = {vps_id: mnt.read("vps", "hostup", vps_id, "name") for vps_id in ids}
+            assert names == {vps_id: f"round-{round_}-{vps_id[-5:]}\n" for vps_id in ids}
+            out = sh(f"cat {q(root)}/*/name")
+            assert sorted(out.stdout.split()) == \
+                sorted(f"round-{round_}-{vps_id[-5:]}" for vps_id in ids)
+    finally:
+        os.killpg(walker.pid, signal.SIGKILL)
+        walker.wait()
+        wait_for(lambda: not group_alive(walker.pid), what="the walker's grep to exit")
 
 
 def test_after_refresh_a_deleted_vps_is_gone_and_its_paths_give_enoent(mnt, fresh_sim):

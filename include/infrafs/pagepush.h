@@ -1,0 +1,32 @@
+/* Pushing file contents into the kernel's page cache before they are asked
+ * for (fuse_lowlevel_notify_store), from a thread of its own: never from a
+ * request handler, since a store into a page a waiting reader holds locked
+ * waits for that reader's reply.
+ *
+ * A pushed page is never READ, so it costs no request when first read, and
+ * none later either: on our read-write superblock the kernel marks atime
+ * stale after every READ it sends, and the next stat of that file would
+ * cost a GETATTR. */
+#pragma once
+#include <fuse_lowlevel.h>
+#include <stdint.h>
+#include "infrafs/store.h"
+
+typedef struct IfsPagePusher IfsPagePusher;
+
+IfsPagePusher *ifs_page_pusher_new(IfsStore *store, struct fuse_session *se);
+/* Once requests are no longer served: drops what is queued, stops, frees. */
+void ifs_page_pusher_free(IfsPagePusher *p);
+
+/* The kernel READ the start of regular file `ino`: its siblings will likely
+ * be read next (grep -r, cat dir/ *), so push them, once per directory. */
+void ifs_page_pusher_file_read(IfsPagePusher *p, uint64_t ino);
+/* A listing with attributes (READDIRPLUS) of directory `dir_ino` reached
+ * its end: the kernel has inodes for its entries, and its files may be
+ * read next. Waits up to `wait_us` for the push (so that it comes before
+ * those reads); never longer, as the push may itself wait for a READ that
+ * needs a request thread. */
+void ifs_page_pusher_listed(IfsPagePusher *p, uint64_t dir_ino, int wait_us);
+/* `ino` changed and its cached pages were just dropped: push the new bytes,
+ * if the kernel still holds the inode. */
+void ifs_page_pusher_changed(IfsPagePusher *p, uint64_t ino);

@@ -1,0 +1,205 @@
+/* Pushes files' bytes into the kernel's page cache ahead of reads (see
+ * pagepush.h), on one thread of its own.
+ *
+ * Never stale: a push pins the current snapshot (no newer one is swapped
+ * in meanwhile) while it takes nodes from it and stores their bytes. The
+ * publisher invalidates what changed only after its swap, so a store of
+ * bytes that a newer snapshot replaced is always dropped before anyone
+ * is told the refresh is done. */
+#include "infrafs/pagepush.h"
+
+#include <string.h>
+
+/* Directories already pushed, remembered up to this many; then forgotten
+ * all at once (a second push of a directory costs time, never correctness). */
+#define PUSHED_DIRS_MAX 32768
+/* Larger files are left to READ: one store is one message. */
+#define PUSH_FILE_MAX (1024 * 1024)
+
+typedef enum { JOB_SIBLINGS, JOB_LISTED, JOB_CHANGED } JobKind;
+
+/* A job someone waits for, within a bound: shared, freed by the last. */
+typedef struct {
+    gatomicrefcount ref;
+    GMutex lock;
+    GCond cond;
+    gboolean done;
+} Completion;
+
+typedef struct {
+    JobKind kind;
+    uint64_t ino;
+    Completion *completion; /* NULL: nobody waits */
+} Job;
+
+static void completion_unref(Completion *c)
+{
+    if (!c || !g_atomic_ref_count_dec(&c->ref))
+        return;
+    g_mutex_clear(&c->lock);
+    g_cond_clear(&c->cond);
+    g_free(c);
+}
+
+static void complete(Completion *c)
+{
+    if (!c)
+        return;
+    g_mutex_lock(&c->lock);
+    c->done = TRUE;
+    g_cond_broadcast(&c->cond);
+    g_mutex_unlock(&c->lock);
+    completion_unref(c);
+}
+
+struct IfsPagePusher {
+    IfsStore *store;
+    struct fuse_session *se;
+    GThreadPool *thread; /* of Job*; one thread, so pushes never race */
+    GHashTable *pushed_dirs; /* dir ino -> the dir node pushed; pusher thread only */
+    gint stopping; /* queued jobs are dropped: requests are no longer served */
+};
+
+/* Stores a regular file's whole content; FALSE when it was not stored. */
+static gboolean store_file(IfsPagePusher *p, const IfsNode *file)
+{
+    struct fuse_bufvec bufv = FUSE_BUFVEC_INIT(file->size);
+
+    if (file->type != IFS_NODE_FILE || file->size == 0 || file->size > PUSH_FILE_MAX)
+        return FALSE;
+    bufv.buf[0].mem = file->data;
+    return fuse_lowlevel_notify_store(p->se, file->ino, 0, &bufv, 0) == 0;
+}
+
+/* The files of `dir` the kernel holds inodes for, except `file_ino` (being
+ * answered by its READ). A store into an inode the kernel does not have
+ * fails anyway: the check saves the message. */
+static void push_files_of(IfsPagePusher *p, IfsNode *dir, uint64_t file_ino)
+{
+    if (!dir)
+        return;
+    /* Compared, never followed: a directory rebuilt since is pushed again. */
+    if (dir->type != IFS_NODE_DIR || g_hash_table_lookup(p->pushed_dirs, &dir->ino) == dir) {
+        ifs_node_unref(dir);
+        return;
+    }
+    if (g_hash_table_size(p->pushed_dirs) >= PUSHED_DIRS_MAX)
+        g_hash_table_remove_all(p->pushed_dirs);
+    g_hash_table_insert(p->pushed_dirs, g_memdup2(&dir->ino, sizeof dir->ino), dir);
+    for (guint i = 0; i < dir->n_children; i++) {
+        const IfsNode *c = dir->children[i];
+
+        if (c->ino != file_ino && c->type == IFS_NODE_FILE &&
+            ifs_store_kernel_holds(p->store, c->ino))
+            store_file(p, c);
+    }
+    ifs_node_unref(dir);
+}
+
+static void push_siblings(IfsPagePusher *p, uint64_t file_ino)
+{
+    ifs_store_pin(p->store);
+    push_files_of(p, ifs_store_parent(p->store, file_ino), file_ino);
+    ifs_store_unpin(p->store);
+}
+
+static void push_listed(IfsPagePusher *p, uint64_t dir_ino)
+{
+    ifs_store_pin(p->store);
+    push_files_of(p, ifs_store_get(p->store, dir_ino), 0);
+    ifs_store_unpin(p->store);
+}
+
+static void push_changed(IfsPagePusher *p, uint64_t ino)
+{
+    IfsNode *file;
+
+    ifs_store_pin(p->store);
+    file = ifs_store_get(p->store, ino);
+    if (file && file->ino == ino)
+        store_file(p, file);
+    ifs_store_unpin(p->store);
+    ifs_node_unref(file);
+}
+
+static void run_job(gpointer data, gpointer user)
+{
+    Job *job = data;
+    IfsPagePusher *p = user;
+
+    /* Once requests are no longer served, a store could wait for ever for
+     * the page of a READ that will not be answered. */
+    if (g_atomic_int_get(&p->stopping))
+        ;
+    else if (job->kind == JOB_SIBLINGS)
+        push_siblings(p, job->ino);
+    else if (job->kind == JOB_LISTED)
+        push_listed(p, job->ino);
+    else
+        push_changed(p, job->ino);
+    complete(job->completion);
+    g_free(job);
+}
+
+IfsPagePusher *ifs_page_pusher_new(IfsStore *store, struct fuse_session *se)
+{
+    IfsPagePusher *p = g_new0(IfsPagePusher, 1);
+
+    p->store = store;
+    p->se = se;
+    p->pushed_dirs = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+    p->thread = g_thread_pool_new(run_job, p, 1, FALSE, NULL);
+    return p;
+}
+
+void ifs_page_pusher_free(IfsPagePusher *p)
+{
+    if (!p)
+        return;
+    g_atomic_int_set(&p->stopping, 1);
+    g_thread_pool_free(p->thread, FALSE, TRUE);
+    g_hash_table_unref(p->pushed_dirs);
+    g_free(p);
+}
+
+static void queue_job(IfsPagePusher *p, JobKind kind, uint64_t ino, Completion *c)
+{
+    Job *job = g_new(Job, 1);
+
+    job->kind = kind;
+    job->ino = ino;
+    job->completion = c;
+    g_thread_pool_push(p->thread, job, NULL);
+}
+
+void ifs_page_pusher_file_read(IfsPagePusher *p, uint64_t ino)
+{
+    if (p)
+        queue_job(p, JOB_SIBLINGS, ino, NULL);
+}
+
+void ifs_page_pusher_listed(IfsPagePusher *p, uint64_t dir_ino, int wait_us)
+{
+    Completion *c;
+    gint64 until = g_get_monotonic_time() + wait_us;
+
+    if (!p)
+        return;
+    c = g_new0(Completion, 1);
+    g_atomic_ref_count_init(&c->ref);
+    g_atomic_ref_count_inc(&c->ref); /* one for us, one for the job */
+    g_mutex_init(&c->lock);
+    g_cond_init(&c->cond);
+    queue_job(p, JOB_LISTED, dir_ino, c);
+    g_mutex_lock(&c->lock);
+    while (!c->done && g_cond_wait_until(&c->cond, &c->lock, until))
+        ;
+    g_mutex_unlock(&c->lock);
+    completion_unref(c);
+}
+
+void ifs_page_pusher_changed(IfsPagePusher *p, uint64_t ino)
+{
+    if (p)
+        queue_job(p, JOB_CHANGED, ino, NULL);
+}
