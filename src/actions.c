@@ -117,6 +117,8 @@ static void replace_resource(Account *a, const char *kind, const char *id, IfsRe
                                            (GDestroyNotify)ifs_resource_unref);
     gboolean placed = FALSE;
 
+    ifs_resource_seal(fresh);
+    store_note_action_change(a, kind, id);
     for (guint i = 0; i < a->resources->len; i++) {
         IfsResource *r = g_ptr_array_index(a->resources, i);
         if (r->kind && r->id && strcmp(r->kind, kind) == 0 && strcmp(r->id, id) == 0) {

@@ -4,11 +4,10 @@
  * the two (so the kernel is told exactly what to forget).
  *
  * Lookups: children are kept sorted by name (strcmp order) and
- * ifs_node_child() binary-searches them, O(log n) for every directory. The
- * `index` field of IfsNode is therefore never set by this file: 17 string
- * comparisons for 100,000 entries are cheaper than a hash table per large
- * directory built on every refresh, and a sorted array is trivially safe to
- * read from many threads. */
+ * ifs_node_child() binary-searches them, O(log n) for every directory: 17
+ * string comparisons for 100,000 entries are cheaper than a hash table per
+ * large directory built on every refresh, and a sorted array is trivially
+ * safe to read from many threads. */
 #include "infrafs/node.h"
 
 #include <limits.h>
@@ -60,13 +59,9 @@ static void node_free(IfsNode *n)
     for (guint i = 0; i < n->n_children; i++)
         ifs_node_unref(n->children[i]);
     g_free(n->children);
-    if (n->index)
-        g_hash_table_unref(n->index);
     if (n->target_free && n->target)
         n->target_free(n->target);
-    g_free(n->data);
-    g_free(n->name);
-    g_free(n);
+    g_free(n); /* its name and data are part of it */
 }
 
 void ifs_node_unref(IfsNode *n)
@@ -86,43 +81,48 @@ static const char *basename_of(const char *path)
     return slash ? slash + 1 : path;
 }
 
-static IfsNode *node_alloc(IfsNodeType type, const char *path, time_t mtime)
+/* One allocation holds the node, its name and its content (plus a NUL
+ * after it, so text content can also be used as a C string; `size` stays
+ * the exact content length). NULL data: no content (a pending wait file). */
+static IfsNode *node_alloc(IfsNodeType type, const char *name, uint64_t ino, time_t mtime,
+                           const char *data, size_t size)
 {
-    IfsNode *n = g_new0(IfsNode, 1);
+    size_t name_len = strlen(name);
+    IfsNode *n = g_malloc0(sizeof *n + name_len + 1 + (data ? size + 1 : 0));
+    char *tail = (char *)(n + 1);
 
     g_atomic_ref_count_init(&n->ref);
     n->type = type;
-    n->name = g_strdup(basename_of(path));
-    n->ino = ifs_ino_for_path(path);
+    n->name = memcpy(tail, name, name_len + 1);
+    n->ino = ino;
     n->mtime = mtime ? mtime : time(NULL);
+    if (data) {
+        n->data = tail + name_len + 1;
+        if (size)
+            memcpy(n->data, data, size);
+        n->data[size] = '\0';
+        n->size = size;
+    }
     return n;
 }
 
-/* Copies `size` bytes and adds a NUL after them, so text content can also be
- * used as a C string; `size` stays the exact content length. */
-static void node_set_data(IfsNode *n, const char *data, size_t size)
+static IfsNode *node_at(IfsNodeType type, const char *path, time_t mtime, const char *data,
+                        size_t size)
 {
-    n->data = g_malloc(size + 1);
-    if (size)
-        memcpy(n->data, data, size);
-    n->data[size] = '\0';
-    n->size = size;
+    return node_alloc(type, basename_of(path), ifs_ino_for_path(path), mtime, data, size);
 }
 
 IfsNode *ifs_node_new_file(const char *path, const char *data, size_t size, time_t mtime)
 {
-    IfsNode *n = node_alloc(IFS_NODE_FILE, path, mtime);
-
-    node_set_data(n, data, data ? size : 0);
-    return n;
+    return node_at(IFS_NODE_FILE, path, mtime, data ? data : "", data ? size : 0);
 }
 
 IfsNode *ifs_node_new_control(const char *path, const char *commands_line,
                               IfsControlTarget *target, IfsTargetFree target_free)
 {
-    IfsNode *n = node_alloc(IFS_NODE_CONTROL, path, 0);
+    const char *line = commands_line ? commands_line : "";
+    IfsNode *n = node_at(IFS_NODE_CONTROL, path, 0, line, strlen(line));
 
-    node_set_data(n, commands_line, commands_line ? strlen(commands_line) : 0);
     n->target = target;
     n->target_free = target_free;
     return n;
@@ -133,10 +133,9 @@ IfsNode *ifs_node_new_control(const char *path, const char *commands_line,
 IfsNode *ifs_node_new_wait(const char *path, const char *final_text,
                            IfsControlTarget *target, IfsTargetFree target_free)
 {
-    IfsNode *n = node_alloc(IFS_NODE_WAIT, path, 0);
+    IfsNode *n = node_at(IFS_NODE_WAIT, path, 0, final_text,
+                         final_text ? strlen(final_text) : 0);
 
-    if (final_text)
-        node_set_data(n, final_text, strlen(final_text));
     n->target = target;
     n->target_free = target_free;
     return n;
@@ -201,13 +200,8 @@ static int compare_children(const void *a, const void *b)
 static IfsNode *dir_node_new(const char *name, uint64_t ino, time_t mtime,
                              IfsNode **children, guint n_children)
 {
-    IfsNode *n = g_new0(IfsNode, 1);
+    IfsNode *n = node_alloc(IFS_NODE_DIR, name, ino, mtime, NULL, 0);
 
-    g_atomic_ref_count_init(&n->ref);
-    n->type = IFS_NODE_DIR;
-    n->name = g_strdup(name);
-    n->ino = ino;
-    n->mtime = mtime ? mtime : time(NULL);
     n->children = children;
     n->n_children = n_children;
     return n;

@@ -187,11 +187,25 @@ static void remove_stale_temporaries(const char *dir, const char *path)
     g_free(base);
 }
 
+/* A json-c value's compact text, appended (it is then freed). */
+static void append_json(GString *out, json_object *value)
+{
+    size_t len;
+    const char *text = json_object_to_json_string_length(value, JSON_C_TO_STRING_PLAIN |
+                                                         JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+
+    g_string_append_len(out, text, (gssize)len);
+    json_object_put(value);
+}
+
+/* Written as text around each resource's own compact text: no tree of the
+ * whole account is built, so a save costs little more memory than the
+ * file it writes. */
 gboolean ifs_cache_save(const char *path, const IfsAccountConfig *cfg, gint64 last_refresh,
                         GPtrArray *items, IfsError **err)
 {
     json_object *top = json_object_new_object();
-    json_object *list = json_object_new_array_ext((int)items->len);
+    GString *out = g_string_sized_new(4096);
     char *dir = g_path_get_dirname(path);
     GError *gerr = NULL;
     const char *text;
@@ -204,21 +218,36 @@ gboolean ifs_cache_save(const char *path, const IfsAccountConfig *cfg, gint64 la
     json_object_object_add(top, "type", json_object_new_string(cfg->type));
     json_object_object_add(top, "url", json_object_new_string(cfg->url));
     json_object_object_add(top, "last_refresh", json_object_new_int64(last_refresh));
+    append_json(out, top);
+    g_string_truncate(out, out->len - 1); /* the closing brace */
+    g_string_append(out, ",\"resources\":[");
     for (guint i = 0; i < items->len; i++) {
-        IfsCacheItem *item = g_ptr_array_index(items, i);
-        json_object *entry = json_object_new_object();
+        const IfsCacheItem *item = g_ptr_array_index(items, i);
+        const IfsResource *r = item->res;
 
-        json_object_object_add(entry, "kind", json_object_new_string(item->res->kind));
-        json_object_object_add(entry, "id", json_object_new_string(item->res->id));
-        json_object_object_add(entry, "object", json_object_get(item->res->object));
-        if (item->res->extra_files)
-            json_object_object_add(entry, "extra_files",
-                                   json_object_get(item->res->extra_files));
-        json_object_object_add(entry, "mtimes", mtimes_json(item->node));
-        json_object_array_add(list, entry);
+        g_string_append(out, i ? ",{\"kind\":" : "{\"kind\":");
+        append_json(out, json_object_new_string(r->kind));
+        g_string_append(out, ",\"id\":");
+        append_json(out, json_object_new_string(r->id));
+        g_string_append(out, ",\"object\":");
+        if (r->text)
+            g_string_append_len(out, r->text, (gssize)r->text_len);
+        else
+            append_json(out, ifs_resource_object(r));
+        if (r->extra_text) {
+            g_string_append(out, ",\"extra_files\":");
+            g_string_append_len(out, r->extra_text, (gssize)r->extra_len);
+        } else if (r->extra_files) {
+            g_string_append(out, ",\"extra_files\":");
+            append_json(out, json_object_get(r->extra_files));
+        }
+        g_string_append(out, ",\"mtimes\":");
+        append_json(out, mtimes_json(item->node));
+        g_string_append_c(out, '}');
     }
-    json_object_object_add(top, "resources", list);
-    text = json_object_to_json_string_length(top, JSON_C_TO_STRING_PLAIN, &len);
+    g_string_append(out, "]}");
+    text = out->str;
+    len = out->len;
     ok = make_private_dir(dir, cfg->name, err);
     if (ok)
         remove_stale_temporaries(dir, path);
@@ -231,7 +260,7 @@ gboolean ifs_cache_save(const char *path, const IfsAccountConfig *cfg, gint64 la
             cfg->name, path, gerr->message));
         g_error_free(gerr);
     }
-    json_object_put(top);
+    g_string_free(out, TRUE);
     g_free(dir);
     return ok;
 }
@@ -400,6 +429,7 @@ IfsCacheData *ifs_cache_load(const char *path, const IfsAccountConfig *cfg, IfsE
         if (json_object_object_get_ex(entry, "extra_files", &extra) &&
             json_object_is_type(extra, json_type_object))
             r->extra_files = json_object_get(extra);
+        ifs_resource_seal(r);
         g_ptr_array_add(data->resources, r);
         if (json_object_object_get_ex(entry, "mtimes", &m) &&
             json_object_is_type(m, json_type_object))

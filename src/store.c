@@ -349,6 +349,56 @@ static void first_refresh_finished(Account *a)
 
 /* Keep our extras only for resources that still exist, or whose operation is
  * still running. */
+/* a->lock held. */
+void store_note_action_change(Account *a, const char *kind, const char *id)
+{
+    g_hash_table_replace(a->changed_at, store_resource_key(kind, id),
+                         GSIZE_TO_POINTER(++a->change_gen));
+}
+
+/* a->lock held. `listed` was read by a refresh that started at change
+ * `since`: resources an action changed after that start are taken from the
+ * current data instead (or left out, when the action removed them), so
+ * that the refresh cannot undo them. The changes it saw are forgotten. */
+static GPtrArray *with_later_actions(Account *a, GPtrArray *listed, guint64 since)
+{
+    GHashTable *later = g_hash_table_new(g_str_hash, g_str_equal);
+    GHashTableIter it;
+    gpointer key, gen;
+    GPtrArray *merged;
+
+    g_hash_table_iter_init(&it, a->changed_at);
+    while (g_hash_table_iter_next(&it, &key, &gen)) {
+        if (GPOINTER_TO_SIZE(gen) > since)
+            g_hash_table_add(later, key);
+        else
+            g_hash_table_iter_remove(&it);
+    }
+    if (g_hash_table_size(later) == 0) {
+        g_hash_table_destroy(later);
+        return g_ptr_array_ref(listed);
+    }
+    merged = g_ptr_array_new_full(listed->len, (GDestroyNotify)ifs_resource_unref);
+    for (guint i = 0; i < listed->len; i++) {
+        IfsResource *r = g_ptr_array_index(listed, i);
+        char *k = r->kind && r->id ? store_resource_key(r->kind, r->id) : NULL;
+
+        if (!k || !g_hash_table_contains(later, k))
+            g_ptr_array_add(merged, ifs_resource_ref(r));
+        g_free(k);
+    }
+    for (guint i = 0; i < a->resources->len; i++) {
+        IfsResource *r = g_ptr_array_index(a->resources, i);
+        char *k = r->kind && r->id ? store_resource_key(r->kind, r->id) : NULL;
+
+        if (k && g_hash_table_contains(later, k))
+            g_ptr_array_add(merged, ifs_resource_ref(r));
+        g_free(k);
+    }
+    g_hash_table_destroy(later);
+    return merged;
+}
+
 static void prune_extras(Account *a)
 {
     GHashTable *live = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
@@ -437,6 +487,7 @@ static int run_refresh(Account *a)
     gboolean ok, partial_changed = FALSE;
     gint64 delay_us;
     gint64 refreshed_at = 0;
+    guint64 since = 0;
     int errnum = 0;
 
     if (a->store->opts.offline) {
@@ -446,7 +497,12 @@ static int run_refresh(Account *a)
                             a->cache_problem ? "; nothing to show: " : "",
                             a->cache_problem ? a->cache_problem : "");
     } else if (a->pstate) {
+        g_mutex_lock(&a->lock);
+        since = a->change_gen;
+        g_mutex_unlock(&a->lock);
         ok = a->type->list(a->pstate, list, &err);
+        for (guint i = 0; ok && i < list->len; i++)
+            ifs_resource_seal(g_ptr_array_index(list, i));
         if (ok && list->len > a->max_resources) {
             /* Memory stays bounded whatever an API returns: refuse the
              * whole answer rather than show an arbitrary part of it. */
@@ -468,8 +524,10 @@ static int run_refresh(Account *a)
          * current, and last_error says which part is not. */
         char *text = err ? store_one_line(err->message, MAX_PROBLEM_TEXT) : g_strdup("");
 
+        GPtrArray *next = with_later_actions(a, list, since);
+
         g_ptr_array_unref(a->resources);
-        a->resources = g_ptr_array_ref(list);
+        a->resources = next;
         g_free(a->state);
         a->state = g_strdup("ok");
         partial_changed = err && g_strcmp0(a->last_error, text) != 0;
@@ -759,6 +817,7 @@ static void built_free(gpointer data)
 
     ifs_resource_unref(b->res);
     ifs_node_unref(b->node);
+    g_free(b->problems);
     g_free(b);
 }
 
@@ -853,6 +912,7 @@ gboolean ifs_store_add_account(IfsStore *store, const IfsAccountConfig *cfg, Ifs
     a->resources = g_ptr_array_new_with_free_func((GDestroyNotify)ifs_resource_unref);
     a->extras = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, store_extras_free);
     a->built = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, built_free);
+    a->changed_at = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     a->kind_dirs = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
                                          (GDestroyNotify)ifs_node_unref);
     a->state = g_strdup("stale");
@@ -950,6 +1010,7 @@ static void account_free(Account *a)
     g_ptr_array_unref(a->resources);
     g_hash_table_destroy(a->extras);
     g_hash_table_destroy(a->built);
+    g_hash_table_destroy(a->changed_at);
     g_hash_table_destroy(a->kind_dirs);
     if (a->provider_dir)
         ifs_node_unref(a->provider_dir);

@@ -79,6 +79,7 @@ typedef struct {
     IfsResource *res;
     guint gen;
     IfsNode *node;
+    char *problems; /* what building it reported for last_error, or NULL */
 } Built;
 
 struct Account {
@@ -99,6 +100,11 @@ struct Account {
     GMutex lock;           /* guards everything below */
     GCond cond;
     GPtrArray *resources;  /* IfsResource*, replaced wholesale (copy on write) */
+    /* Action results win over lists read before them: every resource an
+     * action replaced or removed, "kind/id" -> the change_gen it got. A
+     * refresh that started at gen G keeps those above G as they are. */
+    guint64 change_gen;
+    GHashTable *changed_at;
     GHashTable *extras;    /* "kind/id" -> Extras* */
     char *state;
     char *last_error;
@@ -172,6 +178,7 @@ char *store_escaped_input(const char *buf, size_t len, size_t max);
 void store_redact_error(Account *a, IfsError *err);
 char *store_resource_key(const char *kind, const char *id);
 void store_publish(Account *a);
+void store_note_action_change(Account *a, const char *kind, const char *id);
 void store_publish_finishing(Account *a, Operation *finished_op);
 int store_request_refresh(Account *a, gboolean wait);
 void store_mark_done(IfsStore *s, Operation *op);

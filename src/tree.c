@@ -124,6 +124,9 @@ static IfsNode *build_resource(Account *a, IfsResource *r, const char *path,
     gboolean has_controls = FALSE;
     GString *field_problems = g_string_new(NULL);
     GPtrArray *reserved = reserved_names(a, r->kind);
+    /* Parsed for this build only: a resource is kept as compact text. */
+    json_object *object = ifs_resource_object(r);
+    json_object *extra = ifs_resource_extra_files(r);
     size_t json_len;
     char *json;
 
@@ -146,27 +149,35 @@ static IfsNode *build_resource(Account *a, IfsResource *r, const char *path,
         add_file(b, "last_action", x->last_action ? x->last_action : "");
     if (x->op)
         ifs_dir_builder_add(b, build_operation_dir(path, x, a->store));
-    if (r->extra_files) {
-        json_object_object_foreach(r->extra_files, name, value) {
+    if (extra) {
+        json_object_object_foreach(extra, name, value) {
             char *safe = ifs_name_escape(name, strlen(name));
             if (safe && json_object_is_type(value, json_type_string))
                 add_file(b, safe, json_object_get_string(value));
             g_free(safe);
         }
     }
-    json = ifs_json_pretty(r->object, &json_len);
+    json = ifs_json_pretty(object, &json_len);
     {
         char *jpath = ifs_path_join(path, "json");
         ifs_dir_builder_add(b, ifs_node_new_file(jpath, json, json_len, 0));
         g_free(jpath);
     }
     g_free(json);
-    if (ifs_json_fill_dir(b, r->object, (const char *const *)reserved->pdata,
-                          field_problems) > 0 && problems->len < MAX_PROBLEM_TEXT)
+    if (ifs_json_fill_dir(b, object, (const char *const *)reserved->pdata,
+                          field_problems) > 0)
         g_string_append_printf(problems, "%s %s: %s", r->kind, r->id, field_problems->str);
     g_string_free(field_problems, TRUE);
+    json_object_put(object);
+    json_object_put(extra);
     g_ptr_array_free(reserved, TRUE);
     return ifs_dir_builder_finish(b, 0);
+}
+
+static void add_problems(GString *problems, const char *more)
+{
+    if (more && *more && problems->len < MAX_PROBLEM_TEXT)
+        g_string_append(problems, more);
 }
 
 /* The resource's node, rebuilt only when the API data or our extras changed;
@@ -176,12 +187,22 @@ static IfsNode *resource_node(Account *a, IfsResource *r, const char *key,
 {
     Extras *x = store_extras_get(a, key);
     Built *prev = g_hash_table_lookup(a->built, key);
+    GString *own_problems;
     IfsNode *node;
     Built *now;
 
-    if (prev && prev->res == r && prev->gen == x->gen)
+    /* A refresh lists every resource anew: same text, same node. */
+    if (prev && prev->gen == x->gen && ifs_resource_same(prev->res, r)) {
+        if (prev->res != r) { /* keep the one the account holds, not both */
+            ifs_resource_unref(prev->res);
+            prev->res = ifs_resource_ref(r);
+        }
+        add_problems(problems, prev->problems);
         return ifs_node_ref(prev->node);
-    node = build_resource(a, r, path, x, problems);
+    }
+    own_problems = g_string_new(NULL);
+    node = build_resource(a, r, path, x, own_problems);
+    add_problems(problems, own_problems->str);
     if (!prev && a->saved_mtimes) {
         IfsCacheMtimes *m = g_hash_table_lookup(a->saved_mtimes, key);
         if (m)
@@ -192,6 +213,8 @@ static IfsNode *resource_node(Account *a, IfsResource *r, const char *key,
     now->res = ifs_resource_ref(r);
     now->gen = x->gen;
     now->node = ifs_node_ref(node);
+    now->problems = own_problems->len ? g_strdup(own_problems->str) : NULL;
+    g_string_free(own_problems, TRUE);
     g_hash_table_replace(a->built, g_strdup(key), now);
     return node;
 }

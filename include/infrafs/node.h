@@ -24,16 +24,16 @@ typedef struct IfsNode IfsNode;
 struct IfsNode {
     gatomicrefcount ref;
     IfsNodeType type;
-    char *name;        /* entry name; "" for the root */
+    char *name;        /* entry name; "" for the root (stored with the node) */
     uint64_t ino;
     time_t mtime;
-    /* FILE, CONTROL, WAIT: the bytes read returns (for WAIT: when terminal) */
+    /* FILE, CONTROL, WAIT: the bytes read returns (for WAIT: when terminal),
+     * stored with the node */
     char *data;
     size_t size;
     /* DIR: children sorted by name */
     IfsNode **children;
     guint n_children;
-    GHashTable *index; /* name -> IfsNode*, only for large directories */
     /* CONTROL, WAIT */
     IfsControlTarget *target;
     IfsTargetFree target_free;

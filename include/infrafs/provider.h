@@ -25,11 +25,29 @@ typedef struct {
                             shown beside the fields but not part of `json`
                             (what the provider fetched from elsewhere, such
                             as a deployment's log), owned */
+    /* Once sealed (by the store, when it takes the resource): `object` and
+     * `extra_files` are NULL, and these hold them as compact JSON. A tree
+     * of json-c objects takes about 13 times the memory of its text. */
+    char *text;          /* the object */
+    size_t text_len;
+    char *extra_text;    /* extra_files, or NULL */
+    size_t extra_len;
 } IfsResource;
 
 IfsResource *ifs_resource_new(const char *kind, const char *id, json_object *object /* taken */);
 IfsResource *ifs_resource_ref(IfsResource *r);
 void ifs_resource_unref(IfsResource *r);
+/* Providers build and change resources as json-c objects; the store seals
+ * them before it keeps them, and nothing changes a sealed resource. */
+void ifs_resource_seal(IfsResource *r);
+/* The object (or extra files; NULL if none) as a json-c tree of the
+ * caller's (json_object_put it): a new one parsed from the text once
+ * sealed. NULL only for a sealed text that no longer parses (never). */
+json_object *ifs_resource_object(const IfsResource *r);
+json_object *ifs_resource_extra_files(const IfsResource *r);
+/* Same kind, id, object and extra files (sealed or not, compared as the
+ * same compact text). */
+gboolean ifs_resource_same(const IfsResource *a, const IfsResource *b);
 
 typedef enum {
     IFS_OP_PENDING,

@@ -107,7 +107,93 @@ void ifs_resource_unref(IfsResource *r)
     g_free(r->problem);
     json_object_put(r->object);
     json_object_put(r->extra_files);
+    g_free(r->text);
+    g_free(r->extra_text);
     g_free(r);
+}
+
+/* Compact, with '/' unescaped: the same text json-c gives for `json`. */
+static char *compact_text(json_object *obj, size_t *len)
+{
+    const char *s;
+
+    s = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN |
+                                                   JSON_C_TO_STRING_NOSLASHESCAPE, len);
+    return g_memdup2(s, *len + 1);
+}
+
+void ifs_resource_seal(IfsResource *r)
+{
+    if (!r)
+        return;
+    if (r->object) {
+        r->text = compact_text(r->object, &r->text_len);
+        json_object_put(r->object);
+        r->object = NULL;
+    }
+    if (r->extra_files) {
+        r->extra_text = compact_text(r->extra_files, &r->extra_len);
+        json_object_put(r->extra_files);
+        r->extra_files = NULL;
+    }
+}
+
+/* Our own text, so json-c's parser is enough; NULL for no text. */
+static json_object *parse_text(const char *text, size_t len)
+{
+    json_tokener *tok;
+    json_object *obj;
+
+    if (!text)
+        return NULL;
+    tok = json_tokener_new_ex(JSON_TOKENER_DEFAULT_DEPTH * 4);
+    obj = json_tokener_parse_ex(tok, text, (int)len);
+    json_tokener_free(tok);
+    return obj;
+}
+
+json_object *ifs_resource_object(const IfsResource *r)
+{
+    if (r->object)
+        return json_object_get(r->object);
+    return parse_text(r->text, r->text_len);
+}
+
+json_object *ifs_resource_extra_files(const IfsResource *r)
+{
+    if (r->extra_files)
+        return json_object_get(r->extra_files);
+    return parse_text(r->extra_text, r->extra_len);
+}
+
+static gboolean same_json(json_object *obj_a, const char *text_a, size_t len_a,
+                          json_object *obj_b, const char *text_b, size_t len_b)
+{
+    char *owned_a = NULL, *owned_b = NULL;
+    gboolean same;
+
+    if (obj_a)
+        text_a = owned_a = compact_text(obj_a, &len_a);
+    if (obj_b)
+        text_b = owned_b = compact_text(obj_b, &len_b);
+    if (!text_a || !text_b)
+        same = text_a == text_b;
+    else
+        same = len_a == len_b && memcmp(text_a, text_b, len_a) == 0;
+    g_free(owned_a);
+    g_free(owned_b);
+    return same;
+}
+
+gboolean ifs_resource_same(const IfsResource *a, const IfsResource *b)
+{
+    if (a == b)
+        return TRUE;
+    if (!a || !b || g_strcmp0(a->kind, b->kind) != 0 || g_strcmp0(a->id, b->id) != 0)
+        return FALSE;
+    return same_json(a->object, a->text, a->text_len, b->object, b->text, b->text_len) &&
+           same_json(a->extra_files, a->extra_text, a->extra_len, b->extra_files,
+                     b->extra_text, b->extra_len);
 }
 
 void ifs_action_result_clear(IfsActionResult *r)

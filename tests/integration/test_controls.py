@@ -4,6 +4,7 @@ where the exact errno matters, through os.open/os.write."""
 
 import datetime
 import errno
+import json
 import os
 import re
 import subprocess
@@ -517,6 +518,37 @@ def test_after_wait_returns_status_and_power_state_show_the_new_state(mnt, fresh
     assert out.returncode == 0, out.stderr
     assert out.stdout == "completed\nstopped\n8\n"
     assert fresh_sim.get_vps(vps_id)["powerState"] == "stopped"
+
+
+def test_a_refresh_whose_list_was_read_before_an_action_ended_does_not_undo_it(
+        fresh_sim, make_mount):
+    """The periodic list was answered with the VPS still running, but
+    arrived after the shutdown had ended and been re-read: the tree showed
+    `running` again until the next refresh. Action results win. (No detail
+    reads: they would come after the action and hide the stale list.)"""
+    mnt = make_mount(hostup_config(fresh_sim, refresh=300, detail_limit=0))
+    vps_id = running(fresh_sim)
+    d = mnt.vps(vps_id)
+    fresh_sim.fault(action="late", method="GET", path=r"^/api/v2/vps$", delay_ms=2500)
+    fresh_sim.clear_requests()
+    refresh = subprocess.Popen(["sh", "-c",
+                                f"echo 1 > {q(mnt.p('providers', 'hostup', 'refresh'))}"])
+    try:
+        wait_for(lambda: fresh_sim.requests("GET", r"^/api/v2/vps$"), timeout=5,
+                 what="the list to be read")
+        out = sh(f"cd {q(d)} && echo shutdown > power && cat operation/wait > /dev/null && "
+                 f"cat power_state")
+        assert out.returncode == 0, out.stderr
+        assert out.stdout == "stopped\n"
+    finally:
+        assert refresh.wait(timeout=20) == 0
+
+    assert mnt.read("vps", "hostup", vps_id, "power_state") == "stopped\n"
+    assert json.loads(mnt.read("vps", "hostup", vps_id, "json"))["powerState"] == "stopped"
+    # The next list, read after the action, is taken as it is.
+    fresh_sim.patch_vps(vps_id, {"powerState": "running"})
+    mnt.refresh()
+    assert mnt.read("vps", "hostup", vps_id, "power_state") == "running\n"
 
 
 def test_a_job_that_fails_ends_failed_and_the_vps_keeps_its_state(mnt, fresh_sim):

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import stat
+import subprocess
 
 import pytest
 
@@ -380,6 +381,33 @@ def test_remove_makes_one_post_and_the_deployment_is_gone_when_the_write_returns
     assert json.loads(sent[0]["body"]) == {"deploymentId": d}
     assert d not in {r["deploymentId"] for r in rows(dsim)}
     assert dsim.requests("GET") == [], "remove needs no re-read"
+
+
+def test_a_removed_deployment_never_reappears_from_a_list_read_before_the_removal(
+        dmnt, dsim):
+    """A refresh read the deployments of the application, then the
+    deployment was removed, then the refresh ended: the removed deployment
+    came back until the next refresh. Action results win."""
+    row = row_with(dsim, "error", kind="application")
+    d = row["deploymentId"]
+    dsim.fault(action="late", provider="dokploy", method="GET",
+               path=r"^/api/deployment\.all", delay_ms=1500, times=0)
+    dsim.clear_requests()
+    refresh = subprocess.Popen(["sh", "-c",
+                                f"echo 1 > {q(dmnt.p('providers', ACCOUNT, 'refresh'))}"])
+    try:
+        wait_for(lambda: [r for r in dsim.requests("GET", r"^/api/deployment\.all")
+                          if r["query"].get("applicationId") == row["applicationId"]],
+                 timeout=20, what="the application's deployments to be read")
+        assert write_errno(dep(dmnt, d, "remove"), "1\n") == 0
+        assert d not in listed(dmnt)
+    finally:
+        assert refresh.wait(timeout=60) == 0
+    dsim.clear_faults()
+
+    assert d not in listed(dmnt)
+    dmnt.refresh(ACCOUNT)
+    assert d not in listed(dmnt)
 
 
 def test_remove_of_a_deployment_already_gone_fails_with_enoent(dmnt, dsim):

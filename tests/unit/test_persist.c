@@ -160,7 +160,14 @@ static void test_round_trip(Fixture *fx, gconstpointer data)
     r = g_ptr_array_index(saved->resources, 0);
     g_assert_cmpstr(r->kind, ==, "vps");
     g_assert_cmpstr(r->id, ==, "vps_1");
-    g_assert_true(json_object_equal(r->object, obj));
+    {
+        /* Loaded resources are sealed (kept as compact text). */
+        json_object *loaded = ifs_resource_object(r);
+
+        g_assert_null(r->object);
+        g_assert_true(json_object_equal(loaded, obj));
+        json_object_put(loaded);
+    }
 
     /* The store keeps its own reference to the mtimes and frees the rest:
      * they must survive that. */
@@ -332,8 +339,12 @@ static void test_deepest_accepted_object_loads_back(Fixture *fx, gconstpointer d
         g_test_message("%s", err->message);
     g_assert_null(err);
     g_assert_nonnull(saved);
-    g_assert_true(json_object_equal(((IfsResource *)g_ptr_array_index(saved->resources, 0))
-                                        ->object, answer));
+    {
+        json_object *loaded = ifs_resource_object(g_ptr_array_index(saved->resources, 0));
+
+        g_assert_true(json_object_equal(loaded, answer));
+        json_object_put(loaded);
+    }
     ifs_cache_data_free(saved);
     json_object_put(answer);
     json_object_put(obj);
