@@ -68,67 +68,90 @@ void ifs_cache_item_free(IfsCacheItem *item)
 /* ---- saving ---------------------------------------------------------------- */
 
 typedef struct {
-    GHashTable *counts; /* mtime -> count, to find the common one */
-    GPtrArray *paths;   /* relative paths, in walk order */
-    GArray *times;      /* their mtimes */
-} MtimeWalk;
+    gint64 t;
+    guint n;
+} MtimeCount;
 
-static void collect_mtimes(const IfsNode *n, const char *rel, MtimeWalk *w)
+/* How many of a resource's files have each mtime: a few distinct values. */
+static void count_mtimes(const IfsNode *n, GArray *counts)
 {
-    gint64 t = (gint64)n->mtime;
-    gpointer count;
+    guint i;
 
     /* Controls and wait files are ours and rebuilt on every start. */
     if (n->type == IFS_NODE_CONTROL || n->type == IFS_NODE_WAIT)
         return;
-    g_ptr_array_add(w->paths, g_strdup(rel));
-    g_array_append_val(w->times, t);
-    count = g_hash_table_lookup(w->counts, GSIZE_TO_POINTER((gsize)t));
-    g_hash_table_insert(w->counts, GSIZE_TO_POINTER((gsize)t),
-                        GUINT_TO_POINTER(GPOINTER_TO_UINT(count) + 1));
-    for (guint i = 0; n->type == IFS_NODE_DIR && i < n->n_children; i++) {
-        char *child = *rel ? g_strconcat(rel, "/", n->children[i]->name, NULL)
-                           : g_strdup(n->children[i]->name);
-        collect_mtimes(n->children[i], child, w);
-        g_free(child);
+    for (i = 0; i < counts->len; i++)
+        if (g_array_index(counts, MtimeCount, i).t == (gint64)n->mtime)
+            break;
+    if (i == counts->len) {
+        MtimeCount c = {(gint64)n->mtime, 0};
+        g_array_append_val(counts, c);
+    }
+    g_array_index(counts, MtimeCount, i).n++;
+    for (guint c = 0; n->type == IFS_NODE_DIR && c < n->n_children; c++)
+        count_mtimes(n->children[c], counts);
+}
+
+/* A name as the inside of a JSON string. Entry names never hold control
+ * characters (they are escaped as %XX), only '"' and '\\' need care. */
+static void append_json_chars(GString *out, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            g_string_append_c(out, '\\');
+        if ((unsigned char)*s < 0x20)
+            g_string_append_printf(out, "\\u%04x", (unsigned char)*s);
+        else
+            g_string_append_c(out, *s);
     }
 }
 
-/* {"base": T, "other": {"path": T, ...}}: most files of a resource share one
- * mtime (when it was first seen), so only the others are listed. */
-static json_object *mtimes_json(const IfsNode *node)
+/* `"path":T` for every node below `n` whose mtime is not `base`; `path`
+ * holds n's relative path and is restored on return. */
+static void append_other_mtimes(const IfsNode *n, GString *path, gint64 base, GString *out,
+                                gboolean *first)
 {
-    MtimeWalk w = {
-        g_hash_table_new(g_direct_hash, g_direct_equal),
-        g_ptr_array_new_with_free_func(g_free),
-        g_array_new(FALSE, FALSE, sizeof(gint64)),
-    };
-    json_object *out = json_object_new_object();
-    json_object *other = json_object_new_object();
+    if (n->type == IFS_NODE_CONTROL || n->type == IFS_NODE_WAIT)
+        return;
+    if ((gint64)n->mtime != base) {
+        g_string_append(out, *first ? "\"" : ",\"");
+        append_json_chars(out, path->str);
+        g_string_append_printf(out, "\":%" G_GINT64_FORMAT, (gint64)n->mtime);
+        *first = FALSE;
+    }
+    for (guint c = 0; n->type == IFS_NODE_DIR && c < n->n_children; c++) {
+        gsize len = path->len;
+
+        if (len)
+            g_string_append_c(path, '/');
+        g_string_append(path, n->children[c]->name);
+        append_other_mtimes(n->children[c], path, base, out, first);
+        g_string_truncate(path, len);
+    }
+}
+
+/* {"base":T,"other":{"path":T,...}}: most files of a resource share one
+ * mtime (when it was first seen), so only the others are listed. Written
+ * straight as text: a save walks every node of the account. */
+static void append_mtimes(GString *out, const IfsNode *node, GArray *counts, GString *path)
+{
     gint64 base = 0;
     guint best = 0;
-    GHashTableIter it;
-    gpointer key, value;
+    gboolean first = TRUE;
 
-    collect_mtimes(node, "", &w);
-    g_hash_table_iter_init(&it, w.counts);
-    while (g_hash_table_iter_next(&it, &key, &value))
-        if (GPOINTER_TO_UINT(value) > best) {
-            best = GPOINTER_TO_UINT(value);
-            base = (gint64)GPOINTER_TO_SIZE(key);
+    g_array_set_size(counts, 0);
+    count_mtimes(node, counts);
+    for (guint i = 0; i < counts->len; i++) {
+        MtimeCount c = g_array_index(counts, MtimeCount, i);
+        if (c.n > best) {
+            best = c.n;
+            base = c.t;
         }
-    for (guint i = 0; i < w.paths->len; i++) {
-        gint64 t = g_array_index(w.times, gint64, i);
-        if (t != base)
-            json_object_object_add(other, g_ptr_array_index(w.paths, i),
-                                   json_object_new_int64(t));
     }
-    json_object_object_add(out, "base", json_object_new_int64(base));
-    json_object_object_add(out, "other", other);
-    g_hash_table_destroy(w.counts);
-    g_ptr_array_unref(w.paths);
-    g_array_unref(w.times);
-    return out;
+    g_string_append_printf(out, "{\"base\":%" G_GINT64_FORMAT ",\"other\":{", base);
+    g_string_truncate(path, 0);
+    append_other_mtimes(node, path, base, out, &first);
+    g_string_append(out, "}}");
 }
 
 static gboolean make_private_dir(const char *dir, const char *account, IfsError **err)
@@ -205,7 +228,10 @@ gboolean ifs_cache_save(const char *path, const IfsAccountConfig *cfg, gint64 la
                         GPtrArray *items, IfsError **err)
 {
     json_object *top = json_object_new_object();
-    GString *out = g_string_sized_new(4096);
+    GString *out;
+    GArray *counts = g_array_new(FALSE, FALSE, sizeof(MtimeCount));
+    GString *rel = g_string_new(NULL); /* a node's path, while walking */
+    gsize estimate = 4096;
     char *dir = g_path_get_dirname(path);
     GError *gerr = NULL;
     const char *text;
@@ -218,6 +244,13 @@ gboolean ifs_cache_save(const char *path, const IfsAccountConfig *cfg, gint64 la
     json_object_object_add(top, "type", json_object_new_string(cfg->type));
     json_object_object_add(top, "url", json_object_new_string(cfg->url));
     json_object_object_add(top, "last_refresh", json_object_new_int64(last_refresh));
+    /* Sized once: growing a string of tens of MB by doubling copies it
+     * again and again. */
+    for (guint i = 0; i < items->len; i++) {
+        const IfsResource *r = ((IfsCacheItem *)g_ptr_array_index(items, i))->res;
+        estimate += r->text_len + r->extra_len + 256;
+    }
+    out = g_string_sized_new(estimate);
     append_json(out, top);
     g_string_truncate(out, out->len - 1); /* the closing brace */
     g_string_append(out, ",\"resources\":[");
@@ -242,7 +275,7 @@ gboolean ifs_cache_save(const char *path, const IfsAccountConfig *cfg, gint64 la
             append_json(out, json_object_get(r->extra_files));
         }
         g_string_append(out, ",\"mtimes\":");
-        append_json(out, mtimes_json(item->node));
+        append_mtimes(out, item->node, counts, rel);
         g_string_append_c(out, '}');
     }
     g_string_append(out, "]}");
@@ -261,6 +294,8 @@ gboolean ifs_cache_save(const char *path, const IfsAccountConfig *cfg, gint64 la
         g_error_free(gerr);
     }
     g_string_free(out, TRUE);
+    g_string_free(rel, TRUE);
+    g_array_unref(counts);
     g_free(dir);
     return ok;
 }

@@ -189,6 +189,47 @@ static void test_round_trip(Fixture *fx, gconstpointer data)
     g_free(path);
 }
 
+/* Entry names may hold any byte but '/' and control characters: the
+ * mtimes written for them must stay valid JSON. */
+static void test_names_with_quotes_and_backslashes_keep_their_mtimes(Fixture *fx,
+                                                                      gconstpointer data)
+{
+    json_object *obj = json_tokener_parse(
+        "{\"id\":\"vps_1\",\"say\\\"hi\\\"\":\"x\",\"back\\\\slash\":{\"a\\\"b\":1}}");
+    char *path = cache_path(fx);
+    IfsResource *r = ifs_resource_new("vps", "vps_1", json_object_get(obj));
+    IfsNode *node = resource_dir("vps_1", obj, 0);
+    GPtrArray *items = g_ptr_array_new_with_free_func((GDestroyNotify)ifs_cache_item_free);
+    IfsError *err = NULL;
+    IfsCacheData *saved;
+    IfsCacheMtimes *m;
+
+    (void)data;
+    set_mtime_everywhere(node, 2000);
+    g_assert_nonnull(walk(node, "say\"hi\""));
+    walk(node, "say\"hi\"")->mtime = 1000;
+    walk(node, "back\\slash/a\"b")->mtime = 1500;
+    g_ptr_array_add(items, ifs_cache_item_new(r, node));
+    g_assert_true(ifs_cache_save(path, &fx->cfg, 1234, items, &err));
+    g_assert_null(err);
+
+    saved = ifs_cache_load(path, &fx->cfg, &err);
+    g_assert_null(err);
+    g_assert_nonnull(saved);
+    m = g_hash_table_lookup(saved->mtimes, "vps/vps_1");
+    g_assert_nonnull(m);
+    g_assert_cmpint(m->base, ==, 2000);
+    g_assert_cmpint(*(gint64 *)g_hash_table_lookup(m->other, "say\"hi\""), ==, 1000);
+    g_assert_cmpint(*(gint64 *)g_hash_table_lookup(m->other, "back\\slash/a\"b"), ==, 1500);
+    g_assert_cmpuint(g_hash_table_size(m->other), ==, 2);
+    ifs_cache_data_free(saved);
+    g_ptr_array_unref(items);
+    ifs_node_unref(node);
+    ifs_resource_unref(r);
+    json_object_put(obj);
+    g_free(path);
+}
+
 static void test_no_file_is_no_error(Fixture *fx, gconstpointer data)
 {
     char *blocker = g_build_filename(fx->dir, "a-file", NULL);
@@ -380,6 +421,7 @@ int main(int argc, char **argv)
 #define ADD(name, fn) \
     g_test_add(name, Fixture, NULL, fixture_setup, fn, fixture_teardown)
     ADD("/persist/round-trip", test_round_trip);
+    ADD("/persist/odd-names", test_names_with_quotes_and_backslashes_keep_their_mtimes);
     ADD("/persist/no-file", test_no_file_is_no_error);
     ADD("/persist/unusable-files", test_unusable_files_are_refused);
     ADD("/persist/unusable-entries", test_unusable_entries_are_skipped);
