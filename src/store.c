@@ -662,29 +662,51 @@ static IfsNode *resolve(IfsStore *s, const char *path)
     return node;
 }
 
-/* The registry of inodes the kernel holds: ino -> path, with the kernel's
- * lookup count. Every entry of a lookup reply or a READDIRPLUS listing
- * counts one; FORGET gives counts back, and an inode the kernel forgot is
- * dropped, so the registry is as large as the kernel's inode cache, not
- * as the history of everything ever looked up. */
+/* The registry of inodes the kernel holds: ino -> (parent ino, name), with
+ * the kernel's lookup count. Every entry of a lookup reply or a READDIRPLUS
+ * listing counts one; FORGET gives counts back, and an inode the kernel
+ * forgot is dropped, so the registry is as large as the kernel's inode
+ * cache, not as the history of everything ever looked up. A name, not a
+ * path: the kernel keeps the parent of every inode it holds, so paths are
+ * found by walking up, and millions of entries stay small. */
 typedef struct {
     guint64 ino;       /* the key */
+    guint64 parent;
     guint64 nlookup;
-    char path[];
+    char name[];
 } KnownIno;
+
+/* Paths are at most this deep (CONTRACT: resource trees are capped well
+ * below); deeper means a broken chain, never a real inode. */
+#define MAX_PATH_DEPTH 256
 
 static char *path_of_ino(IfsStore *s, uint64_t ino)
 {
-    KnownIno *known;
-    char *path;
+    const char *names[MAX_PATH_DEPTH];
+    guint depth = 0;
+    GString *path;
 
     if (ino == IFS_ROOT_INO)
         return g_strdup("");
     g_mutex_lock(&s->ino_lock);
-    known = g_hash_table_lookup(s->ino_paths, &ino);
-    path = known ? g_strdup(known->path) : NULL;
+    while (ino != IFS_ROOT_INO) {
+        KnownIno *known = g_hash_table_lookup(s->ino_paths, &ino);
+
+        if (!known || depth == MAX_PATH_DEPTH) {
+            g_mutex_unlock(&s->ino_lock);
+            return NULL;
+        }
+        names[depth++] = known->name;
+        ino = known->parent;
+    }
+    path = g_string_new(NULL);
+    while (depth > 0) {
+        g_string_append(path, names[--depth]);
+        if (depth)
+            g_string_append_c(path, '/');
+    }
     g_mutex_unlock(&s->ino_lock);
-    return path;
+    return g_string_free(path, FALSE);
 }
 
 IfsNode *ifs_store_get(IfsStore *store, uint64_t ino)
@@ -742,18 +764,20 @@ gboolean ifs_store_kernel_holds(IfsStore *store, uint64_t ino)
     return holds;
 }
 
-/* The kernel now holds `ino` once more (ino_lock held). */
-static void remember_ino(IfsStore *store, uint64_t ino, const char *path)
+/* The kernel now holds `ino`, entry `name` of `parent`, once more
+ * (ino_lock held). */
+static void remember_ino(IfsStore *store, uint64_t ino, uint64_t parent, const char *name)
 {
     KnownIno *known = g_hash_table_lookup(store->ino_paths, &ino);
 
     if (!known) {
-        size_t len = strlen(path);
+        size_t len = strlen(name);
 
         known = g_malloc(sizeof *known + len + 1);
         known->ino = ino;
+        known->parent = parent;
         known->nlookup = 0;
-        memcpy(known->path, path, len + 1);
+        memcpy(known->name, name, len + 1);
         g_hash_table_add(store->ino_paths, known);
     }
     known->nlookup++;
@@ -786,7 +810,7 @@ IfsNode *ifs_store_lookup(IfsStore *store, uint64_t parent_ino, const char *name
     node = resolve(store, path);
     if (node) {
         g_mutex_lock(&store->ino_lock);
-        remember_ino(store, node->ino, path);
+        remember_ino(store, node->ino, parent_ino, node->name);
         g_mutex_unlock(&store->ino_lock);
     }
     g_free(path);
@@ -796,19 +820,10 @@ IfsNode *ifs_store_lookup(IfsStore *store, uint64_t parent_ino, const char *name
 void ifs_store_remember_children(IfsStore *store, uint64_t dir_ino, const IfsNode *dir,
                                  guint from, guint to)
 {
-    char *parent = path_of_ino(store, dir_ino);
-
-    if (!parent)
-        return;
     g_mutex_lock(&store->ino_lock);
-    for (guint i = from; i < to && i < dir->n_children; i++) {
-        char *path = ifs_path_join(parent, dir->children[i]->name);
-
-        remember_ino(store, dir->children[i]->ino, path);
-        g_free(path);
-    }
+    for (guint i = from; i < to && i < dir->n_children; i++)
+        remember_ino(store, dir->children[i]->ino, dir_ino, dir->children[i]->name);
     g_mutex_unlock(&store->ino_lock);
-    g_free(parent);
 }
 
 static void built_free(gpointer data)
