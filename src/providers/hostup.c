@@ -282,11 +282,18 @@ static gboolean hostup_list(gpointer state, GPtrArray *out, IfsError **err)
     char *cursor = NULL;
     gboolean failed = FALSE;
     guint pages = 0;
+    guint sealed = 0;
 
     do {
         char *next = list_page(h, cursor, found, &failed, err);
         g_free(cursor);
         cursor = next;
+        /* Too many for details: nothing will change these any more, so
+         * keep them as text now rather than every page's tree until the
+         * end (at 100,000 VPSes that is the refresh's peak memory). */
+        if ((long)found->len > h->detail_limit)
+            for (; sealed < found->len; sealed++)
+                ifs_resource_seal(g_ptr_array_index(found, sealed));
         if (cursor && (!g_hash_table_add(seen, g_strdup(cursor)) || ++pages > MAX_PAGES)) {
             ifs_error_propagate(err, ifs_error_new(EIO, 0, NULL,
                 "account '%s': listing VPSes: the API returned cursor '%s' twice "
