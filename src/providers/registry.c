@@ -138,18 +138,24 @@ void ifs_resource_seal(IfsResource *r)
     }
 }
 
+/* One tokener per thread, kept: a new one allocates its whole parse stack,
+ * which cost more than parsing a small object. */
+static GPrivate thread_tokener = G_PRIVATE_INIT((GDestroyNotify)json_tokener_free);
+
 /* Our own text, so json-c's parser is enough; NULL for no text. */
 static json_object *parse_text(const char *text, size_t len)
 {
     json_tokener *tok;
-    json_object *obj;
 
     if (!text)
         return NULL;
-    tok = json_tokener_new_ex(JSON_TOKENER_DEFAULT_DEPTH * 4);
-    obj = json_tokener_parse_ex(tok, text, (int)len);
-    json_tokener_free(tok);
-    return obj;
+    tok = g_private_get(&thread_tokener);
+    if (!tok) {
+        tok = json_tokener_new_ex(JSON_TOKENER_DEFAULT_DEPTH * 4);
+        g_private_set(&thread_tokener, tok);
+    }
+    json_tokener_reset(tok);
+    return json_tokener_parse_ex(tok, text, (int)len);
 }
 
 json_object *ifs_resource_object(const IfsResource *r)
