@@ -4,6 +4,7 @@
  * child mounts, runs the first refresh (bounded) and reports over a pipe;
  * the parent prints the outcome and exits 0 or 1 (CONTRACT §1). */
 #include <errno.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
@@ -500,6 +501,11 @@ int main(int argc, char *argv[])
     IfsError *err = NULL;
     int rc = 1;
 
+    /* Few malloc arenas. With glibc's default (one per thread, up to 8 per
+     * core) what a refresh frees lies scattered over the arenas of the
+     * threads that allocated it, and RSS creeps up as resources come and
+     * go (about 900 bytes per churned resource, against 100 with two). */
+    mallopt(M_ARENA_MAX, 2);
     o.positionals = g_ptr_array_new_with_free_func(g_free);
     memset(&cmd, 0, sizeof cmd);
     if (fuse_opt_parse(&args, &o, option_spec, option_proc) != 0)

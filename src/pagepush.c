@@ -10,8 +10,10 @@
 
 #include <string.h>
 
-/* Directories already pushed, remembered up to this many; then forgotten
- * all at once (a second push of a directory costs time, never correctness). */
+/* Directories already pushed, remembered up to this many, and only for
+ * the snapshot they were pushed from; then forgotten all at once (a second
+ * push of a directory costs time, never correctness, and nothing is kept
+ * for directories that are gone). */
 #define PUSHED_DIRS_MAX 32768
 /* Larger files are left to READ: one store is one message. */
 #define PUSH_FILE_MAX (1024 * 1024)
@@ -57,6 +59,7 @@ struct IfsPagePusher {
     struct fuse_session *se;
     GThreadPool *thread; /* of Job*; one thread, so pushes never race */
     GHashTable *pushed_dirs; /* dir ino -> the dir node pushed; pusher thread only */
+    guint64 pushed_generation; /* the snapshot they were pushed from */
     gint stopping; /* queued jobs are dropped: requests are no longer served */
 };
 
@@ -83,8 +86,11 @@ static void push_files_of(IfsPagePusher *p, IfsNode *dir, uint64_t file_ino)
         ifs_node_unref(dir);
         return;
     }
-    if (g_hash_table_size(p->pushed_dirs) >= PUSHED_DIRS_MAX)
+    if (g_hash_table_size(p->pushed_dirs) >= PUSHED_DIRS_MAX ||
+        p->pushed_generation != ifs_store_generation(p->store)) {
         g_hash_table_remove_all(p->pushed_dirs);
+        p->pushed_generation = ifs_store_generation(p->store);
+    }
     g_hash_table_insert(p->pushed_dirs, g_memdup2(&dir->ino, sizeof dir->ino), dir);
     for (guint i = 0; i < dir->n_children; i++) {
         const IfsNode *c = dir->children[i];
@@ -148,7 +154,7 @@ IfsPagePusher *ifs_page_pusher_new(IfsStore *store, struct fuse_session *se)
     p->store = store;
     p->se = se;
     p->pushed_dirs = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
-    p->thread = g_thread_pool_new(run_job, p, 1, FALSE, NULL);
+    p->thread = g_thread_pool_new(run_job, p, 1, TRUE, NULL);
     return p;
 }
 

@@ -192,6 +192,7 @@ static void publish_root(IfsStore *s)
     g_mutex_lock(&s->root_lock);
     s->root = fresh;
     g_mutex_unlock(&s->root_lock);
+    __atomic_add_fetch(&s->generation, 1, __ATOMIC_RELEASE);
     g_mutex_unlock(&s->pin_lock);
     /* Only after the swap: a re-read must find the new data. */
     if (old) {
@@ -742,6 +743,11 @@ IfsNode *ifs_store_parent(IfsStore *store, uint64_t ino)
     }
     g_free(path);
     return dir;
+}
+
+guint64 ifs_store_generation(IfsStore *store)
+{
+    return __atomic_load_n(&store->generation, __ATOMIC_ACQUIRE);
 }
 
 void ifs_store_pin(IfsStore *store)

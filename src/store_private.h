@@ -146,6 +146,7 @@ struct IfsStore {
     gint stopping;
 
     GMutex pin_lock;  /* held across a swap of root; see ifs_store_pin */
+    guint64 generation; /* root swaps so far; atomic */
     GMutex root_lock;
     IfsNode *root;
 

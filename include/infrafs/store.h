@@ -54,6 +54,9 @@ IfsNode *ifs_store_lookup(IfsStore *store, uint64_t parent_ino, const char *name
 IfsNode *ifs_store_get(IfsStore *store, uint64_t ino);
 /* The directory holding inode `ino` in the current snapshot, or NULL. */
 IfsNode *ifs_store_parent(IfsStore *store, uint64_t ino);
+/* How many snapshots were swapped in so far: what was noted about one
+ * snapshot's nodes may be dropped when it changes. Any thread. */
+guint64 ifs_store_generation(IfsStore *store);
 /* While pinned, no newer snapshot is swapped in: what is read from the
  * store stays current until unpinned. For pushing bytes into the kernel's
  * caches, which the publisher must be able to invalidate after its swap.
