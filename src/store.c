@@ -624,20 +624,6 @@ int store_request_refresh(Account *a, gboolean wait)
 
 /* ---- read side ------------------------------------------------------------ */
 
-static IfsNode *walk(IfsNode *root, const char *path)
-{
-    IfsNode *node = root;
-    char **parts;
-
-    if (!*path)
-        return node;
-    parts = g_strsplit(path, "/", -1);
-    for (char **p = parts; *p && node; p++)
-        node = node->type == IFS_NODE_DIR ? ifs_node_child(node, *p) : NULL;
-    g_strfreev(parts);
-    return node;
-}
-
 static IfsNode *current_root(IfsStore *s)
 {
     IfsNode *root;
@@ -646,21 +632,6 @@ static IfsNode *current_root(IfsStore *s)
     root = s->root ? ifs_node_ref(s->root) : NULL;
     g_mutex_unlock(&s->root_lock);
     return root;
-}
-
-/* Resolve a path in the current tree; returns a reference or NULL. */
-static IfsNode *resolve(IfsStore *s, const char *path)
-{
-    IfsNode *root = current_root(s);
-    IfsNode *node;
-
-    if (!root)
-        return NULL;
-    node = walk(root, path);
-    if (node)
-        ifs_node_ref(node);
-    ifs_node_unref(root);
-    return node;
 }
 
 /* The registry of inodes the kernel holds: ino -> (parent ino, name), with
@@ -681,67 +652,63 @@ typedef struct {
  * below); deeper means a broken chain, never a real inode. */
 #define MAX_PATH_DEPTH 256
 
-static char *path_of_ino(IfsStore *s, uint64_t ino)
+/* The node in `root` at the path of inode `ino`, found by walking the
+ * registry up to the root, then the snapshot down by name: no path is
+ * built. Borrowed from `root`; NULL when the kernel's inode is unknown or
+ * its entry is no longer there. ino_lock held (the names are the
+ * registry's). */
+static IfsNode *node_of_ino_locked(IfsStore *s, IfsNode *root, uint64_t ino)
 {
     const char *names[MAX_PATH_DEPTH];
     guint depth = 0;
-    GString *path;
+    IfsNode *node = root;
 
-    if (ino == IFS_ROOT_INO)
-        return g_strdup("");
-    g_mutex_lock(&s->ino_lock);
     while (ino != IFS_ROOT_INO) {
         KnownIno *known = g_hash_table_lookup(s->ino_paths, &ino);
 
-        if (!known || depth == MAX_PATH_DEPTH) {
-            g_mutex_unlock(&s->ino_lock);
+        if (!known || depth == MAX_PATH_DEPTH)
             return NULL;
-        }
         names[depth++] = known->name;
         ino = known->parent;
     }
-    path = g_string_new(NULL);
-    while (depth > 0) {
-        g_string_append(path, names[--depth]);
-        if (depth)
-            g_string_append_c(path, '/');
-    }
-    g_mutex_unlock(&s->ino_lock);
-    return g_string_free(path, FALSE);
+    while (depth > 0 && node)
+        node = node->type == IFS_NODE_DIR ? ifs_node_child(node, names[--depth]) : NULL;
+    return node;
 }
 
 IfsNode *ifs_store_get(IfsStore *store, uint64_t ino)
 {
-    char *path = path_of_ino(store, ino);
+    IfsNode *root = current_root(store);
     IfsNode *node;
 
-    if (!path)
+    if (!root)
         return NULL;
-    /* A wait file replaced by a newer operation's (another inode at the
-     * same path) answers as that one: a reader that raced the replacement
-     * then waits for the newer operation rather than failing. */
-    node = resolve(store, path);
-    g_free(path);
+    /* By path, not by ino: a wait file replaced by a newer operation's
+     * (another inode at the same path) answers as that one, so a reader
+     * that raced the replacement waits for the newer operation rather
+     * than failing. */
+    g_mutex_lock(&store->ino_lock);
+    node = ifs_node_ref(node_of_ino_locked(store, root, ino));
+    g_mutex_unlock(&store->ino_lock);
+    ifs_node_unref(root);
     return node;
 }
 
 IfsNode *ifs_store_parent(IfsStore *store, uint64_t ino)
 {
-    char *path = path_of_ino(store, ino);
-    char *slash;
+    IfsNode *root = current_root(store);
     IfsNode *dir = NULL;
+    KnownIno *known;
 
-    if (path && *path) {
-        slash = strrchr(path, '/');
-        if (slash)
-            *slash = '\0';
-        dir = resolve(store, slash ? path : "");
-        if (dir && dir->type != IFS_NODE_DIR) {
-            ifs_node_unref(dir);
-            dir = NULL;
-        }
-    }
-    g_free(path);
+    if (!root)
+        return NULL;
+    g_mutex_lock(&store->ino_lock);
+    known = ino == IFS_ROOT_INO ? NULL : g_hash_table_lookup(store->ino_paths, &ino);
+    if (known)
+        dir = node_of_ino_locked(store, root, known->parent);
+    dir = dir && dir->type == IFS_NODE_DIR ? ifs_node_ref(dir) : NULL;
+    g_mutex_unlock(&store->ino_lock);
+    ifs_node_unref(root);
     return dir;
 }
 
@@ -805,21 +772,21 @@ void ifs_store_forget(IfsStore *store, uint64_t ino, uint64_t nlookup)
 
 IfsNode *ifs_store_lookup(IfsStore *store, uint64_t parent_ino, const char *name)
 {
-    char *parent = path_of_ino(store, parent_ino);
-    char *path;
-    IfsNode *node;
+    IfsNode *root = current_root(store);
+    IfsNode *dir, *node = NULL;
 
-    if (!parent)
+    if (!root)
         return NULL;
-    path = ifs_path_join(parent, name);
-    g_free(parent);
-    node = resolve(store, path);
+    g_mutex_lock(&store->ino_lock);
+    dir = node_of_ino_locked(store, root, parent_ino);
+    if (dir && dir->type == IFS_NODE_DIR)
+        node = ifs_node_child(dir, name);
     if (node) {
-        g_mutex_lock(&store->ino_lock);
+        ifs_node_ref(node);
         remember_ino(store, node->ino, parent_ino, node->name);
-        g_mutex_unlock(&store->ino_lock);
     }
-    g_free(path);
+    g_mutex_unlock(&store->ino_lock);
+    ifs_node_unref(root);
     return node;
 }
 
