@@ -16,7 +16,8 @@ with one account per provider and measures:
   - a forced refresh of every account at once with nothing changed;
   - the daemon's RSS per resource after the mount and after that refresh;
   - warm grep -r, find, ls -lR, du -s and cat against a `cp -r` copy of the
-    mount on tmpfs, when both trees fit in memory (see fits_in_memory);
+    mount on tmpfs, when both trees fit in memory; when only the copy fits,
+    just its grep -r, the reference of the first two (see tmpfs_plan);
   - churn (at --churn-at only, default the smallest N): resources deleted
     and created through the simulator's admin API every round, a forced
     refresh and a `find` over the mount after each, and the least-squares
@@ -124,6 +125,14 @@ def status_kb(pid, key):
     return 0
 
 
+def remove_tree(path):
+    """rm -rf (much faster than shutil.rmtree on millions of files); the
+    copied files may be read-only, which stops rm only when not root."""
+    if subprocess.run(["rm", "-rf", "--one-file-system", path], stderr=subprocess.DEVNULL).returncode:
+        subprocess.run(["chmod", "-R", "u+w", path], stderr=subprocess.DEVNULL)
+        subprocess.run(["rm", "-rf", "--one-file-system", path], stderr=subprocess.DEVNULL)
+
+
 class Run:
     """Everything started for one N, torn down by close()."""
 
@@ -139,9 +148,11 @@ class Run:
         self.conns = {}
         os.mkdir(self.mnt)
         os.mkdir(self.cache, 0o700)
-        quarter = n // 4
-        self.counts = {"hostup": n - 3 * quarter, "deployhq": quarter,
-                       "hostatlas": quarter, "dokploy": quarter}
+        # N split by the --split weights (a quarter each by default); HostUp
+        # takes what rounding leaves.
+        total = sum(args.split)
+        self.counts = {p: n * w // total for p, w in zip(PROVIDERS, args.split)}
+        self.counts["hostup"] += n - sum(self.counts.values())
 
     # -- simulator -------------------------------------------------------------
     def start_sim(self):
@@ -300,7 +311,7 @@ refresh = 3600
     def rss(self):
         return status_kb(self.daemon, "VmRSS") * 1024
 
-    def refresh_all(self):
+    def refresh_all(self, accounts=PROVIDERS):
         """Force a refresh of every account at once (a write to each refresh
         file returns once that refresh is published); wall seconds until the
         last returns, and each account's."""
@@ -317,7 +328,7 @@ refresh = 3600
 
         sim_cpu, dmn_cpu = cpu_seconds(self.sim.pid), cpu_seconds(self.daemon)
         t0 = time.perf_counter()
-        threads = [threading.Thread(target=one, args=(p,)) for p in PROVIDERS]
+        threads = [threading.Thread(target=one, args=(p,)) for p in accounts]
         for t in threads:
             t.start()
         for t in threads:
@@ -367,8 +378,8 @@ refresh = 3600
                 self.sim.kill()
                 self.sim.wait()
         if self.copy:
-            shutil.rmtree(self.copy, ignore_errors=True)
-        shutil.rmtree(self.work, ignore_errors=True)
+            remove_tree(self.copy)
+        remove_tree(self.work)
 
 
 # ---- measurements -----------------------------------------------------------------
@@ -385,18 +396,55 @@ def tree_size(root):
     return files, dirs + 1, size
 
 
-def fits_in_memory(files, dirs):
-    """Whether a tmpfs copy plus the mount's own page cache fit. A tmpfs
-    file holds at least one 4 KiB page; each inode and dentry costs about
-    1 KiB on either side. Both trees' pages stay cached during the warm runs,
-    so twice that must fit in 80% of MemAvailable."""
-    need = 2 * (files * 4096 + (files + dirs) * 1024)
+def tmpfs_plan(files, dirs, forced="auto"):
+    """What fits in memory: ("full", ...) when a tmpfs copy and the mount's
+    page cache both stay resident, so that warm runs of both trees are warm;
+    ("copy", ...) when only the copy fits (the mount's clean page cache is
+    reclaimable, tmpfs pages are not: there is no swap), enough for the tmpfs
+    reference of the cold and second grep; ("none", ...) otherwise. A tmpfs
+    file holds at least one 4 KiB page, and each inode and dentry costs
+    about 1 KiB. Returns (plan, bytes one tree needs, MemAvailable)."""
+    tree = files * 4096 + (files + dirs) * 1024
+    avail = mem_available()
+    if forced != "auto":
+        return forced, tree, avail
+    if 2 * tree <= 0.8 * avail:
+        return "full", tree, avail
+    if tree <= 0.7 * avail:
+        return "copy", tree, avail
+    return "none", tree, avail
+
+
+LOW_MEMORY = 2 << 30   # a copy that leaves less available is stopped
+
+
+def mem_available():
     with open("/proc/meminfo") as f:
-        avail = next(int(l.split()[1]) * 1024 for l in f if l.startswith("MemAvailable:"))
-    return need <= 0.8 * avail, need, avail
+        return next(int(l.split()[1]) * 1024 for l in f if l.startswith("MemAvailable:"))
 
 
-def median_pair(run, key, mnt_cmd, tmp_cmd, runs):
+def copy_watched(src, dst):
+    """cp -r, stopped if memory runs low (tmpfs pages cannot be reclaimed
+    and the machine has no swap: other work must not be OOM-killed).
+    Wall seconds, or None when stopped."""
+    t0 = time.perf_counter()
+    cp = subprocess.Popen(["cp", "-r", src, dst], stderr=subprocess.DEVNULL)
+    try:
+        while cp.poll() is None:
+            if mem_available() < LOW_MEMORY:
+                cp.kill()
+                cp.wait()
+                remove_tree(dst)
+                return None
+            time.sleep(0.2)
+    finally:
+        if cp.poll() is None:
+            cp.kill()
+            cp.wait()
+    return time.perf_counter() - t0
+
+
+def median_pair(run, mnt_cmd, tmp_cmd, runs):
     (a, sa), (b, sb) = mnt_cmd, tmp_cmd
     run.timed(a, sa)   # warm both trees' caches once, untimed
     run.timed(b, sb)
@@ -408,9 +456,14 @@ def median_pair(run, key, mnt_cmd, tmp_cmd, runs):
 
 
 def slope(xs, ys):
+    """Least-squares slope of ys over xs and its standard error."""
     mx, my = statistics.fmean(xs), statistics.fmean(ys)
     den = sum((x - mx) ** 2 for x in xs)
-    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / den if den else float("nan")
+    if not den or len(xs) < 3:
+        return float("nan"), float("nan")
+    b = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / den
+    resid = sum((y - my - b * (x - mx)) ** 2 for x, y in zip(xs, ys))
+    return b, (resid / (len(xs) - 2) / den) ** 0.5
 
 
 def churn(run, args):
@@ -477,8 +530,17 @@ def churn(run, args):
         done.append(churned)
         log(f"  churn round {r + 1:2d}/{args.churn_rounds}: {churned} churned, "
             f"RSS {rss[-1] / 1048576:.1f} MiB")
-    w = min(args.churn_warmup, len(rss) - 2)
-    return {"slope": slope(done[w:], rss[w:]), "rounds": len(rss), "warmup": w,
+    w = min(args.churn_warmup, len(rss) - 3)
+    b, se = slope(done[w:], rss[w:])
+    # RSS swings by megabytes from round to round (memory freed after a
+    # refresh stays with malloc for a while), so the slope has an error bar;
+    # the floor, the lowest RSS of the first and of the last five rounds
+    # after the warm-up, is less sensitive to those swings.
+    k = max(1, min(5, (len(rss) - w) // 2))
+    floor = ((min(rss[-k:]) - min(rss[w:w + k]))
+             / (done[-k + rss[-k:].index(min(rss[-k:]))]
+                - done[w + rss[w:w + k].index(min(rss[w:w + k]))]))
+    return {"slope": b, "se": se, "floor": floor, "rounds": len(rss), "warmup": w,
             "per_round": args.churn_per_round, "rss_first": rss[0], "rss_last": rss[-1],
             "seconds": time.monotonic() - t_start}
 
@@ -522,34 +584,58 @@ def measure(args, n, work):
             + f"; daemon CPU {dcpu:.1f} s, simulator CPU {scpu:.1f} s); "
             f"RSS {run.rss() / 1048576:.1f} MiB")
 
+        alone = {}
+        for p in PROVIDERS:   # each account alone: where the time goes
+            _, each, dcpu, scpu = run.refresh_all((p,))
+            alone[p] = (each[p], dcpu, scpu)
+        fig["refresh_alone"] = alone
+        log("each account's forced refresh alone: " + ", ".join(
+            f"{p} {t:.2f} s (daemon CPU {d:.1f}, sim CPU {c:.1f})"
+            for p, (t, d, c) in alone.items()))
+
         files, dirs, size = tree_size(run.mnt)
         fig["tree"] = (files, dirs, size)
         log(f"tree: {files} files, {dirs} directories, {size} bytes of file data")
-        ok, need, avail = fits_in_memory(files, dirs)
-        if not ok:
-            notes.append(f"tmpfs figures skipped: a tmpfs copy plus the mount's page cache "
-                         f"need about {need / 2**30:.1f} GiB, more than 80% of the "
-                         f"{avail / 2**30:.1f} GiB available")
-            log(notes[-1])
-        elif args.no_tmpfs:
-            notes.append("tmpfs figures skipped (--no-tmpfs)")
-        else:
+        plan, need, avail = tmpfs_plan(files, dirs, args.tmpfs_plan)
+        gib = f"{need / 2**30:.1f} GiB a tree, {avail / 2**30:.1f} GiB available"
+        if plan == "none":
+            notes.append(f"tmpfs figures skipped: not even a tmpfs copy fits ({gib})")
+        elif plan == "copy":
+            notes.append(f"warm ratios skipped: a tmpfs copy and the mount's page cache "
+                         f"do not both stay in memory ({gib}), so warm runs of the mount "
+                         "would not be warm; the tmpfs copy alone is the reference of the "
+                         "first and second grep -r")
+        if plan != "full":
+            if args.tmpfs_plan != "auto":
+                notes[-1] += " (chosen with --tmpfs-plan)"
+            log("note: " + notes[-1])
+        if plan != "none":
             run.copy = tempfile.mkdtemp(prefix="infrafs-engine.", dir=args.tmpfs)
             tree = os.path.join(run.copy, "tree")
-            t = run.timed(["cp", "-r", run.mnt, tree])
+            t = copy_watched(run.mnt, tree)
+        if plan != "none" and t is None:
+            notes.append("tmpfs figures skipped: memory ran low during the copy "
+                         f"(under {LOW_MEMORY >> 30} GiB available); copy removed")
+            log("note: " + notes[-1])
+        elif plan != "none":
             log(f"cp -r to tmpfs: {t:.2f} s")
             mc, tc = run.commands(run.mnt), run.commands(tree)
             ref = {}
-            for key in mc:
-                fm, ft = median_pair(run, key, mc[key], tc[key], args.runs)
+            for key in mc if plan == "full" else ("grep",):
+                if plan == "full":
+                    fm, ft = median_pair(run, mc[key], tc[key], args.runs)
+                    fig[f"warm_{key}"] = fm / ft
+                    fig[f"abs_{key}"] = (fm, ft)
+                    log(f"warm {key}: infrafs {fm:.3f} s, tmpfs {ft:.3f} s, ratio {fm / ft:.2f}")
+                else:
+                    run.timed(*tc[key])
+                    ft = statistics.median(run.timed(*tc[key]) for _ in range(args.runs))
+                    log(f"warm {key}, tmpfs only: {ft:.3f} s")
                 ref[key] = ft
-                fig[f"warm_{key}"] = fm / ft
-                fig[f"abs_{key}"] = (fm, ft)
-                log(f"warm {key}: infrafs {fm:.3f} s, tmpfs {ft:.3f} s, ratio {fm / ft:.2f}")
             fig["cold_grep"] = cold / ref["grep"]
             fig["second_grep"] = second / ref["grep"]
             fig["abs_cold"] = (cold, second, ref["grep"])
-            shutil.rmtree(run.copy, ignore_errors=True)
+            remove_tree(run.copy)
             run.copy = None
         fig.setdefault("abs_cold", (cold, second, None))
 
@@ -560,8 +646,9 @@ def measure(args, n, work):
             if c:
                 fig["churn"] = c["slope"]
                 fig["churn_info"] = c
-                log(f"churn: slope {c['slope']:.1f} B per churned resource over rounds "
-                    f"{c['warmup'] + 1}-{c['rounds']}; RSS {c['rss_first'] / 1048576:.1f} -> "
+                log(f"churn: slope {c['slope']:.0f} +- {c['se']:.0f} B per churned resource "
+                    f"over rounds {c['warmup'] + 1}-{c['rounds']} (floor to floor "
+                    f"{c['floor']:.0f} B); RSS {c['rss_first'] / 1048576:.1f} -> "
                     f"{c['rss_last'] / 1048576:.1f} MiB; {c['seconds']:.0f} s")
 
         run.umount()
@@ -630,8 +717,9 @@ def report(results, args):
                 log(f"  warm {key:<5} infrafs {fm:7.3f} s  tmpfs {ft:7.3f} s")
         if "churn_info" in fig:
             c = fig["churn_info"]
-            log(f"  churn: {c['rounds']} rounds x {c['per_round']}, slope over rounds "
-                f"{c['warmup'] + 1}-{c['rounds']}")
+            log(f"  churn: {c['rounds']} rounds x {c['per_round']} resources; slope over "
+                f"rounds {c['warmup'] + 1}-{c['rounds']} {c['slope']:.0f} +- {c['se']:.0f} B "
+                f"(standard error), floor to floor {c['floor']:.0f} B")
         for note in fig["notes"]:
             log(f"  note: {note}")
 
@@ -645,16 +733,26 @@ def parse_args(argv):
                    help="timed runs per warm command, median printed (default %(default)s)")
     p.add_argument("--churn-at", type=int, default=None,
                    help="the N at which churn is measured (default the smallest; 0: never)")
-    p.add_argument("--churn-rounds", type=int, default=25,
+    p.add_argument("--churn-rounds", type=int, default=40,
                    help="churn rounds (default %(default)s)")
-    p.add_argument("--churn-per-round", type=int, default=500,
+    p.add_argument("--churn-per-round", type=int, default=1000,
                    help="resources deleted and created per round (default %(default)s)")
     p.add_argument("--churn-warmup", type=int, default=5,
                    help="rounds left out of the slope (default %(default)s)")
     p.add_argument("--detail-concurrency", type=int, default=0,
                    help="HostAtlas detail_concurrency (default: infrafs's own, 4)")
-    p.add_argument("--no-tmpfs", action="store_true", help="skip the tmpfs copy")
+    p.add_argument("--tmpfs-plan", choices=("auto", "full", "copy", "none"), default="auto",
+                   help="full: tmpfs copy and warm ratios; copy: tmpfs reference of the "
+                        "cold greps only; none: no copy; auto (default): what fits")
+    p.add_argument("--split", default="1:1:1:1",
+                   help="weights of HostUp:DeployHQ:HostAtlas:Dokploy in N "
+                        "(default %(default)s, a quarter each)")
     a = p.parse_args(argv)
+    try:
+        a.split = [int(x) for x in a.split.split(":")]
+        assert len(a.split) == 4 and min(a.split) >= 1
+    except (ValueError, AssertionError):
+        p.error("--split takes four whole weights >= 1, e.g. 1:1:1:1")
     try:
         a.sizes = [int(x) for x in a.n.split(",") if x.strip()]
     except ValueError:
