@@ -670,7 +670,8 @@ def measure(args, n, work):
 
 def report(results, args):
     ns = list(results)
-    log("\n== Summary (ratios are infrafs / tmpfs; '-' = not measured at this size)")
+    log("\n== Summary (ratios are infrafs / tmpfs; '-' = not measured at this size; "
+        "churn 'unclear': the target is within two standard errors of the slope)")
     head = f"{'figure':<38} {'target':>15}"
     for n in ns:
         head += f" {'N=' + str(n):>12} {'':<7}"
@@ -692,6 +693,8 @@ def report(results, args):
             verdict = "(info)"
         elif key == "mount" and fig.get("mount_incomplete"):
             verdict = "not met"
+        elif key == "churn" and abs(v - 100) < 2 * fig["churn_info"]["se"]:
+            verdict = "unclear"     # the target is within two standard errors
         else:
             verdict = "met" if test(v) else "not met"
         return text, verdict
