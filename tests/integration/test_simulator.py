@@ -5,6 +5,7 @@ One simulator process serves the whole module; every test starts from
 POST /_sim/reset, so tests do not depend on each other's order.
 """
 
+import base64
 import datetime
 import http.client
 import json
@@ -32,7 +33,7 @@ JOB_SECONDS = 0.3
 # Process and HTTP helpers
 # ---------------------------------------------------------------------------
 
-def start_sim(tmp_dir, *extra):
+def start_sim(tmp_dir, *extra, startup_s=10):
     """Start the simulator on free ports; returns (process, ports, stderr path)."""
     ports_file = tmp_dir / "ports.json"
     err_path = tmp_dir / "sim.err"
@@ -40,13 +41,13 @@ def start_sim(tmp_dir, *extra):
         proc = subprocess.Popen(
             [sys.executable, SIM, "--free-ports", "--ports-file", str(ports_file),
              *extra], stdout=subprocess.PIPE, stderr=err)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + startup_s
     while not ports_file.exists():
         if proc.poll() is not None:
             pytest.fail(f"simulator exited {proc.returncode}: {err_path.read_text()}")
         if time.monotonic() > deadline:
             proc.kill()
-            pytest.fail("simulator did not write its ports file within 10 s")
+            pytest.fail(f"simulator did not write its ports file within {startup_s} s")
         time.sleep(0.02)
     return proc, json.loads(ports_file.read_text()), err_path
 
@@ -674,3 +675,147 @@ def test_config_shape_validation_and_reset(sim):
     assert sim.vps_list()[0]["name"] == vps["name"]
     assert sim.admin("GET", "/faults")[1] == []
     assert [e["path"] for e in sim.admin("GET", "/requests")[1]] == ["/api/v2/vps"]
+
+
+# ---------------------------------------------------------------------------
+# Resource counts of the other listing providers (the engine benchmark's)
+# ---------------------------------------------------------------------------
+
+def provider_call(port, path, provider, method="GET", body=None):
+    """(status, JSON body) from a provider's own API, authenticated its way."""
+    headers = {"Content-Type": "application/json"}
+    if provider == "deployhq":
+        headers["Authorization"] = "Basic " + base64.b64encode(
+            f"demo@example.com:{TOKEN}".encode()).decode()
+    elif provider == "dokploy":
+        headers["x-api-key"] = TOKEN
+    else:
+        headers["Authorization"] = f"Bearer {TOKEN}"
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request(method, path, None if body is None else json.dumps(body), headers)
+        resp = conn.getresponse()
+        payload = resp.read()
+    finally:
+        conn.close()
+    return resp.status, json.loads(payload) if payload else None
+
+
+def test_bulk_counts_come_after_the_seeded_data_unchanged(sim, tmp_path):
+    """--deployhq-count, --hostatlas-count and --dokploy-count add generated
+    resources after the seeded ones, which stay as the defaults serve them."""
+    default = {
+        "deployhq": sim.admin("GET", "/deployhq/hosted_resources")[1]["resources"],
+        "hostatlas": sim.admin("GET", "/hostatlas/servers")[1]["ids"],
+        "dokploy": sim.admin("GET", "/dokploy/deployments")[1],
+    }
+    assert (len(default["deployhq"]), len(default["hostatlas"]),
+            len(default["dokploy"])) == (8, 30, 12)
+    proc, ports, err_path = start_sim(tmp_path, "--token", TOKEN, "--quiet",
+                                      "--deployhq-count", "57", "--hostatlas-count", "41",
+                                      "--dokploy-count", "230")
+    try:
+        big = Sim(ports["hostup"])
+        # DeployHQ: the seeded eight as they were, then active-or-other VPSes.
+        resources = big.admin("GET", "/deployhq/hosted_resources")[1]["resources"]
+        assert len(resources) == 57 and resources[:8] == default["deployhq"]
+        generated = resources[8:]
+        assert len({r["identifier"] for r in resources}) == 57
+        assert len({r["name"] for r in generated}) == 49
+        assert all(r["kind"] == "hosted_resource" and r["ssh_key"]["public_key"]
+                   for r in generated)
+        assert {r["status"] for r in generated} <= {"active", "provisioning",
+                                                     "suspended", "error"}
+        status, listed = provider_call(ports["deployhq"], "/hosted_resources", "deployhq")
+        assert status == 200 and listed == resources
+
+        # HostAtlas: the count is the server_count switch's default, so a
+        # reset keeps it; the first thirty are the default servers.
+        ids = big.admin("GET", "/hostatlas/servers")[1]["ids"]
+        assert len(ids) == 41 and ids[:30] == default["hostatlas"]
+        assert big.admin("GET", "/config")[1]["hostatlas"]["server_count"] == 41
+        status, page = provider_call(ports["hostatlas"], "/api/v1/servers?page=2&per_page=25",
+                                     "hostatlas")
+        assert status == 200 and [s["id"] for s in page["data"]] == ids[25:]
+        assert page["meta"] == {"total": 41, "page": 2, "per_page": 25}
+        # Details through the id index, which follows deletes and creates.
+        assert provider_call(ports["hostatlas"], f"/api/v1/servers/{ids[-1]}",
+                             "hostatlas")[1]["id"] == ids[-1]
+        big.admin("DELETE", f"/hostatlas/servers/{ids[-1]}")
+        assert provider_call(ports["hostatlas"], f"/api/v1/servers/{ids[-1]}",
+                             "hostatlas")[0] == 404
+        big.admin("POST", "/hostatlas/servers", {"id": 999999})
+        assert provider_call(ports["hostatlas"], "/api/v1/servers/999999",
+                             "hostatlas")[1]["hostname"]
+
+        # Dokploy: the seeded twelve, then 218 finished deployments over
+        # three generated services (100 each at most) of a project "fleet".
+        rows = big.admin("GET", "/dokploy/deployments")[1]
+        assert len(rows) == 230
+        seeded = {r["deploymentId"]: r["title"] for r in default["dokploy"]}
+        assert {r["deploymentId"]: r["title"] for r in rows
+                if r["deploymentId"] in seeded} == seeded
+        services = big.admin("GET", "/dokploy/services")[1]
+        fleet = {n: s for n, s in services.items() if s["project"] == "fleet"}
+        assert sorted(fleet) == ["fleet-app-00000", "fleet-app-00001", "fleet-app-00002"]
+        status, projects = provider_call(ports["dokploy"], "/api/project.all", "dokploy")
+        assert [p["name"] for p in projects] == ["shop", "blog", "sandbox", "fleet"]
+        app = fleet["fleet-app-00000"]["id"]
+        status, owned = provider_call(
+            ports["dokploy"], f"/api/deployment.all?applicationId={app}", "dokploy")
+        assert status == 200 and len(owned) == 73
+        assert [r["createdAt"] for r in owned] == sorted(
+            (r["createdAt"] for r in owned), reverse=True)
+        assert {r["status"] for r in owned} <= {"done", "error", "cancelled"}
+        status, text = provider_call(
+            ports["dokploy"], f"/api/deployment.readLogs?deploymentId="
+            f"{owned[0]['deploymentId']}&tail=100", "dokploy")
+        assert status == 200 and text.count("\n") == 3
+        # The per-service index follows admin deletes and creates.
+        big.admin("DELETE", f"/dokploy/deployments/{owned[0]['deploymentId']}")
+        _, created = big.admin("POST", "/dokploy/deployments",
+                               {"service": "fleet-app-00000", "status": "done"})
+        _, after = provider_call(
+            ports["dokploy"], f"/api/deployment.all?applicationId={app}", "dokploy")
+        assert [r["deploymentId"] for r in after] == (
+            [created["deploymentId"]] + [r["deploymentId"] for r in owned[1:]])
+    finally:
+        stop_sim(proc, err_path)
+
+
+def test_a_hundred_thousand_resources_start_and_answer_in_seconds(tmp_path):
+    t0 = time.monotonic()
+    proc, ports, err_path = start_sim(
+        tmp_path, "--token", TOKEN, "--quiet", "--vps-count", "25000",
+        "--deployhq-count", "25000", "--hostatlas-count", "25000",
+        "--dokploy-count", "25000", startup_s=60)
+    try:
+        started = time.monotonic() - t0
+        big = Sim(ports["hostup"])
+        assert big.admin("POST", "/config", {"hostatlas": {"max_per_page": 100}})[0] == 200
+        t0 = time.monotonic()
+        status, page = provider_call(ports["hostatlas"],
+                                     "/api/v1/servers?page=250&per_page=100", "hostatlas")
+        assert status == 200 and len(page["data"]) == 100
+        last = page["data"][-1]["id"]
+        assert provider_call(ports["hostatlas"], f"/api/v1/servers/{last}",
+                             "hostatlas")[1]["id"] == last
+        # 10.x addresses stay valid however many servers there are.
+        assert all(0 <= int(o) <= 255 for o in page["data"][-1]["ip_address"].split("."))
+        services = big.admin("GET", "/dokploy/services")[1]
+        fleet = [s for s in services.values() if s["project"] == "fleet"]
+        assert len(fleet) == 250    # 24,988 generated deployments, 100 per service
+        for svc in fleet[:20]:
+            kind = "applicationId" if svc["kind"] == "application" else "composeId"
+            proc_name = "all" if svc["kind"] == "application" else "allByCompose"
+            status, rows = provider_call(
+                ports["dokploy"], f"/api/deployment.{proc_name}?{kind}={svc['id']}",
+                "dokploy")
+            assert status == 200 and 0 < len(rows) <= 100
+        status, listed = provider_call(ports["deployhq"], "/hosted_resources", "deployhq")
+        assert status == 200 and len(listed) == 25000
+        answered = time.monotonic() - t0
+        # Seconds, not minutes, even on a busy two-core machine.
+        assert started < 45 and answered < 30, (started, answered)
+    finally:
+        stop_sim(proc, err_path)
