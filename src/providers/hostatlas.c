@@ -21,8 +21,9 @@ typedef struct {
     guint detail_concurrency;
 
     GMutex lock;           /* guards the two caches */
-    /* server id -> the last detail object read (a private deep copy): a
-     * failed detail read shows these rather than blanking the server. */
+    /* server id -> the last detail read, as compact JSON text (a tree per
+     * server would take a dozen times the memory): a failed detail read
+     * shows these rather than blanking the server. */
     GHashTable *details;
     /* heartbeat id -> ping_url as the API last gave it */
     GHashTable *ping_urls;
@@ -35,11 +36,6 @@ static const IfsControlSpec hostatlas_controls[] = {
     {"heartbeats", "ping", ifs_trigger_commands},
     {NULL, NULL, NULL},
 };
-
-static void put_json(gpointer obj)
-{
-    json_object_put(obj);
-}
 
 static gpointer hostatlas_open(IfsHttp *http, const IfsAccountConfig *cfg, IfsError **err)
 {
@@ -58,8 +54,7 @@ static gpointer hostatlas_open(IfsHttp *http, const IfsAccountConfig *cfg, IfsEr
     h->account = g_strdup(cfg->name);
     h->detail_concurrency = (guint)n;
     g_mutex_init(&h->lock);
-    h->details = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-                                       put_json);
+    h->details = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     h->ping_urls = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     return h;
 }
@@ -367,26 +362,29 @@ static json_object *get_detail(Hostatlas *h, const char *id, IfsError **err)
     return obj;
 }
 
-static json_object *deep_copy(json_object *obj)
+static char *detail_text(json_object *detail)
 {
-    json_object *copy = NULL;
+    return g_strdup(json_object_to_json_string_ext(detail, JSON_C_TO_STRING_PLAIN |
+                                                               JSON_C_TO_STRING_NOSLASHESCAPE));
+}
 
-    if (json_object_deep_copy(obj, &copy, NULL) != 0)
-        return NULL;
-    return copy;
+/* Our own text of a detail that was parsed within bounds once already. */
+static json_object *detail_from_text(const char *text)
+{
+    return text ? json_tokener_parse(text) : NULL;
 }
 
 /* The detail's fields over the list's (services[] and domains[] come only
  * from there). When the read failed, the last good detail fills in, under
  * the list's fresher values, and the server says what it lacks. The cache
- * keeps copies of its own: json-c's reference counts are not atomic, so it
+ * keeps text of its own: json-c's reference counts are not atomic, so it
  * must share no object with what the publisher reads. */
 static void apply_detail(Hostatlas *h, IfsResource *r, json_object *detail, IfsError *err)
 {
     json_object *cached = NULL;
 
     if (detail) {
-        json_object *keep = deep_copy(detail);
+        char *keep = detail_text(detail);
 
         merge_fields(r->object, detail, TRUE);
         g_mutex_lock(&h->lock);
@@ -397,7 +395,7 @@ static void apply_detail(Hostatlas *h, IfsResource *r, json_object *detail, IfsE
     }
     g_mutex_lock(&h->lock);
     if (g_hash_table_lookup(h->details, r->id))
-        cached = deep_copy(g_hash_table_lookup(h->details, r->id));
+        cached = detail_from_text(g_hash_table_lookup(h->details, r->id));
     g_mutex_unlock(&h->lock);
     if (cached) {
         merge_fields(r->object, cached, FALSE);
