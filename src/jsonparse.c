@@ -471,3 +471,31 @@ json_object *ifs_json_parse(const char *text, size_t len, const IfsJsonLimits *l
     result->status = obj ? IFS_JSON_OK : IFS_JSON_NULL;
     return obj;
 }
+
+char *ifs_json_compact(json_object *obj, size_t *len)
+{
+    const char *s = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN |
+                                                               JSON_C_TO_STRING_NOSLASHESCAPE,
+                                                      len);
+
+    return g_memdup2(s, *len + 1);
+}
+
+/* A new tokener allocates its whole parse stack, which cost more than
+ * parsing a small object. */
+static GPrivate thread_tokener = G_PRIVATE_INIT((GDestroyNotify)json_tokener_free);
+
+json_object *ifs_json_parse_compact(const char *text, size_t len)
+{
+    json_tokener *tok;
+
+    if (!text)
+        return NULL;
+    tok = g_private_get(&thread_tokener);
+    if (!tok) {
+        tok = json_tokener_new_ex(IFS_JSON_SCAN_MAX_DEPTH);
+        g_private_set(&thread_tokener, tok);
+    }
+    json_tokener_reset(tok);
+    return json_tokener_parse_ex(tok, text, (int)len);
+}

@@ -58,20 +58,22 @@ struct IfsPagePusher {
     IfsStore *store;
     struct fuse_session *se;
     GThreadPool *thread; /* of Job*; one thread, so pushes never race */
-    GHashTable *pushed_dirs; /* dir ino -> the dir node pushed; pusher thread only */
+    GHashTable *pushed_dirs; /* inos of directories pushed; pusher thread only */
     guint64 pushed_generation; /* the snapshot they were pushed from */
     gint stopping; /* queued jobs are dropped: requests are no longer served */
 };
 
-/* Stores a regular file's whole content; FALSE when it was not stored. */
-static gboolean store_file(IfsPagePusher *p, const IfsNode *file)
+/* Stores a regular file's whole content (nothing for other nodes, empty
+ * files and large ones). A store the kernel refuses (it forgot the inode)
+ * costs nothing: the file is READ as usual. */
+static void store_file(IfsPagePusher *p, const IfsNode *file)
 {
     struct fuse_bufvec bufv = FUSE_BUFVEC_INIT(file->size);
 
     if (file->type != IFS_NODE_FILE || file->size == 0 || file->size > PUSH_FILE_MAX)
-        return FALSE;
+        return;
     bufv.buf[0].mem = file->data;
-    return fuse_lowlevel_notify_store(p->se, file->ino, 0, &bufv, 0) == 0;
+    fuse_lowlevel_notify_store(p->se, file->ino, 0, &bufv, 0);
 }
 
 /* The files of `dir` the kernel holds inodes for, except `file_ino` (being
@@ -81,17 +83,17 @@ static void push_files_of(IfsPagePusher *p, IfsNode *dir, uint64_t file_ino)
 {
     if (!dir)
         return;
-    /* Compared, never followed: a directory rebuilt since is pushed again. */
-    if (dir->type != IFS_NODE_DIR || g_hash_table_lookup(p->pushed_dirs, &dir->ino) == dir) {
-        ifs_node_unref(dir);
-        return;
-    }
+    /* Pinned: the generation is that of `dir`'s snapshot. */
     if (g_hash_table_size(p->pushed_dirs) >= PUSHED_DIRS_MAX ||
         p->pushed_generation != ifs_store_generation(p->store)) {
         g_hash_table_remove_all(p->pushed_dirs);
         p->pushed_generation = ifs_store_generation(p->store);
     }
-    g_hash_table_insert(p->pushed_dirs, g_memdup2(&dir->ino, sizeof dir->ino), dir);
+    if (dir->type != IFS_NODE_DIR || !g_hash_table_add(p->pushed_dirs,
+                                                       g_memdup2(&dir->ino, sizeof dir->ino))) {
+        ifs_node_unref(dir);
+        return;
+    }
     for (guint i = 0; i < dir->n_children; i++) {
         const IfsNode *c = dir->children[i];
 
@@ -135,14 +137,14 @@ static void run_job(gpointer data, gpointer user)
 
     /* Once requests are no longer served, a store could wait for ever for
      * the page of a READ that will not be answered. */
-    if (g_atomic_int_get(&p->stopping))
-        ;
-    else if (job->kind == JOB_SIBLINGS)
-        push_siblings(p, job->ino);
-    else if (job->kind == JOB_LISTED)
-        push_listed(p, job->ino);
-    else
-        push_changed(p, job->ino);
+    if (!g_atomic_int_get(&p->stopping)) {
+        if (job->kind == JOB_SIBLINGS)
+            push_siblings(p, job->ino);
+        else if (job->kind == JOB_LISTED)
+            push_listed(p, job->ino);
+        else
+            push_changed(p, job->ino);
+    }
     complete(job->completion);
     g_free(job);
 }

@@ -214,10 +214,10 @@ static void remove_stale_temporaries(const char *dir, const char *path)
 static void append_json(GString *out, json_object *value)
 {
     size_t len;
-    const char *text = json_object_to_json_string_length(value, JSON_C_TO_STRING_PLAIN |
-                                                         JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+    char *text = ifs_json_compact(value, &len);
 
     g_string_append_len(out, text, (gssize)len);
+    g_free(text);
     json_object_put(value);
 }
 

@@ -348,13 +348,26 @@ static void first_refresh_finished(Account *a)
     g_mutex_unlock(&s->first_lock);
 }
 
-/* Keep our extras only for resources that still exist, or whose operation is
- * still running. */
 /* a->lock held. */
 void store_note_action_change(Account *a, const char *kind, const char *id)
 {
     g_hash_table_replace(a->changed_at, store_resource_key(kind, id),
                          GSIZE_TO_POINTER(++a->change_gen));
+}
+
+/* Adds to `out` the resources of `from` that an action changed later
+ * (`changed` TRUE) or not (FALSE), by their key's presence in `later`. */
+static void add_by_later_change(GPtrArray *out, GPtrArray *from, GHashTable *later,
+                                gboolean changed)
+{
+    for (guint i = 0; i < from->len; i++) {
+        IfsResource *r = g_ptr_array_index(from, i);
+        char *k = r->kind && r->id ? store_resource_key(r->kind, r->id) : NULL;
+
+        if ((k && g_hash_table_contains(later, k)) == changed)
+            g_ptr_array_add(out, ifs_resource_ref(r));
+        g_free(k);
+    }
 }
 
 /* a->lock held. `listed` was read by a refresh that started at change
@@ -380,26 +393,14 @@ static GPtrArray *with_later_actions(Account *a, GPtrArray *listed, guint64 sinc
         return g_ptr_array_ref(listed);
     }
     merged = g_ptr_array_new_full(listed->len, (GDestroyNotify)ifs_resource_unref);
-    for (guint i = 0; i < listed->len; i++) {
-        IfsResource *r = g_ptr_array_index(listed, i);
-        char *k = r->kind && r->id ? store_resource_key(r->kind, r->id) : NULL;
-
-        if (!k || !g_hash_table_contains(later, k))
-            g_ptr_array_add(merged, ifs_resource_ref(r));
-        g_free(k);
-    }
-    for (guint i = 0; i < a->resources->len; i++) {
-        IfsResource *r = g_ptr_array_index(a->resources, i);
-        char *k = r->kind && r->id ? store_resource_key(r->kind, r->id) : NULL;
-
-        if (k && g_hash_table_contains(later, k))
-            g_ptr_array_add(merged, ifs_resource_ref(r));
-        g_free(k);
-    }
+    add_by_later_change(merged, listed, later, FALSE);
+    add_by_later_change(merged, a->resources, later, TRUE);
     g_hash_table_destroy(later);
     return merged;
 }
 
+/* Keep our extras only for resources that still exist, or whose operation is
+ * still running. */
 static void prune_extras(Account *a)
 {
     GHashTable *live = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);

@@ -10,7 +10,8 @@ IfsFs *ifs_fs_new(IfsStore *store);
 void ifs_fs_free(IfsFs *fs);
 const struct fuse_lowlevel_ops *ifs_fs_ops(void);
 /* Once the session exists: the store's invalidations go to this session.
- * Starts the threads that repair control files' cached pages. */
+ * Starts the threads that drop and fill control files' cached pages, and
+ * the page pusher (pagepush.h). */
 void ifs_fs_attach(IfsFs *fs, struct fuse_session *se);
 /* Before the session is destroyed (after the loop and the store stopped):
  * finishes what they were given and stops them. */

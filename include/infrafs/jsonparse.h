@@ -96,3 +96,11 @@ typedef struct {
  * `result` (may be NULL) says which and why. */
 json_object *ifs_json_parse(const char *text, size_t len, const IfsJsonLimits *limits,
                             IfsJsonResult *result);
+
+/* Text of our own making, kept instead of json-c trees (a tree takes about
+ * a dozen times the memory of its text): compact JSON, '/' unescaped. The
+ * text is a new string (g_free) with its length in *len. */
+char *ifs_json_compact(json_object *obj, size_t *len);
+/* Back from such text, without the scan: it was parsed within bounds once
+ * already. NULL for NULL text. One tokener per thread is kept. */
+json_object *ifs_json_parse_compact(const char *text, size_t len);

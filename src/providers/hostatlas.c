@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "infrafs/jsonparse.h"
 #include "infrafs/node.h"
 #include "infrafs/provider.h"
 
@@ -362,18 +363,6 @@ static json_object *get_detail(Hostatlas *h, const char *id, IfsError **err)
     return obj;
 }
 
-static char *detail_text(json_object *detail)
-{
-    return g_strdup(json_object_to_json_string_ext(detail, JSON_C_TO_STRING_PLAIN |
-                                                               JSON_C_TO_STRING_NOSLASHESCAPE));
-}
-
-/* Our own text of a detail that was parsed within bounds once already. */
-static json_object *detail_from_text(const char *text)
-{
-    return text ? json_tokener_parse(text) : NULL;
-}
-
 /* The detail's fields over the list's (services[] and domains[] come only
  * from there). When the read failed, the last good detail fills in, under
  * the list's fresher values, and the server says what it lacks. The cache
@@ -382,20 +371,22 @@ static json_object *detail_from_text(const char *text)
 static void apply_detail(Hostatlas *h, IfsResource *r, json_object *detail, IfsError *err)
 {
     json_object *cached = NULL;
+    const char *last_good;
 
     if (detail) {
-        char *keep = detail_text(detail);
+        size_t len;
+        char *keep = ifs_json_compact(detail, &len);
 
         merge_fields(r->object, detail, TRUE);
         g_mutex_lock(&h->lock);
-        if (keep)
-            g_hash_table_replace(h->details, g_strdup(r->id), keep);
+        g_hash_table_replace(h->details, g_strdup(r->id), keep);
         g_mutex_unlock(&h->lock);
         return;
     }
     g_mutex_lock(&h->lock);
-    if (g_hash_table_lookup(h->details, r->id))
-        cached = detail_from_text(g_hash_table_lookup(h->details, r->id));
+    last_good = g_hash_table_lookup(h->details, r->id);
+    if (last_good)
+        cached = ifs_json_parse_compact(last_good, strlen(last_good));
     g_mutex_unlock(&h->lock);
     if (cached) {
         merge_fields(r->object, cached, FALSE);

@@ -1,5 +1,6 @@
 /* The list of provider types, and what every provider shares. */
 #include "infrafs/provider.h"
+#include "infrafs/jsonparse.h"
 
 #include <string.h>
 
@@ -112,64 +113,34 @@ void ifs_resource_unref(IfsResource *r)
     g_free(r);
 }
 
-/* Compact, with '/' unescaped: the same text json-c gives for `json`. */
-static char *compact_text(json_object *obj, size_t *len)
-{
-    const char *s;
-
-    s = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN |
-                                                   JSON_C_TO_STRING_NOSLASHESCAPE, len);
-    return g_memdup2(s, *len + 1);
-}
-
 void ifs_resource_seal(IfsResource *r)
 {
     if (!r)
         return;
     if (r->object) {
-        r->text = compact_text(r->object, &r->text_len);
+        r->text = ifs_json_compact(r->object, &r->text_len);
         json_object_put(r->object);
         r->object = NULL;
     }
     if (r->extra_files) {
-        r->extra_text = compact_text(r->extra_files, &r->extra_len);
+        r->extra_text = ifs_json_compact(r->extra_files, &r->extra_len);
         json_object_put(r->extra_files);
         r->extra_files = NULL;
     }
-}
-
-/* One tokener per thread, kept: a new one allocates its whole parse stack,
- * which cost more than parsing a small object. */
-static GPrivate thread_tokener = G_PRIVATE_INIT((GDestroyNotify)json_tokener_free);
-
-/* Our own text, so json-c's parser is enough; NULL for no text. */
-static json_object *parse_text(const char *text, size_t len)
-{
-    json_tokener *tok;
-
-    if (!text)
-        return NULL;
-    tok = g_private_get(&thread_tokener);
-    if (!tok) {
-        tok = json_tokener_new_ex(JSON_TOKENER_DEFAULT_DEPTH * 4);
-        g_private_set(&thread_tokener, tok);
-    }
-    json_tokener_reset(tok);
-    return json_tokener_parse_ex(tok, text, (int)len);
 }
 
 json_object *ifs_resource_object(const IfsResource *r)
 {
     if (r->object)
         return json_object_get(r->object);
-    return parse_text(r->text, r->text_len);
+    return ifs_json_parse_compact(r->text, r->text_len);
 }
 
 json_object *ifs_resource_extra_files(const IfsResource *r)
 {
     if (r->extra_files)
         return json_object_get(r->extra_files);
-    return parse_text(r->extra_text, r->extra_len);
+    return ifs_json_parse_compact(r->extra_text, r->extra_len);
 }
 
 static gboolean same_json(json_object *obj_a, const char *text_a, size_t len_a,
@@ -179,9 +150,9 @@ static gboolean same_json(json_object *obj_a, const char *text_a, size_t len_a,
     gboolean same;
 
     if (obj_a)
-        text_a = owned_a = compact_text(obj_a, &len_a);
+        text_a = owned_a = ifs_json_compact(obj_a, &len_a);
     if (obj_b)
-        text_b = owned_b = compact_text(obj_b, &len_b);
+        text_b = owned_b = ifs_json_compact(obj_b, &len_b);
     if (!text_a || !text_b)
         same = text_a == text_b;
     else
