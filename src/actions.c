@@ -496,7 +496,7 @@ static int refresh_control_write(Account *a, const char *buf, size_t len, off_t 
 int ifs_store_control_write(IfsStore *store, IfsNode *node, const char *buf,
                             size_t len, off_t offset)
 {
-    IfsControlTarget *t = node->target;
+    IfsControlTarget *t = ifs_node_target(node);
 
     (void)store;
     if (node->type != IFS_NODE_CONTROL || !t)
@@ -509,7 +509,8 @@ int ifs_store_control_write(IfsStore *store, IfsNode *node, const char *buf,
 char *ifs_store_wait_text(IfsStore *store, IfsNode *node,
                           gboolean (*give_up)(void *data), void *data, int *errnum)
 {
-    Operation *op = node->target ? node->target->op : NULL;
+    IfsControlTarget *t = ifs_node_target(node);
+    Operation *op = t ? t->op : NULL;
     char *text = NULL;
 
     if (!op) {
@@ -544,7 +545,8 @@ char *ifs_store_wait_text(IfsStore *store, IfsNode *node,
 
 void ifs_store_wait_replied(IfsStore *store, IfsNode *node)
 {
-    Operation *op = node->target ? node->target->op : NULL;
+    IfsControlTarget *t = ifs_node_target(node);
+    Operation *op = t ? t->op : NULL;
 
     if (!op)
         return;

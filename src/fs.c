@@ -145,8 +145,8 @@ static void cache_control_page(IfsFs *fs, const IfsNode *node)
     g_mutex_init(&f->lock);
     g_cond_init(&f->cond);
     f->ino = node->ino;
-    f->commands = g_memdup2(node->data, node->size);
-    f->size = node->size;
+    f->commands = g_memdup2(ifs_node_data(node), ifs_node_size(node));
+    f->size = ifs_node_size(node);
     g_thread_pool_push(fs->fills, f, NULL);
     g_mutex_lock(&f->lock);
     while (f->state == FILL_QUEUED && g_cond_wait_until(&f->cond, &f->lock, until))
@@ -179,18 +179,19 @@ static void fill_attr(const IfsFs *fs, const IfsNode *node, struct stat *st)
     case IFS_NODE_CONTROL:
         st->st_mode = S_IFREG | 0644;
         st->st_nlink = 1;
-        st->st_size = (off_t)node->size;
+        st->st_size = (off_t)ifs_node_size(node);
         break;
     case IFS_NODE_WAIT:
         st->st_mode = S_IFREG | 0444;
         st->st_nlink = 1;
-        st->st_size = node->data ? (off_t)node->size : IFS_WAIT_PENDING_SIZE;
+        st->st_size = ifs_node_has_content(node) ? (off_t)ifs_node_size(node)
+                                                 : IFS_WAIT_PENDING_SIZE;
         break;
     case IFS_NODE_FILE:
     default:
         st->st_mode = S_IFREG | 0444;
         st->st_nlink = 1;
-        st->st_size = (off_t)node->size;
+        st->st_size = (off_t)ifs_node_size(node);
         break;
     }
     st->st_blocks = (st->st_size + 511) / 512;
@@ -354,6 +355,17 @@ static void reply_slice(fuse_req_t req, const char *data, size_t len, size_t siz
         fuse_reply_buf(req, data + off, MIN(size, len - (size_t)off));
 }
 
+/* A rendered file (`json`) is rendered for each READ: the kernel's page
+ * cache keeps it after the first, so that costs one render per file. */
+static void reply_content(fuse_req_t req, const IfsNode *node, size_t size, off_t off)
+{
+    char *owned;
+    const char *bytes = ifs_node_bytes(node, &owned);
+
+    reply_slice(req, bytes ? bytes : "", bytes ? ifs_node_size(node) : 0, size, off);
+    g_free(owned);
+}
+
 typedef struct {
     volatile gboolean interrupted;
     struct fuse_session *se;
@@ -405,10 +417,10 @@ static void ifs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     }
     if (node->type == IFS_NODE_DIR)
         fuse_reply_err(req, EISDIR);
-    else if (node->type == IFS_NODE_WAIT && !node->data)
+    else if (node->type == IFS_NODE_WAIT && !ifs_node_has_content(node))
         read_wait(req, node, size, off);
     else
-        reply_slice(req, node->data, node->size, size, off);
+        reply_content(req, node, size, off);
     if (node->type == IFS_NODE_FILE && off == 0) {
         atomic_store_explicit(&fs->last_file_read, g_get_monotonic_time(),
                               memory_order_relaxed);
@@ -481,7 +493,7 @@ static void reply_listing(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off
     }
     buf = g_malloc(size);
     /* Offsets: 1 ".", 2 "..", 3.. the children in order. */
-    for (off_t i = off; i < (off_t)dir->n_children + 2; i++) {
+    for (off_t i = off; i < (off_t)ifs_node_n_children(dir) + 2; i++) {
         struct fuse_entry_param e;
         const char *name;
         size_t need;
@@ -495,8 +507,9 @@ static void reply_listing(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off
             e.attr.st_ino = i == 0 ? dir->ino : IFS_ROOT_INO;
             e.attr.st_mode = S_IFDIR;
         } else {
-            const IfsNode *child = dir->children[i - 2];
-            name = child->name;
+            const IfsNode *child = ifs_node_child_at(dir, (guint)(i - 2));
+
+            name = ifs_node_name(child);
             if (plus) {
                 fill_entry(fs, child, &e);
             } else {

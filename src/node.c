@@ -16,9 +16,6 @@
 #define FNV64_OFFSET UINT64_C(14695981039346656037)
 #define FNV64_PRIME UINT64_C(1099511628211)
 
-/* Longest entry name Linux accepts (NAME_MAX). */
-#define IFS_NAME_MAX 255
-
 /* ---- inode numbers ---------------------------------------------------- */
 
 /* 64-bit FNV-1a over the path without its leading '/', so "/a/b" and "a/b"
@@ -45,6 +42,131 @@ uint64_t ifs_ino_for_path(const char *path)
     return h;
 }
 
+/* ---- layout ------------------------------------------------------------ */
+
+/* What follows the public header, by form. Each is one allocation: the
+ * header, the form's fields, then the name and (FILE, TARGETED) the bytes,
+ * each with a NUL after it so text can also be used as a C string. */
+enum {
+    FORM_FILE,         /* name, bytes */
+    FORM_RENDERED,     /* RenderedTail, name */
+    FORM_DIR,          /* children[count], name */
+    FORM_TARGETED,     /* TargetedTail, name, bytes */
+    FORM_TARGETED_NONE /* TargetedTail, name: a pending wait file */
+};
+
+typedef struct {
+    IfsNode h;
+    const IfsRenderer *how;
+    void *src;
+} RenderedNode;
+
+typedef struct {
+    IfsNode h;
+    IfsControlTarget *target;
+    IfsTargetFree target_free;
+} TargetedNode;
+
+typedef struct {
+    IfsNode h;
+    IfsNode *children[];
+} DirNode;
+
+static size_t fixed_size(const IfsNode *n)
+{
+    switch (n->form) {
+    case FORM_RENDERED:
+        return sizeof(RenderedNode);
+    case FORM_DIR:
+        return sizeof(DirNode) + n->count * sizeof(IfsNode *);
+    case FORM_TARGETED:
+    case FORM_TARGETED_NONE:
+        return sizeof(TargetedNode);
+    default:
+        return sizeof(IfsNode);
+    }
+}
+
+static char *name_of(const IfsNode *n)
+{
+    return (char *)n + fixed_size(n);
+}
+
+static char *bytes_of(const IfsNode *n)
+{
+    return name_of(n) + n->name_len + 1;
+}
+
+static IfsNode **children_of(const IfsNode *n)
+{
+    return ((DirNode *)n)->children;
+}
+
+const char *ifs_node_name(const IfsNode *n)
+{
+    return name_of(n);
+}
+
+size_t ifs_node_size(const IfsNode *n)
+{
+    return n->form == FORM_DIR ? 0 : n->count;
+}
+
+const char *ifs_node_data(const IfsNode *n)
+{
+    return n->form == FORM_FILE || n->form == FORM_TARGETED ? bytes_of(n) : NULL;
+}
+
+gboolean ifs_node_has_content(const IfsNode *n)
+{
+    return n->form != FORM_DIR && n->form != FORM_TARGETED_NONE;
+}
+
+/* A renderer that gives other bytes than were measured would make the kernel
+ * cut or pad what it read: hand back exactly the measured size. */
+static char *render_exact(const IfsNode *n)
+{
+    const RenderedNode *r = (const RenderedNode *)n;
+    size_t len = 0;
+    char *text = r->how->render(r->src, &len);
+    char *out;
+
+    if (text && len == n->count)
+        return text;
+    g_warning("rendered %zu bytes for \"%s\" where %u were measured; "
+              "serving the measured size", text ? len : 0, name_of(n), n->count);
+    out = g_malloc0((size_t)n->count + 1);
+    if (text)
+        memcpy(out, text, MIN(len, (size_t)n->count));
+    g_free(text);
+    return out;
+}
+
+const char *ifs_node_bytes(const IfsNode *n, char **owned)
+{
+    *owned = NULL;
+    if (n->form == FORM_RENDERED)
+        return *owned = render_exact(n);
+    return ifs_node_data(n);
+}
+
+IfsControlTarget *ifs_node_target(const IfsNode *n)
+{
+    if (n->form != FORM_TARGETED && n->form != FORM_TARGETED_NONE)
+        return NULL;
+    return ((const TargetedNode *)n)->target;
+}
+
+guint ifs_node_n_children(const IfsNode *n)
+{
+    return n->form == FORM_DIR ? n->count : 0;
+}
+
+IfsNode *ifs_node_child_at(const IfsNode *dir, guint i)
+{
+    return dir->form == FORM_DIR && i < dir->count ? children_of(dir)[i] : NULL;
+}
+
 /* ---- life cycle ------------------------------------------------------- */
 
 IfsNode *ifs_node_ref(IfsNode *n)
@@ -56,12 +178,21 @@ IfsNode *ifs_node_ref(IfsNode *n)
 
 static void node_free(IfsNode *n)
 {
-    for (guint i = 0; i < n->n_children; i++)
-        ifs_node_unref(n->children[i]);
-    g_free(n->children);
-    if (n->target_free && n->target)
-        n->target_free(n->target);
-    g_free(n); /* its name and data are part of it */
+    if (n->form == FORM_DIR) {
+        for (guint i = 0; i < n->count; i++)
+            ifs_node_unref(children_of(n)[i]);
+    } else if (n->form == FORM_RENDERED) {
+        RenderedNode *r = (RenderedNode *)n;
+
+        if (r->how->release)
+            r->how->release(r->src);
+    } else if (n->form == FORM_TARGETED || n->form == FORM_TARGETED_NONE) {
+        TargetedNode *t = (TargetedNode *)n;
+
+        if (t->target_free && t->target)
+            t->target_free(t->target);
+    }
+    g_free(n); /* its name and bytes are part of it */
 }
 
 void ifs_node_unref(IfsNode *n)
@@ -81,64 +212,85 @@ static const char *basename_of(const char *path)
     return slash ? slash + 1 : path;
 }
 
-/* One allocation holds the node, its name and its content (plus a NUL
- * after it, so text content can also be used as a C string; `size` stays
- * the exact content length). NULL data: no content (a pending wait file). */
-static IfsNode *node_alloc(IfsNodeType type, const char *name, uint64_t ino, time_t mtime,
-                           const char *data, size_t size)
+/* One allocation: header, the form's fields (`extra` bytes of child
+ * pointers for a directory), name, then `size` bytes of `data` unless data
+ * is NULL. Sizes beyond 32 bits cannot come from an API whose answers are
+ * capped far below: they are cut, loudly, rather than wrapped. */
+static IfsNode *node_alloc(IfsNodeType type, int form, const char *name, uint64_t ino,
+                           time_t mtime, guint count, const char *data, size_t size)
 {
-    size_t name_len = strlen(name);
-    IfsNode *n = g_malloc0(sizeof *n + name_len + 1 + (data ? size + 1 : 0));
-    char *tail = (char *)(n + 1);
+    size_t name_len = MIN(strlen(name), (size_t)UINT16_MAX);
+    IfsNode probe = { .form = (uint8_t)form, .count = count };
+    size_t head = fixed_size(&probe);
+    IfsNode *n;
 
+    if (size > UINT32_MAX) {
+        g_warning("content of \"%s\" cut to 4 GiB", name);
+        size = UINT32_MAX;
+    }
+    n = g_malloc0(head + name_len + 1 + (data ? size + 1 : 0));
     g_atomic_ref_count_init(&n->ref);
-    n->type = type;
-    n->name = memcpy(tail, name, name_len + 1);
+    n->type = (uint8_t)type;
+    n->form = (uint8_t)form;
+    n->name_len = (uint16_t)name_len;
+    n->count = form == FORM_DIR ? count : (uint32_t)size;
     n->ino = ino;
     n->mtime = mtime ? mtime : time(NULL);
-    if (data) {
-        n->data = tail + name_len + 1;
-        if (size)
-            memcpy(n->data, data, size);
-        n->data[size] = '\0';
-        n->size = size;
-    }
+    memcpy(name_of(n), name, name_len);
+    if (data && size)
+        memcpy(bytes_of(n), data, size);
     return n;
 }
 
-static IfsNode *node_at(IfsNodeType type, const char *path, time_t mtime, const char *data,
-                        size_t size)
+static IfsNode *node_at(IfsNodeType type, int form, const char *path, time_t mtime,
+                        const char *data, size_t size)
 {
-    return node_alloc(type, basename_of(path), ifs_ino_for_path(path), mtime, data, size);
+    return node_alloc(type, form, basename_of(path), ifs_ino_for_path(path), mtime, 0, data,
+                      size);
 }
 
 IfsNode *ifs_node_new_file(const char *path, const char *data, size_t size, time_t mtime)
 {
-    return node_at(IFS_NODE_FILE, path, mtime, data ? data : "", data ? size : 0);
+    return node_at(IFS_NODE_FILE, FORM_FILE, path, mtime, data ? data : "", data ? size : 0);
+}
+
+IfsNode *ifs_node_new_rendered(const char *path, const IfsRenderer *how, void *src,
+                               size_t size, time_t mtime)
+{
+    IfsNode *n = node_at(IFS_NODE_FILE, FORM_RENDERED, path, mtime, NULL, 0);
+    RenderedNode *r = (RenderedNode *)n;
+
+    n->count = (uint32_t)MIN(size, (size_t)UINT32_MAX);
+    r->how = how;
+    r->src = src;
+    return n;
+}
+
+static IfsNode *targeted_new(IfsNodeType type, const char *path, const char *text,
+                             IfsControlTarget *target, IfsTargetFree target_free)
+{
+    IfsNode *n = node_at(type, text ? FORM_TARGETED : FORM_TARGETED_NONE, path, 0, text,
+                         text ? strlen(text) : 0);
+    TargetedNode *t = (TargetedNode *)n;
+
+    t->target = target;
+    t->target_free = target_free;
+    return n;
 }
 
 IfsNode *ifs_node_new_control(const char *path, const char *commands_line,
                               IfsControlTarget *target, IfsTargetFree target_free)
 {
-    const char *line = commands_line ? commands_line : "";
-    IfsNode *n = node_at(IFS_NODE_CONTROL, path, 0, line, strlen(line));
-
-    n->target = target;
-    n->target_free = target_free;
-    return n;
+    return targeted_new(IFS_NODE_CONTROL, path, commands_line ? commands_line : "", target,
+                        target_free);
 }
 
-/* While the operation is pending the node holds no data: the FUSE layer
+/* While the operation is pending the node holds no bytes: the FUSE layer
  * reports a placeholder size and blocks reads on the target. */
 IfsNode *ifs_node_new_wait(const char *path, const char *final_text,
                            IfsControlTarget *target, IfsTargetFree target_free)
 {
-    IfsNode *n = node_at(IFS_NODE_WAIT, path, 0, final_text,
-                         final_text ? strlen(final_text) : 0);
-
-    n->target = target;
-    n->target_free = target_free;
-    return n;
+    return targeted_new(IFS_NODE_WAIT, path, final_text, target, target_free);
 }
 
 /* ---- directories ------------------------------------------------------ */
@@ -174,12 +326,12 @@ void ifs_dir_builder_add(IfsDirBuilder *b, IfsNode *child)
 {
     if (!child)
         return;
-    if (ifs_dir_builder_has(b, child->name)) {
+    if (ifs_dir_builder_has(b, name_of(child))) {
         b->dropped++;
         ifs_node_unref(child);
         return;
     }
-    g_hash_table_insert(b->names, child->name, child);
+    g_hash_table_insert(b->names, name_of(child), child);
     g_ptr_array_add(b->children, child);
 }
 
@@ -193,17 +345,18 @@ static int compare_children(const void *a, const void *b)
     const IfsNode *x = *(IfsNode *const *)a;
     const IfsNode *y = *(IfsNode *const *)b;
 
-    return strcmp(x->name, y->name);
+    return strcmp(name_of(x), name_of(y));
 }
 
-/* A directory node over `children` (already sorted; ownership taken). */
+/* A directory node over `children` (already sorted; the references are
+ * taken, the array is not). */
 static IfsNode *dir_node_new(const char *name, uint64_t ino, time_t mtime,
-                             IfsNode **children, guint n_children)
+                             IfsNode *const *children, guint n_children)
 {
-    IfsNode *n = node_alloc(IFS_NODE_DIR, name, ino, mtime, NULL, 0);
+    IfsNode *n = node_alloc(IFS_NODE_DIR, FORM_DIR, name, ino, mtime, n_children, NULL, 0);
 
-    n->children = children;
-    n->n_children = n_children;
+    if (n_children)
+        memcpy(children_of(n), children, n_children * sizeof *children);
     return n;
 }
 
@@ -213,14 +366,11 @@ IfsNode *ifs_dir_builder_finish(IfsDirBuilder *b, time_t mtime)
     IfsNode **children = (IfsNode **)g_ptr_array_free(b->children, FALSE);
     IfsNode *dir;
 
-    if (n == 0) {
-        g_free(children);
-        children = NULL;
-    } else {
+    if (n > 1)
         qsort(children, n, sizeof(*children), compare_children);
-    }
     dir = dir_node_new(basename_of(b->path), ifs_ino_for_path(b->path), mtime,
                        children, n);
+    g_free(children);
     g_hash_table_unref(b->names);
     g_free(b->path);
     g_free(b);
@@ -232,15 +382,15 @@ IfsNode *ifs_node_child(const IfsNode *dir, const char *name)
     guint lo = 0;
     guint hi;
 
-    if (!dir || dir->type != IFS_NODE_DIR || !name)
+    if (!dir || dir->form != FORM_DIR || !name)
         return NULL;
-    hi = dir->n_children;
+    hi = dir->count;
     while (lo < hi) {
         guint mid = lo + (hi - lo) / 2;
-        int c = strcmp(name, dir->children[mid]->name);
+        int c = strcmp(name, name_of(children_of(dir)[mid]));
 
         if (c == 0)
-            return dir->children[mid];
+            return children_of(dir)[mid];
         if (c < 0)
             hi = mid;
         else
@@ -265,21 +415,36 @@ char *ifs_path_join(const char *dir, const char *name)
 
 static gboolean same_bytes(const IfsNode *a, const IfsNode *b)
 {
-    if (a->size != b->size)
+    char *own_a, *own_b;
+    const char *da, *db;
+    gboolean same;
+
+    if (ifs_node_has_content(a) != ifs_node_has_content(b))
+        return FALSE; /* a pending wait node only equals another */
+    if (!ifs_node_has_content(a))
+        return TRUE;
+    if (a->count != b->count)
         return FALSE;
-    if (!a->data || !b->data)
-        return a->data == b->data; /* a pending wait node only equals another */
-    return a->size == 0 || memcmp(a->data, b->data, a->size) == 0;
+    if (a->form == FORM_RENDERED && b->form == FORM_RENDERED &&
+        ((const RenderedNode *)a)->how == ((const RenderedNode *)b)->how)
+        return ((const RenderedNode *)a)->how->same(((const RenderedNode *)a)->src,
+                                                    ((const RenderedNode *)b)->src);
+    da = ifs_node_bytes(a, &own_a);
+    db = ifs_node_bytes(b, &own_b);
+    same = a->count == 0 || memcmp(da, db, a->count) == 0;
+    g_free(own_a);
+    g_free(own_b);
+    return same;
 }
 
 /* Children are compared by pointer: after merging, an unchanged child is the
  * very same node in both trees, so equal pointers mean equal subtrees. */
 static gboolean same_children(const IfsNode *a, const IfsNode *b)
 {
-    if (a->n_children != b->n_children)
+    if (ifs_node_n_children(a) != ifs_node_n_children(b))
         return FALSE;
-    for (guint i = 0; i < a->n_children; i++)
-        if (a->children[i] != b->children[i])
+    for (guint i = 0; i < ifs_node_n_children(a); i++)
+        if (children_of(a)[i] != children_of(b)[i])
             return FALSE;
     return TRUE;
 }
@@ -297,7 +462,7 @@ gboolean ifs_node_same_content(const IfsNode *a, const IfsNode *b)
         return same_bytes(a, b);
     case IFS_NODE_CONTROL:
     case IFS_NODE_WAIT:
-        return a->target == b->target && same_bytes(a, b);
+        return ifs_node_target(a) == ifs_node_target(b) && same_bytes(a, b);
     }
     return FALSE;
 }
@@ -314,23 +479,24 @@ typedef struct {
 /* Walks both sorted child lists once, merging children of the same name. */
 static MergedChildren merge_children(const IfsNode *fresh, const IfsNode *old)
 {
-    MergedChildren m = { NULL, fresh->n_children, TRUE, TRUE, TRUE };
+    MergedChildren m = { NULL, ifs_node_n_children(fresh), TRUE, TRUE, TRUE };
     guint i = 0;
     guint j = 0;
     guint matched = 0;
 
     if (m.n)
         m.children = g_new(IfsNode *, m.n);
-    while (i < fresh->n_children) {
-        IfsNode *fc = fresh->children[i];
-        int c = j < old->n_children ? strcmp(fc->name, old->children[j]->name) : -1;
+    while (i < ifs_node_n_children(fresh)) {
+        IfsNode *fc = children_of(fresh)[i];
+        int c = j < ifs_node_n_children(old)
+                    ? strcmp(name_of(fc), name_of(children_of(old)[j])) : -1;
 
         if (c > 0) {
             j++; /* old entry absent from fresh */
             continue;
         }
         if (c == 0) {
-            m.children[i] = ifs_node_merge_unchanged(ifs_node_ref(fc), old->children[j]);
+            m.children[i] = ifs_node_merge_unchanged(ifs_node_ref(fc), children_of(old)[j]);
             matched++;
             j++;
         } else {
@@ -338,11 +504,11 @@ static MergedChildren merge_children(const IfsNode *fresh, const IfsNode *old)
         }
         if (m.children[i] != fc)
             m.all_fresh = FALSE;
-        if (c != 0 || m.children[i] != old->children[j - 1])
+        if (c != 0 || m.children[i] != children_of(old)[j - 1])
             m.all_old = FALSE;
         i++;
     }
-    m.names_equal = matched == fresh->n_children && matched == old->n_children;
+    m.names_equal = matched == ifs_node_n_children(fresh) && matched == ifs_node_n_children(old);
     m.all_old = m.all_old && m.names_equal;
     return m;
 }
@@ -371,7 +537,8 @@ static IfsNode *merge_dir(IfsNode *fresh, const IfsNode *old)
         merged_children_free(&m);
         return fresh;
     }
-    dir = dir_node_new(fresh->name, fresh->ino, mtime, m.children, m.n);
+    dir = dir_node_new(name_of(fresh), fresh->ino, mtime, m.children, m.n);
+    g_free(m.children);
     ifs_node_unref(fresh);
     return dir;
 }
@@ -420,24 +587,24 @@ static void diff_dir(const IfsNode *old, const IfsNode *fresh, const IfsNodeDiff
     guint j = 0;
     gboolean entries_changed = FALSE;
 
-    while (i < old->n_children || j < fresh->n_children) {
+    while (i < ifs_node_n_children(old) || j < ifs_node_n_children(fresh)) {
         int c;
 
-        if (i == old->n_children)
+        if (i == ifs_node_n_children(old))
             c = 1;
-        else if (j == fresh->n_children)
+        else if (j == ifs_node_n_children(fresh))
             c = -1;
         else
-            c = strcmp(old->children[i]->name, fresh->children[j]->name);
+            c = strcmp(name_of(children_of(old)[i]), name_of(children_of(fresh)[j]));
         if (c < 0) {
-            report_removed(sink, old->ino, old->children[i]->name);
+            report_removed(sink, old->ino, name_of(children_of(old)[i]));
             entries_changed = TRUE;
             i++;
         } else if (c > 0) {
             entries_changed = TRUE; /* added */
             j++;
         } else {
-            diff_node(old->children[i], fresh->children[j], old->ino, sink);
+            diff_node(children_of(old)[i], children_of(fresh)[j], old->ino, sink);
             i++;
             j++;
         }
@@ -458,12 +625,12 @@ static void diff_node(const IfsNode *old, const IfsNode *fresh, uint64_t parent_
     if (old == fresh)
         return;
     if (old->ino != fresh->ino && parent_ino) {
-        report_removed(sink, parent_ino, old->name);
+        report_removed(sink, parent_ino, name_of(old));
         return;
     }
     if (old->type != fresh->type) {
         if (parent_ino)
-            report_removed(sink, parent_ino, old->name);
+            report_removed(sink, parent_ino, name_of(old));
         report_changed(sink, old->ino);
         return;
     }
@@ -489,39 +656,4 @@ void ifs_node_diff(const IfsNode *old, const IfsNode *fresh, const IfsNodeDiffSi
     if (!old || !fresh || !sink)
         return;
     diff_node(old, fresh, 0, sink);
-}
-
-/* ---- names ------------------------------------------------------------ */
-
-static void append_escape(GString *out, unsigned char c)
-{
-    g_string_append_printf(out, "%%%02X", c);
-}
-
-/* '%' is escaped too, so the rule is reversible: every "%XX" in an escaped
- * name stands for exactly one byte of the original. */
-char *ifs_name_escape(const char *raw, size_t len)
-{
-    GString *out;
-    gboolean dots_only;
-
-    if (!raw || len == 0)
-        return NULL;
-    dots_only = (len == 1 && raw[0] == '.') || (len == 2 && raw[0] == '.' && raw[1] == '.');
-    out = g_string_sized_new(len + 8);
-    for (size_t i = 0; i < len && out->len <= IFS_NAME_MAX; i++) {
-        unsigned char c = (unsigned char)raw[i];
-
-        /* Control characters too: `ls` must not hand a terminal escape
-         * sequences or line breaks taken from an API. */
-        if (c == '%' || c == '/' || c < 0x20 || c == 0x7f || dots_only)
-            append_escape(out, c);
-        else
-            g_string_append_c(out, (char)c);
-    }
-    if (out->len > IFS_NAME_MAX) {
-        g_string_free(out, TRUE);
-        return NULL;
-    }
-    return g_string_free(out, FALSE);
 }

@@ -68,12 +68,15 @@ struct IfsPagePusher {
  * costs nothing: the file is READ as usual. */
 static void store_file(IfsPagePusher *p, const IfsNode *file)
 {
-    struct fuse_bufvec bufv = FUSE_BUFVEC_INIT(file->size);
+    size_t size = ifs_node_size(file);
+    struct fuse_bufvec bufv = FUSE_BUFVEC_INIT(size);
+    char *owned;
 
-    if (file->type != IFS_NODE_FILE || file->size == 0 || file->size > PUSH_FILE_MAX)
+    if (file->type != IFS_NODE_FILE || size == 0 || size > PUSH_FILE_MAX)
         return;
-    bufv.buf[0].mem = file->data;
+    bufv.buf[0].mem = (void *)ifs_node_bytes(file, &owned);
     fuse_lowlevel_notify_store(p->se, file->ino, 0, &bufv, 0);
+    g_free(owned);
 }
 
 /* The files of `dir` the kernel holds inodes for, except `file_ino` (being
@@ -94,8 +97,8 @@ static void push_files_of(IfsPagePusher *p, IfsNode *dir, uint64_t file_ino)
         ifs_node_unref(dir);
         return;
     }
-    for (guint i = 0; i < dir->n_children; i++) {
-        const IfsNode *c = dir->children[i];
+    for (guint i = 0; i < ifs_node_n_children(dir); i++) {
+        const IfsNode *c = ifs_node_child_at(dir, i);
 
         if (c->ino != file_ino && c->type == IFS_NODE_FILE &&
             ifs_store_kernel_holds(p->store, c->ino))

@@ -88,8 +88,8 @@ static void count_mtimes(const IfsNode *n, GArray *counts)
         g_array_append_val(counts, c);
     }
     g_array_index(counts, MtimeCount, i).n++;
-    for (guint c = 0; n->type == IFS_NODE_DIR && c < n->n_children; c++)
-        count_mtimes(n->children[c], counts);
+    for (guint c = 0; n->type == IFS_NODE_DIR && c < ifs_node_n_children(n); c++)
+        count_mtimes(ifs_node_child_at(n, c), counts);
 }
 
 /* A name as the inside of a JSON string. Entry names never hold control
@@ -119,13 +119,13 @@ static void append_other_mtimes(const IfsNode *n, GString *path, gint64 base, GS
         g_string_append_printf(out, "\":%" G_GINT64_FORMAT, (gint64)n->mtime);
         *first = FALSE;
     }
-    for (guint c = 0; n->type == IFS_NODE_DIR && c < n->n_children; c++) {
+    for (guint c = 0; n->type == IFS_NODE_DIR && c < ifs_node_n_children(n); c++) {
         gsize len = path->len;
 
         if (len)
             g_string_append_c(path, '/');
-        g_string_append(path, n->children[c]->name);
-        append_other_mtimes(n->children[c], path, base, out, first);
+        g_string_append(path, ifs_node_name(ifs_node_child_at(n, c)));
+        append_other_mtimes(ifs_node_child_at(n, c), path, base, out, first);
         g_string_truncate(path, len);
     }
 }
@@ -484,10 +484,10 @@ static void restamp(IfsNode *n, const char *rel, const IfsCacheMtimes *m)
     t = g_hash_table_lookup(m->other, rel);
     if (t || m->base > 0)
         n->mtime = (time_t)(t ? *t : m->base);
-    for (guint i = 0; n->type == IFS_NODE_DIR && i < n->n_children; i++) {
-        char *child = *rel ? g_strconcat(rel, "/", n->children[i]->name, NULL)
-                           : g_strdup(n->children[i]->name);
-        restamp(n->children[i], child, m);
+    for (guint i = 0; n->type == IFS_NODE_DIR && i < ifs_node_n_children(n); i++) {
+        char *child = *rel ? g_strconcat(rel, "/", ifs_node_name(ifs_node_child_at(n, i)), NULL)
+                           : g_strdup(ifs_node_name(ifs_node_child_at(n, i)));
+        restamp(ifs_node_child_at(n, i), child, m);
         g_free(child);
     }
 }

@@ -161,7 +161,9 @@ static void wait_replies(IfsStore *s, Operation *op)
 
 static Operation *wait_node_operation(const IfsNode *wait)
 {
-    return wait->target ? wait->target->op : NULL;
+    IfsControlTarget *t = ifs_node_target(wait);
+
+    return t ? t->op : NULL;
 }
 
 /* Swap in a new root, then tell the kernel what changed.
@@ -784,7 +786,7 @@ IfsNode *ifs_store_lookup(IfsStore *store, uint64_t parent_ino, const char *name
         node = ifs_node_child(dir, name);
     if (node) {
         ifs_node_ref(node);
-        remember_ino(store, node->ino, parent_ino, node->name);
+        remember_ino(store, node->ino, parent_ino, ifs_node_name(node));
     }
     g_mutex_unlock(&store->ino_lock);
     ifs_node_unref(root);
@@ -795,8 +797,11 @@ void ifs_store_remember_children(IfsStore *store, uint64_t dir_ino, const IfsNod
                                  guint from, guint to)
 {
     g_mutex_lock(&store->ino_lock);
-    for (guint i = from; i < to && i < dir->n_children; i++)
-        remember_ino(store, dir->children[i]->ino, dir_ino, dir->children[i]->name);
+    for (guint i = from; i < to && i < ifs_node_n_children(dir); i++) {
+        const IfsNode *child = ifs_node_child_at(dir, i);
+
+        remember_ino(store, child->ino, dir_ino, ifs_node_name(child));
+    }
     g_mutex_unlock(&store->ino_lock);
 }
 

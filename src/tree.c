@@ -117,6 +117,32 @@ static GPtrArray *reserved_names(const Account *a, const char *kind)
     return names;
 }
 
+static char *render_json(const void *src, size_t *len)
+{
+    json_object *object = ifs_resource_object(src);
+    char *text = ifs_json_pretty(object, len);
+
+    json_object_put(object);
+    return text;
+}
+
+static gboolean same_json(const void *a, const void *b)
+{
+    const IfsResource *x = a;
+    const IfsResource *y = b;
+
+    if (x == y)
+        return TRUE;
+    if (x->text && y->text)
+        return x->text_len == y->text_len && memcmp(x->text, y->text, x->text_len) == 0;
+    return ifs_resource_same(x, y);
+}
+
+/* A resource's `json` file, rendered from the resource when read. */
+static const IfsRenderer resource_json = {
+    render_json, same_json, (void (*)(void *))ifs_resource_unref,
+};
+
 static IfsNode *build_resource(Account *a, IfsResource *r, const char *path,
                                Extras *x, GString *problems)
 {
@@ -157,13 +183,16 @@ static IfsNode *build_resource(Account *a, IfsResource *r, const char *path,
             g_free(safe);
         }
     }
+    /* Measured now, rendered again when read: the resource's compact text
+     * is kept anyway, and its pretty form is the largest file it has. */
     json = ifs_json_pretty(object, &json_len);
+    g_free(json);
     {
         char *jpath = ifs_path_join(path, "json");
-        ifs_dir_builder_add(b, ifs_node_new_file(jpath, json, json_len, 0));
+        ifs_dir_builder_add(b, ifs_node_new_rendered(jpath, &resource_json,
+                                                     ifs_resource_ref(r), json_len, 0));
         g_free(jpath);
     }
-    g_free(json);
     if (ifs_json_fill_dir(b, object, (const char *const *)reserved->pdata,
                           field_problems) > 0)
         g_string_append_printf(problems, "%s %s: %s", r->kind, r->id, field_problems->str);

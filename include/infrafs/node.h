@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "infrafs/names.h"
+
 typedef enum {
     IFS_NODE_DIR,
     IFS_NODE_FILE,    /* read-only 0444 */
@@ -21,23 +23,30 @@ typedef struct IfsControlTarget IfsControlTarget;
 typedef void (*IfsTargetFree)(IfsControlTarget *t);
 
 typedef struct IfsNode IfsNode;
+/* Only the fields every node has are public, in 32 bytes; what follows
+ * them depends on the node's type and is read through the accessors below
+ * (a file's name and bytes are stored right after it, in the same block).
+ * A tree of 100,000 resources has millions of nodes, so every word counts. */
 struct IfsNode {
     gatomicrefcount ref;
-    IfsNodeType type;
-    char *name;        /* entry name; "" for the root (stored with the node) */
+    uint8_t type;      /* IfsNodeType */
+    uint8_t form;      /* private: the layout of what follows */
+    uint16_t name_len;
+    uint32_t count;    /* private: entries of a directory, bytes of a file */
     uint64_t ino;
     time_t mtime;
-    /* FILE, CONTROL, WAIT: the bytes read returns (for WAIT: when terminal),
-     * stored with the node */
-    char *data;
-    size_t size;
-    /* DIR: children sorted by name */
-    IfsNode **children;
-    guint n_children;
-    /* CONTROL, WAIT */
-    IfsControlTarget *target;
-    IfsTargetFree target_free;
 };
+
+/* A file whose bytes are rendered when read, from a source kept instead of
+ * them (the `json` file, from its resource's compact text): its exact size
+ * is measured once, when it is built. */
+typedef struct {
+    /* The bytes, newly allocated; NULL only if the source cannot render. */
+    char *(*render)(const void *src, size_t *len);
+    /* The two sources render the same bytes. */
+    gboolean (*same)(const void *a, const void *b);
+    void (*release)(void *src);
+} IfsRenderer;
 
 #define IFS_ROOT_INO ((uint64_t)1)
 
@@ -51,6 +60,9 @@ void ifs_node_unref(IfsNode *n);
 /* Builders. `path` is the node's full path (used for its ino). Content is
  * copied. mtime 0 means "now". */
 IfsNode *ifs_node_new_file(const char *path, const char *data, size_t size, time_t mtime);
+/* A file of `size` bytes that `how` renders from `src` (taken) when read. */
+IfsNode *ifs_node_new_rendered(const char *path, const IfsRenderer *how, void *src,
+                               size_t size, time_t mtime);
 IfsNode *ifs_node_new_control(const char *path, const char *commands_line,
                               IfsControlTarget *target, IfsTargetFree target_free);
 IfsNode *ifs_node_new_wait(const char *path, const char *final_text /* NULL while pending */,
@@ -66,6 +78,25 @@ gboolean ifs_dir_builder_has(IfsDirBuilder *b, const char *name);
 void ifs_dir_builder_add(IfsDirBuilder *b, IfsNode *child);
 guint ifs_dir_builder_dropped(IfsDirBuilder *b);
 IfsNode *ifs_dir_builder_finish(IfsDirBuilder *b, time_t mtime); /* frees b */
+
+/* Accessors. The name is "" for the root. */
+const char *ifs_node_name(const IfsNode *n);
+/* FILE, CONTROL, WAIT: the exact length of the content (0 for a pending
+ * wait file, which has none yet). */
+size_t ifs_node_size(const IfsNode *n);
+/* The content as stored, or NULL: for a rendered file (ifs_node_bytes
+ * renders it), a directory, or a pending wait file. */
+const char *ifs_node_data(const IfsNode *n);
+/* FALSE for a directory and a pending wait file. */
+gboolean ifs_node_has_content(const IfsNode *n);
+/* The content, exactly ifs_node_size() bytes: stored ones, or rendered into
+ * *owned (g_free it). NULL when the node has none. */
+const char *ifs_node_bytes(const IfsNode *n, char **owned);
+/* CONTROL, WAIT: who handles it; NULL otherwise. */
+IfsControlTarget *ifs_node_target(const IfsNode *n);
+/* DIR: the entries, sorted by name; 0 and NULL otherwise. */
+guint ifs_node_n_children(const IfsNode *n);
+IfsNode *ifs_node_child_at(const IfsNode *dir, guint i);
 
 IfsNode *ifs_node_child(const IfsNode *dir, const char *name); /* borrowed or NULL */
 /* Join a directory path and a child name ("" + "x" = "x"). */
@@ -98,10 +129,3 @@ typedef struct {
     void (*wait_changed)(void *data, const IfsNode *fresh);
 } IfsNodeDiffSink;
 void ifs_node_diff(const IfsNode *old, const IfsNode *fresh, const IfsNodeDiffSink *sink);
-
-/* Names (CONTRACT §3): escape a name taken from API data so it is a valid
- * entry: '%' -> %25, '/' -> %2F, control characters (NUL, newline, ESC, ...,
- * DEL) as %XX (%00, %0A, %1B, %7F), and "." / ".." have their dots as %2E.
- * Returns NULL for an empty name or one longer than 255 bytes after
- * escaping (the caller skips it and reports why). */
-char *ifs_name_escape(const char *raw, size_t len);

@@ -6,7 +6,7 @@
 
 #include "infrafs/deployhq.h"
 #include "infrafs/jsonparse.h"
-#include "infrafs/node.h"
+#include "infrafs/names.h"
 #include "infrafs/provider.h"
 
 /* DeployHQ syncs and provisions in a background job: the re-read right

@@ -5,7 +5,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "infrafs/node.h"
+#include "infrafs/names.h"
 #include "infrafs/provider.h"
 
 /* A log file is a tail, never the whole build output: both bounds apply. */

@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "infrafs/jsonparse.h"
-#include "infrafs/node.h"
 #include "infrafs/provider.h"
 
 #define API_PREFIX "/api/v1/"

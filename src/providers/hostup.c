@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "infrafs/jsonparse.h"
-#include "infrafs/node.h"
+#include "infrafs/names.h"
 #include "infrafs/provider.h"
 
 #define PAGE_LIMIT 100

@@ -52,8 +52,8 @@ static void assert_file(const IfsNode *root, const char *rel, const char *text)
     if (!n)
         g_error("missing %s", rel);
     g_assert_cmpint(n->type, ==, IFS_NODE_FILE);
-    g_assert_cmpuint(n->size, ==, strlen(text));
-    g_assert_cmpmem(n->data, n->size, text, strlen(text));
+    g_assert_cmpuint(ifs_node_size(n), ==, strlen(text));
+    g_assert_cmpmem(ifs_node_data(n), ifs_node_size(n), text, strlen(text));
 }
 
 static void assert_dir(const IfsNode *root, const char *rel, guint n_children)
@@ -63,15 +63,15 @@ static void assert_dir(const IfsNode *root, const char *rel, guint n_children)
     if (!n)
         g_error("missing %s", rel);
     g_assert_cmpint(n->type, ==, IFS_NODE_DIR);
-    g_assert_cmpuint(n->n_children, ==, n_children);
+    g_assert_cmpuint(ifs_node_n_children(n), ==, n_children);
 }
 
 /* Every name in the tree is a safe entry, and every ino matches its path. */
 static void assert_safe_tree(const IfsNode *n, const char *path)
 {
     g_assert_cmpuint(n->ino, ==, ifs_ino_for_path(path));
-    for (guint i = 0; i < n->n_children; i++) {
-        const char *name = n->children[i]->name;
+    for (guint i = 0; i < ifs_node_n_children(n); i++) {
+        const char *name = ifs_node_name(ifs_node_child_at(n, i));
         char *child_path = ifs_path_join(path, name);
 
         g_assert_cmpuint(strlen(name), >, 0);
@@ -80,8 +80,8 @@ static void assert_safe_tree(const IfsNode *n, const char *path)
         g_assert_cmpstr(name, !=, ".");
         g_assert_cmpstr(name, !=, "..");
         if (i > 0)
-            g_assert_cmpint(strcmp(n->children[i - 1]->name, name), <, 0);
-        assert_safe_tree(n->children[i], child_path);
+            g_assert_cmpint(strcmp(ifs_node_name(ifs_node_child_at(n, i - 1)), name), <, 0);
+        assert_safe_tree(ifs_node_child_at(n, i), child_path);
         g_free(child_path);
     }
 }
@@ -365,7 +365,7 @@ static void test_long_and_weird_values(void)
     g_assert_nonnull(strstr(problems->str, "d: field \"kkkk"));
     g_assert_nonnull(strstr(problems->str, "...\" skipped"));
     /* Bytes kept as they are, NUL included. */
-    g_assert_cmpmem(at(dir, "bad\xff\xfeutf8")->data, at(dir, "bad\xff\xfeutf8")->size,
+    g_assert_cmpmem(ifs_node_data(at(dir, "bad\xff\xfeutf8")), ifs_node_size(at(dir, "bad\xff\xfeutf8")),
                     "\xff\x00\xfe\n", 4);
     assert_file(dir, "line_break", "x\n");
     assert_safe_tree(dir, "d");
@@ -451,8 +451,8 @@ static void test_deep_nesting(void)
     /* The resource directory and 32 nested levels, then a JSON file. */
     g_assert_cmpint(levels, ==, 33);
     g_assert_cmpint(n->type, ==, IFS_NODE_FILE);
-    g_assert_true(g_str_has_prefix(n->data, "{\"a\":{\"a\":"));
-    g_assert_true(g_str_has_suffix(n->data, "}\n"));
+    g_assert_true(g_str_has_prefix(ifs_node_data(n), "{\"a\":{\"a\":"));
+    g_assert_true(g_str_has_suffix(ifs_node_data(n), "}\n"));
     ifs_node_unref(dir);
     json_object_put(root);
 }
@@ -496,9 +496,9 @@ static void test_huge_arrays(void)
     json_object_object_add(root, "scalars", scalars);
     json_object_object_add(root, "objects", objects);
     dir = fill("d", root, NULL, NULL);
-    g_assert_cmpuint(at(dir, "scalars")->size, ==, 200000);
+    g_assert_cmpuint(ifs_node_size(at(dir, "scalars")), ==, 200000);
     list = at(dir, "objects");
-    g_assert_cmpuint(list->n_children, ==, 10000);
+    g_assert_cmpuint(ifs_node_n_children(list), ==, 10000);
     assert_file(dir, "objects/9999/id", "9999\n");
     ifs_node_unref(dir);
     json_object_put(root);
@@ -513,7 +513,7 @@ static void test_not_an_object(void)
     g_assert_cmpuint(ifs_json_fill_dir(b, s, NULL, NULL), ==, 0);
     g_assert_cmpuint(ifs_json_fill_dir(b, NULL, NULL, NULL), ==, 0);
     dir = ifs_dir_builder_finish(b, 1);
-    g_assert_cmpuint(dir->n_children, ==, 0);
+    g_assert_cmpuint(ifs_node_n_children(dir), ==, 0);
     ifs_node_unref(dir);
     json_object_put(s);
 }

@@ -148,24 +148,24 @@ static void test_leaf_nodes(void)
     IfsNode *now = ifs_node_new_file("x", "", 0, 0);
 
     g_assert_cmpint(f->type, ==, IFS_NODE_FILE);
-    g_assert_cmpstr(f->name, ==, "name");
+    g_assert_cmpstr(ifs_node_name(f), ==, "name");
     g_assert_cmpuint(f->ino, ==, ifs_ino_for_path("vps/acct/1/name"));
-    g_assert_cmpuint(f->size, ==, 6);
-    g_assert_cmpmem(f->data, f->size, "web\0x\n", 6);
+    g_assert_cmpuint(ifs_node_size(f), ==, 6);
+    g_assert_cmpmem(ifs_node_data(f), ifs_node_size(f), "web\0x\n", 6);
     g_assert_cmpint(f->mtime, ==, 1000);
     g_assert_cmpint(now->mtime, >, 0);
-    g_assert_cmpuint(now->size, ==, 0);
+    g_assert_cmpuint(ifs_node_size(now), ==, 0);
 
     g_assert_cmpint(c->type, ==, IFS_NODE_CONTROL);
-    g_assert_cmpstr(c->data, ==, "start stop\n");
-    g_assert_cmpuint(c->size, ==, 11);
-    g_assert_true(c->target == (IfsControlTarget *)&target_a);
+    g_assert_cmpstr(ifs_node_data(c), ==, "start stop\n");
+    g_assert_cmpuint(ifs_node_size(c), ==, 11);
+    g_assert_true(ifs_node_target(c) == (IfsControlTarget *)&target_a);
 
     g_assert_cmpint(w->type, ==, IFS_NODE_WAIT);
-    g_assert_null(w->data);
-    g_assert_cmpuint(w->size, ==, 0);
-    g_assert_cmpstr(done->data, ==, "completed\n");
-    g_assert_cmpuint(done->size, ==, 10);
+    g_assert_null(ifs_node_data(w));
+    g_assert_cmpuint(ifs_node_size(w), ==, 0);
+    g_assert_cmpstr(ifs_node_data(done), ==, "completed\n");
+    g_assert_cmpuint(ifs_node_size(done), ==, 10);
     g_assert_false(ifs_node_same_content(w, done));
 
     targets_freed = 0;
@@ -196,16 +196,16 @@ static void test_builder_sorts_and_drops_duplicates(void)
     dir = ifs_dir_builder_finish(b, 5);
 
     g_assert_cmpint(dir->type, ==, IFS_NODE_DIR);
-    g_assert_cmpstr(dir->name, ==, "1");
+    g_assert_cmpstr(ifs_node_name(dir), ==, "1");
     g_assert_cmpuint(dir->ino, ==, ifs_ino_for_path("vps/acct/1"));
     g_assert_cmpint(dir->mtime, ==, 5);
-    g_assert_cmpuint(dir->n_children, ==, 3);
-    g_assert_cmpstr(dir->children[0]->name, ==, "Zeta");
-    g_assert_cmpstr(dir->children[1]->name, ==, "name");
-    g_assert_cmpstr(dir->children[2]->name, ==, "status");
-    g_assert_cmpstr(ifs_node_child(dir, "status")->data, ==, "running\n");
+    g_assert_cmpuint(ifs_node_n_children(dir), ==, 3);
+    g_assert_cmpstr(ifs_node_name(ifs_node_child_at(dir, 0)), ==, "Zeta");
+    g_assert_cmpstr(ifs_node_name(ifs_node_child_at(dir, 1)), ==, "name");
+    g_assert_cmpstr(ifs_node_name(ifs_node_child_at(dir, 2)), ==, "status");
+    g_assert_cmpstr(ifs_node_data(ifs_node_child(dir, "status")), ==, "running\n");
     g_assert_null(ifs_node_child(dir, "missing"));
-    g_assert_null(ifs_node_child(dir->children[0], "x"));
+    g_assert_null(ifs_node_child(ifs_node_child_at(dir, 0), "x"));
     ifs_node_unref(dir);
 }
 
@@ -213,9 +213,9 @@ static void test_root_and_empty_dir(void)
 {
     IfsNode *root = ifs_dir_builder_finish(ifs_dir_builder_new(""), 1);
 
-    g_assert_cmpstr(root->name, ==, "");
+    g_assert_cmpstr(ifs_node_name(root), ==, "");
     g_assert_cmpuint(root->ino, ==, IFS_ROOT_INO);
-    g_assert_cmpuint(root->n_children, ==, 0);
+    g_assert_cmpuint(ifs_node_n_children(root), ==, 0);
     g_assert_null(ifs_node_child(root, "vps"));
     ifs_node_unref(root);
 }
@@ -232,13 +232,13 @@ static void test_large_dir_lookup(void)
         g_free(name);
     }
     dir = ifs_dir_builder_finish(b, 1);
-    g_assert_cmpuint(dir->n_children, ==, 5000);
+    g_assert_cmpuint(ifs_node_n_children(dir), ==, 5000);
     for (int i = 0; i < 5000; i++) {
         char *name = g_strdup_printf("vps_%05d", i);
         IfsNode *c = ifs_node_child(dir, name);
 
         g_assert_nonnull(c);
-        g_assert_cmpstr(c->name, ==, name);
+        g_assert_cmpstr(ifs_node_name(c), ==, name);
         g_free(name);
     }
     g_assert_null(ifs_node_child(dir, "vps_5000"));
@@ -384,10 +384,10 @@ static void test_merge_keeps_unchanged_mtimes(void)
     g_assert_true(at(merged, "vps_1/name") == at(old, "vps_1/name"));
     g_assert_true(at(merged, "vps_3/billing/cycle") == at(old, "vps_3/billing/cycle"));
     /* Changed values are new, with the new mtime. */
-    g_assert_cmpstr(at(merged, "vps_1/status")->data, ==, "stopped\n");
+    g_assert_cmpstr(ifs_node_data(at(merged, "vps_1/status")), ==, "stopped\n");
     g_assert_cmpint(at(merged, "vps_1/status")->mtime, ==, 2000);
     g_assert_cmpint(at(merged, "vps_1/name")->mtime, ==, 1000);
-    g_assert_cmpstr(at(merged, "vps_3/billing/amount")->data, ==, "2.00\n");
+    g_assert_cmpstr(ifs_node_data(at(merged, "vps_3/billing/amount")), ==, "2.00\n");
     g_assert_cmpint(at(merged, "vps_3/billing/amount")->mtime, ==, 2000);
     /* Directories whose entry names did not change keep their mtime. */
     g_assert_cmpint(merged->mtime, ==, 1000);
@@ -408,7 +408,7 @@ static void test_merge_entry_set_change_new_dir_mtime(void)
     IfsNode *merged = ifs_node_merge_unchanged(account(after, 2000), old);
 
     g_assert_cmpint(merged->mtime, ==, 2000);
-    g_assert_cmpuint(merged->n_children, ==, 2);
+    g_assert_cmpuint(ifs_node_n_children(merged), ==, 2);
     g_assert_true(at(merged, "vps_2") == at(old, "vps_2"));
     g_assert_null(at(merged, "vps_1"));
     g_assert_cmpint(at(merged, "vps_4")->mtime, ==, 2000);
@@ -663,11 +663,11 @@ static void test_diff_wait_nodes(void)
     b = ifs_dir_builder_new("op");
     ifs_dir_builder_add(b, ifs_node_new_wait("op/wait", NULL, NULL, NULL));
     d1 = ifs_dir_builder_finish(b, 5);
-    pending = d1->children[0];
+    pending = ifs_node_child_at(d1, 0);
     b = ifs_dir_builder_new("op");
     ifs_dir_builder_add(b, ifs_node_new_wait("op/wait", "completed\n", NULL, NULL));
     d2 = ifs_dir_builder_finish(b, 5);
-    done = d2->children[0];
+    done = ifs_node_child_at(d2, 0);
     log = diff_log(d1, d2);
     g_assert_cmpuint(log->changed->len, ==, 0);
     g_assert_cmpuint(log->attrs->len, ==, 1);
@@ -688,6 +688,104 @@ static void test_diff_wait_nodes(void)
     ifs_node_unref(d1);
     ifs_node_unref(d2);
     ifs_node_unref(d3);
+}
+
+/* ---- rendered files ------------------------------------------------------ */
+
+typedef struct {
+    char *text;
+    int renders;
+} Source;
+
+static char *render_source(const void *src, size_t *len)
+{
+    Source *s = (Source *)src;
+
+    s->renders++;
+    *len = strlen(s->text);
+    return g_strdup(s->text);
+}
+
+static gboolean same_source(const void *a, const void *b)
+{
+    return strcmp(((const Source *)a)->text, ((const Source *)b)->text) == 0;
+}
+
+static void free_source(void *src)
+{
+    g_free(((Source *)src)->text);
+    g_free(src);
+}
+
+static const IfsRenderer source_renderer = {render_source, same_source, free_source};
+
+static IfsNode *rendered(const char *text, size_t measured, time_t mtime, Source **out)
+{
+    Source *s = g_new0(Source, 1);
+
+    s->text = g_strdup(text);
+    if (out)
+        *out = s;
+    return ifs_node_new_rendered("vps/acct/a/json", &source_renderer, s, measured, mtime);
+}
+
+/* A rendered file stores no bytes, renders them on each ifs_node_bytes(),
+ * has the measured size, and compares by its source. */
+static void test_rendered_file(void)
+{
+    Source *src;
+    IfsNode *a = rendered("{ \"id\": 1 }\n", 12, 1000, &src);
+    IfsNode *b = rendered("{ \"id\": 1 }\n", 12, 2000, NULL);
+    IfsNode *c = rendered("{ \"id\": 2 }\n", 12, 2000, NULL);
+    IfsNode *stored = ifs_node_new_file("vps/acct/a/json", "{ \"id\": 1 }\n", 12, 2000);
+    char *owned;
+    const char *bytes;
+
+    g_assert_cmpint(a->type, ==, IFS_NODE_FILE);
+    g_assert_cmpstr(ifs_node_name(a), ==, "json");
+    g_assert_cmpuint(ifs_node_size(a), ==, 12);
+    g_assert_null(ifs_node_data(a));
+    g_assert_true(ifs_node_has_content(a));
+    bytes = ifs_node_bytes(a, &owned);
+    g_assert_nonnull(owned);
+    g_assert_cmpmem(bytes, 12, "{ \"id\": 1 }\n", 12);
+    g_free(owned);
+    g_assert_cmpint(src->renders, ==, 1);
+
+    g_assert_true(ifs_node_same_content(a, b));
+    g_assert_false(ifs_node_same_content(a, c));
+    /* Against stored bytes it compares what it renders. */
+    g_assert_true(ifs_node_same_content(a, stored));
+    /* Merging keeps the old node, and so its mtime. */
+    ifs_node_ref(a);
+    g_assert_true(ifs_node_merge_unchanged(b, a) == a);
+    g_assert_cmpint(a->mtime, ==, 1000);
+    ifs_node_unref(a);
+    ifs_node_unref(a);
+    ifs_node_unref(c);
+    ifs_node_unref(stored);
+}
+
+/* A renderer that disagrees with the measured size is cut or padded to it:
+ * the kernel was told that size. */
+static void test_rendered_file_keeps_measured_size(void)
+{
+    IfsNode *longer = rendered("abcdef", 4, 1000, NULL);
+    IfsNode *shorter = rendered("ab", 4, 1000, NULL);
+    char *owned;
+    const char *bytes;
+
+    g_test_expect_message("infrafs", G_LOG_LEVEL_WARNING, "*measured*");
+    bytes = ifs_node_bytes(longer, &owned);
+    g_assert_cmpmem(bytes, ifs_node_size(longer), "abcd", 4);
+    g_free(owned);
+    g_test_expect_message("infrafs", G_LOG_LEVEL_WARNING, "*measured*");
+    bytes = ifs_node_bytes(shorter, &owned);
+    g_assert_cmpmem(bytes, ifs_node_size(shorter), "ab\0\0", 4);
+    g_free(owned);
+    g_test_assert_expected_messages();
+    ifs_node_unref(longer);
+    ifs_node_unref(shorter);
 }
 
 int main(int argc, char **argv)
@@ -717,5 +815,7 @@ int main(int argc, char **argv)
     g_test_add_func("/node/diff/without-merge", test_diff_without_merge_uses_content);
     g_test_add_func("/node/merge-diff/large", test_merge_diff_large);
     g_test_add_func("/node/diff/wait-nodes", test_diff_wait_nodes);
+    g_test_add_func("/node/rendered/bytes-size-and-sameness", test_rendered_file);
+    g_test_add_func("/node/rendered/keeps-measured-size", test_rendered_file_keeps_measured_size);
     return g_test_run();
 }

@@ -68,8 +68,8 @@ static IfsNode *resource_dir(const char *id, json_object *obj, time_t mtime)
 static void set_mtime_everywhere(IfsNode *n, time_t mtime)
 {
     n->mtime = mtime;
-    for (guint i = 0; n->type == IFS_NODE_DIR && i < n->n_children; i++)
-        set_mtime_everywhere(n->children[i], mtime);
+    for (guint i = 0; n->type == IFS_NODE_DIR && i < ifs_node_n_children(n); i++)
+        set_mtime_everywhere(ifs_node_child_at(n, i), mtime);
 }
 
 static IfsNode *walk(IfsNode *n, const char *rel)
