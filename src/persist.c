@@ -710,6 +710,27 @@ static const IfsJsonLimits cache_limits = {
     .max_memory = 0,
 };
 
+/* Why the file's JSON would cost far more memory than its size, found by
+ * weighing it in pieces before all of it is read into memory; NULL when it
+ * would not (or cannot be opened: reading it whole says why). */
+static char *cache_too_costly(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    char buf[16384];
+    IfsJsonScan scan;
+    size_t n;
+    char *why = NULL;
+
+    if (!f)
+        return NULL;
+    ifs_json_scan_init(&scan, &cache_limits);
+    while (!why && (n = fread(buf, 1, sizeof buf, f)) > 0)
+        if (!ifs_json_scan_feed(&scan, buf, n))
+            why = ifs_json_scan_describe(&scan);
+    fclose(f);
+    return why;
+}
+
 static IfsCacheData *load_v1(const char *path, const IfsAccountConfig *cfg,
                              const char *text, gsize len, IfsError **err)
 {
@@ -771,14 +792,36 @@ static IfsCacheData *load_v1(const char *path, const IfsAccountConfig *cfg,
     return data;
 }
 
+static gboolean has_v2_name(const char *text, gsize len)
+{
+    static const char name[CACHE_NAME_LEN] = CACHE_FORMAT;
+
+    return len >= CACHE_NAME_LEN && memcmp(text, name, CACHE_NAME_LEN) == 0;
+}
+
+/* Whether the file starts with version 2's name, looked at before the
+ * whole file is read: any other file is weighed as JSON first. */
+static gboolean file_has_v2_name(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    char head[CACHE_NAME_LEN];
+    gsize n;
+
+    if (!f)
+        return FALSE;
+    n = fread(head, 1, sizeof head, f);
+    fclose(f);
+    return has_v2_name(head, n);
+}
+
 IfsCacheData *ifs_cache_load(const char *path, const IfsAccountConfig *cfg, IfsError **err)
 {
-    char name[CACHE_NAME_LEN] = CACHE_FORMAT;
     char *text = NULL;
     gsize len = 0;
     GError *gerr = NULL;
     IfsCacheData *data;
     struct stat st;
+    char *costly;
 
     /* No file (or no directory yet: cache_dir under a file is reported
      * when saving) is not a problem. */
@@ -786,6 +829,12 @@ IfsCacheData *ifs_cache_load(const char *path, const IfsAccountConfig *cfg, IfsE
         return NULL;
     if (stat(path, &st) == 0 && (gsize)st.st_size > MAX_CACHE_BYTES) {
         ifs_error_propagate(err, foreign(path, cfg, "it is larger than any cache infrafs writes"));
+        return NULL;
+    }
+    costly = file_has_v2_name(path) ? NULL : cache_too_costly(path);
+    if (costly) {
+        ifs_error_propagate(err, foreign(path, cfg, costly));
+        g_free(costly);
         return NULL;
     }
     if (!g_file_get_contents(path, &text, &len, &gerr)) {
@@ -797,7 +846,7 @@ IfsCacheData *ifs_cache_load(const char *path, const IfsAccountConfig *cfg, IfsE
     if (len > MAX_CACHE_BYTES) {
         ifs_error_propagate(err, foreign(path, cfg, "it is larger than any cache infrafs writes"));
         data = NULL;
-    } else if (len >= CACHE_NAME_LEN && memcmp(text, name, CACHE_NAME_LEN) == 0)
+    } else if (has_v2_name(text, len))
         data = load_v2(path, cfg, (const guchar *)text, len, err);
     else
         data = load_v1(path, cfg, text, len, err);
