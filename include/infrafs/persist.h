@@ -1,7 +1,9 @@
 /* The persistent cache (CONTRACT §6): each account's last good data on disk,
  * so that a mount with the network down, or with -o offline, still serves
  * it, and files keep their st_mtime across restarts. One file per account,
- * replaced atomically (temporary file, fsync, rename). */
+ * replaced atomically (temporary file, fsync, rename), in a format that
+ * loads by copying each resource's sealed text, with no JSON parse
+ * (src/persist.c describes it). */
 #pragma once
 #include <glib.h>
 #include "infrafs/config.h"
@@ -18,7 +20,8 @@ IfsCacheItem *ifs_cache_item_new(IfsResource *res, IfsNode *node); /* takes refs
 void ifs_cache_item_free(IfsCacheItem *item);
 
 /* The saved mtimes of one resource directory: `base` for every path not
- * listed in `other` (relative path -> gint64*). */
+ * listed in `other` (relative path -> gint64*; NULL when no path differs,
+ * as for most resources). */
 typedef struct {
     gint64 base;
     GHashTable *other;
@@ -43,8 +46,11 @@ gboolean ifs_cache_save(const char *path, const IfsAccountConfig *cfg,
                         gint64 last_refresh, GPtrArray *items /* IfsCacheItem* */,
                         IfsError **err);
 /* NULL without *err when there is no file; NULL with *err when the file is
- * unreadable, corrupt, too large, or belongs to another account, type or
- * url (the caller warns and starts empty). */
+ * unreadable, corrupt (its checksum says so), truncated, too large, of a
+ * format version this infrafs does not read, or belongs to another
+ * account, type or url (the caller warns and starts empty). Files of the
+ * earlier JSON format (version 1) are read too. The resources come back
+ * sealed; their text is not parsed here. */
 IfsCacheData *ifs_cache_load(const char *path, const IfsAccountConfig *cfg, IfsError **err);
 void ifs_cache_data_free(IfsCacheData *data);
 

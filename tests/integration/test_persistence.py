@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import stat
+import struct
 import time
 
 import pytest
@@ -48,6 +49,72 @@ def list_requests(sim):
 
 def cache_file(cache_dir, account="hostup"):
     return os.path.join(str(cache_dir), f"{account}.json")
+
+
+# ---- the cache file's format, version 2 (src/persist.c describes it) ------------
+
+V2_NAME = b"infrafs-cache\0\0\0"
+MASK64 = (1 << 64) - 1
+
+
+def checksum(data):
+    """FNV-1a over little-endian 8-byte words, rotated by 29 after each
+    multiply; the last word zero-padded, then the length."""
+    def step(h, word):
+        h = ((h ^ word) * 0x100000001b3) & MASK64
+        return ((h << 29) | (h >> 35)) & MASK64
+    h = 0xcbf29ce484222325
+    whole = len(data) - len(data) % 8
+    for (word,) in struct.iter_unpack("<Q", data[:whole]):
+        h = step(h, word)
+    h = step(h, int.from_bytes(data[whole:], "little"))
+    return step(h, len(data))
+
+
+def read_cache(path):
+    """A version 2 cache file as a dict shaped like version 1's JSON, after
+    checking its name, version, length and checksum."""
+    with open(path, "rb") as f:
+        data = f.read()
+    assert data[:16] == V2_NAME, data[:16]
+    version, stated_sum, length, last_refresh, count = struct.unpack_from("<IQQqI", data, 16)
+    assert (version, length) == (2, len(data))
+    assert stated_sum == checksum(data[28:]), "checksum does not match"
+    pos = 48
+
+    def take(fmt):
+        nonlocal pos
+        values = struct.unpack_from(fmt, data, pos)
+        pos += struct.calcsize(fmt)
+        return values[0] if len(values) == 1 else values
+
+    def text():
+        nonlocal pos
+        n = take("<I")
+        pos += n
+        return data[pos - n:pos].decode("utf-8", "surrogateescape")
+
+    out = {"version": version, "account": text(), "type": text(), "url": text(),
+           "last_refresh": last_refresh, "resources": []}
+    for _ in range(count):
+        r = {"kind": text(), "id": text(), "object": json.loads(text())}
+        extra = text()
+        if extra:
+            r["extra_files"] = json.loads(extra)
+        base, n = take("<qI")
+        r["mtimes"] = {"base": base, "other": {text(): take("<q") for _ in range(n)}}
+        out["resources"].append(r)
+    assert pos == len(data)
+    return out
+
+
+def write_v1_cache(path, sim, resources, last_refresh, account="hostup"):
+    """A cache file as infrafs wrote it before format version 2: one JSON
+    document."""
+    with open(path, "w") as f:
+        json.dump({"format": "infrafs-cache", "version": 1, "account": account,
+                   "type": "hostup", "url": sim.url(), "last_refresh": last_refresh,
+                   "resources": resources}, f)
 
 
 def names(mnt, account="hostup"):
@@ -100,7 +167,7 @@ def test_mtimes_survive_a_remount_with_the_same_cache(fresh_sim, make_mount, tmp
 
 # ---- the cache file ----------------------------------------------------------------
 
-def test_the_cache_file_is_valid_json_mode_0600_without_temporary_files_or_secrets(
+def test_the_cache_file_is_version_2_mode_0600_without_temporary_files_or_secrets(
         fresh_sim, make_mount, tmp_path):
     cache_dir = tmp_path / "cache" / "deeper"   # created by infrafs
     m = make_mount(hostup_config(fresh_sim), extra_opts=[f"cache_dir={cache_dir}"])
@@ -111,10 +178,11 @@ def test_the_cache_file_is_valid_json_mode_0600_without_temporary_files_or_secre
     st = os.stat(cache_file(cache_dir))
     assert stat.S_IMODE(st.st_mode) == 0o600
     assert stat.S_IMODE(os.stat(cache_dir).st_mode) == 0o700
-    text = read(cache_file(cache_dir))
-    assert TOKEN not in text
-    saved = json.loads(text)
+    with open(cache_file(cache_dir), "rb") as f:
+        assert TOKEN.encode() not in f.read()
+    saved = read_cache(cache_file(cache_dir))
     assert saved["account"] == "hostup" and saved["url"] == fresh_sim.url()
+    assert saved["type"] == "hostup"
     assert sorted(r["id"] for r in saved["resources"]) == sorted(fresh_sim.vps_ids())
     assert saved["last_refresh"] == int(utc(m.provider("last_refresh")).timestamp())
 
@@ -128,7 +196,7 @@ def test_the_cache_follows_each_successful_refresh_and_a_failed_one_leaves_it(
 
     fresh_sim.patch_vps(vps_id, {"name": "saved-name"})
     m.refresh()
-    saved = {r["id"]: r for r in json.loads(read(cache_file(cache_dir)))["resources"]}
+    saved = {r["id"]: r for r in read_cache(cache_file(cache_dir))["resources"]}
     assert saved[vps_id]["object"]["name"] == "saved-name"
 
     before = os.stat(cache_file(cache_dir))
@@ -158,26 +226,45 @@ def test_a_remount_with_the_api_down_starts_from_the_cache_as_stale(fresh_sim, m
 
 
 def valid_cache_of(sim, make_mount, tmp_path, section="hostup", url=None):
-    """The text of a cache file written by a real mount of `section`."""
+    """The bytes of a cache file written by a real mount of `section`."""
     cache_dir = tmp_path / f"donor-{section}-{'other-url' if url else 'same-url'}"
     config = hostup_config(sim, section=section)
     if url:
         config = config.replace(f"url = {sim.url()}", f"url = {url}")
     m = make_mount(config, extra_opts=[f"cache_dir={cache_dir}"])
     assert m.umount() == 0
-    return read(cache_file(cache_dir, section))
+    with open(cache_file(cache_dir, section), "rb") as f:
+        return f.read()
 
 
+def flip(data, at):
+    return data[:at] + bytes([data[at] ^ 0x10]) + data[at + 1:]
+
+
+def with_version(data, version):
+    return data[:16] + struct.pack("<I", version) + data[20:]
+
+
+CORRUPT = "corrupt or not an infrafs cache of this version"
+FOREIGN = "saved for another account, type or url"
+# name: (the file's bytes from a good one, what the warning says)
 DAMAGES = {
-    "garbage": lambda good, other: "this is not JSON {",
-    "truncated": lambda good, other: good[:len(good) // 2],
-    "empty": lambda good, other: "",
+    "garbage": (lambda good, other: b"this is not JSON {", CORRUPT),
+    "truncated": (lambda good, other: good[:len(good) // 2], "truncated or damaged"),
+    "empty": (lambda good, other: b"", CORRUPT),
+    # One bit of one byte in the middle of a resource's text
+    "flipped-byte": (lambda good, other: flip(good, len(good) // 2),
+                     r"damaged \(its checksum does not match its content\)"),
     # Same simulator, but another url: the data may be another API's.
-    "other-url": lambda good, other: other(
-        url=other.sim.url().replace("127.0.0.1", "localhost")),
-    "other-account": lambda good, other: other(section="other"),
-    "other-version": lambda good, other: json.dumps({**json.loads(good), "version": 99}),
-    "deeply-nested": lambda good, other: "[" * 100000 + "]" * 100000,
+    "other-url": (lambda good, other: other(
+        url=other.sim.url().replace("127.0.0.1", "localhost")), FOREIGN),
+    "other-account": (lambda good, other: other(section="other"), FOREIGN),
+    "other-version": (lambda good, other: with_version(good, 99),
+                      "infrafs cache of format version 99, which this infrafs does not read"),
+    "other-json-version": (lambda good, other: json.dumps(
+        {"format": "infrafs-cache", "version": 99, "account": "hostup", "type": "hostup",
+         "url": other.sim.url(), "resources": []}).encode(), CORRUPT),
+    "deeply-nested": (lambda good, other: b"[" * 100000 + b"]" * 100000, CORRUPT),
 }
 
 
@@ -189,17 +276,19 @@ def test_a_damaged_or_foreign_cache_file_is_ignored_with_a_warning(
     def other(**kw):
         return valid_cache_of(fresh_sim, make_mount, tmp_path, **kw)
     other.sim = fresh_sim
-    text = DAMAGES[damage](good, other)
+    make, why = DAMAGES[damage]
+    data = make(good, other)
     cache_dir = tmp_path / "cache"
     cache_dir.mkdir()
-    with open(cache_file(cache_dir), "w") as f:
-        f.write(text)
+    with open(cache_file(cache_dir), "wb") as f:
+        f.write(data)
 
     # Offline, nothing but the file could fill the tree: it stays empty.
     offline = make_mount(hostup_config(fresh_sim), extra_opts=[f"cache_dir={cache_dir}",
                                                                "offline"])
     offline.expect_stderr(IGNORED)
-    assert re.search(rf"warning: account 'hostup': {IGNORED} .*hostup\.json", offline.stderr())
+    assert re.search(rf"warning: account 'hostup': {IGNORED} .*hostup\.json: .*{why}",
+                     offline.stderr()), offline.stderr()
     assert names(offline) == []
     assert offline.provider("state") == "offline\n"
     # Not only in the log (issue 10): last_error says why the tree is empty.
@@ -213,8 +302,58 @@ def test_a_damaged_or_foreign_cache_file_is_ignored_with_a_warning(
     online.expect_stderr(IGNORED)
     assert online.provider("state") == "ok\n"
     assert names(online) == sorted(fresh_sim.vps_ids())
-    wait_for(lambda: json.loads(read(cache_file(cache_dir)))["account"] == "hostup",
-             timeout=5, what="the cache file to be rewritten")
+    wait_for(lambda: cache_is_for(cache_file(cache_dir), "hostup"), timeout=5,
+             what="the cache file to be rewritten")
+
+
+def cache_is_for(path, account):
+    try:
+        return read_cache(path)["account"] == account
+    except AssertionError:
+        return False
+
+
+def test_a_version_1_cache_is_served_offline_and_the_next_save_writes_version_2(
+        fresh_sim, make_mount, tmp_path):
+    """An upgrade keeps the copy an earlier infrafs saved, mtimes included."""
+    cache_dir = tmp_path / "cache"
+    cache_dir.mkdir()
+    ids = sorted(fresh_sim.vps_ids())
+    write_v1_cache(cache_file(cache_dir), fresh_sim, [
+        {"kind": "vps", "id": vps_id,
+         "object": {"id": vps_id, "name": f"saved-{i}", "location": {"city": "Oslo"}},
+         "mtimes": {"base": 1600000000, "other": {"name": 1500000000 + i}}}
+        for i, vps_id in enumerate(ids)], last_refresh=1600000000)
+    fresh_sim.clear_requests()
+
+    offline = make_mount(hostup_config(fresh_sim), extra_opts=[f"cache_dir={cache_dir}",
+                                                               "offline"])
+    assert names(offline) == ids
+    assert offline.read("vps", "hostup", ids[1], "name") == "saved-1\n"
+    assert offline.read("vps", "hostup", ids[1], "location", "city") == "Oslo\n"
+    assert mtime(offline.vps(ids[1], "name")) == 1500000001
+    assert mtime(offline.vps(ids[1], "location", "city")) == 1600000000
+    assert offline.provider("last_refresh") == "2020-09-13T12:26:40Z\n"
+    assert fresh_sim.requests() == []
+    assert offline.umount() == 0
+    with open(cache_file(cache_dir), "rb") as f:
+        assert f.read(1) == b"{", "an offline mount rewrote the cache"
+
+    online = make_mount(hostup_config(fresh_sim), extra_opts=[f"cache_dir={cache_dir}"])
+    assert online.provider("state") == "ok\n"
+    saved = read_cache(cache_file(cache_dir))
+    assert saved["version"] == 2
+    assert sorted(r["id"] for r in saved["resources"]) == ids
+    by_id = {r["id"]: r for r in saved["resources"]}
+    assert by_id[ids[1]]["object"]["name"] == fresh_sim.get_vps(ids[1])["name"]
+    assert online.umount() == 0
+
+    # And the version 2 copy serves an offline mount in turn.
+    again = make_mount(hostup_config(fresh_sim), extra_opts=[f"cache_dir={cache_dir}",
+                                                             "offline"])
+    assert names(again) == ids
+    assert again.read("vps", "hostup", ids[1], "name") == \
+        fresh_sim.get_vps(ids[1])["name"] + "\n"
 
 
 def test_an_unwritable_cache_dir_is_a_warning_and_the_mount_still_works(fresh_sim, make_mount,
@@ -351,7 +490,7 @@ def test_temporary_files_of_a_killed_save_are_removed_at_the_next_save(fresh_sim
 
     left = sorted(p.name for p in cache_dir.iterdir())
     assert left == sorted(["hostup.json", fresh.name] + [f.name for f in unrelated]), left
-    assert json.loads((cache_dir / "hostup.json").read_text())["account"] == "hostup"
+    assert read_cache(cache_dir / "hostup.json")["account"] == "hostup"
 
 
 # ---- retries after a failed refresh --------------------------------------------------
