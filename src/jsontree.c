@@ -64,13 +64,9 @@ static gboolean starts_word(const char *s, size_t i)
 /* Rule: '-', '_' and white space each become one '_'; a '_' is inserted where
  * a word starts at a capital (see starts_word); ASCII letters are lowered;
  * every other byte (digits, dots, UTF-8) is kept as it is. */
-char *ifs_snake_case(const char *name)
+static void snake_case_to(GString *out, const char *name)
 {
-    GString *out;
-
-    if (!name)
-        return g_strdup("");
-    out = g_string_sized_new(strlen(name) + 4);
+    g_string_truncate(out, 0);
     for (size_t i = 0; name[i]; i++) {
         char c = name[i];
 
@@ -83,6 +79,16 @@ char *ifs_snake_case(const char *name)
             g_string_append_c(out, '_');
         g_string_append_c(out, g_ascii_tolower(c));
     }
+}
+
+char *ifs_snake_case(const char *name)
+{
+    GString *out;
+
+    if (!name)
+        return g_strdup("");
+    out = g_string_sized_new(strlen(name) + 4);
+    snake_case_to(out, name);
     return g_string_free(out, FALSE);
 }
 
@@ -94,8 +100,9 @@ static gboolean is_container(json_object *v)
 }
 
 /* The value as it appears on its own line: no trailing newline; "" for null.
- * Numbers keep the text json-c parsed (12.50 stays 12.50). */
-static char *value_text(json_object *v, size_t *len_out)
+ * Numbers keep the text json-c parsed (12.50 stays 12.50). Borrowed: valid
+ * while `v` is (json-c keeps the text of numbers and containers in it). */
+static const char *value_text(json_object *v, size_t *len_out)
 {
     const char *s;
     size_t len;
@@ -120,7 +127,7 @@ static char *value_text(json_object *v, size_t *len_out)
         break;
     }
     *len_out = len;
-    return g_memdup2(s, len + 1);
+    return s;
 }
 
 /* A container passed here reads as its compact JSON, so no value is ever
@@ -128,13 +135,14 @@ static char *value_text(json_object *v, size_t *len_out)
 char *ifs_json_scalar_text(json_object *v, size_t *len_out)
 {
     size_t len;
-    char *text = value_text(v, &len);
+    const char *value = value_text(v, &len);
+    gboolean newline = !json_object_is_type(v, json_type_null);
+    char *text = g_malloc(len + 2);
 
-    if (!json_object_is_type(v, json_type_null)) {
-        text = g_realloc(text, len + 2);
+    memcpy(text, value, len);
+    if (newline)
         text[len++] = '\n';
-        text[len] = '\0';
-    }
+    text[len] = '\0';
     if (len_out)
         *len_out = len;
     return text;
@@ -149,11 +157,10 @@ static GString *scalar_lines(json_object *arr)
 
     for (size_t i = 0; i < n; i++) {
         size_t len;
-        char *text = value_text(json_object_array_get_idx(arr, i), &len);
+        const char *text = value_text(json_object_array_get_idx(arr, i), &len);
 
         g_string_append_len(out, text, (gssize)len);
         g_string_append_c(out, '\n');
-        g_free(text);
     }
     return out;
 }
@@ -176,6 +183,8 @@ typedef struct {
     GString *problems;
     guint skipped;
     const char *const *reserved; /* top-level names that are not the API's */
+    GString *snake;              /* scratch for names: a fill makes millions */
+    GString *name;
 } FillState;
 
 static void fill_object(IfsDirBuilder *dir, json_object *obj, FillState *st, int depth);
@@ -201,47 +210,33 @@ static void skip_field(IfsDirBuilder *dir, const char *key, const char *why, Fil
     g_free(cut);
 }
 
-static IfsNode *file_node(const char *path, const char *data, size_t len)
-{
-    return ifs_node_new_file(path, data, len, 0);
-}
-
-/* The node for value `v` at `path`, `depth` containers below the resource. */
-static IfsNode *value_node(const char *path, json_object *v, FillState *st, int depth)
+/* Adds entry `name` of `dir` for value `v`, `depth` containers below the
+ * resource. */
+static void add_value(IfsDirBuilder *dir, const char *name, json_object *v, FillState *st,
+                      int depth)
 {
     IfsDirBuilder *sub;
-    IfsNode *node;
-    size_t len;
-    char *text;
 
     if (json_object_is_type(v, json_type_array) && all_scalars(v)) {
         GString *lines = scalar_lines(v);
 
-        node = file_node(path, lines->str, lines->len);
+        ifs_dir_builder_add_file(dir, name, lines->str, lines->len, FALSE);
         g_string_free(lines, TRUE);
-        return node;
+        return;
     }
     if (!is_container(v) || depth >= IFS_JSON_MAX_DEPTH) {
-        text = ifs_json_scalar_text(v, &len);
-        node = file_node(path, text, len);
-        g_free(text);
-        return node;
+        size_t len;
+        const char *text = value_text(v, &len);
+
+        ifs_dir_builder_add_file(dir, name, text, len, !json_object_is_type(v, json_type_null));
+        return;
     }
-    sub = ifs_dir_builder_new(path);
+    sub = ifs_dir_builder_new_child(dir, name);
     if (json_object_is_type(v, json_type_object))
         fill_object(sub, v, st, depth + 1);
     else
         fill_array(sub, v, st, depth + 1);
-    return ifs_dir_builder_finish(sub, 0);
-}
-
-static void add_value(IfsDirBuilder *dir, const char *name, json_object *v, FillState *st,
-                      int depth)
-{
-    char *path = ifs_path_join(ifs_dir_builder_path(dir), name);
-
-    ifs_dir_builder_add(dir, value_node(path, v, st, depth));
-    g_free(path);
+    ifs_dir_builder_add(dir, ifs_dir_builder_finish(sub, 0));
 }
 
 /* A name infrafs itself uses at the top of a resource directory is shown
@@ -249,29 +244,30 @@ static void add_value(IfsDirBuilder *dir, const char *name, json_object *v, Fill
  * never pose as one of our entries, whether or not that entry is there. */
 static char *unreserved(char *name, const FillState *st, int depth)
 {
-    char *shown;
-
     if (!name || depth != 0 || !st->reserved || !g_strv_contains(st->reserved, name))
         return name;
-    shown = g_strdup_printf("%%%02X%s", (unsigned char)name[0], name + 1);
-    g_free(name);
-    return shown;
+    return g_strdup_printf("%%%02X%s", (unsigned char)name[0], name + 1); /* caller frees */
 }
 
 static void fill_object(IfsDirBuilder *dir, json_object *obj, FillState *st, int depth)
 {
     json_object_object_foreach(obj, key, value) {
-        char *snake = ifs_snake_case(key);
-        char *name = unreserved(ifs_name_escape(snake, strlen(snake)), st, depth);
+        char *name = NULL;
+        gboolean owned = FALSE; /* st->name is reused below this call */
 
+        snake_case_to(st->snake, key);
+        if (ifs_name_escape_to(st->name, st->snake->str, st->snake->len)) {
+            name = unreserved(st->name->str, st, depth);
+            owned = name != st->name->str;
+        }
         if (!name)
             skip_field(dir, key, "name is empty or longer than 255 bytes", st);
         else if (ifs_dir_builder_has(dir, name))
             skip_field(dir, key, "its file name is already taken", st);
         else
             add_value(dir, name, value, st, depth);
-        g_free(name);
-        g_free(snake);
+        if (owned)
+            g_free(name);
     }
 }
 
@@ -285,8 +281,7 @@ static char *element_name(json_object *elem)
         json_object *v = NULL;
         json_type t;
         size_t len;
-        char *text;
-        char *name;
+        const char *text;
 
         if (!json_object_object_get_ex(elem, element_name_keys[k], &v))
             continue;
@@ -294,9 +289,7 @@ static char *element_name(json_object *elem)
         if (t != json_type_string && t != json_type_int && t != json_type_double)
             continue;
         text = value_text(v, &len);
-        name = ifs_name_escape(text, len);
-        g_free(text);
-        return name;
+        return ifs_name_escape(text, len);
     }
     return NULL;
 }
@@ -326,14 +319,18 @@ static void fill_array(IfsDirBuilder *dir, json_object *arr, FillState *st, int 
 guint ifs_json_fill_dir(IfsDirBuilder *dir, json_object *obj, const char *const *reserved,
                         GString *problems)
 {
-    FillState st = { problems, 0, reserved };
+    FillState st = { problems, 0, reserved, NULL, NULL };
 
     if (!dir)
         return 0;
+    st.snake = g_string_sized_new(64);
+    st.name = g_string_sized_new(64);
     if (json_object_is_type(obj, json_type_object))
         fill_object(dir, obj, &st, 0);
     else if (json_object_is_type(obj, json_type_array))
         fill_array(dir, obj, &st, 0);
+    g_string_free(st.snake, TRUE);
+    g_string_free(st.name, TRUE);
     return st.skipped;
 }
 

@@ -13,15 +13,14 @@ static void append_escape(GString *out, unsigned char c)
 
 /* '%' is escaped too, so the rule is reversible: every "%XX" in an escaped
  * name stands for exactly one byte of the original. */
-char *ifs_name_escape(const char *raw, size_t len)
+gboolean ifs_name_escape_to(GString *out, const char *raw, size_t len)
 {
-    GString *out;
     gboolean dots_only;
 
+    g_string_truncate(out, 0);
     if (!raw || len == 0)
-        return NULL;
+        return FALSE;
     dots_only = (len == 1 && raw[0] == '.') || (len == 2 && raw[0] == '.' && raw[1] == '.');
-    out = g_string_sized_new(len + 8);
     for (size_t i = 0; i < len && out->len <= IFS_NAME_MAX; i++) {
         unsigned char c = (unsigned char)raw[i];
 
@@ -32,7 +31,14 @@ char *ifs_name_escape(const char *raw, size_t len)
         else
             g_string_append_c(out, (char)c);
     }
-    if (out->len > IFS_NAME_MAX) {
+    return out->len <= IFS_NAME_MAX;
+}
+
+char *ifs_name_escape(const char *raw, size_t len)
+{
+    GString *out = g_string_sized_new(len + 8);
+
+    if (!ifs_name_escape_to(out, raw, len)) {
         g_string_free(out, TRUE);
         return NULL;
     }

@@ -23,23 +23,32 @@
  * that hashes to either is moved to 2 or 3 (h + 2): deterministic, and a
  * collision with a path that genuinely hashes to 2 or 3 is as unlikely as any
  * other 64-bit collision. */
-uint64_t ifs_ino_for_path(const char *path)
+static uint64_t fnv_extend(uint64_t h, const char *s, size_t len)
 {
-    uint64_t h = FNV64_OFFSET;
-
-    if (!path)
-        return IFS_ROOT_INO;
-    while (*path == '/')
-        path++;
-    if (*path == '\0')
-        return IFS_ROOT_INO;
-    for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+    for (const unsigned char *p = (const unsigned char *)s; len > 0; p++, len--) {
         h ^= *p;
         h *= FNV64_PRIME;
     }
-    if (h <= IFS_ROOT_INO)
-        h += 2;
     return h;
+}
+
+static uint64_t ino_of_hash(uint64_t h)
+{
+    return h <= IFS_ROOT_INO ? h + 2 : h;
+}
+
+static const char *without_leading_slashes(const char *path)
+{
+    while (*path == '/')
+        path++;
+    return path;
+}
+
+uint64_t ifs_ino_for_path(const char *path)
+{
+    if (!path || *(path = without_leading_slashes(path)) == '\0')
+        return IFS_ROOT_INO;
+    return ino_of_hash(fnv_extend(FNV64_OFFSET, path, strlen(path)));
 }
 
 /* ---- layout ------------------------------------------------------------ */
@@ -217,28 +226,31 @@ static const char *basename_of(const char *path)
  * is NULL. Sizes beyond 32 bits cannot come from an API whose answers are
  * capped far below: they are cut, loudly, rather than wrapped. */
 static IfsNode *node_alloc(IfsNodeType type, int form, const char *name, uint64_t ino,
-                           time_t mtime, guint count, const char *data, size_t size)
+                           time_t mtime, guint count, const char *data, size_t size,
+                           gboolean newline)
 {
     size_t name_len = MIN(strlen(name), (size_t)UINT16_MAX);
     IfsNode probe = { .form = (uint8_t)form, .count = count };
     size_t head = fixed_size(&probe);
     IfsNode *n;
 
-    if (size > UINT32_MAX) {
+    if (size >= UINT32_MAX) {
         g_warning("content of \"%s\" cut to 4 GiB", name);
-        size = UINT32_MAX;
+        size = UINT32_MAX - 1;
     }
-    n = g_malloc0(head + name_len + 1 + (data ? size + 1 : 0));
+    n = g_malloc0(head + name_len + 1 + (data ? size + newline + 1 : 0));
     g_atomic_ref_count_init(&n->ref);
     n->type = (uint8_t)type;
     n->form = (uint8_t)form;
     n->name_len = (uint16_t)name_len;
-    n->count = form == FORM_DIR ? count : (uint32_t)size;
+    n->count = form == FORM_DIR ? count : (uint32_t)(size + (data && newline));
     n->ino = ino;
     n->mtime = mtime ? mtime : time(NULL);
     memcpy(name_of(n), name, name_len);
     if (data && size)
         memcpy(bytes_of(n), data, size);
+    if (data && newline)
+        bytes_of(n)[size] = '\n';
     return n;
 }
 
@@ -246,7 +258,7 @@ static IfsNode *node_at(IfsNodeType type, int form, const char *path, time_t mti
                         const char *data, size_t size)
 {
     return node_alloc(type, form, basename_of(path), ifs_ino_for_path(path), mtime, 0, data,
-                      size);
+                      size, FALSE);
 }
 
 IfsNode *ifs_node_new_file(const char *path, const char *data, size_t size, time_t mtime)
@@ -295,20 +307,37 @@ IfsNode *ifs_node_new_wait(const char *path, const char *final_text,
 
 /* ---- directories ------------------------------------------------------ */
 
+/* Most directories have a few dozen entries: below this many, duplicates
+ * are found by scanning, which costs less than a hash table per directory. */
+#define BUILDER_SCAN_MAX 32
+
 struct IfsDirBuilder {
     char *path;
+    uint64_t hash;       /* FNV state after the path: children's inos extend it */
     GPtrArray *children; /* IfsNode*, insertion order, owned */
-    GHashTable *names;   /* child name -> child, for duplicate checks */
+    GHashTable *names;   /* child name -> child, once there are many */
     guint dropped;
 };
 
 IfsDirBuilder *ifs_dir_builder_new(const char *path)
 {
     IfsDirBuilder *b = g_new0(IfsDirBuilder, 1);
+    const char *rel = without_leading_slashes(path ? path : "");
 
     b->path = g_strdup(path ? path : "");
+    b->hash = fnv_extend(FNV64_OFFSET, rel, strlen(rel));
+    if (*rel)
+        b->hash = fnv_extend(b->hash, "/", 1);
     b->children = g_ptr_array_new();
-    b->names = g_hash_table_new(g_str_hash, g_str_equal);
+    return b;
+}
+
+IfsDirBuilder *ifs_dir_builder_new_child(IfsDirBuilder *parent, const char *name)
+{
+    char *path = ifs_path_join(parent->path, name);
+    IfsDirBuilder *b = ifs_dir_builder_new(path);
+
+    g_free(path);
     return b;
 }
 
@@ -317,9 +346,19 @@ const char *ifs_dir_builder_path(IfsDirBuilder *b)
     return b->path;
 }
 
+uint64_t ifs_dir_builder_child_ino(IfsDirBuilder *b, const char *name)
+{
+    return ino_of_hash(fnv_extend(b->hash, name, strlen(name)));
+}
+
 gboolean ifs_dir_builder_has(IfsDirBuilder *b, const char *name)
 {
-    return g_hash_table_contains(b->names, name);
+    if (b->names)
+        return g_hash_table_contains(b->names, name);
+    for (guint i = 0; i < b->children->len; i++)
+        if (strcmp(name_of(g_ptr_array_index(b->children, i)), name) == 0)
+            return TRUE;
+    return FALSE;
 }
 
 void ifs_dir_builder_add(IfsDirBuilder *b, IfsNode *child)
@@ -331,8 +370,25 @@ void ifs_dir_builder_add(IfsDirBuilder *b, IfsNode *child)
         ifs_node_unref(child);
         return;
     }
-    g_hash_table_insert(b->names, name_of(child), child);
     g_ptr_array_add(b->children, child);
+    if (!b->names && b->children->len > BUILDER_SCAN_MAX) {
+        b->names = g_hash_table_new(g_str_hash, g_str_equal);
+        for (guint i = 0; i < b->children->len; i++) {
+            IfsNode *c = g_ptr_array_index(b->children, i);
+
+            g_hash_table_insert(b->names, name_of(c), c);
+        }
+    } else if (b->names) {
+        g_hash_table_insert(b->names, name_of(child), child);
+    }
+}
+
+void ifs_dir_builder_add_file(IfsDirBuilder *b, const char *name, const char *data,
+                              size_t len, gboolean newline)
+{
+    ifs_dir_builder_add(b, node_alloc(IFS_NODE_FILE, FORM_FILE, name,
+                                      ifs_dir_builder_child_ino(b, name), 0, 0, data, len,
+                                      newline));
 }
 
 guint ifs_dir_builder_dropped(IfsDirBuilder *b)
@@ -353,7 +409,8 @@ static int compare_children(const void *a, const void *b)
 static IfsNode *dir_node_new(const char *name, uint64_t ino, time_t mtime,
                              IfsNode *const *children, guint n_children)
 {
-    IfsNode *n = node_alloc(IFS_NODE_DIR, FORM_DIR, name, ino, mtime, n_children, NULL, 0);
+    IfsNode *n = node_alloc(IFS_NODE_DIR, FORM_DIR, name, ino, mtime, n_children, NULL, 0,
+                            FALSE);
 
     if (n_children)
         memcpy(children_of(n), children, n_children * sizeof *children);
@@ -371,7 +428,8 @@ IfsNode *ifs_dir_builder_finish(IfsDirBuilder *b, time_t mtime)
     dir = dir_node_new(basename_of(b->path), ifs_ino_for_path(b->path), mtime,
                        children, n);
     g_free(children);
-    g_hash_table_unref(b->names);
+    if (b->names)
+        g_hash_table_unref(b->names);
     g_free(b->path);
     g_free(b);
     return dir;

@@ -473,25 +473,30 @@ static gboolean reader_has(Reader *rd, gsize n)
     return TRUE;
 }
 
+/* `size` bytes into `out`, or zeros past the end (the reader then says
+ * why it stopped). */
+static void get_raw(Reader *rd, void *out, gsize size)
+{
+    memset(out, 0, size);
+    if (reader_has(rd, size)) {
+        memcpy(out, rd->p, size);
+        rd->p += size;
+    }
+}
+
 static guint32 get_u32(Reader *rd)
 {
-    guint32 v = 0;
+    guint32 v;
 
-    if (reader_has(rd, sizeof v)) {
-        memcpy(&v, rd->p, sizeof v);
-        rd->p += sizeof v;
-    }
+    get_raw(rd, &v, sizeof v);
     return GUINT32_FROM_LE(v);
 }
 
 static guint64 get_u64(Reader *rd)
 {
-    guint64 v = 0;
+    guint64 v;
 
-    if (reader_has(rd, sizeof v)) {
-        memcpy(&v, rd->p, sizeof v);
-        rd->p += sizeof v;
-    }
+    get_raw(rd, &v, sizeof v);
     return GUINT64_FROM_LE(v);
 }
 

@@ -48,10 +48,7 @@ static IfsControlTarget *extras_target(Extras *x, Account *a, IfsResource *r,
 
 static void add_file(IfsDirBuilder *b, const char *name, const char *text)
 {
-    char *path = ifs_path_join(ifs_dir_builder_path(b), name);
-
-    ifs_dir_builder_add(b, ifs_node_new_file(path, text, strlen(text), 0));
-    g_free(path);
+    ifs_dir_builder_add_file(b, name, text, strlen(text), FALSE);
 }
 
 static void add_line(IfsDirBuilder *b, const char *name, const char *value)

@@ -73,7 +73,16 @@ IfsNode *ifs_node_new_wait(const char *path, const char *final_text /* NULL whil
  * counted (ifs_dir_builder_dropped). */
 typedef struct IfsDirBuilder IfsDirBuilder;
 IfsDirBuilder *ifs_dir_builder_new(const char *path);
+/* For entry `name` of `parent`. */
+IfsDirBuilder *ifs_dir_builder_new_child(IfsDirBuilder *parent, const char *name);
 const char *ifs_dir_builder_path(IfsDirBuilder *b);
+/* The ino of entry `name` in this directory, without building its path. */
+uint64_t ifs_dir_builder_child_ino(IfsDirBuilder *b, const char *name);
+/* Adds a file `name` holding `len` bytes of `data`, plus a '\n' if
+ * `newline`: the common case of a JSON value, built without a path or a
+ * copy of the value. */
+void ifs_dir_builder_add_file(IfsDirBuilder *b, const char *name, const char *data,
+                              size_t len, gboolean newline);
 gboolean ifs_dir_builder_has(IfsDirBuilder *b, const char *name);
 void ifs_dir_builder_add(IfsDirBuilder *b, IfsNode *child);
 guint ifs_dir_builder_dropped(IfsDirBuilder *b);

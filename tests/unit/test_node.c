@@ -738,6 +738,7 @@ static void test_rendered_file(void)
     IfsNode *b = rendered("{ \"id\": 1 }\n", 12, 2000, NULL);
     IfsNode *c = rendered("{ \"id\": 2 }\n", 12, 2000, NULL);
     IfsNode *stored = ifs_node_new_file("vps/acct/a/json", "{ \"id\": 1 }\n", 12, 2000);
+    IfsNode *merged;
     char *owned;
     const char *bytes;
 
@@ -757,10 +758,10 @@ static void test_rendered_file(void)
     /* Against stored bytes it compares what it renders. */
     g_assert_true(ifs_node_same_content(a, stored));
     /* Merging keeps the old node, and so its mtime. */
-    ifs_node_ref(a);
-    g_assert_true(ifs_node_merge_unchanged(b, a) == a);
-    g_assert_cmpint(a->mtime, ==, 1000);
-    ifs_node_unref(a);
+    merged = ifs_node_merge_unchanged(b, a);
+    g_assert_true(merged == a);
+    g_assert_cmpint(merged->mtime, ==, 1000);
+    ifs_node_unref(merged);
     ifs_node_unref(a);
     ifs_node_unref(c);
     ifs_node_unref(stored);
@@ -788,6 +789,59 @@ static void test_rendered_file_keeps_measured_size(void)
     ifs_node_unref(shorter);
 }
 
+/* Files added by name get the ino of their full path, with or without a
+ * newline after their bytes; "" is the root's builder. */
+static void test_builder_add_file(void)
+{
+    const char *dirs[] = {"", "vps", "/vps/acct/a", "vps/acct/a/billing"};
+
+    for (guint i = 0; i < G_N_ELEMENTS(dirs); i++) {
+        IfsDirBuilder *b = ifs_dir_builder_new(dirs[i]);
+        IfsDirBuilder *sub = ifs_dir_builder_new_child(b, "sub");
+        char *path = ifs_path_join(dirs[i], "status");
+        char *sub_path = ifs_path_join(dirs[i], "sub");
+        IfsNode *dir, *status, *bare;
+
+        g_assert_cmpuint(ifs_dir_builder_child_ino(b, "status"), ==, ifs_ino_for_path(path));
+        ifs_dir_builder_add_file(b, "status", "running", 7, TRUE);
+        ifs_dir_builder_add_file(b, "bare", "x\0y", 3, FALSE);
+        ifs_dir_builder_add_file(b, "status", "dropped", 7, TRUE);
+        ifs_dir_builder_add(b, ifs_dir_builder_finish(sub, 5));
+        dir = ifs_dir_builder_finish(b, 5);
+        status = ifs_node_child(dir, "status");
+        bare = ifs_node_child(dir, "bare");
+        g_assert_cmpuint(status->ino, ==, ifs_ino_for_path(path));
+        g_assert_cmpuint(ifs_node_child(dir, "sub")->ino, ==, ifs_ino_for_path(sub_path));
+        g_assert_cmpmem(ifs_node_data(status), ifs_node_size(status), "running\n", 8);
+        g_assert_cmpmem(ifs_node_data(bare), ifs_node_size(bare), "x\0y", 3);
+        g_assert_cmpuint(ifs_node_n_children(dir), ==, 3);
+        ifs_node_unref(dir);
+        g_free(path);
+        g_free(sub_path);
+    }
+}
+
+/* Past the scan limit a builder still finds every duplicate. */
+static void test_builder_many_duplicates(void)
+{
+    IfsDirBuilder *b = ifs_dir_builder_new("d");
+    IfsNode *dir;
+
+    for (guint round = 0; round < 2; round++)
+        for (guint i = 0; i < 100; i++) {
+            char name[16];
+
+            g_snprintf(name, sizeof name, "f%u", i);
+            g_assert_true(ifs_dir_builder_has(b, name) == (round == 1));
+            ifs_dir_builder_add_file(b, name, round ? "second" : "first", round ? 6 : 5, FALSE);
+        }
+    g_assert_cmpuint(ifs_dir_builder_dropped(b), ==, 100);
+    dir = ifs_dir_builder_finish(b, 5);
+    g_assert_cmpuint(ifs_node_n_children(dir), ==, 100);
+    g_assert_cmpmem(ifs_node_data(ifs_node_child(dir, "f99")), 5, "first", 5);
+    ifs_node_unref(dir);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -798,6 +852,8 @@ int main(int argc, char **argv)
     g_test_add_func("/node/builder/sorts-and-drops-duplicates",
                     test_builder_sorts_and_drops_duplicates);
     g_test_add_func("/node/builder/root-and-empty", test_root_and_empty_dir);
+    g_test_add_func("/node/builder/add-file", test_builder_add_file);
+    g_test_add_func("/node/builder/many-duplicates", test_builder_many_duplicates);
     g_test_add_func("/node/builder/large-dir-lookup", test_large_dir_lookup);
     g_test_add_func("/node/refcount-threads", test_refcount_threads);
     g_test_add_func("/node/name/escape-table", test_name_escape_table);
