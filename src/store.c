@@ -484,6 +484,43 @@ static void release_freed_memory(void)
 #endif
 }
 
+/* A resource listed again with the same text is replaced by the copy
+ * already held, and the fresh one freed at once: a refresh that changes
+ * little leaves what it did not change where it was in memory, instead of
+ * moving every resource to new blocks and leaving the old ones as holes. */
+static void keep_unchanged_resources(Account *a, GPtrArray *list)
+{
+    GPtrArray *held;
+    GHashTable *by_key;
+
+    g_mutex_lock(&a->lock);
+    held = g_ptr_array_ref(a->resources);
+    g_mutex_unlock(&a->lock);
+    by_key = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    for (guint i = 0; i < held->len; i++) {
+        IfsResource *r = g_ptr_array_index(held, i);
+
+        if (r->kind && r->id)
+            g_hash_table_insert(by_key, store_resource_key(r->kind, r->id), r);
+    }
+    for (guint i = 0; i < list->len && g_hash_table_size(by_key) > 0; i++) {
+        IfsResource *fresh = g_ptr_array_index(list, i);
+        char *key = fresh->kind && fresh->id ? store_resource_key(fresh->kind, fresh->id)
+                                             : NULL;
+        IfsResource *old = key ? g_hash_table_lookup(by_key, key) : NULL;
+
+        /* The problem too: it is what last_error says of this refresh. */
+        if (old && old != fresh && ifs_resource_same(old, fresh) &&
+            g_strcmp0(old->problem, fresh->problem) == 0) {
+            list->pdata[i] = ifs_resource_ref(old);
+            ifs_resource_unref(fresh);
+        }
+        g_free(key);
+    }
+    g_hash_table_unref(by_key);
+    g_ptr_array_unref(held);
+}
+
 static int run_refresh(Account *a)
 {
     GPtrArray *list = g_ptr_array_new_with_free_func((GDestroyNotify)ifs_resource_unref);
@@ -507,6 +544,8 @@ static int run_refresh(Account *a)
         ok = a->type->list(a->pstate, list, &err);
         for (guint i = 0; ok && i < list->len; i++)
             ifs_resource_seal(g_ptr_array_index(list, i));
+        if (ok)
+            keep_unchanged_resources(a, list);
         if (ok && list->len > a->max_resources) {
             /* Memory stays bounded whatever an API returns: refuse the
              * whole answer rather than show an arbitrary part of it. */
