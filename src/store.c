@@ -913,7 +913,12 @@ static void load_from_cache(Account *a)
 
 gboolean ifs_store_add_account(IfsStore *store, const IfsAccountConfig *cfg, IfsError **err)
 {
-    const IfsProviderType *type = ifs_provider_find(cfg->type);
+    return ifs_store_add_account_of(store, cfg, ifs_provider_find(cfg->type), err);
+}
+
+gboolean ifs_store_add_account_of(IfsStore *store, const IfsAccountConfig *cfg,
+                                  const IfsProviderType *type, IfsError **err)
+{
     IfsHttpConfig hc = {0};
     Account *a;
 

@@ -33,6 +33,12 @@ IfsStore *ifs_store_new(const IfsStoreOptions *opts);
  * cannot reach its API still mounts and says why in /providers/. */
 gboolean ifs_store_add_account(IfsStore *store, const IfsAccountConfig *cfg,
                                IfsError **err);
+/* The same with the provider type given rather than found by cfg->type in
+ * the registry: unit tests run the store on an in-process fake. `type`
+ * must outlive the store; NULL fails as an unknown type. */
+typedef struct IfsProviderType IfsProviderType;
+gboolean ifs_store_add_account_of(IfsStore *store, const IfsAccountConfig *cfg,
+                                  const IfsProviderType *type, IfsError **err);
 void ifs_store_set_invalidator(IfsStore *store, const IfsInvalidator *inv);
 /* Publishes the initial tree and starts the refresher threads. */
 void ifs_store_start(IfsStore *store);
