@@ -1,0 +1,1263 @@
+/* The store (store.c, tree.c, actions.c, with persist.c behind it), driven
+ * through its public interface on the in-process fake provider: refreshes
+ * publish the tree and invalidate exactly what changed, failures keep the
+ * last good data and say why, control writes act once and show their
+ * result before they return, action results win over older lists, the
+ * inode registry forgets what the kernel forgot, and the disk cache serves
+ * a later offline store. No HTTP, no FUSE. */
+#include "infrafs/store.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include <glib/gstdio.h>
+
+#include "fake_provider.h"
+#include "infrafs/jsontree.h"
+#include "infrafs/persist.h"
+
+#define ACCOUNT "acct"
+#define SECRET "s3cr3t-fake-token"
+#define FIRST_REFRESH_S 5
+
+#define VPS_1 "{\"id\": \"vps_1\", \"name\": \"web-01\", \"power_state\": \"running\", " \
+              "\"cpu_cores\": 2, \"location\": {\"city\": \"Stockholm\"}, "             \
+              "\"tags\": [\"a\", \"b\"], \"notes\": null}"
+#define VPS_2 "{\"id\": \"vps_2\", \"name\": \"db-01\", \"power_state\": \"stopped\"}"
+
+/* ---- what the store asked the kernel to drop ------------------------------ */
+
+typedef struct {
+    guint64 parent;
+    char *name;
+} EntryInval;
+
+typedef struct {
+    GMutex lock;
+    GArray *inodes;     /* guint64 */
+    GPtrArray *entries; /* EntryInval* */
+} Record;
+
+static void entry_inval_free(gpointer data)
+{
+    EntryInval *e = data;
+
+    g_free(e->name);
+    g_free(e);
+}
+
+/* Called by the store's publisher thread. */
+static void record_inode(void *data, uint64_t ino)
+{
+    Record *r = data;
+    guint64 value = ino;
+
+    g_mutex_lock(&r->lock);
+    g_array_append_val(r->inodes, value);
+    g_mutex_unlock(&r->lock);
+}
+
+static void record_entry(void *data, uint64_t parent, const char *name)
+{
+    Record *r = data;
+    EntryInval *e = g_new0(EntryInval, 1);
+
+    e->parent = parent;
+    e->name = g_strdup(name);
+    g_mutex_lock(&r->lock);
+    g_ptr_array_add(r->entries, e);
+    g_mutex_unlock(&r->lock);
+}
+
+static void record_clear(Record *r)
+{
+    g_mutex_lock(&r->lock);
+    g_array_set_size(r->inodes, 0);
+    g_ptr_array_set_size(r->entries, 0);
+    g_mutex_unlock(&r->lock);
+}
+
+static gboolean record_has_entry(Record *r, guint64 parent, const char *name)
+{
+    gboolean found = FALSE;
+
+    g_mutex_lock(&r->lock);
+    for (guint i = 0; i < r->entries->len && !found; i++) {
+        EntryInval *e = g_ptr_array_index(r->entries, i);
+        found = e->parent == parent && strcmp(e->name, name) == 0;
+    }
+    g_mutex_unlock(&r->lock);
+    return found;
+}
+
+static guint record_n_entries(Record *r)
+{
+    guint n;
+
+    g_mutex_lock(&r->lock);
+    n = r->entries->len;
+    g_mutex_unlock(&r->lock);
+    return n;
+}
+
+/* ---- fixture --------------------------------------------------------------- */
+
+typedef struct {
+    FakeProvider *fake;
+    IfsAccountConfig *cfg;
+    IfsStore *store;
+    Record rec;
+    char *cache_dir; /* NULL unless the test made one */
+} Fixture;
+
+static void fixture_setup(Fixture *fx, gconstpointer data)
+{
+    (void)data;
+    fx->fake = fake_provider_new(ACCOUNT);
+    fx->cfg = fake_account_config(ACCOUNT, SECRET);
+    g_mutex_init(&fx->rec.lock);
+    fx->rec.inodes = g_array_new(FALSE, FALSE, sizeof(guint64));
+    fx->rec.entries = g_ptr_array_new_with_free_func(entry_inval_free);
+}
+
+static void remove_tree(const char *path)
+{
+    GDir *d = g_dir_open(path, 0, NULL);
+    const char *name;
+
+    while (d && (name = g_dir_read_name(d))) {
+        char *child = g_build_filename(path, name, NULL);
+        if (g_file_test(child, G_FILE_TEST_IS_DIR) && !g_file_test(child, G_FILE_TEST_IS_SYMLINK))
+            remove_tree(child);
+        else
+            g_unlink(child);
+        g_free(child);
+    }
+    if (d)
+        g_dir_close(d);
+    g_rmdir(path);
+}
+
+static void fixture_teardown(Fixture *fx, gconstpointer data)
+{
+    (void)data;
+    ifs_store_free(fx->store);
+    fake_provider_unref(fx->fake);
+    fake_account_config_free(fx->cfg);
+    g_array_unref(fx->rec.inodes);
+    g_ptr_array_unref(fx->rec.entries);
+    g_mutex_clear(&fx->rec.lock);
+    if (fx->cache_dir)
+        remove_tree(fx->cache_dir);
+    g_free(fx->cache_dir);
+}
+
+/* A started store with account `cfg` of the fake type, after its first
+ * refresh. */
+static IfsStore *new_store_of(Fixture *fx, const IfsAccountConfig *cfg, const char *cache_dir,
+                              gboolean offline)
+{
+    IfsStoreOptions opts = {.refresh_s = 3600, .cache_dir = cache_dir, .offline = offline};
+    IfsInvalidator inv = {record_inode, record_entry, &fx->rec};
+    IfsStore *store = ifs_store_new(&opts);
+    IfsError *err = NULL;
+
+    g_assert_true(ifs_store_add_account_of(store, cfg, &fake_provider_type, &err));
+    g_assert_null(err);
+    ifs_store_set_invalidator(store, &inv);
+    ifs_store_start(store);
+    g_assert_true(ifs_store_wait_first_refresh(store, FIRST_REFRESH_S));
+    return store;
+}
+
+static IfsStore *new_store(Fixture *fx, const char *cache_dir, gboolean offline)
+{
+    return new_store_of(fx, fx->cfg, cache_dir, offline);
+}
+
+static void start(Fixture *fx)
+{
+    fx->store = new_store(fx, NULL, FALSE);
+}
+
+/* ---- reading the tree --------------------------------------------------------- */
+
+/* The node at `path` in the current snapshot (referenced), or NULL. A walk
+ * by name: unlike ifs_store_lookup it counts no kernel lookup. */
+static IfsNode *node_at(IfsStore *store, const char *path)
+{
+    IfsNode *root = ifs_store_get(store, IFS_ROOT_INO);
+    char **parts = g_strsplit(path, "/", -1);
+    IfsNode *n = root;
+
+    g_assert_nonnull(root);
+    for (guint i = 0; parts[i] && n; i++)
+        n = n->type == IFS_NODE_DIR ? ifs_node_child(n, parts[i]) : NULL;
+    if (n)
+        ifs_node_ref(n);
+    g_strfreev(parts);
+    ifs_node_unref(root);
+    return n;
+}
+
+/* A file's bytes as text: exactly ifs_node_size() of them. */
+static char *node_text(const IfsNode *n)
+{
+    char *owned = NULL;
+    const char *bytes;
+    char *text;
+
+    g_assert_true(ifs_node_has_content(n));
+    bytes = ifs_node_bytes(n, &owned);
+    g_assert_true(bytes || ifs_node_size(n) == 0);
+    /* A rendered file is exactly as long as its size said. */
+    if (owned)
+        g_assert_cmpuint(strlen(owned), ==, ifs_node_size(n));
+    text = g_strndup(bytes ? bytes : "", ifs_node_size(n));
+    g_assert_cmpuint(strlen(text), ==, ifs_node_size(n));
+    g_free(owned);
+    return text;
+}
+
+static char *read_text(IfsStore *store, const char *path)
+{
+    IfsNode *n = node_at(store, path);
+    char *text;
+
+    if (!n)
+        g_error("no node at %s", path);
+    text = node_text(n);
+    ifs_node_unref(n);
+    return text;
+}
+
+static void assert_text(IfsStore *store, const char *path, const char *expected)
+{
+    char *text = read_text(store, path);
+
+    if (strcmp(text, expected) != 0)
+        g_error("%s holds \"%s\", expected \"%s\"", path, text, expected);
+    g_free(text);
+}
+
+static void assert_contains(const char *text, const char *part)
+{
+    if (!strstr(text, part))
+        g_error("\"%s\" does not contain \"%s\"", text, part);
+}
+
+/* The names in directory `path`, space-separated in their order. */
+static char *entry_names(IfsStore *store, const char *path)
+{
+    IfsNode *dir = node_at(store, path);
+    GString *out = g_string_new(NULL);
+
+    g_assert_nonnull(dir);
+    g_assert_cmpint(dir->type, ==, IFS_NODE_DIR);
+    for (guint i = 0; i < ifs_node_n_children(dir); i++)
+        g_string_append_printf(out, "%s%s", i ? " " : "", ifs_node_name(ifs_node_child_at(dir, i)));
+    ifs_node_unref(dir);
+    return g_string_free(out, FALSE);
+}
+
+static void assert_entries(IfsStore *store, const char *path, const char *expected)
+{
+    char *names = entry_names(store, path);
+
+    g_assert_cmpstr(names, ==, expected);
+    g_free(names);
+}
+
+/* Path of the node with `ino` in `dir` (at `path`), or NULL. */
+static char *find_ino(const IfsNode *dir, const char *path, guint64 ino)
+{
+    for (guint i = 0; i < ifs_node_n_children(dir); i++) {
+        const IfsNode *child = ifs_node_child_at(dir, i);
+        char *child_path = ifs_path_join(path, ifs_node_name(child));
+        char *found = child->ino == ino ? g_strdup(child_path) : NULL;
+
+        if (!found && child->type == IFS_NODE_DIR)
+            found = find_ino(child, child_path, ino);
+        g_free(child_path);
+        if (found)
+            return found;
+    }
+    return NULL;
+}
+
+static gint compare_strings(gconstpointer a, gconstpointer b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The paths, in the current tree, of every inode invalidated since the
+ * record was cleared, except those under providers/ (state, timestamps and
+ * last_action there change with every refresh), sorted and joined by ' '.
+ * An inode no longer in the tree shows as "?<ino>". */
+static char *invalidated_outside_providers(Fixture *fx)
+{
+    IfsNode *root = ifs_store_get(fx->store, IFS_ROOT_INO);
+    GPtrArray *paths = g_ptr_array_new_with_free_func(g_free);
+    char *joined;
+
+    g_mutex_lock(&fx->rec.lock);
+    for (guint i = 0; i < fx->rec.inodes->len; i++) {
+        guint64 ino = g_array_index(fx->rec.inodes, guint64, i);
+        char *path = ino == IFS_ROOT_INO ? g_strdup("/") : find_ino(root, "", ino);
+
+        if (!path)
+            path = g_strdup_printf("?%" G_GUINT64_FORMAT, ino);
+        if (g_str_has_prefix(path, "providers/"))
+            g_free(path);
+        else
+            g_ptr_array_add(paths, path);
+    }
+    g_mutex_unlock(&fx->rec.lock);
+    g_ptr_array_sort(paths, compare_strings);
+    g_ptr_array_add(paths, NULL);
+    joined = g_strjoinv(" ", (char **)paths->pdata);
+    g_ptr_array_unref(paths);
+    ifs_node_unref(root);
+    return joined;
+}
+
+static void assert_invalidated(Fixture *fx, const char *expected)
+{
+    char *got = invalidated_outside_providers(fx);
+
+    g_assert_cmpstr(got, ==, expected);
+    g_free(got);
+}
+
+/* ---- writing ---------------------------------------------------------------------- */
+
+static int write_node(IfsStore *store, const char *path, const char *text)
+{
+    IfsNode *n = node_at(store, path);
+    int errnum;
+
+    if (!n)
+        g_error("no node at %s", path);
+    errnum = ifs_store_control_write(store, n, text, strlen(text), 0);
+    ifs_node_unref(n);
+    return errnum;
+}
+
+/* `echo 1 > providers/acct/refresh`, found as the kernel finds it (and
+ * then forgotten as the kernel would): returns once the refresh is
+ * published, with its errno. */
+static int refresh_store(IfsStore *store)
+{
+    static const char *const path[] = {"providers", ACCOUNT, "refresh"};
+    guint64 inos[G_N_ELEMENTS(path)];
+    guint64 parent = IFS_ROOT_INO;
+    IfsNode *node = NULL;
+    int errnum;
+
+    for (guint i = 0; i < G_N_ELEMENTS(path); i++) {
+        if (node)
+            ifs_node_unref(node);
+        node = ifs_store_lookup(store, parent, path[i]);
+        g_assert_nonnull(node);
+        inos[i] = parent = node->ino;
+    }
+    g_assert_cmpint(node->type, ==, IFS_NODE_CONTROL);
+    errnum = ifs_store_control_write(store, node, "1\n", 2, 0);
+    ifs_node_unref(node);
+    for (guint i = 0; i < G_N_ELEMENTS(path); i++)
+        ifs_store_forget(store, inos[i], 1);
+    return errnum;
+}
+
+static int refresh(Fixture *fx)
+{
+    return refresh_store(fx->store);
+}
+
+static guint64 ino_of(const char *path)
+{
+    return ifs_ino_for_path(path);
+}
+
+/* ===================================================================== */
+/* Refresh, build, publish                                               */
+
+static void test_first_refresh_publishes_a_directory_per_resource(Fixture *fx, gconstpointer d)
+{
+    IfsNode *json, *power, *name;
+    json_object *parsed, *expected;
+    char *text;
+
+    (void)d;
+    fake_provider_put(fx->fake, "vps", "vps_1", VPS_1);
+    fake_provider_put(fx->fake, "vps", "vps_2", VPS_2);
+    start(fx);
+
+    assert_entries(fx->store, "", "README providers vps");
+    assert_entries(fx->store, "vps", ACCOUNT);
+    assert_entries(fx->store, "vps/acct", "vps_1 vps_2");
+    assert_entries(fx->store, "vps/acct/vps_1",
+                   "cpu_cores delete id json last_action location name notes power "
+                   "power_state tags");
+    assert_entries(fx->store, "vps/acct/vps_2",
+                   "delete id json last_action name power power_state");
+    assert_text(fx->store, "vps/acct/vps_1/name", "web-01\n");
+    assert_text(fx->store, "vps/acct/vps_1/cpu_cores", "2\n");
+    assert_text(fx->store, "vps/acct/vps_1/location/city", "Stockholm\n");
+    assert_text(fx->store, "vps/acct/vps_1/tags", "a\nb\n");
+    assert_text(fx->store, "vps/acct/vps_1/notes", "");
+    assert_text(fx->store, "vps/acct/vps_1/last_action", "");
+    assert_text(fx->store, "vps/acct/vps_2/power_state", "stopped\n");
+
+    name = node_at(fx->store, "vps/acct/vps_1/name");
+    g_assert_cmpint(name->type, ==, IFS_NODE_FILE);
+    g_assert_cmpuint(ifs_node_size(name), ==, strlen("web-01\n"));
+    g_assert_cmpuint(name->ino, ==, ino_of("vps/acct/vps_1/name"));
+    ifs_node_unref(name);
+
+    /* json: the whole object, pretty, exactly as long as its size says. */
+    json = node_at(fx->store, "vps/acct/vps_1/json");
+    text = node_text(json);
+    g_assert_true(g_str_has_suffix(text, "\n"));
+    parsed = json_tokener_parse(text);
+    expected = json_tokener_parse(VPS_1);
+    g_assert_true(json_object_equal(parsed, expected));
+    json_object_put(parsed);
+    json_object_put(expected);
+    g_free(text);
+    ifs_node_unref(json);
+
+    /* A control file lists the commands it accepts. */
+    power = node_at(fx->store, "vps/acct/vps_1/power");
+    g_assert_cmpint(power->type, ==, IFS_NODE_CONTROL);
+    text = node_text(power);
+    g_assert_cmpstr(text, ==, "start stop restart\n");
+    g_free(text);
+    ifs_node_unref(power);
+    assert_text(fx->store, "vps/acct/vps_1/delete", "1\n");
+
+    assert_text(fx->store, "providers/acct/type", "fake\n");
+    assert_text(fx->store, "providers/acct/url", "fake://acct\n");
+    assert_text(fx->store, "providers/acct/state", "ok\n");
+    assert_text(fx->store, "providers/acct/last_error", "");
+    assert_text(fx->store, "providers/acct/refresh_interval", "3600\n");
+    /* The account's HTTP client sent nothing: the fake is all there is. */
+    assert_text(fx->store, "providers/acct/requests", "0\n");
+    g_assert_cmpuint(fake_provider_calls(fx->fake, FAKE_OPEN), ==, 1);
+    g_assert_cmpuint(fake_provider_calls(fx->fake, FAKE_LIST), ==, 1);
+    g_assert_cmpuint(fake_provider_calls(fx->fake, FAKE_ACT), ==, 0);
+}
+
+static void test_unchanged_refresh_keeps_nodes_and_invalidates_nothing(Fixture *fx,
+                                                                      gconstpointer d)
+{
+    IfsNode *kind_dir, *vps_1, *name, *json;
+
+    (void)d;
+    fake_provider_put(fx->fake, "vps", "vps_1", VPS_1);
+    fake_provider_put(fx->fake, "vps", "vps_2", VPS_2);
+    start(fx);
+    kind_dir = node_at(fx->store, "vps/acct");
+    vps_1 = node_at(fx->store, "vps/acct/vps_1");
+    name = node_at(fx->store, "vps/acct/vps_1/name");
+    json = node_at(fx->store, "vps/acct/vps_1/json");
+    record_clear(&fx->rec);
+
+    g_assert_cmpint(refresh(fx), ==, 0);
+
+    /* The refresh did list again (else "unchanged" would prove nothing). */
+    g_assert_cmpuint(fake_provider_calls(fx->fake, FAKE_LIST), ==, 2);
+    /* The very same nodes, so the same mtimes and inos. */
+    {
+        IfsNode *now = node_at(fx->store, "vps/acct");
+        g_assert_true(now == kind_dir);
+        ifs_node_unref(now);
+        now = node_at(fx->store, "vps/acct/vps_1");
+        g_assert_true(now == vps_1);
+        ifs_node_unref(now);
+        now = node_at(fx->store, "vps/acct/vps_1/name");
+        g_assert_true(now == name);
+        ifs_node_unref(now);
+        now = node_at(fx->store, "vps/acct/vps_1/json");
+        g_assert_true(now == json);
+        ifs_node_unref(now);
+    }
+    assert_invalidated(fx, "");
+    g_assert_cmpuint(record_n_entries(&fx->rec), ==, 0);
+    ifs_node_unref(kind_dir);
+    ifs_node_unref(vps_1);
+    ifs_node_unref(name);
+    ifs_node_unref(json);
+}
+
+static void test_changed_field_invalidates_that_file_only(Fixture *fx, gconstpointer d)
+{
+    IfsNode *vps_1, *vps_2, *power_state, *now;
+    gint64 before;
+
+    (void)d;
+    fake_provider_put(fx->fake, "vps", "vps_1", VPS_1);
+    fake_provider_put(fx->fake, "vps", "vps_2", VPS_2);
+    start(fx);
+    vps_1 = node_at(fx->store, "vps/acct/vps_1");
+    vps_2 = node_at(fx->store, "vps/acct/vps_2");
+    power_state = node_at(fx->store, "vps/acct/vps_1/power_state");
+    fake_provider_set_field(fx->fake, "vps", "vps_1", "name", "\"web-02\"");
+    record_clear(&fx->rec);
+    before = g_get_real_time() / G_USEC_PER_SEC;
+
+    g_assert_cmpint(refresh(fx), ==, 0);
+
+    assert_text(fx->store, "vps/acct/vps_1/name", "web-02\n");
+    /* The field's file and the json that holds it; not the directory
+     * (its entries are the same), nor anything else. */
+    assert_invalidated(fx, "vps/acct/vps_1/json vps/acct/vps_1/name");
+    g_assert_cmpuint(record_n_entries(&fx->rec), ==, 0);
+    now = node_at(fx->store, "vps/acct/vps_1/name");
+    g_assert_cmpint(now->mtime, >=, before);
+    ifs_node_unref(now);
+    /* What did not change is shared with the previous tree. */
+    now = node_at(fx->store, "vps/acct/vps_1/power_state");
+    g_assert_true(now == power_state);
+    ifs_node_unref(now);
+    now = node_at(fx->store, "vps/acct/vps_2");
+    g_assert_true(now == vps_2);
+    ifs_node_unref(now);
+    now = node_at(fx->store, "vps/acct/vps_1");
+    g_assert_true(now != vps_1);
+    g_assert_cmpuint(now->ino, ==, vps_1->ino);
+    ifs_node_unref(now);
+    ifs_node_unref(vps_1);
+    ifs_node_unref(vps_2);
+    ifs_node_unref(power_state);
+}
+
+static void test_removed_resource_invalidates_its_entry(Fixture *fx, gconstpointer d)
+{
+    IfsNode *vps_1, *now;
+
+    (void)d;
+    fake_provider_put(fx->fake, "vps", "vps_1", VPS_1);
+    fake_provider_put(fx->fake, "vps", "vps_2", VPS_2);
+    start(fx);
+    vps_1 = node_at(fx->store, "vps/acct/vps_1");
+    g_assert_true(fake_provider_remove(fx->fake, "vps", "vps_2"));
+    record_clear(&fx->rec);
+
+    g_assert_cmpint(refresh(fx), ==, 0);
+
+    assert_entries(fx->store, "vps/acct", "vps_1");
+    g_assert_true(record_has_entry(&fx->rec, ino_of("vps/acct"), "vps_2"));
+    g_assert_cmpuint(record_n_entries(&fx->rec), ==, 1);
+    /* Nothing of the resource that stayed. */
+    assert_invalidated(fx, "vps/acct");
+    now = node_at(fx->store, "vps/acct/vps_1");
+    g_assert_true(now == vps_1);
+    ifs_node_unref(now);
+    ifs_node_unref(vps_1);
+}
+
+static void test_added_resource_invalidates_the_kind_directory(Fixture *fx, gconstpointer d)
+{
+    (void)d;
+    fake_provider_put(fx->fake, "vps", "vps_1", VPS_1);
+    start(fx);
+    fake_provider_put(fx->fake, "vps", "vps_2", VPS_2);
+    record_clear(&fx->rec);
+
+    g_assert_cmpint(refresh(fx), ==, 0);
+
+    assert_entries(fx->store, "vps/acct", "vps_1 vps_2");
+    assert_text(fx->store, "vps/acct/vps_2/name", "db-01\n");
+    assert_invalidated(fx, "vps/acct");
+    g_assert_cmpuint(record_n_entries(&fx->rec), ==, 0);
+}
+
+/* ===================================================================== */
+/* Failures                                                              */
+
+static void test_failed_list_keeps_last_good_data_and_says_why(Fixture *fx, gconstpointer d)
+{
+    IfsNode *vps_1, *now;
+    char *last_error;
+
+    (void)d;
+    fake_provider_put(fx->fake, "vps", "vps_1", VPS_1);
+    start(fx);
+    vps_1 = node_at(fx->store, "vps/acct/vps_1");
+    /* The API's answer echoes the credential: it must not show. */
+    fake_provider_fail_lists(fx->fake, EIO, "HTTP 503 from the API (token " SECRET ")", FALSE);
+    fake_provider_set_field(fx->fake, "vps", "vps_1", "name", "\"never-shown\"");
+    record_clear(&fx->rec);
+
+    g_test_expect_message("infrafs", G_LOG_LEVEL_WARNING, "*refresh failed*HTTP 503*");
+    g_assert_cmpint(refresh(fx), ==, EIO);
+    g_test_assert_expected_messages();
+
+    assert_text(fx->store, "providers/acct/state", "stale\n");
+    last_error = read_text(fx->store, "providers/acct/last_error");
+    assert_contains(last_error, "HTTP 503 from the API");
+    assert_contains(last_error, "[redacted]");
+    g_assert_null(strstr(last_error, SECRET));
+    g_free(last_error);
+    last_error = read_text(fx->store, "providers/acct/last_action");
+    assert_contains(last_error, " 1 failed ");
+    g_free(last_error);
+    now = node_at(fx->store, "vps/acct/vps_1");
+    g_assert_true(now == vps_1);
+    ifs_node_unref(now);
+    assert_invalidated(fx, "");
+
+    /* A refused key says so, and the data still stays. */
+    fake_provider_fail_lists(fx->fake, EACCES, "HTTP 401 invalid key", FALSE);
+    g_test_expect_message("infrafs", G_LOG_LEVEL_WARNING, "*refresh failed*HTTP 401*");
+    g_assert_cmpint(refresh(fx), ==, EACCES);
+    g_test_assert_expected_messages();
+    assert_text(fx->store, "providers/acct/state", "unauthorized\n");
+    assert_text(fx->store, "vps/acct/vps_1/name", "web-01\n");
+
+    /* The next good list brings the account back. */
+    fake_provider_fail_lists(fx->fake, 0, NULL, FALSE);
+    g_assert_cmpint(refresh(fx), ==, 0);
+    assert_text(fx->store, "providers/acct/state", "ok\n");
+    assert_text(fx->store, "providers/acct/last_error", "");
+    assert_text(fx->store, "vps/acct/vps_1/name", "never-shown\n");
+    ifs_node_unref(vps_1);
+}
+
+static void test_partial_list_is_shown_with_what_failed(Fixture *fx, gconstpointer d)
+{
+    char *last_error;
+
+    (void)d;
+    fake_provider_put(fx->fake, "vps", "vps_1", VPS_1);
+    start(fx);
+    fake_provider_set_field(fx->fake, "vps", "vps_1", "name", "\"web-02\"");
+    fake_provider_fail_lists(fx->fake, EIO, "details of vps_1 could not be read", TRUE);
+
+    g_assert_cmpint(refresh(fx), ==, 0);
+
+    assert_text(fx->store, "providers/acct/state", "ok\n");
+    last_error = read_text(fx->store, "providers/acct/last_error");
+    assert_contains(last_error, "details of vps_1 could not be read");
+    g_free(last_error);
+    assert_text(fx->store, "vps/acct/vps_1/name", "web-02\n");
+}
+
+static void test_first_refresh_failure_shows_error(Fixture *fx, gconstpointer d)
+{
+    char *last_error;
+
+    (void)d;
+    fake_provider_put(fx->fake, "vps", "vps_1", VPS_1);
+    fake_provider_fail_lists(fx->fake, EHOSTUNREACH, "cannot connect", FALSE);
+    g_test_expect_message("infrafs", G_LOG_LEVEL_WARNING, "*refresh failed*cannot connect*");
+    start(fx);
+    g_test_assert_expected_messages();
+
+    /* Never good: "error", not "stale", and an empty directory. */
+    assert_text(fx->store, "providers/acct/state", "error\n");
+    last_error = read_text(fx->store, "providers/acct/last_error");
+    assert_contains(last_error, "cannot connect");
+    g_free(last_error);
+    assert_entries(fx->store, "vps/acct", "");
+}
+
+static void test_account_whose_provider_cannot_open_says_why(Fixture *fx, gconstpointer d)
+{
+    IfsAccountConfig *other = fake_account_config("nofake", SECRET);
+    char *last_error;
+
+    (void)d;
+    /* An account without a fake: open() fails, the store still mounts. */
+    g_test_expect_message("infrafs", G_LOG_LEVEL_WARNING, "*nofake*refresh failed*");
+    fx->store = new_store_of(fx, other, NULL, FALSE);
+    g_test_assert_expected_messages();
+    g_assert_cmpuint(fake_provider_calls(fx->fake, FAKE_OPEN), ==, 0);
+
+    assert_text(fx->store, "providers/nofake/state", "error\n");
+    last_error = read_text(fx->store, "providers/nofake/last_error");
+    assert_contains(last_error, "no fake provider was created for it");
+    g_free(last_error);
+    assert_entries(fx->store, "vps/nofake", "");
+    ifs_store_free(fx->store);
+    fx->store = NULL;
+    fake_account_config_free(other);
+}
+
+/* ===================================================================== */
+/* Control writes                                                        */
+
+/* "<UTC time> <rest>": the time is now, give or take the test's run. */
+static void assert_last_action(IfsStore *store, const char *path, const char *rest)
+{
+    char *line = read_text(store, path);
+    char *space = strchr(line, ' ');
+    GDateTime *when;
+
+    g_assert_nonnull(space);
+    *space = '\0';
+    when = g_date_time_new_from_iso8601(line, NULL);
+    if (!when)
+        g_error("last_action starts with \"%s\", not a time", line);
+    g_assert_cmpint(ABS(g_date_time_to_unix(when) - g_get_real_time() / G_USEC_PER_SEC), <=, 60);
+    g_assert_cmpstr(space + 1, ==, rest);
+    g_date_time_unref(when);
+    g_free(line);
+}
+
+static void test_control_write_acts_once_and_shows_the_result(Fixture *fx, gconstpointer d)
+{
+    char *last;
+
+    (void)d;
+    fake_provider_put(fx->fake, "vps", "vps_1", VPS_1);
+    start(fx);
+    record_clear(&fx->rec);
+
+    g_assert_cmpint(write_node(fx->store, "vps/acct/vps_1/power", "stop force\n"), ==, 0);
+
+    /* Shown, and the kernel told, before write() returned. */
+    g_assert_cmpuint(fake_provider_calls(fx->fake, FAKE_ACT), ==, 1);
+    last = fake_provider_last_act(fx->fake);
+    g_assert_cmpstr(last, ==, "vps/vps_1 power stop force");
+    g_free(last);
+    assert_text(fx->store, "vps/acct/vps_1/power_state", "stopped\n");
+    assert_text(fx->store, "vps/acct/vps_1/last_command", "stop\n");
+    assert_last_action(fx->store, "vps/acct/vps_1/last_action",
+                       "stop force ok 200 accepted stop\n");
+    assert_invalidated(fx, "vps/acct/vps_1 vps/acct/vps_1/json vps/acct/vps_1/last_action "
+                           "vps/acct/vps_1/power_state");
+    /* No refresh was needed for it. */
+    g_assert_cmpuint(fake_provider_calls(fx->fake, FAKE_LIST), ==, 1);
+}
+
+static void test_refused_command_makes_no_call(Fixture *fx, gconstpointer d)
+{
+    /* What was written, and how last_action names it. */
+    static const struct {
+        const char *input;
+        const char *logged;
+    } refused[] = {
+        {"explode\n", "explode"},
+        {"start force\n", "start_force"},
+        {"stop now\n", "stop_now"},
+        {"\n", "(empty)"},
+        {"", "(empty)"},
+        {"stop\nstart\n", "stop\\x0Astart"},
+    };
+    IfsNode *node;
+
+    (void)d;
+    fake_provider_put(fx->fake, "vps", "vps_1", VPS_1);
+    start(fx);
+
+    for (gsize i = 0; i < G_N_ELEMENTS(refused); i++) {
+        char *last, *expected;
+
+        g_assert_cmpint(write_node(fx->store, "vps/acct/vps_1/power", refused[i].input), ==,
+                        EINVAL);
+        last = read_text(fx->store, "vps/acct/vps_1/last_action");
+        expected = g_strconcat(" ", refused[i].logged, " failed - ", NULL);
+        assert_contains(last, expected);
+        g_free(expected);
+        g_free(last);
+    }
+    /* Not at offset 0: one command is one write. */
+    node = node_at(fx->store, "vps/acct/vps_1/power");
+    g_assert_cmpint(ifs_store_control_write(fx->store, node, "stop\n", 5, 3), ==, EINVAL);
+    ifs_node_unref(node);
+    /* Not a control file at all. */
+    node = node_at(fx->store, "vps/acct/vps_1/name");
+    g_assert_cmpint(ifs_store_control_write(fx->store, node, "stop\n", 5, 0), ==, EACCES);
+    ifs_node_unref(node);
+
+    g_assert_cmpuint(fake_provider_calls(fx->fake, FAKE_ACT), ==, 0);
+    assert_text(fx->store, "vps/acct/vps_1/power_state", "running\n");
+}
+
+static void test_failed_action_answers_its_errno_and_says_why(Fixture *fx, gconstpointer d)
+{
+    (void)d;
+    fake_provider_put(fx->fake, "vps", "vps_1", VPS_1);
+    start(fx);
+    fake_provider_fail_acts(fx->fake, EBUSY, 409, "locked", "VPS is locked by " SECRET);
+
+    g_assert_cmpint(write_node(fx->store, "vps/acct/vps_1/power", "restart\n"), ==, EBUSY);
+
+    g_assert_cmpuint(fake_provider_calls(fx->fake, FAKE_ACT), ==, 1);
+    assert_last_action(fx->store, "vps/acct/vps_1/last_action",
+                       "restart failed 409 locked: VPS is locked by [redacted]\n");
+    assert_text(fx->store, "vps/acct/vps_1/power_state", "running\n");
+}
+
+static void test_delete_removes_the_resource_before_write_returns(Fixture *fx, gconstpointer d)
+{
+    (void)d;
+    fake_provider_put(fx->fake, "vps", "vps_1", VPS_1);
+    fake_provider_put(fx->fake, "vps", "vps_2", VPS_2);
+    start(fx);
+    record_clear(&fx->rec);
+
+    g_assert_cmpint(write_node(fx->store, "vps/acct/vps_2/delete", "1\n"), ==, 0);
+
+    assert_entries(fx->store, "vps/acct", "vps_1");
+    g_assert_true(record_has_entry(&fx->rec, ino_of("vps/acct"), "vps_2"));
+    /* Gone for good: the next refresh lists it no more either. */
+    g_assert_cmpint(refresh(fx), ==, 0);
+    assert_entries(fx->store, "vps/acct", "vps_1");
+}
+
+/* Polls the tree (bounded) until `path` holds `expected`. */
+static gboolean wait_text(IfsStore *store, const char *path, const char *expected)
+{
+    gint64 until = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
+
+    while (g_get_monotonic_time() < until) {
+        char *text = read_text(store, path);
+        gboolean same = strcmp(text, expected) == 0;
+
+        g_free(text);
+        if (same)
+            return TRUE;
+        g_usleep(2000);
+    }
+    return FALSE;
+}
+
+static void test_action_without_its_result_is_re_read(Fixture *fx, gconstpointer d)
+{
+    (void)d;
+    fake_provider_put(fx->fake, "vps", "vps_1", VPS_1);
+    start(fx);
+    fake_provider_set_act_returns_resource(fx->fake, FALSE);
+
+    g_assert_cmpint(write_node(fx->store, "vps/acct/vps_1/power", "stop\n"), ==, 0);
+
+    /* The store reads the resource once in the background, not the list. */
+    g_assert_true(fake_provider_wait_calls(fx->fake, FAKE_FETCH, 1, 5000));
+    g_assert_true(wait_text(fx->store, "vps/acct/vps_1/power_state", "stopped\n"));
+    g_assert_cmpuint(fake_provider_calls(fx->fake, FAKE_FETCH), ==, 1);
+    g_assert_cmpuint(fake_provider_calls(fx->fake, FAKE_LIST), ==, 1);
+}
+
+/* ===================================================================== */
+/* Action results win over lists read before them                       */
+
+static gpointer refresh_thread(gpointer data)
+{
+    return GINT_TO_POINTER(refresh_store(data));
+}
+
+static void test_action_result_wins_over_a_list_started_before_it(Fixture *fx, gconstpointer d)
+{
+    GThread *refresher;
+
+    (void)d;
+    fake_provider_put(fx->fake, "vps", "vps_1", VPS_1);
+    fake_provider_put(fx->fake, "vps", "vps_2", VPS_2);
+    start(fx);
+
+    /* A refresh whose list() answered before the actions below... */
+    fake_provider_hold_lists(fx->fake, TRUE);
+    refresher = g_thread_new("refresh", refresh_thread, fx->store);
+    g_assert_true(fake_provider_wait_list_held(fx->fake, 5000));
+    /* ...then the actions, shown at once... */
+    g_assert_cmpint(write_node(fx->store, "vps/acct/vps_1/power", "stop\n"), ==, 0);
+    g_assert_cmpint(write_node(fx->store, "vps/acct/vps_2/delete", "1\n"), ==, 0);
+    assert_text(fx->store, "vps/acct/vps_1/power_state", "stopped\n");
+    assert_entries(fx->store, "vps/acct", "vps_1");
+    /* ...and then the old list is published. */
+    fake_provider_hold_lists(fx->fake, FALSE);
+    g_assert_cmpint(GPOINTER_TO_INT(g_thread_join(refresher)), ==, 0);
+
+    assert_text(fx->store, "providers/acct/state", "ok\n");
+    assert_text(fx->store, "vps/acct/vps_1/power_state", "stopped\n");
+    assert_entries(fx->store, "vps/acct", "vps_1");
+
+    /* A list that starts after the action is believed again: here the VPS
+     * was started from elsewhere since. */
+    fake_provider_set_field(fx->fake, "vps", "vps_1", "power_state", "\"running\"");
+    g_assert_cmpint(refresh(fx), ==, 0);
+    assert_text(fx->store, "vps/acct/vps_1/power_state", "running\n");
+}
+
+/* ===================================================================== */
+/* The inode registry                                                    */
+
+static void test_lookups_are_counted_and_forget_drops_them(Fixture *fx, gconstpointer d)
+{
+    IfsNode *first, *second, *got;
+    guint64 ino;
+
+    (void)d;
+    fake_provider_put(fx->fake, "vps", "vps_1", VPS_1);
+    start(fx);
+
+    first = ifs_store_lookup(fx->store, IFS_ROOT_INO, "vps");
+    second = ifs_store_lookup(fx->store, IFS_ROOT_INO, "vps");
+    g_assert_nonnull(first);
+    g_assert_true(first == second);
+    ino = first->ino;
+    g_assert_cmpuint(ino, ==, ino_of("vps"));
+    g_assert_null(ifs_store_lookup(fx->store, IFS_ROOT_INO, "nothing-here"));
+    g_assert_true(ifs_store_kernel_holds(fx->store, ino));
+    got = ifs_store_get(fx->store, ino);
+    g_assert_true(got == first);
+    ifs_node_unref(got);
+
+    ifs_store_forget(fx->store, ino, 1);
+    g_assert_true(ifs_store_kernel_holds(fx->store, ino));
+    ifs_store_forget(fx->store, ino, 1);
+    g_assert_false(ifs_store_kernel_holds(fx->store, ino));
+    /* The kernel never asks for an inode it forgot; the store no longer
+     * knows where it was. */
+    g_assert_null(ifs_store_get(fx->store, ino));
+
+    /* A listing counts each entry it hands out as one lookup. */
+    got = ifs_store_lookup(fx->store, IFS_ROOT_INO, "vps");
+    {
+        IfsNode *acct = ifs_store_lookup(fx->store, ino, ACCOUNT);
+        IfsNode *dir = ifs_store_lookup(fx->store, acct->ino, "vps_1");
+        guint n = ifs_node_n_children(dir);
+
+        ifs_store_remember_children(fx->store, dir->ino, dir, 0, n);
+        ifs_store_remember_children(fx->store, dir->ino, dir, 0, n);
+        for (guint i = 0; i < n; i++) {
+            guint64 child = ifs_node_child_at(dir, i)->ino;
+            ifs_store_forget(fx->store, child, 1);
+            g_assert_true(ifs_store_kernel_holds(fx->store, child));
+            ifs_store_forget(fx->store, child, 1);
+            g_assert_false(ifs_store_kernel_holds(fx->store, child));
+        }
+        ifs_store_forget(fx->store, dir->ino, 1);
+        ifs_store_forget(fx->store, acct->ino, 1);
+        ifs_node_unref(dir);
+        ifs_node_unref(acct);
+    }
+    ifs_store_forget(fx->store, ino, 1);
+    g_assert_false(ifs_store_kernel_holds(fx->store, ino));
+    ifs_node_unref(got);
+    ifs_node_unref(first);
+    ifs_node_unref(second);
+}
+
+static void test_removed_resource_is_gone_from_get(Fixture *fx, gconstpointer d)
+{
+    IfsNode *vps, *acct, *dir, *name, *got;
+
+    (void)d;
+    fake_provider_put(fx->fake, "vps", "vps_1", VPS_1);
+    fake_provider_put(fx->fake, "vps", "vps_2", VPS_2);
+    start(fx);
+    vps = ifs_store_lookup(fx->store, IFS_ROOT_INO, "vps");
+    acct = ifs_store_lookup(fx->store, vps->ino, ACCOUNT);
+    dir = ifs_store_lookup(fx->store, acct->ino, "vps_2");
+    name = ifs_store_lookup(fx->store, dir->ino, "name");
+    g_assert_nonnull(name);
+    got = ifs_store_get(fx->store, name->ino);
+    g_assert_true(got == name);
+    ifs_node_unref(got);
+
+    g_assert_true(fake_provider_remove(fx->fake, "vps", "vps_2"));
+    g_assert_cmpint(refresh(fx), ==, 0);
+
+    /* Still held by the kernel, but no longer in the tree. */
+    g_assert_true(ifs_store_kernel_holds(fx->store, dir->ino));
+    g_assert_null(ifs_store_get(fx->store, dir->ino));
+    g_assert_null(ifs_store_get(fx->store, name->ino));
+    g_assert_null(ifs_store_parent(fx->store, name->ino));
+    ifs_store_forget(fx->store, name->ino, 1);
+    ifs_store_forget(fx->store, dir->ino, 1);
+    g_assert_false(ifs_store_kernel_holds(fx->store, name->ino));
+    g_assert_false(ifs_store_kernel_holds(fx->store, dir->ino));
+    g_assert_null(ifs_store_get(fx->store, dir->ino));
+    /* Its parent is still found through the registry. */
+    got = ifs_store_get(fx->store, acct->ino);
+    g_assert_nonnull(got);
+    g_assert_cmpstr(ifs_node_name(got), ==, ACCOUNT);
+    ifs_node_unref(got);
+
+    ifs_store_forget(fx->store, acct->ino, 1);
+    ifs_store_forget(fx->store, vps->ino, 1);
+    ifs_node_unref(name);
+    ifs_node_unref(dir);
+    ifs_node_unref(acct);
+    ifs_node_unref(vps);
+}
+
+#define CHURN_ROUNDS 40
+#define CHURN_KEPT 3
+
+/* Looks up resource `id` and lists its directory as readdirplus would;
+ * adds every ino the kernel now holds to `held`. */
+static void hold_resource(IfsStore *store, guint64 acct_ino, const char *id, GArray *held)
+{
+    IfsNode *dir = ifs_store_lookup(store, acct_ino, id);
+    guint n;
+
+    g_assert_nonnull(dir);
+    n = ifs_node_n_children(dir);
+    ifs_store_remember_children(store, dir->ino, dir, 0, n);
+    g_array_append_val(held, dir->ino);
+    for (guint i = 0; i < n; i++)
+        g_array_append_val(held, ifs_node_child_at(dir, i)->ino);
+    ifs_node_unref(dir);
+}
+
+static void test_churn_leaves_only_what_is_held(Fixture *fx, gconstpointer d)
+{
+    GArray *held[CHURN_ROUNDS];
+    GArray *forgotten = g_array_new(FALSE, FALSE, sizeof(guint64));
+    IfsNode *vps, *acct;
+
+    (void)d;
+    start(fx);
+    vps = ifs_store_lookup(fx->store, IFS_ROOT_INO, "vps");
+    acct = ifs_store_lookup(fx->store, vps->ino, ACCOUNT);
+    for (guint r = 0; r < CHURN_ROUNDS; r++) {
+        char *id = g_strdup_printf("vps_%u", r);
+        char *json = g_strdup_printf("{\"id\": \"%s\", \"round\": %u, \"nested\": {\"x\": 1}}",
+                                     id, r);
+
+        fake_provider_put(fx->fake, "vps", id, json);
+        if (r >= CHURN_KEPT) {
+            char *old = g_strdup_printf("vps_%u", r - CHURN_KEPT);
+            g_assert_true(fake_provider_remove(fx->fake, "vps", old));
+            g_free(old);
+        }
+        g_assert_cmpint(refresh(fx), ==, 0);
+        held[r] = g_array_new(FALSE, FALSE, sizeof(guint64));
+        hold_resource(fx->store, acct->ino, id, held[r]);
+        if (r >= CHURN_KEPT) {
+            /* The kernel lets go of what left the tree. */
+            GArray *gone = held[r - CHURN_KEPT];
+            for (guint i = gone->len; i-- > 0;)
+                ifs_store_forget(fx->store, g_array_index(gone, guint64, i), 1);
+            g_array_append_vals(forgotten, gone->data, gone->len);
+            g_array_unref(gone);
+            held[r - CHURN_KEPT] = NULL;
+        }
+        g_free(json);
+        g_free(id);
+    }
+
+    /* The registry holds what the kernel holds and nothing of the rest. */
+    for (guint i = 0; i < forgotten->len; i++)
+        g_assert_false(ifs_store_kernel_holds(fx->store, g_array_index(forgotten, guint64, i)));
+    for (guint r = CHURN_ROUNDS - CHURN_KEPT; r < CHURN_ROUNDS; r++) {
+        for (guint i = 0; i < held[r]->len; i++) {
+            guint64 ino = g_array_index(held[r], guint64, i);
+            IfsNode *got = ifs_store_get(fx->store, ino);
+
+            g_assert_true(ifs_store_kernel_holds(fx->store, ino));
+            g_assert_nonnull(got);
+            g_assert_cmpuint(got->ino, ==, ino);
+            ifs_node_unref(got);
+        }
+        /* Children first: the kernel holds a directory while it holds
+         * anything in it. */
+        for (guint i = held[r]->len; i-- > 0;) {
+            guint64 ino = g_array_index(held[r], guint64, i);
+
+            ifs_store_forget(fx->store, ino, 1);
+            g_assert_false(ifs_store_kernel_holds(fx->store, ino));
+        }
+        g_array_unref(held[r]);
+    }
+    g_assert_cmpuint(forgotten->len, >, (CHURN_ROUNDS - CHURN_KEPT) * 4);
+    ifs_store_forget(fx->store, acct->ino, 1);
+    ifs_store_forget(fx->store, vps->ino, 1);
+    g_assert_false(ifs_store_kernel_holds(fx->store, acct->ino));
+    g_array_unref(forgotten);
+    ifs_node_unref(acct);
+    ifs_node_unref(vps);
+}
+
+/* ===================================================================== */
+/* The disk cache                                                        */
+
+static void make_cache_dir(Fixture *fx)
+{
+    fx->cache_dir = g_dir_make_tmp("infrafs-store-XXXXXX", NULL);
+    g_assert_nonnull(fx->cache_dir);
+}
+
+/* Same names, types, bytes and mtimes below `path` in both stores, but
+ * for control files' mtimes (they are rebuilt at every start, not kept). */
+static void assert_same_tree(const IfsNode *a, const IfsNode *b, const char *path)
+{
+    if (strcmp(ifs_node_name(a), ifs_node_name(b)) != 0 || a->type != b->type ||
+        a->ino != b->ino)
+        g_error("%s differs: %s/%d vs %s/%d", path, ifs_node_name(a), a->type,
+                ifs_node_name(b), b->type);
+    if (a->type != IFS_NODE_CONTROL && a->mtime != b->mtime)
+        g_error("%s: mtime %ld vs %ld", path, (long)a->mtime, (long)b->mtime);
+    if (a->type == IFS_NODE_DIR) {
+        g_assert_cmpuint(ifs_node_n_children(a), ==, ifs_node_n_children(b));
+        for (guint i = 0; i < ifs_node_n_children(a); i++) {
+            char *child = ifs_path_join(path, ifs_node_name(ifs_node_child_at(a, i)));
+            assert_same_tree(ifs_node_child_at(a, i), ifs_node_child_at(b, i), child);
+            g_free(child);
+        }
+    } else {
+        char *ta = node_text(a);
+        char *tb = node_text(b);
+        if (strcmp(ta, tb) != 0)
+            g_error("%s: \"%s\" vs \"%s\"", path, ta, tb);
+        g_free(ta);
+        g_free(tb);
+    }
+}
+
+static void test_offline_store_serves_the_saved_tree(Fixture *fx, gconstpointer d)
+{
+    IfsStore *offline;
+    IfsNode *saved, *served;
+    guint lists;
+
+    (void)d;
+    make_cache_dir(fx);
+    fake_provider_put(fx->fake, "vps", "vps_1", VPS_1);
+    fake_provider_put(fx->fake, "vps", "vps_2", VPS_2);
+    fx->store = new_store(fx, fx->cache_dir, FALSE);
+    /* Saved after every good refresh: this one's data is what comes back. */
+    fake_provider_set_field(fx->fake, "vps", "vps_2", "name", "\"db-02\"");
+    g_assert_cmpint(refresh(fx), ==, 0);
+    lists = fake_provider_calls(fx->fake, FAKE_LIST);
+
+    offline = new_store(fx, fx->cache_dir, TRUE);
+
+    saved = node_at(fx->store, "vps");
+    served = node_at(offline, "vps");
+    assert_same_tree(saved, served, "vps");
+    assert_text(offline, "vps/acct/vps_2/name", "db-02\n");
+    assert_text(offline, "providers/acct/state", "offline\n");
+    /* Offline sends nothing: no list, and no action either. */
+    g_assert_cmpint(write_node(offline, "vps/acct/vps_1/power", "stop\n"), ==, EROFS);
+    g_assert_cmpint(refresh_store(offline), ==, EROFS);
+    g_assert_cmpuint(fake_provider_calls(fx->fake, FAKE_LIST), ==, lists);
+    g_assert_cmpuint(fake_provider_calls(fx->fake, FAKE_ACT), ==, 0);
+    assert_text(offline, "vps/acct/vps_1/power_state", "running\n");
+    ifs_node_unref(saved);
+    ifs_node_unref(served);
+    ifs_store_free(offline);
+}
+
+/* Only for a tree nobody else holds yet. */
+static void set_mtime_everywhere(IfsNode *n, time_t mtime)
+{
+    n->mtime = mtime;
+    for (guint i = 0; n->type == IFS_NODE_DIR && i < ifs_node_n_children(n); i++)
+        set_mtime_everywhere(ifs_node_child_at(n, i), mtime);
+}
+
+/* The cache written as an earlier run would have: every file of vps_1 last
+ * changed at `mtime`. */
+static void save_old_copy(Fixture *fx, const char *json, time_t mtime)
+{
+    json_object *obj = json_tokener_parse(json);
+    IfsResource *r = ifs_resource_new("vps", "vps_1", json_object_get(obj));
+    IfsDirBuilder *b = ifs_dir_builder_new("vps/acct/vps_1");
+    GPtrArray *items = g_ptr_array_new_with_free_func((GDestroyNotify)ifs_cache_item_free);
+    char *path = ifs_cache_file(fx->cache_dir, ACCOUNT);
+    IfsError *err = NULL;
+    IfsNode *node;
+
+    ifs_json_fill_dir(b, obj, NULL, NULL);
+    node = ifs_dir_builder_finish(b, mtime);
+    set_mtime_everywhere(node, mtime);
+    g_ptr_array_add(items, ifs_cache_item_new(r, node));
+    g_assert_true(ifs_cache_save(path, fx->cfg, 1000, items, &err));
+    g_assert_null(err);
+    g_ptr_array_unref(items);
+    ifs_node_unref(node);
+    ifs_resource_unref(r);
+    json_object_put(obj);
+    g_free(path);
+}
+
+static time_t mtime_at(IfsStore *store, const char *path)
+{
+    IfsNode *n = node_at(store, path);
+    time_t t;
+
+    g_assert_nonnull(n);
+    t = n->mtime;
+    ifs_node_unref(n);
+    return t;
+}
+
+static void test_mtimes_survive_remounts_and_refreshes(Fixture *fx, gconstpointer d)
+{
+    const time_t old = 1000000000; /* 2001: no clock of this test says it */
+    IfsStore *offline;
+    gint64 before = g_get_real_time() / G_USEC_PER_SEC;
+    time_t changed_at;
+
+    (void)d;
+    make_cache_dir(fx);
+    save_old_copy(fx, VPS_1, old);
+    /* Since then, only power_state changed at the API. */
+    fake_provider_put(fx->fake, "vps", "vps_1", VPS_1);
+    fake_provider_set_field(fx->fake, "vps", "vps_1", "power_state", "\"stopped\"");
+    fx->store = new_store(fx, fx->cache_dir, FALSE);
+
+    g_assert_cmpint(mtime_at(fx->store, "vps/acct/vps_1/name"), ==, old);
+    g_assert_cmpint(mtime_at(fx->store, "vps/acct/vps_1/location/city"), ==, old);
+    changed_at = mtime_at(fx->store, "vps/acct/vps_1/power_state");
+    g_assert_cmpint(changed_at, >=, before);
+    assert_text(fx->store, "vps/acct/vps_1/power_state", "stopped\n");
+
+    /* What the online store saved is what an offline one serves. */
+    offline = new_store(fx, fx->cache_dir, TRUE);
+    g_assert_cmpint(mtime_at(offline, "vps/acct/vps_1/name"), ==, old);
+    g_assert_cmpint(mtime_at(offline, "vps/acct/vps_1/power_state"), ==, changed_at);
+    assert_text(offline, "vps/acct/vps_1/power_state", "stopped\n");
+    ifs_store_free(offline);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+#define ADD(name, fn) g_test_add(name, Fixture, NULL, fixture_setup, fn, fixture_teardown)
+    ADD("/store/refresh/first-publishes-a-directory-per-resource",
+        test_first_refresh_publishes_a_directory_per_resource);
+    ADD("/store/refresh/unchanged-keeps-nodes-and-invalidates-nothing",
+        test_unchanged_refresh_keeps_nodes_and_invalidates_nothing);
+    ADD("/store/refresh/changed-field-invalidates-that-file-only",
+        test_changed_field_invalidates_that_file_only);
+    ADD("/store/refresh/removed-resource-invalidates-its-entry",
+        test_removed_resource_invalidates_its_entry);
+    ADD("/store/refresh/added-resource-invalidates-the-kind-directory",
+        test_added_resource_invalidates_the_kind_directory);
+    ADD("/store/failure/failed-list-keeps-last-good-data-and-says-why",
+        test_failed_list_keeps_last_good_data_and_says_why);
+    ADD("/store/failure/partial-list-is-shown-with-what-failed",
+        test_partial_list_is_shown_with_what_failed);
+    ADD("/store/failure/first-refresh-failure-shows-error",
+        test_first_refresh_failure_shows_error);
+    ADD("/store/failure/provider-that-cannot-open-says-why",
+        test_account_whose_provider_cannot_open_says_why);
+    ADD("/store/control/write-acts-once-and-shows-the-result",
+        test_control_write_acts_once_and_shows_the_result);
+    ADD("/store/control/refused-command-makes-no-call", test_refused_command_makes_no_call);
+    ADD("/store/control/failed-action-answers-its-errno-and-says-why",
+        test_failed_action_answers_its_errno_and_says_why);
+    ADD("/store/control/delete-removes-the-resource-before-write-returns",
+        test_delete_removes_the_resource_before_write_returns);
+    ADD("/store/control/action-without-its-result-is-re-read",
+        test_action_without_its_result_is_re_read);
+    ADD("/store/ordering/action-result-wins-over-a-list-started-before-it",
+        test_action_result_wins_over_a_list_started_before_it);
+    ADD("/store/inodes/lookups-are-counted-and-forget-drops-them",
+        test_lookups_are_counted_and_forget_drops_them);
+    ADD("/store/inodes/removed-resource-is-gone-from-get",
+        test_removed_resource_is_gone_from_get);
+    ADD("/store/inodes/churn-leaves-only-what-is-held", test_churn_leaves_only_what_is_held);
+    ADD("/store/cache/offline-store-serves-the-saved-tree",
+        test_offline_store_serves_the_saved_tree);
+    ADD("/store/cache/mtimes-survive-remounts-and-refreshes",
+        test_mtimes_survive_remounts_and_refreshes);
+    return g_test_run();
+}
