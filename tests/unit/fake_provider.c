@@ -137,24 +137,47 @@ static Entry *find_entry(FakeProvider *f, const char *kind, const char *id, guin
     return NULL;
 }
 
-void fake_provider_put(FakeProvider *f, const char *kind, const char *id, const char *json)
+static json_object *parse_object_or_die(const char *json)
 {
     json_object *obj = parse_or_die(json);
-    Entry *e;
 
     if (!json_object_is_type(obj, json_type_object))
         g_error("fake provider: a resource is a JSON object, not %s", json);
+    return obj;
+}
+
+/* f->lock held. */
+static Entry *add_entry(FakeProvider *f, const char *kind, const char *id)
+{
+    Entry *e = g_new0(Entry, 1);
+
+    e->kind = g_strdup(kind);
+    e->id = g_strdup(id);
+    g_ptr_array_add(f->entries, e);
+    return e;
+}
+
+void fake_provider_put(FakeProvider *f, const char *kind, const char *id, const char *json)
+{
+    json_object *obj = parse_object_or_die(json);
+    Entry *e;
+
     g_mutex_lock(&f->lock);
     e = find_entry(f, kind, id, NULL);
-    if (e) {
+    if (e)
         json_object_put(e->object);
-    } else {
-        e = g_new0(Entry, 1);
-        e->kind = g_strdup(kind);
-        e->id = g_strdup(id);
-        g_ptr_array_add(f->entries, e);
-    }
+    else
+        e = add_entry(f, kind, id);
     e->object = obj;
+    g_mutex_unlock(&f->lock);
+}
+
+void fake_provider_append(FakeProvider *f, const char *kind, const char *id, const char *json)
+{
+    json_object *obj = parse_object_or_die(json);
+
+    g_mutex_lock(&f->lock);
+    add_entry(f, kind, id)->object = obj;
     g_mutex_unlock(&f->lock);
 }
 

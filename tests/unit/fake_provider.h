@@ -39,6 +39,10 @@ void fake_provider_unref(FakeProvider *f);
 /* Adds the resource, or replaces it whole (it keeps its place in the
  * listing order). `json` is an object's text. */
 void fake_provider_put(FakeProvider *f, const char *kind, const char *id, const char *json);
+/* Adds the resource after the others even when one of that kind and id is
+ * there already (an API that lists an id twice); the functions that take
+ * an id act on the first. */
+void fake_provider_append(FakeProvider *f, const char *kind, const char *id, const char *json);
 /* Sets one member of an existing resource to `json_value` (a JSON text:
  * "\"web-02\"", "4", "null"). */
 void fake_provider_set_field(FakeProvider *f, const char *kind, const char *id,

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #include <glib/gstdio.h>
 
@@ -329,6 +330,13 @@ static void assert_invalidated(Fixture *fx, const char *expected)
     g_free(got);
 }
 
+/* The clock that new nodes' mtimes come from (node.c): time(), which
+ * may lag g_get_real_time() by a tick, so a second apart at times. */
+static time_t node_clock(void)
+{
+    return time(NULL);
+}
+
 /* ---- writing ---------------------------------------------------------------------- */
 
 static int write_node(IfsStore *store, const char *path, const char *text)
@@ -493,7 +501,7 @@ static void test_unchanged_refresh_keeps_nodes_and_invalidates_nothing(Fixture *
 static void test_changed_field_invalidates_that_file_only(Fixture *fx, gconstpointer d)
 {
     IfsNode *vps_1, *vps_2, *power_state, *now;
-    gint64 before;
+    time_t before;
 
     (void)d;
     fake_provider_put(fx->fake, "vps", "vps_1", VPS_1);
@@ -504,7 +512,7 @@ static void test_changed_field_invalidates_that_file_only(Fixture *fx, gconstpoi
     power_state = node_at(fx->store, "vps/acct/vps_1/power_state");
     fake_provider_set_field(fx->fake, "vps", "vps_1", "name", "\"web-02\"");
     record_clear(&fx->rec);
-    before = g_get_real_time() / G_USEC_PER_SEC;
+    before = node_clock();
 
     g_assert_cmpint(refresh(fx), ==, 0);
 
@@ -663,6 +671,52 @@ static void test_first_refresh_failure_shows_error(Fixture *fx, gconstpointer d)
     assert_entries(fx->store, "vps/acct", "");
 }
 
+static void test_unusable_resources_are_skipped_and_named(Fixture *fx, gconstpointer d)
+{
+    char *last_error;
+
+    (void)d;
+    fake_provider_put(fx->fake, "vps", "vps_1", VPS_1);
+    fake_provider_append(fx->fake, "vps", "vps_1", "{\"id\": \"vps_1\", \"name\": \"dup\"}");
+    fake_provider_put(fx->fake, "servers", "srv_1", "{\"id\": \"srv_1\"}");
+    start(fx);
+
+    /* The first of a duplicate wins; a kind the type does not offer is
+     * not shown; the refresh still succeeds, and says what it left out. */
+    assert_entries(fx->store, "", "README providers vps");
+    assert_entries(fx->store, "vps/acct", "vps_1");
+    assert_text(fx->store, "vps/acct/vps_1/name", "web-01\n");
+    assert_text(fx->store, "providers/acct/state", "ok\n");
+    last_error = read_text(fx->store, "providers/acct/last_error");
+    assert_contains(last_error, "skipped vps 'vps_1': duplicate id");
+    assert_contains(last_error, "skipped servers 'srv_1': unknown kind");
+    g_free(last_error);
+}
+
+static void test_too_many_resources_fail_the_refresh(Fixture *fx, gconstpointer d)
+{
+    char *last_error;
+
+    (void)d;
+    fx->cfg->max_resources = 2;
+    fake_provider_put(fx->fake, "vps", "vps_1", VPS_1);
+    fake_provider_put(fx->fake, "vps", "vps_2", VPS_2);
+    start(fx);
+    assert_entries(fx->store, "vps/acct", "vps_1 vps_2");
+    fake_provider_put(fx->fake, "vps", "vps_3", "{\"id\": \"vps_3\"}");
+
+    g_test_expect_message("infrafs", G_LOG_LEVEL_WARNING, "*refresh failed*max_resources*");
+    g_assert_cmpint(refresh(fx), ==, EIO);
+    g_test_assert_expected_messages();
+
+    /* Not an arbitrary part of the answer: the last good data, whole. */
+    assert_entries(fx->store, "vps/acct", "vps_1 vps_2");
+    assert_text(fx->store, "providers/acct/state", "stale\n");
+    last_error = read_text(fx->store, "providers/acct/last_error");
+    assert_contains(last_error, "listed 3 resources, more than max_resources (2)");
+    g_free(last_error);
+}
+
 static void test_account_whose_provider_cannot_open_says_why(Fixture *fx, gconstpointer d)
 {
     IfsAccountConfig *other = fake_account_config("nofake", SECRET);
@@ -808,6 +862,23 @@ static void test_delete_removes_the_resource_before_write_returns(Fixture *fx, g
     assert_entries(fx->store, "vps/acct", "vps_1");
 }
 
+static void test_action_names_the_resource_by_its_raw_id(Fixture *fx, gconstpointer d)
+{
+    char *last;
+
+    (void)d;
+    fake_provider_put(fx->fake, "vps", "web/1", "{\"id\": \"web/1\", \"name\": \"odd\"}");
+    start(fx);
+    assert_entries(fx->store, "vps/acct", "web%2F1");
+
+    g_assert_cmpint(write_node(fx->store, "vps/acct/web%2F1/power", "restart\n"), ==, 0);
+
+    last = fake_provider_last_act(fx->fake);
+    g_assert_cmpstr(last, ==, "vps/web/1 power restart");
+    g_free(last);
+    assert_text(fx->store, "vps/acct/web%2F1/last_command", "restart\n");
+}
+
 /* Polls the tree (bounded) until `path` holds `expected`. */
 static gboolean wait_text(IfsStore *store, const char *path, const char *expected)
 {
@@ -880,6 +951,42 @@ static void test_action_result_wins_over_a_list_started_before_it(Fixture *fx, g
     fake_provider_set_field(fx->fake, "vps", "vps_1", "power_state", "\"running\"");
     g_assert_cmpint(refresh(fx), ==, 0);
     assert_text(fx->store, "vps/acct/vps_1/power_state", "running\n");
+}
+
+static void test_refresh_all_refreshes_without_waiting(Fixture *fx, gconstpointer d)
+{
+    (void)d;
+    fake_provider_put(fx->fake, "vps", "vps_1", VPS_1);
+    start(fx);
+    fake_provider_set_field(fx->fake, "vps", "vps_1", "name", "\"web-02\"");
+    /* Held, so that the call below can only return without waiting. */
+    fake_provider_hold_lists(fx->fake, TRUE);
+
+    ifs_store_refresh_all(fx->store); /* SIGHUP */
+
+    g_assert_true(fake_provider_wait_list_held(fx->fake, 5000));
+    assert_text(fx->store, "vps/acct/vps_1/name", "web-01\n");
+    fake_provider_hold_lists(fx->fake, FALSE);
+    g_assert_true(wait_text(fx->store, "vps/acct/vps_1/name", "web-02\n"));
+}
+
+static void test_shutdown_ends_a_write_waiting_for_a_refresh(Fixture *fx, gconstpointer d)
+{
+    GThread *writer;
+
+    (void)d;
+    fake_provider_put(fx->fake, "vps", "vps_1", VPS_1);
+    start(fx);
+    fake_provider_hold_lists(fx->fake, TRUE);
+    writer = g_thread_new("refresh", refresh_thread, fx->store);
+    g_assert_true(fake_provider_wait_list_held(fx->fake, 5000));
+
+    /* Unmount while the API is silent: the write must not wait for it
+     * (the held list would give up only after 10 s, with ETIMEDOUT). */
+    ifs_store_shutdown(fx->store);
+    g_assert_cmpint(GPOINTER_TO_INT(g_thread_join(writer)), ==, EINTR);
+
+    fake_provider_hold_lists(fx->fake, FALSE);
 }
 
 /* ===================================================================== */
@@ -1128,9 +1235,19 @@ static void test_offline_store_serves_the_saved_tree(Fixture *fx, gconstpointer 
 
     offline = new_store(fx, fx->cache_dir, TRUE);
 
-    saved = node_at(fx->store, "vps");
-    served = node_at(offline, "vps");
-    assert_same_tree(saved, served, "vps");
+    /* Each resource's directory, as saved. (The kind directories above
+     * them are the store's own, built at its start.) */
+    saved = node_at(fx->store, "vps/acct");
+    served = node_at(offline, "vps/acct");
+    g_assert_cmpuint(ifs_node_n_children(saved), ==, 2);
+    g_assert_cmpuint(ifs_node_n_children(served), ==, 2);
+    for (guint i = 0; i < 2; i++) {
+        IfsNode *a = ifs_node_child_at(saved, i);
+        char *path = ifs_path_join("vps/acct", ifs_node_name(a));
+
+        assert_same_tree(a, ifs_node_child_at(served, i), path);
+        g_free(path);
+    }
     assert_text(offline, "vps/acct/vps_2/name", "db-02\n");
     assert_text(offline, "providers/acct/state", "offline\n");
     /* Offline sends nothing: no list, and no action either. */
@@ -1192,7 +1309,7 @@ static void test_mtimes_survive_remounts_and_refreshes(Fixture *fx, gconstpointe
 {
     const time_t old = 1000000000; /* 2001: no clock of this test says it */
     IfsStore *offline;
-    gint64 before = g_get_real_time() / G_USEC_PER_SEC;
+    time_t before = node_clock();
     time_t changed_at;
 
     (void)d;
@@ -1237,6 +1354,10 @@ int main(int argc, char **argv)
         test_partial_list_is_shown_with_what_failed);
     ADD("/store/failure/first-refresh-failure-shows-error",
         test_first_refresh_failure_shows_error);
+    ADD("/store/failure/unusable-resources-are-skipped-and-named",
+        test_unusable_resources_are_skipped_and_named);
+    ADD("/store/failure/too-many-resources-fail-the-refresh",
+        test_too_many_resources_fail_the_refresh);
     ADD("/store/failure/provider-that-cannot-open-says-why",
         test_account_whose_provider_cannot_open_says_why);
     ADD("/store/control/write-acts-once-and-shows-the-result",
@@ -1246,10 +1367,16 @@ int main(int argc, char **argv)
         test_failed_action_answers_its_errno_and_says_why);
     ADD("/store/control/delete-removes-the-resource-before-write-returns",
         test_delete_removes_the_resource_before_write_returns);
+    ADD("/store/control/action-names-the-resource-by-its-raw-id",
+        test_action_names_the_resource_by_its_raw_id);
     ADD("/store/control/action-without-its-result-is-re-read",
         test_action_without_its_result_is_re_read);
     ADD("/store/ordering/action-result-wins-over-a-list-started-before-it",
         test_action_result_wins_over_a_list_started_before_it);
+    ADD("/store/ordering/refresh-all-refreshes-without-waiting",
+        test_refresh_all_refreshes_without_waiting);
+    ADD("/store/ordering/shutdown-ends-a-write-waiting-for-a-refresh",
+        test_shutdown_ends_a_write_waiting_for_a_refresh);
     ADD("/store/inodes/lookups-are-counted-and-forget-drops-them",
         test_lookups_are_counted_and_forget_drops_them);
     ADD("/store/inodes/removed-resource-is-gone-from-get",
