@@ -245,7 +245,9 @@ static IfsNode *node_alloc(IfsNodeType type, int form, const char *name, uint64_
     n->name_len = (uint16_t)name_len;
     n->count = form == FORM_DIR ? count : (uint32_t)(size + (data && newline));
     n->ino = ino;
-    n->mtime = mtime ? mtime : time(NULL);
+    /* The store's clock (last_refresh), not time(): that one is coarse and
+     * can read a second earlier than a refresh that happened before it. */
+    n->mtime = mtime ? mtime : (time_t)(g_get_real_time() / G_USEC_PER_SEC);
     memcpy(name_of(n), name, name_len);
     if (data && size)
         memcpy(bytes_of(n), data, size);

@@ -23,9 +23,9 @@
  *           i64 base mtime, u32 number of exceptions,
  *           and per exception: str relative path, i64 mtime.
  *
- * Version 1 files (one JSON document) are still read, so that an upgrade
- * keeps the offline copy; the next save replaces them with version 2. */
+ * Version 1 files (one JSON document) are still read (persist_v1.c). */
 #include "infrafs/persist.h"
+#include "persist_private.h"
 
 #include "infrafs/jsonparse.h"
 
@@ -35,10 +35,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define CACHE_FORMAT "infrafs-cache"
 #define CACHE_NAME_LEN 16
 #define CACHE_VERSION 2
-#define CACHE_VERSION_JSON 1
 /* Where the fields of the fixed header are, and where the checksum starts. */
 #define OFF_VERSION 16
 #define OFF_CHECKSUM 20
@@ -54,9 +52,6 @@
  * not one of ours. Below 4 GiB, so every u32 length of a file within it
  * is exact. */
 #define MAX_CACHE_BYTES ((gsize)1024 * 1024 * 1024)
-/* Levels of a version 1 file's own structure around each resource's
- * object. */
-#define CACHE_WRAPPING_DEPTH 4
 /* A temporary file of a save untouched this long is left over from a save
  * that was cut off: a save writes its file in seconds. */
 #define STALE_TEMPORARY_S 600
@@ -431,12 +426,12 @@ static void mtimes_free(IfsCacheMtimes *m)
     g_free(m);
 }
 
-static GHashTable *new_other_mtimes(void)
+GHashTable *persist_new_other_mtimes(void)
 {
     return g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 }
 
-static IfsCacheData *cache_data_new(void)
+IfsCacheData *persist_cache_data_new(void)
 {
     IfsCacheData *data = g_new0(IfsCacheData, 1);
 
@@ -446,7 +441,7 @@ static IfsCacheData *cache_data_new(void)
     return data;
 }
 
-static IfsError *foreign(const char *path, const IfsAccountConfig *cfg, const char *what)
+IfsError *persist_foreign(const char *path, const IfsAccountConfig *cfg, const char *what)
 {
     return ifs_error_new(EINVAL, 0, NULL,
         "account '%s': ignoring the cache file %s: %s; it will be replaced after the "
@@ -566,7 +561,7 @@ static IfsCacheMtimes *get_mtimes(Reader *rd)
     if (!rd->why && n > (gsize)(rd->end - rd->p) / MIN_EXCEPTION_BYTES)
         rd->why = "a resource claims more mtimes than the file holds";
     if (n && !rd->why)
-        m->other = new_other_mtimes();
+        m->other = persist_new_other_mtimes();
     for (guint32 i = 0; i < n && !rd->why; i++) {
         char *path = get_name(rd);
         gint64 *t = g_new(gint64, 1);
@@ -615,7 +610,7 @@ static IfsCacheData *load_v2(const char *path, const IfsAccountConfig *cfg,
     char *why;
 
     if (len < OFF_COUNT + 4) {
-        ifs_error_propagate(err, foreign(path, cfg, "it is truncated (shorter than its "
+        ifs_error_propagate(err, persist_foreign(path, cfg, "it is truncated (shorter than its "
                                                     "header)"));
         return NULL;
     }
@@ -624,7 +619,7 @@ static IfsCacheData *load_v2(const char *path, const IfsAccountConfig *cfg,
     if (version != CACHE_VERSION) {
         why = g_strdup_printf("it is an infrafs cache of format version %u, which this "
                               "infrafs does not read", version);
-        ifs_error_propagate(err, foreign(path, cfg, why));
+        ifs_error_propagate(err, persist_foreign(path, cfg, why));
         g_free(why);
         return NULL;
     }
@@ -633,16 +628,16 @@ static IfsCacheData *load_v2(const char *path, const IfsAccountConfig *cfg,
     if (stated_len != len) {
         why = g_strdup_printf("it is truncated or damaged (%" G_GSIZE_FORMAT " bytes, its "
                               "header says %" G_GUINT64_FORMAT ")", len, stated_len);
-        ifs_error_propagate(err, foreign(path, cfg, why));
+        ifs_error_propagate(err, persist_foreign(path, cfg, why));
         g_free(why);
         return NULL;
     }
     if (GUINT64_FROM_LE(stated_sum) != checksum(text + OFF_LENGTH, len - OFF_LENGTH)) {
-        ifs_error_propagate(err, foreign(path, cfg, "it is damaged (its checksum does not "
+        ifs_error_propagate(err, persist_foreign(path, cfg, "it is damaged (its checksum does not "
                                                     "match its content)"));
         return NULL;
     }
-    data = cache_data_new();
+    data = persist_cache_data_new();
     data->last_refresh = (gint64)get_u64(&rd);
     records = get_u32(&rd);
     account = get_str(&rd, &account_len);
@@ -651,7 +646,7 @@ static IfsCacheData *load_v2(const char *path, const IfsAccountConfig *cfg,
     if (!rd.why && (!str_is(account, account_len, cfg->name) ||
                     !str_is(type, type_len, cfg->type) || !str_is(url, url_len, cfg->url))) {
         ifs_cache_data_free(data);
-        ifs_error_propagate(err, foreign(path, cfg, "it was saved for another account, "
+        ifs_error_propagate(err, persist_foreign(path, cfg, "it was saved for another account, "
                                                     "type or url"));
         return NULL;
     }
@@ -665,135 +660,10 @@ static IfsCacheData *load_v2(const char *path, const IfsAccountConfig *cfg,
         /* Past the checksum, so written that way: not by a save of ours. */
         why = g_strdup_printf("it is corrupt (%s)", rd.why);
         ifs_cache_data_free(data);
-        ifs_error_propagate(err, foreign(path, cfg, why));
+        ifs_error_propagate(err, persist_foreign(path, cfg, why));
         g_free(why);
         return NULL;
     }
-    return data;
-}
-
-/* -- version 1, one JSON document: read so that an upgrade keeps its copy -- */
-
-static const char *str_member(json_object *obj, const char *key)
-{
-    json_object *v;
-
-    if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_string))
-        return NULL;
-    return json_object_get_string(v);
-}
-
-static IfsCacheMtimes *mtimes_from_json(json_object *j)
-{
-    IfsCacheMtimes *m = g_new0(IfsCacheMtimes, 1);
-    json_object *base, *other;
-
-    if (json_object_object_get_ex(j, "base", &base))
-        m->base = json_object_get_int64(base);
-    if (json_object_object_get_ex(j, "other", &other) &&
-        json_object_is_type(other, json_type_object)) {
-        json_object_object_foreach(other, path, value) {
-            if (json_object_is_type(value, json_type_int)) {
-                gint64 *t = g_new(gint64, 1);
-                *t = json_object_get_int64(value);
-                if (!m->other)
-                    m->other = new_other_mtimes();
-                g_hash_table_insert(m->other, g_strdup(path), t);
-            }
-        }
-    }
-    return m;
-}
-
-/* The file wraps each API object in four levels of its own (top,
- * resources, entry, object): whatever the API's nesting, which json-c
- * limited when it was received, must load back. The memory bound per byte
- * is the answers'; the file holds all of an account's data, so it has no
- * cap of its own beyond MAX_CACHE_BYTES. */
-static const IfsJsonLimits cache_limits = {
-    .max_depth = JSON_TOKENER_DEFAULT_DEPTH + CACHE_WRAPPING_DEPTH,
-    .max_memory = 0,
-};
-
-/* Why the file's JSON would cost far more memory than its size, found by
- * weighing it in pieces before all of it is read into memory; NULL when it
- * would not (or cannot be opened: reading it whole says why). */
-static char *cache_too_costly(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    char buf[16384];
-    IfsJsonScan scan;
-    size_t n;
-    char *why = NULL;
-
-    if (!f)
-        return NULL;
-    ifs_json_scan_init(&scan, &cache_limits);
-    while (!why && (n = fread(buf, 1, sizeof buf, f)) > 0)
-        if (!ifs_json_scan_feed(&scan, buf, n))
-            why = ifs_json_scan_describe(&scan);
-    fclose(f);
-    return why;
-}
-
-static IfsCacheData *load_v1(const char *path, const IfsAccountConfig *cfg,
-                             const char *text, gsize len, IfsError **err)
-{
-    json_object *top, *list, *v;
-    IfsJsonResult parsed;
-    IfsCacheData *data;
-
-    top = ifs_json_parse(text, len, &cache_limits, &parsed);
-    if (parsed.status == IFS_JSON_TOO_COSTLY) {
-        ifs_error_propagate(err, foreign(path, cfg, parsed.why));
-        return NULL;
-    }
-    if (!top || !json_object_is_type(top, json_type_object) ||
-        g_strcmp0(str_member(top, "format"), CACHE_FORMAT) != 0 ||
-        !json_object_object_get_ex(top, "version", &v) ||
-        json_object_get_int(v) != CACHE_VERSION_JSON ||
-        !json_object_object_get_ex(top, "resources", &list) ||
-        !json_object_is_type(list, json_type_array)) {
-        json_object_put(top);
-        ifs_error_propagate(err, foreign(path, cfg, "it is corrupt or not an infrafs cache "
-                                                    "of this version"));
-        return NULL;
-    }
-    if (g_strcmp0(str_member(top, "account"), cfg->name) != 0 ||
-        g_strcmp0(str_member(top, "type"), cfg->type) != 0 ||
-        g_strcmp0(str_member(top, "url"), cfg->url) != 0) {
-        json_object_put(top);
-        ifs_error_propagate(err, foreign(path, cfg, "it was saved for another account, "
-                                                    "type or url"));
-        return NULL;
-    }
-    data = cache_data_new();
-    if (json_object_object_get_ex(top, "last_refresh", &v))
-        data->last_refresh = json_object_get_int64(v);
-    for (size_t i = 0; i < json_object_array_length(list); i++) {
-        json_object *entry = json_object_array_get_idx(list, i);
-        const char *kind = str_member(entry, "kind");
-        const char *id = str_member(entry, "id");
-        json_object *object, *extra, *m;
-        IfsResource *r;
-
-        /* Entries we cannot use are skipped, not fatal: the next refresh
-         * replaces the file anyway. */
-        if (!kind || !id || !json_object_object_get_ex(entry, "object", &object) ||
-            !json_object_is_type(object, json_type_object))
-            continue;
-        r = ifs_resource_new(kind, id, json_object_get(object));
-        if (json_object_object_get_ex(entry, "extra_files", &extra) &&
-            json_object_is_type(extra, json_type_object))
-            r->extra_files = json_object_get(extra);
-        ifs_resource_seal(r);
-        g_ptr_array_add(data->resources, r);
-        if (json_object_object_get_ex(entry, "mtimes", &m) &&
-            json_object_is_type(m, json_type_object))
-            g_hash_table_replace(data->mtimes, g_strconcat(kind, "/", id, NULL),
-                                 mtimes_from_json(m));
-    }
-    json_object_put(top);
     return data;
 }
 
@@ -833,28 +703,28 @@ IfsCacheData *ifs_cache_load(const char *path, const IfsAccountConfig *cfg, IfsE
     if (stat(path, &st) != 0 && (errno == ENOENT || errno == ENOTDIR))
         return NULL;
     if (stat(path, &st) == 0 && (gsize)st.st_size > MAX_CACHE_BYTES) {
-        ifs_error_propagate(err, foreign(path, cfg, "it is larger than any cache infrafs writes"));
+        ifs_error_propagate(err, persist_foreign(path, cfg, "it is larger than any cache infrafs writes"));
         return NULL;
     }
-    costly = file_has_v2_name(path) ? NULL : cache_too_costly(path);
+    costly = file_has_v2_name(path) ? NULL : persist_v1_too_costly(path);
     if (costly) {
-        ifs_error_propagate(err, foreign(path, cfg, costly));
+        ifs_error_propagate(err, persist_foreign(path, cfg, costly));
         g_free(costly);
         return NULL;
     }
     if (!g_file_get_contents(path, &text, &len, &gerr)) {
-        ifs_error_propagate(err, foreign(path, cfg, gerr->message));
+        ifs_error_propagate(err, persist_foreign(path, cfg, gerr->message));
         g_error_free(gerr);
         return NULL;
     }
     /* Checked again: the file may have grown since stat. */
     if (len > MAX_CACHE_BYTES) {
-        ifs_error_propagate(err, foreign(path, cfg, "it is larger than any cache infrafs writes"));
+        ifs_error_propagate(err, persist_foreign(path, cfg, "it is larger than any cache infrafs writes"));
         data = NULL;
     } else if (has_v2_name(text, len))
         data = load_v2(path, cfg, (const guchar *)text, len, err);
     else
-        data = load_v1(path, cfg, text, len, err);
+        data = persist_load_v1(path, cfg, text, len, err);
     g_free(text);
     return data;
 }
