@@ -2,6 +2,7 @@
  * writes its files into a fresh temporary directory and loads them with a
  * schema set that mimics the real providers. */
 #include "infrafs/config.h"
+#include "test_util.h"
 
 #include <errno.h>
 #include <glib/gstdio.h>
@@ -54,21 +55,6 @@ static void fixture_setup(Fixture *fx, gconstpointer data)
     }
 }
 
-static void remove_tree(const char *path)
-{
-    GDir *dir = g_dir_open(path, 0, NULL);
-    if (dir) {
-        const char *name;
-        while ((name = g_dir_read_name(dir))) {
-            char *child = g_build_filename(path, name, NULL);
-            remove_tree(child);
-            g_free(child);
-        }
-        g_dir_close(dir);
-    }
-    g_remove(path);
-}
-
 static void fixture_teardown(Fixture *fx, gconstpointer data)
 {
     (void)data;
@@ -79,7 +65,7 @@ static void fixture_teardown(Fixture *fx, gconstpointer data)
             g_unsetenv(saved_vars[i]);
         g_free(fx->saved[i]);
     }
-    remove_tree(fx->dir);
+    test_remove_tree(fx->dir);
     g_free(fx->dir);
 }
 

@@ -11,6 +11,7 @@
 #include <glib/gstdio.h>
 
 #include "infrafs/jsontree.h"
+#include "test_util.h"
 
 typedef struct {
     char *dir;
@@ -28,28 +29,10 @@ static void fixture_setup(Fixture *fx, gconstpointer data)
     };
 }
 
-static void remove_tree(const char *path)
-{
-    GDir *d = g_dir_open(path, 0, NULL);
-    const char *name;
-
-    while (d && (name = g_dir_read_name(d))) {
-        char *child = g_build_filename(path, name, NULL);
-        if (g_file_test(child, G_FILE_TEST_IS_DIR) && !g_file_test(child, G_FILE_TEST_IS_SYMLINK))
-            remove_tree(child);
-        else
-            g_unlink(child);
-        g_free(child);
-    }
-    if (d)
-        g_dir_close(d);
-    g_rmdir(path);
-}
-
 static void fixture_teardown(Fixture *fx, gconstpointer data)
 {
     (void)data;
-    remove_tree(fx->dir);
+    test_remove_tree(fx->dir);
     g_free(fx->dir);
 }
 

@@ -16,6 +16,7 @@
 #include "fake_provider.h"
 #include "infrafs/jsontree.h"
 #include "infrafs/persist.h"
+#include "test_util.h"
 
 #define ACCOUNT "acct"
 #define SECRET "s3cr3t-fake-token"
@@ -121,24 +122,6 @@ static void fixture_setup(Fixture *fx, gconstpointer data)
     fx->rec.entries = g_ptr_array_new_with_free_func(entry_inval_free);
 }
 
-static void remove_tree(const char *path)
-{
-    GDir *d = g_dir_open(path, 0, NULL);
-    const char *name;
-
-    while (d && (name = g_dir_read_name(d))) {
-        char *child = g_build_filename(path, name, NULL);
-        if (g_file_test(child, G_FILE_TEST_IS_DIR) && !g_file_test(child, G_FILE_TEST_IS_SYMLINK))
-            remove_tree(child);
-        else
-            g_unlink(child);
-        g_free(child);
-    }
-    if (d)
-        g_dir_close(d);
-    g_rmdir(path);
-}
-
 static void fixture_teardown(Fixture *fx, gconstpointer data)
 {
     (void)data;
@@ -149,7 +132,7 @@ static void fixture_teardown(Fixture *fx, gconstpointer data)
     g_ptr_array_unref(fx->rec.entries);
     g_mutex_clear(&fx->rec.lock);
     if (fx->cache_dir)
-        remove_tree(fx->cache_dir);
+        test_remove_tree(fx->cache_dir);
     g_free(fx->cache_dir);
 }
 
