@@ -125,14 +125,7 @@ static char *render_json(const void *src, size_t *len)
 
 static gboolean same_json(const void *a, const void *b)
 {
-    const IfsResource *x = a;
-    const IfsResource *y = b;
-
-    if (x == y)
-        return TRUE;
-    if (x->text && y->text)
-        return x->text_len == y->text_len && memcmp(x->text, y->text, x->text_len) == 0;
-    return ifs_resource_same(x, y);
+    return ifs_resource_same_object(a, b);
 }
 
 /* A resource's `json` file, rendered from the resource when read. */

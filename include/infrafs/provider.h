@@ -48,6 +48,8 @@ json_object *ifs_resource_extra_files(const IfsResource *r);
 /* Same kind, id, object and extra files (sealed or not, compared as the
  * same compact text). */
 gboolean ifs_resource_same(const IfsResource *a, const IfsResource *b);
+/* The same object (compared as compact text), whatever else differs. */
+gboolean ifs_resource_same_object(const IfsResource *a, const IfsResource *b);
 
 typedef enum {
     IFS_OP_PENDING,

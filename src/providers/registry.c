@@ -162,13 +162,19 @@ static gboolean same_json(json_object *obj_a, const char *text_a, size_t len_a,
     return same;
 }
 
+gboolean ifs_resource_same_object(const IfsResource *a, const IfsResource *b)
+{
+    return a == b ||
+           same_json(a->object, a->text, a->text_len, b->object, b->text, b->text_len);
+}
+
 gboolean ifs_resource_same(const IfsResource *a, const IfsResource *b)
 {
     if (a == b)
         return TRUE;
     if (!a || !b || g_strcmp0(a->kind, b->kind) != 0 || g_strcmp0(a->id, b->id) != 0)
         return FALSE;
-    return same_json(a->object, a->text, a->text_len, b->object, b->text, b->text_len) &&
+    return ifs_resource_same_object(a, b) &&
            same_json(a->extra_files, a->extra_text, a->extra_len, b->extra_files,
                      b->extra_text, b->extra_len);
 }
