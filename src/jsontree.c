@@ -130,13 +130,19 @@ static const char *value_text(json_object *v, size_t *len_out)
     return s;
 }
 
+/* A file of one value ends with a newline, except for null: empty. */
+static gboolean ends_in_newline(json_object *v)
+{
+    return !json_object_is_type(v, json_type_null);
+}
+
 /* A container passed here reads as its compact JSON, so no value is ever
  * silently lost. */
 char *ifs_json_scalar_text(json_object *v, size_t *len_out)
 {
     size_t len;
     const char *value = value_text(v, &len);
-    gboolean newline = !json_object_is_type(v, json_type_null);
+    gboolean newline = ends_in_newline(v);
     char *text = g_malloc(len + 2);
 
     memcpy(text, value, len);
@@ -228,7 +234,7 @@ static void add_value(IfsDirBuilder *dir, const char *name, json_object *v, Fill
         size_t len;
         const char *text = value_text(v, &len);
 
-        ifs_dir_builder_add_file(dir, name, text, len, !json_object_is_type(v, json_type_null));
+        ifs_dir_builder_add_file(dir, name, text, len, ends_in_newline(v));
         return;
     }
     sub = ifs_dir_builder_new_child(dir, name);

@@ -321,26 +321,29 @@ struct IfsDirBuilder {
     guint dropped;
 };
 
-IfsDirBuilder *ifs_dir_builder_new(const char *path)
+/* `hash`: the FNV state after the path's bytes (without leading '/'). */
+static IfsDirBuilder *builder_new(char *path /* taken */, uint64_t hash)
 {
     IfsDirBuilder *b = g_new0(IfsDirBuilder, 1);
-    const char *rel = without_leading_slashes(path ? path : "");
 
-    b->path = g_strdup(path ? path : "");
-    b->hash = fnv_extend(FNV64_OFFSET, rel, strlen(rel));
-    if (*rel)
-        b->hash = fnv_extend(b->hash, "/", 1);
+    b->path = path;
+    b->hash = *without_leading_slashes(path) ? fnv_extend(hash, "/", 1) : hash;
     b->children = g_ptr_array_new();
     return b;
 }
 
+IfsDirBuilder *ifs_dir_builder_new(const char *path)
+{
+    const char *rel = without_leading_slashes(path ? path : "");
+
+    return builder_new(g_strdup(path ? path : ""), fnv_extend(FNV64_OFFSET, rel, strlen(rel)));
+}
+
+/* The child's state extends the parent's: its path is not hashed again. */
 IfsDirBuilder *ifs_dir_builder_new_child(IfsDirBuilder *parent, const char *name)
 {
-    char *path = ifs_path_join(parent->path, name);
-    IfsDirBuilder *b = ifs_dir_builder_new(path);
-
-    g_free(path);
-    return b;
+    return builder_new(ifs_path_join(parent->path, name),
+                       fnv_extend(parent->hash, name, strlen(name)));
 }
 
 const char *ifs_dir_builder_path(IfsDirBuilder *b)

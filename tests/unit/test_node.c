@@ -803,6 +803,13 @@ static void test_builder_add_file(void)
         IfsNode *dir, *status, *bare;
 
         g_assert_cmpuint(ifs_dir_builder_child_ino(b, "status"), ==, ifs_ino_for_path(path));
+        {
+            char *inner = ifs_path_join(sub_path, "x");
+
+            g_assert_cmpstr(ifs_dir_builder_path(sub), ==, sub_path);
+            g_assert_cmpuint(ifs_dir_builder_child_ino(sub, "x"), ==, ifs_ino_for_path(inner));
+            g_free(inner);
+        }
         ifs_dir_builder_add_file(b, "status", "running", 7, TRUE);
         ifs_dir_builder_add_file(b, "bare", "x\0y", 3, FALSE);
         ifs_dir_builder_add_file(b, "status", "dropped", 7, TRUE);
