@@ -167,6 +167,13 @@ static void put_str(GString *out, const char *s, gsize len)
     g_string_append_len(out, s, (gssize)len);
 }
 
+/* Controls and wait files are ours and rebuilt on every start: their
+ * mtimes are neither saved nor restored. */
+static gboolean has_saved_mtime(const IfsNode *n)
+{
+    return n->type != IFS_NODE_CONTROL && n->type != IFS_NODE_WAIT;
+}
+
 typedef struct {
     gint64 t;
     guint n;
@@ -177,8 +184,7 @@ static void count_mtimes(const IfsNode *n, GArray *counts)
 {
     guint i;
 
-    /* Controls and wait files are ours and rebuilt on every start. */
-    if (n->type == IFS_NODE_CONTROL || n->type == IFS_NODE_WAIT)
+    if (!has_saved_mtime(n))
         return;
     for (i = 0; i < counts->len; i++)
         if (g_array_index(counts, MtimeCount, i).t == (gint64)n->mtime)
@@ -197,7 +203,7 @@ static void count_mtimes(const IfsNode *n, GArray *counts)
 static void put_other_mtimes(const IfsNode *n, GString *path, gint64 base, GString *out,
                              guint32 *count)
 {
-    if (n->type == IFS_NODE_CONTROL || n->type == IFS_NODE_WAIT)
+    if (!has_saved_mtime(n))
         return;
     if ((gint64)n->mtime != base) {
         put_str(out, path->str, path->len);
@@ -737,7 +743,7 @@ static void restamp(IfsNode *n, GString *rel, const IfsCacheMtimes *m)
 {
     const gint64 *t = NULL;
 
-    if (n->type == IFS_NODE_CONTROL || n->type == IFS_NODE_WAIT)
+    if (!has_saved_mtime(n))
         return;
     if (m->other)
         t = g_hash_table_lookup(m->other, rel->str);
