@@ -10,6 +10,7 @@
  *    only ever sent from this thread, never from inside a FUSE request;
  *  - a pool of workers for operation polls and single-resource fetches
  *    (actions.c);
+ *  - the inode registry (inodes.c) maps the kernel's inodes to paths.
  *  - FUSE threads: read the current root; control writes call the API in
  *    the writing thread and then wait for the publisher (actions.c). */
 #include "store_private.h"
@@ -676,48 +677,6 @@ static IfsNode *current_root(IfsStore *s)
     return root;
 }
 
-/* The registry of inodes the kernel holds: ino -> (parent ino, name), with
- * the kernel's lookup count. Every entry of a lookup reply or a READDIRPLUS
- * listing counts one; FORGET gives counts back, and an inode the kernel
- * forgot is dropped, so the registry is as large as the kernel's inode
- * cache, not as the history of everything ever looked up. A name, not a
- * path: the kernel keeps the parent of every inode it holds, so paths are
- * found by walking up, and millions of entries stay small. */
-typedef struct {
-    guint64 ino;       /* the key */
-    guint64 parent;
-    guint64 nlookup;
-    char name[];
-} KnownIno;
-
-/* Paths are at most this deep (CONTRACT: resource trees are capped well
- * below); deeper means a broken chain, never a real inode. */
-#define MAX_PATH_DEPTH 256
-
-/* The node in `root` at the path of inode `ino`, found by walking the
- * registry up to the root, then the snapshot down by name: no path is
- * built. Borrowed from `root`; NULL when the kernel's inode is unknown or
- * its entry is no longer there. ino_lock held (the names are the
- * registry's). */
-static IfsNode *node_of_ino_locked(IfsStore *s, IfsNode *root, uint64_t ino)
-{
-    const char *names[MAX_PATH_DEPTH];
-    guint depth = 0;
-    IfsNode *node = root;
-
-    while (ino != IFS_ROOT_INO) {
-        KnownIno *known = g_hash_table_lookup(s->ino_paths, &ino);
-
-        if (!known || depth == MAX_PATH_DEPTH)
-            return NULL;
-        names[depth++] = known->name;
-        ino = known->parent;
-    }
-    while (depth > 0 && node)
-        node = node->type == IFS_NODE_DIR ? ifs_node_child(node, names[--depth]) : NULL;
-    return node;
-}
-
 IfsNode *ifs_store_get(IfsStore *store, uint64_t ino)
 {
     IfsNode *root = current_root(store);
@@ -729,9 +688,7 @@ IfsNode *ifs_store_get(IfsStore *store, uint64_t ino)
      * (another inode at the same path) answers as that one, so a reader
      * that raced the replacement waits for the newer operation rather
      * than failing. */
-    g_mutex_lock(&store->ino_lock);
-    node = ifs_node_ref(node_of_ino_locked(store, root, ino));
-    g_mutex_unlock(&store->ino_lock);
+    node = ifs_inodes_resolve(store->inodes, root, ino);
     ifs_node_unref(root);
     return node;
 }
@@ -739,17 +696,11 @@ IfsNode *ifs_store_get(IfsStore *store, uint64_t ino)
 IfsNode *ifs_store_parent(IfsStore *store, uint64_t ino)
 {
     IfsNode *root = current_root(store);
-    IfsNode *dir = NULL;
-    KnownIno *known;
+    IfsNode *dir;
 
     if (!root)
         return NULL;
-    g_mutex_lock(&store->ino_lock);
-    known = ino == IFS_ROOT_INO ? NULL : g_hash_table_lookup(store->ino_paths, &ino);
-    if (known)
-        dir = node_of_ino_locked(store, root, known->parent);
-    dir = dir && dir->type == IFS_NODE_DIR ? ifs_node_ref(dir) : NULL;
-    g_mutex_unlock(&store->ino_lock);
+    dir = ifs_inodes_resolve_parent(store->inodes, root, ino);
     ifs_node_unref(root);
     return dir;
 }
@@ -771,63 +722,22 @@ void ifs_store_unpin(IfsStore *store)
 
 gboolean ifs_store_kernel_holds(IfsStore *store, uint64_t ino)
 {
-    gboolean holds;
-
-    g_mutex_lock(&store->ino_lock);
-    holds = ino == IFS_ROOT_INO || g_hash_table_contains(store->ino_paths, &ino);
-    g_mutex_unlock(&store->ino_lock);
-    return holds;
-}
-
-/* The kernel now holds `ino`, entry `name` of `parent`, once more
- * (ino_lock held). */
-static void remember_ino(IfsStore *store, uint64_t ino, uint64_t parent, const char *name)
-{
-    KnownIno *known = g_hash_table_lookup(store->ino_paths, &ino);
-
-    if (!known) {
-        size_t len = strlen(name);
-
-        known = g_malloc(sizeof *known + len + 1);
-        known->ino = ino;
-        known->parent = parent;
-        known->nlookup = 0;
-        memcpy(known->name, name, len + 1);
-        g_hash_table_add(store->ino_paths, known);
-    }
-    known->nlookup++;
+    return ifs_inodes_held(store->inodes, ino);
 }
 
 void ifs_store_forget(IfsStore *store, uint64_t ino, uint64_t nlookup)
 {
-    KnownIno *known;
-
-    g_mutex_lock(&store->ino_lock);
-    known = g_hash_table_lookup(store->ino_paths, &ino);
-    if (known) {
-        known->nlookup -= MIN(known->nlookup, nlookup);
-        if (known->nlookup == 0)
-            g_hash_table_remove(store->ino_paths, &ino);
-    }
-    g_mutex_unlock(&store->ino_lock);
+    ifs_inodes_forget(store->inodes, ino, nlookup);
 }
 
 IfsNode *ifs_store_lookup(IfsStore *store, uint64_t parent_ino, const char *name)
 {
     IfsNode *root = current_root(store);
-    IfsNode *dir, *node = NULL;
+    IfsNode *node;
 
     if (!root)
         return NULL;
-    g_mutex_lock(&store->ino_lock);
-    dir = node_of_ino_locked(store, root, parent_ino);
-    if (dir && dir->type == IFS_NODE_DIR)
-        node = ifs_node_child(dir, name);
-    if (node) {
-        ifs_node_ref(node);
-        remember_ino(store, node->ino, parent_ino, ifs_node_name(node));
-    }
-    g_mutex_unlock(&store->ino_lock);
+    node = ifs_inodes_lookup(store->inodes, root, parent_ino, name);
     ifs_node_unref(root);
     return node;
 }
@@ -835,13 +745,7 @@ IfsNode *ifs_store_lookup(IfsStore *store, uint64_t parent_ino, const char *name
 void ifs_store_remember_children(IfsStore *store, uint64_t dir_ino, const IfsNode *dir,
                                  guint from, guint to)
 {
-    g_mutex_lock(&store->ino_lock);
-    for (guint i = from; i < to && i < ifs_node_n_children(dir); i++) {
-        const IfsNode *child = ifs_node_child_at(dir, i);
-
-        remember_ino(store, child->ino, dir_ino, ifs_node_name(child));
-    }
-    g_mutex_unlock(&store->ino_lock);
+    ifs_inodes_count_children(store->inodes, dir_ino, dir, from, to);
 }
 
 static void built_free(gpointer data)
@@ -869,12 +773,11 @@ IfsStore *ifs_store_new(const IfsStoreOptions *opts)
     s->accounts = g_ptr_array_new();
     g_mutex_init(&s->root_lock);
     g_mutex_init(&s->pin_lock);
-    g_mutex_init(&s->ino_lock);
     g_mutex_init(&s->op_lock);
     g_cond_init(&s->op_cond);
     g_mutex_init(&s->first_lock);
     g_cond_init(&s->first_cond);
-    s->ino_paths = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+    s->inodes = ifs_inodes_new();
     s->publish_q = g_async_queue_new();
     return s;
 }
@@ -1077,10 +980,9 @@ void ifs_store_free(IfsStore *store)
     for (guint i = 0; i < store->accounts->len; i++)
         account_free(g_ptr_array_index(store->accounts, i));
     g_ptr_array_free(store->accounts, TRUE);
-    g_hash_table_destroy(store->ino_paths);
+    ifs_inodes_free(store->inodes);
     g_async_queue_unref(store->publish_q);
     g_mutex_clear(&store->root_lock);
-    g_mutex_clear(&store->ino_lock);
     g_mutex_clear(&store->op_lock);
     g_cond_clear(&store->op_cond);
     g_mutex_clear(&store->first_lock);

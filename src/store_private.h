@@ -6,6 +6,7 @@
 
 #include "infrafs/control.h"
 #include "infrafs/http.h"
+#include "infrafs/inodes.h"
 #include "infrafs/persist.h"
 #include "infrafs/provider.h"
 #include "infrafs/store.h"
@@ -150,8 +151,7 @@ struct IfsStore {
     GMutex root_lock;
     IfsNode *root;
 
-    GMutex ino_lock;
-    GHashTable *ino_paths; /* set of KnownIno (store.c), keyed by their ino */
+    IfsInodes *inodes;
 
     GThread *publisher;
     GAsyncQueue *publish_q;
