@@ -10,9 +10,10 @@
  *    only ever sent from this thread, never from inside a FUSE request;
  *  - a pool of workers for operation polls and single-resource fetches
  *    (actions.c);
- *  - the inode registry (inodes.c) maps the kernel's inodes to paths.
  *  - FUSE threads: read the current root; control writes call the API in
- *    the writing thread and then wait for the publisher (actions.c). */
+ *    the writing thread and then wait for the publisher (actions.c), and
+ *    resolve inodes through the registry of those the kernel holds
+ *    (inodes.c). */
 #include "store_private.h"
 
 #include <errno.h>
