@@ -175,8 +175,11 @@ static IfsNode *build_resource(Account *a, IfsResource *r, const char *path,
     }
     /* Measured now, rendered again when read: the resource's compact text
      * is kept anyway, and its pretty form is the largest file it has. */
-    json = ifs_json_pretty(object, &json_len);
-    g_free(json);
+    json_len = r->text ? ifs_json_pretty_size(r->text, r->text_len) : 0;
+    if (json_len == 0) {
+        json = ifs_json_pretty(object, &json_len);
+        g_free(json);
+    }
     {
         char *jpath = ifs_path_join(path, "json");
         ifs_dir_builder_add(b, ifs_node_new_rendered(jpath, &resource_json,

@@ -27,3 +27,8 @@ guint ifs_json_fill_dir(IfsDirBuilder *dir, json_object *obj, const char *const 
 
 /* Pretty-printed JSON text with a trailing newline. */
 char *ifs_json_pretty(json_object *obj, size_t *len_out);
+/* The length ifs_json_pretty gives for the object whose compact text
+ * (ifs_json_compact) is `compact`, found by counting the whitespace the
+ * pretty form adds, without parsing: 0 when the text is not such compact
+ * text (whitespace between tokens, unbalanced), so the caller renders. */
+size_t ifs_json_pretty_size(const char *compact, size_t len);

@@ -1,6 +1,7 @@
 /* JSON -> resource directory (CONTRACT §4): names, texts, shapes, and
  * robustness against hostile JSON. */
 #include "infrafs/jsontree.h"
+#include "infrafs/jsonparse.h"
 
 #include <string.h>
 
@@ -518,6 +519,78 @@ static void test_not_an_object(void)
     json_object_put(s);
 }
 
+/* ---- pretty size --------------------------------------------------------- */
+
+/* A random value nested at most `depth` deep, with the shapes that change
+ * the pretty form: empty and nested containers, escapes, brackets and
+ * colons inside strings, doubles kept as written. */
+static json_object *random_value(GRand *rand, int depth)
+{
+    static const char *const strings[] = {
+        "", "plain", "with \"quotes\"", "back\\slash", "a/b", "{[,:]}", "tab\there",
+        "line\nbreak", "\x01ctl", "caf\xc3\xa9",
+    };
+    static const char *const doubles[] = { "1.50", "1e5", "-0.0", "3.14159" };
+    int pick = g_rand_int_range(rand, 0, depth > 0 ? 9 : 6);
+
+    switch (pick) {
+    case 0: return NULL;
+    case 1: return json_object_new_boolean(g_rand_boolean(rand));
+    case 2: return json_object_new_int64((gint64)g_rand_int(rand) - G_MAXINT32);
+    case 3: {
+        const char *d = doubles[g_rand_int_range(rand, 0, G_N_ELEMENTS(doubles))];
+        return json_object_new_double_s(g_ascii_strtod(d, NULL), d);
+    }
+    case 4:
+    case 5: return json_object_new_string(strings[g_rand_int_range(rand, 0, G_N_ELEMENTS(strings))]);
+    case 6: {
+        json_object *a = json_object_new_array();
+        for (int n = g_rand_int_range(rand, 0, 4); n > 0; n--)
+            json_object_array_add(a, random_value(rand, depth - 1));
+        return a;
+    }
+    default: {
+        json_object *o = json_object_new_object();
+        for (int n = g_rand_int_range(rand, 0, 5); n > 0; n--) {
+            char key[16];
+            g_snprintf(key, sizeof key, "k%d:%d", n, g_rand_int_range(rand, 0, 9));
+            json_object_object_add(o, key, random_value(rand, depth - 1));
+        }
+        return o;
+    }
+    }
+}
+
+static void test_pretty_size_matches_printer(void)
+{
+    GRand *rand = g_rand_new_with_seed(7);
+
+    for (int i = 0; i < 20000; i++) {
+        json_object *obj = random_value(rand, g_rand_int_range(rand, 1, 7));
+        size_t compact_len, pretty_len;
+        char *compact = ifs_json_compact(obj, &compact_len);
+        char *pretty = ifs_json_pretty(obj, &pretty_len);
+
+        if (ifs_json_pretty_size(compact, compact_len) != pretty_len)
+            g_error("pretty size of %s: %zu, printed %zu:\n%s", compact,
+                    ifs_json_pretty_size(compact, compact_len), pretty_len, pretty);
+        g_free(compact);
+        g_free(pretty);
+        json_object_put(obj);
+    }
+    g_rand_free(rand);
+}
+
+/* Text that is not compact JSON of our making gets 0: the caller prints. */
+static void test_pretty_size_refuses_other_text(void)
+{
+    const char *const others[] = { "{ }", "{\"a\": 1}", "[1,\n2]", "{\"a\":1", "}", "\"open" };
+
+    for (guint i = 0; i < G_N_ELEMENTS(others); i++)
+        g_assert_cmpuint(ifs_json_pretty_size(others[i], strlen(others[i])), ==, 0);
+    g_assert_cmpuint(ifs_json_pretty_size("{}", 2), ==, strlen("{\n}\n"));
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -536,5 +609,7 @@ int main(int argc, char **argv)
     g_test_add_func("/jsontree/robust/deep-nesting", test_deep_nesting);
     g_test_add_func("/jsontree/robust/deep-arrays", test_deep_arrays);
     g_test_add_func("/jsontree/robust/huge-arrays", test_huge_arrays);
+    g_test_add_func("/jsontree/pretty-size/matches-printer", test_pretty_size_matches_printer);
+    g_test_add_func("/jsontree/pretty-size/refuses-other-text", test_pretty_size_refuses_other_text);
     return g_test_run();
 }
