@@ -128,6 +128,19 @@ const char *ifs_json_string_field(json_object *obj, const char *key);
  * value. An id of only dots ("." and "..") is written as %2E each, so that
  * it cannot be a dot segment. */
 char *ifs_api_path(const char *prefix, const char *id, const char *suffix);
+/* Per-resource reads (details, logs) made at once: the account key `key`
+ * (a whole number from 1 to IFS_MAX_CONCURRENCY), or
+ * IFS_DEFAULT_CONCURRENCY when absent. FALSE, with an error naming the key,
+ * for any other value. */
+#define IFS_DEFAULT_CONCURRENCY 4
+#define IFS_MAX_CONCURRENCY 8
+gboolean ifs_account_concurrency(const IfsAccountConfig *cfg, const char *key, guint *out,
+                                 IfsError **err);
+/* Calls work(i, data) for every i in [0, n), from at most `concurrency`
+ * threads at once, and returns when all calls have; each i is given to one
+ * call only. */
+void ifs_run_concurrently(guint n, guint concurrency, void (*work)(guint i, gpointer data),
+                          gpointer data);
 const IfsControlSpec *ifs_provider_control(const IfsProviderType *p,
                                            const char *kind, const char *file);
 

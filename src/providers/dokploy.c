@@ -28,6 +28,7 @@ typedef struct {
 typedef struct {
     IfsHttp *http;
     char *account;
+    guint log_concurrency; /* logs read at once (detail_concurrency) */
     /* list runs in the account's refresher; fetch and act in other threads. */
     GMutex lock;
     GHashTable *logs;   /* deploymentId -> LogEntry*, deployments of the last listing */
@@ -35,6 +36,7 @@ typedef struct {
 } Dokploy;
 
 static const char *const dokploy_kinds[] = {"deployments", NULL};
+static const char *const dokploy_keys[] = {"detail_concurrency", NULL};
 
 static const IfsControlSpec dokploy_controls[] = {
     {"deployments", "kill", ifs_trigger_commands},
@@ -165,9 +167,13 @@ static char *bound_log(const char *text, gsize len)
 
 static gpointer dokploy_open(IfsHttp *http, const IfsAccountConfig *cfg, IfsError **err)
 {
-    Dokploy *d = g_new0(Dokploy, 1);
+    guint concurrency;
+    Dokploy *d;
 
-    (void)err;
+    if (!ifs_account_concurrency(cfg, "detail_concurrency", &concurrency, err))
+        return NULL;
+    d = g_new0(Dokploy, 1);
+    d->log_concurrency = concurrency;
     d->http = http;
     d->account = g_strdup(cfg->name);
     g_mutex_init(&d->lock);
@@ -354,39 +360,75 @@ static void attach_log(IfsResource *r, const char *text)
     json_object_object_add(r->extra_files, "log", json_object_new_string(text));
 }
 
+/* What update_logs does with each listed deployment. */
+typedef enum {
+    LOG_SKIP,       /* no id, or listed again: the first listing has it */
+    LOG_KEPT,       /* finished and read after it finished: not read again */
+    LOG_READ,       /* read now */
+} LogPlan;
+
+typedef struct {
+    Dokploy *d;
+    GPtrArray *found;
+    GArray *to_read; /* guint indexes into found */
+    char **texts;    /* by index into found */
+} LogRun;
+
+static void read_planned_log(guint k, gpointer data)
+{
+    LogRun *run = data;
+    guint i = g_array_index(run->to_read, guint, k);
+    IfsResource *r = g_ptr_array_index(run->found, i);
+
+    run->texts[i] = read_log(run->d, r->id);
+}
+
 /* The log of every listed deployment: read again for those still running
- * (or queued), read once for finished ones and kept. Entries of deployments
- * that are gone are dropped. */
+ * (or queued), read once for finished ones and kept. Reads are made
+ * detail_concurrency at a time. Entries of deployments that are gone are
+ * dropped. */
 static void update_logs(Dokploy *d, GPtrArray *found)
 {
     GHashTable *next = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, log_entry_free);
+    GHashTable *seen = g_hash_table_new(g_str_hash, g_str_equal);
+    LogPlan *plan = g_new0(LogPlan, found->len);
+    gboolean *finished = g_new0(gboolean, found->len);
+    LogRun run = {d, found, g_array_new(FALSE, FALSE, sizeof(guint)), g_new0(char *, found->len)};
 
+    g_mutex_lock(&d->lock);
     for (guint i = 0; i < found->len; i++) {
         IfsResource *r = g_ptr_array_index(found, i);
-        gboolean finished;
-        LogEntry *known, *entry;
-        char *text = NULL;
+        LogEntry *known;
 
-        if (!r->id || g_hash_table_contains(next, r->id))
+        if (!r->id || !g_hash_table_add(seen, r->id))
             continue;
-        finished = status_is_finished(ifs_json_string_field(r->object, "status"));
-        g_mutex_lock(&d->lock);
+        finished[i] = status_is_finished(ifs_json_string_field(r->object, "status"));
         known = g_hash_table_lookup(d->logs, r->id);
-        if (known && known->final && finished)
-            text = g_strdup(known->text);
-        g_mutex_unlock(&d->lock);
-        entry = g_new0(LogEntry, 1);
-        if (text) {
-            entry->final = TRUE;
+        if (known && known->final && finished[i]) {
+            plan[i] = LOG_KEPT;
+            run.texts[i] = g_strdup(known->text);
         } else {
-            text = read_log(d, r->id);
-            entry->final = text && finished;
-            if (!text) { /* keep showing what was read before */
-                g_mutex_lock(&d->lock);
-                known = g_hash_table_lookup(d->logs, r->id);
-                text = known ? g_strdup(known->text) : NULL;
-                g_mutex_unlock(&d->lock);
-            }
+            plan[i] = LOG_READ;
+            g_array_append_val(run.to_read, i);
+        }
+    }
+    g_mutex_unlock(&d->lock);
+
+    ifs_run_concurrently(run.to_read->len, d->log_concurrency, read_planned_log, &run);
+
+    g_mutex_lock(&d->lock);
+    for (guint i = 0; i < found->len; i++) {
+        IfsResource *r = g_ptr_array_index(found, i);
+        LogEntry *entry;
+        char *text = run.texts[i];
+
+        if (plan[i] == LOG_SKIP)
+            continue;
+        entry = g_new0(LogEntry, 1);
+        entry->final = plan[i] == LOG_KEPT || (text && finished[i]);
+        if (!text) { /* keep showing what was read before */
+            LogEntry *known = g_hash_table_lookup(d->logs, r->id);
+            text = known ? g_strdup(known->text) : NULL;
         }
         entry->text = text;
         attach_log(r, text);
@@ -395,10 +437,14 @@ static void update_logs(Dokploy *d, GPtrArray *found)
         else
             log_entry_free(entry);
     }
-    g_mutex_lock(&d->lock);
     g_hash_table_destroy(d->logs);
     d->logs = next;
     g_mutex_unlock(&d->lock);
+    g_hash_table_destroy(seen);
+    g_array_free(run.to_read, TRUE);
+    g_free(run.texts);
+    g_free(finished);
+    g_free(plan);
 }
 
 static gboolean dokploy_list(gpointer state, GPtrArray *out, IfsError **err)
@@ -538,7 +584,7 @@ const IfsProviderType ifs_provider_dokploy = {
         .type = "dokploy",
         .default_url = NULL, /* self-hosted: there is no public origin */
         .needs_user = FALSE,
-        .extra_keys = NULL,
+        .extra_keys = dokploy_keys,
         .required_keys = NULL,
     },
     .auth = IFS_AUTH_HEADER,

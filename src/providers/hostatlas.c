@@ -12,8 +12,6 @@
 /* 100,000 items at 100 a page; an API still answering beyond that is
  * looping, and the refresh must end. */
 #define MAX_PAGES 1000
-#define DEFAULT_DETAIL_CONCURRENCY 4
-#define MAX_DETAIL_CONCURRENCY 8
 
 typedef struct {
     IfsHttp *http;
@@ -39,20 +37,15 @@ static const IfsControlSpec hostatlas_controls[] = {
 
 static gpointer hostatlas_open(IfsHttp *http, const IfsAccountConfig *cfg, IfsError **err)
 {
-    const char *text = ifs_account_extra(cfg, "detail_concurrency");
-    guint64 n = DEFAULT_DETAIL_CONCURRENCY;
+    guint concurrency;
     Hostatlas *h;
 
-    if (text && !g_ascii_string_to_unsigned(text, 10, 1, MAX_DETAIL_CONCURRENCY, &n, NULL)) {
-        ifs_error_propagate(err, ifs_error_new(EINVAL, 0, NULL,
-            "account '%s': detail_concurrency must be a whole number from 1 to %d, not '%s'",
-            cfg->name, MAX_DETAIL_CONCURRENCY, text));
+    if (!ifs_account_concurrency(cfg, "detail_concurrency", &concurrency, err))
         return NULL;
-    }
     h = g_new0(Hostatlas, 1);
     h->http = http;
     h->account = g_strdup(cfg->name);
-    h->detail_concurrency = (guint)n;
+    h->detail_concurrency = concurrency;
     g_mutex_init(&h->lock);
     h->details = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     h->ping_urls = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
@@ -399,51 +392,39 @@ static void apply_detail(Hostatlas *h, IfsResource *r, json_object *detail, IfsE
         err->message);
 }
 
-/* Details are read by detail_concurrency worker threads, so never more
+/* Details are read by detail_concurrency threads, so never more
  * requests are in flight than that. The rate limit is ifs_http's: it counts
  * every request against the API's X-RateLimit-Remaining before sending it,
  * holds reads at 0 until X-RateLimit-Reset and obeys Retry-After, so the
  * workers together never overdraw the budget. */
 typedef struct {
     Hostatlas *h;
-    GPtrArray *servers; /* IfsResource*, each touched by one worker only */
-    gint next;          /* atomic: the next index to take */
+    GPtrArray *servers; /* IfsResource*, each touched by one call only */
 } DetailRun;
 
-static gpointer detail_worker(gpointer data)
+static void read_detail(guint i, gpointer data)
 {
     DetailRun *run = data;
-    gint i;
+    IfsResource *r = g_ptr_array_index(run->servers, i);
+    IfsError *err = NULL;
+    json_object *detail;
 
-    while ((i = g_atomic_int_add(&run->next, 1)) < (gint)run->servers->len) {
-        IfsResource *r = g_ptr_array_index(run->servers, i);
-        IfsError *err = NULL;
-        json_object *detail;
-
-        if (!r->id)
-            continue;
-        detail = get_detail(run->h, r->id, &err);
-        apply_detail(run->h, r, detail, err);
-        json_object_put(detail);
-        ifs_error_free(err);
-    }
-    return NULL;
+    if (!r->id)
+        return;
+    detail = get_detail(run->h, r->id, &err);
+    apply_detail(run->h, r, detail, err);
+    json_object_put(detail);
+    ifs_error_free(err);
 }
 
 static void read_details(Hostatlas *h, GPtrArray *servers)
 {
     DetailRun run = {.h = h, .servers = servers};
-    guint n = MIN(h->detail_concurrency, servers->len);
-    GThread **threads = g_new0(GThread *, n);
     GHashTable *live = g_hash_table_new(g_str_hash, g_str_equal);
     GHashTableIter it;
     gpointer key;
 
-    for (guint t = 0; t < n; t++)
-        threads[t] = g_thread_new("hostatlas-detail", detail_worker, &run);
-    for (guint t = 0; t < n; t++)
-        g_thread_join(threads[t]);
-    g_free(threads);
+    ifs_run_concurrently(servers->len, h->detail_concurrency, read_detail, &run);
 
     /* Forget the details of servers that are gone. */
     for (guint i = 0; i < servers->len; i++) {

@@ -188,3 +188,56 @@ void ifs_action_result_clear(IfsActionResult *r)
     ifs_resource_unref(r->resource);
     memset(r, 0, sizeof *r);
 }
+
+gboolean ifs_account_concurrency(const IfsAccountConfig *cfg, const char *key, guint *out,
+                                 IfsError **err)
+{
+    const char *text = ifs_account_extra(cfg, key);
+    guint64 n = IFS_DEFAULT_CONCURRENCY;
+
+    if (text && !g_ascii_string_to_unsigned(text, 10, 1, IFS_MAX_CONCURRENCY, &n, NULL)) {
+        ifs_error_propagate(err, ifs_error_new(EINVAL, 0, NULL,
+            "account '%s': %s must be a whole number from 1 to %d, not '%s'",
+            cfg->name, key, IFS_MAX_CONCURRENCY, text));
+        return FALSE;
+    }
+    *out = (guint)n;
+    return TRUE;
+}
+
+typedef struct {
+    guint n;
+    gint next; /* atomic: the next index to take */
+    void (*work)(guint i, gpointer data);
+    gpointer data;
+} ConcurrentRun;
+
+static gpointer concurrent_worker(gpointer data)
+{
+    ConcurrentRun *run = data;
+    gint i;
+
+    while ((i = g_atomic_int_add(&run->next, 1)) < (gint)run->n)
+        run->work((guint)i, run->data);
+    return NULL;
+}
+
+void ifs_run_concurrently(guint n, guint concurrency, void (*work)(guint i, gpointer data),
+                          gpointer data)
+{
+    ConcurrentRun run = {.n = n, .work = work, .data = data};
+    guint threads_n = MIN(concurrency, n);
+    GThread **threads;
+
+    /* one at a time needs no thread */
+    if (threads_n <= 1) {
+        concurrent_worker(&run);
+        return;
+    }
+    threads = g_new0(GThread *, threads_n);
+    for (guint t = 0; t < threads_n; t++)
+        threads[t] = g_thread_new("provider-reads", concurrent_worker, &run);
+    for (guint t = 0; t < threads_n; t++)
+        g_thread_join(threads[t]);
+    g_free(threads);
+}

@@ -247,6 +247,37 @@ def test_logs_are_read_by_the_refresher_never_by_a_read(dmnt, dsim):
     assert dsim.requests() == []
 
 
+def test_logs_are_read_concurrently_but_bounded(dsim, make_mount):
+    dsim.configure(provider="dokploy", log_delay_ms=150)
+    admin(dsim, "DELETE", "/stats")
+    mnt = make_mount(dokploy_config(dsim))
+
+    seen = admin(dsim, "GET", "/stats")
+    assert seen["log_requests"] == len(rows(dsim))
+    assert seen["max_in_flight"] == 4        # the default detail_concurrency
+    assert all(os.path.isfile(dep(mnt, r["deploymentId"], "log")) for r in rows(dsim))
+
+
+@pytest.mark.parametrize("concurrency", [1, 3, 8])
+def test_detail_concurrency_bounds_the_log_reads(dsim, make_mount, concurrency):
+    dsim.configure(provider="dokploy", log_delay_ms=150)
+    admin(dsim, "DELETE", "/stats")
+    make_mount(dokploy_config(dsim, detail_concurrency=concurrency))
+
+    assert admin(dsim, "GET", "/stats")["max_in_flight"] == concurrency
+
+
+@pytest.mark.parametrize("value", ["0", "9", "four"])
+def test_a_bad_detail_concurrency_is_refused_before_any_request(dsim, make_mount, value):
+    dsim.clear_requests()
+    mnt = make_mount(dokploy_config(dsim, detail_concurrency=value))
+    mnt.expect_stderr(r"detail_concurrency|mounted at")
+
+    assert "detail_concurrency must be a whole number from 1 to 8" in \
+        mnt.provider("last_error", ACCOUNT)
+    assert dsim.requests("GET", r"^/api/") == []
+
+
 def test_running_logs_are_read_on_every_refresh_and_finished_ones_only_once(dmnt, dsim):
     live = {r["deploymentId"] for r in rows(dsim) if r["status"] not in FINISHED}
     finished = {r["deploymentId"] for r in rows(dsim) if r["status"] in FINISHED}
