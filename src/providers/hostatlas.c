@@ -13,41 +13,73 @@
  * looping, and the refresh must end. */
 #define MAX_PAGES 1000
 
+/* A server's detail is read again only when its list item changed or the
+ * last read is older than this (detail_max_age): with a large fleet,
+ * reading every detail on every refresh would spend the API's whole rate
+ * limit on servers that did not change. */
+#define DEFAULT_DETAIL_MAX_AGE_S 600
+#define MAX_DETAIL_MAX_AGE_S (30 * 86400)
+
+/* The last detail read of a server. */
+typedef struct {
+    char *text;         /* compact JSON (a tree would take a dozen times the memory) */
+    guint64 item_key;   /* the list item it was read for (item_key()) */
+    gint64 read_at;     /* monotonic microseconds */
+} Detail;
+
 typedef struct {
     IfsHttp *http;
     char *account;
     guint detail_concurrency;
+    gint64 detail_max_age_us;
 
     GMutex lock;           /* guards the two caches */
-    /* server id -> the last detail read, as compact JSON text (a tree per
-     * server would take a dozen times the memory): a failed detail read
-     * shows these rather than blanking the server. */
+    /* server id -> Detail: reused while fresh, and a failed detail read
+     * shows it rather than blanking the server. */
     GHashTable *details;
     /* heartbeat id -> ping_url as the API last gave it */
     GHashTable *ping_urls;
 } Hostatlas;
 
 static const char *const hostatlas_kinds[] = {"servers", "incidents", "heartbeats", NULL};
-static const char *const hostatlas_keys[] = {"detail_concurrency", NULL};
+static const char *const hostatlas_keys[] = {"detail_concurrency", "detail_max_age", NULL};
 
 static const IfsControlSpec hostatlas_controls[] = {
     {"heartbeats", "ping", ifs_trigger_commands},
     {NULL, NULL, NULL},
 };
 
+static void detail_free(gpointer data)
+{
+    Detail *d = data;
+
+    g_free(d->text);
+    g_free(d);
+}
+
 static gpointer hostatlas_open(IfsHttp *http, const IfsAccountConfig *cfg, IfsError **err)
 {
+    const char *max_age = ifs_account_extra(cfg, "detail_max_age");
+    guint64 max_age_s = DEFAULT_DETAIL_MAX_AGE_S;
     guint concurrency;
     Hostatlas *h;
 
     if (!ifs_account_concurrency(cfg, "detail_concurrency", &concurrency, err))
         return NULL;
+    if (max_age && !g_ascii_string_to_unsigned(max_age, 10, 0, MAX_DETAIL_MAX_AGE_S,
+                                               &max_age_s, NULL)) {
+        ifs_error_propagate(err, ifs_error_new(EINVAL, 0, NULL,
+            "account '%s': detail_max_age must be a whole number of seconds from 0 to %d, "
+            "not '%s'", cfg->name, MAX_DETAIL_MAX_AGE_S, max_age));
+        return NULL;
+    }
     h = g_new0(Hostatlas, 1);
     h->http = http;
     h->account = g_strdup(cfg->name);
     h->detail_concurrency = concurrency;
+    h->detail_max_age_us = (gint64)max_age_s * G_USEC_PER_SEC;
     g_mutex_init(&h->lock);
-    h->details = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    h->details = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, detail_free);
     h->ping_urls = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     return h;
 }
@@ -355,20 +387,36 @@ static json_object *get_detail(Hostatlas *h, const char *id, IfsError **err)
     return obj;
 }
 
+/* What a server's list item says, in 64 bits: its compact text's hash and
+ * length. */
+static guint64 item_key(json_object *item)
+{
+    size_t len;
+    char *text = ifs_json_compact(item, &len);
+    guint64 key = ((guint64)g_str_hash(text) << 32) | (guint32)len;
+
+    g_free(text);
+    return key;
+}
+
 /* The detail's fields over the list's (services[] and domains[] come only
  * from there). When the read failed, the last good detail fills in, under
  * the list's fresher values, and the server says what it lacks. The cache
  * keeps text of its own: json-c's reference counts are not atomic, so it
  * must share no object with what the publisher reads. */
-static void apply_detail(Hostatlas *h, IfsResource *r, json_object *detail, IfsError *err)
+static void apply_detail(Hostatlas *h, IfsResource *r, guint64 key, json_object *detail,
+                         IfsError *err)
 {
     json_object *cached = NULL;
-    const char *last_good;
+    const Detail *last_good;
 
     if (detail) {
+        Detail *keep = g_new0(Detail, 1);
         size_t len;
-        char *keep = ifs_json_compact(detail, &len);
 
+        keep->text = ifs_json_compact(detail, &len);
+        keep->item_key = key;
+        keep->read_at = g_get_monotonic_time();
         merge_fields(r->object, detail, TRUE);
         g_mutex_lock(&h->lock);
         g_hash_table_replace(h->details, g_strdup(r->id), keep);
@@ -378,7 +426,7 @@ static void apply_detail(Hostatlas *h, IfsResource *r, json_object *detail, IfsE
     g_mutex_lock(&h->lock);
     last_good = g_hash_table_lookup(h->details, r->id);
     if (last_good)
-        cached = ifs_json_parse_compact(last_good, strlen(last_good));
+        cached = ifs_json_parse_compact(last_good->text, strlen(last_good->text));
     g_mutex_unlock(&h->lock);
     if (cached) {
         merge_fields(r->object, cached, FALSE);
@@ -392,7 +440,25 @@ static void apply_detail(Hostatlas *h, IfsResource *r, json_object *detail, IfsE
         err->message);
 }
 
-/* Details are read by detail_concurrency threads, so never more
+/* The last detail read for this list item, parsed, if it is younger than
+ * detail_max_age; NULL when it must be read again. */
+static json_object *fresh_detail(Hostatlas *h, IfsResource *r, guint64 key)
+{
+    json_object *detail = NULL;
+    const Detail *last;
+
+    if (h->detail_max_age_us == 0)
+        return NULL;
+    g_mutex_lock(&h->lock);
+    last = g_hash_table_lookup(h->details, r->id);
+    if (last && last->item_key == key &&
+        g_get_monotonic_time() - last->read_at < h->detail_max_age_us)
+        detail = ifs_json_parse_compact(last->text, strlen(last->text));
+    g_mutex_unlock(&h->lock);
+    return detail;
+}
+
+/* Details are read (those not fresh) by detail_concurrency threads, so never more
  * requests are in flight than that. The rate limit is ifs_http's: it counts
  * every request against the API's X-RateLimit-Remaining before sending it,
  * holds reads at 0 until X-RateLimit-Reset and obeys Retry-After, so the
@@ -408,11 +474,19 @@ static void read_detail(guint i, gpointer data)
     IfsResource *r = g_ptr_array_index(run->servers, i);
     IfsError *err = NULL;
     json_object *detail;
+    guint64 key;
 
     if (!r->id)
         return;
+    key = item_key(r->object);
+    detail = fresh_detail(run->h, r, key);
+    if (detail) {
+        merge_fields(r->object, detail, TRUE);
+        json_object_put(detail);
+        return;
+    }
     detail = get_detail(run->h, r->id, &err);
-    apply_detail(run->h, r, detail, err);
+    apply_detail(run->h, r, key, detail, err);
     json_object_put(detail);
     ifs_error_free(err);
 }

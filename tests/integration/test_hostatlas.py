@@ -8,6 +8,7 @@ import errno
 import json
 import os
 import stat
+import time
 
 import pytest
 
@@ -219,13 +220,54 @@ def test_a_bad_detail_concurrency_is_refused(fresh_sim, make_mount, value):
     assert requests(fresh_sim) == []
 
 
-def test_details_are_read_by_the_refresh_never_by_a_read(ha, fresh_sim):
+def test_details_are_read_by_the_refresh_never_by_a_read(fresh_sim, make_mount):
+    mnt = make_mount(config(fresh_sim, detail_max_age=0))
     fresh_sim.clear_requests()
-    out = sh(f"find {q(ha.path)} -type f -exec cat {{}} + > /dev/null; ls -lR {q(ha.path)}")
+    out = sh(f"find {q(mnt.path)} -type f -exec cat {{}} + > /dev/null; ls -lR {q(mnt.path)}")
     assert out.returncode == 0, out.stderr
     assert requests(fresh_sim) == []
-    ha.refresh(account=ACCOUNT)
+    mnt.refresh(account=ACCOUNT)
     assert len(requests(fresh_sim, path_re=r"^/api/v1/servers/")) == 30
+
+
+def test_a_detail_is_read_again_only_for_a_changed_list_item(ha, fresh_sim):
+    fresh_sim.clear_requests()
+    ha.refresh(account=ACCOUNT)
+    assert requests(fresh_sim, path_re=r"^/api/v1/servers/") == []
+    assert os.path.isdir(server_dir(ha, 47, "services"))       # the kept detail is shown
+
+    admin(fresh_sim, "PATCH", "/servers/47", {"status": "offline", "kernel": "6.1.0-99"})
+    ha.refresh(account=ACCOUNT)
+
+    assert [r["path"] for r in requests(fresh_sim, path_re=r"^/api/v1/servers/")] == \
+        ["/api/v1/servers/47"]
+    assert read(server_dir(ha, 47, "status")) == "offline\n"
+    assert read(server_dir(ha, 47, "kernel")) == "6.1.0-99\n"
+
+
+def test_a_detail_older_than_detail_max_age_is_read_again(fresh_sim, make_mount):
+    mnt = make_mount(config(fresh_sim, detail_max_age=2))
+    # A field only the detail has: the list item stays the same.
+    admin(fresh_sim, "PATCH", "/servers/47", {"kernel": "6.1.0-99"})
+    mnt.refresh(account=ACCOUNT)
+    assert read(server_dir(mnt, 47, "kernel")) != "6.1.0-99\n"
+
+    time.sleep(2.2)
+    fresh_sim.clear_requests()
+    mnt.refresh(account=ACCOUNT)
+
+    assert len(requests(fresh_sim, path_re=r"^/api/v1/servers/")) == 30
+    assert read(server_dir(mnt, 47, "kernel")) == "6.1.0-99\n"
+
+
+@pytest.mark.parametrize("value", ["-1", "ten", "2592001"])
+def test_a_bad_detail_max_age_is_refused(fresh_sim, make_mount, value):
+    mnt = make_mount(config(fresh_sim, detail_max_age=value))
+    mnt.expect_stderr(FIRST_REFRESH_FAILED + "|detail_max_age")
+
+    assert "detail_max_age must be a whole number of seconds from 0 to 2592000" in \
+        mnt.provider("last_error", account=ACCOUNT)
+    assert requests(fresh_sim) == []
 
 
 @pytest.mark.parametrize("reset_format", ["epoch", "iso"])
