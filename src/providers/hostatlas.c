@@ -458,8 +458,8 @@ static json_object *fresh_detail(Hostatlas *h, IfsResource *r, guint64 key)
     return detail;
 }
 
-/* Details are read (those not fresh) by detail_concurrency threads, so never more
- * requests are in flight than that. The rate limit is ifs_http's: it counts
+/* Details that are not fresh are read by detail_concurrency threads, so
+ * never more requests are in flight than that. The rate limit is ifs_http's: it counts
  * every request against the API's X-RateLimit-Remaining before sending it,
  * holds reads at 0 until X-RateLimit-Reset and obeys Retry-After, so the
  * workers together never overdraw the budget. */
