@@ -14,7 +14,6 @@ typedef enum { TASK_POLL, TASK_FETCH } TaskKind;
 
 typedef struct {
     TaskKind kind;
-    Actions *actions;
     Account *account;
     Operation *op;      /* TASK_POLL */
     char *res_kind;     /* TASK_FETCH */
@@ -250,7 +249,6 @@ static void queue_task(Actions *ac, Task *t)
 {
     GError *gerr = NULL;
 
-    t->actions = ac;
     if (!g_thread_pool_push(ac->workers, t, &gerr)) {
         g_warning("cannot queue background work: %s", gerr->message);
         g_error_free(gerr);
