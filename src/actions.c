@@ -1,91 +1,12 @@
-/* Control writes (CONTRACT §5) and asynchronous operations: parse and
- * refuse locally, call the provider, record last_action, poll operations
- * until terminal, then re-read the resource. */
-#include "store_private.h"
+/* Actions (see actions.h): control writes, last_action, polling
+ * operations until terminal, then re-reading the resource. */
+#include "actions.h"
 
 #include <errno.h>
 #include <string.h>
 
-const IfsControlSpec store_refresh_spec = {"providers", "refresh", ifs_trigger_commands};
-
-/* ---- targets and operations --------------------------------------------- */
-
-IfsControlTarget *store_target_new(TargetKind kind, Account *a, const char *res_kind,
-                                    const char *res_id, const char *file)
-{
-    IfsControlTarget *t = g_new0(IfsControlTarget, 1);
-
-    g_atomic_ref_count_init(&t->ref);
-    t->kind = kind;
-    t->account = a;
-    t->res_kind = g_strdup(res_kind);
-    t->res_id = g_strdup(res_id);
-    t->file = g_strdup(file);
-    return t;
-}
-
-IfsControlTarget *store_target_ref(IfsControlTarget *t)
-{
-    g_atomic_ref_count_inc(&t->ref);
-    return t;
-}
-
-static void operation_unref(Operation *op);
-
-void store_target_unref(IfsControlTarget *t)
-{
-    if (!t || !g_atomic_ref_count_dec(&t->ref))
-        return;
-    if (t->op)
-        operation_unref(t->op);
-    g_free(t->res_kind);
-    g_free(t->res_id);
-    g_free(t->file);
-    g_free(t);
-}
-
-static Operation *operation_ref(Operation *op)
-{
-    g_atomic_ref_count_inc(&op->ref);
-    return op;
-}
-
-static void operation_unref(Operation *op)
-{
-    if (!op || !g_atomic_ref_count_dec(&op->ref))
-        return;
-    g_free(op->res_kind);
-    g_free(op->res_id);
-    g_free(op->job_id);
-    g_free(op->poll_url);
-    g_free(op->status_text);
-    g_free(op);
-}
-
-void store_extras_free(gpointer data)
-{
-    Extras *x = data;
-
-    g_free(x->last_action);
-    if (x->op)
-        operation_unref(x->op);
-    store_target_unref(x->wait_target);
-    g_hash_table_destroy(x->targets);
-    g_free(x);
-}
-
-Extras *store_extras_get(Account *a, const char *key)
-{
-    Extras *x = g_hash_table_lookup(a->extras, key);
-
-    if (!x) {
-        x = g_new0(Extras, 1);
-        x->targets = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-                                           (GDestroyNotify)store_target_unref);
-        g_hash_table_insert(a->extras, g_strdup(key), x);
-    }
-    return x;
-}
+#define POLL_MIN_MS 300
+#define POLL_MAX_MS 5000
 
 /* ---- single-resource updates (worker pool) ------------------------------- */
 
@@ -109,33 +30,9 @@ static void task_free(Task *t)
     g_free(t);
 }
 
-/* Replace (or drop, when `fresh` is NULL) one resource: a new array, so
- * that builders holding the old one are not disturbed. */
-static void replace_resource(Account *a, const char *kind, const char *id, IfsResource *fresh)
-{
-    GPtrArray *next = g_ptr_array_new_full(a->resources->len + 1,
-                                           (GDestroyNotify)ifs_resource_unref);
-    gboolean placed = FALSE;
-
-    ifs_resource_seal(fresh);
-    store_note_action_change(a, kind, id);
-    for (guint i = 0; i < a->resources->len; i++) {
-        IfsResource *r = g_ptr_array_index(a->resources, i);
-        if (r->kind && r->id && strcmp(r->kind, kind) == 0 && strcmp(r->id, id) == 0) {
-            if (fresh && !placed)
-                g_ptr_array_add(next, ifs_resource_ref(fresh));
-            placed = TRUE;
-            continue;
-        }
-        g_ptr_array_add(next, ifs_resource_ref(r));
-    }
-    if (fresh && !placed)
-        g_ptr_array_add(next, ifs_resource_ref(fresh));
-    g_ptr_array_unref(a->resources);
-    a->resources = next;
-}
-
-static void fetch_one(Account *a, const char *kind, const char *id, gboolean publish)
+/* Re-read one resource and show it (or drop it, when it is gone). */
+static void fetch_one(Actions *ac, Account *a, const char *kind, const char *id,
+                      gboolean publish)
 {
     IfsError *err = NULL;
     IfsResource *fresh;
@@ -153,12 +50,12 @@ static void fetch_one(Account *a, const char *kind, const char *id, gboolean pub
     }
     ifs_error_free(err);
     g_mutex_lock(&a->lock);
-    replace_resource(a, kind, id, fresh);
+    account_replace_resource(a, kind, id, fresh);
     g_mutex_unlock(&a->lock);
     if (fresh)
         ifs_resource_unref(fresh);
     if (publish)
-        store_publish(a);
+        publish_account(ac->publisher, a);
 }
 
 static void bump_extras(Account *a, const char *kind, const char *id)
@@ -166,20 +63,20 @@ static void bump_extras(Account *a, const char *kind, const char *id)
     char *key = store_resource_key(kind, id);
 
     g_mutex_lock(&a->lock);
-    store_extras_get(a, key)->gen++;
+    extras_get(a, key)->gen++;
     g_mutex_unlock(&a->lock);
     g_free(key);
 }
 
-static gboolean sleep_unless_stopping(IfsStore *s, gint64 ms)
+static gboolean sleep_unless_stopping(Model *m, gint64 ms)
 {
     gint64 until = g_get_monotonic_time() + ms * 1000;
 
-    g_mutex_lock(&s->op_lock);
-    while (!store_stopping(s) && g_get_monotonic_time() < until)
-        g_cond_wait_until(&s->op_cond, &s->op_lock, until);
-    g_mutex_unlock(&s->op_lock);
-    return !store_stopping(s);
+    g_mutex_lock(&m->op_lock);
+    while (!model_stopping(m) && g_get_monotonic_time() < until)
+        g_cond_wait_until(&m->op_cond, &m->op_lock, until);
+    g_mutex_unlock(&m->op_lock);
+    return !model_stopping(m);
 }
 
 /* The final texts of operation/wait: a fixed set, none longer than
@@ -197,32 +94,32 @@ static const char *final_word(IfsOpState state, const char *text)
 }
 
 /* Set an operation's status; returns TRUE if it changed. */
-static gboolean op_update(IfsStore *s, Operation *op, IfsOpState state, const char *text)
+static gboolean op_update(Model *m, Operation *op, IfsOpState state, const char *text)
 {
     gboolean changed;
 
     if (state != IFS_OP_PENDING)
         text = final_word(state, text);
-    g_mutex_lock(&s->op_lock);
+    g_mutex_lock(&m->op_lock);
     changed = op->state != state || g_strcmp0(op->status_text, text) != 0;
     if (changed) {
         g_free(op->status_text);
         op->status_text = g_strdup(text);
         op->state = state;
     }
-    g_mutex_unlock(&s->op_lock);
+    g_mutex_unlock(&m->op_lock);
     return changed;
 }
 
-static void poll_operation(Account *a, Operation *op)
+static void poll_operation(Actions *ac, Account *a, Operation *op)
 {
-    IfsStore *s = a->store;
+    Model *m = ac->model;
     gint64 deadline = g_get_monotonic_time() +
-                      (gint64)s->opts.op_poll_timeout_s * G_USEC_PER_SEC;
+                      (gint64)m->opts.op_poll_timeout_s * G_USEC_PER_SEC;
     gint64 interval = POLL_MIN_MS;
     IfsOpState state = IFS_OP_PENDING;
 
-    while (state == IFS_OP_PENDING && sleep_unless_stopping(s, interval)) {
+    while (state == IFS_OP_PENDING && sleep_unless_stopping(m, interval)) {
         IfsError *err = NULL;
         char *text = NULL;
 
@@ -234,15 +131,15 @@ static void poll_operation(Account *a, Operation *op)
 
             g_free(text);
             text = shown;
-            if (op_update(s, op, state, text)) {
+            if (op_update(m, op, state, text)) {
                 bump_extras(a, op->res_kind, op->res_id);
                 if (state == IFS_OP_PENDING)
-                    store_publish(a);
+                    publish_account(ac->publisher, a);
             }
         } else if (err->errnum == ENOENT || err->errnum == EACCES) {
             g_message("account '%s': operation %s: %s", a->cfg->name, op->job_id, err->message);
             state = IFS_OP_FAILED;
-            op_update(s, op, state, "unknown");
+            op_update(m, op, state, "unknown");
             bump_extras(a, op->res_kind, op->res_id);
         } else {
             g_debug("account '%s': polling %s: %s", a->cfg->name, op->job_id, err->message);
@@ -251,33 +148,32 @@ static void poll_operation(Account *a, Operation *op)
         ifs_error_free(err);
         if (state == IFS_OP_PENDING && g_get_monotonic_time() > deadline) {
             state = IFS_OP_FAILED;
-            op_update(s, op, state, "timeout");
+            op_update(m, op, state, "timeout");
             bump_extras(a, op->res_kind, op->res_id);
         }
         interval = MIN(interval * 2, POLL_MAX_MS);
     }
     if (state == IFS_OP_PENDING) { /* stopping */
-        op_update(s, op, IFS_OP_FAILED, "cancelled");
-        store_mark_done(s, op);
+        op_update(m, op, IFS_OP_FAILED, "cancelled");
+        operation_mark_done(m, op);
         return;
     }
     /* Terminal: show the resource as it is now, with the final status. */
-    fetch_one(a, op->res_kind, op->res_id, FALSE);
-    store_publish_finishing(a, op);
+    fetch_one(ac, a, op->res_kind, op->res_id, FALSE);
+    publish_finishing(ac->publisher, a, op);
 }
 
-void store_worker_main(gpointer data, gpointer user)
+static void worker_main(gpointer data, gpointer user)
 {
     Task *t = data;
+    Actions *ac = user;
 
-    (void)user;
     if (t->kind == TASK_POLL)
-        poll_operation(t->account, t->op);
-    else if (!store_stopping(t->account->store)) {
-        fetch_one(t->account, t->res_kind, t->res_id, TRUE);
-        if (t->again_after_ms &&
-            sleep_unless_stopping(t->account->store, t->again_after_ms))
-            fetch_one(t->account, t->res_kind, t->res_id, TRUE);
+        poll_operation(ac, t->account, t->op);
+    else if (!model_stopping(ac->model)) {
+        fetch_one(ac, t->account, t->res_kind, t->res_id, TRUE);
+        if (t->again_after_ms && sleep_unless_stopping(ac->model, t->again_after_ms))
+            fetch_one(ac, t->account, t->res_kind, t->res_id, TRUE);
     }
     task_free(t);
 }
@@ -343,33 +239,25 @@ static char *last_action_line(const char *command, const IfsError *err,
 
 static Operation *start_operation(Account *a, IfsControlTarget *t, const IfsActionResult *res)
 {
-    Operation *op = g_new0(Operation, 1);
-
-    g_atomic_ref_count_init(&op->ref);
-    op->account = a;
-    op->res_kind = g_strdup(t->res_kind);
-    op->res_id = g_strdup(t->res_id);
     /* Shown in operation/: the API's words, so never the credential. */
-    op->job_id = ifs_http_redact(a->http, res->op_job_id);
-    op->poll_url = g_strdup(res->op_poll_url);
-    op->status_text = ifs_http_redact(a->http, res->op_status ? res->op_status : "queued");
-    op->state = IFS_OP_PENDING;
-    return op;
+    return operation_new(a, t->res_kind, t->res_id, ifs_http_redact(a->http, res->op_job_id),
+                         g_strdup(res->op_poll_url),
+                         ifs_http_redact(a->http, res->op_status ? res->op_status : "queued"));
 }
 
-static void queue_task(IfsStore *s, Task *t)
+static void queue_task(Actions *ac, Task *t)
 {
     GError *gerr = NULL;
 
-    if (!g_thread_pool_push(s->workers, t, &gerr)) {
+    if (!g_thread_pool_push(ac->workers, t, &gerr)) {
         g_warning("cannot queue background work: %s", gerr->message);
         g_error_free(gerr);
         task_free(t);
     }
 }
 
-static int resource_control_write(Account *a, IfsControlTarget *t, const char *buf,
-                                  size_t len, off_t offset)
+static int resource_control_write(Actions *ac, Account *a, IfsControlTarget *t,
+                                  const char *buf, size_t len, off_t offset)
 {
     const IfsControlSpec *spec = ifs_provider_control(a->type, t->res_kind, t->file);
     IfsError *err = NULL;
@@ -388,7 +276,7 @@ static int resource_control_write(Account *a, IfsControlTarget *t, const char *b
                             "(as `echo cmd > %s` does)", t->file);
     else
         cmd = ifs_control_parse(spec, buf, len, &err);
-    if (cmd && a->store->opts.offline)
+    if (cmd && ac->model->opts.offline)
         err = ifs_error_new(EROFS, 0, NULL, "mounted with -o offline: no request was sent; "
                             "remount without offline to act");
     else if (cmd && !a->pstate)
@@ -409,32 +297,33 @@ static int resource_control_write(Account *a, IfsControlTarget *t, const char *b
 
     g_mutex_lock(&a->lock);
     {
-        Extras *x = store_extras_get(a, key);
+        Extras *x = extras_get(a, key);
         g_free(x->last_action);
         x->last_action = line;
         if (op) {
             if (x->op)
                 operation_unref(x->op);
             x->op = operation_ref(op);
-            store_target_unref(x->wait_target);
-            x->wait_target = store_target_new(TARGET_OPERATION, a, t->res_kind, t->res_id, "wait");
+            control_target_unref(x->wait_target);
+            x->wait_target = control_target_new(TARGET_OPERATION, a, t->res_kind, t->res_id,
+                                                "wait");
             x->wait_target->op = operation_ref(op);
         }
         x->gen++;
     }
     if (ok && res.resource_gone)
-        replace_resource(a, t->res_kind, t->res_id, NULL);
+        account_replace_resource(a, t->res_kind, t->res_id, NULL);
     else if (ok && res.resource)
-        replace_resource(a, t->res_kind, t->res_id, res.resource);
+        account_replace_resource(a, t->res_kind, t->res_id, res.resource);
     g_mutex_unlock(&a->lock);
-    store_publish(a);
+    publish_account(ac->publisher, a);
 
     if (op) {
         Task *task = g_new0(Task, 1);
         task->kind = TASK_POLL;
         task->account = a;
         task->op = op;
-        queue_task(a->store, task);
+        queue_task(ac, task);
     } else if (ok && !res.resource_gone && !res.resource) {
         Task *task = g_new0(Task, 1);
         task->kind = TASK_FETCH;
@@ -442,7 +331,7 @@ static int resource_control_write(Account *a, IfsControlTarget *t, const char *b
         task->res_kind = g_strdup(t->res_kind);
         task->res_id = g_strdup(t->res_id);
         task->again_after_ms = res.refetch_after_ms;
-        queue_task(a->store, task);
+        queue_task(ac, task);
     }
     if (!ok)
         g_message("%s/%s/%s/%s: '%s' failed: %s", t->res_kind, a->cfg->name, t->res_id,
@@ -456,7 +345,8 @@ static int resource_control_write(Account *a, IfsControlTarget *t, const char *b
     return errnum;
 }
 
-static int refresh_control_write(Account *a, const char *buf, size_t len, off_t offset)
+static int refresh_control_write(Actions *ac, Account *a, const char *buf, size_t len,
+                                 off_t offset)
 {
     IfsError *err = NULL;
     IfsCommand *cmd = NULL;
@@ -469,7 +359,7 @@ static int refresh_control_write(Account *a, const char *buf, size_t len, off_t 
     else
         cmd = ifs_control_parse(&store_refresh_spec, buf, len, &err);
     if (cmd) {
-        errnum = store_request_refresh(a, TRUE);
+        errnum = account_request_refresh(a, TRUE);
         if (errnum) {
             g_mutex_lock(&a->lock);
             err = ifs_error_new(errnum, 0, NULL, "refresh failed: %s", a->last_error);
@@ -484,7 +374,7 @@ static int refresh_control_write(Account *a, const char *buf, size_t len, off_t 
     g_free(a->provider_last_action);
     a->provider_last_action = line;
     g_mutex_unlock(&a->lock);
-    store_publish(a);
+    publish_account(ac->publisher, a);
     errnum = err ? err->errnum : 0;
     ifs_error_free(err);
     ifs_command_free(cmd);
@@ -493,22 +383,24 @@ static int refresh_control_write(Account *a, const char *buf, size_t len, off_t 
     return errnum;
 }
 
-int ifs_store_control_write(IfsStore *store, IfsNode *node, const char *buf,
-                            size_t len, off_t offset)
+int actions_control_write(Actions *ac, IfsNode *node, const char *buf, size_t len,
+                          off_t offset)
 {
     IfsControlTarget *t = ifs_node_target(node);
 
-    (void)store;
     if (node->type != IFS_NODE_CONTROL || !t)
         return EACCES;
     if (t->kind == TARGET_REFRESH)
-        return refresh_control_write(t->account, buf, len, offset);
-    return resource_control_write(t->account, t, buf, len, offset);
+        return refresh_control_write(ac, t->account, buf, len, offset);
+    return resource_control_write(ac, t->account, t, buf, len, offset);
 }
 
-char *ifs_store_wait_text(IfsStore *store, IfsNode *node,
-                          gboolean (*give_up)(void *data), void *data, int *errnum)
+/* ---- operation/wait -------------------------------------------------------- */
+
+char *actions_wait_text(Actions *ac, IfsNode *node, gboolean (*give_up)(void *data),
+                        void *data, int *errnum)
 {
+    Model *m = ac->model;
     IfsControlTarget *t = ifs_node_target(node);
     Operation *op = t ? t->op : NULL;
     char *text = NULL;
@@ -517,18 +409,18 @@ char *ifs_store_wait_text(IfsStore *store, IfsNode *node,
         *errnum = EIO;
         return NULL;
     }
-    g_mutex_lock(&store->op_lock);
+    g_mutex_lock(&m->op_lock);
     op->readers++;
-    while (!op->done && !store_stopping(store)) {
+    while (!op->done && !model_stopping(m)) {
         gboolean stop;
 
-        g_cond_wait_until(&store->op_cond, &store->op_lock,
+        g_cond_wait_until(&m->op_cond, &m->op_lock,
                           g_get_monotonic_time() + 200 * G_TIME_SPAN_MILLISECOND);
         if (op->done)
             break;
-        g_mutex_unlock(&store->op_lock);
+        g_mutex_unlock(&m->op_lock);
         stop = give_up(data);
-        g_mutex_lock(&store->op_lock);
+        g_mutex_lock(&m->op_lock);
         if (stop)
             break;
     }
@@ -536,22 +428,45 @@ char *ifs_store_wait_text(IfsStore *store, IfsNode *node,
         text = g_strconcat(op->status_text, "\n", NULL);
     } else {
         op->readers--;
-        g_cond_broadcast(&store->op_cond);
+        g_cond_broadcast(&m->op_cond);
         *errnum = EINTR;
     }
-    g_mutex_unlock(&store->op_lock);
+    g_mutex_unlock(&m->op_lock);
     return text;
 }
 
-void ifs_store_wait_replied(IfsStore *store, IfsNode *node)
+void actions_wait_replied(Actions *ac, IfsNode *node)
 {
+    Model *m = ac->model;
     IfsControlTarget *t = ifs_node_target(node);
     Operation *op = t ? t->op : NULL;
 
     if (!op)
         return;
-    g_mutex_lock(&store->op_lock);
+    g_mutex_lock(&m->op_lock);
     op->readers--;
-    g_cond_broadcast(&store->op_cond);
-    g_mutex_unlock(&store->op_lock);
+    g_cond_broadcast(&m->op_cond);
+    g_mutex_unlock(&m->op_lock);
+}
+
+/* ---- the workers ----------------------------------------------------------- */
+
+void actions_init(Actions *ac, Model *m, Publisher *p)
+{
+    ac->model = m;
+    ac->publisher = p;
+    ac->workers = NULL;
+}
+
+void actions_start(Actions *ac)
+{
+    ac->workers = g_thread_pool_new(worker_main, ac, 32, FALSE, NULL);
+}
+
+void actions_stop(Actions *ac)
+{
+    if (!ac->workers)
+        return;
+    g_thread_pool_free(ac->workers, FALSE, TRUE);
+    ac->workers = NULL;
 }

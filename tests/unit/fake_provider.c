@@ -29,6 +29,11 @@ struct FakeProvider {
     char *act_code;
     char *act_message;
     gboolean act_returns_resource;
+    gboolean operations;   /* power commands start operations */
+    guint n_operations;
+    gboolean operations_end; /* polls report ops_end_state */
+    IfsOpState ops_end_state;
+    GHashTable *pending;   /* poll URL -> "kind\nid\nverb" of its command */
     gboolean hold;
     guint held;            /* list() calls waiting right now */
     guint calls[FAKE_N_CALLS];
@@ -60,6 +65,7 @@ FakeProvider *fake_provider_new(const char *account)
     g_cond_init(&f->cond);
     f->entries = g_ptr_array_new_with_free_func(entry_free);
     f->act_returns_resource = TRUE;
+    f->pending = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     G_LOCK(registry);
     if (!registry)
         registry = g_hash_table_new(g_str_hash, g_str_equal);
@@ -101,6 +107,7 @@ void fake_provider_unref(FakeProvider *f)
     if (!last)
         return;
     g_ptr_array_unref(f->entries);
+    g_hash_table_destroy(f->pending);
     g_free(f->list_message);
     g_free(f->act_code);
     g_free(f->act_message);
@@ -237,6 +244,21 @@ void fake_provider_set_act_returns_resource(FakeProvider *f, gboolean returns)
 {
     g_mutex_lock(&f->lock);
     f->act_returns_resource = returns;
+    g_mutex_unlock(&f->lock);
+}
+
+void fake_provider_start_operations(FakeProvider *f, gboolean start)
+{
+    g_mutex_lock(&f->lock);
+    f->operations = start;
+    g_mutex_unlock(&f->lock);
+}
+
+void fake_provider_end_operations(FakeProvider *f, IfsOpState state)
+{
+    g_mutex_lock(&f->lock);
+    f->operations_end = TRUE;
+    f->ops_end_state = state;
     g_mutex_unlock(&f->lock);
 }
 
@@ -480,6 +502,15 @@ static gboolean fake_act(gpointer state, const char *kind, const char *id, const
                                 f->act_message);
     } else if (!e) {
         failure = ifs_error_new(ENOENT, 404, "not_found", "fake provider: no %s '%s'", kind, id);
+    } else if (strcmp(file, "power") == 0 && f->operations) {
+        char *job = g_strdup_printf("job-%u", ++f->n_operations);
+
+        out->http_status = 202;
+        out->op_status = g_strdup("queued");
+        out->op_job_id = job;
+        out->op_poll_url = g_strconcat("fake://poll/", job, NULL);
+        g_hash_table_insert(f->pending, g_strdup(out->op_poll_url),
+                            g_strdup_printf("%s\n%s\n%s", kind, id, cmd->verb));
     } else if (strcmp(file, "power") == 0) {
         json_object_object_add(e->object, "power_state",
                                json_object_new_string(power_state_after(cmd->verb)));
@@ -501,6 +532,42 @@ static gboolean fake_act(gpointer state, const char *kind, const char *id, const
     if (failure)
         ifs_error_propagate(err, failure);
     return !failure;
+}
+
+static gboolean fake_poll(gpointer state, const char *poll_url, IfsOpState *state_out,
+                          char **status_text, IfsError **err)
+{
+    FakeProvider *f = state;
+    const char *what;
+
+    g_mutex_lock(&f->lock);
+    count_call(f, FAKE_POLL);
+    what = g_hash_table_lookup(f->pending, poll_url);
+    if (!what) {
+        g_mutex_unlock(&f->lock);
+        ifs_error_propagate(err, ifs_error_new(ENOENT, 404, "not_found",
+                            "fake provider: no operation at %s", poll_url));
+        return FALSE;
+    }
+    if (!f->operations_end) {
+        *state_out = IFS_OP_PENDING;
+        *status_text = g_strdup("in_progress");
+    } else {
+        char **parts = g_strsplit(what, "\n", 3);
+        Entry *e = find_entry(f, parts[0], parts[1], NULL);
+
+        if (e && f->ops_end_state == IFS_OP_COMPLETED) {
+            json_object_object_add(e->object, "power_state",
+                                   json_object_new_string(power_state_after(parts[2])));
+            json_object_object_add(e->object, "last_command", json_object_new_string(parts[2]));
+        }
+        *state_out = f->ops_end_state;
+        *status_text = g_strdup(f->ops_end_state == IFS_OP_COMPLETED ? "completed" : "failed");
+        g_strfreev(parts);
+        g_hash_table_remove(f->pending, poll_url);
+    }
+    g_mutex_unlock(&f->lock);
+    return TRUE;
 }
 
 static const char *const fake_kinds[] = {"vps", NULL};
@@ -528,5 +595,5 @@ const IfsProviderType fake_provider_type = {
     .list = fake_list,
     .fetch = fake_fetch,
     .act = fake_act,
-    .poll = NULL,
+    .poll = fake_poll,
 };

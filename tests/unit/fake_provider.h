@@ -7,6 +7,8 @@
  *   power   start | stop [force] | restart: sets the VPS's "power_state"
  *           (running, stopped, running) and "last_command" (the verb)
  *   delete  1: removes the VPS (resource_gone)
+ * With operations on (fake_provider_start_operations), a power command
+ * instead starts an asynchronous operation that poll() reports.
  *
  * A store account of type fake_provider_type finds its fake by account
  * name: create the fake with fake_provider_new() before the store opens
@@ -28,6 +30,7 @@ typedef enum {
     FAKE_LIST,
     FAKE_FETCH,
     FAKE_ACT,
+    FAKE_POLL,
     FAKE_N_CALLS,
 } FakeCall;
 
@@ -62,6 +65,15 @@ void fake_provider_fail_acts(FakeProvider *f, int errnum, int http_status,
  * default), so the store shows it at once; otherwise the store re-reads
  * it with fetch(). */
 void fake_provider_set_act_returns_resource(FakeProvider *f, gboolean returns);
+
+/* From now on a power command changes nothing at once: act() answers
+ * 202 with an operation ("queued", job "job-<n>", polled at
+ * "fake://poll/job-<n>"), and poll() reports it "in_progress" until
+ * fake_provider_end_operations; the VPS changes when it ends. */
+void fake_provider_start_operations(FakeProvider *f, gboolean start);
+/* Every operation polled from now on ends: COMPLETED (the power command
+ * takes effect) or FAILED (status "failed"). */
+void fake_provider_end_operations(FakeProvider *f, IfsOpState state);
 
 /* While held, list() takes its copy of the resources (what the API
  * answered) and then waits until released, or fails with ETIMEDOUT after

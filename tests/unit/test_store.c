@@ -1,4 +1,4 @@
-/* The store (store.c, tree.c, actions.c, with persist.c behind it), driven
+/* The whole store (store.c and the pipeline behind it, persist.c too), driven
  * through its public interface on the in-process fake provider: refreshes
  * publish the tree and invalidate exactly what changed, failures keep the
  * last good data and say why, control writes act once and show their

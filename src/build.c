@@ -1,7 +1,6 @@
-/* Building snapshots: an account's resources and our own per-resource state
- * become directories of files (CONTRACT §3, §4, §7). Run by the publisher
- * thread only. */
-#include "store_private.h"
+/* Building snapshots (see build.h): resource, kind and
+ * providers/<account>/ directories, and the root above them. */
+#include "build.h"
 
 #include <string.h>
 
@@ -28,23 +27,51 @@ static char *url_without_userinfo(const char *url)
     return g_string_free(out, FALSE);
 }
 
-/* Control targets live as long as the resource's extras: the same target
- * keeps an unchanged control file the same node across rebuilds. */
-static IfsControlTarget *extras_target(Extras *x, Account *a, IfsResource *r,
-                                       const char *file)
-{
-    IfsControlTarget *t = g_hash_table_lookup(x->targets, file);
+/* The last node built for a resource, to skip rebuilding unchanged ones. */
+typedef struct {
+    IfsResource *res;
+    guint gen;      /* the extras' gen it was built with */
+    IfsNode *node;
+    char *problems; /* what building it reported for last_error, or NULL */
+} Built;
 
-    if (!t) {
-        t = store_target_new(TARGET_CONTROL, a, r->kind, r->id, file);
-        g_hash_table_insert(x->targets, g_strdup(file), t);
-    }
-    return t;
+static void built_free(gpointer data)
+{
+    Built *b = data;
+
+    ifs_resource_unref(b->res);
+    ifs_node_unref(b->node);
+    g_free(b->problems);
+    g_free(b);
 }
 
+AccountBuild *account_build_new(Account *a)
+{
+    AccountBuild *ab = g_new0(AccountBuild, 1);
 
+    ab->account = a;
+    ab->built = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, built_free);
+    ab->kind_dirs = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
+                                          (GDestroyNotify)ifs_node_unref);
+    ab->saved_mtimes = a->saved_mtimes;
+    a->saved_mtimes = NULL;
+    return ab;
+}
 
-/* ---- tree building (publisher thread) ---------------------------------- */
+void account_build_free(AccountBuild *ab)
+{
+    if (!ab)
+        return;
+    g_hash_table_destroy(ab->built);
+    g_hash_table_destroy(ab->kind_dirs);
+    if (ab->provider_dir)
+        ifs_node_unref(ab->provider_dir);
+    if (ab->saved_mtimes)
+        g_hash_table_unref(ab->saved_mtimes);
+    g_free(ab);
+}
+
+/* ---- one account -------------------------------------------------------- */
 
 static void add_file(IfsDirBuilder *b, const char *name, const char *text)
 {
@@ -59,7 +86,7 @@ static void add_line(IfsDirBuilder *b, const char *name, const char *value)
     g_free(text);
 }
 
-static IfsNode *build_operation_dir(const char *res_path, Extras *x, IfsStore *s)
+static IfsNode *build_operation_dir(const char *res_path, Extras *x, Model *m)
 {
     Operation *op = x->op;
     char *path = ifs_path_join(res_path, "operation");
@@ -68,11 +95,11 @@ static IfsNode *build_operation_dir(const char *res_path, Extras *x, IfsStore *s
     char *final_text = NULL;
     IfsNode *wait;
 
-    g_mutex_lock(&s->op_lock);
+    g_mutex_lock(&m->op_lock);
     add_line(b, "status", op->status_text);
     if (op->shown_final)
         final_text = g_strconcat(op->status_text, "\n", NULL);
-    g_mutex_unlock(&s->op_lock);
+    g_mutex_unlock(&m->op_lock);
     add_line(b, "job_id", op->job_id);
     {
         /* Kept as the API gave it for polling; shown without credentials. */
@@ -80,8 +107,8 @@ static IfsNode *build_operation_dir(const char *res_path, Extras *x, IfsStore *s
         add_line(b, "poll_url", shown);
         g_free(shown);
     }
-    wait = ifs_node_new_wait(wait_path, final_text, store_target_ref(x->wait_target),
-                             (IfsTargetFree)store_target_unref);
+    wait = ifs_node_new_wait(wait_path, final_text, control_target_ref(x->wait_target),
+                             (IfsTargetFree)control_target_unref);
     /* Each operation's wait file is a new inode: the kernel then forgets the
      * previous one by name, never by invalidating pages a reader may hold. */
     {
@@ -156,15 +183,15 @@ static IfsNode *build_resource(Account *a, IfsResource *r, const char *path,
         cpath = ifs_path_join(path, spec->file);
         line = ifs_control_commands_line(spec);
         ifs_dir_builder_add(b, ifs_node_new_control(cpath, line,
-                            store_target_ref(extras_target(x, a, r, spec->file)),
-                            (IfsTargetFree)store_target_unref));
+                            control_target_ref(extras_control_target(x, a, r, spec->file)),
+                            (IfsTargetFree)control_target_unref));
         g_free(line);
         g_free(cpath);
     }
     if (has_controls)
         add_file(b, "last_action", x->last_action ? x->last_action : "");
     if (x->op)
-        ifs_dir_builder_add(b, build_operation_dir(path, x, a->store));
+        ifs_dir_builder_add(b, build_operation_dir(path, x, a->model));
     if (extra) {
         json_object_object_foreach(extra, name, value) {
             char *safe = ifs_name_escape(name, strlen(name));
@@ -204,11 +231,12 @@ static void add_problems(GString *problems, const char *more)
 
 /* The resource's node, rebuilt only when the API data or our extras changed;
  * a rebuilt node still shares every unchanged file with the previous one. */
-static IfsNode *resource_node(Account *a, IfsResource *r, const char *key,
+static IfsNode *resource_node(AccountBuild *ab, IfsResource *r, const char *key,
                               const char *path, GString *problems)
 {
-    Extras *x = store_extras_get(a, key);
-    Built *prev = g_hash_table_lookup(a->built, key);
+    Account *a = ab->account;
+    Extras *x = extras_get(a, key);
+    Built *prev = g_hash_table_lookup(ab->built, key);
     GString *own_problems;
     IfsNode *node;
     Built *now;
@@ -225,8 +253,8 @@ static IfsNode *resource_node(Account *a, IfsResource *r, const char *key,
     own_problems = g_string_new(NULL);
     node = build_resource(a, r, path, x, own_problems);
     add_problems(problems, own_problems->str);
-    if (!prev && a->saved_mtimes) {
-        IfsCacheMtimes *m = g_hash_table_lookup(a->saved_mtimes, key);
+    if (!prev && ab->saved_mtimes) {
+        IfsCacheMtimes *m = g_hash_table_lookup(ab->saved_mtimes, key);
         if (m)
             ifs_cache_restamp(node, m);
     }
@@ -237,12 +265,13 @@ static IfsNode *resource_node(Account *a, IfsResource *r, const char *key,
     now->node = ifs_node_ref(node);
     now->problems = own_problems->len ? g_strdup(own_problems->str) : NULL;
     g_string_free(own_problems, TRUE);
-    g_hash_table_replace(a->built, g_strdup(key), now);
+    g_hash_table_replace(ab->built, g_strdup(key), now);
     return node;
 }
 
-static void build_kind_dirs(Account *a, GString *problems)
+static void build_kind_dirs(AccountBuild *ab, GString *problems)
 {
+    Account *a = ab->account;
     GHashTable *builders = g_hash_table_new(g_str_hash, g_str_equal);
     GHashTable *seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     guint skipped = 0;
@@ -271,7 +300,7 @@ static void build_kind_dirs(Account *a, GString *problems)
         }
         key = store_resource_key(r->kind, r->id);
         path = ifs_path_join(ifs_dir_builder_path(b), name);
-        ifs_dir_builder_add(b, resource_node(a, r, key, path, problems));
+        ifs_dir_builder_add(b, resource_node(ab, r, key, path, problems));
         /* Shown, but incomplete (e.g. a detail read failed): say so. */
         if (r->problem && problems->len < MAX_PROBLEM_TEXT)
             g_string_append_printf(problems, "%s %s: %s; ", r->kind, r->id, r->problem);
@@ -286,15 +315,15 @@ static void build_kind_dirs(Account *a, GString *problems)
     {
         GHashTableIter it;
         gpointer key;
-        g_hash_table_iter_init(&it, a->built);
+        g_hash_table_iter_init(&it, ab->built);
         while (g_hash_table_iter_next(&it, &key, NULL))
             if (!g_hash_table_contains(seen, key))
                 g_hash_table_iter_remove(&it);
     }
     for (const char *const *k = a->type->kinds; *k; k++) {
         IfsNode *fresh = ifs_dir_builder_finish(g_hash_table_lookup(builders, *k), 0);
-        IfsNode *old = g_hash_table_lookup(a->kind_dirs, *k);
-        g_hash_table_replace(a->kind_dirs, (gpointer)*k, ifs_node_merge_unchanged(fresh, old));
+        IfsNode *old = g_hash_table_lookup(ab->kind_dirs, *k);
+        g_hash_table_replace(ab->kind_dirs, (gpointer)*k, ifs_node_merge_unchanged(fresh, old));
     }
     g_hash_table_destroy(builders);
     g_hash_table_destroy(seen);
@@ -340,8 +369,8 @@ static IfsNode *build_provider_dir(Account *a, const char *problems)
     {
         char *cpath = ifs_path_join(path, "refresh");
         char *line = ifs_control_commands_line(&store_refresh_spec);
-        ifs_dir_builder_add(b, ifs_node_new_control(cpath, line, store_target_ref(a->refresh_target),
-                                                    (IfsTargetFree)store_target_unref));
+        ifs_dir_builder_add(b, ifs_node_new_control(cpath, line, control_target_ref(a->refresh_target),
+                                                    (IfsTargetFree)control_target_unref));
         g_free(line);
         g_free(cpath);
     }
@@ -349,13 +378,14 @@ static IfsNode *build_provider_dir(Account *a, const char *problems)
     return ifs_dir_builder_finish(b, 0);
 }
 
-void store_build_account(Account *a)
+void build_account(AccountBuild *ab)
 {
+    Account *a = ab->account;
     GString *problems = g_string_new(NULL);
     IfsNode *fresh;
 
     g_mutex_lock(&a->lock);
-    build_kind_dirs(a, problems);
+    build_kind_dirs(ab, problems);
     fresh = build_provider_dir(a, problems->str);
     if (a->save_wanted) {
         /* What the refresher writes to disk once this build is published. */
@@ -364,7 +394,7 @@ void store_build_account(Account *a)
         if (a->save_items)
             g_ptr_array_unref(a->save_items);
         a->save_items = g_ptr_array_new_with_free_func((GDestroyNotify)ifs_cache_item_free);
-        g_hash_table_iter_init(&it, a->built);
+        g_hash_table_iter_init(&it, ab->built);
         while (g_hash_table_iter_next(&it, NULL, &value)) {
             Built *built = value;
             g_ptr_array_add(a->save_items, ifs_cache_item_new(built->res, built->node));
@@ -372,14 +402,14 @@ void store_build_account(Account *a)
         a->save_wanted = FALSE;
     }
     g_mutex_unlock(&a->lock);
-    if (a->saved_mtimes) { /* only the first build needs them */
-        g_hash_table_unref(a->saved_mtimes);
-        a->saved_mtimes = NULL;
+    if (ab->saved_mtimes) { /* only the first build needs them */
+        g_hash_table_unref(ab->saved_mtimes);
+        ab->saved_mtimes = NULL;
     }
-    fresh = ifs_node_merge_unchanged(fresh, a->provider_dir);
-    if (a->provider_dir)
-        ifs_node_unref(a->provider_dir);
-    a->provider_dir = fresh;
+    fresh = ifs_node_merge_unchanged(fresh, ab->provider_dir);
+    if (ab->provider_dir)
+        ifs_node_unref(ab->provider_dir);
+    ab->provider_dir = fresh;
     g_string_free(problems, TRUE);
 }
 
@@ -411,24 +441,22 @@ static const char readme_text[] =
     "EAGAIN rate limited, EIO provider error, ETIMEDOUT/EHOSTUNREACH network.\n"
     "See man infrafs.\n";
 
-IfsNode *store_build_root(IfsStore *s)
+IfsNode *build_root(AccountBuild *const *builds, guint n)
 {
     IfsDirBuilder *root = ifs_dir_builder_new("");
     IfsDirBuilder *providers = ifs_dir_builder_new("providers");
 
     ifs_dir_builder_add(root, ifs_node_new_file("README", readme_text,
                                                 sizeof readme_text - 1, 0));
-    for (guint i = 0; i < s->accounts->len; i++) {
-        Account *a = g_ptr_array_index(s->accounts, i);
-        if (a->provider_dir)
-            ifs_dir_builder_add(providers, ifs_node_ref(a->provider_dir));
+    for (guint i = 0; i < n; i++) {
+        if (builds[i]->provider_dir)
+            ifs_dir_builder_add(providers, ifs_node_ref(builds[i]->provider_dir));
     }
     ifs_dir_builder_add(root, ifs_dir_builder_finish(providers, 0));
     for (const char *const *k = known_kinds; *k; k++) {
         IfsDirBuilder *kind_dir = NULL;
-        for (guint i = 0; i < s->accounts->len; i++) {
-            Account *a = g_ptr_array_index(s->accounts, i);
-            IfsNode *dir = g_hash_table_lookup(a->kind_dirs, *k);
+        for (guint i = 0; i < n; i++) {
+            IfsNode *dir = g_hash_table_lookup(builds[i]->kind_dirs, *k);
             if (!dir)
                 continue;
             if (!kind_dir)

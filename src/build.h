@@ -1,0 +1,30 @@
+/* Building snapshots: an account's resources and our extras become
+ * directories of files (CONTRACT §3, §4, §7). Pure with respect to the
+ * store: it reads the model under its locks and returns nodes; it neither
+ * publishes nor starts anything. Run by the publisher thread only (or by a
+ * test in its place). */
+#pragma once
+#include "model.h"
+
+/* What building keeps of an account between builds, so that an unchanged
+ * resource keeps its node. Only ever touched by the thread that builds
+ * (the publisher). */
+typedef struct {
+    Account *account;
+    GHashTable *built;        /* "kind/id" -> the last node built for it */
+    GHashTable *saved_mtimes; /* from the saved copy, until the first build */
+    IfsNode *provider_dir;    /* providers/<account>/, NULL before the first build */
+    GHashTable *kind_dirs;    /* kind -> <kind>/<account>/ (IfsNode*) */
+} AccountBuild;
+
+/* Takes the account's saved_mtimes, if any. */
+AccountBuild *account_build_new(Account *a);
+void account_build_free(AccountBuild *b);
+
+/* Rebuilds the account's directories from its current data. When the
+ * account asked for it (save_wanted), hands what was built to the saver
+ * (save_items). */
+void build_account(AccountBuild *b);
+/* The root over the accounts' last builds: README, providers/, and one
+ * directory per kind that any account offers. */
+IfsNode *build_root(AccountBuild *const *builds, guint n);

@@ -1,0 +1,328 @@
+/* Publishing (see publish.h): the publisher thread and its queue, root
+ * swaps, diffs and invalidations, and waking readers of operation/wait. */
+#include "publish.h"
+
+/* A publish a thread waits for. */
+typedef struct {
+    GMutex lock;
+    GCond cond;
+    gboolean finished;
+} Done;
+
+typedef struct {
+    Account *account; /* NULL: stop the publisher */
+    Done *done;
+    Operation *finished_op; /* its terminal state is in this publish */
+} PublishReq;
+
+struct Publisher {
+    /* Set before the thread starts, read-only after. */
+    Model *model;
+    IfsInvalidator inv;
+    GThread *thread;
+    GAsyncQueue *queue;       /* PublishReq* */
+
+    /* The publisher thread only. */
+    GPtrArray *builds;        /* AccountBuild*, one per account, in their order */
+
+    GMutex pin_lock;          /* held across a swap of root; see ifs_store_pin */
+    guint64 generation;       /* root swaps so far; atomic */
+    GMutex root_lock;         /* guards root */
+    IfsNode *root;
+};
+
+Publisher *publisher_new(Model *m)
+{
+    Publisher *p = g_new0(Publisher, 1);
+
+    p->model = m;
+    p->queue = g_async_queue_new();
+    p->builds = g_ptr_array_new_with_free_func((GDestroyNotify)account_build_free);
+    g_mutex_init(&p->pin_lock);
+    g_mutex_init(&p->root_lock);
+    return p;
+}
+
+void publisher_set_invalidator(Publisher *p, const IfsInvalidator *inv)
+{
+    p->inv = *inv;
+}
+
+/* ---- the swap ----------------------------------------------------------- */
+
+typedef struct {
+    Publisher *publisher;
+    GPtrArray *waits; /* IfsNode*: wait files to invalidate after waking readers */
+} DiffSink;
+
+static void sink_changed(void *data, uint64_t ino)
+{
+    Publisher *p = ((DiffSink *)data)->publisher;
+
+    if (p->inv.inval_inode)
+        p->inv.inval_inode(p->inv.data, ino);
+}
+
+static void sink_wait_changed(void *data, const IfsNode *fresh)
+{
+    DiffSink *d = data;
+
+    g_ptr_array_add(d->waits, ifs_node_ref((IfsNode *)fresh));
+}
+
+static void sink_removed(void *data, uint64_t parent, const char *name)
+{
+    Publisher *p = ((DiffSink *)data)->publisher;
+
+    if (p->inv.inval_entry)
+        p->inv.inval_entry(p->inv.data, parent, name);
+}
+
+/* Until every reader of `op` has replied (bounded: a reader that is slow
+ * to wake must not stall publishing for long). */
+static void wait_replies(Model *m, Operation *op)
+{
+    gint64 until = g_get_monotonic_time() + 2 * G_USEC_PER_SEC;
+
+    g_mutex_lock(&m->op_lock);
+    while (op->readers > 0 && g_get_monotonic_time() < until)
+        g_cond_wait_until(&m->op_cond, &m->op_lock, until);
+    g_mutex_unlock(&m->op_lock);
+}
+
+static Operation *wait_node_operation(const IfsNode *wait)
+{
+    IfsControlTarget *t = ifs_node_target(wait);
+
+    return t ? t->op : NULL;
+}
+
+/* Swap in a new root, then tell the kernel what changed.
+ *
+ * The invariant: the publisher never invalidates a page that a request
+ * blocked in this daemon can hold locked. Readers of operation/wait hold
+ * theirs until they are answered, so every wait file whose text changed
+ * (only its operation's own finishing publish changes it) has its readers
+ * woken, after every other invalidation (so what they read next is
+ * current), and answered before the file itself is invalidated. */
+static void publish_root(Publisher *p)
+{
+    IfsNode *fresh = build_root((AccountBuild *const *)p->builds->pdata, p->builds->len);
+    IfsNode *old;
+    DiffSink d = {p, g_ptr_array_new_with_free_func((GDestroyNotify)ifs_node_unref)};
+    IfsNodeDiffSink sink = {
+        .changed = sink_changed,
+        .removed = sink_removed,
+        .wait_changed = sink_wait_changed,
+        .data = &d,
+    };
+
+    g_mutex_lock(&p->root_lock);
+    old = p->root;
+    g_mutex_unlock(&p->root_lock);
+    fresh = ifs_node_merge_unchanged(fresh, old);
+    g_mutex_lock(&p->pin_lock);
+    g_mutex_lock(&p->root_lock);
+    p->root = fresh;
+    g_mutex_unlock(&p->root_lock);
+    __atomic_add_fetch(&p->generation, 1, __ATOMIC_RELEASE);
+    g_mutex_unlock(&p->pin_lock);
+    /* Only after the swap: a re-read must find the new data. */
+    if (old) {
+        ifs_node_diff(old, fresh, &sink);
+        ifs_node_unref(old);
+    }
+    for (guint i = 0; i < d.waits->len; i++) {
+        Operation *op = wait_node_operation(g_ptr_array_index(d.waits, i));
+        if (op)
+            operation_mark_done(p->model, op);
+    }
+    for (guint i = 0; i < d.waits->len; i++) {
+        IfsNode *wait = g_ptr_array_index(d.waits, i);
+        Operation *op = wait_node_operation(wait);
+        if (op)
+            wait_replies(p->model, op);
+        if (p->inv.inval_inode)
+            p->inv.inval_inode(p->inv.data, wait->ino);
+    }
+    g_ptr_array_unref(d.waits);
+}
+
+/* The operations that end in this publish: their wait files show the final
+ * text from now on (a rebuild of their resource is forced). Readers are
+ * woken in publish_root, or after it when the file is no longer in the
+ * tree. */
+static void show_final(Model *m, GPtrArray *finished_ops)
+{
+    for (guint i = 0; i < finished_ops->len; i++) {
+        Operation *op = g_ptr_array_index(finished_ops, i);
+        Account *a = op->account;
+        char *key = store_resource_key(op->res_kind, op->res_id);
+
+        g_mutex_lock(&m->op_lock);
+        op->shown_final = TRUE;
+        g_mutex_unlock(&m->op_lock);
+        g_mutex_lock(&a->lock);
+        {
+            Extras *x = g_hash_table_lookup(a->extras, key);
+            if (x && x->op == op)
+                x->gen++;
+        }
+        g_mutex_unlock(&a->lock);
+        g_free(key);
+    }
+}
+
+/* ---- the thread --------------------------------------------------------- */
+
+static void done_signal(Done *d)
+{
+    g_mutex_lock(&d->lock);
+    d->finished = TRUE;
+    g_cond_broadcast(&d->cond);
+    g_mutex_unlock(&d->lock);
+}
+
+static AccountBuild *build_of(Publisher *p, const Account *a)
+{
+    for (guint i = 0; i < p->builds->len; i++) {
+        AccountBuild *ab = g_ptr_array_index(p->builds, i);
+        if (ab->account == a)
+            return ab;
+    }
+    g_error("publisher: account '%s' was added after the store started; "
+            "add every account before ifs_store_start", a->cfg->name);
+    return NULL;
+}
+
+static gpointer publisher_main(gpointer data)
+{
+    Publisher *p = data;
+
+    for (;;) {
+        PublishReq *req = g_async_queue_pop(p->queue);
+        GPtrArray *batch = g_ptr_array_new();
+        GPtrArray *finished = g_ptr_array_new();
+        gboolean stop = FALSE;
+
+        /* Coalesce everything queued: one root swap serves them all. */
+        do {
+            g_ptr_array_add(batch, req);
+        } while ((req = g_async_queue_try_pop(p->queue)) != NULL);
+        for (guint i = 0; i < batch->len; i++) {
+            PublishReq *r = g_ptr_array_index(batch, i);
+            if (r->finished_op)
+                g_ptr_array_add(finished, r->finished_op);
+        }
+        show_final(p->model, finished);
+        for (guint i = 0; i < batch->len; i++) {
+            PublishReq *r = g_ptr_array_index(batch, i);
+            gboolean dup = FALSE;
+            if (!r->account) {
+                stop = TRUE;
+                continue;
+            }
+            for (guint j = 0; j < i && !dup; j++)
+                dup = ((PublishReq *)g_ptr_array_index(batch, j))->account == r->account;
+            if (!dup)
+                build_account(build_of(p, r->account));
+        }
+        publish_root(p);
+        /* An operation whose file left the tree (its resource is gone, or a
+         * newer operation replaced it) has readers all the same. */
+        for (guint i = 0; i < finished->len; i++)
+            operation_mark_done(p->model, g_ptr_array_index(finished, i));
+        for (guint i = 0; i < batch->len; i++) {
+            PublishReq *r = g_ptr_array_index(batch, i);
+            if (r->done)
+                done_signal(r->done);
+            g_free(r);
+        }
+        g_ptr_array_free(batch, TRUE);
+        g_ptr_array_free(finished, TRUE);
+        if (stop)
+            return NULL;
+    }
+}
+
+void publisher_start(Publisher *p)
+{
+    for (guint i = 0; i < p->model->accounts->len; i++)
+        g_ptr_array_add(p->builds, account_build_new(g_ptr_array_index(p->model->accounts, i)));
+    p->thread = g_thread_new("publisher", publisher_main, p);
+}
+
+void publisher_stop(Publisher *p)
+{
+    if (!p->thread)
+        return;
+    g_async_queue_push(p->queue, g_new0(PublishReq, 1));
+    g_thread_join(p->thread);
+    p->thread = NULL;
+}
+
+void publisher_free(Publisher *p)
+{
+    if (!p)
+        return;
+    publisher_stop(p);
+    if (p->root)
+        ifs_node_unref(p->root);
+    g_ptr_array_unref(p->builds);
+    g_async_queue_unref(p->queue);
+    g_mutex_clear(&p->pin_lock);
+    g_mutex_clear(&p->root_lock);
+    g_free(p);
+}
+
+void publish_finishing(Publisher *p, Account *a, Operation *finished_op)
+{
+    Done d;
+    PublishReq *req = g_new0(PublishReq, 1);
+
+    g_mutex_init(&d.lock);
+    g_cond_init(&d.cond);
+    d.finished = FALSE;
+    req->account = a;
+    req->done = &d;
+    req->finished_op = finished_op;
+    g_async_queue_push(p->queue, req);
+    g_mutex_lock(&d.lock);
+    while (!d.finished)
+        g_cond_wait(&d.cond, &d.lock);
+    g_mutex_unlock(&d.lock);
+    g_mutex_clear(&d.lock);
+    g_cond_clear(&d.cond);
+}
+
+void publish_account(Publisher *p, Account *a)
+{
+    publish_finishing(p, a, NULL);
+}
+
+/* ---- read side ----------------------------------------------------------- */
+
+IfsNode *publisher_root(Publisher *p)
+{
+    IfsNode *root;
+
+    g_mutex_lock(&p->root_lock);
+    root = p->root ? ifs_node_ref(p->root) : NULL;
+    g_mutex_unlock(&p->root_lock);
+    return root;
+}
+
+guint64 publisher_generation(Publisher *p)
+{
+    return __atomic_load_n(&p->generation, __ATOMIC_ACQUIRE);
+}
+
+void publisher_pin(Publisher *p)
+{
+    g_mutex_lock(&p->pin_lock);
+}
+
+void publisher_unpin(Publisher *p)
+{
+    g_mutex_unlock(&p->pin_lock);
+}

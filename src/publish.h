@@ -1,0 +1,37 @@
+/* Publishing: one thread for the whole store builds the new tree from the
+ * accounts' data (build.h), swaps the root under a short lock and tells the
+ * kernel what changed through the IfsInvalidator. Invalidations are only
+ * ever sent from this thread, never from inside a FUSE request. Readers of
+ * operation/wait are woken here, when their operation's end is shown. */
+#pragma once
+#include "build.h"
+
+typedef struct Publisher Publisher;
+
+Publisher *publisher_new(Model *m);
+/* Before publisher_start; `inv` is copied. */
+void publisher_set_invalidator(Publisher *p, const IfsInvalidator *inv);
+/* Starts the thread, over the model's accounts as they are now. */
+void publisher_start(Publisher *p);
+/* Ends the thread once what is queued is published. Every thread that
+ * publishes must have been joined before. */
+void publisher_stop(Publisher *p);
+/* Drops the tree and what was built (which hold targets of the model's
+ * accounts: before model_clear). */
+void publisher_free(Publisher *p);
+
+/* Publish the account's current data and wait until the new tree is live
+ * and the kernel was told what changed. Never from the publisher. */
+void publish_account(Publisher *p, Account *a);
+/* The same, when `finished_op` just ended: its wait file shows the final
+ * text from this publish on, and its readers are woken within it. */
+void publish_finishing(Publisher *p, Account *a, Operation *finished_op);
+
+/* The current root, referenced (ifs_node_unref), or NULL before the first
+ * publish. Any thread. */
+IfsNode *publisher_root(Publisher *p);
+/* Root swaps so far. Any thread. */
+guint64 publisher_generation(Publisher *p);
+/* While pinned, no newer root is swapped in (see ifs_store_pin). */
+void publisher_pin(Publisher *p);
+void publisher_unpin(Publisher *p);

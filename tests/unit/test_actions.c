@@ -1,0 +1,272 @@
+/* Actions (actions.c) on the fake: a control write acts once, records
+ * last_action and shows the result before it returns; a refused command
+ * makes no call; an action without its result is re-read by a worker; an
+ * operation is polled until it ends, and operation/wait answers only then;
+ * the refresh control asks for a refresh and waits for it. */
+#include "pipeline_util.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "test_util.h"
+
+#define VPS_1 "{\"id\": \"vps_1\", \"name\": \"web-01\", \"power_state\": \"running\"}"
+
+typedef struct {
+    Pipeline p;
+} Fixture;
+
+static void setup_with(Fixture *fx, const IfsStoreOptions *opts)
+{
+    pipeline_init(&fx->p, opts);
+    fake_provider_put(fx->p.fake, "vps", "vps_1", VPS_1);
+    pipeline_set_resources(&fx->p, "vps_1", VPS_1, NULL);
+    pipeline_start_publisher(&fx->p);
+    pipeline_start_actions(&fx->p);
+    publish_account(fx->p.publisher, fx->p.account);
+}
+
+static void setup(Fixture *fx, gconstpointer data)
+{
+    (void)data;
+    setup_with(fx, NULL);
+}
+
+static void teardown(Fixture *fx, gconstpointer data)
+{
+    (void)data;
+    pipeline_clear(&fx->p);
+}
+
+static int write_control(Fixture *fx, const char *path, const char *text)
+{
+    IfsNode *n = published_node(&fx->p, path);
+    int errnum;
+
+    if (!n)
+        g_error("no node at %s", path);
+    errnum = actions_control_write(&fx->p.actions, n, text, strlen(text), 0);
+    ifs_node_unref(n);
+    return errnum;
+}
+
+static void assert_published(Fixture *fx, const char *path, const char *expected)
+{
+    char *text = published_text(&fx->p, path);
+
+    g_assert_cmpstr(text, ==, expected);
+    g_free(text);
+}
+
+/* last_action as "<command> <outcome...>", without its time. */
+static char *last_action_after_time(Fixture *fx, const char *path)
+{
+    char *text = published_text(&fx->p, path);
+    char *space = strchr(text, ' ');
+    char *rest;
+
+    g_assert_nonnull(space);
+    g_assert_cmpuint(space - text, ==, strlen("2024-01-01T00:00:00Z"));
+    rest = g_strdup(space + 1);
+    g_free(text);
+    return rest;
+}
+
+static void test_a_write_acts_once_and_shows_its_result(Fixture *fx, gconstpointer d)
+{
+    char *act, *line;
+
+    (void)d;
+    g_assert_cmpint(write_control(fx, "vps/acct/vps_1/power", "stop force\n"), ==, 0);
+    g_assert_cmpuint(fake_provider_calls(fx->p.fake, FAKE_ACT), ==, 1);
+    act = fake_provider_last_act(fx->p.fake);
+    g_assert_cmpstr(act, ==, "vps/vps_1 power stop force");
+    g_free(act);
+    /* Shown before the write returned: the provider's resource, our line. */
+    assert_published(fx, "vps/acct/vps_1/power_state", "stopped\n");
+    line = last_action_after_time(fx, "vps/acct/vps_1/last_action");
+    g_assert_cmpstr(line, ==, "stop force ok 200 accepted stop\n");
+    g_free(line);
+    /* The fake returned the resource: nothing to re-read. */
+    g_assert_cmpuint(fake_provider_calls(fx->p.fake, FAKE_FETCH), ==, 0);
+}
+
+static void test_a_refused_command_makes_no_call(Fixture *fx, gconstpointer d)
+{
+    char *line;
+    IfsNode *power = published_node(&fx->p, "vps/acct/vps_1/power");
+
+    (void)d;
+    g_assert_cmpint(write_control(fx, "vps/acct/vps_1/power", "explode\n"), ==, EINVAL);
+    g_assert_cmpuint(fake_provider_calls(fx->p.fake, FAKE_ACT), ==, 0);
+    line = last_action_after_time(fx, "vps/acct/vps_1/last_action");
+    g_assert_true(g_str_has_prefix(line, "explode failed - "));
+    g_free(line);
+    /* Not at offset 0: refused as well. */
+    g_assert_cmpint(actions_control_write(&fx->p.actions, power, "stop", 4, 3), ==, EINVAL);
+    g_assert_cmpuint(fake_provider_calls(fx->p.fake, FAKE_ACT), ==, 0);
+    /* Only control nodes take writes. */
+    {
+        IfsNode *name = published_node(&fx->p, "vps/acct/vps_1/name");
+        g_assert_cmpint(actions_control_write(&fx->p.actions, name, "x", 1, 0), ==, EACCES);
+        ifs_node_unref(name);
+    }
+    ifs_node_unref(power);
+}
+
+static void test_a_failed_action_answers_its_errno(Fixture *fx, gconstpointer d)
+{
+    char *line;
+
+    (void)d;
+    fake_provider_fail_acts(fx->p.fake, EBUSY, 409, "busy", "server is locked");
+    g_test_expect_message("infrafs", G_LOG_LEVEL_MESSAGE, "*'stop' failed: server is locked*");
+    g_assert_cmpint(write_control(fx, "vps/acct/vps_1/power", "stop\n"), ==, EBUSY);
+    g_test_assert_expected_messages();
+    line = last_action_after_time(fx, "vps/acct/vps_1/last_action");
+    g_assert_cmpstr(line, ==, "stop failed 409 busy: server is locked\n");
+    g_free(line);
+    assert_published(fx, "vps/acct/vps_1/power_state", "running\n");
+}
+
+static void test_an_action_without_its_result_is_re_read(Fixture *fx, gconstpointer d)
+{
+    (void)d;
+    fake_provider_set_act_returns_resource(fx->p.fake, FALSE);
+    g_assert_cmpint(write_control(fx, "vps/acct/vps_1/power", "stop\n"), ==, 0);
+    g_assert_true(fake_provider_wait_calls(fx->p.fake, FAKE_FETCH, 1, 5000));
+    /* The worker re-reads, then publishes: wait for the tree to show it. */
+    for (int i = 0; i < 100; i++) {
+        char *state = published_text(&fx->p, "vps/acct/vps_1/power_state");
+        gboolean shown = strcmp(state, "stopped\n") == 0;
+        g_free(state);
+        if (shown)
+            break;
+        g_usleep(20 * 1000);
+    }
+    assert_published(fx, "vps/acct/vps_1/power_state", "stopped\n");
+}
+
+static void test_delete_removes_the_resource_before_the_write_returns(Fixture *fx,
+                                                                      gconstpointer d)
+{
+    (void)d;
+    g_assert_cmpint(write_control(fx, "vps/acct/vps_1/delete", "1\n"), ==, 0);
+    g_assert_null(published_node(&fx->p, "vps/acct/vps_1"));
+    g_mutex_lock(&fx->p.account->lock);
+    g_assert_cmpuint(fx->p.account->resources->len, ==, 0);
+    g_assert_true(g_hash_table_contains(fx->p.account->changed_at, "vps/vps_1"));
+    g_mutex_unlock(&fx->p.account->lock);
+}
+
+static gboolean never_give_up(void *data)
+{
+    (void)data;
+    return FALSE;
+}
+
+typedef struct {
+    Fixture *fx;
+    IfsNode *wait;
+    char *text;
+    int errnum;
+} WaitCall;
+
+static gpointer wait_in_thread(gpointer data)
+{
+    WaitCall *call = data;
+
+    call->text = actions_wait_text(&call->fx->p.actions, call->wait, never_give_up, NULL,
+                                   &call->errnum);
+    if (call->text)
+        actions_wait_replied(&call->fx->p.actions, call->wait);
+    return NULL;
+}
+
+static void test_an_operation_is_polled_until_it_ends(Fixture *fx, gconstpointer d)
+{
+    WaitCall call = {fx, NULL, NULL, 0};
+    GThread *thread;
+    char *line;
+
+    (void)d;
+    fake_provider_start_operations(fx->p.fake, TRUE);
+    g_assert_cmpint(write_control(fx, "vps/acct/vps_1/power", "stop\n"), ==, 0);
+    line = last_action_after_time(fx, "vps/acct/vps_1/last_action");
+    g_assert_cmpstr(line, ==, "stop ok 202 queued job-1\n");
+    g_free(line);
+    assert_published(fx, "vps/acct/vps_1/operation/job_id", "job-1\n");
+    assert_published(fx, "vps/acct/vps_1/power_state", "running\n");
+    call.wait = published_node(&fx->p, "vps/acct/vps_1/operation/wait");
+    g_assert_nonnull(call.wait);
+    thread = g_thread_new("wait", wait_in_thread, &call);
+
+    g_assert_true(fake_provider_wait_calls(fx->p.fake, FAKE_POLL, 2, 5000));
+    assert_published(fx, "vps/acct/vps_1/operation/status", "in_progress\n");
+    g_assert_null(call.text); /* still waiting */
+    fake_provider_end_operations(fx->p.fake, IFS_OP_COMPLETED);
+    g_thread_join(thread);
+    g_assert_cmpstr(call.text, ==, "completed\n");
+    /* When the wait answers, the tree already shows the resource after
+     * the operation. */
+    assert_published(fx, "vps/acct/vps_1/power_state", "stopped\n");
+    assert_published(fx, "vps/acct/vps_1/operation/wait", "completed\n");
+    g_assert_cmpuint(fake_provider_calls(fx->p.fake, FAKE_FETCH), ==, 1);
+    g_free(call.text);
+    ifs_node_unref(call.wait);
+}
+
+static void test_a_wait_on_something_else_is_eio(Fixture *fx, gconstpointer d)
+{
+    IfsNode *name = published_node(&fx->p, "vps/acct/vps_1/name");
+    int errnum = 0;
+
+    (void)d;
+    g_assert_null(actions_wait_text(&fx->p.actions, name, never_give_up, NULL, &errnum));
+    g_assert_cmpint(errnum, ==, EIO);
+    ifs_node_unref(name);
+}
+
+static void test_the_refresh_control_refreshes_and_says_so(Fixture *fx, gconstpointer d)
+{
+    char *line;
+
+    (void)d;
+    pipeline_start_refreshers(&fx->p);
+    g_assert_true(refreshers_wait_first(&fx->p.refreshers, 5));
+    fake_provider_set_field(fx->p.fake, "vps", "vps_1", "name", "\"web-02\"");
+    g_assert_cmpint(write_control(fx, "providers/acct/refresh", "1\n"), ==, 0);
+    g_assert_cmpuint(fake_provider_calls(fx->p.fake, FAKE_LIST), ==, 2);
+    assert_published(fx, "vps/acct/vps_1/name", "web-02\n");
+    line = last_action_after_time(fx, "providers/acct/last_action");
+    g_assert_cmpstr(line, ==, "1 ok - refreshed\n");
+    g_free(line);
+}
+
+static void test_offline_acts_on_nothing(Fixture *fx, gconstpointer d)
+{
+    IfsStoreOptions opts = {.refresh_s = 3600, .offline = TRUE};
+
+    (void)d;
+    setup_with(fx, &opts);
+    g_test_expect_message("infrafs", G_LOG_LEVEL_MESSAGE, "*mounted with -o offline*");
+    g_assert_cmpint(write_control(fx, "vps/acct/vps_1/power", "stop\n"), ==, EROFS);
+    g_test_assert_expected_messages();
+    g_assert_cmpuint(fake_provider_calls(fx->p.fake, FAKE_ACT), ==, 0);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+#define ADD(name, fn) g_test_add(name, Fixture, NULL, setup, fn, teardown)
+    ADD("/actions/acts-once", test_a_write_acts_once_and_shows_its_result);
+    ADD("/actions/refused", test_a_refused_command_makes_no_call);
+    ADD("/actions/failed", test_a_failed_action_answers_its_errno);
+    ADD("/actions/re-read", test_an_action_without_its_result_is_re_read);
+    ADD("/actions/delete", test_delete_removes_the_resource_before_the_write_returns);
+    ADD("/actions/operation", test_an_operation_is_polled_until_it_ends);
+    ADD("/actions/wait-eio", test_a_wait_on_something_else_is_eio);
+    ADD("/actions/refresh-control", test_the_refresh_control_refreshes_and_says_so);
+    g_test_add("/actions/offline", Fixture, NULL, NULL, test_offline_acts_on_nothing, teardown);
+    return g_test_run();
+}
