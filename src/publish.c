@@ -195,9 +195,42 @@ static AccountBuild *build_of(Publisher *p, const Account *a)
     return NULL;
 }
 
+/* Accounts are independent (each builds under its own lock, into its own
+ * AccountBuild), so several that are due together, as at the mount, are
+ * built on as many threads as there are CPUs. */
+typedef struct {
+    GPtrArray *builds; /* AccountBuild* */
+    gint next;         /* atomic: the next one to take */
+} BuildRun;
+
+static gpointer build_worker(gpointer data)
+{
+    BuildRun *run = data;
+    gint i;
+
+    while ((i = g_atomic_int_add(&run->next, 1)) < (gint)run->builds->len)
+        build_account(g_ptr_array_index(run->builds, i));
+    return NULL;
+}
+
+static void build_accounts(GPtrArray *builds)
+{
+    BuildRun run = {builds, 0};
+    guint helpers = MIN(builds->len, g_get_num_processors()) - (builds->len > 0);
+    GThread **threads = g_new0(GThread *, helpers + 1);
+
+    for (guint t = 0; t < helpers; t++)
+        threads[t] = g_thread_new("build", build_worker, &run);
+    build_worker(&run); /* this thread builds too */
+    for (guint t = 0; t < helpers; t++)
+        g_thread_join(threads[t]);
+    g_free(threads);
+}
+
 static gpointer publisher_main(gpointer data)
 {
     Publisher *p = data;
+    GPtrArray *to_build = g_ptr_array_new();
 
     for (;;) {
         PublishReq *req = g_async_queue_pop(p->queue);
@@ -217,16 +250,17 @@ static gpointer publisher_main(gpointer data)
         show_final(p->model, finished);
         for (guint i = 0; i < batch->len; i++) {
             PublishReq *r = g_ptr_array_index(batch, i);
-            gboolean dup = FALSE;
+            AccountBuild *ab;
             if (!r->account) {
                 stop = TRUE;
                 continue;
             }
-            for (guint j = 0; j < i && !dup; j++)
-                dup = ((PublishReq *)g_ptr_array_index(batch, j))->account == r->account;
-            if (!dup)
-                build_account(build_of(p, r->account));
+            ab = build_of(p, r->account);
+            if (!g_ptr_array_find(to_build, ab, NULL))
+                g_ptr_array_add(to_build, ab);
         }
+        build_accounts(to_build);
+        g_ptr_array_set_size(to_build, 0);
         publish_root(p);
         /* An operation whose file left the tree (its resource is gone, or a
          * newer operation replaced it) has readers all the same. */
@@ -240,8 +274,10 @@ static gpointer publisher_main(gpointer data)
         }
         g_ptr_array_free(batch, TRUE);
         g_ptr_array_free(finished, TRUE);
-        if (stop)
+        if (stop) {
+            g_ptr_array_free(to_build, TRUE);
             return NULL;
+        }
     }
 }
 
@@ -275,18 +311,28 @@ void publisher_free(Publisher *p)
     g_free(p);
 }
 
-void publish_finishing(Publisher *p, Account *a, Operation *finished_op)
+/* Queues a publish of each of the `n` accounts, in one batch, and waits
+ * until the publisher has finished it. */
+static void publish_batch(Publisher *p, Account *const *accounts, guint n,
+                          Operation *finished_op)
 {
     Done d;
-    PublishReq *req = g_new0(PublishReq, 1);
 
     g_mutex_init(&d.lock);
     g_cond_init(&d.cond);
     d.finished = FALSE;
-    req->account = a;
-    req->done = &d;
-    req->finished_op = finished_op;
-    g_async_queue_push(p->queue, req);
+    /* Queued under the queue's lock, so that the publisher takes them all
+     * in one batch (and builds them at once); the last one signals. */
+    g_async_queue_lock(p->queue);
+    for (guint i = 0; i < n; i++) {
+        PublishReq *req = g_new0(PublishReq, 1);
+
+        req->account = accounts[i];
+        req->done = i + 1 == n ? &d : NULL;
+        req->finished_op = finished_op;
+        g_async_queue_push_unlocked(p->queue, req);
+    }
+    g_async_queue_unlock(p->queue);
     g_mutex_lock(&d.lock);
     while (!d.finished)
         g_cond_wait(&d.cond, &d.lock);
@@ -295,9 +341,20 @@ void publish_finishing(Publisher *p, Account *a, Operation *finished_op)
     g_cond_clear(&d.cond);
 }
 
+void publish_finishing(Publisher *p, Account *a, Operation *finished_op)
+{
+    publish_batch(p, &a, 1, finished_op);
+}
+
 void publish_account(Publisher *p, Account *a)
 {
-    publish_finishing(p, a, NULL);
+    publish_batch(p, &a, 1, NULL);
+}
+
+void publish_accounts(Publisher *p, GPtrArray *accounts)
+{
+    if (accounts->len > 0)
+        publish_batch(p, (Account *const *)accounts->pdata, accounts->len, NULL);
 }
 
 /* ---- read side ----------------------------------------------------------- */

@@ -26,6 +26,8 @@ void publish_account(Publisher *p, Account *a);
 /* The same, when `finished_op` just ended: its wait file shows the final
  * text from this publish on, and its readers are woken within it. */
 void publish_finishing(Publisher *p, Account *a, Operation *finished_op);
+/* Publish every account of `accounts` (Account*) at once, and wait. */
+void publish_accounts(Publisher *p, GPtrArray *accounts);
 
 /* The current root, referenced (ifs_node_unref), or NULL before the first
  * publish. Any thread. */

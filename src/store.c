@@ -83,8 +83,7 @@ void ifs_store_start(IfsStore *store)
 
     actions_start(&store->actions);
     publisher_start(store->publisher);
-    for (guint i = 0; i < accounts->len; i++)
-        publish_account(store->publisher, g_ptr_array_index(accounts, i));
+    publish_accounts(store->publisher, accounts);
     refreshers_start(&store->refreshers);
     store->started = TRUE;
 }
