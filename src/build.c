@@ -229,18 +229,33 @@ static void add_problems(GString *problems, const char *more)
         g_string_append(problems, more);
 }
 
+static gboolean kind_has_controls(const Account *a, const char *kind)
+{
+    for (const IfsControlSpec *spec = a->type->controls; spec && spec->kind; spec++)
+        if (strcmp(spec->kind, kind) == 0)
+            return TRUE;
+    return FALSE;
+}
+
 /* The resource's node, rebuilt only when the API data or our extras changed;
  * a rebuilt node still shares every unchanged file with the previous one. */
 static IfsNode *resource_node(AccountBuild *ab, IfsResource *r, const char *key,
                               const char *path, GString *problems)
 {
     Account *a = ab->account;
-    Extras *x = extras_get(a, key);
+    /* Only a resource with controls can gain extras of its own (targets,
+     * last_action, an operation); the others share an empty one until an
+     * action's re-read makes theirs. */
+    static Extras no_extras;
+    Extras *x = kind_has_controls(a, r->kind) ? extras_get(a, key)
+                                              : g_hash_table_lookup(a->extras, key);
     Built *prev = g_hash_table_lookup(ab->built, key);
     GString *own_problems;
     IfsNode *node;
     Built *now;
 
+    if (!x)
+        x = &no_extras;
     /* A refresh lists every resource anew: same text, same node. */
     if (prev && prev->gen == x->gen && ifs_resource_same(prev->res, r)) {
         if (prev->res != r) { /* keep the one the account holds, not both */

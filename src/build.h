@@ -1,14 +1,15 @@
 /* Building snapshots: an account's resources and our extras become
  * directories of files (CONTRACT §3, §4, §7). Pure with respect to the
  * store: it reads the model under its locks and returns nodes; it neither
- * publishes nor starts anything. Run by the publisher thread only (or by a
- * test in its place). */
+ * publishes nor starts anything. Run by the publisher, which builds
+ * several accounts at once on threads of its own (each account on one
+ * thread at a time), or by a test in its place. */
 #pragma once
 #include "model.h"
 
 /* What building keeps of an account between builds, so that an unchanged
  * resource keeps its node. Only ever touched by the thread that builds
- * (the publisher). */
+ * the account (for the publisher). */
 typedef struct {
     Account *account;
     GHashTable *built;        /* "kind/id" -> the last node built for it */

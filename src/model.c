@@ -149,9 +149,9 @@ IfsControlTarget *control_target_new(TargetKind kind, Account *a, const char *re
     g_atomic_ref_count_init(&t->ref);
     t->kind = kind;
     t->account = a;
-    t->res_kind = g_strdup(res_kind);
+    t->res_kind = g_intern_string(res_kind);
     t->res_id = g_strdup(res_id);
-    t->file = g_strdup(file);
+    t->file = g_intern_string(file);
     return t;
 }
 
@@ -167,9 +167,7 @@ void control_target_unref(IfsControlTarget *t)
         return;
     if (t->op)
         operation_unref(t->op);
-    g_free(t->res_kind);
     g_free(t->res_id);
-    g_free(t->file);
     g_free(t);
 }
 
@@ -225,7 +223,12 @@ static void extras_free(gpointer data)
     if (x->op)
         operation_unref(x->op);
     control_target_unref(x->wait_target);
-    g_hash_table_destroy(x->targets);
+    while (x->targets) {
+        IfsControlTarget *t = x->targets;
+
+        x->targets = t->next;
+        control_target_unref(t);
+    }
     g_free(x);
 }
 
@@ -235,8 +238,6 @@ Extras *extras_get(Account *a, const char *key)
 
     if (!x) {
         x = g_new0(Extras, 1);
-        x->targets = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-                                           (GDestroyNotify)control_target_unref);
         g_hash_table_insert(a->extras, g_strdup(key), x);
     }
     return x;
@@ -247,11 +248,14 @@ Extras *extras_get(Account *a, const char *key)
 IfsControlTarget *extras_control_target(Extras *x, Account *a, const IfsResource *r,
                                         const char *file)
 {
-    IfsControlTarget *t = g_hash_table_lookup(x->targets, file);
+    IfsControlTarget *t = x->targets;
 
+    while (t && strcmp(t->file, file) != 0)
+        t = t->next;
     if (!t) {
         t = control_target_new(TARGET_CONTROL, a, r->kind, r->id, file);
-        g_hash_table_insert(x->targets, g_strdup(file), t);
+        t->next = x->targets;
+        x->targets = t;
     }
     return t;
 }

@@ -14,7 +14,8 @@
  * Three locks guard the model; each struct says which guards what:
  *  - Account.lock: an account's data and its refresh bookkeeping;
  *  - Model.op_lock: the changing fields of every Operation;
- *  - the publisher thread: what building snapshots keeps (build.h). */
+ *  - the publisher: what building snapshots keeps (build.h), touched by
+ *    one thread at a time per account. */
 #pragma once
 #include <glib.h>
 
@@ -66,10 +67,13 @@ struct IfsControlTarget {
     gatomicrefcount ref;
     TargetKind kind;
     Account *account;
-    char *res_kind;
+    /* Kinds and file names are few (the providers' own): interned, never
+     * freed, so a target per resource copies only its id. */
+    const char *res_kind;
     char *res_id;
-    char *file;
+    const char *file;
     Operation *op;  /* TARGET_OPERATION: referenced */
+    IfsControlTarget *next; /* TARGET_CONTROL: the next of its resource's Extras */
 };
 
 IfsControlTarget *control_target_new(TargetKind kind, Account *a, const char *res_kind,
@@ -118,7 +122,7 @@ typedef struct {
     char *last_action;     /* one line with '\n', or NULL */
     Operation *op;         /* latest operation, or NULL */
     IfsControlTarget *wait_target;
-    GHashTable *targets;   /* control file name -> IfsControlTarget* */
+    IfsControlTarget *targets; /* one per control file, a list through ->next */
     guint gen;             /* bumped whenever anything above changes */
 } Extras;
 

@@ -2,6 +2,8 @@
  * swaps, diffs and invalidations, and waking readers of operation/wait. */
 #include "publish.h"
 
+#include "infrafs/parallel.h"
+
 /* A publish a thread waits for. */
 typedef struct {
     GMutex lock;
@@ -198,33 +200,14 @@ static AccountBuild *build_of(Publisher *p, const Account *a)
 /* Accounts are independent (each builds under its own lock, into its own
  * AccountBuild), so several that are due together, as at the mount, are
  * built on as many threads as there are CPUs. */
-typedef struct {
-    GPtrArray *builds; /* AccountBuild* */
-    gint next;         /* atomic: the next one to take */
-} BuildRun;
-
-static gpointer build_worker(gpointer data)
+static void build_one(guint i, gpointer builds)
 {
-    BuildRun *run = data;
-    gint i;
-
-    while ((i = g_atomic_int_add(&run->next, 1)) < (gint)run->builds->len)
-        build_account(g_ptr_array_index(run->builds, i));
-    return NULL;
+    build_account(g_ptr_array_index((GPtrArray *)builds, i));
 }
 
 static void build_accounts(GPtrArray *builds)
 {
-    BuildRun run = {builds, 0};
-    guint helpers = MIN(builds->len, g_get_num_processors()) - (builds->len > 0);
-    GThread **threads = g_new0(GThread *, helpers + 1);
-
-    for (guint t = 0; t < helpers; t++)
-        threads[t] = g_thread_new("build", build_worker, &run);
-    build_worker(&run); /* this thread builds too */
-    for (guint t = 0; t < helpers; t++)
-        g_thread_join(threads[t]);
-    g_free(threads);
+    ifs_run_concurrently(builds->len, g_get_num_processors(), build_one, builds);
 }
 
 static gpointer publisher_main(gpointer data)

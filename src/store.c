@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "infrafs/inodes.h"
+#include "infrafs/parallel.h"
 
 struct IfsStore {
     Model model;
@@ -53,8 +54,6 @@ gboolean ifs_store_add_account(IfsStore *store, const IfsAccountConfig *cfg, Ifs
 gboolean ifs_store_add_account_of(IfsStore *store, const IfsAccountConfig *cfg,
                                   const IfsProviderType *type, IfsError **err)
 {
-    Account *a;
-
     if (!type) {
         ifs_error_propagate(err, ifs_error_new(EINVAL, 0, NULL,
                             "account '%s': unknown type '%s'", cfg->name, cfg->type));
@@ -66,10 +65,18 @@ gboolean ifs_store_add_account_of(IfsStore *store, const IfsAccountConfig *cfg,
                             "add every account before ifs_store_start", cfg->name));
         return FALSE;
     }
-    a = account_new(&store->model, cfg, type);
+    account_new(&store->model, cfg, type);
+    return TRUE;
+}
+
+/* Each account's saved copy, loaded on as many threads as there are CPUs:
+ * they are independent files. */
+static void load_cache(guint i, gpointer accounts)
+{
+    Account *a = g_ptr_array_index((GPtrArray *)accounts, i);
+
     if (a->cache_path)
         refresh_load_cache(a);
-    return TRUE;
 }
 
 void ifs_store_set_invalidator(IfsStore *store, const IfsInvalidator *inv)
@@ -81,6 +88,7 @@ void ifs_store_start(IfsStore *store)
 {
     GPtrArray *accounts = store->model.accounts;
 
+    ifs_run_concurrently(accounts->len, g_get_num_processors(), load_cache, accounts);
     actions_start(&store->actions);
     publisher_start(store->publisher);
     publish_accounts(store->publisher, accounts);

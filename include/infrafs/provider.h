@@ -9,6 +9,7 @@
 #include "infrafs/control.h"
 #include "infrafs/error.h"
 #include "infrafs/http.h"
+#include "infrafs/parallel.h"
 
 typedef struct {
     gatomicrefcount ref;
@@ -136,11 +137,6 @@ char *ifs_api_path(const char *prefix, const char *id, const char *suffix);
 #define IFS_MAX_CONCURRENCY 8
 gboolean ifs_account_concurrency(const IfsAccountConfig *cfg, const char *key, guint *out,
                                  IfsError **err);
-/* Calls work(i, data) for every i in [0, n), from at most `concurrency`
- * threads at once, and returns when all calls have; each i is given to one
- * call only. */
-void ifs_run_concurrently(guint n, guint concurrency, void (*work)(guint i, gpointer data),
-                          gpointer data);
 const IfsControlSpec *ifs_provider_control(const IfsProviderType *p,
                                            const char *kind, const char *file);
 

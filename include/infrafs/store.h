@@ -40,7 +40,8 @@ typedef struct IfsProviderType IfsProviderType;
 gboolean ifs_store_add_account_of(IfsStore *store, const IfsAccountConfig *cfg,
                                   const IfsProviderType *type, IfsError **err);
 void ifs_store_set_invalidator(IfsStore *store, const IfsInvalidator *inv);
-/* Publishes the initial tree and starts the refresher threads. */
+/* Loads every account's saved copy (all at once), publishes the initial
+ * tree and starts the refresher threads. */
 void ifs_store_start(IfsStore *store);
 /* Waits until every account finished its first refresh (or timeout_s). */
 gboolean ifs_store_wait_first_refresh(IfsStore *store, int timeout_s);

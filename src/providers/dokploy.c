@@ -160,7 +160,10 @@ static char *bound_log(const char *text, gsize len)
     }
     if (out->len > 0)
         g_string_append_c(out, '\n');
-    return g_string_free(out, FALSE);
+    /* Kept for the life of the deployment: without the GString's slack. */
+    valid = g_memdup2(out->str, out->len + 1);
+    g_string_free(out, TRUE);
+    return valid;
 }
 
 /* ---- open / close ------------------------------------------------------- */
