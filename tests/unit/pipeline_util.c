@@ -234,3 +234,20 @@ char *published_text(Pipeline *p, const char *path)
     ifs_node_unref(root);
     return text;
 }
+
+Operation *pipeline_start_operation(Pipeline *p, const char *job, const char *poll_url)
+{
+    Account *a = p->account;
+    Operation *op = operation_new(a, "vps", "vps_1", g_strdup(job), g_strdup(poll_url),
+                                  g_strdup("queued"));
+    Extras *x;
+
+    g_mutex_lock(&a->lock);
+    x = extras_get(a, "vps/vps_1");
+    x->op = operation_ref(op);
+    x->wait_target = control_target_new(TARGET_OPERATION, a, "vps", "vps_1", "wait");
+    x->wait_target->op = operation_ref(op);
+    x->gen++;
+    g_mutex_unlock(&a->lock);
+    return op;
+}

@@ -48,6 +48,9 @@ void pipeline_set_resources(Pipeline *p, const char *id1, const char *json1, ...
     G_GNUC_NULL_TERMINATED;
 
 /* The node at `path` under `root` (referenced), or NULL. */
+/* An operation on vps_1 with its wait file, as an action leaves it: job
+ * `job`, polled at `poll_url` (both copied). The caller's reference. */
+Operation *pipeline_start_operation(Pipeline *p, const char *job, const char *poll_url);
 IfsNode *tree_node(const IfsNode *root, const char *path);
 /* A file's bytes as text; exactly ifs_node_size() of them. */
 char *tree_text(const IfsNode *root, const char *path);

@@ -184,19 +184,10 @@ static void test_an_operation_has_its_directory(Fixture *fx, gconstpointer d)
     Account *a = fx->p.account;
     Operation *op;
     const IfsNode *wait;
-    Extras *x;
 
     (void)d;
     pipeline_set_resources(&fx->p, "vps_1", VPS_1, NULL);
-    op = operation_new(a, "vps", "vps_1", g_strdup("job-7"),
-                       g_strdup("https://api/jobs/7?token=" PIPE_SECRET), g_strdup("queued"));
-    g_mutex_lock(&a->lock);
-    x = extras_get(a, "vps/vps_1");
-    x->op = operation_ref(op);
-    x->wait_target = control_target_new(TARGET_OPERATION, a, "vps", "vps_1", "wait");
-    x->wait_target->op = operation_ref(op);
-    x->gen++;
-    g_mutex_unlock(&a->lock);
+    op = pipeline_start_operation(&fx->p, "job-7", "https://api/jobs/7?token=" PIPE_SECRET);
     build(fx);
     assert_names(fx, "vps/acct/vps_1/operation", "job_id poll_url status wait");
     assert_text(fx, "vps/acct/vps_1/operation/status", "queued\n");
@@ -220,7 +211,7 @@ static void test_an_operation_has_its_directory(Fixture *fx, gconstpointer d)
     op->shown_final = TRUE;
     g_mutex_unlock(&fx->p.model.op_lock);
     g_mutex_lock(&a->lock);
-    x->gen++;
+    extras_get(a, "vps/vps_1")->gen++;
     g_mutex_unlock(&a->lock);
     build(fx);
     assert_text(fx, "vps/acct/vps_1/operation/wait", "completed\n");

@@ -120,24 +120,6 @@ static void test_a_pinned_tree_holds_back_the_swap(Fixture *fx, gconstpointer d)
     assert_text(fx, "vps/acct/vps_2/name", "db-01\n");
 }
 
-/* An operation on vps_1 with its wait file, as an action leaves it. */
-static Operation *start_operation(Pipeline *p)
-{
-    Account *a = p->account;
-    Operation *op = operation_new(a, "vps", "vps_1", g_strdup("job-1"),
-                                  g_strdup("fake://poll/job-1"), g_strdup("queued"));
-    Extras *x;
-
-    g_mutex_lock(&a->lock);
-    x = extras_get(a, "vps/vps_1");
-    x->op = operation_ref(op);
-    x->wait_target = control_target_new(TARGET_OPERATION, a, "vps", "vps_1", "wait");
-    x->wait_target->op = operation_ref(op);
-    x->gen++;
-    g_mutex_unlock(&a->lock);
-    return op;
-}
-
 static void end_operation(Pipeline *p, Operation *op)
 {
     g_mutex_lock(&p->model.op_lock);
@@ -183,7 +165,7 @@ static void test_a_finishing_publish_answers_readers_before_invalidating(Fixture
 
     (void)d;
     pipeline_set_resources(p, "vps_1", VPS_1, NULL);
-    op = start_operation(p);
+    op = pipeline_start_operation(p, "job-1", "fake://poll/job-1");
     publish_account(p->publisher, p->account);
     assert_text(fx, "vps/acct/vps_1/operation/status", "queued\n");
     recorder_know(p, "vps/acct/vps_1/operation/status");
@@ -223,7 +205,7 @@ static void test_an_operation_whose_file_left_still_ends(Fixture *fx, gconstpoin
 
     (void)d;
     pipeline_set_resources(p, "vps_1", VPS_1, NULL);
-    op = start_operation(p);
+    op = pipeline_start_operation(p, "job-1", "fake://poll/job-1");
     publish_account(p->publisher, p->account);
     end_operation(p, op);
     pipeline_set_resources(p, "vps_2", VPS_2, NULL); /* vps_1 was deleted */
