@@ -156,8 +156,13 @@ static gboolean same_json(const void *a, const void *b)
 }
 
 /* A resource's `json` file, rendered from the resource when read. */
+static void *retain_resource(void *src)
+{
+    return ifs_resource_ref(src);
+}
+
 static const IfsRenderer resource_json = {
-    render_json, same_json, (void (*)(void *))ifs_resource_unref,
+    render_json, same_json, (void (*)(void *))ifs_resource_unref, retain_resource,
 };
 
 static IfsNode *build_resource(Account *a, IfsResource *r, const char *path,
@@ -273,7 +278,7 @@ static IfsNode *resource_node(AccountBuild *ab, IfsResource *r, const char *key,
         if (m)
             ifs_cache_restamp(node, m);
     }
-    node = ifs_node_merge_unchanged(node, prev ? prev->node : NULL);
+    node = ifs_node_pack(ifs_node_merge_unchanged(node, prev ? prev->node : NULL));
     now = g_new0(Built, 1);
     now->res = ifs_resource_ref(r);
     now->gen = x->gen;

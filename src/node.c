@@ -178,9 +178,28 @@ IfsNode *ifs_node_child_at(const IfsNode *dir, guint i)
 
 /* ---- life cycle ------------------------------------------------------- */
 
+/* A packed subtree: one reference count for all its nodes, which follow
+ * the header, each at a multiple of 8 bytes. */
+typedef struct {
+    gatomicrefcount ref;
+    uint32_t size; /* bytes, the header included */
+} Block;
+
+#define BLOCK_UNIT 8
+G_STATIC_ASSERT(sizeof(Block) == BLOCK_UNIT);
+
+static Block *block_of(const IfsNode *n)
+{
+    return (Block *)((char *)n - (size_t)n->block * BLOCK_UNIT);
+}
+
+static void block_free(Block *b);
+
 IfsNode *ifs_node_ref(IfsNode *n)
 {
-    if (n)
+    if (n && n->block)
+        g_atomic_ref_count_inc(&block_of(n)->ref);
+    else if (n)
         g_atomic_ref_count_inc(&n->ref);
     return n;
 }
@@ -206,8 +225,16 @@ static void node_free(IfsNode *n)
 
 void ifs_node_unref(IfsNode *n)
 {
-    if (n && g_atomic_ref_count_dec(&n->ref))
+    if (!n)
+        return;
+    if (n->block) {
+        Block *b = block_of(n);
+
+        if (g_atomic_ref_count_dec(&b->ref))
+            block_free(b);
+    } else if (g_atomic_ref_count_dec(&n->ref)) {
         node_free(n);
+    }
 }
 
 /* The entry name is the last component of the path; "" for the root. */
@@ -305,6 +332,108 @@ IfsNode *ifs_node_new_wait(const char *path, const char *final_text,
                            IfsControlTarget *target, IfsTargetFree target_free)
 {
     return targeted_new(IFS_NODE_WAIT, path, final_text, target, target_free);
+}
+
+/* ---- packed subtrees ---------------------------------------------------- */
+
+/* The bytes of a node's allocation: header, the form's fields, name and
+ * NUL, then stored bytes and NUL (FILE, TARGETED). */
+static size_t node_bytes_size(const IfsNode *n)
+{
+    gboolean stored = n->form == FORM_FILE || n->form == FORM_TARGETED;
+
+    return fixed_size(n) + n->name_len + 1 + (stored ? (size_t)n->count + 1 : 0);
+}
+
+static size_t round_to_unit(size_t size)
+{
+    return (size + BLOCK_UNIT - 1) & ~(size_t)(BLOCK_UNIT - 1);
+}
+
+/* Control and wait files stay alone: their targets are the store's. */
+static gboolean packable(const IfsNode *n)
+{
+    return n->form == FORM_FILE || n->form == FORM_DIR ||
+           (n->form == FORM_RENDERED && ((const RenderedNode *)n)->how->retain);
+}
+
+static size_t packed_size(const IfsNode *n)
+{
+    size_t size = round_to_unit(node_bytes_size(n));
+
+    for (guint i = 0; i < ifs_node_n_children(n); i++)
+        if (packable(children_of(n)[i]))
+            size += packed_size(children_of(n)[i]);
+    return size;
+}
+
+/* Copies `n` and what is packable below it to *at, moving *at on; what is
+ * not packable is referenced, and so is a rendered file's source. */
+static IfsNode *pack_copy(Block *b, char **at, const IfsNode *n)
+{
+    size_t size = node_bytes_size(n);
+    IfsNode *copy = (IfsNode *)*at;
+
+    memcpy(copy, n, size);
+    *at += round_to_unit(size);
+    copy->ref = 0;
+    copy->block = (uint32_t)(((char *)copy - (char *)b) / BLOCK_UNIT);
+    if (n->form == FORM_RENDERED) {
+        RenderedNode *r = (RenderedNode *)copy;
+
+        r->src = r->how->retain(r->src);
+    }
+    for (guint i = 0; i < ifs_node_n_children(n); i++) {
+        IfsNode *child = children_of(n)[i];
+
+        children_of(copy)[i] = packable(child) ? pack_copy(b, at, child) : ifs_node_ref(child);
+    }
+    return copy;
+}
+
+IfsNode *ifs_node_pack(IfsNode *dir)
+{
+    size_t size;
+    Block *b;
+    char *at;
+    IfsNode *copy;
+
+    if (!dir || dir->form != FORM_DIR || dir->block)
+        return dir;
+    size = sizeof(Block) + packed_size(dir);
+    /* Sizes and offsets are 32-bit: 4 GiB, far beyond any resource. */
+    if (size >= UINT32_MAX)
+        return dir;
+    b = g_malloc(size);
+    g_atomic_ref_count_init(&b->ref);
+    b->size = (uint32_t)size;
+    at = (char *)(b + 1);
+    copy = pack_copy(b, &at, dir);
+    ifs_node_unref(dir);
+    return copy;
+}
+
+/* What the nodes of a block hold outside it goes with the block. */
+static void block_free(Block *b)
+{
+    char *end = (char *)b + b->size;
+
+    for (char *at = (char *)(b + 1); at < end;) {
+        IfsNode *n = (IfsNode *)at;
+
+        if (n->form == FORM_DIR) {
+            for (guint i = 0; i < n->count; i++)
+                if (!children_of(n)[i]->block || block_of(children_of(n)[i]) != b)
+                    ifs_node_unref(children_of(n)[i]);
+        } else if (n->form == FORM_RENDERED) {
+            RenderedNode *r = (RenderedNode *)n;
+
+            if (r->how->release)
+                r->how->release(r->src);
+        }
+        at += round_to_unit(node_bytes_size(n));
+    }
+    g_free(b);
 }
 
 /* ---- directories ------------------------------------------------------ */

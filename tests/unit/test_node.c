@@ -695,6 +695,7 @@ static void test_diff_wait_nodes(void)
 typedef struct {
     char *text;
     int renders;
+    int refs;
 } Source;
 
 static char *render_source(const void *src, size_t *len)
@@ -713,17 +714,29 @@ static gboolean same_source(const void *a, const void *b)
 
 static void free_source(void *src)
 {
-    g_free(((Source *)src)->text);
-    g_free(src);
+    Source *s = src;
+
+    if (--s->refs > 0)
+        return;
+    g_free(s->text);
+    g_free(s);
 }
 
-static const IfsRenderer source_renderer = {render_source, same_source, free_source};
+static void *retain_source(void *src)
+{
+    ((Source *)src)->refs++;
+    return src;
+}
+
+static const IfsRenderer source_renderer = {render_source, same_source, free_source,
+                                            retain_source};
 
 static IfsNode *rendered(const char *text, size_t measured, time_t mtime, Source **out)
 {
     Source *s = g_new0(Source, 1);
 
     s->text = g_strdup(text);
+    s->refs = 1;
     if (out)
         *out = s;
     return ifs_node_new_rendered("vps/acct/a/json", &source_renderer, s, measured, mtime);
@@ -849,6 +862,99 @@ static void test_builder_many_duplicates(void)
     ifs_node_unref(dir);
 }
 
+/* ---- packed subtrees ------------------------------------------------------ */
+
+static void count_target_frees(IfsControlTarget *t)
+{
+    (*(int *)t)++;
+}
+
+/* vps/acct/a/{json (rendered), name, power (control), billing/{amount}} */
+static IfsNode *packable_resource(Source **src, int *target, time_t mtime)
+{
+    IfsDirBuilder *b = ifs_dir_builder_new("vps/acct/a");
+    IfsDirBuilder *billing = ifs_dir_builder_new_child(b, "billing");
+
+    ifs_dir_builder_add(b, rendered("{ \"id\": 1 }\n", 12, mtime, src));
+    ifs_dir_builder_add_file(b, "name", "web-01", 6, TRUE);
+    ifs_dir_builder_add(b, ifs_node_new_control("vps/acct/a/power", "start stop\n",
+                                                (IfsControlTarget *)target, count_target_frees));
+    ifs_dir_builder_add_file(billing, "amount", "9.90", 4, TRUE);
+    ifs_dir_builder_add(b, ifs_dir_builder_finish(billing, mtime));
+    return ifs_dir_builder_finish(b, mtime);
+}
+
+/* A packed copy reads as the original did; any node of it keeps the whole
+ * block, and what it shares (a control file, a rendered file's source)
+ * lives exactly as long as it is referenced. */
+static void test_pack_keeps_content_and_lifetimes(void)
+{
+    Source *src;
+    int target_frees = 0;
+    IfsNode *orig = packable_resource(&src, &target_frees, 500);
+    uint64_t inos[4] = { orig->ino, ifs_node_child(orig, "name")->ino,
+                         ifs_node_child(orig, "billing")->ino,
+                         ifs_node_child(ifs_node_child(orig, "billing"), "amount")->ino };
+    time_t amount_mtime = ifs_node_child(ifs_node_child(orig, "billing"), "amount")->mtime;
+    IfsNode *power = ifs_node_ref(ifs_node_child(orig, "power"));
+    IfsNode *packed = ifs_node_pack(orig); /* orig is consumed */
+    IfsNode *amount;
+    char *owned;
+
+    g_assert_true(ifs_node_pack(packed) == packed); /* packed already */
+    g_assert_cmpuint(packed->ino, ==, inos[0]);
+    g_assert_cmpuint(ifs_node_child(packed, "name")->ino, ==, inos[1]);
+    g_assert_cmpuint(ifs_node_child(packed, "billing")->ino, ==, inos[2]);
+    amount = ifs_node_child(ifs_node_child(packed, "billing"), "amount");
+    g_assert_cmpuint(amount->ino, ==, inos[3]);
+    g_assert_cmpstr(ifs_node_data(amount), ==, "9.90\n");
+    g_assert_cmpint(amount->mtime, ==, amount_mtime);
+    g_assert_cmpint(packed->mtime, ==, 500);
+    g_assert_cmpstr(ifs_node_data(ifs_node_child(packed, "name")), ==, "web-01\n");
+    g_assert_cmpstr(ifs_node_bytes(ifs_node_child(packed, "json"), &owned), ==,
+                    "{ \"id\": 1 }\n");
+    g_free(owned);
+    /* the control file is shared, not copied */
+    g_assert_true(ifs_node_child(packed, "power") == power);
+    g_assert_cmpint(src->refs, ==, 1);   /* the original's was released */
+
+    /* a reference to an inner node keeps the block */
+    ifs_node_ref(amount);
+    ifs_node_unref(packed);
+    g_assert_cmpstr(ifs_node_data(amount), ==, "9.90\n");
+    g_assert_cmpint(target_frees, ==, 0);
+    ifs_node_unref(amount);              /* the block goes, and its source */
+    g_assert_cmpint(target_frees, ==, 0); /* power is still ours */
+    ifs_node_unref(power);
+    g_assert_cmpint(target_frees, ==, 1);
+}
+
+/* Merging a fresh build with a packed one keeps the packed nodes of what
+ * is unchanged (and their mtimes); packing the result copies them, so the
+ * new block points into no other. */
+static void test_pack_after_merge(void)
+{
+    int target_frees = 0;
+    IfsNode *old = ifs_node_pack(packable_resource(NULL, &target_frees, 100));
+    IfsNode *same = ifs_node_pack(ifs_node_merge_unchanged(
+        packable_resource(NULL, &target_frees, 200), old));
+    IfsDirBuilder *b = ifs_dir_builder_new("vps/acct/a");
+    IfsNode *fresh, *merged;
+
+    g_assert_true(same == old); /* nothing changed: the old block itself */
+    ifs_node_unref(same);
+
+    ifs_dir_builder_add_file(b, "name", "web-02", 6, TRUE);
+    fresh = ifs_dir_builder_finish(b, 300);
+    merged = ifs_node_pack(ifs_node_merge_unchanged(fresh, old));
+    g_assert_true(merged != old);
+    g_assert_cmpstr(ifs_node_data(ifs_node_child(merged, "name")), ==, "web-02\n");
+    ifs_node_unref(old);  /* the old block is gone: the new one copied nothing from it */
+    g_assert_cmpint(merged->mtime, ==, 300); /* its entries changed */
+    ifs_node_unref(merged);
+    g_assert_cmpint(target_frees, ==, 2); /* both builds' control files */
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -878,6 +984,8 @@ int main(int argc, char **argv)
     g_test_add_func("/node/diff/without-merge", test_diff_without_merge_uses_content);
     g_test_add_func("/node/merge-diff/large", test_merge_diff_large);
     g_test_add_func("/node/diff/wait-nodes", test_diff_wait_nodes);
+    g_test_add_func("/node/pack/content-and-lifetimes", test_pack_keeps_content_and_lifetimes);
+    g_test_add_func("/node/pack/after-merge", test_pack_after_merge);
     g_test_add_func("/node/rendered/bytes-size-and-sameness", test_rendered_file);
     g_test_add_func("/node/rendered/keeps-measured-size", test_rendered_file_keeps_measured_size);
     return g_test_run();
