@@ -737,8 +737,10 @@ static IfsNode *merge_dir(IfsNode *fresh, const IfsNode *old)
 
 IfsNode *ifs_node_merge_unchanged(IfsNode *fresh, const IfsNode *old)
 {
-    /* Only a node at the same path may stand in for another (same ino). */
-    if (!fresh || !old || fresh == old || fresh->ino != old->ino)
+    /* Only a node at the same path may stand in for another (same ino).
+     * A packed subtree was merged with its predecessor before it was
+     * packed: merging it again would point it into the old block. */
+    if (!fresh || !old || fresh == old || fresh->ino != old->ino || fresh->block)
         return fresh;
     if (fresh->type == IFS_NODE_DIR && old->type == IFS_NODE_DIR)
         return merge_dir(fresh, old);

@@ -128,7 +128,9 @@ gboolean ifs_node_same_content(const IfsNode *a, const IfsNode *b);
 
 /* Returns `fresh` with every subtree whose content equals the corresponding
  * subtree of `old` replaced by the old node (so mtimes of unchanged values
- * survive refreshes). Consumes `fresh`, borrows `old` (may be NULL). */
+ * survive refreshes). A packed `fresh` (ifs_node_pack) is returned as it
+ * is: it was merged before it was packed. Consumes `fresh`, borrows `old`
+ * (may be NULL). */
 IfsNode *ifs_node_merge_unchanged(IfsNode *fresh, const IfsNode *old);
 
 /* What changed between two trees rooted at the same path: calls

@@ -870,13 +870,13 @@ static void count_target_frees(IfsControlTarget *t)
 }
 
 /* vps/acct/a/{json (rendered), name, power (control), billing/{amount}} */
-static IfsNode *packable_resource(Source **src, int *target, time_t mtime)
+static IfsNode *packable_resource(Source **src, int *target, time_t mtime, const char *name)
 {
     IfsDirBuilder *b = ifs_dir_builder_new("vps/acct/a");
     IfsDirBuilder *billing = ifs_dir_builder_new_child(b, "billing");
 
     ifs_dir_builder_add(b, rendered("{ \"id\": 1 }\n", 12, mtime, src));
-    ifs_dir_builder_add_file(b, "name", "web-01", 6, TRUE);
+    ifs_dir_builder_add_file(b, "name", name, strlen(name), TRUE);
     ifs_dir_builder_add(b, ifs_node_new_control("vps/acct/a/power", "start stop\n",
                                                 (IfsControlTarget *)target, count_target_frees));
     ifs_dir_builder_add_file(billing, "amount", "9.90", 4, TRUE);
@@ -891,7 +891,7 @@ static void test_pack_keeps_content_and_lifetimes(void)
 {
     Source *src;
     int target_frees = 0;
-    IfsNode *orig = packable_resource(&src, &target_frees, 500);
+    IfsNode *orig = packable_resource(&src, &target_frees, 500, "web-01");
     uint64_t inos[4] = { orig->ino, ifs_node_child(orig, "name")->ino,
                          ifs_node_child(orig, "billing")->ino,
                          ifs_node_child(ifs_node_child(orig, "billing"), "amount")->ino };
@@ -935,24 +935,43 @@ static void test_pack_keeps_content_and_lifetimes(void)
 static void test_pack_after_merge(void)
 {
     int target_frees = 0;
-    IfsNode *old = ifs_node_pack(packable_resource(NULL, &target_frees, 100));
+    Source *old_src;
+    IfsNode *old = ifs_node_pack(packable_resource(&old_src, &target_frees, 100, "web-01"));
     IfsNode *same = ifs_node_pack(ifs_node_merge_unchanged(
-        packable_resource(NULL, &target_frees, 200), old));
-    IfsDirBuilder *b = ifs_dir_builder_new("vps/acct/a");
-    IfsNode *fresh, *merged;
+        packable_resource(NULL, &target_frees, 200, "web-01"), old));
+    IfsDirBuilder *kb;
+    IfsNode *merged, *old_kind, *kind;
 
     g_assert_true(same == old); /* nothing changed: the old block itself */
     ifs_node_unref(same);
 
-    ifs_dir_builder_add_file(b, "name", "web-02", 6, TRUE);
-    fresh = ifs_dir_builder_finish(b, 300);
-    merged = ifs_node_pack(ifs_node_merge_unchanged(fresh, old));
+    merged = ifs_node_pack(ifs_node_merge_unchanged(
+        packable_resource(NULL, &target_frees, 300, "web-02"), old));
     g_assert_true(merged != old);
     g_assert_cmpstr(ifs_node_data(ifs_node_child(merged, "name")), ==, "web-02\n");
-    ifs_node_unref(old);  /* the old block is gone: the new one copied nothing from it */
-    g_assert_cmpint(merged->mtime, ==, 300); /* its entries changed */
+    g_assert_cmpint(merged->mtime, ==, 100); /* the same entries */
+    /* The unchanged json was the old node: its copy shares the old source. */
+    retain_source(old_src);
+    g_assert_cmpint(old_src->refs, ==, 3);
+
+    /* Merging the directory above keeps the packed copy as it is. */
+    kb = ifs_dir_builder_new("vps/acct");
+    ifs_dir_builder_add(kb, ifs_node_ref(old));
+    old_kind = ifs_dir_builder_finish(kb, 100);
+    kb = ifs_dir_builder_new("vps/acct");
+    ifs_dir_builder_add(kb, ifs_node_ref(merged));
+    kind = ifs_node_merge_unchanged(ifs_dir_builder_finish(kb, 100), old_kind);
+    g_assert_true(ifs_node_child(kind, "a") == merged);
+
+    /* Nothing of the new tree points into the old block: it goes. */
+    ifs_node_unref(old_kind);
+    ifs_node_unref(old);
+    g_assert_cmpint(old_src->refs, ==, 2);
+    ifs_node_unref(kind);
     ifs_node_unref(merged);
-    g_assert_cmpint(target_frees, ==, 2); /* both builds' control files */
+    g_assert_cmpint(old_src->refs, ==, 1);
+    free_source(old_src);
+    g_assert_cmpint(target_frees, ==, 3); /* the three builds' control files */
 }
 
 int main(int argc, char **argv)
