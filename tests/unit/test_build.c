@@ -117,15 +117,15 @@ static void test_resources_become_directories_of_files(Fixture *fx, gconstpointe
 
 static void test_unchanged_resources_keep_their_nodes(Fixture *fx, gconstpointer d)
 {
-    const IfsNode *vps1, *vps2, *vps2_id, *kind_dir;
+    IfsNode *vps1, *vps2, *vps2_id, *kind_dir; /* referenced: compared after rebuilds */
 
     (void)d;
     pipeline_set_resources(&fx->p, "vps_1", VPS_1, "vps_2", VPS_2, NULL);
     build(fx);
-    vps1 = node(fx, "vps/acct/vps_1");
-    vps2 = node(fx, "vps/acct/vps_2");
-    vps2_id = node(fx, "vps/acct/vps_2/id");
-    kind_dir = node(fx, "vps/acct");
+    vps1 = ifs_node_ref((IfsNode *)node(fx, "vps/acct/vps_1"));
+    vps2 = ifs_node_ref((IfsNode *)node(fx, "vps/acct/vps_2"));
+    vps2_id = ifs_node_ref((IfsNode *)node(fx, "vps/acct/vps_2/id"));
+    kind_dir = ifs_node_ref((IfsNode *)node(fx, "vps/acct"));
 
     /* Listed again as new resources, vps_1 the same text, vps_2 changed. */
     pipeline_set_resources(&fx->p, "vps_1", VPS_1,
@@ -133,13 +133,17 @@ static void test_unchanged_resources_keep_their_nodes(Fixture *fx, gconstpointer
     build(fx);
     g_assert_true(node(fx, "vps/acct/vps_1") == vps1);
     g_assert_false(node(fx, "vps/acct/vps_2") == vps2);
-    /* A rebuilt resource still shares its unchanged files. */
-    g_assert_true(node(fx, "vps/acct/vps_2/id") == vps2_id);
+    /* A rebuilt resource's unchanged files are copied into its new block
+     * as they were, mtime included. */
+    g_assert_false(node(fx, "vps/acct/vps_2/id") == vps2_id);
+    g_assert_true(ifs_node_same_content(node(fx, "vps/acct/vps_2/id"), vps2_id));
+    g_assert_cmpint(node(fx, "vps/acct/vps_2/id")->mtime, ==, vps2_id->mtime);
     assert_text(fx, "vps/acct/vps_2/name", "db-02\n");
     g_assert_false(node(fx, "vps/acct") == kind_dir);
+    ifs_node_unref(kind_dir);
 
     /* Nothing changed at all: the very same kind directory. */
-    kind_dir = node(fx, "vps/acct");
+    kind_dir = ifs_node_ref((IfsNode *)node(fx, "vps/acct"));
     build(fx);
     g_assert_true(node(fx, "vps/acct") == kind_dir);
     g_assert_cmpuint(g_hash_table_size(fx->ab->built), ==, 2);
@@ -149,20 +153,24 @@ static void test_unchanged_resources_keep_their_nodes(Fixture *fx, gconstpointer
     build(fx);
     assert_names(fx, "vps/acct", "vps_1");
     g_assert_cmpuint(g_hash_table_size(fx->ab->built), ==, 1);
+    ifs_node_unref(kind_dir);
+    ifs_node_unref(vps2_id);
+    ifs_node_unref(vps2);
+    ifs_node_unref(vps1);
 }
 
 static void test_extras_are_shown_and_rebuild_only_their_resource(Fixture *fx, gconstpointer d)
 {
     Account *a = fx->p.account;
-    const IfsNode *vps1, *vps2;
+    IfsNode *vps1, *vps2; /* referenced: compared after a rebuild */
     IfsControlTarget *power;
     Extras *x;
 
     (void)d;
     pipeline_set_resources(&fx->p, "vps_1", VPS_1, "vps_2", VPS_2, NULL);
     build(fx);
-    vps1 = node(fx, "vps/acct/vps_1");
-    vps2 = node(fx, "vps/acct/vps_2");
+    vps1 = ifs_node_ref((IfsNode *)node(fx, "vps/acct/vps_1"));
+    vps2 = ifs_node_ref((IfsNode *)node(fx, "vps/acct/vps_2"));
     power = ifs_node_target(node(fx, "vps/acct/vps_1/power"));
 
     g_mutex_lock(&a->lock);
@@ -177,6 +185,8 @@ static void test_extras_are_shown_and_rebuild_only_their_resource(Fixture *fx, g
     g_assert_true(node(fx, "vps/acct/vps_2") == vps2);
     /* The control file keeps its target, so it stays the same node. */
     g_assert_true(ifs_node_target(node(fx, "vps/acct/vps_1/power")) == power);
+    ifs_node_unref(vps1);
+    ifs_node_unref(vps2);
 }
 
 static void test_an_operation_has_its_directory(Fixture *fx, gconstpointer d)
