@@ -271,6 +271,7 @@ static IfsNode *resource_node(AccountBuild *ab, IfsResource *r, const char *key,
         return ifs_node_ref(prev->node);
     }
     own_problems = g_string_new(NULL);
+    ifs_node_scratch_begin();
     node = build_resource(a, r, path, x, own_problems);
     add_problems(problems, own_problems->str);
     if (!prev && ab->saved_mtimes) {
@@ -279,6 +280,7 @@ static IfsNode *resource_node(AccountBuild *ab, IfsResource *r, const char *key,
             ifs_cache_restamp(node, m);
     }
     node = ifs_node_pack(ifs_node_merge_unchanged(node, prev ? prev->node : NULL));
+    ifs_node_scratch_end();
     now = g_new0(Built, 1);
     now->res = ifs_resource_ref(r);
     now->gen = x->gen;

@@ -9,6 +9,7 @@
  * large directory built on every refresh, and a sorted array is trivially
  * safe to read from many threads. */
 #include "infrafs/node.h"
+#include "infrafs/sanitizer.h"
 
 #include <limits.h>
 #include <string.h>
@@ -178,6 +179,73 @@ IfsNode *ifs_node_child_at(const IfsNode *dir, guint i)
 
 /* ---- life cycle ------------------------------------------------------- */
 
+/* While a resource is built, its files and directories are bump-allocated
+ * from a scratch area of the building thread: they live only until
+ * ifs_node_pack copies them into their block, so allocating and freeing
+ * each one from the heap would cost time and leave holes. Nodes that may
+ * outlive the build (control, wait and rendered files) never come from
+ * there, and neither does what does not fit. */
+#define SCRATCH_SIZE ((size_t)256 * 1024)
+
+typedef struct {
+    char *base;
+    size_t used;
+    gboolean active;
+} Scratch;
+
+static void scratch_free(gpointer data)
+{
+    Scratch *sc = data;
+
+    g_free(sc->base);
+    g_free(sc);
+}
+
+static GPrivate scratch_key = G_PRIVATE_INIT(scratch_free);
+static _Thread_local Scratch *scratch;
+
+void ifs_node_scratch_begin(void)
+{
+#ifdef IFS_UNDER_ASAN
+    return; /* every node from the heap, where the sanitizer watches it */
+#endif
+    if (!scratch) {
+        scratch = g_new0(Scratch, 1);
+        scratch->base = g_malloc(SCRATCH_SIZE);
+        g_private_set(&scratch_key, scratch);
+    }
+    scratch->used = 0;
+    scratch->active = TRUE;
+}
+
+void ifs_node_scratch_end(void)
+{
+    if (scratch) {
+        scratch->active = FALSE;
+        scratch->used = 0;
+    }
+}
+
+static gboolean in_scratch(const IfsNode *n)
+{
+    return scratch && (const char *)n >= scratch->base &&
+           (const char *)n < scratch->base + SCRATCH_SIZE;
+}
+
+static void *node_mem(int form, size_t size)
+{
+    size_t rounded = (size + 7) & ~(size_t)7;
+    void *mem;
+
+    if (!scratch || !scratch->active || (form != FORM_FILE && form != FORM_DIR) ||
+        rounded > SCRATCH_SIZE - scratch->used)
+        return g_malloc0(size);
+    mem = scratch->base + scratch->used;
+    scratch->used += rounded;
+    memset(mem, 0, size);
+    return mem;
+}
+
 /* A packed subtree: one reference count for all its nodes, which follow
  * the header, each at a multiple of 8 bytes. */
 typedef struct {
@@ -220,7 +288,8 @@ static void node_free(IfsNode *n)
         if (t->target_free && t->target)
             t->target_free(t->target);
     }
-    g_free(n); /* its name and bytes are part of it */
+    if (!in_scratch(n))
+        g_free(n); /* its name and bytes are part of it */
 }
 
 void ifs_node_unref(IfsNode *n)
@@ -265,7 +334,7 @@ static IfsNode *node_alloc(IfsNodeType type, int form, const char *name, uint64_
         g_warning("content of \"%s\" cut to 4 GiB", name);
         size = UINT32_MAX - 1;
     }
-    n = g_malloc0(head + name_len + 1 + (data ? size + newline + 1 : 0));
+    n = node_mem(form, head + name_len + 1 + (data ? size + newline + 1 : 0));
     g_atomic_ref_count_init(&n->ref);
     n->type = (uint8_t)type;
     n->form = (uint8_t)form;

@@ -2,6 +2,8 @@
  * delays, merging a list into the model, and the disk cache. */
 #include "refresh.h"
 
+#include "infrafs/sanitizer.h"
+
 #include <errno.h>
 #include <malloc.h>
 #include <string.h>
@@ -132,13 +134,6 @@ static void save_to_cache(Account *a, gint64 last_refresh)
  * and frees them again; without this glibc keeps the peak. Not under
  * AddressSanitizer: its allocator replaces glibc's, whose arenas it then
  * never set up (malloc_trim crashes there). */
-#if defined(__SANITIZE_ADDRESS__)
-#define IFS_UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) /* clang */
-#define IFS_UNDER_ASAN 1
-#endif
-#endif
 
 static void release_freed_memory(void)
 {

@@ -122,6 +122,11 @@ char *ifs_path_join(const char *dir, const char *name);
  * as soon as their snapshot is. Anything but an unpacked directory is
  * returned as it is. */
 IfsNode *ifs_node_pack(IfsNode *dir);
+/* Between these, this thread's new files and directories come from a
+ * scratch area that the end reuses: every one of them must have been
+ * packed (copied out) or dropped by then. */
+void ifs_node_scratch_begin(void);
+void ifs_node_scratch_end(void);
 
 /* Content equality (type, data, children pointers, target pointer). */
 gboolean ifs_node_same_content(const IfsNode *a, const IfsNode *b);

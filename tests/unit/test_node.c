@@ -974,6 +974,34 @@ static void test_pack_after_merge(void)
     g_assert_cmpint(target_frees, ==, 3); /* the three builds' control files */
 }
 
+/* Built in the scratch area and packed, a resource outlives the area's
+ * reuse by the next one. */
+static void test_pack_from_scratch(void)
+{
+    int target_frees = 0;
+    IfsNode *first, *second;
+    char *owned;
+
+    ifs_node_scratch_begin();
+    first = ifs_node_pack(packable_resource(NULL, &target_frees, 100, "web-01"));
+    ifs_node_scratch_end();
+    ifs_node_scratch_begin();
+    second = ifs_node_pack(packable_resource(NULL, &target_frees, 200, "db-01"));
+    ifs_node_scratch_end();
+
+    g_assert_cmpstr(ifs_node_data(ifs_node_child(first, "name")), ==, "web-01\n");
+    g_assert_cmpstr(ifs_node_data(ifs_node_child(second, "name")), ==, "db-01\n");
+    g_assert_cmpstr(ifs_node_data(ifs_node_child(ifs_node_child(first, "billing"), "amount")),
+                    ==, "9.90\n");
+    g_assert_cmpstr(ifs_node_bytes(ifs_node_child(first, "json"), &owned), ==,
+                    "{ \"id\": 1 }\n");
+    g_free(owned);
+    g_assert_cmpstr(ifs_node_data(ifs_node_child(first, "power")), ==, "start stop\n");
+    ifs_node_unref(first);
+    ifs_node_unref(second);
+    g_assert_cmpint(target_frees, ==, 2);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -1005,6 +1033,7 @@ int main(int argc, char **argv)
     g_test_add_func("/node/diff/wait-nodes", test_diff_wait_nodes);
     g_test_add_func("/node/pack/content-and-lifetimes", test_pack_keeps_content_and_lifetimes);
     g_test_add_func("/node/pack/after-merge", test_pack_after_merge);
+    g_test_add_func("/node/pack/from-scratch", test_pack_from_scratch);
     g_test_add_func("/node/rendered/bytes-size-and-sameness", test_rendered_file);
     g_test_add_func("/node/rendered/keeps-measured-size", test_rendered_file_keeps_measured_size);
     return g_test_run();
