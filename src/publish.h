@@ -1,5 +1,6 @@
 /* Publishing: one thread for the whole store builds the new tree from the
- * accounts' data (build.h), swaps the root under a short lock and tells the
+ * accounts' data (build.h; accounts due together are built at once, on
+ * helper threads), swaps the root under a short lock and tells the
  * kernel what changed through the IfsInvalidator. Invalidations are only
  * ever sent from this thread, never from inside a FUSE request. Readers of
  * operation/wait are woken here, when their operation's end is shown. */
