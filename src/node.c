@@ -232,9 +232,17 @@ static gboolean in_scratch(const IfsNode *n)
            (const char *)n < scratch->base + SCRATCH_SIZE;
 }
 
+/* Nodes in the scratch area and in blocks start at multiples of 8 bytes. */
+#define BLOCK_UNIT 8
+
+static size_t round_to_unit(size_t size)
+{
+    return (size + BLOCK_UNIT - 1) & ~(size_t)(BLOCK_UNIT - 1);
+}
+
 static void *node_mem(int form, size_t size)
 {
-    size_t rounded = (size + 7) & ~(size_t)7;
+    size_t rounded = round_to_unit(size);
     void *mem;
 
     if (!scratch || !scratch->active || (form != FORM_FILE && form != FORM_DIR) ||
@@ -253,7 +261,6 @@ typedef struct {
     uint32_t size; /* bytes, the header included */
 } Block;
 
-#define BLOCK_UNIT 8
 G_STATIC_ASSERT(sizeof(Block) == BLOCK_UNIT);
 
 static Block *block_of(const IfsNode *n)
@@ -414,11 +421,6 @@ static size_t node_bytes_size(const IfsNode *n)
     return fixed_size(n) + n->name_len + 1 + (stored ? (size_t)n->count + 1 : 0);
 }
 
-static size_t round_to_unit(size_t size)
-{
-    return (size + BLOCK_UNIT - 1) & ~(size_t)(BLOCK_UNIT - 1);
-}
-
 /* Control and wait files stay alone: their targets are the store's. */
 static gboolean packable(const IfsNode *n)
 {
@@ -513,6 +515,7 @@ static void block_free(Block *b)
 
 struct IfsDirBuilder {
     char *path;
+    uint64_t ino;
     uint64_t hash;       /* FNV state after the path: children's inos extend it */
     GPtrArray *children; /* IfsNode*, insertion order, owned */
     GHashTable *names;   /* child name -> child, once there are many */
@@ -523,9 +526,11 @@ struct IfsDirBuilder {
 static IfsDirBuilder *builder_new(char *path /* taken */, uint64_t hash)
 {
     IfsDirBuilder *b = g_new0(IfsDirBuilder, 1);
+    gboolean root = *without_leading_slashes(path) == '\0';
 
     b->path = path;
-    b->hash = *without_leading_slashes(path) ? fnv_extend(hash, "/", 1) : hash;
+    b->ino = root ? IFS_ROOT_INO : ino_of_hash(hash);
+    b->hash = root ? hash : fnv_extend(hash, "/", 1);
     b->children = g_ptr_array_new();
     return b;
 }
@@ -628,8 +633,7 @@ IfsNode *ifs_dir_builder_finish(IfsDirBuilder *b, time_t mtime)
 
     if (n > 1)
         qsort(children, n, sizeof(*children), compare_children);
-    dir = dir_node_new(basename_of(b->path), ifs_ino_for_path(b->path), mtime,
-                       children, n);
+    dir = dir_node_new(basename_of(b->path), b->ino, mtime, children, n);
     g_free(children);
     if (b->names)
         g_hash_table_unref(b->names);
