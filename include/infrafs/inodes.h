@@ -30,7 +30,6 @@ void ifs_inodes_count_children(IfsInodes *in, uint64_t dir_ino, const IfsNode *d
 /* The kernel gave back `nlookup` lookups of `ino` (FORGET). */
 void ifs_inodes_forget(IfsInodes *in, uint64_t ino, uint64_t nlookup);
 gboolean ifs_inodes_held(IfsInodes *in, uint64_t ino);
-/* Inodes held now, and the bytes the registry takes (for tests and the
- * benchmark). */
+/* Inodes held now, and the bytes the registry takes (for its tests). */
 guint ifs_inodes_count(IfsInodes *in);
 size_t ifs_inodes_bytes(IfsInodes *in);

@@ -459,10 +459,11 @@ static json_object *fresh_detail(Hostatlas *h, IfsResource *r, guint64 key)
 }
 
 /* Details that are not fresh are read by detail_concurrency threads, so
- * never more requests are in flight than that. The rate limit is ifs_http's: it counts
- * every request against the API's X-RateLimit-Remaining before sending it,
- * holds reads at 0 until X-RateLimit-Reset and obeys Retry-After, so the
- * workers together never overdraw the budget. */
+ * never more requests are in flight than that. The rate limit is
+ * ifs_http's: it counts every request against the API's
+ * X-RateLimit-Remaining before sending it, holds reads at 0 until
+ * X-RateLimit-Reset and obeys Retry-After, so the threads together never
+ * overdraw the budget. */
 typedef struct {
     Hostatlas *h;
     GPtrArray *servers; /* IfsResource*, each touched by one call only */
