@@ -7,6 +7,7 @@
 
 #include "actions.h"
 #include "fake_provider.h"
+#include "test_util.h"
 #include "refresh.h"
 
 #define PIPE_ACCOUNT "acct"
@@ -47,16 +48,10 @@ IfsResource *pipeline_resource(const char *id, const char *json);
 void pipeline_set_resources(Pipeline *p, const char *id1, const char *json1, ...)
     G_GNUC_NULL_TERMINATED;
 
-/* The node at `path` under `root` (referenced), or NULL. */
 /* An operation on vps_1 with its wait file, as an action leaves it: job
  * `job`, polled at `poll_url` (both copied). The caller's reference. */
 Operation *pipeline_start_operation(Pipeline *p, const char *job, const char *poll_url);
-IfsNode *tree_node(const IfsNode *root, const char *path);
-/* A file's bytes as text; exactly ifs_node_size() of them. */
-char *tree_text(const IfsNode *root, const char *path);
-/* The names in the directory at `path`, space-separated in their order. */
-char *tree_names(const IfsNode *root, const char *path);
-/* The same in the publisher's current tree. */
+/* tree_node and tree_text (test_util.h) in the publisher's current tree. */
 IfsNode *published_node(Pipeline *p, const char *path);
 char *published_text(Pipeline *p, const char *path);
 

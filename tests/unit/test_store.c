@@ -171,36 +171,12 @@ static void start(Fixture *fx)
 static IfsNode *node_at(IfsStore *store, const char *path)
 {
     IfsNode *root = ifs_store_get(store, IFS_ROOT_INO);
-    char **parts = g_strsplit(path, "/", -1);
-    IfsNode *n = root;
+    IfsNode *n;
 
     g_assert_nonnull(root);
-    for (guint i = 0; parts[i] && n; i++)
-        n = n->type == IFS_NODE_DIR ? ifs_node_child(n, parts[i]) : NULL;
-    if (n)
-        ifs_node_ref(n);
-    g_strfreev(parts);
+    n = tree_node(root, path);
     ifs_node_unref(root);
     return n;
-}
-
-/* A file's bytes as text: exactly ifs_node_size() of them. */
-static char *node_text(const IfsNode *n)
-{
-    char *owned = NULL;
-    const char *bytes;
-    char *text;
-
-    g_assert_true(ifs_node_has_content(n));
-    bytes = ifs_node_bytes(n, &owned);
-    g_assert_true(bytes || ifs_node_size(n) == 0);
-    /* A rendered file is exactly as long as its size said. */
-    if (owned)
-        g_assert_cmpuint(strlen(owned), ==, ifs_node_size(n));
-    text = g_strndup(bytes ? bytes : "", ifs_node_size(n));
-    g_assert_cmpuint(strlen(text), ==, ifs_node_size(n));
-    g_free(owned);
-    return text;
 }
 
 static char *read_text(IfsStore *store, const char *path)
@@ -233,15 +209,13 @@ static void assert_contains(const char *text, const char *part)
 /* The names in directory `path`, space-separated in their order. */
 static char *entry_names(IfsStore *store, const char *path)
 {
-    IfsNode *dir = node_at(store, path);
-    GString *out = g_string_new(NULL);
+    IfsNode *root = ifs_store_get(store, IFS_ROOT_INO);
+    char *names;
 
-    g_assert_nonnull(dir);
-    g_assert_cmpint(dir->type, ==, IFS_NODE_DIR);
-    for (guint i = 0; i < ifs_node_n_children(dir); i++)
-        g_string_append_printf(out, "%s%s", i ? " " : "", ifs_node_name(ifs_node_child_at(dir, i)));
-    ifs_node_unref(dir);
-    return g_string_free(out, FALSE);
+    g_assert_nonnull(root);
+    names = tree_names(root, path);
+    ifs_node_unref(root);
+    return names;
 }
 
 static void assert_entries(IfsStore *store, const char *path, const char *expected)
