@@ -4,8 +4,9 @@
     tests/bench/engine.py [-n N[,N...]] [-r RUNS] [--churn-at N] [...]
     tests/bench/bench.sh --engine [same options]
 
-For each N (default 10000 and 100000) it starts contrib/infrafs-sim with the
-N resources split over the four listing providers (a quarter each: HostUp
+For each N (default 10000 and 100000) it starts contrib/infrafs-sim, one
+process per provider, with the N resources split over the four listing
+providers (a quarter each: HostUp
 VPSes, DeployHQ hosted resources, HostAtlas servers with their per-server
 details, Dokploy deployments; HostUp takes the remainder), mounts infrafs
 with one account per provider and measures:
@@ -154,7 +155,7 @@ class Run:
         self.cache = os.path.join(self.work, "cache")
         self.cfg = os.path.join(self.work, "config")
         self.copy = None
-        self.sim = None
+        self.sims = []
         self.daemon = None
         self.conns = {}
         os.mkdir(self.mnt)
@@ -167,28 +168,48 @@ class Run:
 
     # -- simulator -------------------------------------------------------------
     def start_sim(self):
-        ports_file = os.path.join(self.work, "ports.json")
+        """One simulator per provider by default, each with that provider's
+        resources only: a deployment talks to four separate servers, and one
+        Python process serving all four at 100k is bound by its interpreter
+        lock, which then paces the mount rather than infrafs does
+        (--one-simulator keeps the single process, to compare)."""
         c = self.counts
-        cmd = ["/usr/bin/python3", self.args.sim, "--free-ports", "--ports-file", ports_file,
-               "--quiet", "--vps-count", str(c["hostup"]),
-               "--deployhq-count", str(c["deployhq"]),
-               "--hostatlas-count", str(c["hostatlas"]),
-               "--dokploy-count", str(c["dokploy"])]
+        groups = ([PROVIDERS] if self.args.one_simulator
+                  else [(p,) for p in PROVIDERS])
         t0 = time.monotonic()
         self.sim_log = open(os.path.join(self.work, "sim.log"), "wb")
-        self.sim = subprocess.Popen(cmd, stdout=self.sim_log, stderr=subprocess.STDOUT,
+        started = []
+        for group in groups:
+            ports_file = os.path.join(self.work, f"ports.{group[0]}.json")
+            count = {p: (c[p] if p in group else 0) for p in PROVIDERS}
+            cmd = ["/usr/bin/python3", self.args.sim, "--free-ports",
+                   "--ports-file", ports_file, "--quiet",
+                   "--vps-count", str(count["hostup"]),
+                   "--deployhq-count", str(count["deployhq"]),
+                   "--hostatlas-count", str(count["hostatlas"]),
+                   "--dokploy-count", str(count["dokploy"])]
+            proc = subprocess.Popen(cmd, stdout=self.sim_log, stderr=subprocess.STDOUT,
                                     start_new_session=True)  # no Ctrl-C of its own
-        while not os.path.exists(ports_file):
-            if self.sim.poll() is not None:
-                raise SystemExit("engine: the simulator exited; its log:\n"
-                                 + open(self.sim_log.name).read())
-            if time.monotonic() - t0 > 300:
-                raise SystemExit("engine: the simulator did not start in 300 s")
-            time.sleep(0.05)
+            self.sims.append(proc)
+            started.append((group, ports_file, proc))
+        self.ports = {}
+        for group, ports_file, proc in started:
+            while not os.path.exists(ports_file):
+                if proc.poll() is not None:
+                    raise SystemExit("engine: a simulator exited; the log:\n"
+                                     + open(self.sim_log.name).read())
+                if time.monotonic() - t0 > 300:
+                    raise SystemExit("engine: the simulator did not start in 300 s")
+                time.sleep(0.05)
+            with open(ports_file) as f:
+                ports = json.load(f)
+            for p in group:
+                self.ports[p] = ports[p]
+                self.admin("POST", p, "/_sim/config", {p: SIM_SWITCHES[p]})
         self.sim_start = time.monotonic() - t0
-        with open(ports_file) as f:
-            self.ports = json.load(f)
-        self.admin("POST", "hostup", "/_sim/config", SIM_SWITCHES)
+
+    def sim_cpu(self):
+        return sum(cpu_seconds(proc.pid) for proc in self.sims)
 
     def admin(self, method, provider, path, body=None):
         """One admin request on a kept-alive connection to that port."""
@@ -280,7 +301,7 @@ refresh = 3600
                "-o", "startup_timeout=600"]
         if offline:
             cmd += ["-o", "offline"]
-        sim_cpu = cpu_seconds(self.sim.pid)
+        sim_cpu = self.sim_cpu()
         t0 = time.perf_counter()
         out = subprocess.run(cmd + [self.mnt], capture_output=True, text=True)
         wall = time.perf_counter() - t0
@@ -288,7 +309,7 @@ refresh = 3600
             raise SystemExit(f"engine: mount failed ({out.returncode}): {out.stdout}{out.stderr}")
         self.mount_message = (out.stdout + out.stderr).strip()
         self.daemon = self.find_daemon()
-        return wall, cpu_seconds(self.daemon), cpu_seconds(self.sim.pid) - sim_cpu
+        return wall, cpu_seconds(self.daemon), self.sim_cpu() - sim_cpu
 
     def mounted(self):
         # /proc/mounts, not os.path.ismount: a dead FUSE daemon leaves a
@@ -337,7 +358,7 @@ refresh = 3600
                 errors.append(f"{p}: {exc}")
             each[p] = time.perf_counter() - t0
 
-        sim_cpu, dmn_cpu = cpu_seconds(self.sim.pid), cpu_seconds(self.daemon)
+        sim_cpu, dmn_cpu = self.sim_cpu(), cpu_seconds(self.daemon)
         t0 = time.perf_counter()
         threads = [threading.Thread(target=one, args=(p,)) for p in accounts]
         for t in threads:
@@ -348,7 +369,7 @@ refresh = 3600
         if errors:
             log("engine: warning: refresh failed: " + "; ".join(errors))
         return (wall, each, cpu_seconds(self.daemon) - dmn_cpu,
-                cpu_seconds(self.sim.pid) - sim_cpu)
+                self.sim_cpu() - sim_cpu)
 
     # -- commands ------------------------------------------------------------------
     def timed(self, argv, shell=False):
@@ -381,13 +402,15 @@ refresh = 3600
             self.umount()
         except Exception as exc:   # keep cleaning up
             log(f"engine: unmount: {exc}")
-        if self.sim is not None and self.sim.poll() is None:
-            self.sim.terminate()
+        for proc in self.sims:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.sims:
             try:
-                self.sim.wait(timeout=20)
+                proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                self.sim.kill()
-                self.sim.wait()
+                proc.kill()
+                proc.wait()
         if self.copy:
             remove_tree(self.copy)
         remove_tree(self.work)
@@ -753,6 +776,8 @@ def parse_args(argv):
     p.add_argument("--tmpfs-plan", choices=("auto", "full", "copy", "none"), default="auto",
                    help="full: tmpfs copy and warm ratios; copy: tmpfs reference of the "
                         "cold greps only; none: no copy; auto (default): what fits")
+    p.add_argument("--one-simulator", action="store_true",
+                   help="serve the four providers from one simulator process, not one each")
     p.add_argument("--split", default="1:1:1:1",
                    help="weights of HostUp:DeployHQ:HostAtlas:Dokploy in N "
                         "(default %(default)s, a quarter each)")
