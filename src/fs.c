@@ -67,8 +67,6 @@ static void control_fill_unref(ControlFill *f)
 /* Threads that fill them: a fill never waits for a write. */
 #define CONTROL_FILL_THREADS 2
 
-/* How long the end of a listing waits for its files to be pushed. */
-#define LISTED_PUSH_WAIT_US 20000
 /* Listings push their files while something reads files (grep -r), not
  * for walks that only list (find, ls -lR). */
 #define READING_WALK_US (2 * G_USEC_PER_SEC)
@@ -533,12 +531,12 @@ static void reply_listing(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off
         ifs_store_remember_children(fs->store, ino, dir, (guint)first_child,
                                     (guint)end_child);
     /* The end of a listing: the kernel has made inodes of every entry
-     * listed before, so their pages can be stored now, and best before the
-     * lister goes on to read them. */
+     * listed before, so their pages can be stored now. Queued before the
+     * reply, the push nearly always lands before the lister reads them. */
     if (plus && first_child < 0 && off > 2 &&
         g_get_monotonic_time() - atomic_load_explicit(&fs->last_file_read, memory_order_relaxed) <
             READING_WALK_US)
-        ifs_page_pusher_listed(fs->pusher, ino, LISTED_PUSH_WAIT_US);
+        ifs_page_pusher_listed(fs->pusher, ino);
     fuse_reply_buf(req, buf, used);
     g_free(buf);
     ifs_node_unref(dir);

@@ -20,39 +20,10 @@
 
 typedef enum { JOB_SIBLINGS, JOB_LISTED, JOB_CHANGED } JobKind;
 
-/* A job someone waits for, within a bound: shared, freed by the last. */
-typedef struct {
-    gatomicrefcount ref;
-    GMutex lock;
-    GCond cond;
-    gboolean done;
-} Completion;
-
 typedef struct {
     JobKind kind;
     uint64_t ino;
-    Completion *completion; /* NULL: nobody waits */
 } Job;
-
-static void completion_unref(Completion *c)
-{
-    if (!c || !g_atomic_ref_count_dec(&c->ref))
-        return;
-    g_mutex_clear(&c->lock);
-    g_cond_clear(&c->cond);
-    g_free(c);
-}
-
-static void complete(Completion *c)
-{
-    if (!c)
-        return;
-    g_mutex_lock(&c->lock);
-    c->done = TRUE;
-    g_cond_broadcast(&c->cond);
-    g_mutex_unlock(&c->lock);
-    completion_unref(c);
-}
 
 struct IfsPagePusher {
     IfsStore *store;
@@ -148,7 +119,6 @@ static void run_job(gpointer data, gpointer user)
         else
             push_changed(p, job->ino);
     }
-    complete(job->completion);
     g_free(job);
 }
 
@@ -173,44 +143,29 @@ void ifs_page_pusher_free(IfsPagePusher *p)
     g_free(p);
 }
 
-static void queue_job(IfsPagePusher *p, JobKind kind, uint64_t ino, Completion *c)
+static void queue_job(IfsPagePusher *p, JobKind kind, uint64_t ino)
 {
     Job *job = g_new(Job, 1);
 
     job->kind = kind;
     job->ino = ino;
-    job->completion = c;
     g_thread_pool_push(p->thread, job, NULL);
 }
 
 void ifs_page_pusher_file_read(IfsPagePusher *p, uint64_t ino)
 {
     if (p)
-        queue_job(p, JOB_SIBLINGS, ino, NULL);
+        queue_job(p, JOB_SIBLINGS, ino);
 }
 
-void ifs_page_pusher_listed(IfsPagePusher *p, uint64_t dir_ino, int wait_us)
+void ifs_page_pusher_listed(IfsPagePusher *p, uint64_t dir_ino)
 {
-    Completion *c;
-    gint64 until = g_get_monotonic_time() + wait_us;
-
-    if (!p)
-        return;
-    c = g_new0(Completion, 1);
-    g_atomic_ref_count_init(&c->ref);
-    g_atomic_ref_count_inc(&c->ref); /* one for us, one for the job */
-    g_mutex_init(&c->lock);
-    g_cond_init(&c->cond);
-    queue_job(p, JOB_LISTED, dir_ino, c);
-    g_mutex_lock(&c->lock);
-    while (!c->done && g_cond_wait_until(&c->cond, &c->lock, until))
-        ;
-    g_mutex_unlock(&c->lock);
-    completion_unref(c);
+    if (p)
+        queue_job(p, JOB_LISTED, dir_ino);
 }
 
 void ifs_page_pusher_changed(IfsPagePusher *p, uint64_t ino)
 {
     if (p)
-        queue_job(p, JOB_CHANGED, ino, NULL);
+        queue_job(p, JOB_CHANGED, ino);
 }
