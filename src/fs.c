@@ -9,6 +9,7 @@
  * after a write, so reads are sent too. */
 #include "infrafs/fs.h"
 #include "infrafs/pagepush.h"
+#include "infrafs/restat.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -30,6 +31,7 @@ struct IfsFs {
     GThreadPool *drops; /* of uint64_t* inode numbers */
     GThreadPool *fills; /* of ControlFill* */
     IfsPagePusher *pusher;
+    IfsRestater *restater;
     _Atomic int64_t last_file_read; /* monotonic µs of the last READ of a file */
 };
 
@@ -244,8 +246,10 @@ static void ifs_init(void *userdata, struct fuse_conn_info *conn)
 static void ifs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     IfsFs *fs = fs_of(req);
-    IfsNode *node = ifs_store_lookup(fs->store, parent, name);
+    IfsNode *node;
 
+    ifs_restater_request(fs->restater, fuse_req_ctx(req)->pid);
+    node = ifs_store_lookup(fs->store, parent, name);
     if (!node) {
         fuse_reply_err(req, ENOENT);
         return;
@@ -271,9 +275,11 @@ static void ifs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_da
 
 static void ifs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    IfsNode *node = ifs_store_get(fs_of(req)->store, ino);
+    IfsNode *node;
     struct stat st;
 
+    ifs_restater_request(fs_of(req)->restater, fuse_req_ctx(req)->pid);
+    node = ifs_store_get(fs_of(req)->store, ino);
     (void)fi;
     if (!node) {
         fuse_reply_err(req, ENOENT);
@@ -413,6 +419,7 @@ static void ifs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         fuse_reply_err(req, ENOENT);
         return;
     }
+    ifs_restater_busy(fs->restater);
     if (node->type == IFS_NODE_DIR)
         fuse_reply_err(req, EISDIR);
     else if (node->type == IFS_NODE_WAIT && !ifs_node_has_content(node))
@@ -424,6 +431,8 @@ static void ifs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                               memory_order_relaxed);
         ifs_page_pusher_file_read(fs->pusher, ino);
     }
+    if ((node->type == IFS_NODE_FILE || node->type == IFS_NODE_CONTROL) && off == 0)
+        ifs_restater_touched(fs->restater, ino);
     ifs_node_unref(node);
 }
 
@@ -489,6 +498,7 @@ static void reply_listing(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off
         ifs_node_unref(dir);
         return;
     }
+    ifs_restater_busy(fs->restater);
     buf = g_malloc(size);
     /* Offsets: 1 ".", 2 "..", 3.. the children in order. */
     for (off_t i = off; i < (off_t)ifs_node_n_children(dir) + 2; i++) {
@@ -538,6 +548,10 @@ static void reply_listing(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off
             READING_WALK_US)
         ifs_page_pusher_listed(fs->pusher, ino);
     fuse_reply_buf(req, buf, used);
+    /* An empty answer ends an uncached listing, after which the kernel
+     * marks the directory's attributes stale. */
+    if (used == 0)
+        ifs_restater_touched(fs->restater, ino);
     g_free(buf);
     ifs_node_unref(dir);
 }
@@ -626,9 +640,10 @@ IfsFs *ifs_fs_new(IfsStore *store)
     return fs;
 }
 
-void ifs_fs_attach(IfsFs *fs, struct fuse_session *se)
+void ifs_fs_attach(IfsFs *fs, struct fuse_session *se, const char *mountpoint)
 {
     fs->se = se;
+    fs->restater = ifs_restater_new(fs->store, mountpoint);
     fs->drops = g_thread_pool_new(drop_control_page, fs, CONTROL_DROP_THREADS, FALSE, NULL);
     fs->fills = g_thread_pool_new(fill_control_page, fs, CONTROL_FILL_THREADS, FALSE, NULL);
     fs->pusher = ifs_page_pusher_new(fs->store, se);
@@ -638,6 +653,7 @@ void ifs_fs_detach(IfsFs *fs)
 {
     if (!fs->drops)
         return;
+    ifs_restater_stop(fs->restater);
     ifs_page_pusher_free(fs->pusher);
     fs->pusher = NULL;
     /* What is queued is done; no fill is queued once requests have ended. */
@@ -653,5 +669,7 @@ void ifs_fs_free(IfsFs *fs)
     if (!fs)
         return;
     ifs_fs_detach(fs);
+    /* After the unmount, which ends a stat() it may be waiting in. */
+    ifs_restater_free(fs->restater);
     g_free(fs);
 }

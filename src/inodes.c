@@ -223,6 +223,33 @@ static IfsNode *resolve_locked(IfsInodes *in, IfsNode *root, uint64_t ino)
     return node;
 }
 
+char *ifs_inodes_path(IfsInodes *in, uint64_t ino)
+{
+    const char *names[MAX_PATH_DEPTH];
+    guint depth = 0;
+    GString *path = NULL;
+
+    g_mutex_lock(&in->lock);
+    while (ino != IFS_ROOT_INO) {
+        Slot *s = find(in, ino);
+
+        if (!s || depth == MAX_PATH_DEPTH)
+            break;
+        names[depth++] = in->names[s->name]->text;
+        ino = s->parent;
+    }
+    if (ino == IFS_ROOT_INO) {
+        path = g_string_new(NULL);
+        while (depth > 0) {
+            g_string_append(path, names[--depth]);
+            if (depth > 0)
+                g_string_append_c(path, '/');
+        }
+    }
+    g_mutex_unlock(&in->lock);
+    return path ? g_string_free(path, FALSE) : NULL;
+}
+
 IfsNode *ifs_inodes_resolve(IfsInodes *in, IfsNode *root, uint64_t ino)
 {
     IfsNode *node;

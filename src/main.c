@@ -428,7 +428,7 @@ static int serve(IfsConfig *config, struct fuse_args *args, struct fuse_cmdline_
         goto out_signals;
     }
     install_sighup();
-    ifs_fs_attach(fs, se);
+    ifs_fs_attach(fs, se, mountpoint);
     if (fuse_session_mount(se, mountpoint) != 0) {
         report(FALSE, "cannot mount on %s (is it busy, or already mounted? is /dev/fuse "
                       "usable?)", mountpoint);

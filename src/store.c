@@ -219,6 +219,11 @@ void ifs_store_forget(IfsStore *store, uint64_t ino, uint64_t nlookup)
     ifs_inodes_forget(store->inodes, ino, nlookup);
 }
 
+char *ifs_store_path(IfsStore *store, uint64_t ino)
+{
+    return ifs_inodes_path(store->inodes, ino);
+}
+
 void ifs_store_remember_children(IfsStore *store, uint64_t dir_ino, const IfsNode *dir,
                                  guint from, guint to)
 {

@@ -10,11 +10,13 @@ IfsFs *ifs_fs_new(IfsStore *store);
 void ifs_fs_free(IfsFs *fs);
 const struct fuse_lowlevel_ops *ifs_fs_ops(void);
 /* Once the session exists: the store's invalidations go to this session.
- * Starts the threads that drop and fill control files' cached pages, and
- * the page pusher (pagepush.h). */
-void ifs_fs_attach(IfsFs *fs, struct fuse_session *se);
+ * Starts the threads that drop and fill control files' cached pages, the
+ * page pusher (pagepush.h) and the restater (restat.h), which stats the
+ * tree through `mountpoint` (absolute). */
+void ifs_fs_attach(IfsFs *fs, struct fuse_session *se, const char *mountpoint);
 /* Before the session is destroyed (after the loop and the store stopped):
- * finishes what they were given and stops them. */
+ * finishes what they were given and stops them. The restater's thread is
+ * joined by ifs_fs_free, which must come after the unmount. */
 void ifs_fs_detach(IfsFs *fs);
 
 /* Kernel cache lifetime for entries and attributes. Long on purpose: every

@@ -18,6 +18,9 @@ void ifs_inodes_free(IfsInodes *in);
 /* The node at inode `ino`'s path in `root`, referenced; NULL when the
  * kernel's inode is unknown or its entry is not in `root`. */
 IfsNode *ifs_inodes_resolve(IfsInodes *in, IfsNode *root, uint64_t ino);
+/* The path of inode `ino` below the mount ("a/b/c", "" for the root),
+ * newly allocated, or NULL when the kernel's inode is unknown. */
+char *ifs_inodes_path(IfsInodes *in, uint64_t ino);
 /* The directory holding inode `ino` in `root`, referenced, or NULL. */
 IfsNode *ifs_inodes_resolve_parent(IfsInodes *in, IfsNode *root, uint64_t ino);
 /* Entry `name` of the directory at inode `parent` in `root`, referenced,

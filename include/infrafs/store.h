@@ -72,6 +72,9 @@ void ifs_store_pin(IfsStore *store);
 void ifs_store_unpin(IfsStore *store);
 /* Whether the kernel holds inode `ino` (looked up and not yet forgotten). */
 gboolean ifs_store_kernel_holds(IfsStore *store, uint64_t ino);
+/* Its path below the mount ("" for the root), newly allocated, or NULL
+ * when the kernel does not hold it. */
+char *ifs_store_path(IfsStore *store, uint64_t ino);
 /* A listing handed the kernel dir->children[from..to) as looked up (FUSE
  * readdirplus): remember their paths so later requests can name them.
  * Like ifs_store_lookup, each counts as one lookup of that inode. */

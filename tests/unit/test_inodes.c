@@ -29,7 +29,7 @@ static void test_lookup_resolve_forget(void)
     IfsNode *old = tree(3, "running"), *fresh = tree(2, "stopped");
     IfsNode *dir = ifs_inodes_lookup(in, old, IFS_ROOT_INO, "d2");
     IfsNode *file, *again, *parent;
-    char *owned = NULL;
+    char *owned = NULL, *path;
     uint64_t ino;
 
     g_assert_nonnull(dir);
@@ -39,6 +39,15 @@ static void test_lookup_resolve_forget(void)
     g_assert_cmpuint(ifs_inodes_count(in), ==, 2);
     g_assert_true(ifs_inodes_held(in, file->ino));
     g_assert_true(ifs_inodes_held(in, IFS_ROOT_INO));
+
+    /* paths, for re-stats through the mount */
+    path = ifs_inodes_path(in, file->ino);
+    g_assert_cmpstr(path, ==, "d2/status");
+    g_free(path);
+    path = ifs_inodes_path(in, IFS_ROOT_INO);
+    g_assert_cmpstr(path, ==, "");
+    g_free(path);
+    g_assert_null(ifs_inodes_path(in, 12345));
 
     /* the same path in another snapshot: the new content */
     again = ifs_inodes_resolve(in, old, file->ino);
