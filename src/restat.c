@@ -9,6 +9,7 @@
 #include "infrafs/restat.h"
 
 #include <fcntl.h>
+#include <stdlib.h>
 #include <glib.h>
 #include <stdatomic.h>
 #include <sys/stat.h>
@@ -121,21 +122,70 @@ IfsRestater *ifs_restater_new(IfsStore *store, const char *mountpoint)
     return r;
 }
 
+typedef struct {
+    uint64_t ino;
+    guint at;
+} Queued;
+
+static int by_ino_then_newest(const void *a, const void *b)
+{
+    const Queued *x = a, *y = b;
+
+    if (x->ino != y->ino)
+        return x->ino < y->ino ? -1 : 1;
+    return x->at > y->at ? -1 : x->at < y->at;
+}
+
+static int by_position(const void *a, const void *b)
+{
+    const Queued *x = a, *y = b;
+
+    return x->at < y->at ? -1 : x->at > y->at;
+}
+
+/* Under lock, with the ring full: keeps one entry per inode (the newest:
+ * the order of the latest walk) and only inodes the kernel still holds.
+ * Listings repeated with no walk to re-stat them (`find` after every
+ * refresh) would otherwise grow the ring without end. */
+static void compact(IfsRestater *r)
+{
+    Queued *q = g_new(Queued, r->len);
+    guint kept = 0;
+
+    for (guint i = 0; i < r->len; i++)
+        q[i] = (Queued){r->inos[(r->head + i) % r->cap], i};
+    qsort(q, r->len, sizeof *q, by_ino_then_newest);
+    for (guint i = 0; i < r->len; i++)
+        if ((i == 0 || q[i].ino != q[i - 1].ino) && ifs_store_kernel_holds(r->store, q[i].ino))
+            q[kept++] = q[i];
+    qsort(q, kept, sizeof *q, by_position);
+    for (guint i = 0; i < kept; i++)
+        r->inos[i] = q[i].ino;
+    r->head = 0;
+    r->len = kept;
+    g_free(q);
+}
+
 void ifs_restater_touched(IfsRestater *r, uint64_t ino)
 {
     if (!r || !ino)
         return;
     g_mutex_lock(&r->lock);
-    if (r->len == r->cap && r->cap < QUEUE_MAX) {
-        guint cap = r->cap ? r->cap * 2 : 1024;
-        uint64_t *inos = g_new(uint64_t, cap);
+    if (r->len == r->cap) {
+        if (r->len > 0)
+            compact(r);
+        /* Grown only when at least half of it is still worth keeping. */
+        if (r->len >= r->cap / 2 && r->cap < QUEUE_MAX) {
+            guint cap = r->cap ? r->cap * 2 : 1024;
+            uint64_t *inos = g_new(uint64_t, cap);
 
-        for (guint i = 0; i < r->len; i++)
-            inos[i] = r->inos[(r->head + i) % r->cap];
-        g_free(r->inos);
-        r->inos = inos;
-        r->head = 0;
-        r->cap = cap;
+            for (guint i = 0; i < r->len; i++)
+                inos[i] = r->inos[(r->head + i) % r->cap];
+            g_free(r->inos);
+            r->inos = inos;
+            r->head = 0;
+            r->cap = cap;
+        }
     }
     if (r->len < r->cap && !r->stopping) {
         guint at = (r->head + r->len) % r->cap;
