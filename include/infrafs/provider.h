@@ -129,6 +129,12 @@ const char *ifs_json_string_field(json_object *obj, const char *key);
  * value. An id of only dots ("." and "..") is written as %2E each, so that
  * it cannot be a dot segment. */
 char *ifs_api_path(const char *prefix, const char *id, const char *suffix);
+/* The account key `key` as a whole number from `min` to `max` (digits
+ * only), into *out, which keeps its value (the default) when the key is
+ * absent. FALSE, with an error naming the key, the range and `unit` ("of
+ * seconds", or NULL), for any other value. */
+gboolean ifs_account_number(const IfsAccountConfig *cfg, const char *key, guint64 min,
+                            guint64 max, const char *unit, guint64 *out, IfsError **err);
 /* Per-resource reads (details, logs) made at once: the account key `key`
  * (a whole number from 1 to IFS_MAX_CONCURRENCY), or
  * IFS_DEFAULT_CONCURRENCY when absent. FALSE, with an error naming the key,

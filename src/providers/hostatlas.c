@@ -59,20 +59,14 @@ static void detail_free(gpointer data)
 
 static gpointer hostatlas_open(IfsHttp *http, const IfsAccountConfig *cfg, IfsError **err)
 {
-    const char *max_age = ifs_account_extra(cfg, "detail_max_age");
     guint64 max_age_s = DEFAULT_DETAIL_MAX_AGE_S;
     guint concurrency;
     Hostatlas *h;
 
-    if (!ifs_account_concurrency(cfg, "detail_concurrency", &concurrency, err))
+    if (!ifs_account_concurrency(cfg, "detail_concurrency", &concurrency, err) ||
+        !ifs_account_number(cfg, "detail_max_age", 0, MAX_DETAIL_MAX_AGE_S, "of seconds",
+                            &max_age_s, err))
         return NULL;
-    if (max_age && !g_ascii_string_to_unsigned(max_age, 10, 0, MAX_DETAIL_MAX_AGE_S,
-                                               &max_age_s, NULL)) {
-        ifs_error_propagate(err, ifs_error_new(EINVAL, 0, NULL,
-            "account '%s': detail_max_age must be a whole number of seconds from 0 to %d, "
-            "not '%s'", cfg->name, MAX_DETAIL_MAX_AGE_S, max_age));
-        return NULL;
-    }
     h = g_new0(Hostatlas, 1);
     h->http = http;
     h->account = g_strdup(cfg->name);

@@ -10,6 +10,8 @@
 #define PAGE_LIMIT 100
 #define MAX_PAGES 100000
 #define DEFAULT_DETAIL_LIMIT 50
+/* As many as an account may list (max_resources). */
+#define MAX_DETAIL_LIMIT 10000000
 
 typedef struct {
     IfsHttp *http;
@@ -50,31 +52,19 @@ static void put_json(gpointer obj)
 
 static gpointer hostup_open(IfsHttp *http, const IfsAccountConfig *cfg, IfsError **err)
 {
-    Hostup *h = g_new0(Hostup, 1);
-    const char *limit = ifs_account_extra(cfg, "detail_limit");
-    char *end = NULL;
+    guint64 limit = DEFAULT_DETAIL_LIMIT;
+    Hostup *h;
 
+    if (!ifs_account_number(cfg, "detail_limit", 0, MAX_DETAIL_LIMIT, NULL, &limit, err))
+        return NULL;
+    h = g_new0(Hostup, 1);
     h->http = http;
     h->account = g_strdup(cfg->name);
-    h->detail_limit = DEFAULT_DETAIL_LIMIT;
+    h->detail_limit = (long)limit;
     g_mutex_init(&h->lock);
     for (gsize i = 0; i < G_N_ELEMENTS(h->last_extra); i++)
         h->last_extra[i] = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
                                                  put_json);
-    if (limit) {
-        h->detail_limit = strtol(limit, &end, 10);
-        if (!*limit || *end || h->detail_limit < 0) {
-            ifs_error_propagate(err, ifs_error_new(EINVAL, 0, NULL,
-                "account '%s': detail_limit must be a whole number >= 0, not '%s'",
-                cfg->name, limit));
-            for (gsize i = 0; i < G_N_ELEMENTS(h->last_extra); i++)
-                g_hash_table_destroy(h->last_extra[i]);
-            g_mutex_clear(&h->lock);
-            g_free(h->account);
-            g_free(h);
-            return NULL;
-        }
-    }
     return h;
 }
 

@@ -189,18 +189,34 @@ void ifs_action_result_clear(IfsActionResult *r)
     memset(r, 0, sizeof *r);
 }
 
+gboolean ifs_account_number(const IfsAccountConfig *cfg, const char *key, guint64 min,
+                            guint64 max, const char *unit, guint64 *out, IfsError **err)
+{
+    const char *text = ifs_account_extra(cfg, key);
+    guint64 n;
+
+    if (!text)
+        return TRUE;
+    /* Digits only: g_ascii_string_to_unsigned() alone would take "+5". */
+    if (strspn(text, "0123456789") != strlen(text) ||
+        !g_ascii_string_to_unsigned(text, 10, min, max, &n, NULL)) {
+        ifs_error_propagate(err, ifs_error_new(EINVAL, 0, NULL,
+            "account '%s': %s must be a whole number%s%s from %" G_GUINT64_FORMAT " to %"
+            G_GUINT64_FORMAT ", not '%s'", cfg->name, key, unit ? " " : "", unit ? unit : "",
+            min, max, text));
+        return FALSE;
+    }
+    *out = n;
+    return TRUE;
+}
+
 gboolean ifs_account_concurrency(const IfsAccountConfig *cfg, const char *key, guint *out,
                                  IfsError **err)
 {
-    const char *text = ifs_account_extra(cfg, key);
     guint64 n = IFS_DEFAULT_CONCURRENCY;
 
-    if (text && !g_ascii_string_to_unsigned(text, 10, 1, IFS_MAX_CONCURRENCY, &n, NULL)) {
-        ifs_error_propagate(err, ifs_error_new(EINVAL, 0, NULL,
-            "account '%s': %s must be a whole number from 1 to %d, not '%s'",
-            cfg->name, key, IFS_MAX_CONCURRENCY, text));
+    if (!ifs_account_number(cfg, key, 1, IFS_MAX_CONCURRENCY, NULL, &n, err))
         return FALSE;
-    }
     *out = (guint)n;
     return TRUE;
 }

@@ -474,3 +474,14 @@ def test_an_api_field_cannot_pose_as_operation_wait_or_another_entry_of_ours(
     assert out.stdout == "completed\n"
     assert m.read("vps", "hostup", vps, "operation", "job_id") != ""
     assert m.read("vps", "hostup", vps, "%6Fperation", "wait") == "x\n"
+
+
+def test_a_bad_detail_limit_is_refused_and_sends_nothing(fresh_sim, make_mount):
+    for value in ("-1", "ten", "+5", "10000001"):
+        fresh_sim.clear_requests()
+        mnt = make_mount(hostup_config(fresh_sim, detail_limit=value))
+        mnt.expect_stderr(r"refresh failed|mounted at .*\(hostup: error |detail_limit")
+
+        assert ("detail_limit must be a whole number from 0 to 10000000, "
+                f"not '{value}'") in mnt.provider("last_error")
+        assert fresh_sim.requests() == []
