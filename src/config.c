@@ -683,12 +683,16 @@ static gboolean set_url(const Loader *ld, const RawSection *sec,
     return FALSE;
 }
 
-/* A whole number in [1, max] (digits only: g_ascii_string_to_unsigned()
- * alone would take "+60"). */
-static gboolean parse_count(const char *text, guint64 max, guint64 *out)
+gboolean ifs_whole_number(const char *text, guint64 min, guint64 max, guint64 *out)
 {
     return strspn(text, "0123456789") == strlen(text) &&
-           g_ascii_string_to_unsigned(text, 10, 1, max, out, NULL);
+           g_ascii_string_to_unsigned(text, 10, min, max, out, NULL);
+}
+
+/* A whole number in [1, max]. */
+static gboolean parse_count(const char *text, guint64 max, guint64 *out)
+{
+    return ifs_whole_number(text, 1, max, out);
 }
 
 static gboolean set_refresh(const Loader *ld, const RawSection *sec,

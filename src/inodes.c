@@ -204,20 +204,31 @@ void ifs_inodes_free(IfsInodes *in)
 /* The node in `root` at the path of inode `ino`: up the registry to the
  * root, then down the snapshot by name, with no path built. Borrowed from
  * `root`. Lock held (the names are the registry's). */
-static IfsNode *resolve_locked(IfsInodes *in, IfsNode *root, uint64_t ino)
+/* The names from inode `ino` up to the root, into names[0..*depth), the
+ * last one a child of the root; FALSE when the chain breaks. */
+static gboolean names_up_locked(IfsInodes *in, uint64_t ino,
+                                const char *names[MAX_PATH_DEPTH], guint *depth)
 {
-    const char *names[MAX_PATH_DEPTH];
-    guint depth = 0;
-    IfsNode *node = root;
-
+    *depth = 0;
     while (ino != IFS_ROOT_INO) {
         Slot *s = find(in, ino);
 
-        if (!s || depth == MAX_PATH_DEPTH)
-            return NULL;
-        names[depth++] = in->names[s->name]->text;
+        if (!s || *depth == MAX_PATH_DEPTH)
+            return FALSE;
+        names[(*depth)++] = in->names[s->name]->text;
         ino = s->parent;
     }
+    return TRUE;
+}
+
+static IfsNode *resolve_locked(IfsInodes *in, IfsNode *root, uint64_t ino)
+{
+    const char *names[MAX_PATH_DEPTH];
+    guint depth;
+    IfsNode *node = root;
+
+    if (!names_up_locked(in, ino, names, &depth))
+        return NULL;
     while (depth > 0 && node)
         node = node->type == IFS_NODE_DIR ? ifs_node_child(node, names[--depth]) : NULL;
     return node;
@@ -226,19 +237,11 @@ static IfsNode *resolve_locked(IfsInodes *in, IfsNode *root, uint64_t ino)
 char *ifs_inodes_path(IfsInodes *in, uint64_t ino)
 {
     const char *names[MAX_PATH_DEPTH];
-    guint depth = 0;
+    guint depth;
     GString *path = NULL;
 
     g_mutex_lock(&in->lock);
-    while (ino != IFS_ROOT_INO) {
-        Slot *s = find(in, ino);
-
-        if (!s || depth == MAX_PATH_DEPTH)
-            break;
-        names[depth++] = in->names[s->name]->text;
-        ino = s->parent;
-    }
-    if (ino == IFS_ROOT_INO) {
+    if (names_up_locked(in, ino, names, &depth)) {
         path = g_string_new(NULL);
         while (depth > 0) {
             g_string_append(path, names[--depth]);

@@ -56,6 +56,9 @@ IfsConfig *ifs_config_load(const char *path,
                            IfsError **err);
 void ifs_config_free(IfsConfig *cfg);
 const char *ifs_account_extra(const IfsAccountConfig *acct, const char *key);
+/* `text` as a whole number from `min` to `max`: digits only, no sign or
+ * space (g_ascii_string_to_unsigned() alone would take "+5"). */
+gboolean ifs_whole_number(const char *text, guint64 min, guint64 max, guint64 *out);
 
 /* Removes every INFRAFS_<ACCOUNT>_TOKEN variable from the environment and
  * wipes its text where exec put it, so that /proc/PID/environ, child

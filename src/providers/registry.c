@@ -197,9 +197,7 @@ gboolean ifs_account_number(const IfsAccountConfig *cfg, const char *key, guint6
 
     if (!text)
         return TRUE;
-    /* Digits only: g_ascii_string_to_unsigned() alone would take "+5". */
-    if (strspn(text, "0123456789") != strlen(text) ||
-        !g_ascii_string_to_unsigned(text, 10, min, max, &n, NULL)) {
+    if (!ifs_whole_number(text, min, max, &n)) {
         ifs_error_propagate(err, ifs_error_new(EINVAL, 0, NULL,
             "account '%s': %s must be a whole number%s%s from %" G_GUINT64_FORMAT " to %"
             G_GUINT64_FORMAT ", not '%s'", cfg->name, key, unit ? " " : "", unit ? unit : "",

@@ -181,13 +181,12 @@ static IfsNode *node_at(IfsStore *store, const char *path)
 
 static char *read_text(IfsStore *store, const char *path)
 {
-    IfsNode *n = node_at(store, path);
+    IfsNode *root = ifs_store_get(store, IFS_ROOT_INO);
     char *text;
 
-    if (!n)
-        g_error("no node at %s", path);
-    text = node_text(n);
-    ifs_node_unref(n);
+    g_assert_nonnull(root);
+    text = tree_text(root, path);
+    ifs_node_unref(root);
     return text;
 }
 
