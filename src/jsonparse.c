@@ -472,13 +472,18 @@ json_object *ifs_json_parse(const char *text, size_t len, const IfsJsonLimits *l
     return obj;
 }
 
+const char *ifs_json_compact_view(json_object *obj, size_t *len)
+{
+    return json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN |
+                                                      JSON_C_TO_STRING_NOSLASHESCAPE,
+                                             len);
+}
+
 char *ifs_json_compact(json_object *obj, size_t *len)
 {
-    const char *s = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN |
-                                                               JSON_C_TO_STRING_NOSLASHESCAPE,
-                                                      len);
+    const char *text = ifs_json_compact_view(obj, len);
 
-    return g_memdup2(s, *len + 1);
+    return g_memdup2(text, *len + 1);
 }
 
 /* A new tokener allocates its whole parse stack, which cost more than

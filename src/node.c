@@ -240,18 +240,33 @@ static size_t round_to_unit(size_t size)
     return (size + BLOCK_UNIT - 1) & ~(size_t)(BLOCK_UNIT - 1);
 }
 
+/* A node alone (not in a block) has its reference count in the 8 bytes
+ * before it. */
+#define ALONE_PREFIX BLOCK_UNIT
+G_STATIC_ASSERT(sizeof(gatomicrefcount) <= ALONE_PREFIX);
+G_STATIC_ASSERT(sizeof(IfsNode) == 24);
+
+static gatomicrefcount *alone_ref(const IfsNode *n)
+{
+    return (gatomicrefcount *)((char *)n - ALONE_PREFIX);
+}
+
+/* Memory for a node alone of `size` bytes, its reference count set to 1. */
 static void *node_mem(int form, size_t size)
 {
-    size_t rounded = round_to_unit(size);
-    void *mem;
+    size_t rounded = ALONE_PREFIX + round_to_unit(size);
+    char *mem;
 
     if (!scratch || !scratch->active || (form != FORM_FILE && form != FORM_DIR) ||
-        rounded > SCRATCH_SIZE - scratch->used)
-        return g_malloc0(size);
-    mem = scratch->base + scratch->used;
-    scratch->used += rounded;
-    memset(mem, 0, size);
-    return mem;
+        rounded > SCRATCH_SIZE - scratch->used) {
+        mem = g_malloc0(ALONE_PREFIX + size);
+    } else {
+        mem = scratch->base + scratch->used;
+        scratch->used += rounded;
+        memset(mem, 0, ALONE_PREFIX + size);
+    }
+    g_atomic_ref_count_init((gatomicrefcount *)mem);
+    return mem + ALONE_PREFIX;
 }
 
 /* A packed subtree: one reference count for all its nodes, which follow
@@ -275,8 +290,15 @@ IfsNode *ifs_node_ref(IfsNode *n)
     if (n && n->block)
         g_atomic_ref_count_inc(&block_of(n)->ref);
     else if (n)
-        g_atomic_ref_count_inc(&n->ref);
+        g_atomic_ref_count_inc(alone_ref(n));
     return n;
+}
+
+guint ifs_node_ref_count(const IfsNode *n)
+{
+    const gatomicrefcount *ref = n->block ? &block_of(n)->ref : alone_ref(n);
+
+    return (guint)g_atomic_int_get(ref);
 }
 
 static void node_free(IfsNode *n)
@@ -296,7 +318,7 @@ static void node_free(IfsNode *n)
             t->target_free(t->target);
     }
     if (!in_scratch(n))
-        g_free(n); /* its name and bytes are part of it */
+        g_free(alone_ref(n)); /* its name and bytes are part of it */
 }
 
 void ifs_node_unref(IfsNode *n)
@@ -308,7 +330,7 @@ void ifs_node_unref(IfsNode *n)
 
         if (g_atomic_ref_count_dec(&b->ref))
             block_free(b);
-    } else if (g_atomic_ref_count_dec(&n->ref)) {
+    } else if (g_atomic_ref_count_dec(alone_ref(n))) {
         node_free(n);
     }
 }
@@ -342,7 +364,6 @@ static IfsNode *node_alloc(IfsNodeType type, int form, const char *name, uint64_
         size = UINT32_MAX - 1;
     }
     n = node_mem(form, head + name_len + 1 + (data ? size + newline + 1 : 0));
-    g_atomic_ref_count_init(&n->ref);
     n->type = (uint8_t)type;
     n->form = (uint8_t)form;
     n->name_len = (uint16_t)name_len;
@@ -350,7 +371,7 @@ static IfsNode *node_alloc(IfsNodeType type, int form, const char *name, uint64_
     n->ino = ino;
     /* The store's clock (last_refresh), not time(): that one is coarse and
      * can read a second earlier than a refresh that happened before it. */
-    n->mtime = mtime ? mtime : (time_t)(g_get_real_time() / G_USEC_PER_SEC);
+    n->mtime = ifs_node_mtime(mtime ? (gint64)mtime : g_get_real_time() / G_USEC_PER_SEC);
     memcpy(name_of(n), name, name_len);
     if (data && size)
         memcpy(bytes_of(n), data, size);
@@ -447,7 +468,6 @@ static IfsNode *pack_copy(Block *b, char **at, const IfsNode *n)
 
     memcpy(copy, n, size);
     *at += round_to_unit(size);
-    copy->ref = 0;
     copy->block = (uint32_t)(((char *)copy - (char *)b) / BLOCK_UNIT);
     if (n->form == FORM_RENDERED) {
         RenderedNode *r = (RenderedNode *)copy;

@@ -540,10 +540,10 @@ static gboolean str_is(const char *s, gsize len, const char *want)
  * checksum vouches that it is what a save wrote. It must open an object,
  * so that whatever parses it later gets an object or, from a file crafted
  * to pass the checksum, NULL. */
-static char *get_object_text(Reader *rd, gsize *len, gboolean optional)
+/* The text in the file (not NUL-terminated), or NULL. */
+static const char *get_object_text(Reader *rd, gsize *len, gboolean optional)
 {
     const char *s = get_str(rd, len);
-    char *copy;
 
     if (!s || (*len == 0 && optional))
         return NULL;
@@ -551,10 +551,7 @@ static char *get_object_text(Reader *rd, gsize *len, gboolean optional)
         rd->why = "a resource's text is not a JSON object";
         return NULL;
     }
-    copy = g_malloc(*len + 1);
-    memcpy(copy, s, *len);
-    copy[*len] = '\0';
-    return copy;
+    return s;
 }
 
 static IfsCacheMtimes *get_mtimes(Reader *rd)
@@ -588,13 +585,17 @@ static void get_record(Reader *rd, IfsCacheData *data)
     /* kind and id are taken as they are, not copied once more by
      * ifs_resource_new. */
     IfsResource *r = ifs_resource_new(NULL, NULL, NULL);
+    const char *text, *extra;
+    gsize text_len, extra_len = 0;
     IfsCacheMtimes *m;
 
     r->kind = get_name(rd);
     r->id = get_name(rd);
-    r->text = get_object_text(rd, &r->text_len, FALSE);
-    r->extra_text = get_object_text(rd, &r->extra_len, TRUE);
+    text = get_object_text(rd, &text_len, FALSE);
+    extra = get_object_text(rd, &extra_len, TRUE);
     m = get_mtimes(rd);
+    if (!rd->why)
+        ifs_resource_set_texts(r, text, text_len, extra, extra_len);
     if (rd->why) {
         ifs_resource_unref(r);
         mtimes_free(m);
@@ -748,7 +749,7 @@ static void restamp(IfsNode *n, GString *rel, const IfsCacheMtimes *m)
     if (m->other)
         t = g_hash_table_lookup(m->other, rel->str);
     if (t || m->base > 0)
-        n->mtime = (time_t)(t ? *t : m->base);
+        n->mtime = ifs_node_mtime(t ? *t : m->base);
     for (guint i = 0; n->type == IFS_NODE_DIR && i < ifs_node_n_children(n); i++) {
         gsize len = rel->len;
 

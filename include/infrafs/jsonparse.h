@@ -101,6 +101,9 @@ json_object *ifs_json_parse(const char *text, size_t len, const IfsJsonLimits *l
  * a dozen times the memory of its text): compact JSON, '/' unescaped. The
  * text is a new string (g_free) with its length in *len. */
 char *ifs_json_compact(json_object *obj, size_t *len);
+/* The same text without a copy: it belongs to `obj`, and lasts until `obj`
+ * changes or is freed. */
+const char *ifs_json_compact_view(json_object *obj, size_t *len);
 /* Back from such text, without the scan: it was parsed within bounds once
  * already. NULL for NULL text. One tokener per thread is kept. */
 json_object *ifs_json_parse_compact(const char *text, size_t len);

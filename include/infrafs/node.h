@@ -23,20 +23,27 @@ typedef struct IfsControlTarget IfsControlTarget;
 typedef void (*IfsTargetFree)(IfsControlTarget *t);
 
 typedef struct IfsNode IfsNode;
-/* Only the fields every node has are public, in 32 bytes; what follows
+/* Only the fields every node has are public, in 24 bytes; what follows
  * them depends on the node's type and is read through the accessors below
  * (a file's name and bytes are stored right after it, in the same block).
- * A tree of 100,000 resources has millions of nodes, so every word counts. */
+ * A tree of 100,000 resources has millions of nodes, so every word counts:
+ * a node alone keeps its reference count just before it, and nodes in a
+ * block share the block's. */
 struct IfsNode {
-    gatomicrefcount ref; /* private: unused in a packed subtree's block */
     uint8_t type;      /* IfsNodeType */
     uint8_t form;      /* private: the layout of what follows */
     uint16_t name_len;
     uint32_t count;    /* private: entries of a directory, bytes of a file */
     uint32_t block;    /* private: 8-byte units back to its block, 0 if alone */
+    uint32_t mtime;    /* seconds since the epoch (until 2106): see ifs_node_mtime */
     uint64_t ino;
-    time_t mtime;
 };
+
+/* A time as a node's mtime: clamped to what the field holds. */
+static inline uint32_t ifs_node_mtime(gint64 seconds)
+{
+    return seconds < 0 ? 0 : seconds > (gint64)UINT32_MAX ? UINT32_MAX : (uint32_t)seconds;
+}
 
 /* A file whose bytes are rendered when read, from a source kept instead of
  * them (the `json` file, from its resource's compact text): its exact size
@@ -59,6 +66,8 @@ uint64_t ifs_ino_for_path(const char *path);
 
 IfsNode *ifs_node_ref(IfsNode *n);
 void ifs_node_unref(IfsNode *n);
+/* References held on the node (on its block, for a packed one). */
+guint ifs_node_ref_count(const IfsNode *n);
 
 /* Builders. `path` is the node's full path (used for its ino). Content is
  * copied. mtime 0 means "now". */

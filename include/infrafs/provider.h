@@ -28,10 +28,12 @@ typedef struct {
                             as a deployment's log), owned */
     /* Once sealed (by the store, when it takes the resource): `object` and
      * `extra_files` are NULL, and these hold them as compact JSON. A tree
-     * of json-c objects takes about 13 times the memory of its text. */
-    char *text;          /* the object */
+     * of json-c objects takes about 13 times the memory of its text. The
+     * texts are shared with every resource whose text is the same (read
+     * only; set them with ifs_resource_set_texts). */
+    const char *text;       /* the object */
     size_t text_len;
-    char *extra_text;    /* extra_files, or NULL */
+    const char *extra_text; /* extra_files, or NULL */
     size_t extra_len;
 } IfsResource;
 
@@ -41,6 +43,10 @@ void ifs_resource_unref(IfsResource *r);
 /* Providers build and change resources as json-c objects; the store seals
  * them before it keeps them, and nothing changes a sealed resource. */
 void ifs_resource_seal(IfsResource *r);
+/* Seals a resource that has no object yet with these texts (`extra` may be
+ * NULL), copied or shared. */
+void ifs_resource_set_texts(IfsResource *r, const char *text, size_t len, const char *extra,
+                            size_t extra_len);
 /* The object (or extra files; NULL if none) as a json-c tree of the
  * caller's (json_object_put it): a new one parsed from the text once
  * sealed. NULL only for a sealed text that no longer parses (never). */

@@ -254,11 +254,13 @@ static char *hosted_path(const char *id, const char *suffix)
     return ifs_api_path("/hosted_resources/", id, suffix);
 }
 
-/* GET `path` and parse it with `parse` into `out`. */
+/* GET `path` and parse it with `parse` into `out`, sealed: the answer's
+ * tree then goes at once, rather than item by item with the resources. */
 static gboolean get_list(Deployhq *d, const char *path, ListParser parse, GPtrArray *out,
                          IfsError **err)
 {
     json_object *answer = ifs_http_get_json(d->http, path, err);
+    guint before = out->len;
     char *where;
     gboolean ok;
 
@@ -267,6 +269,8 @@ static gboolean get_list(Deployhq *d, const char *path, ListParser parse, GPtrAr
     where = g_strdup_printf("account '%s': GET %s", d->account, path);
     ok = parse(answer, where, out, err);
     g_free(where);
+    for (guint i = before; i < out->len; i++)
+        ifs_resource_seal(g_ptr_array_index(out, i));
     json_object_put(answer);
     return ok;
 }

@@ -389,13 +389,13 @@ static void read_planned_log(guint k, gpointer data)
 /* The log of every listed deployment: read again for those still running
  * (or queued), read once for finished ones and kept. Reads are made
  * detail_concurrency at a time. Entries of deployments that are gone are
- * dropped. */
-static void update_logs(Dokploy *d, GPtrArray *found)
+ * dropped. `finished` says, for each of `found`, whether its status was a
+ * final one (the resources are sealed: their trees are gone). */
+static void update_logs(Dokploy *d, GPtrArray *found, const GArray *finished)
 {
     GHashTable *next = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, log_entry_free);
     GHashTable *seen = g_hash_table_new(g_str_hash, g_str_equal);
     LogPlan *plan = g_new0(LogPlan, found->len);
-    gboolean *finished = g_new0(gboolean, found->len);
     LogRun run = {d, found, g_array_new(FALSE, FALSE, sizeof(guint)), g_new0(char *, found->len)};
 
     g_mutex_lock(&d->lock);
@@ -405,9 +405,8 @@ static void update_logs(Dokploy *d, GPtrArray *found)
 
         if (!r->id || !g_hash_table_add(seen, r->id))
             continue;
-        finished[i] = status_is_finished(ifs_json_string_field(r->object, "status"));
         known = g_hash_table_lookup(d->logs, r->id);
-        if (known && known->final && finished[i]) {
+        if (known && known->final && g_array_index(finished, gboolean, i)) {
             plan[i] = LOG_KEPT;
             run.texts[i] = g_strdup(known->text);
         } else {
@@ -428,7 +427,7 @@ static void update_logs(Dokploy *d, GPtrArray *found)
         if (plan[i] == LOG_SKIP)
             continue;
         entry = g_new0(LogEntry, 1);
-        entry->final = plan[i] == LOG_KEPT || (text && finished[i]);
+        entry->final = plan[i] == LOG_KEPT || (text && g_array_index(finished, gboolean, i));
         if (!text) { /* keep showing what was read before */
             LogEntry *known = g_hash_table_lookup(d->logs, r->id);
             text = known ? g_strdup(known->text) : NULL;
@@ -446,8 +445,23 @@ static void update_logs(Dokploy *d, GPtrArray *found)
     g_hash_table_destroy(seen);
     g_array_free(run.to_read, TRUE);
     g_free(run.texts);
-    g_free(finished);
     g_free(plan);
+}
+
+/* Each deployment listed since the last call as text from here on (its
+ * log comes later, as an extra file), noting in `finished` whether its
+ * status was final. Every owner's rows kept as trees until the last owner
+ * was listed were the mount's peak memory at 25,000 deployments. */
+static void seal_listed(GPtrArray *found, GArray *finished)
+{
+    for (guint i = finished->len; i < found->len; i++) {
+        IfsResource *r = g_ptr_array_index(found, i);
+        gboolean done = r->object &&
+                        status_is_finished(ifs_json_string_field(r->object, "status"));
+
+        g_array_append_val(finished, done);
+        ifs_resource_seal(r);
+    }
 }
 
 static gboolean dokploy_list(gpointer state, GPtrArray *out, IfsError **err)
@@ -455,6 +469,7 @@ static gboolean dokploy_list(gpointer state, GPtrArray *out, IfsError **err)
     Dokploy *d = state;
     GPtrArray *found = g_ptr_array_new_with_free_func((GDestroyNotify)ifs_resource_unref);
     GHashTable *owner_of = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, owner_free);
+    GArray *finished = g_array_new(FALSE, TRUE, sizeof(gboolean));
     GPtrArray *owners = discover(d, found, err);
     gboolean ok = owners != NULL;
 
@@ -479,9 +494,11 @@ static gboolean dokploy_list(gpointer state, GPtrArray *out, IfsError **err)
             if (r->id)
                 g_hash_table_replace(owner_of, g_strdup(r->id), owner_copy(o));
         }
+        seal_listed(found, finished);
     }
+    seal_listed(found, finished);
     if (ok) {
-        update_logs(d, found);
+        update_logs(d, found, finished);
         g_mutex_lock(&d->lock);
         g_hash_table_destroy(d->owners);
         d->owners = g_hash_table_ref(owner_of);
@@ -493,6 +510,7 @@ static gboolean dokploy_list(gpointer state, GPtrArray *out, IfsError **err)
         g_ptr_array_unref(owners);
     g_hash_table_unref(owner_of);
     g_ptr_array_unref(found);
+    g_array_unref(finished);
     return ok;
 }
 

@@ -477,13 +477,15 @@ static void read_detail(guint i, gpointer data)
     detail = fresh_detail(run->h, r, key);
     if (detail) {
         merge_fields(r->object, detail, TRUE);
-        json_object_put(detail);
-        return;
+    } else {
+        detail = get_detail(run->h, r->id, &err);
+        apply_detail(run->h, r, key, detail, err);
+        ifs_error_free(err);
     }
-    detail = get_detail(run->h, r->id, &err);
-    apply_detail(run->h, r, key, detail, err);
     json_object_put(detail);
-    ifs_error_free(err);
+    /* Finished: kept as text from now on. Every server's tree until the
+     * last detail is read was the mount's peak memory at 25,000 servers. */
+    ifs_resource_seal(r);
 }
 
 static void read_details(Hostatlas *h, GPtrArray *servers)

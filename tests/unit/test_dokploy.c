@@ -213,13 +213,22 @@ static IfsResource *find(GPtrArray *list, const char *id)
     return NULL;
 }
 
+/* The listed resources are sealed (text only): the value is copied out of
+ * a tree parsed from it, into a buffer that the next call reuses. */
 static const char *field(IfsResource *r, const char *key)
 {
+    static char value[256];
+    json_object *obj = ifs_resource_object(r);
     json_object *v;
 
-    if (!json_object_object_get_ex(r->object, key, &v))
-        return "(absent)";
-    return json_object_is_type(v, json_type_null) ? "(null)" : json_object_get_string(v);
+    if (!json_object_object_get_ex(obj, key, &v))
+        g_strlcpy(value, "(absent)", sizeof value);
+    else
+        g_strlcpy(value, json_object_is_type(v, json_type_null) ? "(null)"
+                                                                : json_object_get_string(v),
+                  sizeof value);
+    json_object_put(obj);
+    return value;
 }
 
 static const char *log_of(IfsResource *r)

@@ -266,7 +266,7 @@ static void test_refcount_threads(void)
         threads[i] = g_thread_new("ref", ref_unref_many, n);
     for (guint i = 0; i < G_N_ELEMENTS(threads); i++)
         g_thread_join(threads[i]);
-    g_assert_true(g_atomic_ref_count_compare(&n->ref, 1));
+    g_assert_cmpuint(ifs_node_ref_count(n), ==, 1);
     ifs_node_unref(n);
 }
 
