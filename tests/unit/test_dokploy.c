@@ -277,6 +277,9 @@ static void test_list_discovers_both_shapes_and_fills_in_the_owner(Fixture *fx, 
     r = find(list, "d1");
     g_assert_nonnull(r);
     g_assert_cmpstr(r->kind, ==, "deployments");
+    /* Kept as text from its listing on: no owner's rows stay trees. */
+    g_assert_null(r->object);
+    g_assert_nonnull(r->text);
     g_assert_cmpstr(field(r, "applicationId"), ==, "app1");
     g_assert_cmpstr(log_of(r), ==, "one\ntwo\n"); /* one trailing newline added */
     r = find(list, "d2");
@@ -402,6 +405,35 @@ static void test_fetch_relists_the_owner_and_says_enoent_once_gone(Fixture *fx, 
     g_assert_null(ifs_provider_dokploy.fetch(fx->state, "deployments", "d1", &err));
     g_assert_cmpint(err->errnum, ==, ENOENT);
     ifs_error_free(err);
+}
+
+/* A finished deployment's log is read once and kept; a running one's is
+ * read on every refresh (the status is noted before the row is sealed). */
+static void test_logs_of_finished_deployments_are_read_once(Fixture *fx, gconstpointer d)
+{
+    GPtrArray *list;
+
+    (void)d;
+    canned_set(fx->server, "GET /api/project.all", 200,
+               "[{\"environments\":[{\"applications\":[{\"applicationId\":\"a\"}]}]}]");
+    canned_set(fx->server, "GET /api/deployment.all?applicationId=a", 200,
+               "[{\"deploymentId\":\"old\",\"status\":\"done\",\"applicationId\":\"a\"},"
+               "{\"deploymentId\":\"new\",\"status\":\"running\",\"applicationId\":\"a\"}]");
+    canned_set(fx->server, "GET /api/deployment.readLogs?deploymentId=old&tail=200", 200,
+               "\"finished\"");
+    canned_set(fx->server, "GET /api/deployment.readLogs?deploymentId=new&tail=200", 200,
+               "\"building\"");
+    for (int round = 1; round <= 3; round++) {
+        list = list_ok(fx);
+        g_assert_cmpstr(log_of(find(list, "old")), ==, "finished\n");
+        g_assert_cmpstr(log_of(find(list, "new")), ==, "building\n");
+        g_ptr_array_unref(list);
+        g_assert_cmpuint(canned_count(fx->server,
+                             "GET /api/deployment.readLogs?deploymentId=old&tail=200"), ==, 1);
+        g_assert_cmpuint(canned_count(fx->server,
+                             "GET /api/deployment.readLogs?deploymentId=new&tail=200"), ==,
+                         (guint)round);
+    }
 }
 
 static void test_kill_and_remove_post_the_id(Fixture *fx, gconstpointer d)
@@ -585,6 +617,7 @@ int main(int argc, char **argv)
     ADD("list/nul-id", test_an_id_with_a_nul_byte_is_reported_not_cut);
     ADD("list/log-bounds", test_log_is_bounded_valid_and_without_nul);
     ADD("list/not-an-array", test_a_list_that_is_not_an_array_fails_with_eio);
+    ADD("list/logs-read-once", test_logs_of_finished_deployments_are_read_once);
     ADD("fetch", test_fetch_relists_the_owner_and_says_enoent_once_gone);
     ADD("act/posts", test_kill_and_remove_post_the_id);
     ADD("act/kill-not-running", test_kill_of_a_finished_deployment_is_einval_with_dokploys_words);
