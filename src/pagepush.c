@@ -13,8 +13,10 @@
 /* Directories already pushed, remembered up to this many, and only for
  * the snapshot they were pushed from; then forgotten all at once (a second
  * push of a directory costs time, never correctness, and nothing is kept
- * for directories that are gone). */
-#define PUSHED_DIRS_MAX 32768
+ * for directories that are gone). A walk reads a directory's files within
+ * a few dozen listings of its own, so a few thousand are plenty; each
+ * costs about 70 bytes. */
+#define PUSHED_DIRS_MAX 4096
 /* Larger files are left to READ: one store is one message. */
 #define PUSH_FILE_MAX (1024 * 1024)
 
