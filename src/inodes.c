@@ -243,9 +243,6 @@ void ifs_inodes_free(IfsInodes *in)
     g_free(in);
 }
 
-/* The node in `root` at the path of inode `ino`: up the registry to the
- * root, then down the snapshot by name, with no path built. Borrowed from
- * `root`. Lock held (the names are the registry's). */
 /* The names from inode `ino` up to the root, into names[0..*depth), the
  * last one a child of the root; FALSE when the chain breaks. */
 static gboolean names_up_locked(IfsInodes *in, uint64_t ino,
@@ -263,6 +260,9 @@ static gboolean names_up_locked(IfsInodes *in, uint64_t ino,
     return TRUE;
 }
 
+/* The node in `root` at the path of inode `ino`: up the registry to the
+ * root, then down the snapshot by name, with no path built. Borrowed from
+ * `root`. Lock held (the names are the registry's). */
 static IfsNode *resolve_locked(IfsInodes *in, IfsNode *root, uint64_t ino)
 {
     const char *names[MAX_PATH_DEPTH];

@@ -535,12 +535,11 @@ static gboolean str_is(const char *s, gsize len, const char *want)
     return s && strlen(want) == len && memcmp(s, want, len) == 0;
 }
 
-/* A copy of a JSON text slice, NUL-terminated as ifs_json_compact leaves
- * it, or NULL for an empty one when `optional`. It is not parsed here: the
- * checksum vouches that it is what a save wrote. It must open an object,
- * so that whatever parses it later gets an object or, from a file crafted
- * to pass the checksum, NULL. */
-/* The text in the file (not NUL-terminated), or NULL. */
+/* A JSON text slice as it is in the file (not NUL-terminated), or NULL
+ * for an empty one when `optional`. It is not parsed here: the checksum
+ * vouches that it is what a save wrote. It must open an object, so that
+ * whatever parses it later gets an object or, from a file crafted to pass
+ * the checksum, NULL. */
 static const char *get_object_text(Reader *rd, gsize *len, gboolean optional)
 {
     const char *s = get_str(rd, len);
@@ -594,13 +593,12 @@ static void get_record(Reader *rd, IfsCacheData *data)
     text = get_object_text(rd, &text_len, FALSE);
     extra = get_object_text(rd, &extra_len, TRUE);
     m = get_mtimes(rd);
-    if (!rd->why)
-        ifs_resource_set_texts(r, text, text_len, extra, extra_len);
     if (rd->why) {
         ifs_resource_unref(r);
         mtimes_free(m);
         return;
     }
+    ifs_resource_set_texts(r, text, text_len, extra, extra_len);
     g_ptr_array_add(data->resources, r);
     g_hash_table_replace(data->mtimes, g_strconcat(r->kind, "/", r->id, NULL), m);
 }
