@@ -45,7 +45,7 @@ typedef struct {
     GMutex lock;
     GCond cond;
     FillState state;
-    uint64_t ino;
+    uint64_t id; /* the file's node id */
     char *commands;
     size_t size;
 } ControlFill;
@@ -84,12 +84,9 @@ static IfsFs *fs_of(fuse_req_t req)
  * inode is locked by a truncation we are answering (see cache_control_page),
  * so that no fill can overwrite a command between write() and our reading
  * of it. Drops are safe at any time: a write in flight holds its page. */
-static void queue_control_drop(IfsFs *fs, const IfsNode *node)
+static void queue_control_drop(IfsFs *fs, uint64_t id)
 {
-    uint64_t *ino = g_new(uint64_t, 1);
-
-    *ino = node->ino;
-    g_thread_pool_push(fs->drops, ino, NULL);
+    g_thread_pool_push(fs->drops, g_memdup2(&id, sizeof id), NULL);
 }
 
 /* Runs on a drop thread: it may wait for the page lock of a write still in
@@ -97,11 +94,11 @@ static void queue_control_drop(IfsFs *fs, const IfsNode *node)
  * cached), which costs nobody anything there. */
 static void drop_control_page(gpointer data, gpointer user)
 {
-    uint64_t *ino = data;
+    uint64_t *id = data;
     IfsFs *fs = user;
 
-    fuse_lowlevel_notify_inval_inode(fs->se, *ino, 0, 0);
-    g_free(ino);
+    fuse_lowlevel_notify_inval_inode(fs->se, *id, 0, 0);
+    g_free(id);
 }
 
 static void fill_control_page(gpointer data, gpointer user)
@@ -119,7 +116,7 @@ static void fill_control_page(gpointer data, gpointer user)
         struct fuse_bufvec bufv = FUSE_BUFVEC_INIT(f->size);
 
         bufv.buf[0].mem = f->commands;
-        fuse_lowlevel_notify_store(fs->se, f->ino, 0, &bufv, 0);
+        fuse_lowlevel_notify_store(fs->se, f->id, 0, &bufv, 0);
         g_mutex_lock(&f->lock);
         f->state = FILL_DONE;
         g_cond_broadcast(&f->cond);
@@ -135,7 +132,7 @@ static void fill_control_page(gpointer data, gpointer user)
  * lock that every write takes: a fill must end before we answer, or never
  * happen. A fill not started within the bound (the fill threads busy) is
  * cancelled; a started one ends quickly, as no write can hold the page. */
-static void cache_control_page(IfsFs *fs, const IfsNode *node)
+static void cache_control_page(IfsFs *fs, const IfsNode *node, uint64_t id)
 {
     ControlFill *f = g_new0(ControlFill, 1);
     gint64 until = g_get_monotonic_time() + CONTROL_FILL_WAIT_MS * G_TIME_SPAN_MILLISECOND;
@@ -144,7 +141,7 @@ static void cache_control_page(IfsFs *fs, const IfsNode *node)
     g_atomic_ref_count_inc(&f->ref); /* one for us, one for the fill thread */
     g_mutex_init(&f->lock);
     g_cond_init(&f->cond);
-    f->ino = node->ino;
+    f->id = id;
     f->commands = g_memdup2(ifs_node_data(node), ifs_node_size(node));
     f->size = ifs_node_size(node);
     g_thread_pool_push(fs->fills, f, NULL);
@@ -197,20 +194,22 @@ static void fill_attr(const IfsFs *fs, const IfsNode *node, struct stat *st)
     st->st_blocks = (st->st_size + 511) / 512;
 }
 
-static void fill_entry(const IfsFs *fs, const IfsNode *node, struct fuse_entry_param *e)
+/* The kernel knows the node by `id`; st_ino is its path's hash. */
+static void fill_entry(const IfsFs *fs, const IfsNode *node, uint64_t id,
+                       struct fuse_entry_param *e)
 {
     memset(e, 0, sizeof *e);
-    e->ino = node->ino;
+    e->ino = id;
     e->attr_timeout = IFS_CACHE_TIMEOUT;
     e->entry_timeout = IFS_CACHE_TIMEOUT;
     fill_attr(fs, node, &e->attr);
 }
 
-static void reply_entry(fuse_req_t req, const IfsNode *node)
+static void reply_entry(fuse_req_t req, const IfsNode *node, uint64_t id)
 {
     struct fuse_entry_param e;
 
-    fill_entry(fs_of(req), node, &e);
+    fill_entry(fs_of(req), node, id, &e);
     fuse_reply_entry(req, &e);
 }
 
@@ -247,14 +246,15 @@ static void ifs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     IfsFs *fs = fs_of(req);
     IfsNode *node;
+    uint64_t id;
 
     ifs_restater_request(fs->restater, fuse_req_ctx(req)->pid);
-    node = ifs_store_lookup(fs->store, parent, name);
+    node = ifs_store_lookup(fs->store, parent, name, &id);
     if (!node) {
         fuse_reply_err(req, ENOENT);
         return;
     }
-    reply_entry(req, node);
+    reply_entry(req, node, id);
     ifs_node_unref(node);
 }
 
@@ -312,7 +312,7 @@ static void ifs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
         return;
     }
     /* `echo cmd > power` truncates, then writes. */
-    cache_control_page(fs_of(req), node);
+    cache_control_page(fs_of(req), node, ino);
     fill_attr(fs_of(req), node, &st);
     fuse_reply_attr(req, &st, IFS_CACHE_TIMEOUT);
     ifs_node_unref(node);
@@ -460,13 +460,13 @@ static void ifs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t si
         /* Dirty pages of a shared writable mapping, flushed by msync or
          * writeback: not a write() at offset 0, so never a command. */
         fuse_reply_err(req, EACCES);
-        queue_control_drop(fs, node);
+        queue_control_drop(fs, ino);
         ifs_node_unref(node);
         return;
     }
     /* Dropped now too, so that readers during a slow API call read the
      * commands from us. */
-    queue_control_drop(fs, node);
+    queue_control_drop(fs, ino);
     /* The API call happens here, inside write(): errors are never deferred
      * to close(), which most programs ignore. */
     errnum = ifs_store_control_write(fs->store, node, buf, size, off);
@@ -474,12 +474,12 @@ static void ifs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t si
         fuse_reply_err(req, errnum);
     else
         fuse_reply_write(req, size);
-    queue_control_drop(fs, node);
+    queue_control_drop(fs, ino);
     ifs_node_unref(node);
 }
 
 /* One listing buffer; with `plus`, each entry also carries its attributes
- * and counts as a lookup, so the store learns the entries' paths. */
+ * and node id, and counts as a lookup. */
 static void reply_listing(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                           gboolean plus)
 {
@@ -487,7 +487,7 @@ static void reply_listing(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off
     IfsNode *dir = ifs_store_get(fs->store, ino);
     char *buf;
     size_t used = 0;
-    off_t first_child = -1, end_child = -1;
+    gboolean listed_child = FALSE;
 
     if (!dir) {
         fuse_reply_err(req, ENOENT);
@@ -519,7 +519,9 @@ static void reply_listing(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off
 
             name = ifs_node_name(child);
             if (plus) {
-                fill_entry(fs, child, &e);
+                /* Counted before the reply: the kernel may ask about
+                 * it at once. */
+                fill_entry(fs, child, ifs_store_hand_out(fs->store, ino, child), &e);
             } else {
                 e.attr.st_ino = child->ino;
                 e.attr.st_mode = child->type == IFS_NODE_DIR ? S_IFDIR : S_IFREG;
@@ -527,23 +529,18 @@ static void reply_listing(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off
         }
         need = plus ? fuse_add_direntry_plus(req, buf + used, size - used, name, &e, i + 1)
                     : fuse_add_direntry(req, buf + used, size - used, name, &e.attr, i + 1);
-        if (need > size - used)
+        if (need > size - used) {
+            if (e.ino) /* not handed out after all */
+                ifs_store_forget(fs->store, e.ino, 1);
             break;
-        used += need;
-        if (i >= 2) {
-            if (first_child < 0)
-                first_child = i - 2;
-            end_child = i - 1;
         }
+        used += need;
+        listed_child = listed_child || i >= 2;
     }
-    /* Before replying: the kernel may ask about these inodes at once. */
-    if (plus && first_child >= 0)
-        ifs_store_remember_children(fs->store, ino, dir, (guint)first_child,
-                                    (guint)end_child);
     /* The end of a listing: the kernel has made inodes of every entry
      * listed before, so their pages can be stored now. Queued before the
      * reply, the push nearly always lands before the lister reads them. */
-    if (plus && first_child < 0 && off > 2 &&
+    if (plus && !listed_child && off > 2 &&
         g_get_monotonic_time() - atomic_load_explicit(&fs->last_file_read, memory_order_relaxed) <
             READING_WALK_US)
         ifs_page_pusher_listed(fs->pusher, ino);

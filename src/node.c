@@ -854,10 +854,11 @@ IfsNode *ifs_node_merge_unchanged(IfsNode *fresh, const IfsNode *old)
 static void diff_node(const IfsNode *old, const IfsNode *fresh, uint64_t parent_ino,
                       const IfsNodeDiffSink *sink);
 
-static void report_changed(const IfsNodeDiffSink *sink, uint64_t ino)
+static void report_changed(const IfsNodeDiffSink *sink, uint64_t parent_ino,
+                           const IfsNode *node)
 {
     if (sink->changed)
-        sink->changed(sink->data, ino);
+        sink->changed(sink->data, parent_ino, node);
 }
 
 static void report_removed(const IfsNodeDiffSink *sink, uint64_t parent_ino, const char *name)
@@ -868,7 +869,8 @@ static void report_removed(const IfsNodeDiffSink *sink, uint64_t parent_ino, con
 
 /* Recurses into children present in both, reports old children missing from
  * fresh, and reports the directory itself when its entry set changed. */
-static void diff_dir(const IfsNode *old, const IfsNode *fresh, const IfsNodeDiffSink *sink)
+static void diff_dir(const IfsNode *old, const IfsNode *fresh, uint64_t parent_ino,
+                     const IfsNodeDiffSink *sink)
 {
     guint i = 0;
     guint j = 0;
@@ -897,7 +899,7 @@ static void diff_dir(const IfsNode *old, const IfsNode *fresh, const IfsNodeDiff
         }
     }
     if (entries_changed || old->mtime != fresh->mtime)
-        report_changed(sink, old->ino);
+        report_changed(sink, parent_ino, old);
 }
 
 /* A node whose type changed is a different entry under the same name: the
@@ -918,11 +920,11 @@ static void diff_node(const IfsNode *old, const IfsNode *fresh, uint64_t parent_
     if (old->type != fresh->type) {
         if (parent_ino)
             report_removed(sink, parent_ino, name_of(old));
-        report_changed(sink, old->ino);
+        report_changed(sink, parent_ino, old);
         return;
     }
     if (old->type == IFS_NODE_DIR) {
-        diff_dir(old, fresh, sink);
+        diff_dir(old, fresh, parent_ino, sink);
         return;
     }
     /* What the kernel caches of a control file is its command list; a
@@ -933,9 +935,9 @@ static void diff_node(const IfsNode *old, const IfsNode *fresh, uint64_t parent_
     if (ifs_node_same_content(old, fresh) && old->mtime == fresh->mtime)
         return;
     if (old->type == IFS_NODE_WAIT && sink->wait_changed)
-        sink->wait_changed(sink->data, fresh);
+        sink->wait_changed(sink->data, parent_ino, fresh);
     else
-        report_changed(sink, old->ino);
+        report_changed(sink, parent_ino, old);
 }
 
 void ifs_node_diff(const IfsNode *old, const IfsNode *fresh, const IfsNodeDiffSink *sink)

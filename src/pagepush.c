@@ -24,7 +24,7 @@ typedef enum { JOB_SIBLINGS, JOB_LISTED, JOB_CHANGED } JobKind;
 
 typedef struct {
     JobKind kind;
-    uint64_t ino;
+    uint64_t id; /* a node id */
 } Job;
 
 struct IfsPagePusher {
@@ -39,7 +39,7 @@ struct IfsPagePusher {
 /* Stores a regular file's whole content (nothing for other nodes, empty
  * files and large ones). A store the kernel refuses (it forgot the inode)
  * costs nothing: the file is READ as usual. */
-static void store_file(IfsPagePusher *p, const IfsNode *file)
+static void store_file(IfsPagePusher *p, const IfsNode *file, uint64_t id)
 {
     size_t size = ifs_node_size(file);
     struct fuse_bufvec bufv = FUSE_BUFVEC_INIT(size);
@@ -48,14 +48,14 @@ static void store_file(IfsPagePusher *p, const IfsNode *file)
     if (file->type != IFS_NODE_FILE || size == 0 || size > PUSH_FILE_MAX)
         return;
     bufv.buf[0].mem = (void *)ifs_node_bytes(file, &owned);
-    fuse_lowlevel_notify_store(p->se, file->ino, 0, &bufv, 0);
+    fuse_lowlevel_notify_store(p->se, id, 0, &bufv, 0);
     g_free(owned);
 }
 
-/* The files of `dir` the kernel holds inodes for, except `file_ino` (being
- * answered by its READ). A store into an inode the kernel does not have
- * fails anyway: the check saves the message. */
-static void push_files_of(IfsPagePusher *p, IfsNode *dir, uint64_t file_ino)
+/* The files of `dir` (node id `dir_id`) the kernel may hold inodes for,
+ * except `file_id` (being answered by its READ). A store into an inode the
+ * kernel does not have fails anyway: the check saves the message. */
+static void push_files_of(IfsPagePusher *p, IfsNode *dir, uint64_t dir_id, uint64_t file_id)
 {
     if (!dir)
         return;
@@ -72,36 +72,40 @@ static void push_files_of(IfsPagePusher *p, IfsNode *dir, uint64_t file_ino)
     }
     for (guint i = 0; i < ifs_node_n_children(dir); i++) {
         const IfsNode *c = ifs_node_child_at(dir, i);
+        uint64_t id = c->type == IFS_NODE_FILE ? ifs_store_child_id(p->store, dir_id, c) : 0;
 
-        if (c->ino != file_ino && c->type == IFS_NODE_FILE &&
-            ifs_store_kernel_holds(p->store, c->ino))
-            store_file(p, c);
+        if (id && id != file_id)
+            store_file(p, c, id);
     }
     ifs_node_unref(dir);
 }
 
-static void push_siblings(IfsPagePusher *p, uint64_t file_ino)
+static void push_siblings(IfsPagePusher *p, uint64_t file_id)
 {
+    IfsNode *dir;
+    uint64_t dir_id;
+
     ifs_store_pin(p->store);
-    push_files_of(p, ifs_store_parent(p->store, file_ino), file_ino);
+    dir = ifs_store_parent(p->store, file_id, &dir_id);
+    push_files_of(p, dir, dir_id, file_id);
     ifs_store_unpin(p->store);
 }
 
-static void push_listed(IfsPagePusher *p, uint64_t dir_ino)
+static void push_listed(IfsPagePusher *p, uint64_t dir_id)
 {
     ifs_store_pin(p->store);
-    push_files_of(p, ifs_store_get(p->store, dir_ino), 0);
+    push_files_of(p, ifs_store_get(p->store, dir_id), dir_id, 0);
     ifs_store_unpin(p->store);
 }
 
-static void push_changed(IfsPagePusher *p, uint64_t ino)
+static void push_changed(IfsPagePusher *p, uint64_t id)
 {
     IfsNode *file;
 
     ifs_store_pin(p->store);
-    file = ifs_store_get(p->store, ino);
-    if (file && file->ino == ino)
-        store_file(p, file);
+    file = ifs_store_get(p->store, id);
+    if (file)
+        store_file(p, file, id);
     ifs_store_unpin(p->store);
     ifs_node_unref(file);
 }
@@ -115,11 +119,11 @@ static void run_job(gpointer data, gpointer user)
      * the page of a READ that will not be answered. */
     if (!g_atomic_int_get(&p->stopping)) {
         if (job->kind == JOB_SIBLINGS)
-            push_siblings(p, job->ino);
+            push_siblings(p, job->id);
         else if (job->kind == JOB_LISTED)
-            push_listed(p, job->ino);
+            push_listed(p, job->id);
         else
-            push_changed(p, job->ino);
+            push_changed(p, job->id);
     }
     g_free(job);
 }
@@ -145,29 +149,29 @@ void ifs_page_pusher_free(IfsPagePusher *p)
     g_free(p);
 }
 
-static void queue_job(IfsPagePusher *p, JobKind kind, uint64_t ino)
+static void queue_job(IfsPagePusher *p, JobKind kind, uint64_t id)
 {
     Job *job = g_new(Job, 1);
 
     job->kind = kind;
-    job->ino = ino;
+    job->id = id;
     g_thread_pool_push(p->thread, job, NULL);
 }
 
-void ifs_page_pusher_file_read(IfsPagePusher *p, uint64_t ino)
+void ifs_page_pusher_file_read(IfsPagePusher *p, uint64_t id)
 {
     if (p)
-        queue_job(p, JOB_SIBLINGS, ino);
+        queue_job(p, JOB_SIBLINGS, id);
 }
 
-void ifs_page_pusher_listed(IfsPagePusher *p, uint64_t dir_ino)
+void ifs_page_pusher_listed(IfsPagePusher *p, uint64_t dir_id)
 {
     if (p)
-        queue_job(p, JOB_LISTED, dir_ino);
+        queue_job(p, JOB_LISTED, dir_id);
 }
 
-void ifs_page_pusher_changed(IfsPagePusher *p, uint64_t ino)
+void ifs_page_pusher_changed(IfsPagePusher *p, uint64_t id)
 {
     if (p)
-        queue_job(p, JOB_CHANGED, ino);
+        queue_job(p, JOB_CHANGED, id);
 }

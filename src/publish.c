@@ -2,6 +2,7 @@
  * swaps, diffs and invalidations, and waking readers of operation/wait. */
 #include "publish.h"
 
+#include "infrafs/inodes.h"
 #include "infrafs/parallel.h"
 
 /* A publish a thread waits for. */
@@ -21,6 +22,7 @@ struct Publisher {
     /* Set before the thread starts, read-only after. */
     Model *model;
     IfsInvalidator inv;
+    IfsInodes *inodes;        /* what the kernel holds, by which node ids */
     GThread *thread;
     GAsyncQueue *queue;       /* PublishReq* */
 
@@ -45,38 +47,68 @@ Publisher *publisher_new(Model *m)
     return p;
 }
 
-void publisher_set_invalidator(Publisher *p, const IfsInvalidator *inv)
+void publisher_set_invalidator(Publisher *p, const IfsInvalidator *inv, IfsInodes *inodes)
 {
     p->inv = *inv;
+    p->inodes = inodes;
 }
 
 /* ---- the swap ----------------------------------------------------------- */
 
 typedef struct {
     Publisher *publisher;
-    GPtrArray *waits; /* IfsNode*: wait files to invalidate after waking readers */
+    GPtrArray *waits; /* ChangedWait*: wait files to invalidate after waking readers */
 } DiffSink;
 
-static void sink_changed(void *data, uint64_t ino)
+/* Only what the kernel may hold is invalidated: after a refresh most
+ * changed nodes were never looked up, and each message costs a system
+ * call. */
+static void inval_node(Publisher *p, uint64_t parent_ino, const IfsNode *node)
 {
-    Publisher *p = ((DiffSink *)data)->publisher;
+    uint64_t id;
 
-    if (p->inv.inval_inode)
-        p->inv.inval_inode(p->inv.data, ino);
+    if (!p->inv.inval_inode)
+        return;
+    id = ifs_inodes_known_id(p->inodes, parent_ino, node);
+    if (id)
+        p->inv.inval_inode(p->inv.data, id);
 }
 
-static void sink_wait_changed(void *data, const IfsNode *fresh)
+static void sink_changed(void *data, uint64_t parent_ino, const IfsNode *node)
+{
+    inval_node(((DiffSink *)data)->publisher, parent_ino, node);
+}
+
+typedef struct {
+    uint64_t parent_ino;
+    IfsNode *node;
+} ChangedWait;
+
+static void changed_wait_free(ChangedWait *w)
+{
+    ifs_node_unref(w->node);
+    g_free(w);
+}
+
+static void sink_wait_changed(void *data, uint64_t parent_ino, const IfsNode *fresh)
 {
     DiffSink *d = data;
+    ChangedWait *w = g_new(ChangedWait, 1);
 
-    g_ptr_array_add(d->waits, ifs_node_ref((IfsNode *)fresh));
+    w->parent_ino = parent_ino;
+    w->node = ifs_node_ref((IfsNode *)fresh);
+    g_ptr_array_add(d->waits, w);
 }
 
-static void sink_removed(void *data, uint64_t parent, const char *name)
+static void sink_removed(void *data, uint64_t parent_ino, const char *name)
 {
     Publisher *p = ((DiffSink *)data)->publisher;
+    uint64_t parent;
 
-    if (p->inv.inval_entry)
+    if (!p->inv.inval_entry)
+        return;
+    parent = ifs_inodes_dir_id(p->inodes, parent_ino);
+    if (parent) /* else the kernel has no entry under it */
         p->inv.inval_entry(p->inv.data, parent, name);
 }
 
@@ -111,7 +143,7 @@ static void publish_root(Publisher *p)
 {
     IfsNode *fresh = build_root((AccountBuild *const *)p->builds->pdata, p->builds->len);
     IfsNode *old;
-    DiffSink d = {p, g_ptr_array_new_with_free_func((GDestroyNotify)ifs_node_unref)};
+    DiffSink d = {p, g_ptr_array_new_with_free_func((GDestroyNotify)changed_wait_free)};
     IfsNodeDiffSink sink = {
         .changed = sink_changed,
         .removed = sink_removed,
@@ -135,17 +167,17 @@ static void publish_root(Publisher *p)
         ifs_node_unref(old);
     }
     for (guint i = 0; i < d.waits->len; i++) {
-        Operation *op = wait_node_operation(g_ptr_array_index(d.waits, i));
+        ChangedWait *w = g_ptr_array_index(d.waits, i);
+        Operation *op = wait_node_operation(w->node);
         if (op)
             operation_mark_done(p->model, op);
     }
     for (guint i = 0; i < d.waits->len; i++) {
-        IfsNode *wait = g_ptr_array_index(d.waits, i);
-        Operation *op = wait_node_operation(wait);
+        ChangedWait *w = g_ptr_array_index(d.waits, i);
+        Operation *op = wait_node_operation(w->node);
         if (op)
             wait_replies(p->model, op);
-        if (p->inv.inval_inode)
-            p->inv.inval_inode(p->inv.data, wait->ino);
+        inval_node(p, w->parent_ino, w->node);
     }
     g_ptr_array_unref(d.waits);
 }

@@ -6,12 +6,14 @@
  * operation/wait are woken here, when their operation's end is shown. */
 #pragma once
 #include "build.h"
+#include "infrafs/inodes.h"
 
 typedef struct Publisher Publisher;
 
 Publisher *publisher_new(Model *m);
-/* Before publisher_start; `inv` is copied. */
-void publisher_set_invalidator(Publisher *p, const IfsInvalidator *inv);
+/* Before publisher_start; `inv` is copied. It is told node ids, which
+ * `inodes` (borrowed) gives for the st_inos the diffs find. */
+void publisher_set_invalidator(Publisher *p, const IfsInvalidator *inv, IfsInodes *inodes);
 /* Starts the thread, over the model's accounts as they are now. */
 void publisher_start(Publisher *p);
 /* Ends the thread once what is queued is published. Every thread that

@@ -81,7 +81,7 @@ static void load_cache(guint i, gpointer accounts)
 
 void ifs_store_set_invalidator(IfsStore *store, const IfsInvalidator *inv)
 {
-    publisher_set_invalidator(store->publisher, inv);
+    publisher_set_invalidator(store->publisher, inv, store->inodes);
 }
 
 void ifs_store_start(IfsStore *store)
@@ -154,42 +154,44 @@ char *ifs_store_summary(IfsStore *store)
 
 /* ---- read side ------------------------------------------------------------ */
 
-IfsNode *ifs_store_get(IfsStore *store, uint64_t ino)
+IfsNode *ifs_store_get(IfsStore *store, uint64_t id)
 {
     IfsNode *root = publisher_root(store->publisher);
     IfsNode *node;
 
     if (!root)
         return NULL;
-    /* By path, not by ino: a wait file replaced by a newer operation's
+    /* By path, not by st_ino: a wait file replaced by a newer operation's
      * (another inode at the same path) answers as that one, so a reader
      * that raced the replacement waits for the newer operation rather
      * than failing. */
-    node = ifs_inodes_resolve(store->inodes, root, ino);
+    node = ifs_inodes_resolve(store->inodes, root, id);
     ifs_node_unref(root);
     return node;
 }
 
-IfsNode *ifs_store_parent(IfsStore *store, uint64_t ino)
+IfsNode *ifs_store_parent(IfsStore *store, uint64_t id, uint64_t *dir_id)
 {
     IfsNode *root = publisher_root(store->publisher);
     IfsNode *dir;
 
+    *dir_id = 0;
     if (!root)
         return NULL;
-    dir = ifs_inodes_resolve_parent(store->inodes, root, ino);
+    dir = ifs_inodes_resolve_parent(store->inodes, root, id, dir_id);
     ifs_node_unref(root);
     return dir;
 }
 
-IfsNode *ifs_store_lookup(IfsStore *store, uint64_t parent_ino, const char *name)
+IfsNode *ifs_store_lookup(IfsStore *store, uint64_t parent, const char *name, uint64_t *id)
 {
     IfsNode *root = publisher_root(store->publisher);
     IfsNode *node;
 
+    *id = 0;
     if (!root)
         return NULL;
-    node = ifs_inodes_lookup(store->inodes, root, parent_ino, name);
+    node = ifs_inodes_lookup(store->inodes, root, parent, name, id);
     ifs_node_unref(root);
     return node;
 }
@@ -209,25 +211,29 @@ void ifs_store_unpin(IfsStore *store)
     publisher_unpin(store->publisher);
 }
 
-gboolean ifs_store_kernel_holds(IfsStore *store, uint64_t ino)
+gboolean ifs_store_kernel_holds(IfsStore *store, uint64_t id)
 {
-    return ifs_inodes_held(store->inodes, ino);
+    return ifs_inodes_held(store->inodes, id);
 }
 
-void ifs_store_forget(IfsStore *store, uint64_t ino, uint64_t nlookup)
+uint64_t ifs_store_child_id(IfsStore *store, uint64_t dir_id, const IfsNode *child)
 {
-    ifs_inodes_forget(store->inodes, ino, nlookup);
+    return ifs_inodes_child_id(store->inodes, dir_id, child);
 }
 
-char *ifs_store_path(IfsStore *store, uint64_t ino)
+void ifs_store_forget(IfsStore *store, uint64_t id, uint64_t nlookup)
 {
-    return ifs_inodes_path(store->inodes, ino);
+    ifs_inodes_forget(store->inodes, id, nlookup);
 }
 
-void ifs_store_remember_children(IfsStore *store, uint64_t dir_ino, const IfsNode *dir,
-                                 guint from, guint to)
+char *ifs_store_path(IfsStore *store, uint64_t id)
 {
-    ifs_inodes_count_children(store->inodes, dir_ino, dir, from, to);
+    return ifs_inodes_path(store->inodes, id);
+}
+
+uint64_t ifs_store_hand_out(IfsStore *store, uint64_t dir_id, const IfsNode *child)
+{
+    return ifs_inodes_count_child(store->inodes, dir_id, child);
 }
 
 /* ---- writes and waits -------------------------------------------------------- */

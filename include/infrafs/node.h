@@ -148,21 +148,23 @@ gboolean ifs_node_same_content(const IfsNode *a, const IfsNode *b);
 IfsNode *ifs_node_merge_unchanged(IfsNode *fresh, const IfsNode *old);
 
 /* What changed between two trees rooted at the same path: calls
- * `changed(ino)` for every node present in both whose content differs
- * (files and directories whose entry set changed; a control file only when
- * its command list changed, never for a new target alone) and
- * `removed(parent_ino, name)` for every entry of `old` absent from `fresh`.
- * Subtrees shared by pointer are skipped. An entry whose node has another
- * ino under the same name (a new operation's wait file) is reported as
- * removed(parent_ino, name): a new inode, not a change of the old one. */
+ * `changed(parent_ino, node)` for every node present in both whose content
+ * differs (files and directories whose entry set changed; a control file
+ * only when its command list changed, never for a new target alone), with
+ * the old node and the st_ino of the directory holding it (0 at the top of
+ * the diff), and `removed(parent_ino, name)` for every entry of `old`
+ * absent from `fresh`. Subtrees shared by pointer are skipped. An entry
+ * whose node has another ino under the same name (a new operation's wait
+ * file) is reported as removed(parent_ino, name): a new inode, not a change
+ * of the old one. */
 typedef struct {
-    void (*changed)(void *data, uint64_t ino);
+    void (*changed)(void *data, uint64_t parent_ino, const IfsNode *node);
     void (*removed)(void *data, uint64_t parent_ino, const char *name);
     void *data;
     /* Optional: a WAIT node whose content changed (its operation ended);
      * `fresh` is the new node. A reader blocked in it holds its page lock
      * until it is woken, so the caller must wake readers before
      * invalidating it. NULL: changed() is called instead. */
-    void (*wait_changed)(void *data, const IfsNode *fresh);
+    void (*wait_changed)(void *data, uint64_t parent_ino, const IfsNode *fresh);
 } IfsNodeDiffSink;
 void ifs_node_diff(const IfsNode *old, const IfsNode *fresh, const IfsNodeDiffSink *sink);

@@ -18,16 +18,18 @@ IfsPagePusher *ifs_page_pusher_new(IfsStore *store, struct fuse_session *se);
 /* Once requests are no longer served: drops what is queued, stops, frees. */
 void ifs_page_pusher_free(IfsPagePusher *p);
 
-/* The kernel READ the start of regular file `ino`: its siblings will likely
+/* Files and directories are named by node ids (see inodes.h). */
+
+/* The kernel READ the start of regular file `id`: its siblings will likely
  * be read next (grep -r, cat dir/ *), so push them, once per directory. */
-void ifs_page_pusher_file_read(IfsPagePusher *p, uint64_t ino);
-/* A listing with attributes (READDIRPLUS) of directory `dir_ino` reached
+void ifs_page_pusher_file_read(IfsPagePusher *p, uint64_t id);
+/* A listing with attributes (READDIRPLUS) of directory `dir_id` reached
  * its end: the kernel has inodes for its entries, and its files may be
  * read next. Returns at once: the lister goes on while the push runs on
  * the other core, and it nearly always lands before the first read (on 2
  * cores, waiting for it made a cold `grep -r` 18 % slower for 3 % fewer
  * READs). */
-void ifs_page_pusher_listed(IfsPagePusher *p, uint64_t dir_ino);
-/* `ino` changed and its cached pages were just dropped: push the new bytes,
+void ifs_page_pusher_listed(IfsPagePusher *p, uint64_t dir_id);
+/* `id` changed and its cached pages were just dropped: push the new bytes,
  * if the kernel still holds the inode. */
-void ifs_page_pusher_changed(IfsPagePusher *p, uint64_t ino);
+void ifs_page_pusher_changed(IfsPagePusher *p, uint64_t id);

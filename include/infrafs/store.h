@@ -11,11 +11,12 @@
 
 typedef struct IfsStore IfsStore;
 
-/* How the store tells the kernel to drop cached data. Called only from the
+/* How the store tells the kernel to drop cached data, by node id (see
+ * inodes.h), and only for what the kernel may hold. Called only from the
  * store's own publisher thread, never from inside a FUSE request. */
 typedef struct {
-    void (*inval_inode)(void *data, uint64_t ino);
-    void (*inval_entry)(void *data, uint64_t parent_ino, const char *name);
+    void (*inval_inode)(void *data, uint64_t id);
+    void (*inval_entry)(void *data, uint64_t parent_id, const char *name);
     void *data;
 } IfsInvalidator;
 
@@ -55,12 +56,16 @@ void ifs_store_shutdown(IfsStore *store);
 void ifs_store_stop(IfsStore *store);
 void ifs_store_free(IfsStore *store);
 
-/* Read side (any thread, never blocks on I/O). Results are referenced:
- * release with ifs_node_unref. */
-IfsNode *ifs_store_lookup(IfsStore *store, uint64_t parent_ino, const char *name);
-IfsNode *ifs_store_get(IfsStore *store, uint64_t ino);
-/* The directory holding inode `ino` in the current snapshot, or NULL. */
-IfsNode *ifs_store_parent(IfsStore *store, uint64_t ino);
+/* Read side (any thread, never blocks on I/O). Nodes are named by the node
+ * ids FUSE knows them by (see inodes.h; the root is 1). Results are
+ * referenced: release with ifs_node_unref. */
+/* Entry `name` of the directory `parent`; its node id in *id. Counts as
+ * one lookup of it (FUSE lookup). */
+IfsNode *ifs_store_lookup(IfsStore *store, uint64_t parent, const char *name, uint64_t *id);
+IfsNode *ifs_store_get(IfsStore *store, uint64_t id);
+/* The directory holding node `id` in the current snapshot, or NULL; its
+ * node id in *dir_id. */
+IfsNode *ifs_store_parent(IfsStore *store, uint64_t id, uint64_t *dir_id);
 /* How many snapshots were swapped in so far: what was noted about one
  * snapshot's nodes may be dropped when it changes. Any thread. */
 guint64 ifs_store_generation(IfsStore *store);
@@ -70,19 +75,21 @@ guint64 ifs_store_generation(IfsStore *store);
  * Held briefly, by one thread at a time; never while waiting on the API. */
 void ifs_store_pin(IfsStore *store);
 void ifs_store_unpin(IfsStore *store);
-/* Whether the kernel holds inode `ino` (looked up and not yet forgotten). */
-gboolean ifs_store_kernel_holds(IfsStore *store, uint64_t ino);
+/* Whether the kernel may hold node `id` (see ifs_inodes_held). */
+gboolean ifs_store_kernel_holds(IfsStore *store, uint64_t id);
+/* The node id of `child` of directory `dir_id` if the kernel may hold it,
+ * else 0. */
+uint64_t ifs_store_child_id(IfsStore *store, uint64_t dir_id, const IfsNode *child);
 /* Its path below the mount ("" for the root), newly allocated, or NULL
  * when the kernel does not hold it. */
-char *ifs_store_path(IfsStore *store, uint64_t ino);
-/* A listing handed the kernel dir->children[from..to) as looked up (FUSE
- * readdirplus): remember their paths so later requests can name them.
- * Like ifs_store_lookup, each counts as one lookup of that inode. */
-void ifs_store_remember_children(IfsStore *store, uint64_t dir_ino, const IfsNode *dir,
-                                 guint from, guint to);
-/* FORGET: the kernel dropped `nlookup` of its lookups of `ino`; once none
- * is left the store forgets the inode too. */
-void ifs_store_forget(IfsStore *store, uint64_t ino, uint64_t nlookup);
+char *ifs_store_path(IfsStore *store, uint64_t id);
+/* A listing hands the kernel `child` of directory `dir_id` as looked up
+ * (FUSE readdirplus): its node id, counted as one lookup, or 0 if none can
+ * be given. */
+uint64_t ifs_store_hand_out(IfsStore *store, uint64_t dir_id, const IfsNode *child);
+/* FORGET: the kernel dropped `nlookup` of its lookups of node `id`; once
+ * none is left the store forgets the inode too. */
+void ifs_store_forget(IfsStore *store, uint64_t id, uint64_t nlookup);
 
 /* Write to a control node: performs the command. Returns 0 or a positive
  * errno. Blocks until the API answered and the tree shows the result. */

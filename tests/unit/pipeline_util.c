@@ -19,16 +19,16 @@ static const char *known_path(Recorder *r, guint64 ino)
 }
 
 /* Called by the publisher thread. */
-static void record_inode(void *data, uint64_t ino)
+static void record_inode(void *data, uint64_t id)
 {
     Recorder *r = data;
     const char *path;
     char *event;
 
     g_mutex_lock(&r->lock);
-    path = known_path(r, ino);
+    path = known_path(r, id);
     event = path ? g_strconcat("inode ", path, NULL)
-                 : g_strdup_printf("inode ?%" G_GUINT64_FORMAT, (guint64)ino);
+                 : g_strdup_printf("inode ?%" G_GUINT64_FORMAT, (guint64)id);
     g_mutex_unlock(&r->lock);
     record(r, event);
 }
@@ -73,15 +73,28 @@ char *recorder_events(Recorder *r)
 
 void recorder_know(Pipeline *p, const char *path)
 {
-    IfsNode *n = published_node(p, path);
-    guint64 *ino = g_new(guint64, 1);
+    IfsNode *root = publisher_root(p->publisher);
+    char **parts = g_strsplit(path, "/", -1);
+    GString *so_far = g_string_new(NULL);
+    uint64_t parent = IFS_ROOT_INO;
 
-    g_assert_nonnull(n);
-    *ino = n->ino;
-    ifs_node_unref(n);
-    g_mutex_lock(&p->rec.lock);
-    g_hash_table_replace(p->rec.paths, ino, g_strdup(path));
-    g_mutex_unlock(&p->rec.lock);
+    g_assert_nonnull(root);
+    /* as the kernel would: each component looked up in the one before */
+    for (guint i = 0; parts[i]; i++) {
+        guint64 *id = g_new(guint64, 1);
+        IfsNode *n = ifs_inodes_lookup(p->inodes, root, parent, parts[i], id);
+
+        g_assert_nonnull(n);
+        ifs_node_unref(n);
+        parent = *id;
+        g_string_append_printf(so_far, "%s%s", i ? "/" : "", parts[i]);
+        g_mutex_lock(&p->rec.lock);
+        g_hash_table_replace(p->rec.paths, id, g_strdup(so_far->str));
+        g_mutex_unlock(&p->rec.lock);
+    }
+    g_string_free(so_far, TRUE);
+    g_strfreev(parts);
+    ifs_node_unref(root);
 }
 
 /* ---- the pipeline ------------------------------------------------------------ */
@@ -100,7 +113,8 @@ void pipeline_init(Pipeline *p, const IfsStoreOptions *opts)
     model_init(&p->model, opts ? opts : &defaults);
     p->account = account_new(&p->model, p->cfg, &fake_provider_type);
     p->publisher = publisher_new(&p->model);
-    publisher_set_invalidator(p->publisher, &inv);
+    p->inodes = ifs_inodes_new();
+    publisher_set_invalidator(p->publisher, &inv, p->inodes);
     refreshers_init(&p->refreshers, &p->model, p->publisher);
     actions_init(&p->actions, &p->model, p->publisher);
 }
@@ -126,6 +140,7 @@ void pipeline_clear(Pipeline *p)
     refreshers_join(&p->refreshers);
     actions_stop(&p->actions);
     publisher_free(p->publisher);
+    ifs_inodes_free(p->inodes);
     refreshers_clear(&p->refreshers);
     model_clear(&p->model);
     fake_provider_unref(p->fake);

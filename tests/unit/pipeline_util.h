@@ -15,12 +15,12 @@
 
 /* What the publisher asked the kernel to drop, and notes a test adds, in
  * the order they happened: "inode <path>" (the path in the tree when it
- * was recorded, or "inode ?<ino>"), "entry <parent path>/<name>", or the
- * note's text. */
+ * was recorded, or "inode ?<node id>"), "entry <parent path>/<name>", or
+ * the note's text. */
 typedef struct {
     GMutex lock;
     GPtrArray *events; /* char* */
-    GHashTable *paths; /* ino -> path, of the nodes the test looks up */
+    GHashTable *paths; /* node id -> path, of the nodes the test looks up */
 } Recorder;
 
 typedef struct {
@@ -29,6 +29,7 @@ typedef struct {
     Model model;
     Account *account;
     Publisher *publisher;   /* made by pipeline_init, started on demand */
+    IfsInodes *inodes;      /* what the "kernel" holds: see recorder_know */
     Refreshers refreshers;
     Actions actions;
     Recorder rec;
@@ -59,5 +60,7 @@ void recorder_note(Recorder *r, const char *text);
 void recorder_clear(Recorder *r);
 /* The events so far, joined by ", ". */
 char *recorder_events(Recorder *r);
-/* Names the inode of the node at `path` in the current tree in events. */
+/* Looks up the node at `path` in the current tree, component by component,
+ * as the kernel would (so the publisher tells about it), and names each
+ * component's node id in events. */
 void recorder_know(Pipeline *p, const char *path);

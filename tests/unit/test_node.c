@@ -470,25 +470,30 @@ static void test_merge_controls_by_target(void)
 /* ---- diff --------------------------------------------------------------- */
 
 typedef struct {
-    GArray *changed;  /* guint64 */
+    guint64 parent_ino, ino;
+} Changed;
+
+typedef struct {
+    guint64 top;      /* the ino of the diff's top */
+    GArray *changed;  /* Changed */
     GPtrArray *removed; /* "parent_ino name" */
-    GArray *attrs;    /* guint64: attributes-only invalidations */
+    GArray *attrs;    /* Changed: wait files whose operation ended */
 } DiffLog;
 
-static void log_attrs(void *data, const IfsNode *fresh)
+static void log_attrs(void *data, uint64_t parent_ino, const IfsNode *fresh)
 {
     DiffLog *log = data;
-    guint64 v = fresh->ino;
+    Changed c = {parent_ino, fresh->ino};
 
-    g_array_append_val(log->attrs, v);
+    g_array_append_val(log->attrs, c);
 }
 
-static void log_changed(void *data, uint64_t ino)
+static void log_changed(void *data, uint64_t parent_ino, const IfsNode *node)
 {
     DiffLog *log = data;
-    guint64 v = ino;
+    Changed c = {parent_ino, node->ino};
 
-    g_array_append_val(log->changed, v);
+    g_array_append_val(log->changed, c);
 }
 
 static void log_removed(void *data, uint64_t parent_ino, const char *name)
@@ -506,8 +511,9 @@ static DiffLog *diff_log(const IfsNode *old, const IfsNode *fresh)
         .changed = log_changed, .removed = log_removed, .wait_changed = log_attrs, .data = log,
     };
 
-    log->changed = g_array_new(FALSE, FALSE, sizeof(guint64));
-    log->attrs = g_array_new(FALSE, FALSE, sizeof(guint64));
+    log->top = old->ino;
+    log->changed = g_array_new(FALSE, FALSE, sizeof(Changed));
+    log->attrs = g_array_new(FALSE, FALSE, sizeof(Changed));
     log->removed = g_ptr_array_new_with_free_func(g_free);
     ifs_node_diff(old, fresh, &sink);
     return log;
@@ -521,14 +527,31 @@ static void diff_log_free(DiffLog *log)
     g_free(log);
 }
 
-static gboolean changed_has(const DiffLog *log, const char *path)
+/* `path` is reported in `list`, with the ino of the directory holding it
+ * (0 for the diff's top): what the publisher needs to find the node id the
+ * kernel knows it by. */
+static gboolean reported(const DiffLog *log, const GArray *list, const char *path)
 {
     guint64 ino = ifs_ino_for_path(path);
+    char *dir = g_path_get_dirname(path);
+    guint64 parent = ino == log->top ? 0 : ifs_ino_for_path(strcmp(dir, ".") ? dir : "");
+    gboolean found = FALSE;
 
-    for (guint i = 0; i < log->changed->len; i++)
-        if (g_array_index(log->changed, guint64, i) == ino)
-            return TRUE;
-    return FALSE;
+    for (guint i = 0; i < list->len; i++) {
+        const Changed *c = &g_array_index(list, Changed, i);
+
+        if (c->ino == ino) {
+            g_assert_cmpuint(c->parent_ino, ==, parent);
+            found = TRUE;
+        }
+    }
+    g_free(dir);
+    return found;
+}
+
+static gboolean changed_has(const DiffLog *log, const char *path)
+{
+    return reported(log, log->changed, path);
 }
 
 static gboolean removed_has(const DiffLog *log, const char *parent, const char *name)
@@ -671,7 +694,8 @@ static void test_diff_wait_nodes(void)
     log = diff_log(d1, d2);
     g_assert_cmpuint(log->changed->len, ==, 0);
     g_assert_cmpuint(log->attrs->len, ==, 1);
-    g_assert_cmpuint(g_array_index(log->attrs, guint64, 0), ==, pending->ino);
+    g_assert_cmpuint(g_array_index(log->attrs, Changed, 0).ino, ==, pending->ino);
+    g_assert_true(reported(log, log->attrs, "op/wait"));
     diff_log_free(log);
 
     b = ifs_dir_builder_new("op");

@@ -30,13 +30,14 @@
 /* ---- what the store asked the kernel to drop ------------------------------ */
 
 typedef struct {
-    guint64 parent;
+    char *parent; /* its path */
     char *name;
 } EntryInval;
 
 typedef struct {
     GMutex lock;
-    GArray *inodes;     /* guint64 */
+    IfsStore *store;    /* whose registry names the node ids */
+    GPtrArray *inodes;  /* char*: paths, or "?<node id>" */
     GPtrArray *entries; /* EntryInval* */
 } Record;
 
@@ -44,18 +45,27 @@ static void entry_inval_free(gpointer data)
 {
     EntryInval *e = data;
 
+    g_free(e->parent);
     g_free(e->name);
     g_free(e);
 }
 
+/* The path of node id `id`, as the registry knows it now. */
+static char *path_of_id(Record *r, uint64_t id)
+{
+    char *path = ifs_store_path(r->store, id);
+
+    return path ? path : g_strdup_printf("?%" G_GUINT64_FORMAT, (guint64)id);
+}
+
 /* Called by the store's publisher thread. */
-static void record_inode(void *data, uint64_t ino)
+static void record_inode(void *data, uint64_t id)
 {
     Record *r = data;
-    guint64 value = ino;
+    char *path = path_of_id(r, id);
 
     g_mutex_lock(&r->lock);
-    g_array_append_val(r->inodes, value);
+    g_ptr_array_add(r->inodes, path);
     g_mutex_unlock(&r->lock);
 }
 
@@ -64,7 +74,7 @@ static void record_entry(void *data, uint64_t parent, const char *name)
     Record *r = data;
     EntryInval *e = g_new0(EntryInval, 1);
 
-    e->parent = parent;
+    e->parent = path_of_id(r, parent);
     e->name = g_strdup(name);
     g_mutex_lock(&r->lock);
     g_ptr_array_add(r->entries, e);
@@ -74,19 +84,19 @@ static void record_entry(void *data, uint64_t parent, const char *name)
 static void record_clear(Record *r)
 {
     g_mutex_lock(&r->lock);
-    g_array_set_size(r->inodes, 0);
+    g_ptr_array_set_size(r->inodes, 0);
     g_ptr_array_set_size(r->entries, 0);
     g_mutex_unlock(&r->lock);
 }
 
-static gboolean record_has_entry(Record *r, guint64 parent, const char *name)
+static gboolean record_has_entry(Record *r, const char *parent, const char *name)
 {
     gboolean found = FALSE;
 
     g_mutex_lock(&r->lock);
     for (guint i = 0; i < r->entries->len && !found; i++) {
         EntryInval *e = g_ptr_array_index(r->entries, i);
-        found = e->parent == parent && strcmp(e->name, name) == 0;
+        found = strcmp(e->parent, parent) == 0 && strcmp(e->name, name) == 0;
     }
     g_mutex_unlock(&r->lock);
     return found;
@@ -118,7 +128,7 @@ static void fixture_setup(Fixture *fx, gconstpointer data)
     fx->fake = fake_provider_new(ACCOUNT);
     fx->cfg = fake_account_config(ACCOUNT, SECRET);
     g_mutex_init(&fx->rec.lock);
-    fx->rec.inodes = g_array_new(FALSE, FALSE, sizeof(guint64));
+    fx->rec.inodes = g_ptr_array_new_with_free_func(g_free);
     fx->rec.entries = g_ptr_array_new_with_free_func(entry_inval_free);
 }
 
@@ -128,7 +138,7 @@ static void fixture_teardown(Fixture *fx, gconstpointer data)
     ifs_store_free(fx->store);
     fake_provider_unref(fx->fake);
     fake_account_config_free(fx->cfg);
-    g_array_unref(fx->rec.inodes);
+    g_ptr_array_unref(fx->rec.inodes);
     g_ptr_array_unref(fx->rec.entries);
     g_mutex_clear(&fx->rec.lock);
     if (fx->cache_dir)
@@ -149,6 +159,7 @@ static IfsStore *new_store_of(Fixture *fx, const IfsAccountConfig *cfg, const ch
     g_assert_true(ifs_store_add_account_of(store, cfg, &fake_provider_type, &err));
     g_assert_null(err);
     ifs_store_set_invalidator(store, &inv);
+    fx->rec.store = store;
     ifs_store_start(store);
     g_assert_true(ifs_store_wait_first_refresh(store, FIRST_REFRESH_S));
     return store;
@@ -225,57 +236,57 @@ static void assert_entries(IfsStore *store, const char *path, const char *expect
     g_free(names);
 }
 
-/* Path of the node with `ino` in `dir` (at `path`), or NULL. */
-static char *find_ino(const IfsNode *dir, const char *path, guint64 ino)
-{
-    for (guint i = 0; i < ifs_node_n_children(dir); i++) {
-        const IfsNode *child = ifs_node_child_at(dir, i);
-        char *child_path = ifs_path_join(path, ifs_node_name(child));
-        char *found = child->ino == ino ? g_strdup(child_path) : NULL;
-
-        if (!found && child->type == IFS_NODE_DIR)
-            found = find_ino(child, child_path, ino);
-        g_free(child_path);
-        if (found)
-            return found;
-    }
-    return NULL;
-}
-
 static gint compare_strings(gconstpointer a, gconstpointer b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The paths, in the current tree, of every inode invalidated since the
- * record was cleared, except those under providers/ (state, timestamps and
- * last_action there change with every refresh), sorted and joined by ' '.
- * An inode no longer in the tree shows as "?<ino>". */
+/* The paths of every inode invalidated since the record was cleared,
+ * except those under providers/ (state, timestamps and last_action there
+ * change with every refresh), sorted and joined by ' '. */
 static char *invalidated_outside_providers(Fixture *fx)
 {
-    IfsNode *root = ifs_store_get(fx->store, IFS_ROOT_INO);
-    GPtrArray *paths = g_ptr_array_new_with_free_func(g_free);
+    GPtrArray *paths = g_ptr_array_new();
     char *joined;
 
     g_mutex_lock(&fx->rec.lock);
     for (guint i = 0; i < fx->rec.inodes->len; i++) {
-        guint64 ino = g_array_index(fx->rec.inodes, guint64, i);
-        char *path = ino == IFS_ROOT_INO ? g_strdup("/") : find_ino(root, "", ino);
+        char *path = g_ptr_array_index(fx->rec.inodes, i);
 
-        if (!path)
-            path = g_strdup_printf("?%" G_GUINT64_FORMAT, ino);
-        if (g_str_has_prefix(path, "providers/"))
-            g_free(path);
-        else
+        if (!g_str_has_prefix(path, "providers/"))
             g_ptr_array_add(paths, path);
     }
-    g_mutex_unlock(&fx->rec.lock);
     g_ptr_array_sort(paths, compare_strings);
     g_ptr_array_add(paths, NULL);
     joined = g_strjoinv(" ", (char **)paths->pdata);
+    g_mutex_unlock(&fx->rec.lock);
     g_ptr_array_unref(paths);
-    ifs_node_unref(root);
     return joined;
+}
+
+/* Hands the kernel every entry below directory `dir` (node id `id`), as
+ * READDIRPLUS everywhere would. */
+static void hold_below(IfsStore *store, const IfsNode *dir, uint64_t id)
+{
+    for (guint i = 0; i < ifs_node_n_children(dir); i++) {
+        const IfsNode *child = ifs_node_child_at(dir, i);
+        uint64_t child_id = ifs_store_hand_out(store, id, child);
+
+        g_assert_cmpuint(child_id, !=, 0);
+        if (child->type == IFS_NODE_DIR)
+            hold_below(store, child, child_id);
+    }
+}
+
+/* From now on the "kernel" holds the whole tree (a `find` went over it),
+ * so the store tells it about every change; and the record starts anew. */
+static void watch(Fixture *fx)
+{
+    IfsNode *root = ifs_store_get(fx->store, IFS_ROOT_INO);
+
+    hold_below(fx->store, root, IFS_ROOT_INO);
+    ifs_node_unref(root);
+    record_clear(&fx->rec);
 }
 
 static void assert_invalidated(Fixture *fx, const char *expected)
@@ -321,9 +332,9 @@ static int refresh_store(IfsStore *store)
     for (guint i = 0; i < G_N_ELEMENTS(path); i++) {
         if (node)
             ifs_node_unref(node);
-        node = ifs_store_lookup(store, parent, path[i]);
+        node = ifs_store_lookup(store, parent, path[i], &inos[i]);
         g_assert_nonnull(node);
-        inos[i] = parent = node->ino;
+        parent = inos[i];
     }
     g_assert_cmpint(node->type, ==, IFS_NODE_CONTROL);
     errnum = ifs_store_control_write(store, node, "1\n", 2, 0);
@@ -425,7 +436,7 @@ static void test_unchanged_refresh_keeps_nodes_and_invalidates_nothing(Fixture *
     vps_1 = node_at(fx->store, "vps/acct/vps_1");
     name = node_at(fx->store, "vps/acct/vps_1/name");
     json = node_at(fx->store, "vps/acct/vps_1/json");
-    record_clear(&fx->rec);
+    watch(fx);
 
     g_assert_cmpint(refresh(fx), ==, 0);
 
@@ -467,7 +478,7 @@ static void test_changed_field_invalidates_that_file_only(Fixture *fx, gconstpoi
     vps_2 = node_at(fx->store, "vps/acct/vps_2");
     power_state = node_at(fx->store, "vps/acct/vps_1/power_state");
     fake_provider_set_field(fx->fake, "vps", "vps_1", "name", "\"web-02\"");
-    record_clear(&fx->rec);
+    watch(fx);
     before = node_clock();
 
     g_assert_cmpint(refresh(fx), ==, 0);
@@ -508,12 +519,12 @@ static void test_removed_resource_invalidates_its_entry(Fixture *fx, gconstpoint
     start(fx);
     vps_1 = node_at(fx->store, "vps/acct/vps_1");
     g_assert_true(fake_provider_remove(fx->fake, "vps", "vps_2"));
-    record_clear(&fx->rec);
+    watch(fx);
 
     g_assert_cmpint(refresh(fx), ==, 0);
 
     assert_entries(fx->store, "vps/acct", "vps_1");
-    g_assert_true(record_has_entry(&fx->rec, ino_of("vps/acct"), "vps_2"));
+    g_assert_true(record_has_entry(&fx->rec, "vps/acct", "vps_2"));
     g_assert_cmpuint(record_n_entries(&fx->rec), ==, 1);
     /* Nothing of the resource that stayed. */
     assert_invalidated(fx, "vps/acct");
@@ -529,7 +540,7 @@ static void test_added_resource_invalidates_the_kind_directory(Fixture *fx, gcon
     fake_provider_put(fx->fake, "vps", "vps_1", VPS_1);
     start(fx);
     fake_provider_put(fx->fake, "vps", "vps_2", VPS_2);
-    record_clear(&fx->rec);
+    watch(fx);
 
     g_assert_cmpint(refresh(fx), ==, 0);
 
@@ -554,7 +565,7 @@ static void test_failed_list_keeps_last_good_data_and_says_why(Fixture *fx, gcon
     /* The API's answer echoes the credential: it must not show. */
     fake_provider_fail_lists(fx->fake, EIO, "HTTP 503 from the API (token " SECRET ")", FALSE);
     fake_provider_set_field(fx->fake, "vps", "vps_1", "name", "\"never-shown\"");
-    record_clear(&fx->rec);
+    watch(fx);
 
     g_test_expect_message("infrafs", G_LOG_LEVEL_WARNING, "*refresh failed*HTTP 503*");
     g_assert_cmpint(refresh(fx), ==, EIO);
@@ -725,7 +736,7 @@ static void test_control_write_acts_once_and_shows_the_result(Fixture *fx, gcons
     (void)d;
     fake_provider_put(fx->fake, "vps", "vps_1", VPS_1);
     start(fx);
-    record_clear(&fx->rec);
+    watch(fx);
 
     g_assert_cmpint(write_node(fx->store, "vps/acct/vps_1/power", "stop force\n"), ==, 0);
 
@@ -809,12 +820,12 @@ static void test_delete_removes_the_resource_before_write_returns(Fixture *fx, g
     fake_provider_put(fx->fake, "vps", "vps_1", VPS_1);
     fake_provider_put(fx->fake, "vps", "vps_2", VPS_2);
     start(fx);
-    record_clear(&fx->rec);
+    watch(fx);
 
     g_assert_cmpint(write_node(fx->store, "vps/acct/vps_2/delete", "1\n"), ==, 0);
 
     assert_entries(fx->store, "vps/acct", "vps_1");
-    g_assert_true(record_has_entry(&fx->rec, ino_of("vps/acct"), "vps_2"));
+    g_assert_true(record_has_entry(&fx->rec, "vps/acct", "vps_2"));
     /* Gone for good: the next refresh lists it no more either. */
     g_assert_cmpint(refresh(fx), ==, 0);
     assert_entries(fx->store, "vps/acct", "vps_1");
@@ -953,55 +964,72 @@ static void test_shutdown_ends_a_write_waiting_for_a_refresh(Fixture *fx, gconst
 static void test_lookups_are_counted_and_forget_drops_them(Fixture *fx, gconstpointer d)
 {
     IfsNode *first, *second, *got;
-    guint64 ino;
+    guint64 id, again;
 
     (void)d;
     fake_provider_put(fx->fake, "vps", "vps_1", VPS_1);
     start(fx);
 
-    first = ifs_store_lookup(fx->store, IFS_ROOT_INO, "vps");
-    second = ifs_store_lookup(fx->store, IFS_ROOT_INO, "vps");
+    first = ifs_store_lookup(fx->store, IFS_ROOT_INO, "vps", &id);
+    second = ifs_store_lookup(fx->store, IFS_ROOT_INO, "vps", &again);
     g_assert_nonnull(first);
     g_assert_true(first == second);
-    ino = first->ino;
-    g_assert_cmpuint(ino, ==, ino_of("vps"));
-    g_assert_null(ifs_store_lookup(fx->store, IFS_ROOT_INO, "nothing-here"));
-    g_assert_true(ifs_store_kernel_holds(fx->store, ino));
-    got = ifs_store_get(fx->store, ino);
+    g_assert_cmpuint(id, ==, again);
+    /* st_ino is the path's hash; the node id is the registry's */
+    g_assert_cmpuint(first->ino, ==, ino_of("vps"));
+    g_assert_null(ifs_store_lookup(fx->store, IFS_ROOT_INO, "nothing-here", &again));
+    g_assert_cmpuint(again, ==, 0);
+    g_assert_true(ifs_store_kernel_holds(fx->store, id));
+    got = ifs_store_get(fx->store, id);
     g_assert_true(got == first);
     ifs_node_unref(got);
 
-    ifs_store_forget(fx->store, ino, 1);
-    g_assert_true(ifs_store_kernel_holds(fx->store, ino));
-    ifs_store_forget(fx->store, ino, 1);
-    g_assert_false(ifs_store_kernel_holds(fx->store, ino));
+    ifs_store_forget(fx->store, id, 1);
+    g_assert_true(ifs_store_kernel_holds(fx->store, id));
+    ifs_store_forget(fx->store, id, 1);
+    g_assert_false(ifs_store_kernel_holds(fx->store, id));
     /* The kernel never asks for an inode it forgot; the store no longer
      * knows where it was. */
-    g_assert_null(ifs_store_get(fx->store, ino));
+    g_assert_null(ifs_store_get(fx->store, id));
 
     /* A listing counts each entry it hands out as one lookup. */
-    got = ifs_store_lookup(fx->store, IFS_ROOT_INO, "vps");
+    got = ifs_store_lookup(fx->store, IFS_ROOT_INO, "vps", &id);
     {
-        IfsNode *acct = ifs_store_lookup(fx->store, ino, ACCOUNT);
-        IfsNode *dir = ifs_store_lookup(fx->store, acct->ino, "vps_1");
+        guint64 acct_id, dir_id;
+        IfsNode *acct = ifs_store_lookup(fx->store, id, ACCOUNT, &acct_id);
+        IfsNode *dir = ifs_store_lookup(fx->store, acct_id, "vps_1", &dir_id);
         guint n = ifs_node_n_children(dir);
+        guint64 *ids = g_new0(guint64, n);
 
-        ifs_store_remember_children(fx->store, dir->ino, dir, 0, n);
-        ifs_store_remember_children(fx->store, dir->ino, dir, 0, n);
         for (guint i = 0; i < n; i++) {
-            guint64 child = ifs_node_child_at(dir, i)->ino;
-            ifs_store_forget(fx->store, child, 1);
-            g_assert_true(ifs_store_kernel_holds(fx->store, child));
-            ifs_store_forget(fx->store, child, 1);
-            g_assert_false(ifs_store_kernel_holds(fx->store, child));
+            ids[i] = ifs_store_hand_out(fx->store, dir_id, ifs_node_child_at(dir, i));
+            g_assert_cmpuint(ifs_store_hand_out(fx->store, dir_id, ifs_node_child_at(dir, i)),
+                             ==, ids[i]);
+            g_assert_cmpuint(ifs_store_child_id(fx->store, dir_id, ifs_node_child_at(dir, i)),
+                             ==, ids[i]);
         }
-        ifs_store_forget(fx->store, dir->ino, 1);
-        ifs_store_forget(fx->store, acct->ino, 1);
+        for (guint i = 0; i < n; i++) {
+            IfsNode *child = ifs_store_get(fx->store, ids[i]);
+
+            g_assert_true(child == ifs_node_child_at(dir, i));
+            ifs_node_unref(child);
+            ifs_store_forget(fx->store, ids[i], 1);
+            g_assert_true(ifs_store_kernel_holds(fx->store, ids[i]));
+        }
+        for (guint i = 0; i < n; i++)
+            ifs_store_forget(fx->store, ids[i], 1);
+        for (guint i = 0; i < n; i++)
+            g_assert_false(ifs_store_kernel_holds(fx->store, ids[i]));
+        ifs_store_forget(fx->store, dir_id, 1);
+        ifs_store_forget(fx->store, acct_id, 1);
+        g_assert_false(ifs_store_kernel_holds(fx->store, dir_id));
+        g_assert_null(ifs_store_path(fx->store, dir_id));
+        g_free(ids);
         ifs_node_unref(dir);
         ifs_node_unref(acct);
     }
-    ifs_store_forget(fx->store, ino, 1);
-    g_assert_false(ifs_store_kernel_holds(fx->store, ino));
+    ifs_store_forget(fx->store, id, 1);
+    g_assert_false(ifs_store_kernel_holds(fx->store, id));
     ifs_node_unref(got);
     ifs_node_unref(first);
     ifs_node_unref(second);
@@ -1010,41 +1038,46 @@ static void test_lookups_are_counted_and_forget_drops_them(Fixture *fx, gconstpo
 static void test_removed_resource_is_gone_from_get(Fixture *fx, gconstpointer d)
 {
     IfsNode *vps, *acct, *dir, *name, *got;
+    guint64 vps_id, acct_id, dir_id, name_id, parent_id;
 
     (void)d;
     fake_provider_put(fx->fake, "vps", "vps_1", VPS_1);
     fake_provider_put(fx->fake, "vps", "vps_2", VPS_2);
     start(fx);
-    vps = ifs_store_lookup(fx->store, IFS_ROOT_INO, "vps");
-    acct = ifs_store_lookup(fx->store, vps->ino, ACCOUNT);
-    dir = ifs_store_lookup(fx->store, acct->ino, "vps_2");
-    name = ifs_store_lookup(fx->store, dir->ino, "name");
+    vps = ifs_store_lookup(fx->store, IFS_ROOT_INO, "vps", &vps_id);
+    acct = ifs_store_lookup(fx->store, vps_id, ACCOUNT, &acct_id);
+    dir = ifs_store_lookup(fx->store, acct_id, "vps_2", &dir_id);
+    name = ifs_store_lookup(fx->store, dir_id, "name", &name_id);
     g_assert_nonnull(name);
-    got = ifs_store_get(fx->store, name->ino);
+    got = ifs_store_get(fx->store, name_id);
     g_assert_true(got == name);
+    ifs_node_unref(got);
+    got = ifs_store_parent(fx->store, name_id, &parent_id);
+    g_assert_true(got == dir);
+    g_assert_cmpuint(parent_id, ==, dir_id);
     ifs_node_unref(got);
 
     g_assert_true(fake_provider_remove(fx->fake, "vps", "vps_2"));
     g_assert_cmpint(refresh(fx), ==, 0);
 
     /* Still held by the kernel, but no longer in the tree. */
-    g_assert_true(ifs_store_kernel_holds(fx->store, dir->ino));
-    g_assert_null(ifs_store_get(fx->store, dir->ino));
-    g_assert_null(ifs_store_get(fx->store, name->ino));
-    g_assert_null(ifs_store_parent(fx->store, name->ino));
-    ifs_store_forget(fx->store, name->ino, 1);
-    ifs_store_forget(fx->store, dir->ino, 1);
-    g_assert_false(ifs_store_kernel_holds(fx->store, name->ino));
-    g_assert_false(ifs_store_kernel_holds(fx->store, dir->ino));
-    g_assert_null(ifs_store_get(fx->store, dir->ino));
+    g_assert_true(ifs_store_kernel_holds(fx->store, dir_id));
+    g_assert_null(ifs_store_get(fx->store, dir_id));
+    g_assert_null(ifs_store_get(fx->store, name_id));
+    g_assert_null(ifs_store_parent(fx->store, name_id, &parent_id));
+    ifs_store_forget(fx->store, name_id, 1);
+    ifs_store_forget(fx->store, dir_id, 1);
+    g_assert_false(ifs_store_kernel_holds(fx->store, name_id));
+    g_assert_false(ifs_store_kernel_holds(fx->store, dir_id));
+    g_assert_null(ifs_store_get(fx->store, dir_id));
     /* Its parent is still found through the registry. */
-    got = ifs_store_get(fx->store, acct->ino);
+    got = ifs_store_get(fx->store, acct_id);
     g_assert_nonnull(got);
     g_assert_cmpstr(ifs_node_name(got), ==, ACCOUNT);
     ifs_node_unref(got);
 
-    ifs_store_forget(fx->store, acct->ino, 1);
-    ifs_store_forget(fx->store, vps->ino, 1);
+    ifs_store_forget(fx->store, acct_id, 1);
+    ifs_store_forget(fx->store, vps_id, 1);
     ifs_node_unref(name);
     ifs_node_unref(dir);
     ifs_node_unref(acct);
@@ -1054,19 +1087,33 @@ static void test_removed_resource_is_gone_from_get(Fixture *fx, gconstpointer d)
 #define CHURN_ROUNDS 40
 #define CHURN_KEPT 3
 
-/* Looks up resource `id` and lists its directory as readdirplus would;
- * adds every ino the kernel now holds to `held`. */
-static void hold_resource(IfsStore *store, guint64 acct_ino, const char *id, GArray *held)
+typedef struct {
+    guint64 id;
+    char *path;
+} Held;
+
+static void held_clear(gpointer data)
 {
-    IfsNode *dir = ifs_store_lookup(store, acct_ino, id);
-    guint n;
+    g_free(((Held *)data)->path);
+}
+
+/* Looks up resource `id` and lists its directory as readdirplus would;
+ * adds every node id the kernel now holds, and its path, to `held`. */
+static void hold_resource(IfsStore *store, guint64 acct_id, const char *id, GArray *held)
+{
+    Held h;
+    IfsNode *dir = ifs_store_lookup(store, acct_id, id, &h.id);
+    guint64 dir_id = h.id;
 
     g_assert_nonnull(dir);
-    n = ifs_node_n_children(dir);
-    ifs_store_remember_children(store, dir->ino, dir, 0, n);
-    g_array_append_val(held, dir->ino);
-    for (guint i = 0; i < n; i++)
-        g_array_append_val(held, ifs_node_child_at(dir, i)->ino);
+    h.path = ifs_store_path(store, dir_id);
+    g_array_append_val(held, h);
+    for (guint i = 0; i < ifs_node_n_children(dir); i++) {
+        h.id = ifs_store_hand_out(store, dir_id, ifs_node_child_at(dir, i));
+        g_assert_cmpuint(h.id, !=, 0);
+        h.path = ifs_store_path(store, h.id);
+        g_array_append_val(held, h);
+    }
     ifs_node_unref(dir);
 }
 
@@ -1075,11 +1122,13 @@ static void test_churn_leaves_only_what_is_held(Fixture *fx, gconstpointer d)
     GArray *held[CHURN_ROUNDS];
     GArray *forgotten = g_array_new(FALSE, FALSE, sizeof(guint64));
     IfsNode *vps, *acct;
+    guint64 vps_id, acct_id;
+    GHashTable *live_paths = g_hash_table_new(g_str_hash, g_str_equal);
 
     (void)d;
     start(fx);
-    vps = ifs_store_lookup(fx->store, IFS_ROOT_INO, "vps");
-    acct = ifs_store_lookup(fx->store, vps->ino, ACCOUNT);
+    vps = ifs_store_lookup(fx->store, IFS_ROOT_INO, "vps", &vps_id);
+    acct = ifs_store_lookup(fx->store, vps_id, ACCOUNT, &acct_id);
     for (guint r = 0; r < CHURN_ROUNDS; r++) {
         char *id = g_strdup_printf("vps_%u", r);
         char *json = g_strdup_printf("{\"id\": \"%s\", \"round\": %u, \"nested\": {\"x\": 1}}",
@@ -1092,14 +1141,18 @@ static void test_churn_leaves_only_what_is_held(Fixture *fx, gconstpointer d)
             g_free(old);
         }
         g_assert_cmpint(refresh(fx), ==, 0);
-        held[r] = g_array_new(FALSE, FALSE, sizeof(guint64));
-        hold_resource(fx->store, acct->ino, id, held[r]);
+        held[r] = g_array_new(FALSE, FALSE, sizeof(Held));
+        g_array_set_clear_func(held[r], held_clear);
+        hold_resource(fx->store, acct_id, id, held[r]);
         if (r >= CHURN_KEPT) {
             /* The kernel lets go of what left the tree. */
             GArray *gone = held[r - CHURN_KEPT];
-            for (guint i = gone->len; i-- > 0;)
-                ifs_store_forget(fx->store, g_array_index(gone, guint64, i), 1);
-            g_array_append_vals(forgotten, gone->data, gone->len);
+            for (guint i = gone->len; i-- > 0;) {
+                guint64 gone_id = g_array_index(gone, Held, i).id;
+
+                ifs_store_forget(fx->store, gone_id, 1);
+                g_array_append_val(forgotten, gone_id);
+            }
             g_array_unref(gone);
             held[r - CHURN_KEPT] = NULL;
         }
@@ -1107,33 +1160,47 @@ static void test_churn_leaves_only_what_is_held(Fixture *fx, gconstpointer d)
         g_free(id);
     }
 
-    /* The registry holds what the kernel holds and nothing of the rest. */
-    for (guint i = 0; i < forgotten->len; i++)
-        g_assert_false(ifs_store_kernel_holds(fx->store, g_array_index(forgotten, guint64, i)));
+    /* The registry holds what the kernel holds and nothing of the rest:
+     * a forgotten node id names nothing, or (numbers are reused once
+     * forgotten) something the kernel holds now. */
+    for (guint r = CHURN_ROUNDS - CHURN_KEPT; r < CHURN_ROUNDS; r++)
+        for (guint i = 0; i < held[r]->len; i++)
+            g_hash_table_add(live_paths, g_array_index(held[r], Held, i).path);
+    for (guint i = 0; i < forgotten->len; i++) {
+        char *path = ifs_store_path(fx->store, g_array_index(forgotten, guint64, i));
+
+        if (path && !g_hash_table_contains(live_paths, path))
+            g_error("forgotten node id %" G_GUINT64_FORMAT " still names %s",
+                    g_array_index(forgotten, guint64, i), path);
+        g_free(path);
+    }
     for (guint r = CHURN_ROUNDS - CHURN_KEPT; r < CHURN_ROUNDS; r++) {
         for (guint i = 0; i < held[r]->len; i++) {
-            guint64 ino = g_array_index(held[r], guint64, i);
-            IfsNode *got = ifs_store_get(fx->store, ino);
+            Held *h = &g_array_index(held[r], Held, i);
+            IfsNode *got = ifs_store_get(fx->store, h->id);
+            char *path = ifs_store_path(fx->store, h->id);
 
-            g_assert_true(ifs_store_kernel_holds(fx->store, ino));
+            g_assert_true(ifs_store_kernel_holds(fx->store, h->id));
             g_assert_nonnull(got);
-            g_assert_cmpuint(got->ino, ==, ino);
+            g_assert_cmpuint(got->ino, ==, ino_of(h->path));
+            g_assert_cmpstr(path, ==, h->path);
+            g_free(path);
             ifs_node_unref(got);
         }
         /* Children first: the kernel holds a directory while it holds
          * anything in it. */
-        for (guint i = held[r]->len; i-- > 0;) {
-            guint64 ino = g_array_index(held[r], guint64, i);
-
-            ifs_store_forget(fx->store, ino, 1);
-            g_assert_false(ifs_store_kernel_holds(fx->store, ino));
-        }
-        g_array_unref(held[r]);
+        for (guint i = held[r]->len; i-- > 0;)
+            ifs_store_forget(fx->store, g_array_index(held[r], Held, i).id, 1);
+        for (guint i = 0; i < held[r]->len; i++)
+            g_assert_false(ifs_store_kernel_holds(fx->store, g_array_index(held[r], Held, i).id));
     }
+    g_hash_table_destroy(live_paths);
+    for (guint r = CHURN_ROUNDS - CHURN_KEPT; r < CHURN_ROUNDS; r++)
+        g_array_unref(held[r]);
     g_assert_cmpuint(forgotten->len, >, (CHURN_ROUNDS - CHURN_KEPT) * 4);
-    ifs_store_forget(fx->store, acct->ino, 1);
-    ifs_store_forget(fx->store, vps->ino, 1);
-    g_assert_false(ifs_store_kernel_holds(fx->store, acct->ino));
+    ifs_store_forget(fx->store, acct_id, 1);
+    ifs_store_forget(fx->store, vps_id, 1);
+    g_assert_false(ifs_store_kernel_holds(fx->store, acct_id));
     g_array_unref(forgotten);
     ifs_node_unref(acct);
     ifs_node_unref(vps);
