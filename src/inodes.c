@@ -1,5 +1,5 @@
-/* The inode registry (see inodes.h). Only directories take an entry: 40
- * bytes in one array, numbered by position (a directory's node id is its
+/* The inode registry (see inodes.h). Only directories (and wait files)
+ * take an entry: 40 bytes in one array, numbered by position (a directory's node id is its
  * position + 1, the root's entry is the first), with free entries chained
  * for reuse, and a table from st_ino to position (4 bytes a slot, linear
  * probing, deletion by backward shift, so no tombstones build up under
@@ -351,13 +351,22 @@ static IdKind decode(const IfsInodes *in, uint64_t id, uint32_t *dir, uint32_t *
     return ID_DIR;
 }
 
+/* Whether `node` takes an entry: a directory, and an operation's wait
+ * file. A newer operation's wait file at the same path has an st_ino of
+ * its own, and must be a new inode to the kernel, whose cached pages of
+ * the old one cannot be dropped while a reader waits in them. */
+static gboolean takes_entry(const IfsNode *node)
+{
+    return node->type == IFS_NODE_DIR || node->type == IFS_NODE_WAIT;
+}
+
 /* One more lookup of `child`, an entry of directory `parent`: its node id,
  * or 0 when no entry can be had. */
 static uint64_t count_lookup(IfsInodes *in, uint32_t parent, const IfsNode *child)
 {
     uint32_t dir;
 
-    if (child->type != IFS_NODE_DIR) {
+    if (!takes_entry(child)) {
         in->dirs[parent].file_lookups++;
         return file_id_of(parent, name_intern(in, ifs_node_name(child)));
     }
@@ -609,7 +618,7 @@ static uint64_t child_id_locked(IfsInodes *in, uint32_t dir, const IfsNode *chil
     int64_t name;
     uint32_t sub;
 
-    if (child->type == IFS_NODE_DIR) {
+    if (takes_entry(child)) {
         sub = dir_find(in, child->ino);
         return sub != NO_DIR && in->dirs[sub].nlookup > 0 ? dir_id_of(sub) : 0;
     }
@@ -640,7 +649,7 @@ uint64_t ifs_inodes_known_id(IfsInodes *in, uint64_t parent_ino, const IfsNode *
         return IFS_ROOT_INO;
     g_mutex_lock(&in->lock);
     dir = dir_find(in, parent_ino);
-    if (node->type == IFS_NODE_DIR || dir != NO_DIR)
+    if (takes_entry(node) || dir != NO_DIR)
         id = child_id_locked(in, dir, node);
     g_mutex_unlock(&in->lock);
     return id;

@@ -4,7 +4,9 @@
  * out:
  *   - 1 for the root;
  *   - for a directory, its entry here (its parent's entry, its name and
- *     the kernel's lookup count), numbered from 2;
+ *     the kernel's lookup count), numbered from 2; an operation's wait
+ *     file takes one too, keyed by its own st_ino, so that a newer
+ *     operation's wait file at the same path is a new inode;
  *   - for a file, its directory's entry and its interned name, with the
  *     top bit set. Files take no entry: after a `find` the kernel holds
  *     millions of them, and only their directories (about one inode in

@@ -58,6 +58,25 @@ def test_refresh_while_a_reader_waits_on_a_finished_operation_does_not_freeze(
     m.refresh()
 
 
+def test_a_second_operation_is_waited_for_not_read_from_the_first_ones_cache(
+        fresh_sim, make_mount):
+    """Each operation's wait file is a new inode: the kernel has cached the
+    first one's final text at the same path, and must not serve it for the
+    second, which is still running."""
+    m = make_mount(hostup_config(fresh_sim, refresh=300))
+    fresh_sim.configure(job_seconds=2)
+    d = m.vps(running(fresh_sim, 1)[0])
+    wait = f"cat {q(d + '/operation/wait')}"
+    act = f"echo restart > {q(d + '/power')} && {wait}"
+    assert sh(act, timeout=30).stdout == "completed\n"
+    # Read again once final, the text stays in the kernel's page cache.
+    assert sh(wait, timeout=30).stdout == "completed\n"
+    started = time.monotonic()
+    assert sh(act, timeout=30).stdout == "completed\n"
+    # The simulator's job takes 2 s; a cached answer would come at once.
+    assert time.monotonic() - started >= 1.5
+
+
 def test_four_vpses_looping_action_and_wait_do_not_hang(fresh_sim, make_mount):
     """The probe's second form: no fault at all, four VPSes each looping
     `echo restart > power; cat operation/wait`."""

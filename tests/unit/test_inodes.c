@@ -202,6 +202,59 @@ static void test_known_ids(void)
     ifs_inodes_free(in);
 }
 
+/* operation/{wait, status}, the wait file of operation `job`: another
+ * job's is at the same path, with an st_ino of its own. */
+static IfsNode *op_dir(const char *job)
+{
+    IfsDirBuilder *root = ifs_dir_builder_new("");
+    IfsDirBuilder *op = ifs_dir_builder_new_child(root, "operation");
+    IfsNode *wait = ifs_node_new_wait("operation/wait", NULL, NULL, NULL);
+    char *identity = g_strconcat("operation/wait#", job, NULL);
+
+    wait->ino = ifs_ino_for_path(identity);
+    g_free(identity);
+    ifs_dir_builder_add(op, wait);
+    ifs_dir_builder_add_file(op, "status", "queued\n", 7, FALSE);
+    ifs_dir_builder_add(root, ifs_dir_builder_finish(op, 1));
+    return ifs_dir_builder_finish(root, 1);
+}
+
+/* A newer operation's wait file is a new inode to the kernel (the pages it
+ * cached of the old one are never invalidated while a reader may wait in
+ * them), while a reader of the old one is answered by the new one. */
+static void test_each_wait_file_its_own_inode(void)
+{
+    IfsInodes *in = ifs_inodes_new();
+    IfsNode *a = op_dir("job-a"), *b = op_dir("job-b");
+    uint64_t op = look(in, a, IFS_ROOT_INO, "operation");
+    uint64_t wait_a = look(in, a, op, "wait"), wait_b = look(in, b, op, "wait");
+    uint64_t status_a = look(in, a, op, "status"), status_b = look(in, b, op, "status");
+    IfsNode *got;
+
+    g_assert_cmpuint(wait_a, !=, wait_b);
+    g_assert_cmpuint(status_a, ==, status_b); /* the same path, the same file */
+    g_assert_cmpuint(ifs_inodes_count(in), ==, 3);
+    got = ifs_inodes_resolve(in, b, wait_a);
+    g_assert_true(got == ifs_node_child(ifs_node_child(b, "operation"), "wait"));
+    ifs_node_unref(got);
+    g_assert_cmpuint(ifs_inodes_known_id(in, ifs_node_child(a, "operation")->ino,
+                                         ifs_node_child(ifs_node_child(a, "operation"), "wait")),
+                     ==, wait_a);
+    g_assert_cmpuint(ifs_inodes_known_id(in, ifs_node_child(b, "operation")->ino,
+                                         ifs_node_child(ifs_node_child(b, "operation"), "wait")),
+                     ==, wait_b);
+    ifs_inodes_forget(in, wait_a, 1);
+    g_assert_false(ifs_inodes_held(in, wait_a));
+    g_assert_true(ifs_inodes_held(in, wait_b));
+    ifs_inodes_forget(in, wait_b, 1);
+    ifs_inodes_forget(in, status_a, 2);
+    ifs_inodes_forget(in, op, 1);
+    g_assert_cmpuint(ifs_inodes_count(in), ==, 0);
+    ifs_node_unref(a);
+    ifs_node_unref(b);
+    ifs_inodes_free(in);
+}
+
 /* READDIRPLUS counts every entry handed out, and a whole tree forgotten
  * leaves the registry as it was, down to its names and its memory. */
 static void test_children_counted_and_dropped(void)
@@ -366,6 +419,7 @@ int main(int argc, char **argv)
     g_test_add_func("/inodes/directory-outlived-by-its-entries",
                     test_directory_outlived_by_its_entries);
     g_test_add_func("/inodes/known-ids", test_known_ids);
+    g_test_add_func("/inodes/each-wait-file-its-own-inode", test_each_wait_file_its_own_inode);
     g_test_add_func("/inodes/children-counted-and-dropped", test_children_counted_and_dropped);
     g_test_add_func("/inodes/against-oracle", test_against_oracle);
     return g_test_run();
