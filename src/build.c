@@ -93,6 +93,7 @@ static IfsNode *build_operation_dir(const char *res_path, Extras *x, Model *m)
     IfsDirBuilder *b = ifs_dir_builder_new(path);
     char *wait_path = ifs_path_join(path, "wait");
     char *final_text = NULL;
+    char *identity;
     IfsNode *wait;
 
     g_mutex_lock(&m->op_lock);
@@ -107,15 +108,12 @@ static IfsNode *build_operation_dir(const char *res_path, Extras *x, Model *m)
         add_line(b, "poll_url", shown);
         g_free(shown);
     }
-    wait = ifs_node_new_wait(wait_path, final_text, control_target_ref(x->wait_target),
-                             (IfsTargetFree)control_target_unref);
     /* Each operation's wait file is a new inode: the kernel then forgets the
      * previous one by name, never by invalidating pages a reader may hold. */
-    {
-        char *identity = g_strconcat(wait_path, "#", op->job_id ? op->job_id : "", NULL);
-        wait->ino = ifs_ino_for_path(identity);
-        g_free(identity);
-    }
+    identity = g_strconcat(wait_path, "#", op->job_id ? op->job_id : "", NULL);
+    wait = ifs_node_new_wait(wait_path, final_text, control_target_ref(x->wait_target),
+                             (IfsTargetFree)control_target_unref, identity);
+    g_free(identity);
     ifs_dir_builder_add(b, wait);
     g_free(final_text);
     g_free(wait_path);

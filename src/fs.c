@@ -158,10 +158,10 @@ static void cache_control_page(IfsFs *fs, const IfsNode *node, uint64_t id)
 
 /* ---- requests ------------------------------------------------------------ */
 
-static void fill_attr(const IfsFs *fs, const IfsNode *node, struct stat *st)
+static void fill_attr(const IfsFs *fs, const IfsNode *node, uint64_t ino, struct stat *st)
 {
     memset(st, 0, sizeof *st);
-    st->st_ino = node->ino;
+    st->st_ino = ino;
     st->st_uid = fs->uid;
     st->st_gid = fs->gid;
     st->st_blksize = 4096;
@@ -194,22 +194,22 @@ static void fill_attr(const IfsFs *fs, const IfsNode *node, struct stat *st)
     st->st_blocks = (st->st_size + 511) / 512;
 }
 
-/* The kernel knows the node by `id`; st_ino is its path's hash. */
-static void fill_entry(const IfsFs *fs, const IfsNode *node, uint64_t id,
+/* The kernel knows the node by `id`; st_ino is `ino`, its path's hash. */
+static void fill_entry(const IfsFs *fs, const IfsNode *node, uint64_t id, uint64_t ino,
                        struct fuse_entry_param *e)
 {
     memset(e, 0, sizeof *e);
     e->ino = id;
     e->attr_timeout = IFS_CACHE_TIMEOUT;
     e->entry_timeout = IFS_CACHE_TIMEOUT;
-    fill_attr(fs, node, &e->attr);
+    fill_attr(fs, node, ino, &e->attr);
 }
 
-static void reply_entry(fuse_req_t req, const IfsNode *node, uint64_t id)
+static void reply_entry(fuse_req_t req, const IfsNode *node, uint64_t id, uint64_t ino)
 {
     struct fuse_entry_param e;
 
-    fill_entry(fs_of(req), node, id, &e);
+    fill_entry(fs_of(req), node, id, ino, &e);
     fuse_reply_entry(req, &e);
 }
 
@@ -246,15 +246,15 @@ static void ifs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     IfsFs *fs = fs_of(req);
     IfsNode *node;
-    uint64_t id;
+    uint64_t id, ino;
 
     ifs_restater_request(fs->restater, fuse_req_ctx(req)->pid);
-    node = ifs_store_lookup(fs->store, parent, name, &id);
+    node = ifs_store_lookup(fs->store, parent, name, &id, &ino);
     if (!node) {
         fuse_reply_err(req, ENOENT);
         return;
     }
-    reply_entry(req, node, id);
+    reply_entry(req, node, id, ino);
     ifs_node_unref(node);
 }
 
@@ -277,15 +277,16 @@ static void ifs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 {
     IfsNode *node;
     struct stat st;
+    uint64_t st_ino;
 
     ifs_restater_request(fs_of(req)->restater, fuse_req_ctx(req)->pid);
-    node = ifs_store_get(fs_of(req)->store, ino);
+    node = ifs_store_stat(fs_of(req)->store, ino, &st_ino);
     (void)fi;
     if (!node) {
         fuse_reply_err(req, ENOENT);
         return;
     }
-    fill_attr(fs_of(req), node, &st);
+    fill_attr(fs_of(req), node, st_ino, &st);
     fuse_reply_attr(req, &st, IFS_CACHE_TIMEOUT);
     ifs_node_unref(node);
 }
@@ -295,7 +296,8 @@ static void ifs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 static void ifs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
                         struct fuse_file_info *fi)
 {
-    IfsNode *node = ifs_store_get(fs_of(req)->store, ino);
+    uint64_t st_ino;
+    IfsNode *node = ifs_store_stat(fs_of(req)->store, ino, &st_ino);
     const int allowed = FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
                         FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME;
     struct stat st;
@@ -313,7 +315,7 @@ static void ifs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
     }
     /* `echo cmd > power` truncates, then writes. */
     cache_control_page(fs_of(req), node, ino);
-    fill_attr(fs_of(req), node, &st);
+    fill_attr(fs_of(req), node, st_ino, &st);
     fuse_reply_attr(req, &st, IFS_CACHE_TIMEOUT);
     ifs_node_unref(node);
 }
@@ -484,7 +486,8 @@ static void reply_listing(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off
                           gboolean plus)
 {
     IfsFs *fs = fs_of(req);
-    IfsNode *dir = ifs_store_get(fs->store, ino);
+    uint64_t dir_ino;
+    IfsNode *dir = ifs_store_stat(fs->store, ino, &dir_ino);
     char *buf;
     size_t used = 0;
     gboolean listed_child = FALSE;
@@ -512,7 +515,7 @@ static void reply_listing(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off
              * to cache", while the d_ino that readdir(3) shows must not be
              * 0 (it hides such entries). */
             name = i == 0 ? "." : "..";
-            e.attr.st_ino = i == 0 ? dir->ino : IFS_ROOT_INO;
+            e.attr.st_ino = i == 0 ? dir_ino : IFS_ROOT_INO;
             e.attr.st_mode = S_IFDIR;
         } else {
             const IfsNode *child = ifs_node_child_at(dir, (guint)(i - 2));
@@ -521,9 +524,10 @@ static void reply_listing(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off
             if (plus) {
                 /* Counted before the reply: the kernel may ask about
                  * it at once. */
-                fill_entry(fs, child, ifs_store_hand_out(fs->store, ino, child), &e);
+                fill_entry(fs, child, ifs_store_hand_out(fs->store, ino, child),
+                           ifs_node_ino(child, dir_ino), &e);
             } else {
-                e.attr.st_ino = child->ino;
+                e.attr.st_ino = ifs_node_ino(child, dir_ino);
                 e.attr.st_mode = child->type == IFS_NODE_DIR ? S_IFDIR : S_IFREG;
             }
         }

@@ -365,12 +365,14 @@ static gboolean takes_entry(const IfsNode *node)
 static uint64_t count_lookup(IfsInodes *in, uint32_t parent, const IfsNode *child)
 {
     uint32_t dir;
+    uint64_t ino;
 
     if (!takes_entry(child)) {
         in->dirs[parent].file_lookups++;
         return file_id_of(parent, name_intern(in, ifs_node_name(child)));
     }
-    dir = dir_find(in, child->ino);
+    ino = ifs_node_ino(child, in->dirs[parent].ino);
+    dir = dir_find(in, ino);
     if (dir != NO_DIR) {
         in->dirs[dir].nlookup++;
         return dir_id_of(dir);
@@ -379,7 +381,7 @@ static uint64_t count_lookup(IfsInodes *in, uint32_t parent, const IfsNode *chil
     if (dir == NO_DIR)
         return 0;
     in->dirs[dir] = (Dir){
-        .ino = child->ino,
+        .ino = ino,
         .nlookup = 1,
         .parent = parent,
         .name = name_intern(in, ifs_node_name(child)),
@@ -453,15 +455,22 @@ static IfsNode *resolve_locked(IfsInodes *in, IfsNode *root, uint32_t dir, const
     return node;
 }
 
-static IfsNode *resolve_id_locked(IfsInodes *in, IfsNode *root, uint64_t id)
+static IfsNode *resolve_id_locked(IfsInodes *in, IfsNode *root, uint64_t id, uint64_t *ino)
 {
     uint32_t dir, name;
+    IfsNode *node;
 
     switch (decode(in, id, &dir, &name)) {
     case ID_DIR:
-        return resolve_locked(in, root, dir, NULL);
+        node = resolve_locked(in, root, dir, NULL);
+        if (ino)
+            *ino = in->dirs[dir].ino;
+        return node;
     case ID_FILE:
-        return resolve_locked(in, root, dir, in->names[name]->text);
+        node = resolve_locked(in, root, dir, in->names[name]->text);
+        if (ino)
+            *ino = ifs_ino_child(in->dirs[dir].ino, in->names[name]->text);
+        return node;
     default:
         return NULL;
     }
@@ -494,12 +503,12 @@ char *ifs_inodes_path(IfsInodes *in, uint64_t id)
     return path ? g_string_free(path, FALSE) : NULL;
 }
 
-IfsNode *ifs_inodes_resolve(IfsInodes *in, IfsNode *root, uint64_t id)
+IfsNode *ifs_inodes_resolve(IfsInodes *in, IfsNode *root, uint64_t id, uint64_t *ino)
 {
     IfsNode *node;
 
     g_mutex_lock(&in->lock);
-    node = ifs_node_ref(resolve_id_locked(in, root, id));
+    node = ifs_node_ref(resolve_id_locked(in, root, id, ino));
     g_mutex_unlock(&in->lock);
     return node;
 }
@@ -531,7 +540,7 @@ IfsNode *ifs_inodes_resolve_parent(IfsInodes *in, IfsNode *root, uint64_t id,
 /* ---- counting -------------------------------------------------------------------- */
 
 IfsNode *ifs_inodes_lookup(IfsInodes *in, IfsNode *root, uint64_t parent, const char *name,
-                           uint64_t *id)
+                           uint64_t *id, uint64_t *ino)
 {
     IfsNode *node = NULL;
     uint32_t dir, unused;
@@ -540,8 +549,10 @@ IfsNode *ifs_inodes_lookup(IfsInodes *in, IfsNode *root, uint64_t parent, const 
     g_mutex_lock(&in->lock);
     if (decode(in, parent, &dir, &unused) == ID_DIR)
         node = resolve_locked(in, root, dir, name);
-    if (node)
+    if (node) {
         *id = count_lookup(in, dir, node);
+        *ino = ifs_node_ino(node, in->dirs[dir].ino);
+    }
     node = *id ? ifs_node_ref(node) : NULL;
     g_mutex_unlock(&in->lock);
     return node;
@@ -619,7 +630,7 @@ static uint64_t child_id_locked(IfsInodes *in, uint32_t dir, const IfsNode *chil
     uint32_t sub;
 
     if (takes_entry(child)) {
-        sub = dir_find(in, child->ino);
+        sub = dir_find(in, ifs_node_ino(child, in->dirs[dir].ino));
         return sub != NO_DIR && in->dirs[sub].nlookup > 0 ? dir_id_of(sub) : 0;
     }
     if (in->dirs[dir].file_lookups == 0)
@@ -640,17 +651,22 @@ uint64_t ifs_inodes_child_id(IfsInodes *in, uint64_t dir_id, const IfsNode *chil
     return id;
 }
 
-uint64_t ifs_inodes_known_id(IfsInodes *in, uint64_t parent_ino, const IfsNode *node)
+uint64_t ifs_inodes_known_id(IfsInodes *in, uint64_t parent_ino, uint64_t ino,
+                             const IfsNode *node)
 {
     uint64_t id = 0;
     uint32_t dir;
 
-    if (node->ino == IFS_ROOT_INO)
+    if (ino == IFS_ROOT_INO)
         return IFS_ROOT_INO;
     g_mutex_lock(&in->lock);
-    dir = dir_find(in, parent_ino);
-    if (takes_entry(node) || dir != NO_DIR)
+    if (takes_entry(node)) {
+        dir = dir_find(in, ino);
+        if (dir != NO_DIR && in->dirs[dir].nlookup > 0)
+            id = dir_id_of(dir);
+    } else if ((dir = dir_find(in, parent_ino)) != NO_DIR) {
         id = child_id_locked(in, dir, node);
+    }
     g_mutex_unlock(&in->lock);
     return id;
 }

@@ -45,11 +45,35 @@ static const char *without_leading_slashes(const char *path)
     return path;
 }
 
+/* The FNV state a child's name extends: the directory's path and a '/'
+ * (nothing for the root). It starts from the directory's ino, not from
+ * the state before ino_of_hash, so that an ino computed from its
+ * directory's is the same as one computed from the path. */
+static uint64_t child_state(uint64_t dir_ino)
+{
+    return dir_ino == IFS_ROOT_INO ? FNV64_OFFSET : fnv_extend(dir_ino, "/", 1);
+}
+
+uint64_t ifs_ino_child(uint64_t dir_ino, const char *name)
+{
+    return ino_of_hash(fnv_extend(child_state(dir_ino), name, strlen(name)));
+}
+
 uint64_t ifs_ino_for_path(const char *path)
 {
+    uint64_t ino = IFS_ROOT_INO;
+
     if (!path || *(path = without_leading_slashes(path)) == '\0')
         return IFS_ROOT_INO;
-    return ino_of_hash(fnv_extend(FNV64_OFFSET, path, strlen(path)));
+    for (;;) {
+        const char *slash = strchr(path, '/');
+        size_t len = slash ? (size_t)(slash - path) : strlen(path);
+
+        ino = ino_of_hash(fnv_extend(child_state(ino), path, len));
+        if (!slash)
+            return ino;
+        path = slash + 1;
+    }
 }
 
 /* ---- layout ------------------------------------------------------------ */
@@ -75,6 +99,7 @@ typedef struct {
     IfsNode h;
     IfsControlTarget *target;
     IfsTargetFree target_free;
+    uint64_t own_ino; /* a wait file's (its operation's), else 0: its path's */
 } TargetedNode;
 
 typedef struct {
@@ -244,7 +269,7 @@ static size_t round_to_unit(size_t size)
  * before it. */
 #define ALONE_PREFIX BLOCK_UNIT
 G_STATIC_ASSERT(sizeof(gatomicrefcount) <= ALONE_PREFIX);
-G_STATIC_ASSERT(sizeof(IfsNode) == 24);
+G_STATIC_ASSERT(sizeof(IfsNode) == 16);
 
 static gatomicrefcount *alone_ref(const IfsNode *n)
 {
@@ -350,9 +375,8 @@ static const char *basename_of(const char *path)
  * pointers for a directory), name, then `size` bytes of `data` unless data
  * is NULL. Sizes beyond 32 bits cannot come from an API whose answers are
  * capped far below: they are cut, loudly, rather than wrapped. */
-static IfsNode *node_alloc(IfsNodeType type, int form, const char *name, uint64_t ino,
-                           time_t mtime, guint count, const char *data, size_t size,
-                           gboolean newline)
+static IfsNode *node_alloc(IfsNodeType type, int form, const char *name, time_t mtime,
+                           guint count, const char *data, size_t size, gboolean newline)
 {
     size_t name_len = MIN(strlen(name), (size_t)UINT16_MAX);
     IfsNode probe = { .form = (uint8_t)form, .count = count };
@@ -368,7 +392,6 @@ static IfsNode *node_alloc(IfsNodeType type, int form, const char *name, uint64_
     n->form = (uint8_t)form;
     n->name_len = (uint16_t)name_len;
     n->count = form == FORM_DIR ? count : (uint32_t)(size + (data && newline));
-    n->ino = ino;
     /* The store's clock (last_refresh), not time(): that one is coarse and
      * can read a second earlier than a refresh that happened before it. */
     n->mtime = ifs_node_mtime(mtime ? (gint64)mtime : g_get_real_time() / G_USEC_PER_SEC);
@@ -383,8 +406,7 @@ static IfsNode *node_alloc(IfsNodeType type, int form, const char *name, uint64_
 static IfsNode *node_at(IfsNodeType type, int form, const char *path, time_t mtime,
                         const char *data, size_t size)
 {
-    return node_alloc(type, form, basename_of(path), ifs_ino_for_path(path), mtime, 0, data,
-                      size, FALSE);
+    return node_alloc(type, form, basename_of(path), mtime, 0, data, size, FALSE);
 }
 
 IfsNode *ifs_node_new_file(const char *path, const char *data, size_t size, time_t mtime)
@@ -405,7 +427,8 @@ IfsNode *ifs_node_new_rendered(const char *path, const IfsRenderer *how, void *s
 }
 
 static IfsNode *targeted_new(IfsNodeType type, const char *path, const char *text,
-                             IfsControlTarget *target, IfsTargetFree target_free)
+                             IfsControlTarget *target, IfsTargetFree target_free,
+                             uint64_t own_ino)
 {
     IfsNode *n = node_at(type, text ? FORM_TARGETED : FORM_TARGETED_NONE, path, 0, text,
                          text ? strlen(text) : 0);
@@ -413,6 +436,7 @@ static IfsNode *targeted_new(IfsNodeType type, const char *path, const char *tex
 
     t->target = target;
     t->target_free = target_free;
+    t->own_ino = own_ino;
     return n;
 }
 
@@ -420,15 +444,31 @@ IfsNode *ifs_node_new_control(const char *path, const char *commands_line,
                               IfsControlTarget *target, IfsTargetFree target_free)
 {
     return targeted_new(IFS_NODE_CONTROL, path, commands_line ? commands_line : "", target,
-                        target_free);
+                        target_free, 0);
 }
 
 /* While the operation is pending the node holds no bytes: the FUSE layer
  * reports a placeholder size and blocks reads on the target. */
 IfsNode *ifs_node_new_wait(const char *path, const char *final_text,
-                           IfsControlTarget *target, IfsTargetFree target_free)
+                           IfsControlTarget *target, IfsTargetFree target_free,
+                           const char *identity)
 {
-    return targeted_new(IFS_NODE_WAIT, path, final_text, target, target_free);
+    return targeted_new(IFS_NODE_WAIT, path, final_text, target, target_free,
+                        identity ? ifs_ino_for_path(identity) : 0);
+}
+
+static uint64_t own_ino(const IfsNode *n)
+{
+    return n->form == FORM_TARGETED || n->form == FORM_TARGETED_NONE
+               ? ((const TargetedNode *)n)->own_ino
+               : 0;
+}
+
+uint64_t ifs_node_ino(const IfsNode *n, uint64_t dir_ino)
+{
+    if (own_ino(n))
+        return own_ino(n);
+    return dir_ino ? ifs_ino_child(dir_ino, name_of(n)) : IFS_ROOT_INO;
 }
 
 /* ---- packed subtrees ---------------------------------------------------- */
@@ -536,37 +576,30 @@ static void block_free(Block *b)
 struct IfsDirBuilder {
     char *path;
     uint64_t ino;
-    uint64_t hash;       /* FNV state after the path: children's inos extend it */
     GPtrArray *children; /* IfsNode*, insertion order, owned */
     GHashTable *names;   /* child name -> child, once there are many */
     guint dropped;
 };
 
-/* `hash`: the FNV state after the path's bytes (without leading '/'). */
-static IfsDirBuilder *builder_new(char *path /* taken */, uint64_t hash)
+static IfsDirBuilder *builder_new(char *path /* taken */, uint64_t ino)
 {
     IfsDirBuilder *b = g_new0(IfsDirBuilder, 1);
-    gboolean root = *without_leading_slashes(path) == '\0';
 
     b->path = path;
-    b->ino = root ? IFS_ROOT_INO : ino_of_hash(hash);
-    b->hash = root ? hash : fnv_extend(hash, "/", 1);
+    b->ino = ino;
     b->children = g_ptr_array_new();
     return b;
 }
 
 IfsDirBuilder *ifs_dir_builder_new(const char *path)
 {
-    const char *rel = without_leading_slashes(path ? path : "");
-
-    return builder_new(g_strdup(path ? path : ""), fnv_extend(FNV64_OFFSET, rel, strlen(rel)));
+    return builder_new(g_strdup(path ? path : ""), ifs_ino_for_path(path));
 }
 
-/* The child's state extends the parent's: its path is not hashed again. */
+/* The child's ino extends the parent's: its path is not hashed again. */
 IfsDirBuilder *ifs_dir_builder_new_child(IfsDirBuilder *parent, const char *name)
 {
-    return builder_new(ifs_path_join(parent->path, name),
-                       fnv_extend(parent->hash, name, strlen(name)));
+    return builder_new(ifs_path_join(parent->path, name), ifs_ino_child(parent->ino, name));
 }
 
 const char *ifs_dir_builder_path(IfsDirBuilder *b)
@@ -576,7 +609,7 @@ const char *ifs_dir_builder_path(IfsDirBuilder *b)
 
 uint64_t ifs_dir_builder_child_ino(IfsDirBuilder *b, const char *name)
 {
-    return ino_of_hash(fnv_extend(b->hash, name, strlen(name)));
+    return ifs_ino_child(b->ino, name);
 }
 
 gboolean ifs_dir_builder_has(IfsDirBuilder *b, const char *name)
@@ -614,8 +647,7 @@ void ifs_dir_builder_add(IfsDirBuilder *b, IfsNode *child)
 void ifs_dir_builder_add_file(IfsDirBuilder *b, const char *name, const char *data,
                               size_t len, gboolean newline)
 {
-    ifs_dir_builder_add(b, node_alloc(IFS_NODE_FILE, FORM_FILE, name,
-                                      ifs_dir_builder_child_ino(b, name), 0, 0, data, len,
+    ifs_dir_builder_add(b, node_alloc(IFS_NODE_FILE, FORM_FILE, name, 0, 0, data, len,
                                       newline));
 }
 
@@ -634,11 +666,10 @@ static int compare_children(const void *a, const void *b)
 
 /* A directory node over `children` (already sorted; the references are
  * taken, the array is not). */
-static IfsNode *dir_node_new(const char *name, uint64_t ino, time_t mtime,
-                             IfsNode *const *children, guint n_children)
+static IfsNode *dir_node_new(const char *name, time_t mtime, IfsNode *const *children,
+                             guint n_children)
 {
-    IfsNode *n = node_alloc(IFS_NODE_DIR, FORM_DIR, name, ino, mtime, n_children, NULL, 0,
-                            FALSE);
+    IfsNode *n = node_alloc(IFS_NODE_DIR, FORM_DIR, name, mtime, n_children, NULL, 0, FALSE);
 
     if (n_children)
         memcpy(children_of(n), children, n_children * sizeof *children);
@@ -653,7 +684,7 @@ IfsNode *ifs_dir_builder_finish(IfsDirBuilder *b, time_t mtime)
 
     if (n > 1)
         qsort(children, n, sizeof(*children), compare_children);
-    dir = dir_node_new(basename_of(b->path), b->ino, mtime, children, n);
+    dir = dir_node_new(basename_of(b->path), mtime, children, n);
     g_free(children);
     if (b->names)
         g_hash_table_unref(b->names);
@@ -822,7 +853,7 @@ static IfsNode *merge_dir(IfsNode *fresh, const IfsNode *old)
         merged_children_free(&m);
         return fresh;
     }
-    dir = dir_node_new(name_of(fresh), fresh->ino, mtime, m.children, m.n);
+    dir = dir_node_new(name_of(fresh), mtime, m.children, m.n);
     g_free(m.children);
     ifs_node_unref(fresh);
     return dir;
@@ -830,10 +861,13 @@ static IfsNode *merge_dir(IfsNode *fresh, const IfsNode *old)
 
 IfsNode *ifs_node_merge_unchanged(IfsNode *fresh, const IfsNode *old)
 {
-    /* Only a node at the same path may stand in for another (same ino).
-     * A packed subtree was merged with its predecessor before it was
-     * packed: merging it again would point it into the old block. */
-    if (!fresh || !old || fresh == old || fresh->ino != old->ino || fresh->block)
+    /* Only a node of the same inode may stand in for another (the same
+     * path: callers merge nodes at the same place, and names tell apart
+     * what they do not; for a wait file the same operation). A packed subtree was
+     * merged with its predecessor before it was packed: merging it again
+     * would point it into the old block. */
+    if (!fresh || !old || fresh == old || own_ino(fresh) != own_ino(old) || fresh->block ||
+        strcmp(name_of(fresh), name_of(old)) != 0)
         return fresh;
     if (fresh->type == IFS_NODE_DIR && old->type == IFS_NODE_DIR)
         return merge_dir(fresh, old);
@@ -852,13 +886,13 @@ IfsNode *ifs_node_merge_unchanged(IfsNode *fresh, const IfsNode *old)
 /* ---- diff ------------------------------------------------------------- */
 
 static void diff_node(const IfsNode *old, const IfsNode *fresh, uint64_t parent_ino,
-                      const IfsNodeDiffSink *sink);
+                      uint64_t ino, const IfsNodeDiffSink *sink);
 
-static void report_changed(const IfsNodeDiffSink *sink, uint64_t parent_ino,
+static void report_changed(const IfsNodeDiffSink *sink, uint64_t parent_ino, uint64_t ino,
                            const IfsNode *node)
 {
     if (sink->changed)
-        sink->changed(sink->data, parent_ino, node);
+        sink->changed(sink->data, parent_ino, ino, node);
 }
 
 static void report_removed(const IfsNodeDiffSink *sink, uint64_t parent_ino, const char *name)
@@ -868,9 +902,10 @@ static void report_removed(const IfsNodeDiffSink *sink, uint64_t parent_ino, con
 }
 
 /* Recurses into children present in both, reports old children missing from
- * fresh, and reports the directory itself when its entry set changed. */
+ * fresh, and reports the directory itself (`ino`) when its entry set
+ * changed. */
 static void diff_dir(const IfsNode *old, const IfsNode *fresh, uint64_t parent_ino,
-                     const IfsNodeDiffSink *sink)
+                     uint64_t ino, const IfsNodeDiffSink *sink)
 {
     guint i = 0;
     guint j = 0;
@@ -886,45 +921,47 @@ static void diff_dir(const IfsNode *old, const IfsNode *fresh, uint64_t parent_i
         else
             c = strcmp(name_of(children_of(old)[i]), name_of(children_of(fresh)[j]));
         if (c < 0) {
-            report_removed(sink, old->ino, name_of(children_of(old)[i]));
+            report_removed(sink, ino, name_of(children_of(old)[i]));
             entries_changed = TRUE;
             i++;
         } else if (c > 0) {
             entries_changed = TRUE; /* added */
             j++;
         } else {
-            diff_node(children_of(old)[i], children_of(fresh)[j], old->ino, sink);
+            const IfsNode *child = children_of(old)[i];
+
+            diff_node(child, children_of(fresh)[j], ino, ifs_node_ino(child, ino), sink);
             i++;
             j++;
         }
     }
     if (entries_changed || old->mtime != fresh->mtime)
-        report_changed(sink, parent_ino, old);
+        report_changed(sink, parent_ino, ino, old);
 }
 
 /* A node whose type changed is a different entry under the same name: the
  * kernel must drop its dentry (removed(parent, name)) as well as its cached
- * attributes and pages (changed(ino)). At the top of a diff the parent is not
- * known (parent_ino 0), so only changed(ino) is reported there. Content or
- * mtime differences of files are changed(ino): either may sit in the kernel's
+ * attributes and pages (changed). At the top of a diff the parent is not
+ * known (parent_ino 0), so only changed is reported there. Content or
+ * mtime differences of files are changed: either may sit in the kernel's
  * caches. */
 static void diff_node(const IfsNode *old, const IfsNode *fresh, uint64_t parent_ino,
-                      const IfsNodeDiffSink *sink)
+                      uint64_t ino, const IfsNodeDiffSink *sink)
 {
     if (old == fresh)
         return;
-    if (old->ino != fresh->ino && parent_ino) {
+    if (own_ino(old) != own_ino(fresh) && parent_ino) {
         report_removed(sink, parent_ino, name_of(old));
         return;
     }
     if (old->type != fresh->type) {
         if (parent_ino)
             report_removed(sink, parent_ino, name_of(old));
-        report_changed(sink, parent_ino, old);
+        report_changed(sink, parent_ino, ino, old);
         return;
     }
     if (old->type == IFS_NODE_DIR) {
-        diff_dir(old, fresh, parent_ino, sink);
+        diff_dir(old, fresh, parent_ino, ino, sink);
         return;
     }
     /* What the kernel caches of a control file is its command list; a
@@ -935,14 +972,15 @@ static void diff_node(const IfsNode *old, const IfsNode *fresh, uint64_t parent_
     if (ifs_node_same_content(old, fresh) && old->mtime == fresh->mtime)
         return;
     if (old->type == IFS_NODE_WAIT && sink->wait_changed)
-        sink->wait_changed(sink->data, parent_ino, fresh);
+        sink->wait_changed(sink->data, parent_ino, ino, fresh);
     else
-        report_changed(sink, parent_ino, old);
+        report_changed(sink, parent_ino, ino, old);
 }
 
-void ifs_node_diff(const IfsNode *old, const IfsNode *fresh, const IfsNodeDiffSink *sink)
+void ifs_node_diff(const IfsNode *old, const IfsNode *fresh, uint64_t ino,
+                   const IfsNodeDiffSink *sink)
 {
     if (!old || !fresh || !sink)
         return;
-    diff_node(old, fresh, 0, sink);
+    diff_node(old, fresh, 0, ino, sink);
 }

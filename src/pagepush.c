@@ -31,7 +31,7 @@ struct IfsPagePusher {
     IfsStore *store;
     struct fuse_session *se;
     GThreadPool *thread; /* of Job*; one thread, so pushes never race */
-    GHashTable *pushed_dirs; /* inos of directories pushed; pusher thread only */
+    GHashTable *pushed_dirs; /* node ids of directories pushed; pusher thread only */
     guint64 pushed_generation; /* the snapshot they were pushed from */
     gint stopping; /* queued jobs are dropped: requests are no longer served */
 };
@@ -66,7 +66,7 @@ static void push_files_of(IfsPagePusher *p, IfsNode *dir, uint64_t dir_id, uint6
         p->pushed_generation = ifs_store_generation(p->store);
     }
     if (dir->type != IFS_NODE_DIR || !g_hash_table_add(p->pushed_dirs,
-                                                       g_memdup2(&dir->ino, sizeof dir->ino))) {
+                                                       g_memdup2(&dir_id, sizeof dir_id))) {
         ifs_node_unref(dir);
         return;
     }

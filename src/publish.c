@@ -63,24 +63,24 @@ typedef struct {
 /* Only what the kernel may hold is invalidated: after a refresh most
  * changed nodes were never looked up, and each message costs a system
  * call. */
-static void inval_node(Publisher *p, uint64_t parent_ino, const IfsNode *node)
+static void inval_node(Publisher *p, uint64_t parent_ino, uint64_t ino, const IfsNode *node)
 {
     uint64_t id;
 
     if (!p->inv.inval_inode)
         return;
-    id = ifs_inodes_known_id(p->inodes, parent_ino, node);
+    id = ifs_inodes_known_id(p->inodes, parent_ino, ino, node);
     if (id)
         p->inv.inval_inode(p->inv.data, id);
 }
 
-static void sink_changed(void *data, uint64_t parent_ino, const IfsNode *node)
+static void sink_changed(void *data, uint64_t parent_ino, uint64_t ino, const IfsNode *node)
 {
-    inval_node(((DiffSink *)data)->publisher, parent_ino, node);
+    inval_node(((DiffSink *)data)->publisher, parent_ino, ino, node);
 }
 
 typedef struct {
-    uint64_t parent_ino;
+    uint64_t parent_ino, ino;
     IfsNode *node;
 } ChangedWait;
 
@@ -90,12 +90,14 @@ static void changed_wait_free(ChangedWait *w)
     g_free(w);
 }
 
-static void sink_wait_changed(void *data, uint64_t parent_ino, const IfsNode *fresh)
+static void sink_wait_changed(void *data, uint64_t parent_ino, uint64_t ino,
+                              const IfsNode *fresh)
 {
     DiffSink *d = data;
     ChangedWait *w = g_new(ChangedWait, 1);
 
     w->parent_ino = parent_ino;
+    w->ino = ino;
     w->node = ifs_node_ref((IfsNode *)fresh);
     g_ptr_array_add(d->waits, w);
 }
@@ -163,7 +165,7 @@ static void publish_root(Publisher *p)
     g_mutex_unlock(&p->pin_lock);
     /* Only after the swap: a re-read must find the new data. */
     if (old) {
-        ifs_node_diff(old, fresh, &sink);
+        ifs_node_diff(old, fresh, IFS_ROOT_INO, &sink);
         ifs_node_unref(old);
     }
     for (guint i = 0; i < d.waits->len; i++) {
@@ -177,7 +179,7 @@ static void publish_root(Publisher *p)
         Operation *op = wait_node_operation(w->node);
         if (op)
             wait_replies(p->model, op);
-        inval_node(p, w->parent_ino, w->node);
+        inval_node(p, w->parent_ino, w->ino, w->node);
     }
     g_ptr_array_unref(d.waits);
 }

@@ -154,7 +154,7 @@ char *ifs_store_summary(IfsStore *store)
 
 /* ---- read side ------------------------------------------------------------ */
 
-IfsNode *ifs_store_get(IfsStore *store, uint64_t id)
+IfsNode *ifs_store_stat(IfsStore *store, uint64_t id, uint64_t *ino)
 {
     IfsNode *root = publisher_root(store->publisher);
     IfsNode *node;
@@ -165,9 +165,14 @@ IfsNode *ifs_store_get(IfsStore *store, uint64_t id)
      * (another inode at the same path) answers as that one, so a reader
      * that raced the replacement waits for the newer operation rather
      * than failing. */
-    node = ifs_inodes_resolve(store->inodes, root, id);
+    node = ifs_inodes_resolve(store->inodes, root, id, ino);
     ifs_node_unref(root);
     return node;
+}
+
+IfsNode *ifs_store_get(IfsStore *store, uint64_t id)
+{
+    return ifs_store_stat(store, id, NULL);
 }
 
 IfsNode *ifs_store_parent(IfsStore *store, uint64_t id, uint64_t *dir_id)
@@ -183,7 +188,8 @@ IfsNode *ifs_store_parent(IfsStore *store, uint64_t id, uint64_t *dir_id)
     return dir;
 }
 
-IfsNode *ifs_store_lookup(IfsStore *store, uint64_t parent, const char *name, uint64_t *id)
+IfsNode *ifs_store_lookup(IfsStore *store, uint64_t parent, const char *name, uint64_t *id,
+                          uint64_t *ino)
 {
     IfsNode *root = publisher_root(store->publisher);
     IfsNode *node;
@@ -191,7 +197,7 @@ IfsNode *ifs_store_lookup(IfsStore *store, uint64_t parent, const char *name, ui
     *id = 0;
     if (!root)
         return NULL;
-    node = ifs_inodes_lookup(store->inodes, root, parent, name, id);
+    node = ifs_inodes_lookup(store->inodes, root, parent, name, id, ino);
     ifs_node_unref(root);
     return node;
 }

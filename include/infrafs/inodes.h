@@ -29,8 +29,9 @@ IfsInodes *ifs_inodes_new(void);
 void ifs_inodes_free(IfsInodes *in);
 
 /* The node at node id `id`'s path in `root`, referenced; NULL when the id
- * is unknown or its path is not in `root`. */
-IfsNode *ifs_inodes_resolve(IfsInodes *in, IfsNode *root, uint64_t id);
+ * is unknown or its path is not in `root`. Its st_ino in *ino (if not
+ * NULL). */
+IfsNode *ifs_inodes_resolve(IfsInodes *in, IfsNode *root, uint64_t id, uint64_t *ino);
 /* The path of node id `id` below the mount ("a/b/c", "" for the root),
  * newly allocated, or NULL when the id is unknown. */
 char *ifs_inodes_path(IfsInodes *in, uint64_t id);
@@ -40,9 +41,9 @@ IfsNode *ifs_inodes_resolve_parent(IfsInodes *in, IfsNode *root, uint64_t id,
                                    uint64_t *dir_id);
 /* Entry `name` of the directory at node id `parent` in `root`, referenced,
  * or NULL. Found counts as one lookup of it (a LOOKUP reply): its node id
- * in *id. */
+ * in *id, its st_ino in *ino. */
 IfsNode *ifs_inodes_lookup(IfsInodes *in, IfsNode *root, uint64_t parent, const char *name,
-                           uint64_t *id);
+                           uint64_t *id, uint64_t *ino);
 /* `child`, an entry of the directory at node id `dir_id`, is handed to the
  * kernel (READDIRPLUS): one lookup of it. Its node id, or 0 if `dir_id` is
  * not a directory's. */
@@ -56,10 +57,11 @@ gboolean ifs_inodes_held(IfsInodes *in, uint64_t id);
 /* The node id of `child` of the directory at `dir_id`, if the kernel may
  * hold it (as ifs_inodes_held), else 0. Counts nothing. */
 uint64_t ifs_inodes_child_id(IfsInodes *in, uint64_t dir_id, const IfsNode *child);
-/* The node id of `node`, an entry of the directory whose st_ino is
- * `parent_ino` (ignored for the root), if the kernel may hold it, else 0:
- * for notifications about what a refresh changed. */
-uint64_t ifs_inodes_known_id(IfsInodes *in, uint64_t parent_ino, const IfsNode *node);
+/* The node id of `node` (st_ino `ino`), an entry of the directory whose
+ * st_ino is `parent_ino` (0 for the root itself), if the kernel may hold
+ * it, else 0: for notifications about what a refresh changed. */
+uint64_t ifs_inodes_known_id(IfsInodes *in, uint64_t parent_ino, uint64_t ino,
+                             const IfsNode *node);
 /* The node id of the directory whose st_ino is `ino`, if the kernel holds
  * it, else 0. */
 uint64_t ifs_inodes_dir_id(IfsInodes *in, uint64_t ino);

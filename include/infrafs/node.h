@@ -1,8 +1,11 @@
 /* Immutable, reference-counted nodes of the file tree. A node never changes
  * after it is published in a snapshot; a refresh builds new nodes and reuses
  * old ones whose content did not change (so "unchanged" is pointer equality).
- * Inode numbers are a 64-bit hash of the full path: stable across refreshes
- * and remounts, so the kernel's caches stay valid for what did not change. */
+ * Inode numbers (st_ino) are a 64-bit hash of the full path: stable across
+ * refreshes and remounts, so the kernel's caches stay valid for what did
+ * not change. A node does not store its own: it is its directory's
+ * extended by its name (ifs_node_ino), which whoever walked down to the
+ * node knows. */
 #pragma once
 #include <glib.h>
 #include <stdint.h>
@@ -23,12 +26,12 @@ typedef struct IfsControlTarget IfsControlTarget;
 typedef void (*IfsTargetFree)(IfsControlTarget *t);
 
 typedef struct IfsNode IfsNode;
-/* Only the fields every node has are public, in 24 bytes; what follows
+/* Only the fields every node has are public, in 16 bytes; what follows
  * them depends on the node's type and is read through the accessors below
  * (a file's name and bytes are stored right after it, in the same block).
  * A tree of 100,000 resources has millions of nodes, so every word counts:
- * a node alone keeps its reference count just before it, and nodes in a
- * block share the block's. */
+ * a node alone keeps its reference count just before it, nodes in a block
+ * share the block's, and the inode number is computed, not stored. */
 struct IfsNode {
     uint8_t type;      /* IfsNodeType */
     uint8_t form;      /* private: the layout of what follows */
@@ -36,7 +39,6 @@ struct IfsNode {
     uint32_t count;    /* private: entries of a directory, bytes of a file */
     uint32_t block;    /* private: 8-byte units back to its block, 0 if alone */
     uint32_t mtime;    /* seconds since the epoch (until 2106): see ifs_node_mtime */
-    uint64_t ino;
 };
 
 /* A time as a node's mtime: clamped to what the field holds. */
@@ -63,6 +65,12 @@ typedef struct {
 /* ino for the node at `path` ("" or "/" is the root, else "a/b/c" without a
  * leading '/'); never 0 or 1 except the root. */
 uint64_t ifs_ino_for_path(const char *path);
+/* ino of entry `name` of the directory whose ino is `dir_ino`: the same as
+ * ifs_ino_for_path of the joined path. */
+uint64_t ifs_ino_child(uint64_t dir_ino, const char *name);
+/* ino of `n`, an entry of the directory whose ino is `dir_ino` (0: `n` is
+ * the root). A wait file has one of its own (ifs_node_new_wait). */
+uint64_t ifs_node_ino(const IfsNode *n, uint64_t dir_ino);
 
 IfsNode *ifs_node_ref(IfsNode *n);
 void ifs_node_unref(IfsNode *n);
@@ -77,8 +85,11 @@ IfsNode *ifs_node_new_rendered(const char *path, const IfsRenderer *how, void *s
                                size_t size, time_t mtime);
 IfsNode *ifs_node_new_control(const char *path, const char *commands_line,
                               IfsControlTarget *target, IfsTargetFree target_free);
+/* A wait file's ino is that of `identity` (an operation's own name), not
+ * its path's: each operation's is a new inode to the kernel. */
 IfsNode *ifs_node_new_wait(const char *path, const char *final_text /* NULL while pending */,
-                           IfsControlTarget *target, IfsTargetFree target_free);
+                           IfsControlTarget *target, IfsTargetFree target_free,
+                           const char *identity);
 
 /* A directory under construction: add children (takes ownership), then
  * finish. Duplicate names: the first added wins, the later one is dropped and
@@ -141,30 +152,31 @@ void ifs_node_scratch_end(void);
 gboolean ifs_node_same_content(const IfsNode *a, const IfsNode *b);
 
 /* Returns `fresh` with every subtree whose content equals the corresponding
- * subtree of `old` replaced by the old node (so mtimes of unchanged values
- * survive refreshes). A packed `fresh` (ifs_node_pack) is returned as it
- * is: it was merged before it was packed. Consumes `fresh`, borrows `old`
- * (may be NULL). */
+ * subtree of `old` (at the same path) replaced by the old node (so mtimes
+ * of unchanged values survive refreshes). A packed `fresh` (ifs_node_pack)
+ * is returned as it is: it was merged before it was packed. Consumes
+ * `fresh`, borrows `old` (may be NULL). */
 IfsNode *ifs_node_merge_unchanged(IfsNode *fresh, const IfsNode *old);
 
-/* What changed between two trees rooted at the same path: calls
- * `changed(parent_ino, node)` for every node present in both whose content
- * differs (files and directories whose entry set changed; a control file
- * only when its command list changed, never for a new target alone), with
- * the old node and the st_ino of the directory holding it (0 at the top of
- * the diff), and `removed(parent_ino, name)` for every entry of `old`
- * absent from `fresh`. Subtrees shared by pointer are skipped. An entry
- * whose node has another ino under the same name (a new operation's wait
- * file) is reported as removed(parent_ino, name): a new inode, not a change
- * of the old one. */
+/* What changed between two trees rooted at the same path, whose ino is
+ * `ino`: calls `changed(parent_ino, ino, node)` for every node present in
+ * both whose content differs (files and directories whose entry set
+ * changed; a control file only when its command list changed, never for a
+ * new target alone), with the old node, its ino and that of the directory
+ * holding it (0 at the top of the diff), and `removed(parent_ino, name)`
+ * for every entry of `old` absent from `fresh`. Subtrees shared by pointer
+ * are skipped. An entry whose node has another ino under the same name (a
+ * new operation's wait file) is reported as removed(parent_ino, name): a
+ * new inode, not a change of the old one. */
 typedef struct {
-    void (*changed)(void *data, uint64_t parent_ino, const IfsNode *node);
+    void (*changed)(void *data, uint64_t parent_ino, uint64_t ino, const IfsNode *node);
     void (*removed)(void *data, uint64_t parent_ino, const char *name);
     void *data;
     /* Optional: a WAIT node whose content changed (its operation ended);
      * `fresh` is the new node. A reader blocked in it holds its page lock
      * until it is woken, so the caller must wake readers before
      * invalidating it. NULL: changed() is called instead. */
-    void (*wait_changed)(void *data, uint64_t parent_ino, const IfsNode *fresh);
+    void (*wait_changed)(void *data, uint64_t parent_ino, uint64_t ino, const IfsNode *fresh);
 } IfsNodeDiffSink;
-void ifs_node_diff(const IfsNode *old, const IfsNode *fresh, const IfsNodeDiffSink *sink);
+void ifs_node_diff(const IfsNode *old, const IfsNode *fresh, uint64_t ino,
+                   const IfsNodeDiffSink *sink);

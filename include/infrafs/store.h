@@ -59,10 +59,13 @@ void ifs_store_free(IfsStore *store);
 /* Read side (any thread, never blocks on I/O). Nodes are named by the node
  * ids FUSE knows them by (see inodes.h; the root is 1). Results are
  * referenced: release with ifs_node_unref. */
-/* Entry `name` of the directory `parent`; its node id in *id. Counts as
- * one lookup of it (FUSE lookup). */
-IfsNode *ifs_store_lookup(IfsStore *store, uint64_t parent, const char *name, uint64_t *id);
+/* Entry `name` of the directory `parent`; its node id in *id, its st_ino
+ * in *ino. Counts as one lookup of it (FUSE lookup). */
+IfsNode *ifs_store_lookup(IfsStore *store, uint64_t parent, const char *name, uint64_t *id,
+                          uint64_t *ino);
 IfsNode *ifs_store_get(IfsStore *store, uint64_t id);
+/* The same, with its st_ino in *ino. */
+IfsNode *ifs_store_stat(IfsStore *store, uint64_t id, uint64_t *ino);
 /* The directory holding node `id` in the current snapshot, or NULL; its
  * node id in *dir_id. */
 IfsNode *ifs_store_parent(IfsStore *store, uint64_t id, uint64_t *dir_id);

@@ -82,7 +82,8 @@ void recorder_know(Pipeline *p, const char *path)
     /* as the kernel would: each component looked up in the one before */
     for (guint i = 0; parts[i]; i++) {
         guint64 *id = g_new(guint64, 1);
-        IfsNode *n = ifs_inodes_lookup(p->inodes, root, parent, parts[i], id);
+        uint64_t ino;
+        IfsNode *n = ifs_inodes_lookup(p->inodes, root, parent, parts[i], id, &ino);
 
         g_assert_nonnull(n);
         ifs_node_unref(n);

@@ -32,8 +32,8 @@ static IfsNode *tree(guint n, const char *status)
 /* Looks `name` up in `parent` and returns its node id (the node is dropped). */
 static uint64_t look(IfsInodes *in, IfsNode *root, uint64_t parent, const char *name)
 {
-    uint64_t id = 0;
-    IfsNode *node = ifs_inodes_lookup(in, root, parent, name, &id);
+    uint64_t id = 0, ino;
+    IfsNode *node = ifs_inodes_lookup(in, root, parent, name, &id, &ino);
 
     g_assert_nonnull(node);
     g_assert_cmpuint(id, !=, 0);
@@ -45,8 +45,8 @@ static void test_lookup_resolve_forget(void)
 {
     IfsInodes *in = ifs_inodes_new();
     IfsNode *old = tree(3, "running"), *fresh = tree(2, "stopped");
-    uint64_t dir_id = 0, file_id = 0, parent_id = 0, id;
-    IfsNode *dir = ifs_inodes_lookup(in, old, IFS_ROOT_INO, "d2", &dir_id);
+    uint64_t dir_id = 0, file_id = 0, parent_id = 0, id, ino = 0, file_ino;
+    IfsNode *dir = ifs_inodes_lookup(in, old, IFS_ROOT_INO, "d2", &dir_id, &ino);
     IfsNode *file, *again, *parent;
     char *owned = NULL, *path;
 
@@ -54,14 +54,15 @@ static void test_lookup_resolve_forget(void)
     /* a directory takes an entry of its own; st_ino stays the path's hash */
     g_assert_cmpuint(dir_id, >, IFS_ROOT_INO);
     g_assert_cmpuint(dir_id & FILE_BIT, ==, 0);
-    g_assert_cmpuint(dir->ino, ==, ifs_ino_for_path("d2"));
-    file = ifs_inodes_lookup(in, old, dir_id, "status", &file_id);
+    g_assert_cmpuint(ino, ==, ifs_ino_for_path("d2"));
+    file = ifs_inodes_lookup(in, old, dir_id, "status", &file_id, &file_ino);
     g_assert_nonnull(file);
     g_assert_cmpuint(file_id & FILE_BIT, ==, FILE_BIT);
-    g_assert_null(ifs_inodes_lookup(in, old, dir_id, "missing", &id));
+    g_assert_cmpuint(file_ino, ==, ifs_ino_for_path("d2/status"));
+    g_assert_null(ifs_inodes_lookup(in, old, dir_id, "missing", &id, &ino));
     g_assert_cmpuint(id, ==, 0);
     /* a file is no directory to look into */
-    g_assert_null(ifs_inodes_lookup(in, old, file_id, "x", &id));
+    g_assert_null(ifs_inodes_lookup(in, old, file_id, "x", &id, &ino));
     g_assert_cmpuint(ifs_inodes_count(in), ==, 1); /* d2: files take no entry */
     g_assert_true(ifs_inodes_held(in, file_id));
     g_assert_true(ifs_inodes_held(in, dir_id));
@@ -82,8 +83,13 @@ static void test_lookup_resolve_forget(void)
     g_assert_null(ifs_inodes_path(in, 0));
 
     /* the same path in another snapshot: the new content */
-    again = ifs_inodes_resolve(in, old, file_id);
+    again = ifs_inodes_resolve(in, old, file_id, &ino);
     g_assert_true(again == file);
+    g_assert_cmpuint(ino, ==, file_ino);
+    ifs_node_unref(again);
+    again = ifs_inodes_resolve(in, old, dir_id, &ino);
+    g_assert_true(again == dir);
+    g_assert_cmpuint(ino, ==, ifs_ino_for_path("d2"));
     ifs_node_unref(again);
     parent = ifs_inodes_resolve_parent(in, old, file_id, &parent_id);
     g_assert_true(parent == dir);
@@ -95,14 +101,14 @@ static void test_lookup_resolve_forget(void)
     ifs_node_unref(parent);
     g_assert_null(ifs_inodes_resolve_parent(in, old, IFS_ROOT_INO, &parent_id));
     /* d2 is gone from the fresh snapshot: its inodes resolve to nothing */
-    g_assert_null(ifs_inodes_resolve(in, fresh, file_id));
-    g_assert_null(ifs_inodes_resolve(in, fresh, dir_id));
+    g_assert_null(ifs_inodes_resolve(in, fresh, file_id, NULL));
+    g_assert_null(ifs_inodes_resolve(in, fresh, dir_id, NULL));
     g_assert_null(ifs_inodes_resolve_parent(in, fresh, file_id, &parent_id));
     g_assert_cmpuint(parent_id, ==, 0);
 
     /* a path that survives resolves to its new node */
     id = look(in, old, look(in, old, IFS_ROOT_INO, "d0"), "status");
-    again = ifs_inodes_resolve(in, fresh, id);
+    again = ifs_inodes_resolve(in, fresh, id, NULL);
     g_assert_nonnull(again);
     g_assert_cmpstr(ifs_node_bytes(again, &owned), ==, "stopped\n");
     g_free(owned);
@@ -152,7 +158,7 @@ static void test_directory_outlived_by_its_entries(void)
     ifs_inodes_forget(in, sub, 1);
     g_assert_false(ifs_inodes_held(in, d1));
     g_assert_cmpuint(ifs_inodes_count(in), ==, 2);
-    node = ifs_inodes_resolve(in, root, file);
+    node = ifs_inodes_resolve(in, root, file, NULL);
     g_assert_cmpstr(ifs_node_name(node), ==, "name");
     ifs_node_unref(node);
     path = ifs_inodes_path(in, deep);
@@ -162,7 +168,7 @@ static void test_directory_outlived_by_its_entries(void)
     g_assert_cmpuint(ifs_inodes_count(in), ==, 1); /* d1 still counts name */
     ifs_inodes_forget(in, file, 1);
     g_assert_cmpuint(ifs_inodes_count(in), ==, 0);
-    g_assert_null(ifs_inodes_resolve(in, root, file));
+    g_assert_null(ifs_inodes_resolve(in, root, file, NULL));
     ifs_node_unref(root);
     ifs_inodes_free(in);
 }
@@ -174,30 +180,33 @@ static void test_known_ids(void)
     IfsInodes *in = ifs_inodes_new();
     IfsNode *root = tree(3, "running");
     IfsNode *d0 = ifs_node_child(root, "d0"), *d1 = ifs_node_child(root, "d1");
+    IfsNode *d0_status = ifs_node_child(d0, "status"), *d1_status = ifs_node_child(d1, "status");
+    uint64_t d0_ino = ifs_ino_for_path("d0"), d1_ino = ifs_ino_for_path("d1");
+    uint64_t d0_status_ino = ifs_ino_for_path("d0/status");
     uint64_t d0_id = look(in, root, IFS_ROOT_INO, "d0");
     uint64_t status_id = look(in, root, d0_id, "status");
 
-    g_assert_cmpuint(ifs_inodes_known_id(in, 0, root), ==, IFS_ROOT_INO);
-    g_assert_cmpuint(ifs_inodes_known_id(in, IFS_ROOT_INO, d0), ==, d0_id);
-    g_assert_cmpuint(ifs_inodes_known_id(in, d0->ino, ifs_node_child(d0, "status")), ==,
-                     status_id);
-    g_assert_cmpuint(ifs_inodes_dir_id(in, d0->ino), ==, d0_id);
+    g_assert_cmpuint(ifs_inodes_known_id(in, 0, IFS_ROOT_INO, root), ==, IFS_ROOT_INO);
+    g_assert_cmpuint(ifs_inodes_known_id(in, IFS_ROOT_INO, d0_ino, d0), ==, d0_id);
+    g_assert_cmpuint(ifs_inodes_known_id(in, d0_ino, d0_status_ino, d0_status), ==, status_id);
+    g_assert_cmpuint(ifs_inodes_dir_id(in, d0_ino), ==, d0_id);
     g_assert_cmpuint(ifs_inodes_dir_id(in, IFS_ROOT_INO), ==, IFS_ROOT_INO);
     g_assert_cmpuint(ifs_inodes_child_id(in, d0_id, ifs_node_child(d0, "status")), ==,
                      status_id);
     /* never looked up: nothing to tell */
-    g_assert_cmpuint(ifs_inodes_known_id(in, IFS_ROOT_INO, d1), ==, 0);
-    g_assert_cmpuint(ifs_inodes_known_id(in, d1->ino, ifs_node_child(d1, "status")), ==, 0);
-    g_assert_cmpuint(ifs_inodes_dir_id(in, d1->ino), ==, 0);
+    g_assert_cmpuint(ifs_inodes_known_id(in, IFS_ROOT_INO, d1_ino, d1), ==, 0);
+    g_assert_cmpuint(ifs_inodes_known_id(in, d1_ino, ifs_ino_for_path("d1/status"), d1_status),
+                     ==, 0);
+    g_assert_cmpuint(ifs_inodes_dir_id(in, d1_ino), ==, 0);
     g_assert_cmpuint(ifs_inodes_child_id(in, d0_id, ifs_node_child(d0, "sub")), ==, 0);
     /* "may hold": a name no file of the kernel's has is known to be absent */
     g_assert_cmpuint(ifs_inodes_child_id(in, d0_id, ifs_node_child(d0, "name")), ==, 0);
     /* forgotten: nothing to tell either */
     ifs_inodes_forget(in, status_id, 1);
-    g_assert_cmpuint(ifs_inodes_known_id(in, d0->ino, ifs_node_child(d0, "status")), ==, 0);
+    g_assert_cmpuint(ifs_inodes_known_id(in, d0_ino, d0_status_ino, d0_status), ==, 0);
     ifs_inodes_forget(in, d0_id, 1);
-    g_assert_cmpuint(ifs_inodes_known_id(in, IFS_ROOT_INO, d0), ==, 0);
-    g_assert_cmpuint(ifs_inodes_dir_id(in, d0->ino), ==, 0);
+    g_assert_cmpuint(ifs_inodes_known_id(in, IFS_ROOT_INO, d0_ino, d0), ==, 0);
+    g_assert_cmpuint(ifs_inodes_dir_id(in, d0_ino), ==, 0);
     ifs_node_unref(root);
     ifs_inodes_free(in);
 }
@@ -208,12 +217,10 @@ static IfsNode *op_dir(const char *job)
 {
     IfsDirBuilder *root = ifs_dir_builder_new("");
     IfsDirBuilder *op = ifs_dir_builder_new_child(root, "operation");
-    IfsNode *wait = ifs_node_new_wait("operation/wait", NULL, NULL, NULL);
     char *identity = g_strconcat("operation/wait#", job, NULL);
 
-    wait->ino = ifs_ino_for_path(identity);
+    ifs_dir_builder_add(op, ifs_node_new_wait("operation/wait", NULL, NULL, NULL, identity));
     g_free(identity);
-    ifs_dir_builder_add(op, wait);
     ifs_dir_builder_add_file(op, "status", "queued\n", 7, FALSE);
     ifs_dir_builder_add(root, ifs_dir_builder_finish(op, 1));
     return ifs_dir_builder_finish(root, 1);
@@ -234,13 +241,15 @@ static void test_each_wait_file_its_own_inode(void)
     g_assert_cmpuint(wait_a, !=, wait_b);
     g_assert_cmpuint(status_a, ==, status_b); /* the same path, the same file */
     g_assert_cmpuint(ifs_inodes_count(in), ==, 3);
-    got = ifs_inodes_resolve(in, b, wait_a);
+    got = ifs_inodes_resolve(in, b, wait_a, NULL);
     g_assert_true(got == ifs_node_child(ifs_node_child(b, "operation"), "wait"));
     ifs_node_unref(got);
-    g_assert_cmpuint(ifs_inodes_known_id(in, ifs_node_child(a, "operation")->ino,
+    g_assert_cmpuint(ifs_inodes_known_id(in, ifs_ino_for_path("operation"),
+                                         ifs_ino_for_path("operation/wait#job-a"),
                                          ifs_node_child(ifs_node_child(a, "operation"), "wait")),
                      ==, wait_a);
-    g_assert_cmpuint(ifs_inodes_known_id(in, ifs_node_child(b, "operation")->ino,
+    g_assert_cmpuint(ifs_inodes_known_id(in, ifs_ino_for_path("operation"),
+                                         ifs_ino_for_path("operation/wait#job-b"),
                                          ifs_node_child(ifs_node_child(b, "operation"), "wait")),
                      ==, wait_b);
     ifs_inodes_forget(in, wait_a, 1);
@@ -281,7 +290,7 @@ static void test_children_counted_and_dropped(void)
     for (guint i = 0; i < ifs_node_n_children(root); i++) {
         IfsNode *d = ifs_node_child_at(root, i);
         IfsNode *status = ifs_node_child(d, "status");
-        IfsNode *got = ifs_inodes_resolve(in, root, ifs_inodes_child_id(in, ids[i], status));
+        IfsNode *got = ifs_inodes_resolve(in, root, ifs_inodes_child_id(in, ids[i], status), NULL);
 
         g_assert_true(got == status);
         ifs_node_unref(got);
@@ -294,8 +303,10 @@ static void test_children_counted_and_dropped(void)
         ifs_inodes_forget(in, ids[i], 1);
         for (guint j = 0; j < ifs_node_n_children(d); j++) {
             IfsNode *c = ifs_node_child_at(d, j);
-            uint64_t id = c->type == IFS_NODE_DIR ? ifs_inodes_known_id(in, d->ino, c)
-                                                  : ifs_inodes_child_id(in, ids[i], c);
+            uint64_t d_ino = ifs_ino_child(IFS_ROOT_INO, ifs_node_name(d));
+            uint64_t id = c->type == IFS_NODE_DIR
+                              ? ifs_inodes_known_id(in, d_ino, ifs_node_ino(c, d_ino), c)
+                              : ifs_inodes_child_id(in, ids[i], c);
 
             g_assert_cmpuint(id, !=, 0);
             ifs_inodes_forget(in, id, 2);
@@ -317,6 +328,7 @@ typedef struct {
     guint parent; /* index of its directory in the list; G_MAXUINT for the root's entries */
     uint64_t id;  /* as last handed out */
     guint64 count;
+    uint64_t ino; /* its path's */
 } Entry;
 
 static void test_against_oracle(void)
@@ -328,17 +340,20 @@ static void test_against_oracle(void)
 
     /* every directory and file below the root, each after its directory */
     for (guint i = 0; i < ifs_node_n_children(root); i++) {
-        Entry d = {ifs_node_child_at(root, i), G_MAXUINT, 0, 0};
+        IfsNode *dn = ifs_node_child_at(root, i);
+        Entry d = {dn, G_MAXUINT, 0, 0, ifs_node_ino(dn, IFS_ROOT_INO)};
         guint di = entries->len;
 
         g_array_append_val(entries, d);
         for (guint j = 0; j < ifs_node_n_children(d.node); j++) {
-            Entry c = {ifs_node_child_at(d.node, j), di, 0, 0};
+            IfsNode *cn = ifs_node_child_at(d.node, j);
+            Entry c = {cn, di, 0, 0, ifs_node_ino(cn, d.ino)};
             guint ci = entries->len;
 
             g_array_append_val(entries, c);
             for (guint k = 0; k < ifs_node_n_children(c.node); k++) {
-                Entry g = {ifs_node_child_at(c.node, k), ci, 0, 0};
+                IfsNode *gn = ifs_node_child_at(c.node, k);
+                Entry g = {gn, ci, 0, 0, ifs_node_ino(gn, c.ino)};
 
                 g_array_append_val(entries, g);
             }
@@ -378,15 +393,17 @@ static void test_against_oracle(void)
                 Entry *x = &g_array_index(entries, Entry, i);
                 IfsNode *got;
                 char *path;
+                uint64_t ino = 0;
 
                 if (x->count == 0)
                     continue;
                 g_assert_true(ifs_inodes_held(in, x->id));
-                got = ifs_inodes_resolve(in, root, x->id);
+                got = ifs_inodes_resolve(in, root, x->id, &ino);
                 g_assert_true(got == x->node);
+                g_assert_cmpuint(ino, ==, x->ino);
                 ifs_node_unref(got);
                 path = ifs_inodes_path(in, x->id);
-                g_assert_cmpuint(ifs_ino_for_path(path), ==, x->node->ino);
+                g_assert_cmpuint(ifs_ino_for_path(path), ==, x->ino);
                 g_free(path);
                 for (guint up = x->node->type == IFS_NODE_DIR ? i : x->parent; up != G_MAXUINT;
                      up = g_array_index(entries, Entry, up).parent)

@@ -143,13 +143,20 @@ static void test_leaf_nodes(void)
     IfsNode *c = ifs_node_new_control("vps/acct/1/power", "start stop\n",
                                       (IfsControlTarget *)&target_a, count_free);
     IfsNode *w = ifs_node_new_wait("vps/acct/1/operation/wait", NULL,
-                                   (IfsControlTarget *)&target_a, count_free);
-    IfsNode *done = ifs_node_new_wait("vps/acct/1/operation/wait", "completed\n", NULL, NULL);
+                                   (IfsControlTarget *)&target_a, count_free, "op#1");
+    IfsNode *done = ifs_node_new_wait("vps/acct/1/operation/wait", "completed\n", NULL, NULL,
+                                      NULL);
     IfsNode *now = ifs_node_new_file("x", "", 0, 0);
 
     g_assert_cmpint(f->type, ==, IFS_NODE_FILE);
     g_assert_cmpstr(ifs_node_name(f), ==, "name");
-    g_assert_cmpuint(f->ino, ==, ifs_ino_for_path("vps/acct/1/name"));
+    g_assert_cmpuint(ifs_node_ino(f, ifs_ino_for_path("vps/acct/1")), ==,
+                     ifs_ino_for_path("vps/acct/1/name"));
+    /* a wait file's is its operation's; without one, its path's */
+    g_assert_cmpuint(ifs_node_ino(w, ifs_ino_for_path("vps/acct/1/operation")), ==,
+                     ifs_ino_for_path("op#1"));
+    g_assert_cmpuint(ifs_node_ino(done, ifs_ino_for_path("vps/acct/1/operation")), ==,
+                     ifs_ino_for_path("vps/acct/1/operation/wait"));
     g_assert_cmpuint(ifs_node_size(f), ==, 6);
     g_assert_cmpmem(ifs_node_data(f), ifs_node_size(f), "web\0x\n", 6);
     g_assert_cmpint(f->mtime, ==, 1000);
@@ -197,7 +204,8 @@ static void test_builder_sorts_and_drops_duplicates(void)
 
     g_assert_cmpint(dir->type, ==, IFS_NODE_DIR);
     g_assert_cmpstr(ifs_node_name(dir), ==, "1");
-    g_assert_cmpuint(dir->ino, ==, ifs_ino_for_path("vps/acct/1"));
+    g_assert_cmpuint(ifs_node_ino(dir, ifs_ino_for_path("vps/acct")), ==,
+                     ifs_ino_for_path("vps/acct/1"));
     g_assert_cmpint(dir->mtime, ==, 5);
     g_assert_cmpuint(ifs_node_n_children(dir), ==, 3);
     g_assert_cmpstr(ifs_node_name(ifs_node_child_at(dir, 0)), ==, "Zeta");
@@ -214,7 +222,7 @@ static void test_root_and_empty_dir(void)
     IfsNode *root = ifs_dir_builder_finish(ifs_dir_builder_new(""), 1);
 
     g_assert_cmpstr(ifs_node_name(root), ==, "");
-    g_assert_cmpuint(root->ino, ==, IFS_ROOT_INO);
+    g_assert_cmpuint(ifs_node_ino(root, 0), ==, IFS_ROOT_INO);
     g_assert_cmpuint(ifs_node_n_children(root), ==, 0);
     g_assert_null(ifs_node_child(root, "vps"));
     ifs_node_unref(root);
@@ -392,7 +400,6 @@ static void test_merge_keeps_unchanged_mtimes(void)
     /* Directories whose entry names did not change keep their mtime. */
     g_assert_cmpint(merged->mtime, ==, 1000);
     g_assert_cmpint(at(merged, "vps_3/billing")->mtime, ==, 1000);
-    g_assert_cmpuint(at(merged, "vps_3")->ino, ==, ifs_ino_for_path("vps/acct/vps_3"));
     ifs_node_unref(merged);
     ifs_node_unref(old);
 }
@@ -436,6 +443,7 @@ static void test_merge_type_change_and_no_old(void)
     ifs_node_unref(old);
 }
 
+/* Another name is another path (callers merge nodes at the same place). */
 static void test_merge_other_path_is_not_reused(void)
 {
     IfsNode *old = ifs_node_new_file("a", "same\n", 5, 1000);
@@ -480,18 +488,22 @@ typedef struct {
     GArray *attrs;    /* Changed: wait files whose operation ended */
 } DiffLog;
 
-static void log_attrs(void *data, uint64_t parent_ino, const IfsNode *fresh)
+static void log_attrs(void *data, uint64_t parent_ino, uint64_t ino, const IfsNode *fresh)
 {
     DiffLog *log = data;
-    Changed c = {parent_ino, fresh->ino};
+    Changed c = {parent_ino, ino};
+
+    (void)fresh;
 
     g_array_append_val(log->attrs, c);
 }
 
-static void log_changed(void *data, uint64_t parent_ino, const IfsNode *node)
+static void log_changed(void *data, uint64_t parent_ino, uint64_t ino, const IfsNode *node)
 {
     DiffLog *log = data;
-    Changed c = {parent_ino, node->ino};
+    Changed c = {parent_ino, ino};
+
+    (void)node;
 
     g_array_append_val(log->changed, c);
 }
@@ -504,18 +516,19 @@ static void log_removed(void *data, uint64_t parent_ino, const char *name)
                     g_strdup_printf("%" G_GUINT64_FORMAT " %s", (guint64)parent_ino, name));
 }
 
-static DiffLog *diff_log(const IfsNode *old, const IfsNode *fresh)
+/* The diff of two trees at `path`. */
+static DiffLog *diff_log(const IfsNode *old, const IfsNode *fresh, const char *path)
 {
     DiffLog *log = g_new0(DiffLog, 1);
     IfsNodeDiffSink sink = {
         .changed = log_changed, .removed = log_removed, .wait_changed = log_attrs, .data = log,
     };
 
-    log->top = old->ino;
+    log->top = ifs_ino_for_path(path);
     log->changed = g_array_new(FALSE, FALSE, sizeof(Changed));
     log->attrs = g_array_new(FALSE, FALSE, sizeof(Changed));
     log->removed = g_ptr_array_new_with_free_func(g_free);
-    ifs_node_diff(old, fresh, &sink);
+    ifs_node_diff(old, fresh, log->top, &sink);
     return log;
 }
 
@@ -569,7 +582,7 @@ static gboolean removed_has(const DiffLog *log, const char *parent, const char *
 static void test_diff_same_pointer_is_silent(void)
 {
     IfsNode *old = account(before, 1000);
-    DiffLog *log = diff_log(old, old);
+    DiffLog *log = diff_log(old, old, "vps/acct");
 
     g_assert_cmpuint(log->changed->len, ==, 0);
     g_assert_cmpuint(log->removed->len, ==, 0);
@@ -587,7 +600,7 @@ static void test_diff_reports_exactly_what_changed(void)
     };
     IfsNode *old = account(before, 1000);
     IfsNode *merged = ifs_node_merge_unchanged(account(after, 2000), old);
-    DiffLog *log = diff_log(old, merged);
+    DiffLog *log = diff_log(old, merged, "vps/acct");
 
     g_assert_cmpuint(log->changed->len, ==, 2);
     g_assert_true(changed_has(log, "vps/acct/vps_1/status"));
@@ -618,7 +631,7 @@ static void test_diff_nested_removal_and_type_change(void)
     add_file(fb, "name", "web\n", 2000);
     fresh = ifs_node_merge_unchanged(ifs_dir_builder_finish(fb, 2000), old);
 
-    log = diff_log(old, fresh);
+    log = diff_log(old, fresh, "r");
     /* "ip" became a directory: its dentry and its inode are invalidated. */
     g_assert_true(removed_has(log, "r", "ip"));
     g_assert_true(changed_has(log, "r/ip"));
@@ -636,7 +649,7 @@ static void test_diff_without_merge_uses_content(void)
 {
     IfsNode *old = account(before, 1000);
     IfsNode *fresh = account(before, 1000);
-    DiffLog *log = diff_log(old, fresh);
+    DiffLog *log = diff_log(old, fresh, "vps/acct");
 
     g_assert_cmpuint(log->changed->len, ==, 0);
     g_assert_cmpuint(log->removed->len, ==, 0);
@@ -662,7 +675,7 @@ static void test_merge_diff_large(void)
     old = account(specs, 1000);
     specs[n / 2].status = "stopped\n";
     merged = ifs_node_merge_unchanged(account(specs, 2000), old);
-    log = diff_log(old, merged);
+    log = diff_log(old, merged, "vps/acct");
     g_assert_cmpuint(log->changed->len, ==, 1);
     g_assert_cmpuint(log->removed->len, ==, 0);
     g_assert_true(at(merged, "vps_000000") == at(old, "vps_000000"));
@@ -684,26 +697,26 @@ static void test_diff_wait_nodes(void)
     DiffLog *log;
 
     b = ifs_dir_builder_new("op");
-    ifs_dir_builder_add(b, ifs_node_new_wait("op/wait", NULL, NULL, NULL));
+    ifs_dir_builder_add(b, ifs_node_new_wait("op/wait", NULL, NULL, NULL, NULL));
     d1 = ifs_dir_builder_finish(b, 5);
     pending = ifs_node_child_at(d1, 0);
     b = ifs_dir_builder_new("op");
-    ifs_dir_builder_add(b, ifs_node_new_wait("op/wait", "completed\n", NULL, NULL));
+    ifs_dir_builder_add(b, ifs_node_new_wait("op/wait", "completed\n", NULL, NULL, NULL));
     d2 = ifs_dir_builder_finish(b, 5);
     done = ifs_node_child_at(d2, 0);
-    log = diff_log(d1, d2);
+    log = diff_log(d1, d2, "op");
     g_assert_cmpuint(log->changed->len, ==, 0);
     g_assert_cmpuint(log->attrs->len, ==, 1);
-    g_assert_cmpuint(g_array_index(log->attrs, Changed, 0).ino, ==, pending->ino);
+    g_assert_cmpuint(g_array_index(log->attrs, Changed, 0).ino, ==,
+                     ifs_node_ino(pending, ifs_ino_for_path("op")));
     g_assert_true(reported(log, log->attrs, "op/wait"));
     diff_log_free(log);
 
     b = ifs_dir_builder_new("op");
-    other = ifs_node_new_wait("op/wait", NULL, NULL, NULL);
-    other->ino = ifs_ino_for_path("op/wait#job2");
+    other = ifs_node_new_wait("op/wait", NULL, NULL, NULL, "op/wait#job2");
     ifs_dir_builder_add(b, other);
     d3 = ifs_dir_builder_finish(b, 5);
-    log = diff_log(d2, d3);
+    log = diff_log(d2, d3, "op");
     g_assert_true(removed_has(log, "op", "wait"));
     g_assert_cmpuint(log->attrs->len, ==, 0);
     g_assert_false(changed_has(log, "op/wait"));
@@ -854,8 +867,10 @@ static void test_builder_add_file(void)
         dir = ifs_dir_builder_finish(b, 5);
         status = ifs_node_child(dir, "status");
         bare = ifs_node_child(dir, "bare");
-        g_assert_cmpuint(status->ino, ==, ifs_ino_for_path(path));
-        g_assert_cmpuint(ifs_node_child(dir, "sub")->ino, ==, ifs_ino_for_path(sub_path));
+        g_assert_cmpuint(ifs_node_ino(status, ifs_ino_for_path(dirs[i])), ==,
+                         ifs_ino_for_path(path));
+        g_assert_cmpuint(ifs_ino_child(ifs_ino_for_path(dirs[i]), "sub"), ==,
+                         ifs_ino_for_path(sub_path));
         g_assert_cmpmem(ifs_node_data(status), ifs_node_size(status), "running\n", 8);
         g_assert_cmpmem(ifs_node_data(bare), ifs_node_size(bare), "x\0y", 3);
         g_assert_cmpuint(ifs_node_n_children(dir), ==, 3);
@@ -916,9 +931,6 @@ static void test_pack_keeps_content_and_lifetimes(void)
     Source *src;
     int target_frees = 0;
     IfsNode *orig = packable_resource(&src, &target_frees, 500, "web-01");
-    uint64_t inos[4] = { orig->ino, ifs_node_child(orig, "name")->ino,
-                         ifs_node_child(orig, "billing")->ino,
-                         ifs_node_child(ifs_node_child(orig, "billing"), "amount")->ino };
     time_t amount_mtime = ifs_node_child(ifs_node_child(orig, "billing"), "amount")->mtime;
     IfsNode *power = ifs_node_ref(ifs_node_child(orig, "power"));
     IfsNode *packed = ifs_node_pack(orig); /* orig is consumed */
@@ -926,11 +938,7 @@ static void test_pack_keeps_content_and_lifetimes(void)
     char *owned;
 
     g_assert_true(ifs_node_pack(packed) == packed); /* packed already */
-    g_assert_cmpuint(packed->ino, ==, inos[0]);
-    g_assert_cmpuint(ifs_node_child(packed, "name")->ino, ==, inos[1]);
-    g_assert_cmpuint(ifs_node_child(packed, "billing")->ino, ==, inos[2]);
     amount = ifs_node_child(ifs_node_child(packed, "billing"), "amount");
-    g_assert_cmpuint(amount->ino, ==, inos[3]);
     g_assert_cmpstr(ifs_node_data(amount), ==, "9.90\n");
     g_assert_cmpint(amount->mtime, ==, amount_mtime);
     g_assert_cmpint(packed->mtime, ==, 500);
