@@ -1,4 +1,6 @@
-/* FUSE low-level operations: inode number -> node -> answer.
+/* FUSE low-level operations: node id -> node -> answer. What libfuse calls
+ * `ino` (fuse_ino_t) is a node id here (`id`, see inodes.h); `st_ino` is
+ * the inode number that stat() shows, the hash of the node's path.
  *
  * Speed comes from the kernel's caches: long entry/attr timeouts, no OPEN
  * or OPENDIR messages (FUSE_CAP_NO_OPEN_SUPPORT / NO_OPENDIR_SUPPORT make the
@@ -28,7 +30,7 @@ struct IfsFs {
      * for the page of a write still in progress, and that writer may be
      * waiting for the store's publisher, so neither the publisher nor a
      * request thread may send them. */
-    GThreadPool *drops; /* of uint64_t* inode numbers */
+    GThreadPool *drops; /* of uint64_t* node ids */
     GThreadPool *fills; /* of ControlFill* */
     IfsPagePusher *pusher;
     IfsRestater *restater;
@@ -158,10 +160,10 @@ static void cache_control_page(IfsFs *fs, const IfsNode *node, uint64_t id)
 
 /* ---- requests ------------------------------------------------------------ */
 
-static void fill_attr(const IfsFs *fs, const IfsNode *node, uint64_t ino, struct stat *st)
+static void fill_attr(const IfsFs *fs, const IfsNode *node, uint64_t st_ino, struct stat *st)
 {
     memset(st, 0, sizeof *st);
-    st->st_ino = ino;
+    st->st_ino = st_ino;
     st->st_uid = fs->uid;
     st->st_gid = fs->gid;
     st->st_blksize = 4096;
@@ -194,22 +196,23 @@ static void fill_attr(const IfsFs *fs, const IfsNode *node, uint64_t ino, struct
     st->st_blocks = (st->st_size + 511) / 512;
 }
 
-/* The kernel knows the node by `id`; st_ino is `ino`, its path's hash. */
-static void fill_entry(const IfsFs *fs, const IfsNode *node, uint64_t id, uint64_t ino,
+/* The kernel knows the node by node id `id`; its st_ino is its path's
+ * hash. */
+static void fill_entry(const IfsFs *fs, const IfsNode *node, uint64_t id, uint64_t st_ino,
                        struct fuse_entry_param *e)
 {
     memset(e, 0, sizeof *e);
     e->ino = id;
     e->attr_timeout = IFS_CACHE_TIMEOUT;
     e->entry_timeout = IFS_CACHE_TIMEOUT;
-    fill_attr(fs, node, ino, &e->attr);
+    fill_attr(fs, node, st_ino, &e->attr);
 }
 
-static void reply_entry(fuse_req_t req, const IfsNode *node, uint64_t id, uint64_t ino)
+static void reply_entry(fuse_req_t req, const IfsNode *node, uint64_t id, uint64_t st_ino)
 {
     struct fuse_entry_param e;
 
-    fill_entry(fs_of(req), node, id, ino, &e);
+    fill_entry(fs_of(req), node, id, st_ino, &e);
     fuse_reply_entry(req, &e);
 }
 
@@ -246,21 +249,21 @@ static void ifs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     IfsFs *fs = fs_of(req);
     IfsNode *node;
-    uint64_t id, ino;
+    uint64_t id, st_ino;
 
     ifs_restater_request(fs->restater, fuse_req_ctx(req)->pid);
-    node = ifs_store_lookup(fs->store, parent, name, &id, &ino);
+    node = ifs_store_lookup(fs->store, parent, name, &id, &st_ino);
     if (!node) {
         fuse_reply_err(req, ENOENT);
         return;
     }
-    reply_entry(req, node, id, ino);
+    reply_entry(req, node, id, st_ino);
     ifs_node_unref(node);
 }
 
-static void ifs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+static void ifs_forget(fuse_req_t req, fuse_ino_t id, uint64_t nlookup)
 {
-    ifs_store_forget(fs_of(req)->store, ino, nlookup);
+    ifs_store_forget(fs_of(req)->store, id, nlookup);
     fuse_reply_none(req);
 }
 
@@ -273,14 +276,14 @@ static void ifs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_da
     fuse_reply_none(req);
 }
 
-static void ifs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+static void ifs_getattr(fuse_req_t req, fuse_ino_t id, struct fuse_file_info *fi)
 {
     IfsNode *node;
     struct stat st;
     uint64_t st_ino;
 
     ifs_restater_request(fs_of(req)->restater, fuse_req_ctx(req)->pid);
-    node = ifs_store_stat(fs_of(req)->store, ino, &st_ino);
+    node = ifs_store_stat(fs_of(req)->store, id, &st_ino);
     (void)fi;
     if (!node) {
         fuse_reply_err(req, ENOENT);
@@ -293,11 +296,11 @@ static void ifs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 
 /* Only truncation of a control file is allowed, so that `echo cmd > power`
  * (which opens with O_TRUNC) works; nothing is stored. */
-static void ifs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+static void ifs_setattr(fuse_req_t req, fuse_ino_t id, struct stat *attr, int to_set,
                         struct fuse_file_info *fi)
 {
     uint64_t st_ino;
-    IfsNode *node = ifs_store_stat(fs_of(req)->store, ino, &st_ino);
+    IfsNode *node = ifs_store_stat(fs_of(req)->store, id, &st_ino);
     const int allowed = FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
                         FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME;
     struct stat st;
@@ -314,13 +317,13 @@ static void ifs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
         return;
     }
     /* `echo cmd > power` truncates, then writes. */
-    cache_control_page(fs_of(req), node, ino);
+    cache_control_page(fs_of(req), node, id);
     fill_attr(fs_of(req), node, st_ino, &st);
     fuse_reply_attr(req, &st, IFS_CACHE_TIMEOUT);
     ifs_node_unref(node);
 }
 
-static void ifs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+static void ifs_open(fuse_req_t req, fuse_ino_t id, struct fuse_file_info *fi)
 {
     IfsFs *fs = fs_of(req);
     IfsNode *node;
@@ -329,7 +332,7 @@ static void ifs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         fuse_reply_err(req, ENOSYS);
         return;
     }
-    node = ifs_store_get(fs->store, ino);
+    node = ifs_store_get(fs->store, id);
     if (!node) {
         fuse_reply_err(req, ENOENT);
         return;
@@ -345,9 +348,9 @@ static void ifs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     ifs_node_unref(node);
 }
 
-static void ifs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+static void ifs_opendir(fuse_req_t req, fuse_ino_t id, struct fuse_file_info *fi)
 {
-    (void)ino;
+    (void)id;
     (void)fi;
     /* With FUSE_CAP_NO_OPENDIR_SUPPORT the kernel then caches readdir. */
     fuse_reply_err(req, ENOSYS);
@@ -410,11 +413,11 @@ static void read_wait(fuse_req_t req, IfsNode *node, size_t size, off_t off)
     g_free(text);
 }
 
-static void ifs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+static void ifs_read(fuse_req_t req, fuse_ino_t id, size_t size, off_t off,
                      struct fuse_file_info *fi)
 {
     IfsFs *fs = fs_of(req); /* req is gone once replied to */
-    IfsNode *node = ifs_store_get(fs->store, ino);
+    IfsNode *node = ifs_store_get(fs->store, id);
 
     (void)fi;
     if (!node) {
@@ -431,18 +434,18 @@ static void ifs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     if (node->type == IFS_NODE_FILE && off == 0) {
         atomic_store_explicit(&fs->last_file_read, g_get_monotonic_time(),
                               memory_order_relaxed);
-        ifs_page_pusher_file_read(fs->pusher, ino);
+        ifs_page_pusher_file_read(fs->pusher, id);
     }
     if ((node->type == IFS_NODE_FILE || node->type == IFS_NODE_CONTROL) && off == 0)
-        ifs_restater_touched(fs->restater, ino);
+        ifs_restater_touched(fs->restater, id);
     ifs_node_unref(node);
 }
 
-static void ifs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+static void ifs_write(fuse_req_t req, fuse_ino_t id, const char *buf, size_t size, off_t off,
                       struct fuse_file_info *fi)
 {
     IfsFs *fs = fs_of(req);
-    IfsNode *node = ifs_store_get(fs->store, ino);
+    IfsNode *node = ifs_store_get(fs->store, id);
     int errnum;
 
     if (!node) {
@@ -462,13 +465,13 @@ static void ifs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t si
         /* Dirty pages of a shared writable mapping, flushed by msync or
          * writeback: not a write() at offset 0, so never a command. */
         fuse_reply_err(req, EACCES);
-        queue_control_drop(fs, ino);
+        queue_control_drop(fs, id);
         ifs_node_unref(node);
         return;
     }
     /* Dropped now too, so that readers during a slow API call read the
      * commands from us. */
-    queue_control_drop(fs, ino);
+    queue_control_drop(fs, id);
     /* The API call happens here, inside write(): errors are never deferred
      * to close(), which most programs ignore. */
     errnum = ifs_store_control_write(fs->store, node, buf, size, off);
@@ -476,18 +479,18 @@ static void ifs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t si
         fuse_reply_err(req, errnum);
     else
         fuse_reply_write(req, size);
-    queue_control_drop(fs, ino);
+    queue_control_drop(fs, id);
     ifs_node_unref(node);
 }
 
 /* One listing buffer; with `plus`, each entry also carries its attributes
  * and node id, and counts as a lookup. */
-static void reply_listing(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+static void reply_listing(fuse_req_t req, fuse_ino_t id, size_t size, off_t off,
                           gboolean plus)
 {
     IfsFs *fs = fs_of(req);
     uint64_t dir_ino;
-    IfsNode *dir = ifs_store_stat(fs->store, ino, &dir_ino);
+    IfsNode *dir = ifs_store_stat(fs->store, id, &dir_ino);
     char *buf;
     size_t used = 0;
     gboolean listed_child = FALSE;
@@ -511,7 +514,7 @@ static void reply_listing(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off
 
         memset(&e, 0, sizeof e);
         if (i < 2) {
-            /* The kernel links neither "." nor ".."; ino 0 says "no entry
+            /* The kernel links neither "." nor ".."; id 0 says "no entry
              * to cache", while the d_ino that readdir(3) shows must not be
              * 0 (it hides such entries). */
             name = i == 0 ? "." : "..";
@@ -524,7 +527,7 @@ static void reply_listing(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off
             if (plus) {
                 /* Counted before the reply: the kernel may ask about
                  * it at once. */
-                fill_entry(fs, child, ifs_store_hand_out(fs->store, ino, child),
+                fill_entry(fs, child, ifs_store_hand_out(fs->store, id, child),
                            ifs_node_ino(child, dir_ino), &e);
             } else {
                 e.attr.st_ino = ifs_node_ino(child, dir_ino);
@@ -547,35 +550,35 @@ static void reply_listing(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off
     if (plus && !listed_child && off > 2 &&
         g_get_monotonic_time() - atomic_load_explicit(&fs->last_file_read, memory_order_relaxed) <
             READING_WALK_US)
-        ifs_page_pusher_listed(fs->pusher, ino);
+        ifs_page_pusher_listed(fs->pusher, id);
     fuse_reply_buf(req, buf, used);
     /* An empty answer ends an uncached listing, after which the kernel
      * marks the directory's attributes stale. */
     if (used == 0)
-        ifs_restater_touched(fs->restater, ino);
+        ifs_restater_touched(fs->restater, id);
     g_free(buf);
     ifs_node_unref(dir);
 }
 
-static void ifs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+static void ifs_readdir(fuse_req_t req, fuse_ino_t id, size_t size, off_t off,
                         struct fuse_file_info *fi)
 {
     (void)fi;
-    reply_listing(req, ino, size, off, FALSE);
+    reply_listing(req, id, size, off, FALSE);
 }
 
-static void ifs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+static void ifs_readdirplus(fuse_req_t req, fuse_ino_t id, size_t size, off_t off,
                             struct fuse_file_info *fi)
 {
     (void)fi;
-    reply_listing(req, ino, size, off, TRUE);
+    reply_listing(req, id, size, off, TRUE);
 }
 
-static void ifs_statfs(fuse_req_t req, fuse_ino_t ino)
+static void ifs_statfs(fuse_req_t req, fuse_ino_t id)
 {
     struct statvfs st;
 
-    (void)ino;
+    (void)id;
     memset(&st, 0, sizeof st);
     st.f_bsize = 4096;
     st.f_frsize = 4096;
@@ -604,17 +607,18 @@ const struct fuse_lowlevel_ops *ifs_fs_ops(void)
     return &ops;
 }
 
-/* Invalidations, called by the store's publisher thread only. A node the
- * kernel never saw answers ENOENT: nothing to drop. */
-static void inval_inode(void *data, uint64_t ino)
+/* Invalidations by node id, called by the store's publisher thread only,
+ * for what the kernel may hold. A node it does not hold answers ENOENT:
+ * nothing to drop. */
+static void inval_inode(void *data, uint64_t id)
 {
     IfsFs *fs = data;
 
     if (!fs->se)
         return;
-    fuse_lowlevel_notify_inval_inode(fs->se, ino, 0, 0);
+    fuse_lowlevel_notify_inval_inode(fs->se, id, 0, 0);
     /* The next reader finds the new bytes cached, as the old ones were. */
-    ifs_page_pusher_changed(fs->pusher, ino);
+    ifs_page_pusher_changed(fs->pusher, id);
 }
 
 static void inval_entry(void *data, uint64_t parent, const char *name)
