@@ -558,16 +558,25 @@ IfsNode *ifs_inodes_lookup(IfsInodes *in, IfsNode *root, uint64_t parent, const 
     return node;
 }
 
-uint64_t ifs_inodes_count_child(IfsInodes *in, uint64_t dir_id, const IfsNode *child)
+typedef uint64_t (*ChildOp)(IfsInodes *in, uint32_t dir, const IfsNode *child);
+
+/* `op` on `child` of the directory at node id `dir_id`, under the lock; 0
+ * if `dir_id` is no directory's. */
+static uint64_t on_child(IfsInodes *in, uint64_t dir_id, const IfsNode *child, ChildOp op)
 {
     uint64_t id = 0;
     uint32_t dir, unused;
 
     g_mutex_lock(&in->lock);
     if (decode(in, dir_id, &dir, &unused) == ID_DIR)
-        id = count_lookup(in, dir, child);
+        id = op(in, dir, child);
     g_mutex_unlock(&in->lock);
     return id;
+}
+
+uint64_t ifs_inodes_count_child(IfsInodes *in, uint64_t dir_id, const IfsNode *child)
+{
+    return on_child(in, dir_id, child, count_lookup);
 }
 
 void ifs_inodes_forget(IfsInodes *in, uint64_t id, uint64_t nlookup)
@@ -641,14 +650,7 @@ static uint64_t child_id_locked(IfsInodes *in, uint32_t dir, const IfsNode *chil
 
 uint64_t ifs_inodes_child_id(IfsInodes *in, uint64_t dir_id, const IfsNode *child)
 {
-    uint64_t id = 0;
-    uint32_t dir, unused;
-
-    g_mutex_lock(&in->lock);
-    if (decode(in, dir_id, &dir, &unused) == ID_DIR)
-        id = child_id_locked(in, dir, child);
-    g_mutex_unlock(&in->lock);
-    return id;
+    return on_child(in, dir_id, child, child_id_locked);
 }
 
 uint64_t ifs_inodes_known_id(IfsInodes *in, uint64_t parent_ino, uint64_t ino,
