@@ -1,11 +1,12 @@
 /* The inode registry (see inodes.h). Only directories (and wait files)
- * take an entry: 40 bytes in one array, numbered by position (a directory's node id is its
- * position + 1, the root's entry is the first), with free entries chained
- * for reuse, and a table from st_ino to position (4 bytes a slot, linear
- * probing, deletion by backward shift, so no tombstones build up under
- * churn). A file is named by its directory's position and its interned
- * name, and counted in both; names are shared ("status", "json" by every
- * resource) and kept while anything counts them. */
+ * take an entry: 40 bytes in one array, numbered by position (a
+ * directory's node id is its position + 1; the root's entry is the first),
+ * with free entries chained for reuse, and a table from st_ino to position
+ * (4 bytes a slot, linear probing, deletion by backward shift, so no
+ * tombstones build up under churn). A file is named by its directory's
+ * position and its interned name, and counted in both; names are shared
+ * ("status", "json" by every resource) and kept while anything counts
+ * them. */
 #include "infrafs/inodes.h"
 #include "infrafs/sanitizer.h"
 
