@@ -126,6 +126,42 @@ def cpu_seconds(pid):
         return float("nan")
 
 
+DAMON = "/sys/kernel/mm/damon/admin/kdamonds"
+
+
+def paged_out_bytes():
+    """Bytes the kernel's DAMON `pageout` schemes have paged out so far, or
+    None where there are none (or they cannot be read). A machine that
+    reclaims page cache on its own evicts pages the daemon pushed before
+    they are read; tmpfs pages, without swap, it cannot."""
+    total, found = 0, False
+    try:
+        kdamonds = [d for d in os.listdir(DAMON) if d.isdigit()]
+    except OSError:
+        return None
+    for k in kdamonds:
+        base = os.path.join(DAMON, k)
+        try:
+            with open(os.path.join(base, "state"), "w") as f:
+                f.write("update_schemes_stats")
+        except OSError:
+            continue  # not running, or not ours to ask
+        ctxs = os.path.join(base, "contexts")
+        for c in (d for d in os.listdir(ctxs) if d.isdigit()):
+            schemes = os.path.join(ctxs, c, "schemes")
+            for sc in (d for d in os.listdir(schemes) if d.isdigit()):
+                try:
+                    with open(os.path.join(schemes, sc, "action")) as f:
+                        if f.read().strip() != "pageout":
+                            continue
+                    with open(os.path.join(schemes, sc, "stats", "sz_applied")) as f:
+                        total += int(f.read())
+                        found = True
+                except (OSError, ValueError):
+                    continue
+    return total if found else None
+
+
 def status_kb(pid, key):
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -606,9 +642,17 @@ def measure(args, n, work):
         fig["rss_mount"] = run.rss() / resources
         log(f"resources listed: {resources} (simulator: {total}); RSS {run.rss() / 1048576:.1f} MiB")
 
+        out0 = paged_out_bytes()
         cold = run.timed(["grep", "-r", ".", run.mnt])
+        out1 = paged_out_bytes()
         second = run.timed(["grep", "-r", ".", run.mnt])
+        out2 = paged_out_bytes()
         log(f"grep -r: first {cold:.2f} s, second {second:.2f} s")
+        if None not in (out0, out1, out2):
+            fig["paged_out"] = (out1 - out0, out2 - out1)
+            log(f"the machine's proactive reclaim (DAMON pageout) paged out "
+                f"{(out1 - out0) / 1e6:.0f} MB during the first grep -r and "
+                f"{(out2 - out1) / 1e6:.0f} MB during the second")
 
         wall, each, dcpu, scpu = run.refresh_all()
         fig["refresh"] = wall
@@ -743,6 +787,10 @@ def report(results, args):
                 f"{size / 1e6:.0f} MB; grep -r first {cold:.1f} s, second {second:.1f} s")
         line += f", tmpfs warm {ref:.2f} s" if ref else ""
         log(line)
+        if "paged_out" in fig:
+            first, again = fig["paged_out"]
+            log(f"  paged out by the machine's proactive reclaim during the walks: "
+                f"{first / 1e6:.0f} MB, {again / 1e6:.0f} MB")
         for key in ("grep", "find", "lslr", "du", "cat"):
             if f"abs_{key}" in fig:
                 fm, ft = fig[f"abs_{key}"]
