@@ -575,41 +575,33 @@ static void block_free(Block *b)
 
 struct IfsDirBuilder {
     char *path;
-    uint64_t ino;
     GPtrArray *children; /* IfsNode*, insertion order, owned */
     GHashTable *names;   /* child name -> child, once there are many */
     guint dropped;
 };
 
-static IfsDirBuilder *builder_new(char *path /* taken */, uint64_t ino)
+static IfsDirBuilder *builder_new(char *path /* taken */)
 {
     IfsDirBuilder *b = g_new0(IfsDirBuilder, 1);
 
     b->path = path;
-    b->ino = ino;
     b->children = g_ptr_array_new();
     return b;
 }
 
 IfsDirBuilder *ifs_dir_builder_new(const char *path)
 {
-    return builder_new(g_strdup(path ? path : ""), ifs_ino_for_path(path));
+    return builder_new(g_strdup(path ? path : ""));
 }
 
-/* The child's ino extends the parent's: its path is not hashed again. */
 IfsDirBuilder *ifs_dir_builder_new_child(IfsDirBuilder *parent, const char *name)
 {
-    return builder_new(ifs_path_join(parent->path, name), ifs_ino_child(parent->ino, name));
+    return builder_new(ifs_path_join(parent->path, name));
 }
 
 const char *ifs_dir_builder_path(IfsDirBuilder *b)
 {
     return b->path;
-}
-
-uint64_t ifs_dir_builder_child_ino(IfsDirBuilder *b, const char *name)
-{
-    return ifs_ino_child(b->ino, name);
 }
 
 gboolean ifs_dir_builder_has(IfsDirBuilder *b, const char *name)

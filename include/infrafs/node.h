@@ -77,8 +77,8 @@ void ifs_node_unref(IfsNode *n);
 /* References held on the node (on its block, for a packed one). */
 guint ifs_node_ref_count(const IfsNode *n);
 
-/* Builders. `path` is the node's full path (used for its ino). Content is
- * copied. mtime 0 means "now". */
+/* Builders. `path` is the node's full path (its last component is its
+ * name). Content is copied. mtime 0 means "now". */
 IfsNode *ifs_node_new_file(const char *path, const char *data, size_t size, time_t mtime);
 /* A file of `size` bytes that `how` renders from `src` (taken) when read. */
 IfsNode *ifs_node_new_rendered(const char *path, const IfsRenderer *how, void *src,
@@ -99,8 +99,6 @@ IfsDirBuilder *ifs_dir_builder_new(const char *path);
 /* For entry `name` of `parent`. */
 IfsDirBuilder *ifs_dir_builder_new_child(IfsDirBuilder *parent, const char *name);
 const char *ifs_dir_builder_path(IfsDirBuilder *b);
-/* The ino of entry `name` in this directory, without building its path. */
-uint64_t ifs_dir_builder_child_ino(IfsDirBuilder *b, const char *name);
 /* Adds a file `name` holding `len` bytes of `data`, plus a '\n' if
  * `newline`: the common case of a JSON value, built without a path or a
  * copy of the value. */
