@@ -633,16 +633,21 @@ gboolean ifs_inodes_held(IfsInodes *in, uint64_t id)
     return held;
 }
 
+/* The node id of the entry with st_ino `ino`, if the kernel holds it. */
+static uint64_t held_entry_id(const IfsInodes *in, uint64_t ino)
+{
+    uint32_t dir = dir_find(in, ino);
+
+    return dir != NO_DIR && held_locked(in, dir_id_of(dir)) ? dir_id_of(dir) : 0;
+}
+
 /* The node id of `child` of entry `dir`, if the kernel may hold it. */
 static uint64_t child_id_locked(IfsInodes *in, uint32_t dir, const IfsNode *child)
 {
     int64_t name;
-    uint32_t sub;
 
-    if (takes_entry(child)) {
-        sub = dir_find(in, ifs_node_ino(child, in->dirs[dir].ino));
-        return sub != NO_DIR && in->dirs[sub].nlookup > 0 ? dir_id_of(sub) : 0;
-    }
+    if (takes_entry(child))
+        return held_entry_id(in, ifs_node_ino(child, in->dirs[dir].ino));
     if (in->dirs[dir].file_lookups == 0)
         return 0;
     name = name_find(in, ifs_node_name(child));
@@ -660,29 +665,21 @@ uint64_t ifs_inodes_known_id(IfsInodes *in, uint64_t parent_ino, uint64_t ino,
     uint64_t id = 0;
     uint32_t dir;
 
-    if (ino == IFS_ROOT_INO)
-        return IFS_ROOT_INO;
     g_mutex_lock(&in->lock);
-    if (takes_entry(node)) {
-        dir = dir_find(in, ino);
-        if (dir != NO_DIR && in->dirs[dir].nlookup > 0)
-            id = dir_id_of(dir);
-    } else if ((dir = dir_find(in, parent_ino)) != NO_DIR) {
+    if (takes_entry(node)) /* the root too */
+        id = held_entry_id(in, ino);
+    else if ((dir = dir_find(in, parent_ino)) != NO_DIR)
         id = child_id_locked(in, dir, node);
-    }
     g_mutex_unlock(&in->lock);
     return id;
 }
 
 uint64_t ifs_inodes_dir_id(IfsInodes *in, uint64_t ino)
 {
-    uint64_t id = 0;
-    uint32_t dir;
+    uint64_t id;
 
     g_mutex_lock(&in->lock);
-    dir = dir_find(in, ino);
-    if (dir != NO_DIR && held_locked(in, dir_id_of(dir)))
-        id = dir_id_of(dir);
+    id = held_entry_id(in, ino);
     g_mutex_unlock(&in->lock);
     return id;
 }
