@@ -853,11 +853,11 @@ static IfsNode *merge_dir(IfsNode *fresh, const IfsNode *old)
 
 IfsNode *ifs_node_merge_unchanged(IfsNode *fresh, const IfsNode *old)
 {
-    /* Only a node of the same inode may stand in for another (the same
-     * path: callers merge nodes at the same place, and names tell apart
-     * what they do not; for a wait file the same operation). A packed subtree was
-     * merged with its predecessor before it was packed: merging it again
-     * would point it into the old block. */
+    /* Only a node of the same inode may stand in for another: the same
+     * path (callers merge nodes at the same place, and names tell apart
+     * what they do not), and for a wait file the same operation. A packed
+     * subtree was merged with its predecessor before it was packed:
+     * merging it again would point it into the old block. */
     if (!fresh || !old || fresh == old || own_ino(fresh) != own_ino(old) || fresh->block ||
         strcmp(name_of(fresh), name_of(old)) != 0)
         return fresh;
@@ -922,7 +922,9 @@ static void diff_dir(const IfsNode *old, const IfsNode *fresh, uint64_t parent_i
         } else {
             const IfsNode *child = children_of(old)[i];
 
-            diff_node(child, children_of(fresh)[j], ino, ifs_node_ino(child, ino), sink);
+            /* A shared child is unchanged: not even its ino is needed. */
+            if (child != children_of(fresh)[j])
+                diff_node(child, children_of(fresh)[j], ino, ifs_node_ino(child, ino), sink);
             i++;
             j++;
         }
