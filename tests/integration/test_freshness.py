@@ -252,6 +252,36 @@ def test_an_offline_mount_serves_the_disk_cache_without_network(fresh_sim, make_
     assert fresh_sim.requests() == []
 
 
+def test_inode_numbers_follow_the_path_across_refreshes_and_remounts(fresh_sim, make_mount,
+                                                                    tmp_path):
+    """The man page's promise: st_ino is derived from the path. A changed
+    file, its unchanged sibling, their directory and a file in the root keep
+    theirs across a refresh and a remount, and a listing's d_ino agrees
+    with stat."""
+    cache = f"cache_dir={tmp_path / 'cache'}"
+    vps_id = fresh_sim.vps_ids()[0]
+    rel = [("vps", "hostup", vps_id), ("vps", "hostup", vps_id, "name"),
+           ("vps", "hostup", vps_id, "power_state"), ("README",)]
+
+    def inos(m):
+        return [os.stat(m.p(*r)).st_ino for r in rel]
+
+    first = make_mount(hostup_config(fresh_sim), extra_opts=[cache])
+    before = inos(first)
+    assert len(set(before)) == len(before)
+    listed = {e.name: e.inode() for e in os.scandir(first.p("vps", "hostup", vps_id))}
+    assert [listed["name"], listed["power_state"]] == before[1:3]
+
+    fresh_sim.patch_vps(vps_id, {"name": "renamed-after-the-first-stat"})
+    first.refresh()
+    assert first.read("vps", "hostup", vps_id, "name") == "renamed-after-the-first-stat\n"
+    assert inos(first) == before
+    assert first.umount() == 0
+
+    second = make_mount(hostup_config(fresh_sim), extra_opts=[cache])
+    assert inos(second) == before
+
+
 # ---- §6 Rate limits ----------------------------------------------------------------
 
 def test_429_with_retry_after_on_the_list_makes_the_refresh_wait_then_succeed(mnt, fresh_sim):
