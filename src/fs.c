@@ -79,6 +79,13 @@ static IfsFs *fs_of(fuse_req_t req)
     return fuse_req_userdata(req);
 }
 
+static gboolean in_reading_walk(IfsFs *fs)
+{
+    return g_get_monotonic_time() -
+               atomic_load_explicit(&fs->last_file_read, memory_order_relaxed) <
+           READING_WALK_US;
+}
+
 /* ---- control files' cached pages ---------------------------------------- */
 
 /* The kernel sends a write's bytes from the page cache, not from the
@@ -493,7 +500,7 @@ static void reply_listing(fuse_req_t req, fuse_ino_t id, size_t size, off_t off,
     IfsNode *dir = ifs_store_stat(fs->store, id, &dir_ino);
     char *buf;
     size_t used = 0;
-    gboolean listed_child = FALSE;
+    gboolean listed_child = FALSE, pushing;
 
     if (!dir) {
         fuse_reply_err(req, ENOENT);
@@ -544,18 +551,17 @@ static void reply_listing(fuse_req_t req, fuse_ino_t id, size_t size, off_t off,
         used += need;
         listed_child = listed_child || i >= 2;
     }
-    /* The end of a listing: the kernel has made inodes of every entry
-     * listed before, so their pages can be stored now. Queued before the
-     * reply, the push nearly always lands before the lister reads them. */
-    if (plus && !listed_child && off > 2 &&
-        g_get_monotonic_time() - atomic_load_explicit(&fs->last_file_read, memory_order_relaxed) <
-            READING_WALK_US)
-        ifs_page_pusher_listed(fs->pusher, id);
-    fuse_reply_buf(req, buf, used);
     /* An empty answer ends an uncached listing, after which the kernel
      * marks the directory's attributes stale. */
     if (used == 0)
         ifs_restater_touched(fs->restater, id);
+    /* The end of a listing: the kernel has made inodes of every entry
+     * listed before, so their pages can be stored now, and the pusher
+     * answers once they are. */
+    pushing = plus && !listed_child && off > 2 && in_reading_walk(fs) &&
+              ifs_page_pusher_listed(fs->pusher, dir, id, req);
+    if (!pushing)
+        fuse_reply_buf(req, buf, used);
     g_free(buf);
     ifs_node_unref(dir);
 }

@@ -24,7 +24,8 @@ typedef enum { JOB_SIBLINGS, JOB_LISTED, JOB_CHANGED } JobKind;
 
 typedef struct {
     JobKind kind;
-    uint64_t id; /* a node id */
+    uint64_t id;    /* a node id */
+    fuse_req_t req; /* JOB_LISTED: the listing's end, answered after the push */
 } Job;
 
 struct IfsPagePusher {
@@ -36,16 +37,22 @@ struct IfsPagePusher {
     gint stopping; /* queued jobs are dropped: requests are no longer served */
 };
 
-/* Stores a regular file's whole content (nothing for other nodes, empty
- * files and large ones). A store the kernel refuses (it forgot the inode)
- * costs nothing: the file is READ as usual. */
+/* Regular files, but for empty and large ones. */
+static gboolean is_pushable(const IfsNode *n)
+{
+    return n->type == IFS_NODE_FILE && ifs_node_size(n) > 0 && ifs_node_size(n) <= PUSH_FILE_MAX;
+}
+
+/* Stores a pushable file's whole content (nothing for other nodes). A
+ * store the kernel refuses (it forgot the inode) costs nothing: the file
+ * is READ as usual. */
 static void store_file(IfsPagePusher *p, const IfsNode *file, uint64_t id)
 {
     size_t size = ifs_node_size(file);
     struct fuse_bufvec bufv = FUSE_BUFVEC_INIT(size);
     char *owned;
 
-    if (file->type != IFS_NODE_FILE || size == 0 || size > PUSH_FILE_MAX)
+    if (!is_pushable(file))
         return;
     bufv.buf[0].mem = (void *)ifs_node_bytes(file, &owned);
     fuse_lowlevel_notify_store(p->se, id, 0, &bufv, 0);
@@ -125,6 +132,8 @@ static void run_job(gpointer data, gpointer user)
         else
             push_changed(p, job->id);
     }
+    if (job->req)
+        fuse_reply_buf(job->req, NULL, 0);
     g_free(job);
 }
 
@@ -149,29 +158,38 @@ void ifs_page_pusher_free(IfsPagePusher *p)
     g_free(p);
 }
 
-static void queue_job(IfsPagePusher *p, JobKind kind, uint64_t id)
+static void queue_job(IfsPagePusher *p, JobKind kind, uint64_t id, fuse_req_t req)
 {
     Job *job = g_new(Job, 1);
 
     job->kind = kind;
     job->id = id;
+    job->req = req;
     g_thread_pool_push(p->thread, job, NULL);
 }
 
 void ifs_page_pusher_file_read(IfsPagePusher *p, uint64_t id)
 {
     if (p)
-        queue_job(p, JOB_SIBLINGS, id);
+        queue_job(p, JOB_SIBLINGS, id, NULL);
 }
 
-void ifs_page_pusher_listed(IfsPagePusher *p, uint64_t dir_id)
+gboolean ifs_page_pusher_listed(IfsPagePusher *p, const IfsNode *dir, uint64_t dir_id,
+                                fuse_req_t req)
 {
-    if (p)
-        queue_job(p, JOB_LISTED, dir_id);
+    if (!p || dir->type != IFS_NODE_DIR)
+        return FALSE;
+    for (guint i = 0; i < ifs_node_n_children(dir); i++) {
+        if (is_pushable(ifs_node_child_at(dir, i))) {
+            queue_job(p, JOB_LISTED, dir_id, req);
+            return TRUE;
+        }
+    }
+    return FALSE;
 }
 
 void ifs_page_pusher_changed(IfsPagePusher *p, uint64_t id)
 {
     if (p)
-        queue_job(p, JOB_CHANGED, id);
+        queue_job(p, JOB_CHANGED, id, NULL);
 }

@@ -23,13 +23,18 @@ void ifs_page_pusher_free(IfsPagePusher *p);
 /* The kernel READ the start of regular file `id`: its siblings will likely
  * be read next (grep -r, cat dir/ *), so push them, once per directory. */
 void ifs_page_pusher_file_read(IfsPagePusher *p, uint64_t id);
-/* A listing with attributes (READDIRPLUS) of directory `dir_id` reached
- * its end: the kernel has inodes for its entries, and its files may be
- * read next. Returns at once: the lister goes on while the push runs on
- * the other core, and it nearly always lands before the first read (on 2
- * cores, waiting for it made a cold `grep -r` 18 % slower for 3 % fewer
- * READs). */
-void ifs_page_pusher_listed(IfsPagePusher *p, uint64_t dir_id);
+/* `req` asks for more of a listing with attributes (READDIRPLUS) of
+ * directory `dir` (node id `dir_id`) that has none: the kernel has inodes
+ * for its entries, and its files may be read next. Takes the request and
+ * answers it (an empty buffer, the listing's end) from the pusher's thread
+ * once the files are stored, so that the lister finds them cached. Returns
+ * FALSE, and leaves the answer to the caller, when there is nothing to
+ * push. Waiting costs the lister a wake-up of the pusher; answering at
+ * once lost the race to the lister's first reads: a cold `grep -r` at
+ * 10,000 resources READ 23,000-56,000 regular files over 8 runs, against
+ * at most 10 now (2-core VM). */
+gboolean ifs_page_pusher_listed(IfsPagePusher *p, const IfsNode *dir, uint64_t dir_id,
+                                fuse_req_t req);
 /* `id` changed and its cached pages were just dropped: push the new bytes,
  * if the kernel still holds the inode. */
 void ifs_page_pusher_changed(IfsPagePusher *p, uint64_t id);

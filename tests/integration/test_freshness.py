@@ -2,10 +2,13 @@
 
 import datetime
 import errno
+import ctypes
 import json
+import mmap
 import os
 import re
 import signal
+import stat
 import subprocess
 
 import pytest
@@ -95,6 +98,63 @@ def test_no_file_read_during_refreshes_keeps_a_value_older_than_the_last_refresh
         os.killpg(walker.pid, signal.SIGKILL)
         walker.wait()
         wait_for(lambda: not group_alive(walker.pid), what="the walker's grep to exit")
+
+
+class Mapped:
+    """A file mapped and never touched, so that mincore() tells whether its
+    first page is in the kernel's page cache without anything being READ."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_long)
+    libc.mincore.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p)
+    libc.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
+
+    def __init__(self, path):
+        self.path = path
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            self.addr = self.libc.mmap(None, 1, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+        finally:
+            os.close(fd)
+        if self.addr in (None, ctypes.c_void_p(-1).value):
+            raise OSError(ctypes.get_errno(), f"mmap {path}")
+        self.vec = ctypes.create_string_buffer(1)
+
+    def resident(self):
+        if self.libc.mincore(self.addr, 1, self.vec) != 0:
+            raise OSError(ctypes.get_errno(), f"mincore {self.path}")
+        return bool(self.vec.raw[0] & 1)
+
+    def close(self):
+        self.libc.munmap(self.addr, 1)
+
+
+def test_the_end_of_a_listing_during_a_reading_walk_comes_after_its_files_are_cached(
+        mnt, fresh_sim):
+    """While something reads files (grep -r), the daemon pushes a listed
+    directory's files into the page cache, and answers the listing's end
+    only then: the walker, which reads them next, never has to READ them
+    (nor, later, stat them again)."""
+    ids = fresh_sim.vps_ids()
+    # Enough files that a push not waited for is still going on when the
+    # listing returns.
+    labels = {f"k{i:04d}": f"v{i}" for i in range(2000)}
+    fresh_sim.patch_vps(ids[1], {"labels": labels})
+    mnt.refresh()
+    listed = mnt.vps(ids[1], "labels")
+    maps = [Mapped(os.path.join(listed, k)) for k in labels]   # looked up, not listed
+    try:
+        assert not any(m.resident() for m in maps)
+        assert mnt.read("vps", "hostup", ids[0], "name")   # a READ: a reading walk, for 2 s
+        assert sorted(os.listdir(listed)) == sorted(labels)   # to the listing's end
+        # Last listed first: a push stores in listing order.
+        cached = [m.resident() for m in reversed(maps)]
+    finally:
+        for m in maps:
+            m.close()
+    assert cached == [True] * len(maps)
+    assert mnt.read("vps", "hostup", ids[1], "labels", "k1999") == "v1999\n"
 
 
 def test_after_refresh_a_deleted_vps_is_gone_and_its_paths_give_enoent(mnt, fresh_sim):
