@@ -466,6 +466,30 @@ def tree_size(root):
     return files, dirs + 1, size
 
 
+def control_files(root):
+    """How many writable (control) files the tree has: each is READ once by
+    the first walk, as its pages cannot be pushed ahead (see src/fs.c)."""
+    out = subprocess.run(f"find '{root}' -type f -perm /222 -printf x | wc -c", shell=True,
+                         capture_output=True, text=True).stdout
+    return int(out) if out.strip() else 0
+
+
+def roundtrip(args):
+    """(median µs per FUSE request, every batch's) measured by
+    tests/fuse-roundtrip of INFRAFS_BIN's build, or None when it is not
+    built: the transport's own cost on this machine, with a server that
+    does nothing."""
+    helper = os.path.join(os.path.dirname(args.bin), "tests", "fuse-roundtrip")
+    if not os.access(helper, os.X_OK):
+        return None
+    out = subprocess.run([helper], capture_output=True, text=True, timeout=300)
+    if out.returncode != 0:
+        log(f"engine: warning: {helper} failed: {out.stderr.strip()}")
+        return None
+    got = json.loads(out.stdout)
+    return got["us_per_request"], got["batches"]
+
+
 def tmpfs_plan(files, dirs, forced="auto"):
     """What fits in memory: ("full", ...) when a tmpfs copy and the mount's
     page cache both stay resident, so that warm runs of both trees are warm;
@@ -642,6 +666,12 @@ def measure(args, n, work):
         fig["rss_mount"] = run.rss() / resources
         log(f"resources listed: {resources} (simulator: {total}); RSS {run.rss() / 1048576:.1f} MiB")
 
+        rt = roundtrip(args)
+        if rt:
+            fig["roundtrip"] = rt
+            log(f"FUSE round trip on this machine (a server that does nothing): "
+                f"{rt[0]:.1f} µs per request, median of batches "
+                + ", ".join(f"{b:.1f}" for b in rt[1]))
         out0 = paged_out_bytes()
         cold = run.timed(["grep", "-r", ".", run.mnt])
         out1 = paged_out_bytes()
@@ -674,6 +704,10 @@ def measure(args, n, work):
         files, dirs, size = tree_size(run.mnt)
         fig["tree"] = (files, dirs, size)
         log(f"tree: {files} files, {dirs} directories, {size} bytes of file data")
+        # The requests a cold walk cannot avoid: per directory, the listing
+        # and the empty one that tells the kernel it ended; per control
+        # file, its READ.
+        fig["floor_requests"] = 2 * dirs + control_files(run.mnt)
         plan, need, avail = tmpfs_plan(files, dirs, args.tmpfs_plan)
         gib = f"{need / 2**30:.1f} GiB a tree, {avail / 2**30:.1f} GiB available"
         if plan == "none":
@@ -713,6 +747,9 @@ def measure(args, n, work):
             fig["cold_grep"] = cold / ref["grep"]
             fig["second_grep"] = second / ref["grep"]
             fig["abs_cold"] = (cold, second, ref["grep"])
+            if "roundtrip" in fig:
+                fig["floor_ratio"] = (fig["floor_requests"] * fig["roundtrip"][0] / 1e6
+                                      / ref["grep"])
             remove_tree(run.copy)
             run.copy = None
         fig.setdefault("abs_cold", (cold, second, None))
@@ -787,6 +824,13 @@ def report(results, args):
                 f"{size / 1e6:.0f} MB; grep -r first {cold:.1f} s, second {second:.1f} s")
         line += f", tmpfs warm {ref:.2f} s" if ref else ""
         log(line)
+        if "roundtrip" in fig:
+            us, reqs = fig["roundtrip"][0], fig["floor_requests"]
+            line = (f"  the first grep's floor: {reqs} requests it cannot avoid x "
+                    f"{us:.1f} µs (this machine's FUSE round trip) = {reqs * us / 1e6:.2f} s")
+            if "floor_ratio" in fig:
+                line += f", {fig['floor_ratio']:.2f}x tmpfs before grep reads a byte"
+            log(line)
         if "paged_out" in fig:
             first, again = fig["paged_out"]
             log(f"  paged out by the machine's proactive reclaim during the walks: "
