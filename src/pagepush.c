@@ -19,8 +19,16 @@
 #define PUSHED_DIRS_MAX 4096
 /* Larger files are left to READ: one store is one message. */
 #define PUSH_FILE_MAX (1024 * 1024)
+/* After a job, the thread watches the queue this long before it sleeps.
+ * A walk's listings end every 100-200 µs. Waking a sleeping thread costs
+ * its waker a wake-up of an idle CPU, which on a VM costs 20-30 µs of CPU
+ * (an IPI, a VM exit), and the lister waits for it. Watching keeps that
+ * off a cold `grep -r`'s path: 4.9-5.3 s -> 3.7 s at 10,000 resources
+ * (2-core VM), for 1.4 s more CPU of this thread during the walk, and
+ * none when nothing is pushed. */
+#define SPIN_US 100
 
-typedef enum { JOB_SIBLINGS, JOB_LISTED, JOB_CHANGED } JobKind;
+typedef enum { JOB_SIBLINGS, JOB_LISTED, JOB_CHANGED, JOB_STOP } JobKind;
 
 typedef struct {
     JobKind kind;
@@ -31,7 +39,9 @@ typedef struct {
 struct IfsPagePusher {
     IfsStore *store;
     struct fuse_session *se;
-    GThreadPool *thread; /* of Job*; one thread, so pushes never race */
+    GAsyncQueue *jobs; /* of Job*, taken by one thread, so pushes never race */
+    gint queued;       /* jobs in `jobs`, what the thread watches */
+    GThread *thread;
     GHashTable *pushed_dirs; /* node ids of directories pushed; pusher thread only */
     guint64 pushed_generation; /* the snapshot they were pushed from */
     gint stopping; /* queued jobs are dropped: requests are no longer served */
@@ -117,11 +127,8 @@ static void push_changed(IfsPagePusher *p, uint64_t id)
     ifs_node_unref(file);
 }
 
-static void run_job(gpointer data, gpointer user)
+static void run_job(IfsPagePusher *p, Job *job)
 {
-    Job *job = data;
-    IfsPagePusher *p = user;
-
     /* Once requests are no longer served, a store could wait for ever for
      * the page of a READ that will not be answered. */
     if (!g_atomic_int_get(&p->stopping)) {
@@ -137,6 +144,36 @@ static void run_job(gpointer data, gpointer user)
     g_free(job);
 }
 
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* Jobs in order until JOB_STOP; see SPIN_US. */
+static gpointer pusher_main(gpointer data)
+{
+    IfsPagePusher *p = data;
+
+    for (;;) {
+        Job *job = g_async_queue_pop(p->jobs);
+        gint64 until;
+
+        g_atomic_int_add(&p->queued, -1);
+        if (job->kind == JOB_STOP) {
+            g_free(job);
+            return NULL;
+        }
+        run_job(p, job);
+        until = g_get_monotonic_time() + SPIN_US;
+        while (!g_atomic_int_get(&p->queued) && g_get_monotonic_time() < until)
+            cpu_relax();
+    }
+}
+
 IfsPagePusher *ifs_page_pusher_new(IfsStore *store, struct fuse_session *se)
 {
     IfsPagePusher *p = g_new0(IfsPagePusher, 1);
@@ -144,18 +181,9 @@ IfsPagePusher *ifs_page_pusher_new(IfsStore *store, struct fuse_session *se)
     p->store = store;
     p->se = se;
     p->pushed_dirs = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
-    p->thread = g_thread_pool_new(run_job, p, 1, TRUE, NULL);
+    p->jobs = g_async_queue_new();
+    p->thread = g_thread_new("pagepush", pusher_main, p);
     return p;
-}
-
-void ifs_page_pusher_free(IfsPagePusher *p)
-{
-    if (!p)
-        return;
-    g_atomic_int_set(&p->stopping, 1);
-    g_thread_pool_free(p->thread, FALSE, TRUE);
-    g_hash_table_unref(p->pushed_dirs);
-    g_free(p);
 }
 
 static void queue_job(IfsPagePusher *p, JobKind kind, uint64_t id, fuse_req_t req)
@@ -165,7 +193,21 @@ static void queue_job(IfsPagePusher *p, JobKind kind, uint64_t id, fuse_req_t re
     job->kind = kind;
     job->id = id;
     job->req = req;
-    g_thread_pool_push(p->thread, job, NULL);
+    g_atomic_int_inc(&p->queued);
+    g_async_queue_push(p->jobs, job);
+}
+
+/* Jobs queued before are still taken, dropped and their listings answered. */
+void ifs_page_pusher_free(IfsPagePusher *p)
+{
+    if (!p)
+        return;
+    g_atomic_int_set(&p->stopping, 1);
+    queue_job(p, JOB_STOP, 0, NULL);
+    g_thread_join(p->thread);
+    g_async_queue_unref(p->jobs);
+    g_hash_table_unref(p->pushed_dirs);
+    g_free(p);
 }
 
 void ifs_page_pusher_file_read(IfsPagePusher *p, uint64_t id)
