@@ -101,6 +101,30 @@ static int option_proc(void *data, const char *arg, int key, struct fuse_args *o
     }
 }
 
+/* libfuse names an option it does not know only when the session is made,
+ * which is after the config is read: a typo such as `-o confg=FILE` would
+ * be reported as a missing default config. A session made and dropped at
+ * once, from a copy of what is left for libfuse, names it first (on
+ * stderr, as "fuse: unknown option(s): ..."). */
+static gboolean fuse_accepts_options(const struct fuse_args *args)
+{
+    struct fuse_args copy = FUSE_ARGS_INIT(0, NULL);
+    struct fuse_lowlevel_ops no_ops;
+    struct fuse_session *se = NULL;
+    gboolean copied = TRUE;
+
+    memset(&no_ops, 0, sizeof no_ops);
+    for (int i = 0; i < args->argc && copied; i++)
+        copied = fuse_opt_add_arg(&copy, args->argv[i]) == 0;
+    if (copied)
+        se = fuse_session_new(&copy, &no_ops, sizeof no_ops, NULL);
+    fuse_opt_free_args(&copy);
+    if (!se)
+        return FALSE;
+    fuse_session_destroy(se);
+    return TRUE;
+}
+
 static void print_usage(const char *prog)
 {
     printf("usage: %s [-o OPTION[,OPTION...]] [SOURCE] MOUNTPOINT\n"
@@ -517,12 +541,19 @@ int main(int argc, char *argv[])
     }
     if (o.show_version) {
         printf("infrafs version %s\n", INFRAFS_VERSION);
+        /* Ours first: libfuse's lines come partly from fusermount3, a
+         * process of its own, which writes before our buffer would. */
+        fflush(stdout);
         fuse_lowlevel_version();
         rc = 0;
         goto out;
     }
     if (fuse_parse_cmdline(&args, &cmd) != 0)
         goto out;
+    if (!fuse_accepts_options(&args)) {
+        fprintf(stderr, "infrafs: see %s --help for the options\n", argv[0]);
+        goto out;
+    }
     if (o.positionals->len == 1) {
         mount_arg = g_ptr_array_index(o.positionals, 0);
     } else if (o.positionals->len == 2) {

@@ -240,6 +240,30 @@ def test_version_prints_the_version():
     assert re.search(r"^infrafs version \d+\.\d+\.\d+", out.stdout, re.M), out.stdout
 
 
+def test_version_through_a_pipe_prints_infrafs_first():
+    # Through a pipe stdout is buffered, and libfuse's lines come partly
+    # from fusermount3, a process of its own.
+    out = subprocess.run(f"{q(INFRAFS)} --version | head -1", shell=True, capture_output=True,
+                         text=True, timeout=10)
+
+    assert re.fullmatch(r"infrafs version \d+\.\d+\.\d+\n", out.stdout), out.stdout
+
+
+def test_an_unknown_option_is_refused_by_name_before_the_config_is_read(daemons, tmp_path):
+    mnt = mountpoint(tmp_path)
+
+    # A typo of config=: the default config, missing here, must not be
+    # what the message is about.
+    env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "no-config-here"))
+    out, _ = daemons.run(["-o", f"confg={tmp_path / 'config'}", mnt], mnt, env=env)
+
+    assert out.returncode != 0
+    assert "unknown option" in out.stderr and "confg=" in out.stderr, out.stderr
+    assert "--help" in out.stderr
+    assert "config file not found" not in out.stderr, out.stderr
+    assert not is_mounted(mnt)
+
+
 def test_sighup_refreshes_every_account_now(fresh_sim, make_mount):
     first, second = fresh_sim.vps_ids()[:2]
     m = make_mount(hostup_config(fresh_sim, section="one", refresh=300) +
