@@ -4,23 +4,27 @@
 set -e
 top=$(cd "$(dirname "$0")/.." && pwd)
 mnt="${1:-/mnt/infra}"
-state="${XDG_RUNTIME_DIR:-/tmp}/infrafs-demo"
 cd "$top"
 sh contrib/deps.sh
 [ -d build ] || meson setup build >/dev/null
 ninja -C build >/dev/null
 
-mkdir -p "$state" "$mnt"
-if mountpoint -q "$mnt"; then
-    fusermount3 -u "$mnt" 2>/dev/null || umount "$mnt"
+mnt=$(realpath -m "$mnt")
+# One state directory per mountpoint, so that demos at other mountpoints
+# (each with its simulator on free ports) are left alone.
+state="${XDG_RUNTIME_DIR:-/tmp}/infrafs-demo/$(printf '%s' "$mnt" | tr '/' '%')"
+mkdir -p "$state"
+if grep -qs " $mnt fuse" /proc/self/mounts; then # also when its daemon died
+    fusermount3 -u "$mnt" 2>/dev/null || umount "$mnt" 2>/dev/null || umount -l "$mnt"
 fi
-if [ -f "$state/sim.pid" ] && kill -0 "$(cat "$state/sim.pid")" 2>/dev/null; then
-    old=$(cat "$state/sim.pid")
-    kill "$old"
-    while kill -0 "$old" 2>/dev/null; do sleep 0.1; done # until its port is free
+mkdir -p "$mnt"
+# This mountpoint's earlier simulator, if it still runs; never another's.
+if [ -f "$state/sim.pid" ] && kill -0 "$(cat "$state/sim.pid")" 2>/dev/null &&
+    tr '\0' ' ' <"/proc/$(cat "$state/sim.pid")/cmdline" | grep -qF -- "--ports-file $state/ports.json"; then
+    kill "$(cat "$state/sim.pid")"
 fi
 rm -f "$state/ports.json"
-nohup ./contrib/infrafs-sim --ports-file "$state/ports.json" --quiet \
+nohup ./contrib/infrafs-sim --free-ports --ports-file "$state/ports.json" --quiet \
     --demo-config "$state/config" \
     >"$state/sim.log" 2>&1 &
 echo $! >"$state/sim.pid"
@@ -42,5 +46,5 @@ Try:
   grep -r . $mnt/servers/hostatlas/*/services/*/status
   echo 1 > $mnt/heartbeats/hostatlas/\$(ls $mnt/heartbeats/hostatlas | head -1)/ping
   grep -l running $mnt/deployments/dokploy/*/status
-Stop: fusermount3 -u $mnt; kill \$(cat $state/sim.pid)
+Stop: fusermount3 -u '$mnt'; kill \$(cat '$state/sim.pid')
 MSG
