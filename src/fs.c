@@ -22,8 +22,7 @@
 struct IfsFs {
     IfsStore *store;
     struct fuse_session *se;
-    uid_t uid;
-    gid_t gid;
+    IfsFsOwner owner;
     gboolean no_open;
     /* Control files' cached pages are dropped and filled by threads of
      * their own (see drop_control_page, fill_control_page): a drop may wait
@@ -171,8 +170,8 @@ static void fill_attr(const IfsFs *fs, const IfsNode *node, uint64_t st_ino, str
 {
     memset(st, 0, sizeof *st);
     st->st_ino = st_ino;
-    st->st_uid = fs->uid;
-    st->st_gid = fs->gid;
+    st->st_uid = fs->owner.uid;
+    st->st_gid = fs->owner.gid;
     st->st_blksize = 4096;
     st->st_mtim.tv_sec = node->mtime;
     st->st_ctim.tv_sec = node->mtime;
@@ -183,7 +182,9 @@ static void fill_attr(const IfsFs *fs, const IfsNode *node, uint64_t st_ino, str
         st->st_nlink = 2;
         break;
     case IFS_NODE_CONTROL:
-        st->st_mode = S_IFREG | 0644;
+        st->st_mode = S_IFREG | (fs->owner.control_group ? 0664 : 0644);
+        if (fs->owner.control_group)
+            st->st_gid = fs->owner.control_gid;
         st->st_nlink = 1;
         st->st_size = (off_t)ifs_node_size(node);
         break;
@@ -200,6 +201,7 @@ static void fill_attr(const IfsFs *fs, const IfsNode *node, uint64_t st_ino, str
         st->st_size = (off_t)ifs_node_size(node);
         break;
     }
+    st->st_mode &= ~(fs->owner.umask & 0777);
     st->st_blocks = (st->st_size + 511) / 512;
 }
 
@@ -635,7 +637,7 @@ static void inval_entry(void *data, uint64_t parent, const char *name)
         fuse_lowlevel_notify_inval_entry(fs->se, parent, name, strlen(name));
 }
 
-IfsFs *ifs_fs_new(IfsStore *store)
+IfsFs *ifs_fs_new(IfsStore *store, const IfsFsOwner *owner)
 {
     IfsFs *fs = g_new0(IfsFs, 1);
     IfsInvalidator inv = {
@@ -645,8 +647,7 @@ IfsFs *ifs_fs_new(IfsStore *store)
     };
 
     fs->store = store;
-    fs->uid = getuid();
-    fs->gid = getgid();
+    fs->owner = *owner;
     ifs_store_set_invalidator(store, &inv);
     return fs;
 }

@@ -6,7 +6,9 @@
 #include <errno.h>
 #include <malloc.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -37,6 +39,11 @@
 typedef struct {
     char *config;
     char *cache_dir;
+    char *uid;           /* uid=, gid=, umask=, control_group= as given */
+    char *gid;
+    char *umask;
+    char *control_group;
+    IfsFsOwner owner;    /* what they resolve to */
     int offline;
     int refresh;
     int startup_timeout;
@@ -58,6 +65,10 @@ static const struct fuse_opt option_spec[] = {
     IFS_OPT("refresh=%d", refresh, 0),
     IFS_OPT("startup_timeout=%d", startup_timeout, 0),
     IFS_OPT("dumpable", dumpable, 1),
+    IFS_OPT("uid=%s", uid, 0),
+    IFS_OPT("gid=%s", gid, 0),
+    IFS_OPT("umask=%s", umask, 0),
+    IFS_OPT("control_group=%s", control_group, 0),
     FUSE_OPT_KEY("-h", KEY_HELP),
     FUSE_OPT_KEY("--help", KEY_HELP),
     FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -99,6 +110,77 @@ static int option_proc(void *data, const char *arg, int key, struct fuse_args *o
     default:
         return 1;
     }
+}
+
+/* A user or group given by name or number; a number need not have an
+ * entry (as for chown). */
+static gboolean resolve_id(const char *opt, const char *text, gboolean is_group, guint *out)
+{
+    guint64 n;
+
+    if (ifs_whole_number(text, 0, G_MAXUINT32 - 1, &n)) {
+        *out = (guint)n;
+        return TRUE;
+    }
+    if (is_group) {
+        struct group *gr = getgrnam(text);
+
+        if (gr)
+            *out = gr->gr_gid;
+        else
+            fprintf(stderr, "infrafs: %s=%s: no such group; give a group name or a number "
+                    "(see getent group)\n", opt, text);
+        return gr != NULL;
+    } else {
+        struct passwd *pw = getpwnam(text);
+
+        if (pw)
+            *out = pw->pw_uid;
+        else
+            fprintf(stderr, "infrafs: %s=%s: no such user; give a user name or a number "
+                    "(see getent passwd)\n", opt, text);
+        return pw != NULL;
+    }
+}
+
+/* uid=, gid=, umask= and control_group= into o->owner; by default the tree
+ * is the mounting user's, with modes as they are. */
+static gboolean resolve_owner(Options *o)
+{
+    guint id;
+    guint64 mask;
+
+    o->owner.uid = getuid();
+    o->owner.gid = getgid();
+    if (o->uid) {
+        if (!resolve_id("uid", o->uid, FALSE, &id))
+            return FALSE;
+        o->owner.uid = id;
+    }
+    if (o->gid) {
+        if (!resolve_id("gid", o->gid, TRUE, &id))
+            return FALSE;
+        o->owner.gid = id;
+    }
+    if (o->control_group) {
+        if (!resolve_id("control_group", o->control_group, TRUE, &id))
+            return FALSE;
+        o->owner.control_group = TRUE;
+        o->owner.control_gid = id;
+    }
+    if (o->umask) {
+        char *end = NULL;
+
+        errno = 0;
+        mask = g_ascii_strtoull(o->umask, &end, 8);
+        if (!*o->umask || *end || errno || mask > 0777 || *o->umask == '-' || *o->umask == '+') {
+            fprintf(stderr, "infrafs: umask=%s: give octal digits from 000 to 777, e.g. "
+                    "umask=027\n", o->umask);
+            return FALSE;
+        }
+        o->owner.umask = (mode_t)mask;
+    }
+    return TRUE;
 }
 
 /* libfuse names an option it does not know only when the session is made,
@@ -144,6 +226,12 @@ static void print_usage(const char *prog)
            "                            command returns (%d)\n"
            "    -o dumpable             for debugging: allow core dumps and debuggers\n"
            "                            (off by default: they would show the secrets)\n"
+           "    -o uid=USER, -o gid=GROUP\n"
+           "                            owner of every file (the mounting user's)\n"
+           "    -o umask=OOO            taken off every mode (000): directories 0555,\n"
+           "                            files 0444, control files 0644\n"
+           "    -o control_group=GROUP  control files 0664 and of this group, so that its\n"
+           "                            members can act (with allow_other)\n"
            "    -h, --help              print this help\n"
            "    -V, --version           print the version\n"
            "\n"
@@ -151,7 +239,8 @@ static void print_usage(const char *prog)
            "are accepted and ignored.\n"
            "\n"
            "With -o allow_other, infrafs adds -o default_permissions itself: the kernel\n"
-           "then checks the modes, so only the mounting user can write control files.\n"
+           "then checks the modes, so only the owner (and control_group) can write\n"
+           "control files.\n"
            "\n", prog, DEFAULT_REFRESH_S, DEFAULT_STARTUP_TIMEOUT_S);
     printf("FUSE options:\n");
     fuse_cmdline_help();
@@ -437,7 +526,7 @@ static int serve(IfsConfig *config, struct fuse_args *args, struct fuse_cmdline_
             return 1;
         }
     }
-    fs = ifs_fs_new(store);
+    fs = ifs_fs_new(store, &o->owner);
     se = fuse_session_new(args, ifs_fs_ops(), sizeof(struct fuse_lowlevel_ops), fs);
     if (!se) {
         report(FALSE, "cannot start a FUSE session (bad FUSE option?); see infrafs --help");
@@ -569,6 +658,8 @@ int main(int argc, char *argv[])
         fprintf(stderr, "infrafs: refresh= and startup_timeout= take seconds >= 0\n");
         goto out;
     }
+    if (!resolve_owner(&o))
+        goto out;
     /* Before any secret is read: a core file of this process would hold
      * every account's key, and so would the memory a debugger or another
      * process of the same user can read. Not dumpable, only root can. */
@@ -626,6 +717,10 @@ out:
     g_free(cache_dir);
     free(o.cache_dir);
     free(o.config);
+    free(o.uid);
+    free(o.gid);
+    free(o.umask);
+    free(o.control_group);
     free(cmd.mountpoint);
     g_ptr_array_free(o.positionals, TRUE);
     fuse_opt_free_args(&args);

@@ -6,7 +6,19 @@
 
 typedef struct IfsFs IfsFs;
 
-IfsFs *ifs_fs_new(IfsStore *store);
+/* Who owns the tree, and its modes: directories 0555, files 0444, control
+ * files 0644, less `umask`. With `control_group`, control files belong to
+ * `control_gid` and are 0664 (less `umask`): with allow_other, and so
+ * default_permissions, the kernel lets that group act and no one else. */
+typedef struct {
+    uid_t uid;
+    gid_t gid;
+    mode_t umask;
+    gboolean control_group;
+    gid_t control_gid;
+} IfsFsOwner;
+
+IfsFs *ifs_fs_new(IfsStore *store, const IfsFsOwner *owner);
 void ifs_fs_free(IfsFs *fs);
 const struct fuse_lowlevel_ops *ifs_fs_ops(void);
 /* Once the session exists: the store's invalidations go to this session.
