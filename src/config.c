@@ -805,6 +805,8 @@ static void account_free(gpointer data)
     g_free(acct->user);
     wipe_free(acct->secret);
     g_free(acct->secret_source);
+    g_free(acct->secret_key_value);
+    g_free(acct->config_path);
     g_free(acct->cacert);
     if (acct->extra)
         g_hash_table_unref(acct->extra);
@@ -1217,6 +1219,34 @@ static char *run_token_command(const Loader *ld, const RawSection *sec,
     return NULL;
 }
 
+char *ifs_account_read_secret(const IfsAccountConfig *acct, IfsError **err)
+{
+    Loader ld = { .path = acct->config_path };
+    RawSection sec = { .name = acct->name, .line = acct->line };
+    RawEntry e = { .value = acct->secret_key_value, .line = acct->secret_key_line };
+    char *secret = NULL, *file_path = NULL;
+
+    if (acct->secret_kind != IFS_SECRET_FILE && acct->secret_kind != IFS_SECRET_COMMAND)
+        return g_strdup(acct->secret);
+    g_return_val_if_fail(acct->config_path && acct->secret_key_value, NULL);
+    ld.dir = g_path_get_dirname(acct->config_path);
+    if (acct->secret_kind == IFS_SECRET_FILE) {
+        e.key = "token_file";
+        secret = read_token_file(&ld, &sec, &e, &file_path, err);
+    } else {
+        e.key = "token_command";
+        secret = run_token_command(&ld, &sec, &e, err);
+    }
+    g_free(file_path);
+    g_free(ld.dir);
+    return secret;
+}
+
+void ifs_config_secret_free(char *secret)
+{
+    wipe_free(secret);
+}
+
 /* Exactly one secret source per account (CONTRACT §2). An empty
  * environment variable counts as unset. */
 static gboolean check_one_secret_source(const Loader *ld, const RawSection *sec,
@@ -1273,15 +1303,22 @@ static gboolean resolve_secret(const Loader *ld, const RawSection *sec,
         acct->secret = g_strdup(token->value);
         acct->secret_source = g_strdup_printf("token in %s:%d", ld->path,
                                               token->line);
+        acct->secret_kind = IFS_SECRET_INLINE;
     } else if (file) {
         acct->secret = read_token_file(ld, sec, file, &file_path, err);
         if (acct->secret)
             acct->secret_source = g_strdup_printf("token_file %s", file_path);
+        acct->secret_kind = IFS_SECRET_FILE;
+        acct->secret_key_value = g_strdup(file->value);
+        acct->secret_key_line = file->line;
     } else if (command) {
         acct->secret = run_token_command(ld, sec, command, err);
         if (acct->secret)
             acct->secret_source = g_strdup_printf("token_command at %s:%d",
                                                   ld->path, command->line);
+        acct->secret_kind = IFS_SECRET_COMMAND;
+        acct->secret_key_value = g_strdup(command->value);
+        acct->secret_key_line = command->line;
     } else if ((control = control_char_in(env))) {
         ifs_error_propagate(err, config_error(EINVAL, ld->path, sec->line,
             sec->name, NULL, "environment variable %s holds %s; set it to "
@@ -1291,7 +1328,9 @@ static gboolean resolve_secret(const Loader *ld, const RawSection *sec,
         acct->secret = g_strdup(env);
         acct->secret_source = g_strdup_printf("environment variable %s",
                                               env_name);
+        acct->secret_kind = IFS_SECRET_ENV;
     }
+    acct->config_path = g_strdup(ld->path);
     g_free(control);
     g_free(file_path);
     g_free(env_name);

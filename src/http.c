@@ -51,12 +51,20 @@ struct IfsHttp {
     char *origin;
     IfsAuthScheme auth;
     char *user;
+    char *auth_header;      /* IFS_AUTH_HEADER's header name, or NULL */
+    /* The credential: read again while requests run (ifs_http_set_secret),
+     * so these change together under cred_lock, and requests copy what
+     * they use (curl copies options and headers). */
+    GMutex cred_lock;
     char *secret;
     char *auth_header_line; /* "Authorization: Bearer ..." / "x-api-key: ..." */
     /* char*: every way the credential can be written in an answer (the
      * secret, Basic's base64 of user:secret, URL and JSON escapings),
      * longest first; what ifs_http_redact replaces. */
     GPtrArray *secret_forms;
+    /* The credential before the last change: an answer to a request sent
+     * with it must not show it either. */
+    GPtrArray *old_secret_forms;
     gboolean secret_unusable; /* holds CR/LF: sending it would split headers */
     char *cacert;
     long connect_timeout_ms;
@@ -249,6 +257,12 @@ static GPtrArray *secret_forms(const IfsHttpConfig *cfg)
     return forms;
 }
 
+static void redact_forms(GString *s, const GPtrArray *forms)
+{
+    for (guint i = 0; forms && i < forms->len; i++)
+        g_string_replace(s, g_ptr_array_index(forms, i), "[redacted]", 0);
+}
+
 char *ifs_http_redact(IfsHttp *http, const char *text)
 {
     GString *s;
@@ -257,8 +271,10 @@ char *ifs_http_redact(IfsHttp *http, const char *text)
         return NULL;
     g_return_val_if_fail(http, NULL);
     s = g_string_new(text);
-    for (guint i = 0; i < http->secret_forms->len; i++)
-        g_string_replace(s, g_ptr_array_index(http->secret_forms, i), "[redacted]", 0);
+    g_mutex_lock(&http->cred_lock);
+    redact_forms(s, http->secret_forms);
+    redact_forms(s, http->old_secret_forms);
+    g_mutex_unlock(&http->cred_lock);
     return g_string_free(s, FALSE);
 }
 
@@ -1007,8 +1023,12 @@ static struct curl_slist *request_headers(const IfsHttp *http, gboolean has_body
                                 "Content-Type:");
     /* No "100 Continue" round trip before sending a body. */
     headers = curl_slist_append(headers, "Expect:");
-    if (with_auth && http->auth_header_line)
-        headers = curl_slist_append(headers, http->auth_header_line);
+    if (with_auth) {
+        g_mutex_lock((GMutex *)&http->cred_lock);
+        if (http->auth_header_line)
+            headers = curl_slist_append(headers, http->auth_header_line);
+        g_mutex_unlock((GMutex *)&http->cred_lock);
+    }
     return headers;
 }
 
@@ -1073,7 +1093,9 @@ static void configure_transfer(CURL *curl, IfsHttp *http,
     if (http->auth == IFS_AUTH_BASIC && to->own_origin) {
         curl_easy_setopt(curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
         curl_easy_setopt(curl, CURLOPT_USERNAME, http->user ? http->user : "");
+        g_mutex_lock(&http->cred_lock);
         curl_easy_setopt(curl, CURLOPT_PASSWORD, http->secret);
+        g_mutex_unlock(&http->cred_lock);
     }
     set_method(curl, method, json_body);
 }
@@ -1336,7 +1358,7 @@ static IfsError *refuse_request(const IfsHttp *http, const char *path,
                              "%s: not sent: the path has %s, which would make it name "
                              "another endpoint (an id or link from the API is to blame; "
                              "report it to the provider)", where, bad);
-    if (http->secret_unusable)
+    if (g_atomic_int_get(&http->secret_unusable))
         return ifs_error_new(EINVAL, 0, NULL,
                              "%s: the account's secret contains a line break or "
                              "control character; fix token, token_file or token_command",
@@ -1628,6 +1650,8 @@ IfsHttp *ifs_http_new(const IfsHttpConfig *cfg)
         http->origin[strlen(http->origin) - 1] = '\0';
     http->auth = cfg->auth;
     http->user = g_strdup(cfg->user);
+    http->auth_header = g_strdup(cfg->auth_header);
+    g_mutex_init(&http->cred_lock);
     /* Kept even without auth: it is still what messages must never show. */
     http->secret = g_strdup(cfg->secret ? cfg->secret : "");
     /* A line break would end the header early and inject the rest. */
@@ -1669,11 +1693,50 @@ void ifs_http_free(IfsHttp *http)
     free_secret(http->secret);
     free_secret(http->auth_header_line);
     g_ptr_array_free(http->secret_forms, TRUE);
+    if (http->old_secret_forms)
+        g_ptr_array_free(http->old_secret_forms, TRUE);
+    g_mutex_clear(&http->cred_lock);
+    g_free(http->auth_header);
     g_free(http->account);
     g_free(http->origin);
     g_free(http->user);
     g_free(http->cacert);
     g_free(http);
+}
+
+gboolean ifs_http_set_secret(IfsHttp *http, const char *secret)
+{
+    IfsHttpConfig cfg = {
+        .auth = http->auth,
+        .auth_header = http->auth_header,
+        .user = http->user,
+        .secret = secret ? secret : "",
+    };
+    char *line;
+    GPtrArray *forms;
+    gboolean unusable;
+
+    g_mutex_lock(&http->cred_lock);
+    if (strcmp(http->secret, cfg.secret) == 0) {
+        g_mutex_unlock(&http->cred_lock);
+        return FALSE;
+    }
+    g_mutex_unlock(&http->cred_lock);
+    unusable = cfg.auth != IFS_AUTH_NONE && has_control_chars(cfg.secret);
+    line = unusable ? NULL : auth_header_line(&cfg);
+    forms = secret_forms(&cfg);
+    g_mutex_lock(&http->cred_lock);
+    free_secret(http->secret);
+    http->secret = g_strdup(cfg.secret);
+    free_secret(http->auth_header_line);
+    http->auth_header_line = line;
+    if (http->old_secret_forms)
+        g_ptr_array_free(http->old_secret_forms, TRUE);
+    http->old_secret_forms = http->secret_forms;
+    http->secret_forms = forms;
+    g_atomic_int_set(&http->secret_unusable, unusable);
+    g_mutex_unlock(&http->cred_lock);
+    return TRUE;
 }
 
 guint64 ifs_http_request_count(IfsHttp *http)

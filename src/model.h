@@ -153,6 +153,9 @@ struct Account {
     /* Refresher thread only. */
     gboolean save_failing; /* the last save failed (warned) */
     gboolean first_done;   /* the first refresh was counted */
+    /* This refresh was asked for (refresh file, SIGHUP): the secret is read
+     * again first, so that a fixed token_file works without a remount. */
+    gboolean asked;
 
     GMutex lock;           /* guards everything below */
     GCond cond;            /* refresh requested or done, or stopping */

@@ -179,6 +179,48 @@ static void keep_unchanged_resources(Account *a, GPtrArray *list)
     g_ptr_array_unref(held);
 }
 
+/* The secret read again from the account's token_file or token_command
+ * (ifs_account_read_secret), and used from now on. FALSE, with *err
+ * naming the source and the fix, when the source is now wrong. */
+static gboolean reread_secret(Account *a, gboolean *changed, IfsError **err)
+{
+    char *secret = ifs_account_read_secret(a->cfg, err);
+
+    *changed = FALSE;
+    if (!secret)
+        return FALSE;
+    *changed = ifs_http_set_secret(a->http, secret);
+    ifs_config_secret_free(secret);
+    if (*changed)
+        g_message("account '%s': the secret changed in its %s; using the new one",
+                  a->cfg->name, a->cfg->secret_source);
+    return TRUE;
+}
+
+/* The provider's list; the secret is read again first when the refresh
+ * was asked for, and once more after the API refused the key, in case it
+ * was fixed (rotated, say) since: then the list is asked again, once. A
+ * key that stays refused is not asked again until someone asks. */
+static gboolean list_resources(Account *a, GPtrArray *list, IfsError **err)
+{
+    gboolean changed = FALSE;
+    IfsError *reread_err = NULL;
+
+    if (a->asked && !reread_secret(a, &changed, err))
+        return FALSE;
+    if (a->type->list(a->pstate, list, err))
+        return TRUE;
+    if ((*err)->errnum != EACCES || a->asked || !reread_secret(a, &changed, &reread_err) ||
+        !changed) {
+        ifs_error_free(reread_err);
+        return FALSE;
+    }
+    ifs_error_free(*err);
+    *err = NULL;
+    g_ptr_array_set_size(list, 0);
+    return a->type->list(a->pstate, list, err);
+}
+
 int refresh_run(Refreshers *rf, Account *a)
 {
     Model *m = a->model;
@@ -200,7 +242,7 @@ int refresh_run(Refreshers *rf, Account *a)
         g_mutex_lock(&a->lock);
         since = a->change_gen;
         g_mutex_unlock(&a->lock);
-        ok = a->type->list(a->pstate, list, &err);
+        ok = list_resources(a, list, &err);
         for (guint i = 0; ok && i < list->len; i++)
             ifs_resource_seal(g_ptr_array_index(list, i));
         if (ok)
@@ -301,6 +343,7 @@ static gpointer account_main(gpointer data)
             continue;
         }
         gen = a->refresh_requested;
+        a->asked = gen != a->refresh_started && a->first_done;
         a->refresh_started = gen;
         g_mutex_unlock(&a->lock);
         errnum = refresh_run(r, a);

@@ -13,6 +13,13 @@ typedef struct {
     const char *const *required_keys;/* NULL-terminated subset of extra_keys */
 } IfsAccountSchema;
 
+typedef enum {
+    IFS_SECRET_INLINE,  /* token = ... in the config */
+    IFS_SECRET_FILE,    /* token_file */
+    IFS_SECRET_COMMAND, /* token_command */
+    IFS_SECRET_ENV,     /* INFRAFS_<ACCOUNT>_TOKEN */
+} IfsSecretKind;
+
 typedef struct {
     char *name;        /* section name = account name in the tree */
     char *type;
@@ -20,6 +27,13 @@ typedef struct {
     char *user;        /* or NULL */
     char *secret;      /* resolved secret; never logged */
     char *secret_source; /* "token in /path:12", "token_file /x", ... for messages */
+    /* Where the secret was read, to read it again (ifs_account_read_secret):
+     * the token_file or token_command key as written, its line, and the
+     * config file it is in. */
+    IfsSecretKind secret_kind;
+    char *secret_key_value;
+    int secret_key_line;
+    char *config_path;
     char *cacert;      /* absolute path or NULL */
     int refresh_s;     /* -1: not set in the file */
     int timeout_s;     /* longest HTTP request in seconds; -1: not set (30) */
@@ -59,6 +73,17 @@ const char *ifs_account_extra(const IfsAccountConfig *acct, const char *key);
 /* `text` as a whole number from `min` to `max`: digits only, no sign or
  * space (g_ascii_string_to_unsigned() alone would take "+5"). */
 gboolean ifs_whole_number(const char *text, guint64 min, guint64 max, guint64 *out);
+
+/* The account's secret read again from where it was first read: the
+ * token_file is read and the token_command run again, with the same
+ * checks and messages as at load. An inline token and an environment
+ * variable (read once, then removed from the environment) give what they
+ * gave at load. NULL with *err set when the source is now wrong; the
+ * message never holds the secret. Free the result with
+ * ifs_config_secret_free. */
+char *ifs_account_read_secret(const IfsAccountConfig *acct, IfsError **err);
+/* Wipes and frees a secret. */
+void ifs_config_secret_free(char *secret);
 
 /* Removes every INFRAFS_<ACCOUNT>_TOKEN variable from the environment and
  * wipes its text where exec put it, so that /proc/PID/environ, child

@@ -54,6 +54,12 @@ IfsHttpResponse *ifs_http_request(IfsHttp *http, const char *method,
                                   IfsError **err);
 void ifs_http_response_free(IfsHttpResponse *resp);
 
+/* The account's secret read again (a fixed token_file, say): requests from
+ * now on use `secret`; those under way keep the one they started with. An
+ * answer may still hold the previous secret: ifs_http_redact hides both.
+ * Returns FALSE, changing nothing, when `secret` is the one in use. */
+gboolean ifs_http_set_secret(IfsHttp *http, const char *secret);
+
 /* An absolute URL handed out by the API (a heartbeat's ping_url) instead of
  * a path under the origin. Only http and https are requested (anything else,
  * or no absolute URL at all, is EINVAL and no request). The account's

@@ -656,13 +656,20 @@ def test_created_vps_with_unsafe_id_is_served(sim):
     assert sim.get("/api/v2/vps/..%2Fevil")[2]["id"] == "../evil"
 
 
+def test_the_token_switch_rotates_the_hostup_key(sim):
+    assert sim.get("/api/v2/vps")[0] == 200
+    sim.config(token="rotated")
+    assert sim.get("/api/v2/vps")[0] == 401
+    assert sim.get("/api/v2/vps", token="rotated")[0] == 200
+
+
 def test_config_shape_validation_and_reset(sim):
     status, config = sim.admin("GET", "/config")
     assert status == 200 and {"hostup": config["hostup"]} == {"hostup": {
         "detail_envelope": False, "actions_on_detail": False, "job_shape": "operation",
         "fail_next_jobs": 0, "problem_content_type": "application/problem+json",
         "rate_limit": {"limit": 600, "window_s": 60}, "reset_format": "iso",
-        "job_seconds": JOB_SECONDS}}
+        "job_seconds": JOB_SECONDS, "token": TOKEN}}
     for bad in ({"hostup": {"nope": 1}}, {"hostup": {"job_shape": "x"}},
                 {"nosuch": {}}, {"hostup": {"rate_limit": {"limit": 0, "window_s": 1}}}):
         assert sim.admin("POST", "/config", bad)[0] == 400

@@ -265,6 +265,54 @@ static void test_token_file(Fixture *fx, gconstpointer data)
     g_free(token);
 }
 
+/* A fixed token_file or token_command is read again; a source gone bad
+ * says how to fix it, as at load; inline tokens give what they gave. */
+static void test_read_secret_again(Fixture *fx, gconstpointer data)
+{
+    (void)data;
+    char *token = write_file(fx->dir, "hostup.token", "old-secret\n", 0600);
+    g_free(write_file(fx->dir, "cmd.token", "old-cmd\n", 0600));
+    char *text = g_strdup_printf("[hostup]\ntype = hostup\ntoken_file = %s\n"
+                                 "[heo]\ntype = heo\nvps = vps_1\ntoken_command = cat cmd.token\n"
+                                 "[inline]\ntype = hostup\ntoken = inline-secret\n", token);
+    IfsConfig *cfg = load_ok(fx, text);
+    IfsError *err = NULL;
+    char *again;
+
+    g_free(write_file(fx->dir, "hostup.token", "new-secret\n", 0600));
+    g_free(write_file(fx->dir, "cmd.token", "new-cmd\n", 0600));
+    again = ifs_account_read_secret(account(cfg, 0), &err);
+    g_assert_null(err);
+    g_assert_cmpstr(again, ==, "new-secret");
+    ifs_config_secret_free(again);
+    again = ifs_account_read_secret(account(cfg, 1), &err);
+    g_assert_cmpstr(again, ==, "new-cmd");
+    ifs_config_secret_free(again);
+    again = ifs_account_read_secret(account(cfg, 2), &err);
+    g_assert_cmpstr(again, ==, "inline-secret");
+    ifs_config_secret_free(again);
+
+    g_assert_cmpint(chmod(token, 0644), ==, 0);
+    g_assert_null(ifs_account_read_secret(account(cfg, 0), &err));
+    g_assert_nonnull(err);
+    g_assert_cmpint(err->errnum, ==, EACCES);
+    g_assert_nonnull(strstr(err->message, "chmod 600"));
+    g_assert_nonnull(strstr(err->message, "[hostup] token_file"));
+    g_assert_null(strstr(err->message, "new-secret"));
+    ifs_error_free(err);
+    err = NULL;
+    char *cmd_token = g_build_filename(fx->dir, "cmd.token", NULL);
+    g_remove(cmd_token);
+    g_free(cmd_token);
+    g_assert_null(ifs_account_read_secret(account(cfg, 1), &err));
+    g_assert_nonnull(err);
+    g_assert_nonnull(strstr(err->message, "token_command"));
+    ifs_error_free(err);
+    ifs_config_free(cfg);
+    g_free(text);
+    g_free(token);
+}
+
 static void test_token_file_relative(Fixture *fx, gconstpointer data)
 {
     (void)data;
@@ -818,6 +866,7 @@ int main(int argc, char **argv)
     ADD("/config/quoted-value", test_quoted_value);
     ADD("/config/token-file", test_token_file);
     ADD("/config/token-file-relative", test_token_file_relative);
+    ADD("/config/read-secret-again", test_read_secret_again);
     ADD("/config/tilde-without-home", test_tilde_without_home);
     ADD("/config/tilde-with-home", test_tilde_with_home);
     ADD("/config/token-command", test_token_command);

@@ -1883,6 +1883,24 @@ static void test_redact_every_form_of_the_credential(void)
     ifs_http_free(http);
 }
 
+/* A secret read again replaces the one in use; both stay hidden. */
+static void test_set_secret_redacts_the_old_and_the_new(void)
+{
+    IfsHttpConfig cfg = config_for("http://127.0.0.1:9");
+    IfsHttp *http;
+
+    cfg.secret = "first-secret-1";
+    http = ifs_http_new(&cfg);
+    g_assert_false(ifs_http_set_secret(http, "first-secret-1"));
+    g_assert_true(ifs_http_set_secret(http, "second-secret-2"));
+    assert_redacts(http, "first-secret-1");
+    assert_redacts(http, "second-secret-2");
+    g_assert_true(ifs_http_set_secret(http, "third-secret-3"));
+    assert_redacts(http, "third-secret-3");
+    assert_redacts(http, "second-secret-2");
+    ifs_http_free(http);
+}
+
 /* What the attack probe saw: DeployHQ answering 400 with the request's
  * headers, "Authorization: Basic base64(user:key)", shown in last_error. */
 static void test_basic_credential_echoed_in_error_is_redacted(void)
@@ -2096,6 +2114,7 @@ int main(int argc, char **argv)
     g_test_add_func("/http/url/transport-errors", test_url_transport_errors);
     g_test_add_func("/http/redact/every-form-of-the-credential",
                     test_redact_every_form_of_the_credential);
+    g_test_add_func("/http/redact/set-secret", test_set_secret_redacts_the_old_and_the_new);
     g_test_add_func("/http/redact/basic-credential-echoed-in-error",
                     test_basic_credential_echoed_in_error_is_redacted);
     g_test_add_func("/http/redact/credential-cut-by-truncation",
