@@ -20,6 +20,7 @@
 
 #include <fuse_lowlevel.h>
 #include <fuse_opt.h>
+#include <systemd/sd-daemon.h>
 
 #include "infrafs/config.h"
 #include "infrafs/fs.h"
@@ -345,6 +346,11 @@ static gpointer startup_main(gpointer data)
 
     report(TRUE, "mounted at %s%s (%s)", st->mountpoint,
            all ? "" : "; first refresh still running", summary);
+    /* Under systemd (Type=notify): ready at the moment the command would
+     * return, the tree populated or the wait for it given up. Nothing
+     * without NOTIFY_SOCKET. */
+    sd_notifyf(0, "READY=1\nSTATUS=mounted at %s%s (%s)", st->mountpoint,
+               all ? "" : "; first refresh still running", summary);
     g_free(summary);
     if (!st->foreground)
         detach_stdio();
@@ -553,6 +559,7 @@ static int serve(IfsConfig *config, struct fuse_args *args, struct fuse_cmdline_
     exit_watch = (ExitWatch){se, store};
     exit_thread = g_thread_new("exit-watch", exit_watch_main, &exit_watch);
     rc = run_mounted(se, cmd);
+    sd_notify(0, "STOPPING=1\nSTATUS=unmounting");
     /* SIGTERM and Ctrl-C ask for the stop that just happened cleanly. */
     rc = rc == 0 || rc == SIGTERM || rc == SIGINT ? 0 : 1;
     fuse_session_exit(se); /* (already so, unless the loop failed) */
