@@ -1,11 +1,17 @@
-/* Route GLib's log messages to stderr (foreground) or syslog (daemon). */
+/* Route GLib's log messages to stderr (foreground) or syslog (daemon), at
+ * or above the level chosen with -o log_level=. */
 #include "infrafs/log.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
+#include <unistd.h>
 
 static gboolean log_to_syslog;
-static gboolean log_debug;
+static gboolean log_to_journal; /* stderr is systemd's journal stream */
+static int log_max_priority = LOG_INFO;
 
 static int syslog_priority(GLogLevelFlags level)
 {
@@ -13,6 +19,8 @@ static int syslog_priority(GLogLevelFlags level)
         return LOG_ERR;
     if (level & G_LOG_LEVEL_WARNING)
         return LOG_WARNING;
+    if (level & G_LOG_LEVEL_MESSAGE)
+        return LOG_NOTICE;
     if (level & G_LOG_LEVEL_DEBUG)
         return LOG_DEBUG;
     return LOG_INFO;
@@ -32,20 +40,52 @@ static const char *level_word(GLogLevelFlags level)
 static void ifs_log_handler(const char *domain, GLogLevelFlags level,
                             const char *message, gpointer data)
 {
+    int priority = syslog_priority(level);
+
     (void)domain;
     (void)data;
-    if ((level & G_LOG_LEVEL_DEBUG) && !log_debug)
+    if (priority > log_max_priority)
         return;
     if (log_to_syslog)
-        syslog(syslog_priority(level), "%s%s", level_word(level), message);
+        syslog(priority, "%s%s", level_word(level), message);
+    else if (log_to_journal) /* "<N>": the journal's priority for the line */
+        fprintf(stderr, "<%d>infrafs: %s%s\n", priority, level_word(level), message);
     else
         fprintf(stderr, "infrafs: %s%s\n", level_word(level), message);
 }
 
-void ifs_log_init(gboolean foreground, gboolean debug)
+/* systemd sets JOURNAL_STREAM to "DEV:INODE" of the stream it connected
+ * stderr to; a stderr redirected elsewhere since does not match. */
+static gboolean stderr_is_journal(void)
 {
-    log_debug = debug;
+    const char *stream = g_getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat st;
+
+    return stream && sscanf(stream, "%llu:%llu", &dev, &ino) == 2 &&
+           fstat(STDERR_FILENO, &st) == 0 && (unsigned long long)st.st_dev == dev &&
+           (unsigned long long)st.st_ino == ino;
+}
+
+static const char *const level_names[] = { "error", "warning", "notice", "info", "debug" };
+static const int level_priorities[] = { LOG_ERR, LOG_WARNING, LOG_NOTICE, LOG_INFO, LOG_DEBUG };
+
+gboolean ifs_log_level_valid(const char *name)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(level_names); i++)
+        if (g_strcmp0(name, level_names[i]) == 0)
+            return TRUE;
+    return FALSE;
+}
+
+void ifs_log_init(gboolean foreground, gboolean debug, const char *level)
+{
+    log_max_priority = debug ? LOG_DEBUG : LOG_INFO;
+    for (size_t i = 0; level && i < G_N_ELEMENTS(level_names); i++)
+        if (strcmp(level, level_names[i]) == 0)
+            log_max_priority = level_priorities[i];
     log_to_syslog = !foreground;
+    log_to_journal = foreground && stderr_is_journal();
     if (log_to_syslog)
         openlog("infrafs", LOG_PID, LOG_DAEMON);
     g_log_set_handler("infrafs", G_LOG_LEVEL_MASK | G_LOG_FLAG_FATAL |

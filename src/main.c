@@ -44,6 +44,7 @@ typedef struct {
     char *gid;
     char *umask;
     char *control_group;
+    char *log_level;
     IfsFsOwner owner;    /* what they resolve to */
     int offline;
     int refresh;
@@ -70,6 +71,7 @@ static const struct fuse_opt option_spec[] = {
     IFS_OPT("gid=%s", gid, 0),
     IFS_OPT("umask=%s", umask, 0),
     IFS_OPT("control_group=%s", control_group, 0),
+    IFS_OPT("log_level=%s", log_level, 0),
     FUSE_OPT_KEY("-h", KEY_HELP),
     FUSE_OPT_KEY("--help", KEY_HELP),
     FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -233,6 +235,8 @@ static void print_usage(const char *prog)
            "                            files 0444, control files 0644\n"
            "    -o control_group=GROUP  control files 0664 and of this group, so that its\n"
            "                            members can act (with allow_other)\n"
+           "    -o log_level=LEVEL      least severe messages logged: error, warning,\n"
+           "                            notice, info (default) or debug\n"
            "    -h, --help              print this help\n"
            "    -V, --version           print the version\n"
            "\n"
@@ -667,6 +671,11 @@ int main(int argc, char *argv[])
     }
     if (!resolve_owner(&o))
         goto out;
+    if (o.log_level && !ifs_log_level_valid(o.log_level)) {
+        fprintf(stderr, "infrafs: log_level=%s: give one of error, warning, notice, info, "
+                "debug\n", o.log_level);
+        goto out;
+    }
     /* Before any secret is read: a core file of this process would hold
      * every account's key, and so would the memory a debugger or another
      * process of the same user can read. Not dumpable, only root can. */
@@ -712,7 +721,7 @@ int main(int argc, char *argv[])
             /* the daemon only uses absolute paths */
         }
     }
-    ifs_log_init(cmd.foreground, cmd.debug);
+    ifs_log_init(cmd.foreground, cmd.debug, o.log_level);
     rc = serve(config, &args, &cmd, mountpoint, &o, cache_dir);
     if (report_fd >= 0) /* failed before reporting */
         report(FALSE, "startup failed");
@@ -728,6 +737,7 @@ out:
     free(o.gid);
     free(o.umask);
     free(o.control_group);
+    free(o.log_level);
     free(cmd.mountpoint);
     g_ptr_array_free(o.positionals, TRUE);
     fuse_opt_free_args(&args);

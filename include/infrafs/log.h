@@ -4,4 +4,9 @@
 #pragma once
 #include <glib.h>
 
-void ifs_log_init(gboolean foreground, gboolean debug);
+/* `level`: the least severe messages logged, one of error, warning,
+ * notice, info, debug; NULL: info, or debug with `debug` (-d). In the
+ * foreground under systemd (stderr is its journal stream) each line starts
+ * with its priority, "<4>" for a warning. */
+void ifs_log_init(gboolean foreground, gboolean debug, const char *level);
+gboolean ifs_log_level_valid(const char *name);

@@ -387,3 +387,68 @@ def test_allow_other_turns_on_default_permissions(fresh_sim, make_mount):
     m = make_mount(hostup_config(fresh_sim), extra_opts=["allow_other"])
     opts = mount_entry(m.path)[3].split(",")
     assert "allow_other" in opts and "default_permissions" in opts
+
+
+def run_foreground(args, mnt, env=None, stderr=subprocess.PIPE):
+    """`infrafs -f ARGS MNT` until mounted, then unmounted: its stderr."""
+    proc = subprocess.Popen([INFRAFS, "-f", *args, mnt], stdout=subprocess.DEVNULL,
+                            stderr=stderr, env=env, text=True)
+    try:
+        wait_for(lambda: is_mounted(mnt) and os.listdir(os.path.join(mnt, "providers")),
+                 timeout=30, what="the mount")
+        # The startup report comes once the first refreshes are done.
+        wait_for(lambda: read(os.path.join(mnt, "providers", "bad", "state")) != "stale\n",
+                 timeout=30, what="the first refresh")
+    finally:
+        subprocess.run(["fusermount3", "-u", mnt])
+        out = proc.communicate(timeout=30)[1]
+    return proc.returncode, out
+
+
+def good_and_bad_config(sim, tmp_path):
+    return write_config(tmp_path / "config",
+                        hostup_config(sim, section="good") +
+                        hostup_config(sim, section="bad", token="wrong-token"))
+
+
+def test_log_level_leaves_out_what_is_less_severe(fresh_sim, tmp_path):
+    config = good_and_bad_config(fresh_sim, tmp_path)
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"))
+    mnt = mountpoint(tmp_path)
+
+    rc, default = run_foreground(["-o", f"config={config}"], mnt, env)
+    assert rc == 0
+    rc, warnings = run_foreground(["-o", f"config={config},log_level=warning"], mnt, env)
+    assert rc == 0
+
+    assert "infrafs: mounted at" in default            # a notice
+    assert "warning: account 'bad': refresh failed" in default
+    assert "warning: account 'bad': refresh failed" in warnings
+    assert "mounted at" not in warnings, warnings
+    assert "wrong-token" not in default + warnings
+
+
+def test_under_systemd_each_log_line_carries_its_journal_priority(fresh_sim, tmp_path):
+    config = good_and_bad_config(fresh_sim, tmp_path)
+    mnt = mountpoint(tmp_path)
+    log = tmp_path / "stderr"
+    with open(log, "w") as stderr:
+        st = os.fstat(stderr.fileno())
+        env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"),
+                   JOURNAL_STREAM=f"{st.st_dev}:{st.st_ino}")
+        rc, _ = run_foreground(["-o", f"config={config}"], mnt, env, stderr=stderr)
+    assert rc == 0
+    lines = log.read_text().splitlines()
+    assert any(re.fullmatch(r"<4>infrafs: warning: account 'bad': refresh failed.*", line)
+               for line in lines), lines
+    assert any(line.startswith("<5>infrafs: mounted at") for line in lines), lines
+    assert all(re.match(r"<[0-7]>", line) for line in lines), lines
+
+
+def test_a_bad_log_level_is_refused_naming_the_levels(daemons, tmp_path, fresh_sim):
+    config = write_config(tmp_path / "config", hostup_config(fresh_sim))
+    mnt = mountpoint(tmp_path)
+    out, _ = daemons.run(["-o", f"config={config},log_level=loud", mnt], mnt)
+    assert out.returncode != 0
+    assert "log_level=loud" in out.stderr and "warning, notice" in out.stderr
+    assert not is_mounted(mnt)
