@@ -125,25 +125,17 @@ static gboolean resolve_id(const char *opt, const char *text, gboolean is_group,
         *out = (guint)n;
         return TRUE;
     }
-    if (is_group) {
-        struct group *gr = getgrnam(text);
+    struct group *gr = is_group ? getgrnam(text) : NULL;
+    struct passwd *pw = is_group ? NULL : getpwnam(text);
+    const char *what = is_group ? "group" : "user";
 
-        if (gr)
-            *out = gr->gr_gid;
-        else
-            fprintf(stderr, "infrafs: %s=%s: no such group; give a group name or a number "
-                    "(see getent group)\n", opt, text);
-        return gr != NULL;
-    } else {
-        struct passwd *pw = getpwnam(text);
-
-        if (pw)
-            *out = pw->pw_uid;
-        else
-            fprintf(stderr, "infrafs: %s=%s: no such user; give a user name or a number "
-                    "(see getent passwd)\n", opt, text);
-        return pw != NULL;
+    if (gr || pw) {
+        *out = gr ? gr->gr_gid : pw->pw_uid;
+        return TRUE;
     }
+    fprintf(stderr, "infrafs: %s=%s: no such %s; give a %s name or a number (see getent %s)\n",
+            opt, text, what, what, is_group ? "group" : "passwd");
+    return FALSE;
 }
 
 /* uid=, gid=, umask= and control_group= into o->owner; by default the tree

@@ -30,15 +30,21 @@ def provider(mnt, name):
     return read(os.path.join(mnt, "providers", "hostup", name))
 
 
-def test_a_fixed_token_file_is_read_again_when_a_refresh_is_asked_for(
-        fresh_sim, daemons, tmp_path):
-    config, token = secret_config(fresh_sim, tmp_path, "token_file")
+def mount_unauthorized(sim, daemons, tmp_path, source):
+    """Mounted with a wrong secret in the token file; (mountpoint, token file)."""
+    config, token = secret_config(sim, tmp_path, source)
     set_token(token, "wrong-token")
     mnt = mountpoint(tmp_path)
     out, _ = daemons.run(["-o", f"config={config}", mnt], mnt)
     assert out.returncode == 0, out.stderr
     assert provider(mnt, "state") == "unauthorized\n"
     assert os.listdir(os.path.join(mnt, "vps", "hostup")) == []
+    return mnt, token
+
+
+def test_a_fixed_token_file_is_read_again_when_a_refresh_is_asked_for(
+        fresh_sim, daemons, tmp_path):
+    mnt, token = mount_unauthorized(fresh_sim, daemons, tmp_path, "token_file")
 
     set_token(token, TOKEN)
     assert sh(f"echo 1 > {q(os.path.join(mnt, 'providers', 'hostup', 'refresh'))}"
@@ -51,12 +57,7 @@ def test_a_fixed_token_file_is_read_again_when_a_refresh_is_asked_for(
 
 
 def test_a_fixed_token_command_is_run_again_on_sighup(fresh_sim, daemons, tmp_path):
-    config, token = secret_config(fresh_sim, tmp_path, "token_command")
-    set_token(token, "wrong-token")
-    mnt = mountpoint(tmp_path)
-    out, _ = daemons.run(["-o", f"config={config}", mnt], mnt)
-    assert out.returncode == 0, out.stderr
-    assert provider(mnt, "state") == "unauthorized\n"
+    mnt, token = mount_unauthorized(fresh_sim, daemons, tmp_path, "token_command")
 
     set_token(token, TOKEN)
     (pid,) = infrafs_pids(mnt)
