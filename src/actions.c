@@ -3,6 +3,7 @@
 #include "actions.h"
 
 #include <errno.h>
+#include <pwd.h>
 #include <string.h>
 
 #define POLL_MIN_MS 300
@@ -204,11 +205,26 @@ static char *command_text_for_log(const IfsCommand *cmd, const char *buf, size_t
     return line;
 }
 
-/* "<UTC time> <command> <ok|failed> <HTTP status> <code and message>\n" */
+/* "by alice (uid 1000)", or "by uid 1234" for a uid without a name (or
+ * with one that would not read as one word). */
+static char *writer_text(uid_t uid)
+{
+    struct passwd pw, *found = NULL;
+    char buf[1024];
+
+    if (getpwuid_r(uid, &pw, buf, sizeof buf, &found) == 0 && found && *found->pw_name &&
+        !strpbrk(found->pw_name, " \t\r\n()"))
+        return g_strdup_printf("by %s (uid %u)", found->pw_name, (unsigned)uid);
+    return g_strdup_printf("by uid %u", (unsigned)uid);
+}
+
+/* "<UTC time> <command> <ok|failed> <HTTP status> <code and message> by
+ * <writer>\n" */
 static char *last_action_line(const char *command, const IfsError *err,
-                              const IfsActionResult *res)
+                              const IfsActionResult *res, uid_t writer)
 {
     char *when = store_iso_time(store_now());
+    char *who = writer_text(writer);
     char *line;
 
     if (err) {
@@ -218,8 +234,9 @@ static char *last_action_line(const char *command, const IfsError *err,
             g_snprintf(status, sizeof status, "%d", err->http_status);
         else
             g_strlcpy(status, "-", sizeof status);
-        line = g_strdup_printf("%s %s failed %s %s%s%s\n", when, command, status,
-                               err->code ? err->code : "", err->code ? ": " : "", msg);
+        line = g_strdup_printf("%s %s failed %s %s%s%s%s%s\n", when, command, status,
+                               err->code ? err->code : "", err->code ? ": " : "", msg,
+                               err->code || *msg ? " " : "", who);
         g_free(msg);
     } else {
         char *msg = store_one_line(res->op_job_id ? res->op_job_id : res->message, 1024);
@@ -228,12 +245,13 @@ static char *last_action_line(const char *command, const IfsError *err,
             g_snprintf(status, sizeof status, "%d", res->http_status);
         else
             g_strlcpy(status, "-", sizeof status);
-        line = g_strdup_printf("%s %s ok %s%s%s%s%s\n", when, command, status,
+        line = g_strdup_printf("%s %s ok %s%s%s%s%s %s\n", when, command, status,
                                res->op_status ? " " : "", res->op_status ? res->op_status : "",
-                               *msg ? " " : "", msg);
+                               *msg ? " " : "", msg, who);
         g_free(msg);
     }
     g_free(when);
+    g_free(who);
     return line;
 }
 
@@ -257,7 +275,7 @@ static void queue_task(Actions *ac, Task *t)
 }
 
 static int resource_control_write(Actions *ac, Account *a, IfsControlTarget *t,
-                                  const char *buf, size_t len, off_t offset)
+                                  const char *buf, size_t len, off_t offset, uid_t writer)
 {
     const IfsControlSpec *spec = ifs_provider_control(a->type, t->res_kind, t->file);
     IfsError *err = NULL;
@@ -287,7 +305,7 @@ static int resource_control_write(Actions *ac, Account *a, IfsControlTarget *t,
 
     command = command_text_for_log(cmd, buf, len);
     {
-        char *raw = last_action_line(command, ok ? NULL : err, &res);
+        char *raw = last_action_line(command, ok ? NULL : err, &res, writer);
         line = ifs_http_redact(a->http, raw); /* the provider's words in it too */
         g_free(raw);
     }
@@ -346,7 +364,7 @@ static int resource_control_write(Actions *ac, Account *a, IfsControlTarget *t,
 }
 
 static int refresh_control_write(Actions *ac, Account *a, const char *buf, size_t len,
-                                 off_t offset)
+                                 off_t offset, uid_t writer)
 {
     IfsError *err = NULL;
     IfsCommand *cmd = NULL;
@@ -369,7 +387,7 @@ static int refresh_control_write(Actions *ac, Account *a, const char *buf, size_
     command = command_text_for_log(cmd, buf, len);
     res.http_status = 0;
     res.message = g_strdup("refreshed");
-    line = last_action_line(command, err, &res);
+    line = last_action_line(command, err, &res, writer);
     g_mutex_lock(&a->lock);
     g_free(a->provider_last_action);
     a->provider_last_action = line;
@@ -384,15 +402,15 @@ static int refresh_control_write(Actions *ac, Account *a, const char *buf, size_
 }
 
 int actions_control_write(Actions *ac, IfsNode *node, const char *buf, size_t len,
-                          off_t offset)
+                          off_t offset, uid_t writer)
 {
     IfsControlTarget *t = ifs_node_target(node);
 
     if (node->type != IFS_NODE_CONTROL || !t)
         return EACCES;
     if (t->kind == TARGET_REFRESH)
-        return refresh_control_write(ac, t->account, buf, len, offset);
-    return resource_control_write(ac, t->account, t, buf, len, offset);
+        return refresh_control_write(ac, t->account, buf, len, offset, writer);
+    return resource_control_write(ac, t->account, t, buf, len, offset, writer);
 }
 
 /* ---- operation/wait -------------------------------------------------------- */

@@ -23,7 +23,7 @@ void actions_stop(Actions *ac);
 /* The write of `len` bytes at `offset` to control node `node`. Returns 0
  * or a positive errno; see ifs_store_control_write. */
 int actions_control_write(Actions *ac, IfsNode *node, const char *buf, size_t len,
-                          off_t offset);
+                          off_t offset, uid_t writer);
 /* A read of an operation/wait node and its reply; see ifs_store_wait_text
  * and ifs_store_wait_replied. */
 char *actions_wait_text(Actions *ac, IfsNode *node, gboolean (*give_up)(void *data),

@@ -483,7 +483,7 @@ static void ifs_write(fuse_req_t req, fuse_ino_t id, const char *buf, size_t siz
     queue_control_drop(fs, id);
     /* The API call happens here, inside write(): errors are never deferred
      * to close(), which most programs ignore. */
-    errnum = ifs_store_control_write(fs->store, node, buf, size, off);
+    errnum = ifs_store_control_write(fs->store, node, buf, size, off, fuse_req_ctx(req)->uid);
     if (errnum)
         fuse_reply_err(req, errnum);
     else

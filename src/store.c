@@ -245,9 +245,9 @@ uint64_t ifs_store_hand_out(IfsStore *store, uint64_t dir_id, const IfsNode *chi
 /* ---- writes and waits -------------------------------------------------------- */
 
 int ifs_store_control_write(IfsStore *store, IfsNode *node, const char *buf,
-                            size_t len, off_t offset)
+                            size_t len, off_t offset, uid_t writer)
 {
-    return actions_control_write(&store->actions, node, buf, len, offset);
+    return actions_control_write(&store->actions, node, buf, len, offset, writer);
 }
 
 char *ifs_store_wait_text(IfsStore *store, IfsNode *node,

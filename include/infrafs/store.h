@@ -94,10 +94,11 @@ uint64_t ifs_store_hand_out(IfsStore *store, uint64_t dir_id, const IfsNode *chi
  * none is left the store forgets the inode too. */
 void ifs_store_forget(IfsStore *store, uint64_t id, uint64_t nlookup);
 
-/* Write to a control node: performs the command. Returns 0 or a positive
- * errno. Blocks until the API answered and the tree shows the result. */
+/* Write to a control node by user `writer`: performs the command. Returns
+ * 0 or a positive errno. Blocks until the API answered and the tree shows
+ * the result. last_action names the writer. */
 int ifs_store_control_write(IfsStore *store, IfsNode *node, const char *buf,
-                            size_t len, off_t offset);
+                            size_t len, off_t offset, uid_t writer);
 
 /* Read of an operation/wait node: blocks until the operation is terminal
  * and shown in the tree, or until `give_up(data)` says so (checked every

@@ -9,6 +9,7 @@ Tests import the helpers below with `from conftest import ...`."""
 
 import json
 import os
+import pwd
 import re
 import signal
 import stat
@@ -30,6 +31,8 @@ SUSPICIOUS = re.compile(r"warning|error|==\d+==|runtime error|critical", re.I)
 
 # "2025-01-31T12:34:56Z": what last_refresh, next_refresh and last_action use.
 ISO_UTC = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
+# How last_action ends for a write by the user running the tests (a regex).
+BY_ME = re.escape(f" by {pwd.getpwuid(os.getuid()).pw_name} (uid {os.getuid()})")
 
 
 def wait_for(predicate, timeout=10.0, interval=0.02, what="condition"):

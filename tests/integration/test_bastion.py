@@ -3,6 +3,7 @@ gid= and umask=, and control_group= letting one group act. Driven as real
 unprivileged users, created by the test (it runs as root)."""
 
 import os
+import pwd
 import secrets
 import shutil
 import subprocess
@@ -79,6 +80,12 @@ def test_control_group_members_act_others_only_read(fresh_sim, daemons, tmp_path
     assert out.returncode == 0, out.stderr
     posts = fresh_sim.requests("POST")
     assert len(posts) == 1 and first in posts[0]["path"], posts
+    # last_action says who acted; the outsider's refused write never
+    # reached infrafs (the kernel refused it).
+    uid = pwd.getpwnam(member).pw_uid
+    with open(vps(first, "last_action")) as f:
+        line = f.read()
+    assert " start ok " in line and line.endswith(f" by {member} (uid {uid})\n"), line
 
 
 def test_uid_gid_and_umask_set_owner_and_modes(fresh_sim, daemons, tmp_path, team, shared_dir):

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import (ISO_UTC, TOKEN, bash, hostup_config, q, read, sh, timed, wait_for,
+from conftest import (BY_ME, ISO_UTC, TOKEN, bash, hostup_config, q, read, sh, timed, wait_for,
                       write_errno)
 
 COMMANDS = "start shutdown stop restart reset\n"
@@ -484,7 +484,8 @@ def test_after_restart_operation_shows_status_job_id_and_poll_url(mnt, fresh_sim
     assert mnt.read("vps", "hostup", vps_id, "operation", "poll_url") == f"/api/jobs/{job}\n"
     assert mnt.read("vps", "hostup", vps_id, "operation", "status") in \
         ("queued\n", "in_progress\n", "completed\n")
-    assert re.fullmatch(rf"{ISO_UTC} restart ok 202 queued {job}\n", last_action(mnt, vps_id))
+    assert re.fullmatch(rf"{ISO_UTC} restart ok 202 queued {job}{BY_ME}\n",
+                        last_action(mnt, vps_id))
 
 
 @pytest.mark.parametrize("setup,command,final", [

@@ -17,7 +17,7 @@ import urllib.request
 
 import pytest
 
-from conftest import (ISO_UTC, TOKEN, Simulator, account_config, bash, is_mounted, q,
+from conftest import (BY_ME, ISO_UTC, TOKEN, Simulator, account_config, bash, is_mounted, q,
                       read, sh, wait_for, write_errno)
 
 USER = "demo@example.com"        # the simulator's default DeployHQ user
@@ -402,7 +402,7 @@ def test_echo_1_to_sync_posts_once_and_records_sync_requested(dmnt, dsim):
     assert [r["path"] for r in posts] == [f"/hosted_resources/{vps['identifier']}/sync"]
     assert posts[0]["body"] in (None, "") and posts[0]["auth"] == "basic"
     line = d.read("last_action")
-    assert re.fullmatch(rf"{ISO_UTC} 1 ok 200 sync_requested\n", line), line
+    assert re.fullmatch(rf"{ISO_UTC} 1 ok 200 sync_requested{BY_ME}\n", line), line
     # Re-read at once, without waiting for the periodic refresh.
     wait_for(lambda: calls(dsim, "GET", res_calls(vps["identifier"])), timeout=5,
              what="the re-read after sync")
@@ -537,7 +537,7 @@ def test_retry_provision_of_a_resource_in_error_provisions_it_again(dmnt, dsim):
 
     assert [r["path"] for r in calls(dsim, "POST")] == \
         [f"/hosted_resources/{broken['identifier']}/retry_provision"]
-    assert re.fullmatch(rf"{ISO_UTC} 1 ok 200 provisioning\n", d.read("last_action"))
+    assert re.fullmatch(rf"{ISO_UTC} 1 ok 200 provisioning{BY_ME}\n", d.read("last_action"))
     wait_for(lambda: d.read("status") == "provisioning\n", timeout=5, what="provisioning")
     wait_for(lambda: d.read("status") == "active\n", timeout=8, what="active")
 

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from conftest import ISO_UTC, TOKEN, account_config, is_mounted, q, sh, wait_for, write_errno
+from conftest import BY_ME, ISO_UTC, TOKEN, account_config, is_mounted, q, sh, wait_for, write_errno
 
 ACCOUNT = "dokploy"
 FINISHED = ("done", "error", "cancelled")
@@ -392,8 +392,8 @@ def test_kill_on_a_finished_deployment_fails_with_einval_and_last_action_has_dok
 
     assert len(posts(dsim, "killProcess")) == 1
     line = dmnt.read("deployments", ACCOUNT, d, "last_action")
-    assert re.fullmatch(ISO_UTC + r" 1 failed 400 BAD_REQUEST: .*Deployment is not running\n",
-                        line), line
+    assert re.fullmatch(ISO_UTC + r" 1 failed 400 BAD_REQUEST: .*Deployment is not running"
+                        + BY_ME + "\n", line), line
     assert dmnt.read("deployments", ACCOUNT, d, "status") == "done\n"
 
 
@@ -448,8 +448,8 @@ def test_remove_of_a_deployment_already_gone_fails_with_enoent(dmnt, dsim):
 
     assert write_errno(dep(dmnt, d, "remove"), "1\n") == errno.ENOENT
 
-    assert re.fullmatch(ISO_UTC + r" 1 failed 404 NOT_FOUND: .*Deployment not found\n",
-                        dmnt.read("deployments", ACCOUNT, d, "last_action"))
+    assert re.fullmatch(ISO_UTC + r" 1 failed 404 NOT_FOUND: .*Deployment not found"
+                        + BY_ME + "\n", dmnt.read("deployments", ACCOUNT, d, "last_action"))
 
 
 @pytest.mark.parametrize("control", ["kill", "remove"])

@@ -15,8 +15,8 @@ import urllib.request
 
 import pytest
 
-from conftest import (INFRAFS, ISO_UTC, TOKEN, Simulator, account_config, bash, hostup_config,
-                      q, read, write_errno)
+from conftest import (BY_ME, INFRAFS, ISO_UTC, TOKEN, Simulator, account_config, bash,
+                      hostup_config, q, read, write_errno)
 
 SCOPE = ["vps_101", "vps_102", "vps_103"]   # what the simulator's token may act on
 OUT_OF_SCOPE = "vps_999"
@@ -152,7 +152,7 @@ def test_echo_start_makes_exactly_one_post_and_status_says_start_requested(mnt, 
     assert rd(mnt, "vps_101", "requested_action") == "start\n"
     assert rd(mnt, "vps_101", "requested_at") == m.group(1) + "\n"
     assert rd(mnt, "vps_101", "message") == "Start action sent\n"
-    assert re.fullmatch(rf"{ISO_UTC} start ok 200 Start action sent\n",
+    assert re.fullmatch(rf"{ISO_UTC} start ok 200 Start action sent{BY_ME}\n",
                         rd(mnt, "vps_101", "last_action"))
     assert mnt.provider("requests", account="heo") == "1\n"
     assert [(a["vps_id"], a["action"]) for a in accepted(heo)] == [("vps_101", "start")]
@@ -182,7 +182,7 @@ def test_reset_force_sends_force_true_as_the_query(mnt, heo):
     assert accepted(heo)[0]["force"] is True
     assert rd(mnt, "vps_103", "status").startswith("reset requested at ")
     assert rd(mnt, "vps_103", "requested_action") == "reset\n"
-    assert re.fullmatch(rf"{ISO_UTC} reset force ok 200 Reset action sent\n",
+    assert re.fullmatch(rf"{ISO_UTC} reset force ok 200 Reset action sent{BY_ME}\n",
                         rd(mnt, "vps_103", "last_action"))
 
 

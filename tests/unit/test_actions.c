@@ -45,7 +45,7 @@ static int write_control(Fixture *fx, const char *path, const char *text)
 
     if (!n)
         g_error("no node at %s", path);
-    errnum = actions_control_write(&fx->p.actions, n, text, strlen(text), 0);
+    errnum = actions_control_write(&fx->p.actions, n, text, strlen(text), 0, getuid());
     ifs_node_unref(n);
     return errnum;
 }
@@ -72,6 +72,17 @@ static char *last_action_after_time(Fixture *fx, const char *path)
     return rest;
 }
 
+/* last_action after its time: `what`, then the writer, this process. */
+static void assert_written_by_us(const char *line, const char *what)
+{
+    char *end = test_writer_end();
+    char *expected = g_strconcat(what, " ", end, NULL);
+
+    g_assert_cmpstr(line, ==, expected);
+    g_free(expected);
+    g_free(end);
+}
+
 static void test_a_write_acts_once_and_shows_its_result(Fixture *fx, gconstpointer d)
 {
     char *act, *line;
@@ -85,7 +96,7 @@ static void test_a_write_acts_once_and_shows_its_result(Fixture *fx, gconstpoint
     /* Shown before the write returned: the provider's resource, our line. */
     assert_published(fx, "vps/acct/vps_1/power_state", "stopped\n");
     line = last_action_after_time(fx, "vps/acct/vps_1/last_action");
-    g_assert_cmpstr(line, ==, "stop force ok 200 accepted stop\n");
+    assert_written_by_us(line, "stop force ok 200 accepted stop");
     g_free(line);
     /* The fake returned the resource: nothing to re-read. */
     g_assert_cmpuint(fake_provider_calls(fx->p.fake, FAKE_FETCH), ==, 0);
@@ -103,12 +114,12 @@ static void test_a_refused_command_makes_no_call(Fixture *fx, gconstpointer d)
     g_assert_true(g_str_has_prefix(line, "explode failed - "));
     g_free(line);
     /* Not at offset 0: refused as well. */
-    g_assert_cmpint(actions_control_write(&fx->p.actions, power, "stop", 4, 3), ==, EINVAL);
+    g_assert_cmpint(actions_control_write(&fx->p.actions, power, "stop", 4, 3, getuid()), ==, EINVAL);
     g_assert_cmpuint(fake_provider_calls(fx->p.fake, FAKE_ACT), ==, 0);
     /* Only control nodes take writes. */
     {
         IfsNode *name = published_node(&fx->p, "vps/acct/vps_1/name");
-        g_assert_cmpint(actions_control_write(&fx->p.actions, name, "x", 1, 0), ==, EACCES);
+        g_assert_cmpint(actions_control_write(&fx->p.actions, name, "x", 1, 0, getuid()), ==, EACCES);
         ifs_node_unref(name);
     }
     ifs_node_unref(power);
@@ -124,7 +135,7 @@ static void test_a_failed_action_answers_its_errno(Fixture *fx, gconstpointer d)
     g_assert_cmpint(write_control(fx, "vps/acct/vps_1/power", "stop\n"), ==, EBUSY);
     g_test_assert_expected_messages();
     line = last_action_after_time(fx, "vps/acct/vps_1/last_action");
-    g_assert_cmpstr(line, ==, "stop failed 409 busy: server is locked\n");
+    assert_written_by_us(line, "stop failed 409 busy: server is locked");
     g_free(line);
     assert_published(fx, "vps/acct/vps_1/power_state", "running\n");
 }
@@ -193,7 +204,7 @@ static void test_an_operation_is_polled_until_it_ends(Fixture *fx, gconstpointer
     fake_provider_start_operations(fx->p.fake, TRUE);
     g_assert_cmpint(write_control(fx, "vps/acct/vps_1/power", "stop\n"), ==, 0);
     line = last_action_after_time(fx, "vps/acct/vps_1/last_action");
-    g_assert_cmpstr(line, ==, "stop ok 202 queued job-1\n");
+    assert_written_by_us(line, "stop ok 202 queued job-1");
     g_free(line);
     assert_published(fx, "vps/acct/vps_1/operation/job_id", "job-1\n");
     assert_published(fx, "vps/acct/vps_1/power_state", "running\n");
@@ -239,7 +250,7 @@ static void test_the_refresh_control_refreshes_and_says_so(Fixture *fx, gconstpo
     g_assert_cmpuint(fake_provider_calls(fx->p.fake, FAKE_LIST), ==, 2);
     assert_published(fx, "vps/acct/vps_1/name", "web-02\n");
     line = last_action_after_time(fx, "providers/acct/last_action");
-    g_assert_cmpstr(line, ==, "1 ok - refreshed\n");
+    assert_written_by_us(line, "1 ok - refreshed");
     g_free(line);
 }
 

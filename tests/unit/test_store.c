@@ -321,7 +321,7 @@ static int write_node(IfsStore *store, const char *path, const char *text)
 
     if (!n)
         g_error("no node at %s", path);
-    errnum = ifs_store_control_write(store, n, text, strlen(text), 0);
+    errnum = ifs_store_control_write(store, n, text, strlen(text), 0, getuid());
     ifs_node_unref(n);
     return errnum;
 }
@@ -345,7 +345,7 @@ static int refresh_store(IfsStore *store)
         parent = inos[i];
     }
     g_assert_cmpint(node->type, ==, IFS_NODE_CONTROL);
-    errnum = ifs_store_control_write(store, node, "1\n", 2, 0);
+    errnum = ifs_store_control_write(store, node, "1\n", 2, 0, getuid());
     ifs_node_unref(node);
     for (guint i = 0; i < G_N_ELEMENTS(path); i++)
         ifs_store_forget(store, inos[i], 1);
@@ -717,11 +717,14 @@ static void test_account_whose_provider_cannot_open_says_why(Fixture *fx, gconst
 /* ===================================================================== */
 /* Control writes                                                        */
 
-/* "<UTC time> <rest>": the time is now, give or take the test's run. */
-static void assert_last_action(IfsStore *store, const char *path, const char *rest)
+/* "<UTC time> <what> <writer>": the time is now, give or take the test's
+ * run, and the writer this process's user. */
+static void assert_last_action(IfsStore *store, const char *path, const char *what)
 {
     char *line = read_text(store, path);
     char *space = strchr(line, ' ');
+    char *end = test_writer_end();
+    char *rest = g_strconcat(what, " ", end, NULL);
     GDateTime *when;
 
     g_assert_nonnull(space);
@@ -733,6 +736,8 @@ static void assert_last_action(IfsStore *store, const char *path, const char *re
     g_assert_cmpstr(space + 1, ==, rest);
     g_date_time_unref(when);
     g_free(line);
+    g_free(rest);
+    g_free(end);
 }
 
 static void test_control_write_acts_once_and_shows_the_result(Fixture *fx, gconstpointer d)
@@ -754,7 +759,7 @@ static void test_control_write_acts_once_and_shows_the_result(Fixture *fx, gcons
     assert_text(fx->store, "vps/acct/vps_1/power_state", "stopped\n");
     assert_text(fx->store, "vps/acct/vps_1/last_command", "stop\n");
     assert_last_action(fx->store, "vps/acct/vps_1/last_action",
-                       "stop force ok 200 accepted stop\n");
+                       "stop force ok 200 accepted stop");
     assert_invalidated(fx, "vps/acct/vps_1 vps/acct/vps_1/json vps/acct/vps_1/last_action "
                            "vps/acct/vps_1/power_state");
     /* No refresh was needed for it. */
@@ -794,11 +799,11 @@ static void test_refused_command_makes_no_call(Fixture *fx, gconstpointer d)
     }
     /* Not at offset 0: one command is one write. */
     node = node_at(fx->store, "vps/acct/vps_1/power");
-    g_assert_cmpint(ifs_store_control_write(fx->store, node, "stop\n", 5, 3), ==, EINVAL);
+    g_assert_cmpint(ifs_store_control_write(fx->store, node, "stop\n", 5, 3, getuid()), ==, EINVAL);
     ifs_node_unref(node);
     /* Not a control file at all. */
     node = node_at(fx->store, "vps/acct/vps_1/name");
-    g_assert_cmpint(ifs_store_control_write(fx->store, node, "stop\n", 5, 0), ==, EACCES);
+    g_assert_cmpint(ifs_store_control_write(fx->store, node, "stop\n", 5, 0, getuid()), ==, EACCES);
     ifs_node_unref(node);
 
     g_assert_cmpuint(fake_provider_calls(fx->fake, FAKE_ACT), ==, 0);
@@ -816,7 +821,7 @@ static void test_failed_action_answers_its_errno_and_says_why(Fixture *fx, gcons
 
     g_assert_cmpuint(fake_provider_calls(fx->fake, FAKE_ACT), ==, 1);
     assert_last_action(fx->store, "vps/acct/vps_1/last_action",
-                       "restart failed 409 locked: VPS is locked by [redacted]\n");
+                       "restart failed 409 locked: VPS is locked by [redacted]");
     assert_text(fx->store, "vps/acct/vps_1/power_state", "running\n");
 }
 

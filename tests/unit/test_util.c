@@ -1,3 +1,5 @@
+#include <pwd.h>
+#include <unistd.h>
 #include "test_util.h"
 
 #include <glib.h>
@@ -76,4 +78,13 @@ char *tree_names(const IfsNode *root, const char *path)
                                ifs_node_name(ifs_node_child_at(dir, i)));
     ifs_node_unref(dir);
     return g_string_free(out, FALSE);
+}
+
+char *test_writer_end(void)
+{
+    struct passwd *pw = getpwuid(getuid());
+
+    if (pw)
+        return g_strdup_printf("by %s (uid %u)\n", pw->pw_name, (unsigned)getuid());
+    return g_strdup_printf("by uid %u\n", (unsigned)getuid());
 }

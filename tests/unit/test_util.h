@@ -16,3 +16,7 @@ char *node_text(const IfsNode *n);
 char *tree_text(const IfsNode *root, const char *path);
 /* The names in the directory at `path`, space-separated in their order. */
 char *tree_names(const IfsNode *root, const char *path);
+
+/* How last_action ends for a write by this process's user: "by NAME (uid
+ * N)\n", or "by uid N\n" without a name. */
+char *test_writer_end(void);
