@@ -24,6 +24,7 @@
 
 #include "infrafs/config.h"
 #include "infrafs/fs.h"
+#include "infrafs/http.h"
 #include "infrafs/log.h"
 #include "infrafs/persist.h"
 #include "infrafs/provider.h"
@@ -51,12 +52,13 @@ typedef struct {
     int startup_timeout;
     int show_help;
     int show_version;
+    int check;
     int allow_other;
     int dumpable;
     GPtrArray *positionals;
 } Options;
 
-enum { KEY_HELP, KEY_VERSION, KEY_FSTAB_ONLY, KEY_ALLOW_OTHER };
+enum { KEY_HELP, KEY_VERSION, KEY_CHECK, KEY_FSTAB_ONLY, KEY_ALLOW_OTHER };
 
 #define IFS_OPT(template, field, value) {template, offsetof(Options, field), value}
 
@@ -76,6 +78,7 @@ static const struct fuse_opt option_spec[] = {
     FUSE_OPT_KEY("--help", KEY_HELP),
     FUSE_OPT_KEY("-V", KEY_VERSION),
     FUSE_OPT_KEY("--version", KEY_VERSION),
+    FUSE_OPT_KEY("--check", KEY_CHECK),
     /* Options only /etc/fstab and mount(8) care about. */
     FUSE_OPT_KEY("auto", KEY_FSTAB_ONLY),
     FUSE_OPT_KEY("noauto", KEY_FSTAB_ONLY),
@@ -99,6 +102,9 @@ static int option_proc(void *data, const char *arg, int key, struct fuse_args *o
         return 0;
     case KEY_VERSION:
         o->show_version = 1;
+        return 0;
+    case KEY_CHECK:
+        o->check = 1;
         return 0;
     case KEY_FSTAB_ONLY:
         return 0;
@@ -178,6 +184,75 @@ static gboolean resolve_owner(Options *o)
     return TRUE;
 }
 
+/* ---- infrafs --check ------------------------------------------------------- */
+
+static char *choose_config(Options *o, const char *source)
+{
+    if (o->config)
+        return g_strdup(o->config);
+    if (source && strcmp(source, "infrafs") != 0)
+        return g_strdup(source);
+    return ifs_config_default_path();
+}
+
+/* One account's verdict line, and whether it is ok. */
+static gboolean check_account(const IfsAccountConfig *acct)
+{
+    const IfsProviderType *type = ifs_provider_find(acct->type);
+    IfsHttp *http = ifs_provider_http_new(type, acct);
+    IfsError *err = NULL;
+    IfsHttpResponse *resp = ifs_http_request(http, "GET", type->check_path, NULL, &err);
+    gboolean ok = resp != NULL;
+
+    if (ok && type->check_proves_key) {
+        printf("%s: ok\n", acct->name);
+    } else if (ok) {
+        printf("%s: ok (the API answers; %s has no read endpoint to try a key on, so the "
+               "first control write will tell)\n", acct->name, acct->type);
+    } else if (err->errnum == EACCES) {
+        printf("%s: unauthorized: %s; fix the secret (%s)\n", acct->name, err->message,
+               acct->secret_source);
+    } else if (err->errnum == EHOSTUNREACH || err->errnum == ETIMEDOUT) {
+        printf("%s: unreachable: %s; check url = %s and the network\n", acct->name,
+               err->message, acct->url);
+    } else {
+        printf("%s: error: %s\n", acct->name, err->message);
+    }
+    ifs_http_response_free(resp);
+    ifs_error_free(err);
+    ifs_http_free(http);
+    return ok;
+}
+
+/* `infrafs --check [CONFIG]`: the config read and every secret resolved,
+ * then one cheap request per account; mounts nothing. 0 only if every
+ * account is ok. */
+static int check_config(Options *o)
+{
+    const char *source = o->positionals->len ? g_ptr_array_index(o->positionals, 0) : NULL;
+    char *path = choose_config(o, source);
+    IfsError *err = NULL;
+    IfsConfig *config = ifs_config_load(path, ifs_provider_schemas(), &err);
+    int bad = 0;
+
+    ifs_config_forget_env_secrets();
+    g_free(path);
+    if (!config) {
+        fprintf(stderr, "infrafs: %s\n", err->message);
+        ifs_error_free(err);
+        return 1;
+    }
+    if (o->positionals->len > 1) {
+        fprintf(stderr, "infrafs: --check takes one argument, the config file\n");
+        ifs_config_free(config);
+        return 1;
+    }
+    for (guint i = 0; i < config->accounts->len; i++)
+        bad += !check_account(g_ptr_array_index(config->accounts, i));
+    ifs_config_free(config);
+    return bad ? 1 : 0;
+}
+
 /* libfuse names an option it does not know only when the session is made,
  * which is after the config is read: a typo such as `-o confg=FILE` would
  * be reported as a missing default config. A session made and dropped at
@@ -231,6 +306,8 @@ static void print_usage(const char *prog)
            "                            notice, info (default) or debug\n"
            "    -h, --help              print this help\n"
            "    -V, --version           print the version\n"
+           "    --check [CONFIG]        try every account's url and secret with one\n"
+           "                            request each, say what is wrong, mount nothing\n"
            "\n"
            "fstab-only options (auto, noauto, user, nouser, users, _netdev, nofail, x-*)\n"
            "are accepted and ignored.\n"
@@ -455,15 +532,6 @@ static char *absolute_mountpoint(const char *path, IfsError **err)
     return g_strdup(resolved);
 }
 
-static char *choose_config(Options *o, const char *source)
-{
-    if (o->config)
-        return g_strdup(o->config);
-    if (source && strcmp(source, "infrafs") != 0)
-        return g_strdup(source);
-    return ifs_config_default_path();
-}
-
 static void add_mount_options(struct fuse_args *args, const char *config_path,
                               gboolean allow_other)
 {
@@ -638,6 +706,10 @@ int main(int argc, char *argv[])
         fflush(stdout);
         fuse_lowlevel_version();
         rc = 0;
+        goto out;
+    }
+    if (o.check) {
+        rc = check_config(&o);
         goto out;
     }
     if (fuse_parse_cmdline(&args, &cmd) != 0)

@@ -264,24 +264,15 @@ IfsControlTarget *extras_control_target(Extras *x, Account *a, const IfsResource
 
 Account *account_new(Model *m, const IfsAccountConfig *cfg, const IfsProviderType *type)
 {
-    IfsHttpConfig hc = {0};
     Account *a = g_new0(Account, 1);
 
     a->model = m;
     a->cfg = cfg;
     a->type = type;
     a->refresh_s = cfg->refresh_s > 0 ? cfg->refresh_s : m->opts.refresh_s;
-    hc.account = cfg->name;
-    hc.origin = cfg->url;
-    hc.auth = type->auth;
-    hc.auth_header = type->auth_header;
-    hc.user = cfg->user;
-    hc.secret = cfg->secret;
-    hc.cacert = cfg->cacert;
-    hc.timeout_ms = cfg->timeout_s > 0 ? (long)cfg->timeout_s * 1000 : 0;
     a->max_resources = cfg->max_resources > 0 ? (guint)cfg->max_resources
                                               : IFS_DEFAULT_MAX_RESOURCES;
-    a->http = ifs_http_new(&hc);
+    a->http = ifs_provider_http_new(type, cfg);
     a->pstate = type->open(a->http, cfg, &a->open_error);
     a->refresh_target = control_target_new(TARGET_REFRESH, a, NULL, NULL, "refresh");
     g_mutex_init(&a->lock);

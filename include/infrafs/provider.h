@@ -92,6 +92,12 @@ struct IfsProviderType {
     const char *auth_header;        /* for IFS_AUTH_HEADER */
     const char *const *kinds;       /* NULL-terminated kinds it offers */
     const IfsControlSpec *controls; /* terminated by {NULL}; resource controls */
+    /* `infrafs --check`: one cheap GET (a path under the origin) that
+     * needs the account's key, or, with check_proves_key FALSE, one that
+     * only shows the API answers (HEO has no read endpoint to try a key
+     * on without acting). */
+    const char *check_path;
+    gboolean check_proves_key;
 
     /* Per-account state; `http` is owned by the caller and outlives it. */
     gpointer (*open)(IfsHttp *http, const IfsAccountConfig *cfg, IfsError **err);
@@ -121,6 +127,9 @@ struct IfsProviderType {
 };
 
 const IfsProviderType *ifs_provider_find(const char *type);
+/* The account's HTTP client, as its provider authenticates: used by the
+ * store and by `infrafs --check`. */
+IfsHttp *ifs_provider_http_new(const IfsProviderType *type, const IfsAccountConfig *cfg);
 /* NULL-terminated, in a stable order. */
 const IfsProviderType *const *ifs_provider_all(void);
 /* NULL-terminated schemas for ifs_config_load (static storage). */

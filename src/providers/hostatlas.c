@@ -653,6 +653,8 @@ const IfsProviderType ifs_provider_hostatlas = {
     .auth = IFS_AUTH_BEARER,
     .kinds = hostatlas_kinds,
     .controls = hostatlas_controls,
+    .check_path = "/api/v1/servers?page=1&per_page=1",
+    .check_proves_key = TRUE,
     .open = hostatlas_open,
     .close = hostatlas_close,
     .list = hostatlas_list,

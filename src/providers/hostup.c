@@ -476,6 +476,8 @@ const IfsProviderType ifs_provider_hostup = {
     .auth = IFS_AUTH_BEARER,
     .kinds = hostup_kinds,
     .controls = hostup_controls,
+    .check_path = "/api/v2/vps?limit=1",
+    .check_proves_key = TRUE,
     .open = hostup_open,
     .close = hostup_close,
     .list = hostup_list,

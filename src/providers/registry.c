@@ -27,6 +27,22 @@ const IfsProviderType *ifs_provider_find(const char *type)
     return NULL;
 }
 
+IfsHttp *ifs_provider_http_new(const IfsProviderType *type, const IfsAccountConfig *cfg)
+{
+    IfsHttpConfig hc = {
+        .account = cfg->name,
+        .origin = cfg->url,
+        .auth = type->auth,
+        .auth_header = type->auth_header,
+        .user = cfg->user,
+        .secret = cfg->secret,
+        .cacert = cfg->cacert,
+        .timeout_ms = cfg->timeout_s > 0 ? (long)cfg->timeout_s * 1000 : 0,
+    };
+
+    return ifs_http_new(&hc);
+}
+
 const IfsAccountSchema *const *ifs_provider_schemas(void)
 {
     static const IfsAccountSchema *schemas[G_N_ELEMENTS(providers)];
