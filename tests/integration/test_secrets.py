@@ -119,3 +119,36 @@ def test_a_token_file_gone_bad_fails_the_asked_refresh_with_the_fix_and_sends_no
     assert sh(f"echo 1 > {q(os.path.join(mnt, 'providers', 'hostup', 'refresh'))}"
               ).returncode == 0
     assert provider(mnt, "state") == "ok\n"
+
+
+def test_a_token_command_run_again_inherits_no_descriptor_of_the_daemon(
+        fresh_sim, daemons, tmp_path):
+    """The daemon holds /dev/fuse, sockets to the APIs and its cache files
+    by the time a refresh runs token_command again: none may reach it."""
+    fds = tmp_path / "fds"
+    script = tmp_path / "token.py"
+    script.write_text("import os\n"
+                      "names = sorted(os.listdir('/proc/self/fd'), key=int)\n"
+                      "seen = {}\n"
+                      "for n in names:\n"
+                      "    try:\n"
+                      "        seen[n] = os.readlink('/proc/self/fd/' + n)\n"
+                      "    except OSError:\n"
+                      "        seen[n] = '(listdir)'\n"
+                      f"open({str(fds)!r}, 'w').write(repr(seen))\n"
+                      f"print({TOKEN!r})\n")
+    config = write_config(tmp_path / "config",
+                          f"[hostup]\ntype = hostup\nurl = {fresh_sim.url('hostup')}\n"
+                          f"token_command = /usr/bin/python3 {q(str(script))}\nrefresh = 300\n")
+    mnt = mountpoint(tmp_path)
+    out, _ = daemons.run(["-o", f"config={config}", mnt], mnt)
+    assert out.returncode == 0, out.stderr
+    fds.unlink()
+
+    assert sh(f"echo 1 > {q(os.path.join(mnt, 'providers', 'hostup', 'refresh'))}"
+              ).returncode == 0
+
+    # stdin, stdout, stderr, and the one listdir() itself opened.
+    seen = eval(fds.read_text())  # noqa: S307 (a dict our script wrote)
+    assert sorted(seen) == ["0", "1", "2", "3"] and seen["3"] == "(listdir)", seen
+    assert provider(mnt, "state") == "ok\n"
