@@ -23,8 +23,8 @@
  * A walk's listings end every 100-200 µs. Waking a sleeping thread costs
  * its waker a wake-up of an idle CPU, which on a VM costs 20-30 µs of CPU
  * (an IPI, a VM exit), and the lister waits for it. Watching keeps that
- * off a cold `grep -r`'s path: 4.9-5.3 s -> 3.7 s at 10,000 resources
- * (2-core VM), for 1.4 s more CPU of this thread during the walk, and
+ * off a cold `grep -r`'s path: 4.7-4.9 s -> 3.9 s at 10,000 resources
+ * (2-core VM), for 1.7 s more CPU of this thread during the walk, and
  * none when nothing is pushed. */
 #define SPIN_US 100
 
