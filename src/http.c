@@ -1010,6 +1010,16 @@ static int check_cancelled(void *data, curl_off_t dltotal, curl_off_t dlnow,
     return atomic_load(&http->cancelled) ? 1 : 0;
 }
 
+static gboolean credential_unusable(const IfsHttp *http)
+{
+    gboolean unusable;
+
+    g_mutex_lock((GMutex *)&http->cred_lock);
+    unusable = http->secret_unusable;
+    g_mutex_unlock((GMutex *)&http->cred_lock);
+    return unusable;
+}
+
 static struct curl_slist *request_headers(const IfsHttp *http, gboolean has_body,
                                           gboolean with_auth)
 {
@@ -1358,7 +1368,7 @@ static IfsError *refuse_request(const IfsHttp *http, const char *path,
                              "%s: not sent: the path has %s, which would make it name "
                              "another endpoint (an id or link from the API is to blame; "
                              "report it to the provider)", where, bad);
-    if (g_atomic_int_get(&http->secret_unusable))
+    if (credential_unusable(http))
         return ifs_error_new(EINVAL, 0, NULL,
                              "%s: the account's secret contains a line break or "
                              "control character; fix token, token_file or token_command",
@@ -1634,6 +1644,19 @@ static char *auth_header_line(const IfsHttpConfig *cfg)
     }
 }
 
+/* What a secret makes of the credential (cfg's auth, header, user and
+ * secret): its header line, whether it is unusable, and every form of it
+ * an answer could hold. Fields of `http` under cred_lock, or not yet
+ * shared. */
+static void set_credential(IfsHttp *http, const IfsHttpConfig *cfg)
+{
+    http->secret = g_strdup(cfg->secret ? cfg->secret : "");
+    /* A line break would end the header early and inject the rest. */
+    http->secret_unusable = cfg->auth != IFS_AUTH_NONE && has_control_chars(http->secret);
+    http->auth_header_line = http->secret_unusable ? NULL : auth_header_line(cfg);
+    http->secret_forms = secret_forms(cfg);
+}
+
 IfsHttp *ifs_http_new(const IfsHttpConfig *cfg)
 {
     IfsHttp *http;
@@ -1653,12 +1676,7 @@ IfsHttp *ifs_http_new(const IfsHttpConfig *cfg)
     http->auth_header = g_strdup(cfg->auth_header);
     g_mutex_init(&http->cred_lock);
     /* Kept even without auth: it is still what messages must never show. */
-    http->secret = g_strdup(cfg->secret ? cfg->secret : "");
-    /* A line break would end the header early and inject the rest. */
-    http->secret_unusable = cfg->auth != IFS_AUTH_NONE &&
-                            has_control_chars(http->secret);
-    http->auth_header_line = http->secret_unusable ? NULL : auth_header_line(cfg);
-    http->secret_forms = secret_forms(cfg);
+    set_credential(http, cfg);
     http->cacert = g_strdup(cfg->cacert);
     http->connect_timeout_ms = cfg->connect_timeout_ms > 0 ?
         cfg->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
@@ -1712,31 +1730,20 @@ gboolean ifs_http_set_secret(IfsHttp *http, const char *secret)
         .user = http->user,
         .secret = secret ? secret : "",
     };
-    char *line;
-    GPtrArray *forms;
-    gboolean unusable;
+    gboolean changed;
 
     g_mutex_lock(&http->cred_lock);
-    if (strcmp(http->secret, cfg.secret) == 0) {
-        g_mutex_unlock(&http->cred_lock);
-        return FALSE;
+    changed = strcmp(http->secret, cfg.secret) != 0;
+    if (changed) {
+        free_secret(http->secret);
+        free_secret(http->auth_header_line);
+        if (http->old_secret_forms)
+            g_ptr_array_free(http->old_secret_forms, TRUE);
+        http->old_secret_forms = http->secret_forms;
+        set_credential(http, &cfg);
     }
     g_mutex_unlock(&http->cred_lock);
-    unusable = cfg.auth != IFS_AUTH_NONE && has_control_chars(cfg.secret);
-    line = unusable ? NULL : auth_header_line(&cfg);
-    forms = secret_forms(&cfg);
-    g_mutex_lock(&http->cred_lock);
-    free_secret(http->secret);
-    http->secret = g_strdup(cfg.secret);
-    free_secret(http->auth_header_line);
-    http->auth_header_line = line;
-    if (http->old_secret_forms)
-        g_ptr_array_free(http->old_secret_forms, TRUE);
-    http->old_secret_forms = http->secret_forms;
-    http->secret_forms = forms;
-    g_atomic_int_set(&http->secret_unusable, unusable);
-    g_mutex_unlock(&http->cred_lock);
-    return TRUE;
+    return changed;
 }
 
 guint64 ifs_http_request_count(IfsHttp *http)
