@@ -3,8 +3,6 @@
 #include "infrafs/log.h"
 
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -67,23 +65,31 @@ static gboolean stderr_is_journal(void)
            (unsigned long long)st.st_ino == ino;
 }
 
-static const char *const level_names[] = { "error", "warning", "notice", "info", "debug" };
-static const int level_priorities[] = { LOG_ERR, LOG_WARNING, LOG_NOTICE, LOG_INFO, LOG_DEBUG };
+/* The syslog priority a -o log_level= name stands for, or -1. */
+static int level_priority(const char *name)
+{
+    static const struct {
+        const char *name;
+        int priority;
+    } levels[] = {
+        {"error", LOG_ERR}, {"warning", LOG_WARNING}, {"notice", LOG_NOTICE},
+        {"info", LOG_INFO}, {"debug", LOG_DEBUG},
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(levels); i++)
+        if (g_strcmp0(name, levels[i].name) == 0)
+            return levels[i].priority;
+    return -1;
+}
 
 gboolean ifs_log_level_valid(const char *name)
 {
-    for (size_t i = 0; i < G_N_ELEMENTS(level_names); i++)
-        if (g_strcmp0(name, level_names[i]) == 0)
-            return TRUE;
-    return FALSE;
+    return level_priority(name) >= 0;
 }
 
 void ifs_log_init(gboolean foreground, gboolean debug, const char *level)
 {
-    log_max_priority = debug ? LOG_DEBUG : LOG_INFO;
-    for (size_t i = 0; level && i < G_N_ELEMENTS(level_names); i++)
-        if (strcmp(level, level_names[i]) == 0)
-            log_max_priority = level_priorities[i];
+    log_max_priority = level ? level_priority(level) : debug ? LOG_DEBUG : LOG_INFO;
     log_to_syslog = !foreground;
     log_to_journal = foreground && stderr_is_journal();
     if (log_to_syslog)
