@@ -184,8 +184,6 @@ static gboolean resolve_owner(Options *o)
     return TRUE;
 }
 
-/* ---- infrafs --check ------------------------------------------------------- */
-
 static char *choose_config(Options *o, const char *source)
 {
     if (o->config)
@@ -194,6 +192,8 @@ static char *choose_config(Options *o, const char *source)
         return g_strdup(source);
     return ifs_config_default_path();
 }
+
+/* ---- infrafs --check ------------------------------------------------------- */
 
 /* One account's verdict line, and whether it is ok. */
 static gboolean check_account(const IfsAccountConfig *acct)
@@ -230,21 +230,23 @@ static gboolean check_account(const IfsAccountConfig *acct)
 static int check_config(Options *o)
 {
     const char *source = o->positionals->len ? g_ptr_array_index(o->positionals, 0) : NULL;
-    char *path = choose_config(o, source);
+    char *path;
     IfsError *err = NULL;
-    IfsConfig *config = ifs_config_load(path, ifs_provider_schemas(), &err);
+    IfsConfig *config;
     int bad = 0;
 
+    /* Before the config is read, which may run token_commands. */
+    if (o->positionals->len > 1) {
+        fprintf(stderr, "infrafs: --check takes one argument, the config file\n");
+        return 1;
+    }
+    path = choose_config(o, source);
+    config = ifs_config_load(path, ifs_provider_schemas(), &err);
     ifs_config_forget_env_secrets();
     g_free(path);
     if (!config) {
         fprintf(stderr, "infrafs: %s\n", err->message);
         ifs_error_free(err);
-        return 1;
-    }
-    if (o->positionals->len > 1) {
-        fprintf(stderr, "infrafs: --check takes one argument, the config file\n");
-        ifs_config_free(config);
         return 1;
     }
     for (guint i = 0; i < config->accounts->len; i++)
@@ -416,14 +418,15 @@ static gpointer startup_main(gpointer data)
     Startup *st = data;
     gboolean all = ifs_store_wait_first_refresh(st->store, st->timeout_s);
     char *summary = ifs_store_summary(st->store);
+    char *status = g_strdup_printf("mounted at %s%s (%s)", st->mountpoint,
+                                   all ? "" : "; first refresh still running", summary);
 
-    report(TRUE, "mounted at %s%s (%s)", st->mountpoint,
-           all ? "" : "; first refresh still running", summary);
+    report(TRUE, "%s", status);
     /* Under systemd (Type=notify): ready at the moment the command would
      * return, the tree populated or the wait for it given up. Nothing
      * without NOTIFY_SOCKET. */
-    sd_notifyf(0, "READY=1\nSTATUS=mounted at %s%s (%s)", st->mountpoint,
-               all ? "" : "; first refresh still running", summary);
+    sd_notifyf(0, "READY=1\nSTATUS=%s", status);
+    g_free(status);
     g_free(summary);
     if (!st->foreground)
         detach_stdio();

@@ -210,15 +210,16 @@ static gboolean list_resources(Account *a, GPtrArray *list, IfsError **err)
         return FALSE;
     if (a->type->list(a->pstate, list, err))
         return TRUE;
-    if ((*err)->errnum != EACCES || a->asked || !reread_secret(a, &changed, &reread_err) ||
-        !changed) {
-        ifs_error_free(reread_err);
-        return FALSE;
+    /* An asked refresh has just read it. */
+    if ((*err)->errnum == EACCES && !a->asked && reread_secret(a, &changed, &reread_err) &&
+        changed) {
+        ifs_error_free(*err);
+        *err = NULL;
+        g_ptr_array_set_size(list, 0);
+        return a->type->list(a->pstate, list, err);
     }
-    ifs_error_free(*err);
-    *err = NULL;
-    g_ptr_array_set_size(list, 0);
-    return a->type->list(a->pstate, list, err);
+    ifs_error_free(reread_err);
+    return FALSE;
 }
 
 int refresh_run(Refreshers *rf, Account *a)
