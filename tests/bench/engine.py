@@ -469,9 +469,8 @@ def tree_size(root):
 def control_files(root):
     """How many writable (control) files the tree has: each is READ once by
     the first walk, as its pages cannot be pushed ahead (see src/fs.c)."""
-    out = subprocess.run(f"find '{root}' -type f -perm /222 -printf x | wc -c", shell=True,
-                         capture_output=True, text=True).stdout
-    return int(out) if out.strip() else 0
+    return len(subprocess.run(["find", root, "-type", "f", "-perm", "/222", "-printf", "x"],
+                              capture_output=True, text=True).stdout)
 
 
 def roundtrip(args):
