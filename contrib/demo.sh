@@ -33,7 +33,8 @@ while [ ! -s "$state/ports.json" ]; do
     i=$((i + 1)); [ $i -lt 100 ] || { echo "simulator did not start; see $state/sim.log" >&2; exit 1; }
     sleep 0.1
 done
-./build/infrafs -o config="$state/config" "$mnt"
+# Its disk cache and action log stay with the demo, not the user's own.
+./build/infrafs -o config="$state/config",cache_dir="$state/cache" "$mnt"
 cat <<MSG
 
 Try:
@@ -41,6 +42,7 @@ Try:
   cat $mnt/vps/hostup/*/power_state
   cat $mnt/providers/hostup/state
   cd \$(dirname \$(grep -lx running $mnt/vps/hostup/*/power_state | head -1)) && echo restart > power && cat operation/wait
+  cat $mnt/actions                               # who did what, and how it ended
   cat $mnt/vps/heo/*/status                      # HEO: the last request, no live state
   echo 1 > $mnt/vps/deployhq/\$(ls $mnt/vps/deployhq | head -1)/sync
   grep -r . $mnt/servers/hostatlas/*/services/*/status

@@ -80,6 +80,107 @@ static gboolean sleep_unless_stopping(Model *m, gint64 ms)
     return !model_stopping(m);
 }
 
+/* ---- the action log ------------------------------------------------------ */
+
+/* The user's name, when it reads as one word, else NULL. */
+static char *user_name(uid_t uid)
+{
+    struct passwd pw, *found = NULL;
+    char buf[1024];
+
+    if (getpwuid_r(uid, &pw, buf, sizeof buf, &found) == 0 && found && *found->pw_name &&
+        !strpbrk(found->pw_name, " \t\r\n()"))
+        return g_strdup(found->pw_name);
+    return NULL;
+}
+
+/* The writer as the action log names it: "alice(1000)", or "(1234)" for a
+ * uid without a name. */
+static char *log_writer(uid_t uid)
+{
+    char *name = user_name(uid);
+    char *text = g_strdup_printf("%s(%u)", name ? name : "", (unsigned)uid);
+
+    g_free(name);
+    return text;
+}
+
+/* Where a control file is, below the mount. */
+static char *control_path(const IfsControlTarget *t)
+{
+    char *id, *path;
+
+    if (t->kind == TARGET_REFRESH)
+        return g_strconcat("providers/", t->account->cfg->name, "/refresh", NULL);
+    id = ifs_name_escape(t->res_id, strlen(t->res_id));
+    path = g_strjoin("/", t->res_kind, t->account->cfg->name, id ? id : "?", t->file, NULL);
+    g_free(id);
+    return path;
+}
+
+typedef struct {
+    const char *writer;  /* log_writer */
+    const char *path;    /* control_path */
+    const char *command; /* as last_action shows it */
+    const char *result;  /* ok, failed, or op:<final status> */
+    int http_status;     /* 0: none */
+    const char *message; /* the provider's code and message, or NULL */
+    const char *op_id;   /* or NULL */
+} ActionRecord;
+
+static const char *or_dash(const char *text)
+{
+    return text && *text ? text : "-";
+}
+
+/* One line in /actions, tab-separated (no field holds a tab or newline):
+ * UTC time, writer, path, command, result, HTTP status, message,
+ * operation id; "-" for what is empty. The same, in words, to the log at
+ * notice level (the journal, syslog). Secrets are redacted from both. */
+static void log_action(Actions *ac, Account *a, const ActionRecord *r)
+{
+    char *when = store_iso_time(store_now());
+    char *message = store_one_line(r->message, 1024);
+    char status[16];
+    char *raw, *line, *words;
+
+    if (r->http_status > 0)
+        g_snprintf(status, sizeof status, "%d", r->http_status);
+    else
+        g_strlcpy(status, "-", sizeof status);
+    raw = g_strdup_printf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", when, r->writer, r->path,
+                          r->command, r->result, status, or_dash(message), or_dash(r->op_id));
+    line = ifs_http_redact(a->http, raw);
+    ifs_action_log_append(ac->model->action_log, line);
+    g_free(raw);
+    raw = g_strdup_printf("%s: '%s' %s%s%s%s%s%s%s by %s", r->path, r->command, r->result,
+                          r->http_status > 0 ? " " : "", r->http_status > 0 ? status : "",
+                          *message ? ": " : "", message, r->op_id ? ", operation " : "",
+                          r->op_id ? r->op_id : "", r->writer);
+    words = ifs_http_redact(a->http, raw);
+    g_message("%s", words);
+    g_free(words);
+    g_free(raw);
+    g_free(line);
+    g_free(message);
+    g_free(when);
+}
+
+/* An operation ended (or infrafs stopped watching it): under the line of
+ * the write that started it, its final status. */
+static void log_operation_end(Actions *ac, Operation *op)
+{
+    ActionRecord r = {op->writer, op->path, op->command, NULL, 0, NULL, op->job_id};
+    char *result;
+
+    g_mutex_lock(&ac->model->op_lock);
+    result = g_strconcat("op:", op->status_text, NULL);
+    g_mutex_unlock(&ac->model->op_lock);
+    r.result = result;
+    log_action(ac, op->account, &r);
+    g_free(result);
+}
+
 /* The final texts of operation/wait: a fixed set, none longer than
  * "completed\n", which is the size operation/wait reports while pending. */
 static const char *final_word(IfsOpState state, const char *text)
@@ -156,11 +257,13 @@ static void poll_operation(Actions *ac, Account *a, Operation *op)
     }
     if (state == IFS_OP_PENDING) { /* stopping */
         op_update(m, op, IFS_OP_FAILED, "cancelled");
+        log_operation_end(ac, op);
         operation_mark_done(m, op);
         return;
     }
     /* Terminal: show the resource as it is now, with the final status. */
     fetch_one(ac, a, op->res_kind, op->res_id, FALSE);
+    log_operation_end(ac, op);
     publish_finishing(ac->publisher, a, op);
 }
 
@@ -209,13 +312,12 @@ static char *command_text_for_log(const IfsCommand *cmd, const char *buf, size_t
  * with one that would not read as one word). */
 static char *writer_text(uid_t uid)
 {
-    struct passwd pw, *found = NULL;
-    char buf[1024];
+    char *name = user_name(uid);
+    char *text = name ? g_strdup_printf("by %s (uid %u)", name, (unsigned)uid)
+                      : g_strdup_printf("by uid %u", (unsigned)uid);
 
-    if (getpwuid_r(uid, &pw, buf, sizeof buf, &found) == 0 && found && *found->pw_name &&
-        !strpbrk(found->pw_name, " \t\r\n()"))
-        return g_strdup_printf("by %s (uid %u)", found->pw_name, (unsigned)uid);
-    return g_strdup_printf("by uid %u", (unsigned)uid);
+    g_free(name);
+    return text;
 }
 
 /* "<UTC time> <command> <ok|failed> <HTTP status> <code and message> by
@@ -253,6 +355,38 @@ static char *last_action_line(const char *command, const IfsError *err,
     g_free(when);
     g_free(who);
     return line;
+}
+
+/* A control write in the action log; `op`, the operation it started, keeps
+ * what its end will be logged with. */
+static void log_write(Actions *ac, Account *a, const IfsControlTarget *t, const char *command,
+                      const IfsError *err, const IfsActionResult *res, uid_t writer,
+                      Operation *op)
+{
+    char *who = log_writer(writer);
+    char *path = control_path(t);
+    char *message = err && err->code ? g_strconcat(err->code, ": ", err->message, NULL)
+                    : g_strdup(err ? err->message : res->message ? res->message : res->op_status);
+    ActionRecord r = {
+        .writer = who,
+        .path = path,
+        .command = command,
+        .result = err ? "failed" : "ok",
+        .http_status = err ? err->http_status : res->http_status,
+        .message = message,
+        .op_id = op ? op->job_id : err ? NULL : res->op_job_id,
+    };
+
+    log_action(ac, a, &r);
+    if (op) {
+        op->writer = who;
+        op->path = path;
+        op->command = g_strdup(command);
+    } else {
+        g_free(who);
+        g_free(path);
+    }
+    g_free(message);
 }
 
 static Operation *start_operation(Account *a, IfsControlTarget *t, const IfsActionResult *res)
@@ -312,6 +446,8 @@ static int resource_control_write(Actions *ac, Account *a, IfsControlTarget *t,
     key = store_resource_key(t->res_kind, t->res_id);
     if (ok && res.op_poll_url && a->type->poll)
         op = start_operation(a, t, &res);
+    /* Logged before the operation is polled: its end comes after. */
+    log_write(ac, a, t, command, ok ? NULL : err, &res, writer, op);
 
     g_mutex_lock(&a->lock);
     {
@@ -351,9 +487,6 @@ static int resource_control_write(Actions *ac, Account *a, IfsControlTarget *t,
         task->again_after_ms = res.refetch_after_ms;
         queue_task(ac, task);
     }
-    if (!ok)
-        g_message("%s/%s/%s/%s: '%s' failed: %s", t->res_kind, a->cfg->name, t->res_id,
-                  t->file, command, err->message);
     errnum = ok ? 0 : err->errnum;
     ifs_error_free(err);
     ifs_command_free(cmd);
@@ -363,9 +496,10 @@ static int resource_control_write(Actions *ac, Account *a, IfsControlTarget *t,
     return errnum;
 }
 
-static int refresh_control_write(Actions *ac, Account *a, const char *buf, size_t len,
-                                 off_t offset, uid_t writer)
+static int refresh_control_write(Actions *ac, IfsControlTarget *t, const char *buf,
+                                 size_t len, off_t offset, uid_t writer)
 {
+    Account *a = t->account;
     IfsError *err = NULL;
     IfsCommand *cmd = NULL;
     IfsActionResult res = {0};
@@ -388,6 +522,7 @@ static int refresh_control_write(Actions *ac, Account *a, const char *buf, size_
     res.http_status = 0;
     res.message = g_strdup("refreshed");
     line = last_action_line(command, err, &res, writer);
+    log_write(ac, a, t, command, err, &res, writer, NULL);
     g_mutex_lock(&a->lock);
     g_free(a->provider_last_action);
     a->provider_last_action = line;
@@ -409,7 +544,7 @@ int actions_control_write(Actions *ac, IfsNode *node, const char *buf, size_t le
     if (node->type != IFS_NODE_CONTROL || !t)
         return EACCES;
     if (t->kind == TARGET_REFRESH)
-        return refresh_control_write(ac, t->account, buf, len, offset, writer);
+        return refresh_control_write(ac, t, buf, len, offset, writer);
     return resource_control_write(ac, t->account, t, buf, len, offset, writer);
 }
 

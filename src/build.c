@@ -454,20 +454,24 @@ static const char readme_text[] =
     "Control files (mode 0644) list the commands they accept when read; writing one\n"
     "performs it:  echo restart > vps/<account>/<id>/power\n"
     "Forced actions need the word force:  echo 'reset force' > .../power\n"
-    "Every write records its outcome in last_action. Asynchronous operations show\n"
-    "up under operation/; `cat operation/wait` blocks until the operation ends.\n"
+    "Every write records its outcome in last_action, and in `actions` at the top:\n"
+    "one line per write and per operation's end (time, user, path, command, result,\n"
+    "HTTP status, message, operation id; `tail -f actions` follows it).\n"
+    "Asynchronous operations show up under operation/; `cat operation/wait` blocks\n"
+    "until the operation ends.\n"
     "\n"
     "Errors: EINVAL bad command, EACCES unauthorized, ENOENT gone, EBUSY not ready,\n"
     "EAGAIN rate limited, EIO provider error, ETIMEDOUT/EHOSTUNREACH network.\n"
     "See man infrafs.\n";
 
-IfsNode *build_root(AccountBuild *const *builds, guint n)
+IfsNode *build_root(AccountBuild *const *builds, guint n, IfsActionLog *actions)
 {
     IfsDirBuilder *root = ifs_dir_builder_new("");
     IfsDirBuilder *providers = ifs_dir_builder_new("providers");
 
     ifs_dir_builder_add(root, ifs_node_new_file("README", readme_text,
                                                 sizeof readme_text - 1, 0));
+    ifs_dir_builder_add(root, ifs_action_log_node(actions));
     for (guint i = 0; i < n; i++) {
         if (builds[i]->provider_dir)
             ifs_dir_builder_add(providers, ifs_node_ref(builds[i]->provider_dir));

@@ -22,6 +22,7 @@
 #include <fuse_opt.h>
 #include <systemd/sd-daemon.h>
 
+#include "infrafs/actionlog.h"
 #include "infrafs/config.h"
 #include "infrafs/fs.h"
 #include "infrafs/http.h"
@@ -46,6 +47,8 @@ typedef struct {
     char *umask;
     char *control_group;
     char *log_level;
+    char *actions_max;
+    gsize actions_max_bytes; /* what it says, 0 if not given */
     IfsFsOwner owner;    /* what they resolve to */
     int offline;
     int refresh;
@@ -74,6 +77,7 @@ static const struct fuse_opt option_spec[] = {
     IFS_OPT("umask=%s", umask, 0),
     IFS_OPT("control_group=%s", control_group, 0),
     IFS_OPT("log_level=%s", log_level, 0),
+    IFS_OPT("actions_max=%s", actions_max, 0),
     FUSE_OPT_KEY("-h", KEY_HELP),
     FUSE_OPT_KEY("--help", KEY_HELP),
     FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -181,6 +185,30 @@ static gboolean resolve_owner(Options *o)
         }
         o->owner.umask = (mode_t)mask;
     }
+    return TRUE;
+}
+
+/* actions_max=: bytes, or with a K or M suffix (of 1024). */
+static gboolean parse_actions_max(const char *text, gsize *out)
+{
+    guint64 n = 0, unit = 1;
+    size_t len = strlen(text);
+    char *digits;
+
+    if (len > 0 && strchr("kKmM", text[len - 1])) {
+        unit = g_ascii_tolower(text[len - 1]) == 'k' ? 1024 : 1024 * 1024;
+        len--;
+    }
+    digits = g_strndup(text, len);
+    if (!ifs_whole_number(digits, 1, G_MAXUINT32, &n) || n * unit < IFS_ACTION_LOG_MIN_MAX ||
+        n * unit > G_MAXUINT32) {
+        g_free(digits);
+        fprintf(stderr, "infrafs: actions_max=%s: give the action log's size in bytes, "
+                "from %zu to 4G, e.g. actions_max=4M\n", text, (size_t)IFS_ACTION_LOG_MIN_MAX);
+        return FALSE;
+    }
+    g_free(digits);
+    *out = (gsize)(n * unit);
     return TRUE;
 }
 
@@ -306,6 +334,9 @@ static void print_usage(const char *prog)
            "                            members can act (with allow_other)\n"
            "    -o log_level=LEVEL      least severe messages logged: error, warning,\n"
            "                            notice, info (default) or debug\n"
+           "    -o actions_max=SIZE     size at which the action log (/actions, kept in\n"
+           "                            cache_dir/actions.log) starts over, keeping the\n"
+           "                            previous one as actions.log.1 (1M)\n"
            "    -h, --help              print this help\n"
            "    -V, --version           print the version\n"
            "    --check [CONFIG]        try every account's url and secret with one\n"
@@ -581,6 +612,7 @@ static int serve(IfsConfig *config, struct fuse_args *args, struct fuse_cmdline_
         .refresh_s = o->refresh > 0 ? o->refresh : DEFAULT_REFRESH_S,
         .cache_dir = cache_dir,
         .offline = o->offline,
+        .actions_max = o->actions_max_bytes,
     };
     IfsStore *store = ifs_store_new(&sopts);
     IfsFs *fs;
@@ -738,6 +770,8 @@ int main(int argc, char *argv[])
     }
     if (!resolve_owner(&o))
         goto out;
+    if (o.actions_max && !parse_actions_max(o.actions_max, &o.actions_max_bytes))
+        goto out;
     if (o.log_level && !ifs_log_level_valid(o.log_level)) {
         fprintf(stderr, "infrafs: log_level=%s: give one of error, warning, notice, info, "
                 "debug\n", o.log_level);
@@ -805,6 +839,7 @@ out:
     free(o.umask);
     free(o.control_group);
     free(o.log_level);
+    free(o.actions_max);
     free(cmd.mountpoint);
     g_ptr_array_free(o.positionals, TRUE);
     fuse_opt_free_args(&args);

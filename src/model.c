@@ -110,6 +110,12 @@ void model_init(Model *m, const IfsStoreOptions *opts)
     m->stopping = 0;
     g_mutex_init(&m->op_lock);
     g_cond_init(&m->op_cond);
+    {
+        char *path = opts->cache_dir ? g_build_filename(opts->cache_dir, "actions.log", NULL)
+                                     : NULL;
+        m->action_log = ifs_action_log_open(path, opts->actions_max);
+        g_free(path);
+    }
 }
 
 void model_clear(Model *m)
@@ -120,6 +126,8 @@ void model_clear(Model *m)
     m->accounts = NULL;
     g_mutex_clear(&m->op_lock);
     g_cond_clear(&m->op_cond);
+    ifs_action_log_free(m->action_log);
+    m->action_log = NULL;
 }
 
 void model_shutdown(Model *m)
@@ -201,6 +209,9 @@ void operation_unref(Operation *op)
     g_free(op->res_id);
     g_free(op->job_id);
     g_free(op->poll_url);
+    g_free(op->writer);
+    g_free(op->path);
+    g_free(op->command);
     g_free(op->status_text);
     g_free(op);
 }

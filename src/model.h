@@ -19,6 +19,7 @@
 #pragma once
 #include <glib.h>
 
+#include "infrafs/actionlog.h"
 #include "infrafs/control.h"
 #include "infrafs/http.h"
 #include "infrafs/persist.h"
@@ -42,6 +43,8 @@ typedef struct {
     gint stopping;        /* atomic; see model_stopping */
     GMutex op_lock;       /* guards the fields of every Operation marked so */
     GCond op_cond;        /* any of those changed, or the store is stopping */
+    /* /actions, kept in cache_dir/actions.log. Any thread. */
+    IfsActionLog *action_log;
 } Model;
 
 void model_init(Model *m, const IfsStoreOptions *opts);
@@ -90,6 +93,9 @@ struct Operation {
     char *res_id;
     char *job_id;
     char *poll_url;
+    /* What the action log says of the write that started it (set before
+     * the operation is shared): its writer, path and command. */
+    char *writer, *path, *command;
     /* Guarded by Model.op_lock: */
     char *status_text;
     IfsOpState state;

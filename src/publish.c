@@ -143,7 +143,8 @@ static Operation *wait_node_operation(const IfsNode *wait)
  * current), and answered before the file itself is invalidated. */
 static void publish_root(Publisher *p)
 {
-    IfsNode *fresh = build_root((AccountBuild *const *)p->builds->pdata, p->builds->len);
+    IfsNode *fresh = build_root((AccountBuild *const *)p->builds->pdata, p->builds->len,
+                                p->model->action_log);
     IfsNode *old;
     DiffSink d = {p, g_ptr_array_new_with_free_func((GDestroyNotify)changed_wait_free)};
     IfsNodeDiffSink sink = {

@@ -26,6 +26,7 @@ typedef struct {
     const char *cache_dir;/* each account's last good data is kept here;
                              NULL: not kept (tests of the store alone) */
     gboolean offline;     /* serve the cache only: no request is ever sent */
+    gsize actions_max;    /* bound of the action log (0: its default) */
 } IfsStoreOptions;
 
 IfsStore *ifs_store_new(const IfsStoreOptions *opts);

@@ -86,6 +86,12 @@ def test_control_group_members_act_others_only_read(fresh_sim, daemons, tmp_path
     with open(vps(first, "last_action")) as f:
         line = f.read()
     assert " start ok " in line and line.endswith(f" by {member} (uid {uid})\n"), line
+    # So does the action log, which everyone may read.
+    out = run_as(outsider, f"cat {q(os.path.join(mnt, 'actions'))}")
+    assert out.returncode == 0, out.stderr
+    logged = [line.split("\t") for line in out.stdout.splitlines()]
+    assert [f[1:5] for f in logged] == [[f"{member}({uid})", f"vps/hostup/{first}/power",
+                                         "start", "ok"]], out.stdout
 
 
 def test_uid_gid_and_umask_set_owner_and_modes(fresh_sim, daemons, tmp_path, team, shared_dir):

@@ -594,8 +594,8 @@ def test_operation_wait_does_not_block_other_readers(mnt, fresh_sim):
 # ---- read-only files, refresh --------------------------------------------------------
 
 @pytest.mark.parametrize("parts", [("vps", "hostup", None, "name"), ("vps", "hostup", None, "json"),
-                                   ("providers", "hostup", "state"), ("README",)],
-                         ids=["field", "json", "provider-state", "readme"])
+                                   ("providers", "hostup", "state"), ("README",), ("actions",)],
+                         ids=["field", "json", "provider-state", "readme", "actions"])
 def test_writes_to_read_only_files_fail_with_eacces(mnt, fresh_sim, parts):
     vps_id = running(fresh_sim)
     path = mnt.p(*[vps_id if p is None else p for p in parts])

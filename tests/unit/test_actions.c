@@ -6,6 +6,7 @@
 #include "pipeline_util.h"
 
 #include <errno.h>
+#include <pwd.h>
 #include <string.h>
 
 #include "test_util.h"
@@ -83,6 +84,41 @@ static void assert_written_by_us(const char *line, const char *what)
     g_free(end);
 }
 
+/* Line `index` of /actions (from 0), after its time and its writer, which
+ * must be this process's user; "" past the last line. */
+static char *logged(Fixture *fx, guint index)
+{
+    IfsNode *node = ifs_action_log_node(fx->p.model.action_log);
+    char *text = node_text(node);
+    char **lines = g_strsplit(text, "\n", -1);
+    struct passwd *pw = getpwuid(getuid());
+    char *writer = g_strdup_printf("%s(%u)", pw ? pw->pw_name : "", (unsigned)getuid());
+    char *rest = g_strdup("");
+
+    if (index < g_strv_length(lines) && *lines[index]) {
+        char **fields = g_strsplit(lines[index], "\t", 3);
+        g_assert_cmpuint(g_strv_length(fields), ==, 3);
+        g_assert_cmpuint(strlen(fields[0]), ==, strlen("2024-01-01T00:00:00Z"));
+        g_assert_cmpstr(fields[1], ==, writer);
+        g_free(rest);
+        rest = g_strdup(fields[2]);
+        g_strfreev(fields);
+    }
+    g_free(writer);
+    g_strfreev(lines);
+    g_free(text);
+    ifs_node_unref(node);
+    return rest;
+}
+
+static void assert_logged(Fixture *fx, guint index, const char *expected)
+{
+    char *line = logged(fx, index);
+
+    g_assert_cmpstr(line, ==, expected);
+    g_free(line);
+}
+
 static void test_a_write_acts_once_and_shows_its_result(Fixture *fx, gconstpointer d)
 {
     char *act, *line;
@@ -98,6 +134,8 @@ static void test_a_write_acts_once_and_shows_its_result(Fixture *fx, gconstpoint
     line = last_action_after_time(fx, "vps/acct/vps_1/last_action");
     assert_written_by_us(line, "stop force ok 200 accepted stop");
     g_free(line);
+    assert_logged(fx, 0, "vps/acct/vps_1/power\tstop force\tok\t200\taccepted stop\t-");
+    assert_logged(fx, 1, "");
     /* The fake returned the resource: nothing to re-read. */
     g_assert_cmpuint(fake_provider_calls(fx->p.fake, FAKE_FETCH), ==, 0);
 }
@@ -112,6 +150,10 @@ static void test_a_refused_command_makes_no_call(Fixture *fx, gconstpointer d)
     g_assert_cmpuint(fake_provider_calls(fx->p.fake, FAKE_ACT), ==, 0);
     line = last_action_after_time(fx, "vps/acct/vps_1/last_action");
     g_assert_true(g_str_has_prefix(line, "explode failed - "));
+    g_free(line);
+    line = logged(fx, 0);
+    g_assert_true(g_str_has_prefix(line, "vps/acct/vps_1/power\texplode\tfailed\t-\tunknown "));
+    g_assert_true(g_str_has_suffix(line, "\t-"));
     g_free(line);
     /* Not at offset 0: refused as well. */
     g_assert_cmpint(actions_control_write(&fx->p.actions, power, "stop", 4, 3, getuid()), ==, EINVAL);
@@ -131,12 +173,14 @@ static void test_a_failed_action_answers_its_errno(Fixture *fx, gconstpointer d)
 
     (void)d;
     fake_provider_fail_acts(fx->p.fake, EBUSY, 409, "busy", "server is locked");
-    g_test_expect_message("infrafs", G_LOG_LEVEL_MESSAGE, "*'stop' failed: server is locked*");
+    g_test_expect_message("infrafs", G_LOG_LEVEL_MESSAGE,
+                          "vps/acct/vps_1/power: 'stop' failed 409: busy: server is locked by *");
     g_assert_cmpint(write_control(fx, "vps/acct/vps_1/power", "stop\n"), ==, EBUSY);
     g_test_assert_expected_messages();
     line = last_action_after_time(fx, "vps/acct/vps_1/last_action");
     assert_written_by_us(line, "stop failed 409 busy: server is locked");
     g_free(line);
+    assert_logged(fx, 0, "vps/acct/vps_1/power\tstop\tfailed\t409\tbusy: server is locked\t-");
     assert_published(fx, "vps/acct/vps_1/power_state", "running\n");
 }
 
@@ -206,6 +250,7 @@ static void test_an_operation_is_polled_until_it_ends(Fixture *fx, gconstpointer
     line = last_action_after_time(fx, "vps/acct/vps_1/last_action");
     assert_written_by_us(line, "stop ok 202 queued job-1");
     g_free(line);
+    assert_logged(fx, 0, "vps/acct/vps_1/power\tstop\tok\t202\tqueued\tjob-1");
     assert_published(fx, "vps/acct/vps_1/operation/job_id", "job-1\n");
     assert_published(fx, "vps/acct/vps_1/power_state", "running\n");
     call.wait = published_node(&fx->p, "vps/acct/vps_1/operation/wait");
@@ -223,6 +268,8 @@ static void test_an_operation_is_polled_until_it_ends(Fixture *fx, gconstpointer
     assert_published(fx, "vps/acct/vps_1/power_state", "stopped\n");
     assert_published(fx, "vps/acct/vps_1/operation/wait", "completed\n");
     g_assert_cmpuint(fake_provider_calls(fx->p.fake, FAKE_FETCH), ==, 1);
+    /* The end of the operation, logged before the wait answered. */
+    assert_logged(fx, 1, "vps/acct/vps_1/power\tstop\top:completed\t-\t-\tjob-1");
     g_free(call.text);
     ifs_node_unref(call.wait);
 }
@@ -252,6 +299,7 @@ static void test_the_refresh_control_refreshes_and_says_so(Fixture *fx, gconstpo
     line = last_action_after_time(fx, "providers/acct/last_action");
     assert_written_by_us(line, "1 ok - refreshed");
     g_free(line);
+    assert_logged(fx, 0, "providers/acct/refresh\t1\tok\t-\trefreshed\t-");
 }
 
 static void test_offline_acts_on_nothing(Fixture *fx, gconstpointer d)
@@ -264,6 +312,26 @@ static void test_offline_acts_on_nothing(Fixture *fx, gconstpointer d)
     g_assert_cmpint(write_control(fx, "vps/acct/vps_1/power", "stop\n"), ==, EROFS);
     g_test_assert_expected_messages();
     g_assert_cmpuint(fake_provider_calls(fx->p.fake, FAKE_ACT), ==, 0);
+    /* Refused, and logged all the same. */
+    assert_logged(fx, 0, "vps/acct/vps_1/power\tstop\tfailed\t-\tmounted with -o offline: "
+                         "no request was sent; remount without offline to act\t-");
+}
+
+static void test_the_log_never_shows_the_secret(Fixture *fx, gconstpointer d)
+{
+    char *line;
+
+    (void)d;
+    /* A user who pastes the token into a control file: refused, and the
+     * log (and last_action) shows it redacted. */
+    g_assert_cmpint(write_control(fx, "vps/acct/vps_1/power", PIPE_SECRET "\n"), ==, EINVAL);
+    line = logged(fx, 0);
+    g_assert_null(strstr(line, PIPE_SECRET));
+    g_assert_true(g_str_has_prefix(line, "vps/acct/vps_1/power\t"));
+    g_free(line);
+    line = published_text(&fx->p, "vps/acct/vps_1/last_action");
+    g_assert_null(strstr(line, PIPE_SECRET));
+    g_free(line);
 }
 
 int main(int argc, char **argv)
@@ -278,6 +346,7 @@ int main(int argc, char **argv)
     ADD("/actions/operation", test_an_operation_is_polled_until_it_ends);
     ADD("/actions/wait-eio", test_a_wait_on_something_else_is_eio);
     ADD("/actions/refresh-control", test_the_refresh_control_refreshes_and_says_so);
+    ADD("/actions/log-never-shows-the-secret", test_the_log_never_shows_the_secret);
     g_test_add("/actions/offline", Fixture, NULL, NULL, test_offline_acts_on_nothing, teardown);
     return g_test_run();
 }

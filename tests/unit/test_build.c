@@ -41,7 +41,7 @@ static void build(Fixture *fx)
     if (fx->root)
         ifs_node_unref(fx->root);
     build_account(fx->ab);
-    fx->root = build_root(&fx->ab, 1);
+    fx->root = build_root(&fx->ab, 1, fx->p.model.action_log);
 }
 
 static void assert_text(Fixture *fx, const char *path, const char *expected)
@@ -79,7 +79,7 @@ static void test_resources_become_directories_of_files(Fixture *fx, gconstpointe
     (void)d;
     pipeline_set_resources(&fx->p, "vps_1", VPS_1, "vps_2", VPS_2, NULL);
     build(fx);
-    assert_names(fx, "", "README providers vps");
+    assert_names(fx, "", "README actions providers vps");
     assert_names(fx, "vps", "acct");
     assert_names(fx, "vps/acct", "vps_1 vps_2");
     /* Sorted by name: ours (controls, last_action, json) among the fields. */
