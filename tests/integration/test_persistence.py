@@ -174,7 +174,9 @@ def test_the_cache_file_is_version_2_mode_0600_without_temporary_files_or_secret
     m.refresh()
     m.refresh()
 
-    assert os.listdir(cache_dir) == ["hostup.json"], "temporary files left behind"
+    # (actions.log: the writes to refresh, in the action log)
+    assert sorted(os.listdir(cache_dir)) == ["actions.log", "hostup.json"], \
+        "temporary files left behind"
     st = os.stat(cache_file(cache_dir))
     assert stat.S_IMODE(st.st_mode) == 0o600
     assert stat.S_IMODE(os.stat(cache_dir).st_mode) == 0o700
@@ -363,6 +365,7 @@ def test_an_unwritable_cache_dir_is_a_warning_and_the_mount_still_works(fresh_si
 
     m = make_mount(hostup_config(fresh_sim), extra_opts=[f"cache_dir={blocker / 'infrafs'}"])
     m.expect_stderr(r"warning: account 'hostup': cannot create the cache directory")
+    m.expect_stderr(r"warning: action log .*: cannot create its directory")
     m.refresh()
     m.refresh()
 
@@ -371,6 +374,10 @@ def test_an_unwritable_cache_dir_is_a_warning_and_the_mount_still_works(fresh_si
     said = re.findall(r"warning: account 'hostup': cannot create the cache directory "
                       r".*not-a-directory/infrafs: Not a directory; .*cache_dir=", m.stderr())
     assert len(said) == 1, "the same problem is warned about after every refresh"
+    # The action log says so once too, and /actions has both writes.
+    assert len(re.findall(r"warning: action log .*not-a-directory/infrafs/actions.log: "
+                          r"cannot create its directory", m.stderr())) == 1
+    assert len(m.read("actions").splitlines()) == 2
 
 
 def deep_field(levels):
@@ -489,7 +496,8 @@ def test_temporary_files_of_a_killed_save_are_removed_at_the_next_save(fresh_sim
     m.refresh()
 
     left = sorted(p.name for p in cache_dir.iterdir())
-    assert left == sorted(["hostup.json", fresh.name] + [f.name for f in unrelated]), left
+    assert left == sorted(["actions.log", "hostup.json", fresh.name] +
+                          [f.name for f in unrelated]), left
     assert read_cache(cache_dir / "hostup.json")["account"] == "hostup"
 
 
