@@ -436,6 +436,10 @@ void build_account(AccountBuild *ab)
 static const char readme_text[] =
     "infrafs: your hosted infrastructure as files\n"
     "\n"
+    "inventory                one row per resource of every account: kind, account,\n"
+    "                         type, id, name, status, ip, region, path (tab-separated,\n"
+    "                         with a header); inventory.json: the same as JSON\n"
+    "actions                  the action log: who wrote what to which control file\n"
     "providers/<account>/     state of each configured account: state, last_refresh,\n"
     "                         next_refresh, last_error, requests, rate_limit_remaining;\n"
     "                         `echo 1 > refresh` refreshes now and returns when done\n"
@@ -464,14 +468,16 @@ static const char readme_text[] =
     "EAGAIN rate limited, EIO provider error, ETIMEDOUT/EHOSTUNREACH network.\n"
     "See man infrafs.\n";
 
-IfsNode *build_root(AccountBuild *const *builds, guint n, IfsActionLog *actions)
+IfsNode *build_root(AccountBuild *const *builds, guint n, IfsNode *const *files,
+                    guint n_files)
 {
     IfsDirBuilder *root = ifs_dir_builder_new("");
     IfsDirBuilder *providers = ifs_dir_builder_new("providers");
 
     ifs_dir_builder_add(root, ifs_node_new_file("README", readme_text,
                                                 sizeof readme_text - 1, 0));
-    ifs_dir_builder_add(root, ifs_action_log_node(actions));
+    for (guint i = 0; i < n_files; i++)
+        ifs_dir_builder_add(root, files[i]);
     for (guint i = 0; i < n; i++) {
         if (builds[i]->provider_dir)
             ifs_dir_builder_add(providers, ifs_node_ref(builds[i]->provider_dir));

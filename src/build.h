@@ -26,6 +26,8 @@ void account_build_free(AccountBuild *b);
  * account asked for it (save_wanted), hands what was built to the saver
  * (save_items). */
 void build_account(AccountBuild *b);
-/* The root over the accounts' last builds: README, the action log,
- * providers/, and one directory per kind that any account offers. */
-IfsNode *build_root(AccountBuild *const *builds, guint n, IfsActionLog *actions);
+/* The root over the accounts' last builds: README, the `n_files` files
+ * given (taken: the action log, the inventory), providers/, and one
+ * directory per kind that any account offers. */
+IfsNode *build_root(AccountBuild *const *builds, guint n, IfsNode *const *files,
+                    guint n_files);

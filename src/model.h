@@ -6,10 +6,12 @@
  * The store is a pipeline; each header includes only those before it:
  *
  *     model.h  <-  build.h  <-  publish.h  <-  refresh.h, actions.h  <-  store.c
+ *                          <-  inventory.h (publish.c)
  *
  * model.h includes no other header of the pipeline, build.h only model.h,
- * publish.h only build.h, refresh.h and actions.h only publish.h (and so
- * what it includes). Only store.c, the facade, includes them all.
+ * publish.h and inventory.h only build.h, refresh.h and actions.h only
+ * publish.h (and so what it includes). Only store.c, the facade, includes
+ * them all.
  *
  * Three locks guard the model; each struct says which guards what:
  *  - Account.lock: an account's data and its refresh bookkeeping;

@@ -4,6 +4,7 @@
 
 #include "infrafs/inodes.h"
 #include "infrafs/parallel.h"
+#include "inventory.h"
 
 /* A publish a thread waits for. */
 typedef struct {
@@ -28,6 +29,7 @@ struct Publisher {
 
     /* The publisher thread only. */
     GPtrArray *builds;        /* AccountBuild*, one per account, in their order */
+    Inventory *inventory;
 
     GMutex pin_lock;          /* held across a swap of root; see ifs_store_pin */
     guint64 generation;       /* root swaps so far; atomic */
@@ -42,6 +44,7 @@ Publisher *publisher_new(Model *m)
     p->model = m;
     p->queue = g_async_queue_new();
     p->builds = g_ptr_array_new_with_free_func((GDestroyNotify)account_build_free);
+    p->inventory = inventory_new();
     g_mutex_init(&p->pin_lock);
     g_mutex_init(&p->root_lock);
     return p;
@@ -143,9 +146,9 @@ static Operation *wait_node_operation(const IfsNode *wait)
  * current), and answered before the file itself is invalidated. */
 static void publish_root(Publisher *p)
 {
-    IfsNode *fresh = build_root((AccountBuild *const *)p->builds->pdata, p->builds->len,
-                                p->model->action_log);
-    IfsNode *old;
+    AccountBuild *const *builds = (AccountBuild *const *)p->builds->pdata;
+    IfsNode *files[3] = {ifs_action_log_node(p->model->action_log)};
+    IfsNode *fresh, *old;
     DiffSink d = {p, g_ptr_array_new_with_free_func((GDestroyNotify)changed_wait_free)};
     IfsNodeDiffSink sink = {
         .changed = sink_changed,
@@ -154,6 +157,8 @@ static void publish_root(Publisher *p)
         .data = &d,
     };
 
+    inventory_files(p->inventory, builds, p->builds->len, &files[1], &files[2]);
+    fresh = build_root(builds, p->builds->len, files, G_N_ELEMENTS(files));
     g_mutex_lock(&p->root_lock);
     old = p->root;
     g_mutex_unlock(&p->root_lock);
@@ -323,6 +328,7 @@ void publisher_free(Publisher *p)
     if (p->root)
         ifs_node_unref(p->root);
     g_ptr_array_unref(p->builds);
+    inventory_free(p->inventory);
     g_async_queue_unref(p->queue);
     g_mutex_clear(&p->pin_lock);
     g_mutex_clear(&p->root_lock);

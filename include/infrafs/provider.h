@@ -85,6 +85,17 @@ typedef struct {
 } IfsActionResult;
 void ifs_action_result_clear(IfsActionResult *r);
 
+/* Where a kind's resources keep the inventory's columns (/inventory): for
+ * each, the path of the file in the resource directory that holds it
+ * ("location/datacenter"), or NULL when the API has no such fact. */
+typedef struct {
+    const char *kind;
+    const char *name;
+    const char *status;
+    const char *ip;
+    const char *region;
+} IfsInventoryColumns;
+
 typedef struct IfsProviderType IfsProviderType;
 struct IfsProviderType {
     IfsAccountSchema schema;
@@ -92,6 +103,9 @@ struct IfsProviderType {
     const char *auth_header;        /* for IFS_AUTH_HEADER */
     const char *const *kinds;       /* NULL-terminated kinds it offers */
     const IfsControlSpec *controls; /* terminated by {NULL}; resource controls */
+    /* One entry per kind, terminated by {NULL}; a kind without one has
+     * only its id and path in the inventory. */
+    const IfsInventoryColumns *inventory;
     /* `infrafs --check`: one cheap GET (a path under the origin) that
      * needs the account's key, or, with check_proves_key FALSE, one that
      * only shows the API answers (HEO has no read endpoint to try a key

@@ -466,6 +466,13 @@ static gboolean deployhq_act(gpointer state, const char *kind, const char *id,
     return ok;
 }
 
+static const IfsInventoryColumns deployhq_inventory[] = {
+    {"vps", .name = "name", .status = "status", .ip = "ip_address", .region = "region"},
+    {"regions", .name = "name", .region = "slug"},
+    {"sizes", .name = "label"},
+    {NULL},
+};
+
 const IfsProviderType ifs_provider_deployhq = {
     .schema = {
         .type = "deployhq",
@@ -476,6 +483,7 @@ const IfsProviderType ifs_provider_deployhq = {
     },
     .auth = IFS_AUTH_BASIC,
     .kinds = deployhq_kinds,
+    .inventory = deployhq_inventory,
     .controls = deployhq_controls,
     .check_path = "/hosted_resources",
     .check_proves_key = TRUE,

@@ -600,6 +600,11 @@ static gboolean dokploy_act(gpointer state, const char *kind, const char *id, co
     return TRUE;
 }
 
+static const IfsInventoryColumns dokploy_inventory[] = {
+    {"deployments", .name = "title", .status = "status"},
+    {NULL},
+};
+
 const IfsProviderType ifs_provider_dokploy = {
     .schema = {
         .type = "dokploy",
@@ -611,6 +616,7 @@ const IfsProviderType ifs_provider_dokploy = {
     .auth = IFS_AUTH_HEADER,
     .auth_header = "x-api-key",
     .kinds = dokploy_kinds,
+    .inventory = dokploy_inventory,
     .controls = dokploy_controls,
     .check_path = "/api/project.all",
     .check_proves_key = TRUE,

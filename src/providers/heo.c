@@ -432,6 +432,14 @@ static gboolean heo_act(gpointer state, const char *kind, const char *id, const 
     return TRUE;
 }
 
+/* HEO reports no live state (its `status` file says what was last asked
+ * of the VPS, not how it is), and names no VPS, address or place: only the
+ * id and the path. */
+static const IfsInventoryColumns heo_inventory[] = {
+    {"vps", .name = NULL},
+    {NULL},
+};
+
 const IfsProviderType ifs_provider_heo = {
     .schema = {
         .type = "heo",
@@ -442,6 +450,7 @@ const IfsProviderType ifs_provider_heo = {
     },
     .auth = IFS_AUTH_BEARER,
     .kinds = heo_kinds,
+    .inventory = heo_inventory,
     .controls = heo_controls,
     .check_path = "/v1/status",
     .check_proves_key = FALSE,

@@ -642,6 +642,13 @@ static gboolean hostatlas_act(gpointer state, const char *kind, const char *id,
     return TRUE;
 }
 
+static const IfsInventoryColumns hostatlas_inventory[] = {
+    {"servers", .name = "hostname", .status = "status", .ip = "ip_address"},
+    {"incidents", .name = "title", .status = "status"},
+    {"heartbeats", .name = "name", .status = "status"},
+    {NULL},
+};
+
 const IfsProviderType ifs_provider_hostatlas = {
     .schema = {
         .type = "hostatlas",
@@ -652,6 +659,7 @@ const IfsProviderType ifs_provider_hostatlas = {
     },
     .auth = IFS_AUTH_BEARER,
     .kinds = hostatlas_kinds,
+    .inventory = hostatlas_inventory,
     .controls = hostatlas_controls,
     .check_path = "/api/v1/servers?page=1&per_page=1",
     .check_proves_key = TRUE,

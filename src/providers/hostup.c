@@ -465,6 +465,12 @@ static gboolean hostup_poll(gpointer state, const char *poll_url, IfsOpState *st
     return ok;
 }
 
+static const IfsInventoryColumns hostup_inventory[] = {
+    {"vps", .name = "name", .status = "power_state", .ip = "primary_ip",
+     .region = "location/datacenter"},
+    {NULL},
+};
+
 const IfsProviderType ifs_provider_hostup = {
     .schema = {
         .type = "hostup",
@@ -475,6 +481,7 @@ const IfsProviderType ifs_provider_hostup = {
     },
     .auth = IFS_AUTH_BEARER,
     .kinds = hostup_kinds,
+    .inventory = hostup_inventory,
     .controls = hostup_controls,
     .check_path = "/api/v2/vps?limit=1",
     .check_proves_key = TRUE,

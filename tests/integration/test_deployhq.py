@@ -164,8 +164,8 @@ def test_vps_holds_exactly_the_hosted_resources_and_no_static_sites(dmnt, dsim):
 
 
 def test_the_root_offers_vps_regions_and_sizes(dmnt):
-    assert sorted(os.listdir(dmnt.path)) == ["README", "actions", "providers", "regions", "sizes",
-                                         "vps"]
+    assert sorted(os.listdir(dmnt.path)) == ["README", "actions", "inventory", "inventory.json",
+                                         "providers", "regions", "sizes", "vps"]
     assert os.listdir(dmnt.p("regions")) == ["deployhq"]
     assert os.listdir(dmnt.p("sizes")) == ["deployhq"]
 

@@ -94,8 +94,9 @@ def union(*objects):
 
 # ---- §3 The tree ------------------------------------------------------------
 
-def test_root_holds_readme_actions_providers_and_the_kinds_the_accounts_offer(mnt):
-    assert sorted(os.listdir(mnt.path)) == ["README", "actions", "providers", "vps"]
+def test_root_holds_readme_actions_inventory_providers_and_the_kinds_offered(mnt):
+    assert sorted(os.listdir(mnt.path)) == ["README", "actions", "inventory", "inventory.json",
+                                       "providers", "vps"]
     assert os.listdir(mnt.p("providers")) == ["hostup"]
     assert os.listdir(mnt.p("vps")) == ["hostup"]
 
@@ -104,7 +105,7 @@ def test_readme_says_what_is_where_and_how_to_use_controls(mnt):
     text = mnt.read("README")
 
     for words in ("providers/", "vps/", "refresh", "power", "force", "last_action",
-                  "operation/wait"):
+                  "operation/wait", "inventory", "inventory.json", "actions"):
         assert words in text, f"README does not mention {words}"
 
 
@@ -141,7 +142,8 @@ def test_unsafe_ids_from_the_api_never_escape_their_directory(fresh_sim, make_mo
     base = m.p("vps", "hostup")
     names = os.listdir(base)
     # The tree around the account is untouched.
-    assert sorted(os.listdir(m.path)) == ["README", "actions", "providers", "vps"]
+    assert sorted(os.listdir(m.path)) == ["README", "actions", "inventory", "inventory.json",
+                                     "providers", "vps"]
     assert os.listdir(m.p("vps")) == ["hostup"]
     assert m.read("README").startswith("infrafs")
     for name in names:

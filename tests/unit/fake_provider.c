@@ -571,6 +571,11 @@ static gboolean fake_poll(gpointer state, const char *poll_url, IfsOpState *stat
 }
 
 static const char *const fake_kinds[] = {"vps", NULL};
+/* No ip: a column the API lacks stays empty. */
+static const IfsInventoryColumns fake_inventory[] = {
+    {"vps", .name = "name", .status = "power_state", .region = "location/city"},
+    {NULL},
+};
 
 static const IfsCommandSpec power_commands[] = {
     {"start", IFS_FORCE_NEVER},
@@ -589,6 +594,7 @@ const IfsProviderType fake_provider_type = {
     .schema = {.type = "fake", .default_url = "fake://in-process"},
     .auth = IFS_AUTH_NONE,
     .kinds = fake_kinds,
+    .inventory = fake_inventory,
     .controls = fake_controls,
     .open = fake_open,
     .close = fake_close,

@@ -38,10 +38,13 @@ static void teardown(Fixture *fx, gconstpointer data)
 
 static void build(Fixture *fx)
 {
+    IfsNode *files[1];
+
     if (fx->root)
         ifs_node_unref(fx->root);
     build_account(fx->ab);
-    fx->root = build_root(&fx->ab, 1, fx->p.model.action_log);
+    files[0] = ifs_action_log_node(fx->p.model.action_log);
+    fx->root = build_root(&fx->ab, 1, files, G_N_ELEMENTS(files));
 }
 
 static void assert_text(Fixture *fx, const char *path, const char *expected)
