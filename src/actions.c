@@ -2,6 +2,8 @@
  * operations until terminal, then re-reading the resource. */
 #include "actions.h"
 
+#include "events.h"
+
 #include <errno.h>
 #include <pwd.h>
 #include <string.h>
@@ -151,7 +153,7 @@ static void log_action(Actions *ac, Account *a, const ActionRecord *r)
     raw = g_strdup_printf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", when, r->writer, r->path,
                           r->command, r->result, status, or_dash(message), or_dash(r->op_id));
     line = ifs_http_redact(a->http, raw);
-    ifs_action_log_append(ac->model->action_log, line);
+    ifs_line_log_append(ac->model->action_log, line);
     g_free(raw);
     raw = g_strdup_printf("%s: '%s' %s%s%s%s%s%s%s by %s", r->path, r->command, r->result,
                           r->http_status > 0 ? " " : "", r->http_status > 0 ? status : "",
@@ -166,6 +168,22 @@ static void log_action(Actions *ac, Account *a, const ActionRecord *r)
     g_free(when);
 }
 
+/* An action ended, in the change stream: its command and how it ended,
+ * with a pointer to the action log for the rest. */
+static void event_action_end(Actions *ac, Account *a, const char *path, const char *command,
+                             const char *result, const char *op_id)
+{
+    char *what = g_strdup_printf("%s%s%s (see /actions)", result, op_id ? " " : "",
+                                 op_id ? op_id : "");
+    char *shown = ifs_http_redact(a->http, what);
+    char *shown_command = ifs_http_redact(a->http, command);
+
+    events_record(ac->model->events, path, "action", shown_command, shown);
+    g_free(shown_command);
+    g_free(shown);
+    g_free(what);
+}
+
 /* An operation ended (or infrafs stopped watching it): under the line of
  * the write that started it, its final status. */
 static void log_operation_end(Actions *ac, Operation *op)
@@ -178,6 +196,7 @@ static void log_operation_end(Actions *ac, Operation *op)
     g_mutex_unlock(&ac->model->op_lock);
     r.result = result;
     log_action(ac, op->account, &r);
+    event_action_end(ac, op->account, op->path, op->command, result, op->job_id);
     g_free(result);
 }
 
@@ -378,6 +397,9 @@ static void log_write(Actions *ac, Account *a, const IfsControlTarget *t, const 
     };
 
     log_action(ac, a, &r);
+    /* An action without an operation ended here (refreshing is no action). */
+    if (!op && t->kind != TARGET_REFRESH)
+        event_action_end(ac, a, path, command, r.result, r.op_id);
     if (op) {
         op->writer = who;
         op->path = path;

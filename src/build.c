@@ -68,6 +68,8 @@ void account_build_free(AccountBuild *ab)
         ifs_node_unref(ab->provider_dir);
     if (ab->saved_mtimes)
         g_hash_table_unref(ab->saved_mtimes);
+    g_free(ab->state);
+    g_free(ab->reason);
     g_free(ab);
 }
 
@@ -407,6 +409,12 @@ void build_account(AccountBuild *ab)
     g_mutex_lock(&a->lock);
     build_kind_dirs(ab, problems);
     fresh = build_provider_dir(a, problems->str);
+    ab->has_data = a->ever_ok;
+    ab->refreshed = a->refresh_started > 0;
+    g_free(ab->state);
+    ab->state = g_strdup(a->state);
+    g_free(ab->reason);
+    ab->reason = a->last_error && *a->last_error ? store_one_line(a->last_error, 300) : NULL;
     if (a->save_wanted) {
         /* What the refresher writes to disk once this build is published. */
         GHashTableIter it;
@@ -439,6 +447,9 @@ static const char readme_text[] =
     "inventory                one row per resource of every account: kind, account,\n"
     "                         type, id, name, status, ip, region, path (tab-separated,\n"
     "                         with a header); inventory.json: the same as JSON\n"
+    "events, events.ndjson    what changed, one line per change: tail -f events\n"
+    "by-name/<name>, by-ip/<address>\n"
+    "                         links to the resource with that name or address\n"
     "actions                  the action log: who wrote what to which control file\n"
     "providers/<account>/     state of each configured account: state, last_refresh,\n"
     "                         next_refresh, last_error, requests, rate_limit_remaining;\n"

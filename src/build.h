@@ -16,6 +16,13 @@ typedef struct {
     GHashTable *saved_mtimes; /* from the saved copy, until the first build */
     IfsNode *provider_dir;    /* providers/<account>/, NULL before the first build */
     GHashTable *kind_dirs;    /* kind -> <kind>/<account>/ (IfsNode*) */
+    /* As of the last build: whether the account had data (a refresh or
+     * the disk cache gave it some), its state and why (last_error), and
+     * whether a refresh ran (before, the state only says it is starting). */
+    gboolean has_data;
+    char *state;
+    char *reason;
+    gboolean refreshed;
 } AccountBuild;
 
 /* Takes the account's saved_mtimes, if any. */
@@ -26,8 +33,8 @@ void account_build_free(AccountBuild *b);
  * account asked for it (save_wanted), hands what was built to the saver
  * (save_items). */
 void build_account(AccountBuild *b);
-/* The root over the accounts' last builds: README, the `n_files` files
- * given (taken: the action log, the inventory), providers/, and one
- * directory per kind that any account offers. */
+/* The root over the accounts' last builds: README, the `n_files` entries
+ * given (taken: the action log, the inventory and its links), providers/,
+ * and one directory per kind that any account offers. */
 IfsNode *build_root(AccountBuild *const *builds, guint n, IfsNode *const *files,
                     guint n_files);

@@ -194,6 +194,11 @@ static void fill_attr(const IfsFs *fs, const IfsNode *node, uint64_t st_ino, str
         st->st_size = ifs_node_has_content(node) ? (off_t)ifs_node_size(node)
                                                  : IFS_WAIT_PENDING_SIZE;
         break;
+    case IFS_NODE_SYMLINK:
+        st->st_mode = S_IFLNK | 0777; /* what a link's mode always is */
+        st->st_nlink = 1;
+        st->st_size = (off_t)ifs_node_size(node);
+        break;
     case IFS_NODE_FILE:
     default:
         st->st_mode = S_IFREG | 0444;
@@ -422,6 +427,20 @@ static void read_wait(fuse_req_t req, IfsNode *node, size_t size, off_t off)
     g_free(text);
 }
 
+static void ifs_readlink(fuse_req_t req, fuse_ino_t id)
+{
+    IfsNode *node = ifs_store_get(fs_of(req)->store, id);
+
+    if (!node)
+        fuse_reply_err(req, ENOENT);
+    else if (node->type != IFS_NODE_SYMLINK)
+        fuse_reply_err(req, EINVAL);
+    else
+        fuse_reply_readlink(req, ifs_node_data(node)); /* stored with its NUL */
+    if (node)
+        ifs_node_unref(node);
+}
+
 static void ifs_read(fuse_req_t req, fuse_ino_t id, size_t size, off_t off,
                      struct fuse_file_info *fi)
 {
@@ -540,7 +559,9 @@ static void reply_listing(fuse_req_t req, fuse_ino_t id, size_t size, off_t off,
                            ifs_node_ino(child, dir_ino), &e);
             } else {
                 e.attr.st_ino = ifs_node_ino(child, dir_ino);
-                e.attr.st_mode = child->type == IFS_NODE_DIR ? S_IFDIR : S_IFREG;
+                e.attr.st_mode = child->type == IFS_NODE_DIR       ? S_IFDIR
+                                 : child->type == IFS_NODE_SYMLINK ? S_IFLNK
+                                                                   : S_IFREG;
             }
         }
         need = plus ? fuse_add_direntry_plus(req, buf + used, size - used, name, &e, i + 1)
@@ -601,6 +622,7 @@ static const struct fuse_lowlevel_ops ops = {
     .forget_multi = ifs_forget_multi,
     .getattr = ifs_getattr,
     .setattr = ifs_setattr,
+    .readlink = ifs_readlink,
     .open = ifs_open,
     .opendir = ifs_opendir,
     .read = ifs_read,

@@ -3,15 +3,19 @@
 
 #include <string.h>
 
+#include "infrafs/jsonparse.h"
+
 /* Longest value shown in a column: a name or a status, not a document. */
 #define MAX_VALUE 512
 
 const char inventory_header[] = "kind\taccount\ttype\tid\tname\tstatus\tip\tregion\tpath\n";
 
 struct Inventory {
-    GPtrArray *dirs; /* the kind directories the files were made from (referenced) */
-    IfsNode *tsv;
-    IfsNode *json;
+    GPtrArray *dirs; /* the kind directories the entries were made from (referenced) */
+    IfsNode *entries[INVENTORY_ENTRIES];
+    /* Per account name, as of the last call: */
+    GHashTable *had_data; /* a set: the names whose rows were real data */
+    GHashTable *states;   /* -> its state */
 };
 
 /* One kind directory of one account. */
@@ -23,8 +27,10 @@ typedef struct {
 
 /* One resource. */
 typedef struct {
+    const Part *part;
     const char *entry; /* its directory's name: the id, escaped */
     char *name, *status, *ip, *region;
+    char *path;        /* kind/account/entry */
 } Row;
 
 Inventory *inventory_new(void)
@@ -32,7 +38,18 @@ Inventory *inventory_new(void)
     Inventory *inv = g_new0(Inventory, 1);
 
     inv->dirs = g_ptr_array_new_with_free_func((GDestroyNotify)ifs_node_unref);
+    inv->had_data = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    inv->states = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     return inv;
+}
+
+static void drop_entries(Inventory *inv)
+{
+    for (guint i = 0; i < INVENTORY_ENTRIES; i++) {
+        if (inv->entries[i])
+            ifs_node_unref(inv->entries[i]);
+        inv->entries[i] = NULL;
+    }
 }
 
 void inventory_free(Inventory *inv)
@@ -40,10 +57,9 @@ void inventory_free(Inventory *inv)
     if (!inv)
         return;
     g_ptr_array_unref(inv->dirs);
-    if (inv->tsv)
-        ifs_node_unref(inv->tsv);
-    if (inv->json)
-        ifs_node_unref(inv->json);
+    drop_entries(inv);
+    g_hash_table_destroy(inv->had_data);
+    g_hash_table_destroy(inv->states);
     g_free(inv);
 }
 
@@ -73,7 +89,7 @@ static GArray *collect_parts(AccountBuild *const *builds, guint n)
 
 static gboolean unchanged(const Inventory *inv, const GArray *parts)
 {
-    if (!inv->tsv || inv->dirs->len != parts->len)
+    if (!inv->entries[0] || inv->dirs->len != parts->len)
         return FALSE;
     for (guint i = 0; i < parts->len; i++)
         if (g_ptr_array_index(inv->dirs, i) != g_array_index(parts, Part, i).dir)
@@ -170,43 +186,24 @@ static void row_clear(gpointer data)
     g_free(r->status);
     g_free(r->ip);
     g_free(r->region);
-}
-
-static void append_json_string(GString *out, const char *text)
-{
-    if (!text) {
-        g_string_append(out, "null");
-        return;
-    }
-    g_string_append_c(out, '"');
-    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            g_string_append_printf(out, "\\%c", *p);
-        else if (*p < 0x20)
-            g_string_append_printf(out, "\\u%04x", *p);
-        else
-            g_string_append_c(out, (char)*p);
-    }
-    g_string_append_c(out, '"');
+    g_free(r->path);
 }
 
 static void append_json_member(GString *out, const char *key, const char *value, gboolean first)
 {
     g_string_append_printf(out, "%s\"%s\":", first ? "" : ",", key);
-    append_json_string(out, value);
+    ifs_json_append_string(out, value);
 }
 
-static void append_rows(GString *tsv, GString *json, const Part *part)
+/* The rows of one kind directory, sorted by name, into `rows` (empty). */
+static void collect_rows(GArray *rows, const Part *part)
 {
-    const Account *a = part->account;
-    const IfsInventoryColumns *cols = columns_of(a, part->kind);
+    const IfsInventoryColumns *cols = columns_of(part->account, part->kind);
     guint n = ifs_node_n_children(part->dir);
-    GArray *rows = g_array_sized_new(FALSE, TRUE, sizeof(Row), n);
 
-    g_array_set_clear_func(rows, row_clear);
     for (guint i = 0; i < n; i++) {
         const IfsNode *dir = ifs_node_child_at(part->dir, i);
-        Row r = {.entry = ifs_node_name(dir)};
+        Row r = {.part = part, .entry = ifs_node_name(dir)};
 
         if (cols) {
             r.name = column_value(dir, cols->name);
@@ -214,19 +211,43 @@ static void append_rows(GString *tsv, GString *json, const Part *part)
             r.ip = column_value(dir, cols->ip);
             r.region = column_value(dir, cols->region);
         }
+        r.path = g_strjoin("/", part->kind, part->account->cfg->name, r.entry, NULL);
         g_array_append_val(rows, r);
     }
     g_array_sort(rows, compare_rows);
+}
+
+static IfsNode *tsv_file(const GArray *rows)
+{
+    GString *tsv = g_string_new(inventory_header);
+    IfsNode *node;
+
     for (guint i = 0; i < rows->len; i++) {
         const Row *r = &g_array_index(rows, Row, i);
-        char *path = g_strjoin("/", part->kind, a->cfg->name, r->entry, NULL);
+        const Account *a = r->part->account;
 #define OR_EMPTY(s) ((s) ? (s) : "")
-        g_string_append_printf(tsv, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", part->kind,
+        g_string_append_printf(tsv, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r->part->kind,
                                a->cfg->name, a->type->schema.type, r->entry, OR_EMPTY(r->name),
-                               OR_EMPTY(r->status), OR_EMPTY(r->ip), OR_EMPTY(r->region), path);
+                               OR_EMPTY(r->status), OR_EMPTY(r->ip), OR_EMPTY(r->region),
+                               r->path);
 #undef OR_EMPTY
-        g_string_append(json, json->len > 2 ? ",\n{" : "{");
-        append_json_member(json, "kind", part->kind, TRUE);
+    }
+    node = ifs_node_new_file("inventory", tsv->str, tsv->len, 0);
+    g_string_free(tsv, TRUE);
+    return node;
+}
+
+static IfsNode *json_file(const GArray *rows)
+{
+    GString *json = g_string_new(rows->len ? "[\n" : "[]\n");
+    IfsNode *node;
+
+    for (guint i = 0; i < rows->len; i++) {
+        const Row *r = &g_array_index(rows, Row, i);
+        const Account *a = r->part->account;
+
+        g_string_append_c(json, '{');
+        append_json_member(json, "kind", r->part->kind, TRUE);
         append_json_member(json, "account", a->cfg->name, FALSE);
         append_json_member(json, "type", a->type->schema.type, FALSE);
         append_json_member(json, "id", r->entry, FALSE);
@@ -234,42 +255,254 @@ static void append_rows(GString *tsv, GString *json, const Part *part)
         append_json_member(json, "status", r->status, FALSE);
         append_json_member(json, "ip", r->ip, FALSE);
         append_json_member(json, "region", r->region, FALSE);
-        append_json_member(json, "path", path, FALSE);
-        g_string_append_c(json, '}');
-        g_free(path);
+        append_json_member(json, "path", r->path, FALSE);
+        g_string_append(json, i + 1 < rows->len ? "},\n" : "}\n]\n");
     }
-    g_array_unref(rows);
+    node = ifs_node_new_file("inventory.json", json->str, json->len, 0);
+    g_string_free(json, TRUE);
+    return node;
 }
 
-void inventory_files(Inventory *inv, AccountBuild *const *builds, guint n, IfsNode **tsv_out,
-                     IfsNode **json_out)
+static const char *name_of_row(const Row *r)
+{
+    return r->name;
+}
+
+static const char *ip_of_row(const Row *r)
+{
+    return r->ip;
+}
+
+static void count(GHashTable *counts, char *key /* taken */)
+{
+    g_hash_table_replace(counts, key,
+                         GUINT_TO_POINTER(GPOINTER_TO_UINT(g_hash_table_lookup(counts, key)) + 1));
+}
+
+static guint counted(GHashTable *counts, const char *key)
+{
+    return GPOINTER_TO_UINT(g_hash_table_lookup(counts, key));
+}
+
+/* `dir_name`/<value>: a relative link to each resource's directory, for
+ * every value `value_of` gives, escaped as names are. A value several
+ * resources share is told apart with @ACCOUNT, and where that is still
+ * shared, @ACCOUNT@ID (the id as its directory is named). */
+static IfsNode *links_dir(const GArray *rows, const char *dir_name,
+                          const char *(*value_of)(const Row *r))
+{
+    GHashTable *plain = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    GHashTable *by_account = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    IfsDirBuilder *b = ifs_dir_builder_new(dir_name);
+
+    for (guint i = 0; i < rows->len; i++) {
+        const Row *r = &g_array_index(rows, Row, i);
+        const char *v = value_of(r);
+        if (v) {
+            count(plain, g_strdup(v));
+            count(by_account, g_strconcat(v, "@", r->part->account->cfg->name, NULL));
+        }
+    }
+    for (guint i = 0; i < rows->len; i++) {
+        const Row *r = &g_array_index(rows, Row, i);
+        const char *v = value_of(r);
+        const char *account = r->part->account->cfg->name;
+        char *label, *name, *path, *target;
+
+        if (!v)
+            continue;
+        label = g_strconcat(v, "@", account, NULL);
+        name = ifs_name_escape(v, strlen(v));
+        if (name && counted(plain, v) > 1) {
+            char *longer = counted(by_account, label) > 1
+                               ? g_strconcat(name, "@", account, "@", r->entry, NULL)
+                               : g_strconcat(name, "@", account, NULL);
+            g_free(name);
+            name = longer;
+        }
+        if (name && strlen(name) <= 255) { /* else longer than a name may be: no link */
+            path = ifs_path_join(dir_name, name);
+            target = g_strconcat("../", r->path, NULL);
+            ifs_dir_builder_add(b, ifs_node_new_symlink(path, target));
+            g_free(target);
+            g_free(path);
+        }
+        g_free(name);
+        g_free(label);
+    }
+    g_hash_table_destroy(plain);
+    g_hash_table_destroy(by_account);
+    return ifs_dir_builder_finish(b, 0);
+}
+
+/* ---- what changed ----------------------------------------------------- */
+
+/* The columns of inventory_header. */
+enum { COL_ACCOUNT = 1, COL_NAME = 4, COL_STATUS, COL_IP, COL_REGION, COL_PATH, N_COLS };
+
+/* A row of the inventory before, its columns pointing into a copy of it. */
+typedef struct {
+    char *col[N_COLS];
+    gboolean matched;
+} OldRow;
+
+/* The rows of the inventory file `tsv`, in its order; their texts point
+ * into *copy. */
+static GArray *old_rows(const IfsNode *tsv, char **copy)
+{
+    GArray *rows = g_array_new(FALSE, TRUE, sizeof(OldRow));
+    char *line, *next;
+
+    *copy = g_strndup(ifs_node_data(tsv), ifs_node_size(tsv));
+    line = strchr(*copy, '\n'); /* after the header */
+    for (line = line ? line + 1 : NULL; line && *line; line = next) {
+        OldRow r = {0};
+        char *p = line;
+        int c = 0;
+
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        for (r.col[c++] = p; c < N_COLS && (p = strchr(p, '\t')); r.col[c++] = p)
+            *p++ = '\0';
+        if (c == N_COLS)
+            g_array_append_val(rows, r);
+    }
+    return rows;
+}
+
+static void compare_column(EventBatch *batch, const char *path, const char *change,
+                           const char *old, const char *fresh)
+{
+    if (g_strcmp0(old, fresh ? fresh : "") != 0)
+        events_batch_add(batch, path, change, old, fresh);
+}
+
+/* Accounts (by name) whose rows were real data before and are now. */
+static GHashTable *comparable_accounts(const Inventory *inv, AccountBuild *const *builds,
+                                       guint n)
+{
+    GHashTable *set = g_hash_table_new(g_str_hash, g_str_equal);
+
+    for (guint i = 0; i < n; i++)
+        if (builds[i]->has_data &&
+            g_hash_table_contains(inv->had_data, builds[i]->account->cfg->name))
+            g_hash_table_add(set, (gpointer)builds[i]->account->cfg->name);
+    return set;
+}
+
+static void compare_rows_with(const Inventory *inv, const GArray *rows,
+                              AccountBuild *const *builds, guint n, EventBatch *batch)
+{
+    GHashTable *comparable = comparable_accounts(inv, builds, n);
+    char *copy;
+    GArray *before = old_rows(inv->entries[0], &copy);
+    GHashTable *by_path = g_hash_table_new(g_str_hash, g_str_equal);
+
+    for (guint i = 0; i < before->len; i++) {
+        OldRow *o = &g_array_index(before, OldRow, i);
+        g_hash_table_insert(by_path, o->col[COL_PATH], o);
+    }
+    for (guint i = 0; i < rows->len; i++) {
+        const Row *r = &g_array_index(rows, Row, i);
+        OldRow *o = g_hash_table_lookup(by_path, r->path);
+
+        if (o)
+            o->matched = TRUE;
+        if (!g_hash_table_contains(comparable, r->part->account->cfg->name))
+            continue;
+        if (!o) {
+            events_batch_add(batch, r->path, "appeared", NULL, r->name);
+            continue;
+        }
+        compare_column(batch, r->path, "name", o->col[COL_NAME], r->name);
+        compare_column(batch, r->path, "status", o->col[COL_STATUS], r->status);
+        compare_column(batch, r->path, "ip", o->col[COL_IP], r->ip);
+        compare_column(batch, r->path, "region", o->col[COL_REGION], r->region);
+    }
+    for (guint i = 0; i < before->len; i++) {
+        const OldRow *o = &g_array_index(before, OldRow, i);
+        if (!o->matched && g_hash_table_contains(comparable, o->col[COL_ACCOUNT]))
+            events_batch_add(batch, o->col[COL_PATH], "disappeared", o->col[COL_NAME], NULL);
+    }
+    g_hash_table_destroy(by_path);
+    g_array_unref(before);
+    g_free(copy);
+    g_hash_table_destroy(comparable);
+}
+
+/* An account's state that changed since the last call, with the reason
+ * when it is not ok. The state a mount starts with, until a refresh ran,
+ * is no state of the account's. */
+static void compare_accounts(Inventory *inv, AccountBuild *const *builds, guint n,
+                             EventBatch *batch)
+{
+    for (guint i = 0; i < n; i++) {
+        const AccountBuild *ab = builds[i];
+        const char *name = ab->account->cfg->name;
+        const char *state = ab->state ? ab->state : "";
+        const char *before = g_hash_table_lookup(inv->states, name);
+
+        if (!ab->refreshed)
+            continue;
+        if (batch && before && strcmp(before, state) != 0) {
+            char *path = g_strconcat("providers/", name, NULL);
+            char *now = ab->reason && strcmp(state, "ok") != 0
+                            ? g_strdup_printf("%s (%s)", state, ab->reason)
+                            : g_strdup(state);
+            events_batch_add(batch, path, "state", before, now);
+            g_free(now);
+            g_free(path);
+        }
+        g_hash_table_replace(inv->states, g_strdup(name), g_strdup(state));
+    }
+}
+
+static void note_data(Inventory *inv, AccountBuild *const *builds, guint n)
+{
+    for (guint i = 0; i < n; i++) {
+        const char *name = builds[i]->account->cfg->name;
+        if (builds[i]->has_data)
+            g_hash_table_add(inv->had_data, g_strdup(name));
+        else
+            g_hash_table_remove(inv->had_data, name);
+    }
+}
+
+void inventory_entries(Inventory *inv, AccountBuild *const *builds, guint n, Events *events,
+                       IfsNode *out[INVENTORY_ENTRIES])
 {
     GArray *parts = collect_parts(builds, n);
+    EventBatch *batch = events ? events_batch_new() : NULL;
 
     if (!unchanged(inv, parts)) {
-        GString *tsv = g_string_new(inventory_header);
-        GString *json = g_string_new("[\n");
+        GArray *rows = g_array_new(FALSE, TRUE, sizeof(Row));
 
+        g_array_set_clear_func(rows, row_clear);
         g_ptr_array_set_size(inv->dirs, 0);
         for (guint i = 0; i < parts->len; i++) {
+            GArray *part_rows = g_array_new(FALSE, TRUE, sizeof(Row));
             const Part *part = &g_array_index(parts, Part, i);
-            append_rows(tsv, json, part);
+
+            collect_rows(part_rows, part);
+            g_array_append_vals(rows, part_rows->data, part_rows->len);
+            g_array_unref(part_rows); /* the rows' strings moved to `rows` */
             g_ptr_array_add(inv->dirs, ifs_node_ref(part->dir));
         }
-        if (json->len > 2)
-            g_string_append(json, "\n]\n");
-        else
-            g_string_assign(json, "[]\n");
-        if (inv->tsv)
-            ifs_node_unref(inv->tsv);
-        if (inv->json)
-            ifs_node_unref(inv->json);
-        inv->tsv = ifs_node_new_file("inventory", tsv->str, tsv->len, 0);
-        inv->json = ifs_node_new_file("inventory.json", json->str, json->len, 0);
-        g_string_free(tsv, TRUE);
-        g_string_free(json, TRUE);
+        if (batch && inv->entries[0])
+            compare_rows_with(inv, rows, builds, n, batch);
+        drop_entries(inv);
+        inv->entries[0] = tsv_file(rows);
+        inv->entries[1] = json_file(rows);
+        inv->entries[2] = links_dir(rows, "by-name", name_of_row);
+        inv->entries[3] = links_dir(rows, "by-ip", ip_of_row);
+        g_array_unref(rows);
     }
+    compare_accounts(inv, builds, n, batch);
+    note_data(inv, builds, n);
+    if (batch)
+        events_batch_commit(events, batch);
     g_array_unref(parts);
-    *tsv_out = ifs_node_ref(inv->tsv);
-    *json_out = ifs_node_ref(inv->json);
+    for (guint i = 0; i < INVENTORY_ENTRIES; i++)
+        out[i] = ifs_node_ref(inv->entries[i]);
 }

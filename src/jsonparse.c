@@ -504,3 +504,21 @@ json_object *ifs_json_parse_compact(const char *text, size_t len)
     json_tokener_reset(tok);
     return json_tokener_parse_ex(tok, text, (int)len);
 }
+
+void ifs_json_append_string(GString *out, const char *text)
+{
+    if (!text) {
+        g_string_append(out, "null");
+        return;
+    }
+    g_string_append_c(out, '"');
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            g_string_append_printf(out, "\\%c", *p);
+        else if (*p < 0x20)
+            g_string_append_printf(out, "\\u%04x", *p);
+        else
+            g_string_append_c(out, (char)*p);
+    }
+    g_string_append_c(out, '"');
+}

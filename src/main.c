@@ -22,7 +22,7 @@
 #include <fuse_opt.h>
 #include <systemd/sd-daemon.h>
 
-#include "infrafs/actionlog.h"
+#include "infrafs/linelog.h"
 #include "infrafs/config.h"
 #include "infrafs/fs.h"
 #include "infrafs/http.h"
@@ -49,6 +49,8 @@ typedef struct {
     char *log_level;
     char *actions_max;
     gsize actions_max_bytes; /* what it says, 0 if not given */
+    char *events_max;
+    gsize events_max_bytes;
     IfsFsOwner owner;    /* what they resolve to */
     int offline;
     int refresh;
@@ -78,6 +80,7 @@ static const struct fuse_opt option_spec[] = {
     IFS_OPT("control_group=%s", control_group, 0),
     IFS_OPT("log_level=%s", log_level, 0),
     IFS_OPT("actions_max=%s", actions_max, 0),
+    IFS_OPT("events_max=%s", events_max, 0),
     FUSE_OPT_KEY("-h", KEY_HELP),
     FUSE_OPT_KEY("--help", KEY_HELP),
     FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -188,8 +191,8 @@ static gboolean resolve_owner(Options *o)
     return TRUE;
 }
 
-/* actions_max=: bytes, or with a K or M suffix (of 1024). */
-static gboolean parse_actions_max(const char *text, gsize *out)
+/* actions_max=, events_max=: bytes, or with a K or M suffix (of 1024). */
+static gboolean parse_log_max(const char *option, const char *text, gsize *out)
 {
     guint64 n = 0, unit = 1;
     size_t len = strlen(text);
@@ -200,11 +203,11 @@ static gboolean parse_actions_max(const char *text, gsize *out)
         len--;
     }
     digits = g_strndup(text, len);
-    if (!ifs_whole_number(digits, 1, G_MAXUINT32, &n) || n * unit < IFS_ACTION_LOG_MIN_MAX ||
+    if (!ifs_whole_number(digits, 1, G_MAXUINT32, &n) || n * unit < IFS_LINE_LOG_MIN_MAX ||
         n * unit > G_MAXUINT32) {
         g_free(digits);
-        fprintf(stderr, "infrafs: actions_max=%s: give the action log's size in bytes, "
-                "from %zu to 4G, e.g. actions_max=4M\n", text, (size_t)IFS_ACTION_LOG_MIN_MAX);
+        fprintf(stderr, "infrafs: %s=%s: give the log's size in bytes, from %zu to 4G, "
+                "e.g. %s=4M\n", option, text, (size_t)IFS_LINE_LOG_MIN_MAX, option);
         return FALSE;
     }
     g_free(digits);
@@ -337,6 +340,8 @@ static void print_usage(const char *prog)
            "    -o actions_max=SIZE     size at which the action log (/actions, kept in\n"
            "                            cache_dir/actions.log) starts over, keeping the\n"
            "                            previous one as actions.log.1 (1M)\n"
+           "    -o events_max=SIZE      the same for the change stream (/events,\n"
+           "                            /events.ndjson; events.log, events.ndjson) (1M)\n"
            "    -h, --help              print this help\n"
            "    -V, --version           print the version\n"
            "    --check [CONFIG]        try every account's url and secret with one\n"
@@ -613,6 +618,7 @@ static int serve(IfsConfig *config, struct fuse_args *args, struct fuse_cmdline_
         .cache_dir = cache_dir,
         .offline = o->offline,
         .actions_max = o->actions_max_bytes,
+        .events_max = o->events_max_bytes,
     };
     IfsStore *store = ifs_store_new(&sopts);
     IfsFs *fs;
@@ -770,7 +776,9 @@ int main(int argc, char *argv[])
     }
     if (!resolve_owner(&o))
         goto out;
-    if (o.actions_max && !parse_actions_max(o.actions_max, &o.actions_max_bytes))
+    if (o.actions_max && !parse_log_max("actions_max", o.actions_max, &o.actions_max_bytes))
+        goto out;
+    if (o.events_max && !parse_log_max("events_max", o.events_max, &o.events_max_bytes))
         goto out;
     if (o.log_level && !ifs_log_level_valid(o.log_level)) {
         fprintf(stderr, "infrafs: log_level=%s: give one of error, warning, notice, info, "
@@ -840,6 +848,7 @@ out:
     free(o.control_group);
     free(o.log_level);
     free(o.actions_max);
+    free(o.events_max);
     free(cmd.mountpoint);
     g_ptr_array_free(o.positionals, TRUE);
     fuse_opt_free_args(&args);

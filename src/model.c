@@ -2,6 +2,8 @@
  * their lifetimes, and the bookkeeping every stage shares (see model.h). */
 #include "model.h"
 
+#include "events.h"
+
 #include <errno.h>
 #include <string.h>
 
@@ -113,9 +115,10 @@ void model_init(Model *m, const IfsStoreOptions *opts)
     {
         char *path = opts->cache_dir ? g_build_filename(opts->cache_dir, "actions.log", NULL)
                                      : NULL;
-        m->action_log = ifs_action_log_open(path, opts->actions_max);
+        m->action_log = ifs_line_log_open("actions", path, opts->actions_max);
         g_free(path);
     }
+    m->events = events_new(opts->cache_dir, opts->events_max);
 }
 
 void model_clear(Model *m)
@@ -126,8 +129,10 @@ void model_clear(Model *m)
     m->accounts = NULL;
     g_mutex_clear(&m->op_lock);
     g_cond_clear(&m->op_cond);
-    ifs_action_log_free(m->action_log);
+    ifs_line_log_free(m->action_log);
     m->action_log = NULL;
+    events_free(m->events);
+    m->events = NULL;
 }
 
 void model_shutdown(Model *m)

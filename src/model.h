@@ -21,7 +21,7 @@
 #pragma once
 #include <glib.h>
 
-#include "infrafs/actionlog.h"
+#include "infrafs/linelog.h"
 #include "infrafs/control.h"
 #include "infrafs/http.h"
 #include "infrafs/persist.h"
@@ -46,7 +46,9 @@ typedef struct {
     GMutex op_lock;       /* guards the fields of every Operation marked so */
     GCond op_cond;        /* any of those changed, or the store is stopping */
     /* /actions, kept in cache_dir/actions.log. Any thread. */
-    IfsActionLog *action_log;
+    IfsLineLog *action_log;
+    /* /events and /events.ndjson (events.h). Any thread. */
+    struct Events *events;
 } Model;
 
 void model_init(Model *m, const IfsStoreOptions *opts);

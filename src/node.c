@@ -414,6 +414,11 @@ IfsNode *ifs_node_new_file(const char *path, const char *data, size_t size, time
     return node_at(IFS_NODE_FILE, FORM_FILE, path, mtime, data ? data : "", data ? size : 0);
 }
 
+IfsNode *ifs_node_new_symlink(const char *path, const char *target)
+{
+    return node_at(IFS_NODE_SYMLINK, FORM_FILE, path, 0, target, strlen(target));
+}
+
 IfsNode *ifs_node_new_rendered(const char *path, const IfsRenderer *how, void *src,
                                size_t size, time_t mtime)
 {
@@ -767,6 +772,7 @@ gboolean ifs_node_same_content(const IfsNode *a, const IfsNode *b)
     case IFS_NODE_DIR:
         return same_children(a, b);
     case IFS_NODE_FILE:
+    case IFS_NODE_SYMLINK:
         return same_bytes(a, b);
     case IFS_NODE_CONTROL:
     case IFS_NODE_WAIT:

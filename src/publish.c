@@ -147,7 +147,7 @@ static Operation *wait_node_operation(const IfsNode *wait)
 static void publish_root(Publisher *p)
 {
     AccountBuild *const *builds = (AccountBuild *const *)p->builds->pdata;
-    IfsNode *files[3] = {ifs_action_log_node(p->model->action_log)};
+    IfsNode *files[3 + INVENTORY_ENTRIES];
     IfsNode *fresh, *old;
     DiffSink d = {p, g_ptr_array_new_with_free_func((GDestroyNotify)changed_wait_free)};
     IfsNodeDiffSink sink = {
@@ -157,7 +157,11 @@ static void publish_root(Publisher *p)
         .data = &d,
     };
 
-    inventory_files(p->inventory, builds, p->builds->len, &files[1], &files[2]);
+    /* The inventory first: what changed goes to the events shown next. */
+    inventory_entries(p->inventory, builds, p->builds->len, p->model->events, files + 3);
+    files[0] = ifs_line_log_node(p->model->action_log);
+    files[1] = events_text_node(p->model->events);
+    files[2] = events_json_node(p->model->events);
     fresh = build_root(builds, p->builds->len, files, G_N_ELEMENTS(files));
     g_mutex_lock(&p->root_lock);
     old = p->root;

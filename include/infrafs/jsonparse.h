@@ -104,6 +104,10 @@ char *ifs_json_compact(json_object *obj, size_t *len);
 /* The same text without a copy: it belongs to `obj`, and lasts until `obj`
  * changes or is freed. */
 const char *ifs_json_compact_view(json_object *obj, size_t *len);
+/* Appends `text` as a JSON string ("..." with '"', '\\' and control
+ * characters escaped), or null for NULL: for the files we write as JSON
+ * without building a json-c tree of them. */
+void ifs_json_append_string(GString *out, const char *text);
 /* Back from such text, without the scan: it was parsed within bounds once
  * already. NULL for NULL text. One tokener per thread is kept. */
 json_object *ifs_json_parse_compact(const char *text, size_t len);

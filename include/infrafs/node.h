@@ -18,6 +18,7 @@ typedef enum {
     IFS_NODE_FILE,    /* read-only 0444 */
     IFS_NODE_CONTROL, /* 0644: read lists the commands, write performs one */
     IFS_NODE_WAIT,    /* operation/wait: read blocks until terminal */
+    IFS_NODE_SYMLINK, /* its bytes are the target, a relative path */
 } IfsNodeType;
 
 /* Opaque to the tree: who handles writes to a control file, or reads of a
@@ -80,6 +81,8 @@ guint ifs_node_ref_count(const IfsNode *n);
 /* Builders. `path` is the node's full path (its last component is its
  * name). Content is copied. mtime 0 means "now". */
 IfsNode *ifs_node_new_file(const char *path, const char *data, size_t size, time_t mtime);
+/* A symbolic link to `target` (copied). */
+IfsNode *ifs_node_new_symlink(const char *path, const char *target);
 /* A file of `size` bytes that `how` renders from `src` (taken) when read. */
 IfsNode *ifs_node_new_rendered(const char *path, const IfsRenderer *how, void *src,
                                size_t size, time_t mtime);

@@ -27,6 +27,7 @@ typedef struct {
                              NULL: not kept (tests of the store alone) */
     gboolean offline;     /* serve the cache only: no request is ever sent */
     gsize actions_max;    /* bound of the action log (0: its default) */
+    gsize events_max;     /* bound of each of the change stream's logs (0: default) */
 } IfsStoreOptions;
 
 IfsStore *ifs_store_new(const IfsStoreOptions *opts);

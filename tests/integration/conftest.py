@@ -29,6 +29,10 @@ TOKEN = "test-token"
 # Lines in the daemon's stderr that fail a test unless it expects them.
 SUSPICIOUS = re.compile(r"warning|error|==\d+==|runtime error|critical", re.I)
 
+# What the root holds besides the kind directories.
+ROOT_ENTRIES = ["README", "actions", "by-ip", "by-name", "events", "events.ndjson", "inventory",
+                "inventory.json", "providers"]
+
 # "2025-01-31T12:34:56Z": what last_refresh, next_refresh and last_action use.
 ISO_UTC = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
 # How last_action ends for a write by the user running the tests (a regex).

@@ -153,7 +153,7 @@ def test_a_bad_actions_max_is_refused_before_mounting(fresh_sim, daemons, tmp_pa
     for bad in ("12", "lots", "-1M", "5G"):
         out, _ = daemons.run(["-o", f"config={config},actions_max={bad}", str(mnt)], str(mnt))
         assert out.returncode != 0
-        assert f"actions_max={bad}: give the action log's size in bytes" in out.stderr
+        assert f"actions_max={bad}: give the log's size in bytes" in out.stderr
         assert not os.path.ismount(mnt)
     assert fresh_sim.requests() == []
 

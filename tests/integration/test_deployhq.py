@@ -17,8 +17,8 @@ import urllib.request
 
 import pytest
 
-from conftest import (BY_ME, ISO_UTC, TOKEN, Simulator, account_config, bash, is_mounted, q,
-                      read, sh, wait_for, write_errno)
+from conftest import (BY_ME, ISO_UTC, ROOT_ENTRIES, TOKEN, Simulator, account_config, bash,
+                      is_mounted, q, read, sh, wait_for, write_errno)
 
 USER = "demo@example.com"        # the simulator's default DeployHQ user
 STATUSES = ("provisioning", "active", "suspended", "error", "destroying")
@@ -164,8 +164,7 @@ def test_vps_holds_exactly_the_hosted_resources_and_no_static_sites(dmnt, dsim):
 
 
 def test_the_root_offers_vps_regions_and_sizes(dmnt):
-    assert sorted(os.listdir(dmnt.path)) == ["README", "actions", "inventory", "inventory.json",
-                                         "providers", "regions", "sizes", "vps"]
+    assert sorted(os.listdir(dmnt.path)) == sorted(ROOT_ENTRIES + ["regions", "sizes", "vps"])
     assert os.listdir(dmnt.p("regions")) == ["deployhq"]
     assert os.listdir(dmnt.p("sizes")) == ["deployhq"]
 

@@ -60,10 +60,9 @@ def test_every_resource_of_every_provider_has_a_row_that_agrees_with_its_directo
     got = rows(m.read("inventory"))
 
     # A row for each resource directory, and nothing else.
-    dirs = sorted(os.path.relpath(p, m.path) for p in
-                  sh(f"ls -d {m.path}/*/*/*/").stdout.split()
-                  if not p.startswith(f"{m.path}/providers/"))
-    assert sorted(r["path"] for r in got) == [d.rstrip("/") for d in dirs]
+    dirs = sh(f"cd {m.path} && find . -mindepth 3 -maxdepth 3 -type d "
+              f"-not -path './providers/*'").stdout.split("\n")[:-1]
+    assert sorted(r["path"] for r in got) == sorted(d.removeprefix("./") for d in dirs)
     assert {r["type"] for r in got} == {"hostup", "heo", "deployhq", "hostatlas", "dokploy"}
     for r in got:
         kind, account, entry = r["path"].split("/")
@@ -100,3 +99,73 @@ def test_a_change_shows_in_the_inventory_after_a_refresh(fresh_sim, make_mount):
     # Looked up by name, as an operator would.
     out = sh(f"awk -F'\\t' '$5 == \"renamed-01\" {{print $9}}' {m.p('inventory')}")
     assert out.stdout == f"vps/hostup/{vps_id}\n"
+
+
+def escaped(name):
+    """A name as the tree shows it (man infrafs, "Names")."""
+    if name in (".", ".."):
+        return "%2E" * len(name)
+    return "".join(f"%{ord(c):02X}" if c in "%/" or ord(c) < 0x20 or ord(c) == 0x7f else c
+                   for c in name)
+
+
+def links(directory):
+    return {name: os.readlink(os.path.join(directory, name)) for name in os.listdir(directory)}
+
+
+def test_by_name_and_by_ip_link_every_named_resource_of_every_provider(fresh_sim, make_mount):
+    m = make_mount(five_providers(fresh_sim))
+    got = rows(m.read("inventory"))
+    by_name, by_ip = links(m.p("by-name")), links(m.p("by-ip"))
+
+    # Every named resource is linked once, and every link is to a resource.
+    named = [r for r in got if r["name"]]
+    assert sorted(by_name.values()) == sorted("../" + r["path"] for r in named)
+    assert sorted(by_ip.values()) == sorted("../" + r["path"] for r in got if r["ip"])
+    for name, target in by_name.items():
+        (r,) = [r for r in named if "../" + r["path"] == target]
+        # The plain name where no other resource has it, else told apart.
+        shared = sum(o["name"] == r["name"] for o in named) > 1
+        twins = sum(o["name"] == r["name"] and o["account"] == r["account"] for o in named) > 1
+        expected = (f"{r['name']}@{r['account']}@{r['id']}" if twins
+                    else f"{r['name']}@{r['account']}" if shared else r["name"])
+        assert name == escaped(r["name"]) + expected[len(r["name"]):], (name, r)
+    # As an operator uses them.
+    out = sh(f"cd {m.p('by-name', 'web-01')} && cat power_state name")
+    assert out.returncode == 0 and out.stdout.endswith("web-01\n"), out
+    ip = next(r for r in got if r["type"] == "hostatlas" and r["ip"])
+    out = sh(f"cat {m.p('by-ip', ip['ip'], 'hostname')}")
+    assert out.stdout == ip["name"] + "\n"
+    # Links are what ls -l and find show them as.
+    assert sh(f"find {m.p('by-name')} -type l | wc -l").stdout.strip() == str(len(by_name))
+
+
+def test_a_name_two_accounts_share_gets_each_account(fresh_sim, make_mount):
+    m = make_mount(hostup_config(fresh_sim, refresh=300) +
+                   hostup_config(fresh_sim, section="hostup2", refresh=300))
+    vps_id = fresh_sim.vps_ids()[0]
+    name = fresh_sim.get_vps(vps_id)["name"]
+
+    by_name = links(m.p("by-name"))
+    assert name not in by_name
+    assert by_name[f"{name}@hostup"] == f"../vps/hostup/{vps_id}"
+    assert by_name[f"{name}@hostup2"] == f"../vps/hostup2/{vps_id}"
+    assert m.read("by-name", f"{name}@hostup2", "id") == vps_id + "\n"
+
+
+def test_hostile_names_cannot_escape_and_twins_in_one_account_get_their_ids(fresh_sim,
+                                                                           make_mount):
+    for name in ("../../etc", "a/b", ".", "..", "twin", "twin"):
+        fresh_sim.create_vps({"name": name})
+    m = make_mount(hostup_config(fresh_sim, refresh=300))
+
+    by_name = links(m.p("by-name"))
+    for name, target in by_name.items():
+        assert "/" not in name and name not in (".", "..")
+        real = os.path.realpath(m.p("by-name", name))
+        assert real.startswith(m.p("vps", "hostup") + "/"), (name, target, real)
+        assert os.path.dirname(real) == m.p("vps", "hostup")
+    assert {"..%2F..%2Fetc", "a%2Fb", "%2E", "%2E%2E"} <= set(by_name)
+    twins = sorted(n for n in by_name if n.startswith("twin@"))
+    assert len(twins) == 2 and all(n.startswith("twin@hostup@vps_") for n in twins), twins
+    assert "twin" not in by_name

@@ -365,7 +365,7 @@ def test_an_unwritable_cache_dir_is_a_warning_and_the_mount_still_works(fresh_si
 
     m = make_mount(hostup_config(fresh_sim), extra_opts=[f"cache_dir={blocker / 'infrafs'}"])
     m.expect_stderr(r"warning: account 'hostup': cannot create the cache directory")
-    m.expect_stderr(r"warning: action log .*: cannot create its directory")
+    m.expect_stderr(r"warning: log .*actions.log: cannot create its directory")
     m.refresh()
     m.refresh()
 
@@ -375,7 +375,7 @@ def test_an_unwritable_cache_dir_is_a_warning_and_the_mount_still_works(fresh_si
                       r".*not-a-directory/infrafs: Not a directory; .*cache_dir=", m.stderr())
     assert len(said) == 1, "the same problem is warned about after every refresh"
     # The action log says so once too, and /actions has both writes.
-    assert len(re.findall(r"warning: action log .*not-a-directory/infrafs/actions.log: "
+    assert len(re.findall(r"warning: log .*not-a-directory/infrafs/actions.log: "
                           r"cannot create its directory", m.stderr())) == 1
     assert len(m.read("actions").splitlines()) == 2
 

@@ -7,7 +7,7 @@ import stat
 import subprocess
 import time
 
-from conftest import resource_entries, TOKEN, hostup_config, read, sh, q, wait_for
+from conftest import resource_entries, ROOT_ENTRIES, TOKEN, hostup_config, read, sh, q, wait_for
 
 # Entries infrafs adds to a HostUp VPS directory besides the API's fields.
 SYNTHESIZED = {"json", "power", "last_action", "operation"}
@@ -95,8 +95,7 @@ def union(*objects):
 # ---- §3 The tree ------------------------------------------------------------
 
 def test_root_holds_readme_actions_inventory_providers_and_the_kinds_offered(mnt):
-    assert sorted(os.listdir(mnt.path)) == ["README", "actions", "inventory", "inventory.json",
-                                       "providers", "vps"]
+    assert sorted(os.listdir(mnt.path)) == sorted(ROOT_ENTRIES + ["vps"])
     assert os.listdir(mnt.p("providers")) == ["hostup"]
     assert os.listdir(mnt.p("vps")) == ["hostup"]
 
@@ -142,8 +141,7 @@ def test_unsafe_ids_from_the_api_never_escape_their_directory(fresh_sim, make_mo
     base = m.p("vps", "hostup")
     names = os.listdir(base)
     # The tree around the account is untouched.
-    assert sorted(os.listdir(m.path)) == ["README", "actions", "inventory", "inventory.json",
-                                     "providers", "vps"]
+    assert sorted(os.listdir(m.path)) == sorted(ROOT_ENTRIES + ["vps"])
     assert os.listdir(m.p("vps")) == ["hostup"]
     assert m.read("README").startswith("infrafs")
     for name in names:

@@ -88,7 +88,7 @@ static void assert_written_by_us(const char *line, const char *what)
  * must be this process's user; "" past the last line. */
 static char *logged(Fixture *fx, guint index)
 {
-    IfsNode *node = ifs_action_log_node(fx->p.model.action_log);
+    IfsNode *node = ifs_line_log_node(fx->p.model.action_log);
     char *text = node_text(node);
     char **lines = g_strsplit(text, "\n", -1);
     struct passwd *pw = getpwuid(getuid());

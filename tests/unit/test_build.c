@@ -43,7 +43,7 @@ static void build(Fixture *fx)
     if (fx->root)
         ifs_node_unref(fx->root);
     build_account(fx->ab);
-    files[0] = ifs_action_log_node(fx->p.model.action_log);
+    files[0] = ifs_line_log_node(fx->p.model.action_log);
     fx->root = build_root(&fx->ab, 1, files, G_N_ELEMENTS(files));
 }
 

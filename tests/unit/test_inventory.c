@@ -132,6 +132,155 @@ static void test_the_same_nodes_until_a_resource_changes(Fixture *fx, gconstpoin
     ifs_node_unref(after);
 }
 
+static void assert_link(Fixture *fx, const char *path, const char *target)
+{
+    IfsNode *link = published_node(&fx->p, path);
+
+    g_assert_nonnull(link);
+    g_assert_cmpint(link->type, ==, IFS_NODE_SYMLINK);
+    g_assert_cmpstr(ifs_node_data(link), ==, target);
+    g_assert_cmpuint(ifs_node_size(link), ==, strlen(target));
+    ifs_node_unref(link);
+}
+
+static void test_links_by_name_and_address_told_apart_when_shared(Fixture *fx,
+                                                                  gconstpointer d)
+{
+    Pipeline *p = &fx->p;
+    char *names;
+    IfsNode *root;
+
+    (void)d;
+    pipeline_set_resources(p,
+        "vps_1", "{\"id\": \"vps_1\", \"name\": \"web-01\"}",
+        "vps_2", "{\"id\": \"vps_2\", \"name\": \"web-01\"}",
+        "vps_3", "{\"id\": \"vps_3\", \"name\": \"../../etc\"}",
+        "vps_4", "{\"id\": \"vps_4\", \"name\": \"db-01\"}",
+        "vps_5", "{\"id\": \"vps_5\"}", NULL);
+    publish_account(p->publisher, p->account);
+
+    root = publisher_root(p->publisher);
+    names = tree_names(root, "by-name");
+    /* A name shared within the account gets its account and id; one no
+     * other resource has stays as it is, escaped as every name is; no
+     * name, no link. */
+    g_assert_cmpstr(names, ==, "..%2F..%2Fetc db-01 web-01@acct@vps_1 web-01@acct@vps_2");
+    g_free(names);
+    names = tree_names(root, "by-ip"); /* the fake's table names no ip */
+    g_assert_cmpstr(names, ==, "");
+    g_free(names);
+    ifs_node_unref(root);
+    assert_link(fx, "by-name/db-01", "../vps/acct/vps_4");
+    assert_link(fx, "by-name/web-01@acct@vps_2", "../vps/acct/vps_2");
+    assert_link(fx, "by-name/..%2F..%2Fetc", "../vps/acct/vps_3");
+}
+
+/* /events after its time column, one "path change old new" per line. */
+static char *events_after_time(Fixture *fx)
+{
+    char *text = published_text(&fx->p, "events");
+    char **lines = g_strsplit(text, "\n", -1);
+    GString *out = g_string_new(NULL);
+
+    for (char **l = lines; *l && **l; l++) {
+        const char *tab = strchr(*l, '\t');
+        g_assert_nonnull(tab);
+        g_assert_cmpuint(tab - *l, ==, strlen("2026-01-01T00:00:00Z"));
+        g_string_append(out, tab + 1);
+        g_string_append_c(out, '\n');
+    }
+    g_strfreev(lines);
+    g_free(text);
+    return g_string_free(out, FALSE);
+}
+
+static guint n_lines(const char *text)
+{
+    guint n = 0;
+
+    for (; *text; text++)
+        n += *text == '\n';
+    return n;
+}
+
+static void set_account(Pipeline *p, gboolean has_data, const char *state, const char *error)
+{
+    g_mutex_lock(&p->account->lock);
+    p->account->ever_ok = has_data;
+    p->account->refresh_started = *state ? 1 : 0; /* a state of its own, after a refresh */
+    g_free(p->account->state);
+    p->account->state = g_strdup(state);
+    g_free(p->account->last_error);
+    p->account->last_error = g_strdup(error);
+    g_mutex_unlock(&p->account->lock);
+}
+
+static void test_changes_between_publishes_are_events(Fixture *fx, gconstpointer d)
+{
+    Pipeline *p = &fx->p;
+    char *events, *json;
+    json_object *line;
+
+    (void)d;
+    set_account(p, TRUE, "ok", NULL);
+    pipeline_set_resources(p,
+        "vps_1", "{\"id\": \"vps_1\", \"name\": \"web-01\", \"power_state\": \"running\"}",
+        "vps_2", "{\"id\": \"vps_2\", \"name\": \"db-01\"}", NULL);
+    publish_account(p->publisher, p->account);
+    assert_text(fx, "events", ""); /* the first look is no change */
+
+    pipeline_set_resources(p,
+        "vps_1", "{\"id\": \"vps_1\", \"name\": \"web-01\", \"power_state\": \"stopped\", "
+                 "\"location\": {\"city\": \"Oslo\"}}",
+        "vps_3", "{\"id\": \"vps_3\", \"name\": \"new-01\"}", NULL);
+    publish_account(p->publisher, p->account);
+    events = events_after_time(fx);
+    g_assert_cmpstr(events, ==,
+                    "vps/acct/vps_3\tappeared\t-\tnew-01\n"
+                    "vps/acct/vps_1\tstatus\trunning\tstopped\n"
+                    "vps/acct/vps_1\tregion\t-\tOslo\n"
+                    "vps/acct/vps_2\tdisappeared\tdb-01\t-\n");
+    g_free(events);
+    /* The same as JSON lines, null for none. */
+    json = published_text(p, "events.ndjson");
+    g_assert_cmpuint(n_lines(json), ==, 4);
+    line = json_tokener_parse(strrchr(g_strchomp(json), '\n') + 1);
+    g_assert_nonnull(line);
+    g_assert_cmpstr(json_object_get_string(json_object_object_get(line, "change")), ==,
+                    "disappeared");
+    g_assert_null(json_object_object_get(line, "new"));
+    json_object_put(line);
+    g_free(json);
+
+    /* A publish that changed nothing adds nothing. */
+    publish_account(p->publisher, p->account);
+    events = events_after_time(fx);
+    g_assert_cmpuint(n_lines(events), ==, 4);
+    g_free(events);
+}
+
+static void test_an_accounts_first_data_is_no_flood_of_appearances(Fixture *fx,
+                                                                    gconstpointer d)
+{
+    Pipeline *p = &fx->p;
+    char *events;
+
+    (void)d;
+    set_account(p, FALSE, "", NULL); /* mounted: no refresh yet, nothing on disk */
+    publish_account(p->publisher, p->account);
+    set_account(p, TRUE, "ok", NULL);
+    pipeline_set_resources(p, "vps_1", "{\"id\": \"vps_1\", \"name\": \"web-01\"}", NULL);
+    publish_account(p->publisher, p->account);
+    assert_text(fx, "events", ""); /* nor is the first state a change */
+
+    set_account(p, TRUE, "unauthorized", "HTTP 401 from the API: invalid key");
+    publish_account(p->publisher, p->account);
+    events = events_after_time(fx);
+    g_assert_cmpstr(events, ==, "providers/acct\tstate\tok\tunauthorized (HTTP 401 from the "
+                                "API: invalid key)\n");
+    g_free(events);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -141,6 +290,9 @@ int main(int argc, char **argv)
     ADD("/inventory/no-resources", test_no_resources_is_a_header_and_an_empty_array);
     ADD("/inventory/hostile-values", test_hostile_values_stay_one_row_and_valid_json);
     ADD("/inventory/same-nodes-until-a-change", test_the_same_nodes_until_a_resource_changes);
+    ADD("/inventory/links", test_links_by_name_and_address_told_apart_when_shared);
+    ADD("/inventory/events", test_changes_between_publishes_are_events);
+    ADD("/inventory/first-data", test_an_accounts_first_data_is_no_flood_of_appearances);
 #undef ADD
     return g_test_run();
 }

@@ -102,12 +102,16 @@ static gboolean record_has_entry(Record *r, const char *parent, const char *name
     return found;
 }
 
+/* Entry invalidations, but in by-name/ and by-ip/ (made from the rest). */
 static guint record_n_entries(Record *r)
 {
-    guint n;
+    guint n = 0;
 
     g_mutex_lock(&r->lock);
-    n = r->entries->len;
+    for (guint i = 0; i < r->entries->len; i++) {
+        EntryInval *e = g_ptr_array_index(r->entries, i);
+        n += !g_str_has_prefix(e->parent, "by-");
+    }
     g_mutex_unlock(&r->lock);
     return n;
 }
@@ -251,8 +255,9 @@ static gint compare_strings(gconstpointer a, gconstpointer b)
 
 /* The paths of every inode invalidated since the record was cleared,
  * except those under providers/ (state, timestamps and last_action there
- * change with every refresh) and the files at the top made from the rest
- * (the action log, the inventory), sorted and joined by ' '. */
+ * change with every refresh) and the entries at the top made from the
+ * rest (the action log, the inventory, by-name/, by-ip/, the events),
+ * sorted and joined by ' '. */
 static char *invalidated_outside_providers(Fixture *fx)
 {
     GPtrArray *paths = g_ptr_array_new();
@@ -263,7 +268,8 @@ static char *invalidated_outside_providers(Fixture *fx)
         char *path = g_ptr_array_index(fx->rec.inodes, i);
 
         if (!g_str_has_prefix(path, "providers/") && strcmp(path, "actions") != 0 &&
-            !g_str_has_prefix(path, "inventory"))
+            !g_str_has_prefix(path, "inventory") && !g_str_has_prefix(path, "by-") &&
+            !g_str_has_prefix(path, "events"))
             g_ptr_array_add(paths, path);
     }
     g_ptr_array_sort(paths, compare_strings);
@@ -378,7 +384,7 @@ static void test_first_refresh_publishes_a_directory_per_resource(Fixture *fx, g
     fake_provider_put(fx->fake, "vps", "vps_2", VPS_2);
     start(fx);
 
-    assert_entries(fx->store, "", "README actions inventory inventory.json providers vps");
+    assert_entries(fx->store, "", "README actions by-ip by-name events events.ndjson inventory inventory.json providers vps");
     assert_entries(fx->store, "vps", ACCOUNT);
     assert_entries(fx->store, "vps/acct", "vps_1 vps_2");
     assert_entries(fx->store, "vps/acct/vps_1",
@@ -660,7 +666,7 @@ static void test_unusable_resources_are_skipped_and_named(Fixture *fx, gconstpoi
 
     /* The first of a duplicate wins; a kind the type does not offer is
      * not shown; the refresh still succeeds, and says what it left out. */
-    assert_entries(fx->store, "", "README actions inventory inventory.json providers vps");
+    assert_entries(fx->store, "", "README actions by-ip by-name events events.ndjson inventory inventory.json providers vps");
     assert_entries(fx->store, "vps/acct", "vps_1");
     assert_text(fx->store, "vps/acct/vps_1/name", "web-01\n");
     assert_text(fx->store, "providers/acct/state", "ok\n");

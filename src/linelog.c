@@ -1,6 +1,6 @@
-/* The action log (see actionlog.h): the file under cache_dir, its
- * rotation, and the node the tree shows. */
-#include "infrafs/actionlog.h"
+/* A log of lines (see linelog.h): the file under cache_dir, its rotation,
+ * and the node the tree shows. */
+#include "infrafs/linelog.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -9,9 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define NODE_NAME "actions"
-
-struct IfsActionLog {
+struct IfsLineLog {
+    char *name;      /* of the node */
     char *path;      /* NULL: memory only */
     char *old_path;  /* path.1: the generation before */
     gsize max;
@@ -43,12 +42,12 @@ static char *load_tail(const char *path, gsize max, gsize *len, time_t *mtime,
     *oversize = FALSE;
     if (fd < 0) {
         if (errno != ENOENT && errno != ENOTDIR) /* else none yet, said at the write */
-            g_warning("action log %s: cannot read it: %s; the earlier actions are not "
-                      "shown in /actions", path, g_strerror(errno));
+            g_warning("log %s: cannot read it: %s; its earlier lines are not shown in "
+                      "the tree", path, g_strerror(errno));
         return g_strdup("");
     }
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        g_warning("action log %s: not a regular file; move it away to keep a log there",
+        g_warning("log %s: not a regular file; move it away to keep a log there",
                   path);
         close(fd);
         return g_strdup("");
@@ -79,15 +78,16 @@ static char *load_tail(const char *path, gsize max, gsize *len, time_t *mtime,
     return text;
 }
 
-IfsActionLog *ifs_action_log_open(const char *path, gsize max_bytes)
+IfsLineLog *ifs_line_log_open(const char *name, const char *path, gsize max_bytes)
 {
-    IfsActionLog *log = g_new0(IfsActionLog, 1);
+    IfsLineLog *log = g_new0(IfsLineLog, 1);
     gsize len = 0;
     time_t mtime = 0;
     char *text;
 
-    log->max = max_bytes ? MAX(max_bytes, IFS_ACTION_LOG_MIN_MAX) : IFS_ACTION_LOG_DEFAULT_MAX;
+    log->max = max_bytes ? MAX(max_bytes, IFS_LINE_LOG_MIN_MAX) : IFS_LINE_LOG_DEFAULT_MAX;
     log->fd = -1;
+    log->name = g_strdup(name);
     g_mutex_init(&log->append_lock);
     g_mutex_init(&log->node_lock);
     if (path) {
@@ -100,12 +100,12 @@ IfsActionLog *ifs_action_log_open(const char *path, gsize max_bytes)
     log->torn = len > 0 && text[len - 1] != '\n';
     if (log->torn) /* shown ended, as it will be written */
         text[len++] = '\n';
-    log->node = ifs_node_new_file(NODE_NAME, text, len, mtime);
+    log->node = ifs_node_new_file(log->name, text, len, mtime);
     g_free(text);
     return log;
 }
 
-void ifs_action_log_free(IfsActionLog *log)
+void ifs_line_log_free(IfsLineLog *log)
 {
     if (!log)
         return;
@@ -114,6 +114,7 @@ void ifs_action_log_free(IfsActionLog *log)
     ifs_node_unref(log->node);
     g_mutex_clear(&log->append_lock);
     g_mutex_clear(&log->node_lock);
+    g_free(log->name);
     g_free(log->path);
     g_free(log->old_path);
     g_free(log);
@@ -136,12 +137,12 @@ static gboolean write_all(int fd, const char *data, gsize len)
     return TRUE;
 }
 
-static void report_failure(IfsActionLog *log, const char *what)
+static void report_failure(IfsLineLog *log, const char *what)
 {
     if (!log->failing)
-        g_warning("action log %s: cannot %s: %s; actions are kept in /actions and the log "
-                  "until it works again (is cache_dir writable, the disk full?)",
-                  log->path, what, g_strerror(errno));
+        g_warning("log %s: cannot %s: %s; its lines are kept in /%s until it works "
+                  "again (is cache_dir writable, the disk full?)", log->path, what,
+                  g_strerror(errno), log->name);
     log->failing = TRUE;
     if (log->fd >= 0)
         close(log->fd);
@@ -149,7 +150,7 @@ static void report_failure(IfsActionLog *log, const char *what)
 }
 
 /* The file's current generation, open for appending. append_lock held. */
-static gboolean open_file(IfsActionLog *log)
+static gboolean open_file(IfsLineLog *log)
 {
     char *dir;
 
@@ -173,7 +174,7 @@ static gboolean open_file(IfsActionLog *log)
 /* FILE becomes FILE.1 and the next line begins a new FILE. append_lock
  * held. A file that cannot be renamed keeps growing rather than lose what
  * it holds. */
-static void rotate_file(IfsActionLog *log)
+static void rotate_file(IfsLineLog *log)
 {
     if (log->fd >= 0)
         close(log->fd);
@@ -184,7 +185,7 @@ static void rotate_file(IfsActionLog *log)
         report_failure(log, "rotate it");
 }
 
-static void write_line(IfsActionLog *log, const char *line, gsize len)
+static void write_line(IfsLineLog *log, const char *line, gsize len)
 {
     if (!open_file(log))
         return;
@@ -200,29 +201,36 @@ static void write_line(IfsActionLog *log, const char *line, gsize len)
         return;
     }
     if (log->failing)
-        g_message("action log %s: written again", log->path);
+        g_message("log %s: written again", log->path);
     log->failing = FALSE;
 }
 
-void ifs_action_log_append(IfsActionLog *log, const char *line)
+void ifs_line_log_append(IfsLineLog *log, const char *lines)
 {
-    gsize len = strlen(line);
-    gsize shown, kept;
+    gsize len = strlen(lines);
+    gsize shown, kept, skip = 0;
     char *text;
     IfsNode *fresh, *old;
 
+    if (len == 0)
+        return;
     g_mutex_lock(&log->append_lock);
     shown = ifs_node_size(log->node); /* only appends change it: stable here */
     kept = log->oversize || (shown > 0 && shown + len > log->max) ? 0 : shown;
     if (log->path) {
         if (kept < shown || log->oversize)
             rotate_file(log);
-        write_line(log, line, len);
+        write_line(log, lines, len);
     }
-    text = g_malloc(kept + len);
+    if (len > log->max) { /* more than a generation at once: show its last lines */
+        const char *nl = memchr(lines + len - log->max, '\n', log->max);
+        skip = nl && (gsize)(nl + 1 - lines) < len ? (gsize)(nl + 1 - lines) : 0;
+        log->oversize = log->path != NULL; /* the file is over: start anew next time */
+    }
+    text = g_malloc(kept + len - skip);
     memcpy(text, ifs_node_data(log->node), kept);
-    memcpy(text + kept, line, len);
-    fresh = ifs_node_new_file(NODE_NAME, text, kept + len, 0);
+    memcpy(text + kept, lines + skip, len - skip);
+    fresh = ifs_node_new_file(log->name, text, kept + len - skip, 0);
     g_free(text);
     g_mutex_lock(&log->node_lock);
     old = log->node;
@@ -232,7 +240,7 @@ void ifs_action_log_append(IfsActionLog *log, const char *line)
     ifs_node_unref(old);
 }
 
-IfsNode *ifs_action_log_node(IfsActionLog *log)
+IfsNode *ifs_line_log_node(IfsLineLog *log)
 {
     IfsNode *node;
 
