@@ -430,6 +430,21 @@ static void queue_task(Actions *ac, Task *t)
     }
 }
 
+/* Read a resource again on a worker, and once more `again_after_ms`
+ * later unless that is 0. */
+static void queue_fetch(Actions *ac, Account *a, const char *kind, const char *id,
+                        guint again_after_ms)
+{
+    Task *task = g_new0(Task, 1);
+
+    task->kind = TASK_FETCH;
+    task->account = a;
+    task->res_kind = g_strdup(kind);
+    task->res_id = g_strdup(id);
+    task->again_after_ms = again_after_ms;
+    queue_task(ac, task);
+}
+
 static int resource_control_write(Actions *ac, Account *a, IfsControlTarget *t,
                                   const char *buf, size_t len, off_t offset, uid_t writer)
 {
@@ -501,13 +516,7 @@ static int resource_control_write(Actions *ac, Account *a, IfsControlTarget *t,
         task->op = op;
         queue_task(ac, task);
     } else if (ok && !res.resource_gone && !res.resource) {
-        Task *task = g_new0(Task, 1);
-        task->kind = TASK_FETCH;
-        task->account = a;
-        task->res_kind = g_strdup(t->res_kind);
-        task->res_id = g_strdup(t->res_id);
-        task->again_after_ms = res.refetch_after_ms;
-        queue_task(ac, task);
+        queue_fetch(ac, a, t->res_kind, t->res_id, res.refetch_after_ms);
     }
     errnum = ok ? 0 : err->errnum;
     ifs_error_free(err);
@@ -556,6 +565,11 @@ static int refresh_control_write(Actions *ac, IfsControlTarget *t, const char *b
     ifs_action_result_clear(&res);
     g_free(command);
     return errnum;
+}
+
+void actions_reread(Actions *ac, Account *a, const char *kind, const char *id)
+{
+    queue_fetch(ac, a, kind, id, 0);
 }
 
 int actions_control_write(Actions *ac, IfsNode *node, const char *buf, size_t len,

@@ -24,6 +24,9 @@ void actions_stop(Actions *ac);
  * or a positive errno; see ifs_store_control_write. */
 int actions_control_write(Actions *ac, IfsNode *node, const char *buf, size_t len,
                           off_t offset, uid_t writer);
+/* Read resource `kind`/`id` of account `a` again (dropping it if it is
+ * gone) and publish it, on a worker: what a pushed change asks for. */
+void actions_reread(Actions *ac, Account *a, const char *kind, const char *id);
 /* A read of an operation/wait node and its reply; see ifs_store_wait_text
  * and ifs_store_wait_replied. */
 char *actions_wait_text(Actions *ac, IfsNode *node, gboolean (*give_up)(void *data),

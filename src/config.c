@@ -35,7 +35,7 @@
 /* Keys every account may have, whatever its type. */
 static const char *const common_keys[] = {
     "type", "url", "token", "token_file", "token_command",
-    "user", "timeout", "max_resources", "cacert", "refresh", NULL,
+    "user", "timeout", "max_resources", "cacert", "refresh", "events_fields", NULL,
 };
 
 /* ------------------------------------------------------------------ */
@@ -749,6 +749,53 @@ static gboolean set_limits(const Loader *ld, const RawSection *sec,
     return TRUE;
 }
 
+/* events_fields: files of a resource directory ("cpu_cores",
+ * "location/city"), separated by commas, whose changes are events too. */
+#define EVENTS_FIELDS_MAX 32
+
+static gboolean field_path_ok(const char *path)
+{
+    char **parts = g_strsplit(path, "/", -1);
+    gboolean ok = *path != '\0';
+
+    for (char **p = parts; ok && *p; p++)
+        ok = **p && strcmp(*p, ".") != 0 && strcmp(*p, "..") != 0 && strlen(*p) < 256;
+    for (const char *c = path; ok && *c; c++)
+        ok = !g_ascii_iscntrl(*c) && *c != ',';
+    g_strfreev(parts);
+    return ok;
+}
+
+static gboolean set_events_fields(const Loader *ld, const RawSection *sec,
+                                  IfsAccountConfig *acct, IfsError **err)
+{
+    const RawEntry *e = section_get(sec, "events_fields");
+    char **fields;
+    GPtrArray *kept;
+
+    if (!e)
+        return TRUE;
+    fields = g_strsplit(e->value, ",", -1);
+    kept = g_ptr_array_new_with_free_func(g_free);
+    for (char **f = fields; *f; f++) {
+        char *path = g_strstrip(*f);
+        if (!field_path_ok(path) || kept->len >= EVENTS_FIELDS_MAX) {
+            ifs_error_propagate(err, config_error(EINVAL, ld->path, e->line, sec->name,
+                "events_fields", "'%s' is not a list of at most %d files of a resource "
+                "directory; write e.g. events_fields = cpu_cores, location/city",
+                e->value, EVENTS_FIELDS_MAX));
+            g_strfreev(fields);
+            g_ptr_array_unref(kept);
+            return FALSE;
+        }
+        g_ptr_array_add(kept, g_strdup(path));
+    }
+    g_strfreev(fields);
+    g_ptr_array_add(kept, NULL);
+    acct->events_fields = (char **)g_ptr_array_free(kept, FALSE);
+    return TRUE;
+}
+
 static gboolean set_cacert(const Loader *ld, const RawSection *sec,
                            IfsAccountConfig *acct, IfsError **err)
 {
@@ -808,6 +855,9 @@ static void account_free(gpointer data)
     g_free(acct->secret_key_value);
     g_free(acct->config_path);
     g_free(acct->cacert);
+    g_strfreev(acct->events_fields);
+    g_free(acct->webhook_listen);
+    wipe_free(acct->webhook_secret);
     if (acct->extra)
         g_hash_table_unref(acct->extra);
     g_free(acct);
@@ -833,6 +883,7 @@ static IfsAccountConfig *account_from_section(const Loader *ld,
     if (!set_url(ld, sec, schema, acct, err) ||
         !set_refresh(ld, sec, acct, err) ||
         !set_limits(ld, sec, acct, err) ||
+        !set_events_fields(ld, sec, acct, err) ||
         !set_cacert(ld, sec, acct, err)) {
         account_free(acct);
         return NULL;
@@ -896,7 +947,7 @@ static IfsError *token_file_error(int errnum, const Loader *ld,
     char *what = g_strdup_vprintf(fmt, ap);
     va_end(ap);
     IfsError *err = config_error(errnum, ld->path, e->line, sec->name,
-                                 "token_file", "%s", what);
+                                 e->key, "%s", what);
     g_free(what);
     return err;
 }
@@ -918,7 +969,7 @@ static int open_token_file(const Loader *ld, const RawSection *sec,
     IfsError *bad = NULL;
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
         bad = token_file_error(EINVAL, ld, sec, e, "%s is not a regular file; "
-                               "the token must be in a file of its own", path);
+                               "the secret must be in a file of its own", path);
     } else if (st.st_mode & SECRET_FILE_EXPOSED) {
         char *fix = shell_word(path);
         bad = token_file_error(EACCES, ld, sec, e, "%s holds a secret but is "
@@ -959,17 +1010,17 @@ static char *read_token_file(const Loader *ld, const RawSection *sec,
     char *control = secret ? control_char_in(secret) : NULL;
     if (!secret)
         bad = token_file_error(errnum_for_file(errnum), ld, sec, e,
-            "cannot read %s: %s; it must hold only the token", path,
+            "cannot read %s: %s; it must hold only the secret", path,
             errnum == EFBIG ? "larger than 64 KiB" : g_strerror(errnum));
     else if (!*secret)
         bad = token_file_error(EINVAL, ld, sec, e, "%s is empty; put the "
-                               "token in it", path);
+                               "secret in it", path);
     else if (control && strcmp(control, "a line break") == 0)
         bad = token_file_error(EINVAL, ld, sec, e, "%s holds more than one "
-                               "line; it must hold only the token", path);
+                               "line; it must hold only the secret", path);
     else if (control)
-        bad = token_file_error(EINVAL, ld, sec, e, "the token in %s holds %s; "
-                               "remove it, the file must hold only the token "
+        bad = token_file_error(EINVAL, ld, sec, e, "the secret in %s holds %s; "
+                               "remove it, the file must hold only the secret "
                                "(printable characters on one line)", path, control);
     g_free(control);
     if (bad) {
@@ -1337,6 +1388,60 @@ static gboolean resolve_secret(const Loader *ld, const RawSection *sec,
     return acct->secret != NULL;
 }
 
+/* webhook_listen = ADDRESS:PORT with webhook_secret_file, for the types
+ * that take pushed changes (their schema lists the keys). The address is
+ * a numeric IPv4 address or a bracketed IPv6 one: a listener binds to what
+ * the file says, never to what a name resolves to on the day. */
+static gboolean listen_address_ok(const char *text)
+{
+    const char *colon = strrchr(text, ':');
+    guint64 port;
+    char *host;
+    gboolean ok;
+
+    if (!colon || !ifs_whole_number(colon + 1, 1, 65535, &port))
+        return FALSE;
+    host = g_strndup(text, (gsize)(colon - text));
+    if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+        host[strlen(host) - 1] = '\0';
+        ok = g_hostname_is_ip_address(host + 1) && strchr(host + 1, ':');
+    } else {
+        ok = g_hostname_is_ip_address(host) && !strchr(host, ':');
+    }
+    g_free(host);
+    return ok;
+}
+
+static gboolean resolve_webhook(const Loader *ld, const RawSection *sec,
+                                IfsAccountConfig *acct, IfsError **err)
+{
+    const RawEntry *listen = section_get(sec, "webhook_listen");
+    const RawEntry *file = section_get(sec, "webhook_secret_file");
+    char *path = NULL;
+
+    if (!listen && !file)
+        return TRUE;
+    if (!listen || !file) {
+        ifs_error_propagate(err, config_error(EINVAL, ld->path, (listen ? listen : file)->line,
+            sec->name, listen ? "webhook_listen" : "webhook_secret_file",
+            "webhooks need both webhook_listen and webhook_secret_file; add the other "
+            "or remove this one"));
+        return FALSE;
+    }
+    if (!listen_address_ok(listen->value)) {
+        ifs_error_propagate(err, config_error(EINVAL, ld->path, listen->line, sec->name,
+            "webhook_listen", "'%s' is not ADDRESS:PORT with a numeric address; write "
+            "e.g. webhook_listen = 127.0.0.1:8089 (or [::1]:8089)", listen->value));
+        return FALSE;
+    }
+    acct->webhook_secret = read_token_file(ld, sec, file, &path, err);
+    g_free(path);
+    if (!acct->webhook_secret)
+        return FALSE;
+    acct->webhook_listen = g_strdup(listen->value);
+    return TRUE;
+}
+
 /* ------------------------------------------------------------------ */
 /* Loading                                                              */
 
@@ -1373,7 +1478,9 @@ static gboolean build_accounts(const Loader *ld, GPtrArray *sections,
     }
     for (guint i = 0; i < sections->len; i++)
         if (!resolve_secret(ld, g_ptr_array_index(sections, i),
-                            g_ptr_array_index(accounts, i), err))
+                            g_ptr_array_index(accounts, i), err) ||
+            !resolve_webhook(ld, g_ptr_array_index(sections, i),
+                             g_ptr_array_index(accounts, i), err))
             return FALSE;
     return TRUE;
 }

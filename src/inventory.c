@@ -16,6 +16,9 @@ struct Inventory {
     /* Per account name, as of the last call: */
     GHashTable *had_data; /* a set: the names whose rows were real data */
     GHashTable *states;   /* -> its state */
+    /* Path -> the values of its events_fields (char**), for the resources
+     * of accounts that list some: what the inventory does not show. */
+    GHashTable *extra_before;
 };
 
 /* One kind directory of one account. */
@@ -31,6 +34,7 @@ typedef struct {
     const char *entry; /* its directory's name: the id, escaped */
     char *name, *status, *ip, *region;
     char *path;        /* kind/account/entry */
+    char **extra;      /* the values of its account's events_fields ("" for none), or NULL */
 } Row;
 
 Inventory *inventory_new(void)
@@ -40,6 +44,8 @@ Inventory *inventory_new(void)
     inv->dirs = g_ptr_array_new_with_free_func((GDestroyNotify)ifs_node_unref);
     inv->had_data = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     inv->states = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    inv->extra_before = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                              (GDestroyNotify)g_strfreev);
     return inv;
 }
 
@@ -60,6 +66,7 @@ void inventory_free(Inventory *inv)
     drop_entries(inv);
     g_hash_table_destroy(inv->had_data);
     g_hash_table_destroy(inv->states);
+    g_hash_table_destroy(inv->extra_before);
     g_free(inv);
 }
 
@@ -187,6 +194,7 @@ static void row_clear(gpointer data)
     g_free(r->ip);
     g_free(r->region);
     g_free(r->path);
+    g_strfreev(r->extra);
 }
 
 static void append_json_member(GString *out, const char *key, const char *value, gboolean first)
@@ -212,6 +220,15 @@ static void collect_rows(GArray *rows, const Part *part)
             r.region = column_value(dir, cols->region);
         }
         r.path = g_strjoin("/", part->kind, part->account->cfg->name, r.entry, NULL);
+        if (part->account->cfg->events_fields) {
+            char **fields = part->account->cfg->events_fields;
+            r.extra = g_new0(char *, g_strv_length(fields) + 1);
+            for (guint f = 0; fields[f]; f++) {
+                r.extra[f] = column_value(dir, fields[f]);
+                if (!r.extra[f])
+                    r.extra[f] = g_strdup("");
+            }
+        }
         g_array_append_val(rows, r);
     }
     g_array_sort(rows, compare_rows);
@@ -419,6 +436,12 @@ static void compare_rows_with(const Inventory *inv, const GArray *rows,
         compare_column(batch, r->path, "status", o->col[COL_STATUS], r->status);
         compare_column(batch, r->path, "ip", o->col[COL_IP], r->ip);
         compare_column(batch, r->path, "region", o->col[COL_REGION], r->region);
+        if (r->extra) {
+            char **fields = r->part->account->cfg->events_fields;
+            char **was = g_hash_table_lookup(inv->extra_before, r->path);
+            for (guint f = 0; was && fields[f] && was[f]; f++)
+                compare_column(batch, r->path, fields[f], was[f], r->extra[f]);
+        }
     }
     for (guint i = 0; i < before->len; i++) {
         const OldRow *o = &g_array_index(before, OldRow, i);
@@ -496,6 +519,15 @@ void inventory_entries(Inventory *inv, AccountBuild *const *builds, guint n, Eve
         inv->entries[1] = json_file(rows);
         inv->entries[2] = links_dir(rows, "by-name", name_of_row);
         inv->entries[3] = links_dir(rows, "by-ip", ip_of_row);
+        g_hash_table_remove_all(inv->extra_before);
+        for (guint i = 0; i < rows->len; i++) {
+            Row *r = &g_array_index(rows, Row, i);
+            if (r->extra) {
+                g_hash_table_insert(inv->extra_before, r->path, r->extra);
+                r->path = NULL; /* moved */
+                r->extra = NULL;
+            }
+        }
         g_array_unref(rows);
     }
     compare_accounts(inv, builds, n, batch);

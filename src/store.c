@@ -16,6 +16,7 @@
  * registry of those the kernel holds (inodes.c). */
 #include "actions.h"
 #include "refresh.h"
+#include "webhook.h"
 
 #include <errno.h>
 #include <string.h>
@@ -28,6 +29,7 @@ struct IfsStore {
     Publisher *publisher;
     Refreshers refreshers;
     Actions actions;
+    GPtrArray *webhooks; /* Webhook*, of the accounts that listen */
     IfsInodes *inodes;
     gboolean started;
 };
@@ -42,6 +44,7 @@ IfsStore *ifs_store_new(const IfsStoreOptions *opts)
     s->publisher = publisher_new(&s->model);
     refreshers_init(&s->refreshers, &s->model, s->publisher);
     actions_init(&s->actions, &s->model, s->publisher);
+    s->webhooks = g_ptr_array_new_with_free_func((GDestroyNotify)webhook_free);
     s->inodes = ifs_inodes_new();
     return s;
 }
@@ -65,7 +68,18 @@ gboolean ifs_store_add_account_of(IfsStore *store, const IfsAccountConfig *cfg,
                             "add every account before ifs_store_start", cfg->name));
         return FALSE;
     }
-    account_new(&store->model, cfg, type);
+    {
+        Account *a = account_new(&store->model, cfg, type);
+        IfsError *bad = NULL;
+        Webhook *w = webhook_new(&store->actions, a, &bad);
+
+        if (bad) {
+            ifs_error_propagate(err, bad);
+            return FALSE;
+        }
+        if (w)
+            g_ptr_array_add(store->webhooks, w);
+    }
     return TRUE;
 }
 
@@ -93,6 +107,8 @@ void ifs_store_start(IfsStore *store)
     publisher_start(store->publisher);
     publish_accounts(store->publisher, accounts);
     refreshers_start(&store->refreshers);
+    for (guint i = 0; i < store->webhooks->len; i++)
+        webhook_start(g_ptr_array_index(store->webhooks, i));
     store->started = TRUE;
 }
 
@@ -117,6 +133,8 @@ void ifs_store_stop(IfsStore *store)
     if (!store->started)
         return;
     ifs_store_shutdown(store);
+    /* No more pushed work for the actions' workers to take. */
+    g_ptr_array_set_size(store->webhooks, 0);
     refreshers_join(&store->refreshers);
     actions_stop(&store->actions);
     publisher_stop(store->publisher);
@@ -129,6 +147,7 @@ void ifs_store_free(IfsStore *store)
         return;
     ifs_store_stop(store);
     /* The tree references targets, which reference accounts: drop it first. */
+    g_ptr_array_unref(store->webhooks);
     publisher_free(store->publisher);
     refreshers_clear(&store->refreshers);
     model_clear(&store->model);

@@ -96,6 +96,20 @@ typedef struct {
     const char *region;
 } IfsInventoryColumns;
 
+/* Changes the provider pushes (webhooks), for the types that send them:
+ * an HTTP POST whose body is signed with HMAC-SHA256 under the account's
+ * webhook secret, the hex digest in `signature_header` after "sha256=". */
+typedef struct {
+    const char *signature_header;
+    const char *delivery_header; /* the delivery's id, for retries: or NULL */
+    /* What a signed body says changed: the resource to read again (kind
+     * and id, newly allocated), and the delivery id when the body has
+     * one. TRUE with *kind NULL for an event that names nothing the tree
+     * shows (ignored); FALSE with *err for a body that is no event. */
+    gboolean (*parse)(const char *body, size_t len, char **kind, char **id,
+                      char **delivery_id, IfsError **err);
+} IfsWebhookSpec;
+
 typedef struct IfsProviderType IfsProviderType;
 struct IfsProviderType {
     IfsAccountSchema schema;
@@ -106,6 +120,8 @@ struct IfsProviderType {
     /* One entry per kind, terminated by {NULL}; a kind without one has
      * only its id and path in the inventory. */
     const IfsInventoryColumns *inventory;
+    /* NULL when the provider pushes nothing. */
+    const IfsWebhookSpec *webhook;
     /* `infrafs --check`: one cheap GET (a path under the origin) that
      * needs the account's key, or, with check_proves_key FALSE, one that
      * only shows the API answers (HEO has no read endpoint to try a key

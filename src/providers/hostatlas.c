@@ -42,7 +42,8 @@ typedef struct {
 } Hostatlas;
 
 static const char *const hostatlas_kinds[] = {"servers", "incidents", "heartbeats", NULL};
-static const char *const hostatlas_keys[] = {"detail_concurrency", "detail_max_age", NULL};
+static const char *const hostatlas_keys[] = {"detail_concurrency", "detail_max_age",
+                                             "webhook_listen", "webhook_secret_file", NULL};
 
 static const IfsControlSpec hostatlas_controls[] = {
     {"heartbeats", "ping", ifs_trigger_commands},
@@ -649,6 +650,61 @@ static const IfsInventoryColumns hostatlas_inventory[] = {
     {NULL},
 };
 
+/* ---- webhooks --------------------------------------------------------------- */
+
+/* The events HostAtlas documents, and where in `data` each one names the
+ * resource to read again. An alert or an expiring certificate is about a
+ * server; one that names none is ignored. */
+static const struct {
+    const char *event;
+    const char *member;
+    const char *kind;
+} webhook_events[] = {
+    {"server.offline", "server", "servers"},
+    {"server.online", "server", "servers"},
+    {"incident.created", "incident", "incidents"},
+    {"incident.resolved", "incident", "incidents"},
+    {"heartbeat.missed", "heartbeat", "heartbeats"},
+    {"alert.triggered", "server", "servers"},
+    {"alert.resolved", "server", "servers"},
+    {"ssl.expiring", "server", "servers"},
+};
+
+static gboolean hostatlas_webhook_parse(const char *body, size_t len, char **kind, char **id,
+                                        char **delivery_id, IfsError **err)
+{
+    json_object *root = ifs_json_parse(body, len, NULL, NULL);
+    json_object *data = NULL, *subject = NULL;
+    const char *event = root ? ifs_json_string_field(root, "event") : NULL;
+    const char *delivery = root ? ifs_json_string_field(root, "delivery_id") : NULL;
+    gsize i;
+
+    *kind = *id = *delivery_id = NULL;
+    if (!event) {
+        ifs_error_propagate(err, ifs_error_new(EINVAL, 400, NULL, "not a HostAtlas event: "
+                            "no JSON object with a string \"event\""));
+        json_object_put(root);
+        return FALSE;
+    }
+    *delivery_id = g_strdup(delivery);
+    for (i = 0; i < G_N_ELEMENTS(webhook_events); i++)
+        if (strcmp(event, webhook_events[i].event) == 0)
+            break;
+    if (i < G_N_ELEMENTS(webhook_events) && json_object_object_get_ex(root, "data", &data) &&
+        json_object_object_get_ex(data, webhook_events[i].member, &subject)) {
+        *id = item_id(subject);
+        *kind = *id ? g_strdup(webhook_events[i].kind) : NULL;
+    }
+    json_object_put(root);
+    return TRUE;
+}
+
+static const IfsWebhookSpec hostatlas_webhook = {
+    .signature_header = "X-HostAtlas-Signature",
+    .delivery_header = "X-HostAtlas-Delivery",
+    .parse = hostatlas_webhook_parse,
+};
+
 const IfsProviderType ifs_provider_hostatlas = {
     .schema = {
         .type = "hostatlas",
@@ -660,6 +716,7 @@ const IfsProviderType ifs_provider_hostatlas = {
     .auth = IFS_AUTH_BEARER,
     .kinds = hostatlas_kinds,
     .inventory = hostatlas_inventory,
+    .webhook = &hostatlas_webhook,
     .controls = hostatlas_controls,
     .check_path = "/api/v1/servers?page=1&per_page=1",
     .check_proves_key = TRUE,

@@ -368,6 +368,7 @@ void fake_account_config_free(IfsAccountConfig *cfg)
     g_free(cfg->secret);
     g_free(cfg->secret_source);
     g_free(cfg->cacert);
+    g_strfreev(cfg->events_fields);
     g_hash_table_unref(cfg->extra);
     g_free(cfg);
 }

@@ -515,9 +515,9 @@ static void test_unknown_key(Fixture *fx, gconstpointer data)
                  0600, EINVAL,
                  ":5: [hostup] unknown key 'refrsh' (known keys for type "
                  "hostup: type, url, token, token_file, token_command, user, "
-                 "timeout, max_resources, cacert, refresh)", NULL);
+                 "timeout, max_resources, cacert, refresh, events_fields)", NULL);
     expect_error(fx, "[heo]\ntype = heo\ntoken = x\nvps = a\nvpss = b\n",
-                 0600, EINVAL, ":5: [heo] unknown key 'vpss'", "refresh, vps)",
+                 0600, EINVAL, ":5: [heo] unknown key 'vpss'", "events_fields, vps)",
                  NULL);
 }
 
@@ -609,6 +609,29 @@ static void test_limits(Fixture *fx, gconstpointer data)
                                      "max_resources = %s\n", bad_max[i]);
         expect_error(fx, text, 0600, EINVAL, ":4: [a] max_resources: ",
                      "whole number from 1 to 10000000", NULL);
+        g_free(text);
+    }
+}
+
+static void test_events_fields(Fixture *fx, gconstpointer data)
+{
+    (void)data;
+    IfsConfig *cfg = load_ok(fx,
+        "[a]\ntype = hostup\ntoken = x\nevents_fields = cpu_cores , location/city,tags\n"
+        "[b]\ntype = hostup\ntoken = y\n");
+    g_assert_cmpuint(g_strv_length(account(cfg, 0)->events_fields), ==, 3);
+    g_assert_cmpstr(account(cfg, 0)->events_fields[0], ==, "cpu_cores");
+    g_assert_cmpstr(account(cfg, 0)->events_fields[1], ==, "location/city");
+    g_assert_cmpstr(account(cfg, 0)->events_fields[2], ==, "tags");
+    g_assert_null(account(cfg, 1)->events_fields);
+    ifs_config_free(cfg);
+
+    const char *bad[] = { "a,,b", "../x", "a/../b", "/abs", "a/", ".", "x,y/" };
+    for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
+        char *text = g_strdup_printf("[a]\ntype = hostup\ntoken = x\n"
+                                     "events_fields = %s\n", bad[i]);
+        expect_error(fx, text, 0600, EINVAL, ":4: [a] events_fields: ",
+                     "write e.g. events_fields = cpu_cores, location/city", NULL);
         g_free(text);
     }
 }
@@ -887,6 +910,7 @@ int main(int argc, char **argv)
     ADD("/config/duplicates", test_duplicates);
     ADD("/config/bad-refresh", test_bad_refresh);
     ADD("/config/limits", test_limits);
+    ADD("/config/events-fields", test_events_fields);
     ADD("/config/bad-section-name", test_bad_section_name);
     ADD("/config/syntax-errors", test_syntax_errors);
     ADD("/config/empty-config", test_empty_config);

@@ -281,6 +281,28 @@ static void test_an_accounts_first_data_is_no_flood_of_appearances(Fixture *fx,
     g_free(events);
 }
 
+static void test_the_fields_events_fields_lists_are_compared_too(Fixture *fx,
+                                                                  gconstpointer d)
+{
+    Pipeline *p = &fx->p;
+    static const char *const fields[] = {"cpu_cores", "location/country", NULL};
+    char *events;
+
+    (void)d;
+    p->cfg->events_fields = g_strdupv((char **)fields);
+    set_account(p, TRUE, "ok", NULL);
+    pipeline_set_resources(p, "vps_1", "{\"id\": \"vps_1\", \"cpu_cores\": 2, "
+                                       "\"location\": {\"country\": \"SE\"}}", NULL);
+    publish_account(p->publisher, p->account);
+    pipeline_set_resources(p, "vps_1", "{\"id\": \"vps_1\", \"cpu_cores\": 4, "
+                                       "\"location\": {}}", NULL);
+    publish_account(p->publisher, p->account);
+    events = events_after_time(fx);
+    g_assert_cmpstr(events, ==, "vps/acct/vps_1\tcpu_cores\t2\t4\n"
+                                "vps/acct/vps_1\tlocation/country\tSE\t-\n");
+    g_free(events);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -293,6 +315,7 @@ int main(int argc, char **argv)
     ADD("/inventory/links", test_links_by_name_and_address_told_apart_when_shared);
     ADD("/inventory/events", test_changes_between_publishes_are_events);
     ADD("/inventory/first-data", test_an_accounts_first_data_is_no_flood_of_appearances);
+    ADD("/inventory/events-fields", test_the_fields_events_fields_lists_are_compared_too);
 #undef ADD
     return g_test_run();
 }
