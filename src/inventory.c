@@ -35,6 +35,7 @@ typedef struct {
     char *name, *status, *ip, *region;
     char *path;        /* kind/account/entry */
     char **extra;      /* the values of its account's events_fields ("" for none), or NULL */
+    char **addresses;  /* what its table's `addresses` finds, or NULL */
 } Row;
 
 Inventory *inventory_new(void)
@@ -177,6 +178,47 @@ static char *column_value(const IfsNode *dir, const char *path)
     return line;
 }
 
+/* The values of every file below `dir` that `pattern` matches, where a
+ * component "*" stands for every entry (see IfsInventoryColumns). */
+static void collect_pattern(const IfsNode *dir, const char *pattern, GPtrArray *out)
+{
+    const char *slash = strchr(pattern, '/');
+    char *first = slash ? g_strndup(pattern, (gsize)(slash - pattern)) : g_strdup(pattern);
+
+    if (dir->type != IFS_NODE_DIR) {
+        /* nothing below a file */
+    } else if (!slash) {
+        char *v = column_value(dir, first);
+        if (v)
+            g_ptr_array_add(out, v);
+    } else if (strcmp(first, "*") == 0) {
+        for (guint i = 0; i < ifs_node_n_children(dir); i++)
+            collect_pattern(ifs_node_child_at(dir, i), slash + 1, out);
+    } else {
+        const IfsNode *child = ifs_node_child(dir, first);
+        if (child)
+            collect_pattern(child, slash + 1, out);
+    }
+    g_free(first);
+}
+
+/* The same as a NULL-terminated array, or NULL when none. */
+static char **pattern_values(const IfsNode *dir, const char *pattern)
+{
+    GPtrArray *out;
+
+    if (!pattern)
+        return NULL;
+    out = g_ptr_array_new();
+    collect_pattern(dir, pattern, out);
+    if (out->len == 0) {
+        g_ptr_array_unref(out);
+        return NULL;
+    }
+    g_ptr_array_add(out, NULL);
+    return (char **)g_ptr_array_free(out, FALSE);
+}
+
 static gint compare_rows(gconstpointer pa, gconstpointer pb)
 {
     const Row *a = pa, *b = pb;
@@ -195,6 +237,7 @@ static void row_clear(gpointer data)
     g_free(r->region);
     g_free(r->path);
     g_strfreev(r->extra);
+    g_strfreev(r->addresses);
 }
 
 static void append_json_member(GString *out, const char *key, const char *value, gboolean first)
@@ -218,6 +261,7 @@ static void collect_rows(GArray *rows, const Part *part)
             r.status = column_value(dir, cols->status);
             r.ip = column_value(dir, cols->ip);
             r.region = column_value(dir, cols->region);
+            r.addresses = pattern_values(dir, cols->addresses);
         }
         r.path = g_strjoin("/", part->kind, part->account->cfg->name, r.entry, NULL);
         if (part->account->cfg->events_fields) {
@@ -280,14 +324,20 @@ static IfsNode *json_file(const GArray *rows)
     return node;
 }
 
-static const char *name_of_row(const Row *r)
+static void names_of_row(const Row *r, GPtrArray *out)
 {
-    return r->name;
+    if (r->name)
+        g_ptr_array_add(out, r->name);
 }
 
-static const char *ip_of_row(const Row *r)
+/* Its ip, then every other address it reports, each once. */
+static void addresses_of_row(const Row *r, GPtrArray *out)
 {
-    return r->ip;
+    if (r->ip)
+        g_ptr_array_add(out, r->ip);
+    for (char **a = r->addresses; a && *a; a++)
+        if (!g_ptr_array_find_with_equal_func(out, *a, g_str_equal, NULL))
+            g_ptr_array_add(out, *a);
 }
 
 static void count(GHashTable *counts, char *key /* taken */)
@@ -301,52 +351,63 @@ static guint counted(GHashTable *counts, const char *key)
     return GPOINTER_TO_UINT(g_hash_table_lookup(counts, key));
 }
 
+/* The link for value `v` of row `r`, named as links_dir says. */
+static void add_link(IfsDirBuilder *b, const char *dir_name, const Row *r, const char *v,
+                     GHashTable *plain, GHashTable *by_account)
+{
+    const char *account = r->part->account->cfg->name;
+    char *label = g_strconcat(v, "@", account, NULL);
+    char *name = ifs_name_escape(v, strlen(v));
+    char *path, *target;
+
+    if (name && counted(plain, v) > 1) {
+        char *longer = counted(by_account, label) > 1
+                           ? g_strconcat(name, "@", account, "@", r->entry, NULL)
+                           : g_strconcat(name, "@", account, NULL);
+        g_free(name);
+        name = longer;
+    }
+    if (name && strlen(name) <= 255) { /* else longer than a name may be: no link */
+        path = ifs_path_join(dir_name, name);
+        target = g_strconcat("../", r->path, NULL);
+        ifs_dir_builder_add(b, ifs_node_new_symlink(path, target));
+        g_free(target);
+        g_free(path);
+    }
+    g_free(name);
+    g_free(label);
+}
+
 /* `dir_name`/<value>: a relative link to each resource's directory, for
- * every value `value_of` gives, escaped as names are. A value several
+ * every value `values_of` gives, escaped as names are. A value several
  * resources share is told apart with @ACCOUNT, and where that is still
  * shared, @ACCOUNT@ID (the id as its directory is named). */
 static IfsNode *links_dir(const GArray *rows, const char *dir_name,
-                          const char *(*value_of)(const Row *r))
+                          void (*values_of)(const Row *r, GPtrArray *out))
 {
     GHashTable *plain = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     GHashTable *by_account = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     IfsDirBuilder *b = ifs_dir_builder_new(dir_name);
+    GPtrArray *values = g_ptr_array_new();
 
     for (guint i = 0; i < rows->len; i++) {
         const Row *r = &g_array_index(rows, Row, i);
-        const char *v = value_of(r);
-        if (v) {
+        g_ptr_array_set_size(values, 0);
+        values_of(r, values);
+        for (guint j = 0; j < values->len; j++) {
+            const char *v = g_ptr_array_index(values, j);
             count(plain, g_strdup(v));
             count(by_account, g_strconcat(v, "@", r->part->account->cfg->name, NULL));
         }
     }
     for (guint i = 0; i < rows->len; i++) {
         const Row *r = &g_array_index(rows, Row, i);
-        const char *v = value_of(r);
-        const char *account = r->part->account->cfg->name;
-        char *label, *name, *path, *target;
-
-        if (!v)
-            continue;
-        label = g_strconcat(v, "@", account, NULL);
-        name = ifs_name_escape(v, strlen(v));
-        if (name && counted(plain, v) > 1) {
-            char *longer = counted(by_account, label) > 1
-                               ? g_strconcat(name, "@", account, "@", r->entry, NULL)
-                               : g_strconcat(name, "@", account, NULL);
-            g_free(name);
-            name = longer;
-        }
-        if (name && strlen(name) <= 255) { /* else longer than a name may be: no link */
-            path = ifs_path_join(dir_name, name);
-            target = g_strconcat("../", r->path, NULL);
-            ifs_dir_builder_add(b, ifs_node_new_symlink(path, target));
-            g_free(target);
-            g_free(path);
-        }
-        g_free(name);
-        g_free(label);
+        g_ptr_array_set_size(values, 0);
+        values_of(r, values);
+        for (guint j = 0; j < values->len; j++)
+            add_link(b, dir_name, r, g_ptr_array_index(values, j), plain, by_account);
     }
+    g_ptr_array_unref(values);
     g_hash_table_destroy(plain);
     g_hash_table_destroy(by_account);
     return ifs_dir_builder_finish(b, 0);
@@ -517,8 +578,8 @@ void inventory_entries(Inventory *inv, AccountBuild *const *builds, guint n, Eve
         drop_entries(inv);
         inv->entries[0] = tsv_file(rows);
         inv->entries[1] = json_file(rows);
-        inv->entries[2] = links_dir(rows, "by-name", name_of_row);
-        inv->entries[3] = links_dir(rows, "by-ip", ip_of_row);
+        inv->entries[2] = links_dir(rows, "by-name", names_of_row);
+        inv->entries[3] = links_dir(rows, "by-ip", addresses_of_row);
         g_hash_table_remove_all(inv->extra_before);
         for (guint i = 0; i < rows->len; i++) {
             Row *r = &g_array_index(rows, Row, i);

@@ -94,6 +94,10 @@ typedef struct {
     const char *status;
     const char *ip;
     const char *region;
+    /* More addresses for /by-ip, besides ip, or NULL: a path in which a
+     * component "*" stands for every entry (HostUp's is ip_addresses, then
+     * "*", then address: each element's address). */
+    const char *addresses;
 } IfsInventoryColumns;
 
 /* Changes the provider pushes (webhooks), for the types that send them:

@@ -143,18 +143,19 @@ def test_tail_F_follows_the_log_across_its_rotation(fresh_sim, make_mount, tmp_p
     assert len(on_disk) < 16 and lines[-len(on_disk):] == on_disk
 
 
-def test_a_bad_actions_max_is_refused_before_mounting(fresh_sim, daemons, tmp_path):
+def test_a_bad_actions_max_or_events_max_is_refused_before_mounting(fresh_sim, daemons, tmp_path):
     config = tmp_path / "config"
     config.write_text(hostup_config(fresh_sim))
     config.chmod(0o600)
     mnt = tmp_path / "mnt"
     mnt.mkdir()
     fresh_sim.clear_requests()
-    for bad in ("12", "lots", "-1M", "5G"):
-        out, _ = daemons.run(["-o", f"config={config},actions_max={bad}", str(mnt)], str(mnt))
-        assert out.returncode != 0
-        assert f"actions_max={bad}: give the log's size in bytes" in out.stderr
-        assert not os.path.ismount(mnt)
+    for option in ("actions_max", "events_max"):
+        for bad in ("12", "lots", "-1M", "5G"):
+            out, _ = daemons.run(["-o", f"config={config},{option}={bad}", str(mnt)], str(mnt))
+            assert out.returncode != 0
+            assert f"{option}={bad}: give the log's size in bytes" in out.stderr
+            assert not os.path.ismount(mnt)
     assert fresh_sim.requests() == []
 
 

@@ -3,6 +3,7 @@ of every account, sorted by kind, account and name) and /inventory.json,
 over all five providers, with values that agree with the resource
 directories."""
 
+import glob
 import json
 import os
 
@@ -121,7 +122,17 @@ def test_by_name_and_by_ip_link_every_named_resource_of_every_provider(fresh_sim
     # Every named resource is linked once, and every link is to a resource.
     named = [r for r in got if r["name"]]
     assert sorted(by_name.values()) == sorted("../" + r["path"] for r in named)
-    assert sorted(by_ip.values()) == sorted("../" + r["path"] for r in got if r["ip"])
+    # by-ip: the ip column, and HostUp's other addresses (ip_addresses/*/address).
+    def addresses(r):
+        out = [r["ip"]] if r["ip"] else []
+        if r["type"] == "hostup":
+            for f in sorted(glob.glob(m.p(r["path"], "ip_addresses", "*", "address"))):
+                if value(f) and value(f) not in out:
+                    out.append(value(f))
+        return out
+    assert sorted(by_ip.values()) == sorted("../" + r["path"] for r in got for _ in addresses(r))
+    v6 = next(a for r in got for a in addresses(r) if ":" in a)
+    assert os.path.isdir(m.p("by-ip", v6)) and os.path.exists(m.p("by-ip", v6, "primary_ip"))
     for name, target in by_name.items():
         (r,) = [r for r in named if "../" + r["path"] == target]
         # The plain name where no other resource has it, else told apart.
