@@ -257,25 +257,43 @@ static GPtrArray *secret_forms(const IfsHttpConfig *cfg)
     return forms;
 }
 
-static void redact_forms(GString *s, const GPtrArray *forms)
+/* The length of the longest of `forms` that `p` starts with, or 0. */
+static size_t longest_form_at(const char *p, const GPtrArray *forms, size_t best)
 {
-    for (guint i = 0; forms && i < forms->len; i++)
-        g_string_replace(s, g_ptr_array_index(forms, i), "[redacted]", 0);
+    for (guint i = 0; forms && i < forms->len; i++) {
+        const char *form = g_ptr_array_index(forms, i);
+        size_t len = strlen(form);
+
+        if (len > best && strncmp(p, form, len) == 0)
+            best = len;
+    }
+    return best;
 }
 
+/* One pass: at each place the longest form found there is replaced, and
+ * what a replacement wrote is never searched again, so that a short
+ * secret (one that "[redacted]" itself contains) cannot mangle it. */
 char *ifs_http_redact(IfsHttp *http, const char *text)
 {
-    GString *s;
+    GString *out;
 
     if (!text)
         return NULL;
     g_return_val_if_fail(http, NULL);
-    s = g_string_new(text);
+    out = g_string_sized_new(strlen(text));
     g_mutex_lock(&http->cred_lock);
-    redact_forms(s, http->secret_forms);
-    redact_forms(s, http->old_secret_forms);
+    for (const char *p = text; *p;) {
+        size_t len = longest_form_at(p, http->old_secret_forms,
+                                     longest_form_at(p, http->secret_forms, 0));
+        if (len) {
+            g_string_append(out, "[redacted]");
+            p += len;
+        } else {
+            g_string_append_c(out, *p++);
+        }
+    }
     g_mutex_unlock(&http->cred_lock);
-    return g_string_free(s, FALSE);
+    return g_string_free(out, FALSE);
 }
 
 /* ------------------------------------------------------------------------ */

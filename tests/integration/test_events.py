@@ -100,3 +100,28 @@ def test_changes_made_while_unmounted_are_listed_after_a_remount(fresh_sim, make
     # The mount returns after its first refresh, compared with the disk cache.
     assert (f"vps/hostup/{vps_id}", "name", before, "offline-rename-01") in events(second)
     assert (cache / "events.log").read_text() == second.read("events")
+
+
+def test_tail_F_follows_events_across_their_rotation(fresh_sim, make_mount, tmp_path):
+    cache = tmp_path / "cache"
+    m = make_mount(hostup_config(fresh_sim, refresh=300), [f"cache_dir={cache}",
+                                                            "events_max=1024"])
+    vps_id = fresh_sim.vps_ids()[0]
+    out_path = os.path.join(m.dir, "tail.out")
+    with open(out_path, "w") as out:
+        tail = subprocess.Popen(["tail", "-F", "-s", "0.1", "-n", "+1", m.p("events")],
+                                stdout=out, stderr=subprocess.DEVNULL)
+    try:
+        # About 100 bytes a change: the log starts over every ten or so.
+        for n in range(25):
+            fresh_sim.patch_vps(vps_id, {"name": f"rotated-{n:02d}"})
+            m.refresh()
+            wait_for(lambda: f"\trotated-{n:02d}\n" in open(out_path).read(), timeout=10,
+                     what=f"change {n} in tail -F")
+        names = [line.split("\t")[4] for line in open(out_path).read().splitlines()]
+        assert names == [f"rotated-{n:02d}" for n in range(25)]
+    finally:
+        tail.kill()
+        tail.wait()
+    assert (cache / "events.log.1").exists()
+    assert len((cache / "events.log").read_text()) <= 1024

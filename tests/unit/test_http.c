@@ -1883,6 +1883,22 @@ static void test_redact_every_form_of_the_credential(void)
     ifs_http_free(http);
 }
 
+/* A secret that "[redacted]" contains (a test's "t") hides every place it
+ * is, and no replacement is searched again. */
+static void test_redact_a_short_secret_once(void)
+{
+    IfsHttpConfig cfg = config_for("http://127.0.0.1:9");
+    IfsHttp *http;
+    char *out;
+
+    cfg.secret = "t";
+    http = ifs_http_new(&cfg);
+    out = ifs_http_redact(http, "account 'hostup': text");
+    g_assert_cmpstr(out, ==, "accoun[redacted] 'hos[redacted]up': [redacted]ex[redacted]");
+    g_free(out);
+    ifs_http_free(http);
+}
+
 /* A secret read again replaces the one in use; both stay hidden. */
 static void test_set_secret_redacts_the_old_and_the_new(void)
 {
@@ -2114,6 +2130,7 @@ int main(int argc, char **argv)
     g_test_add_func("/http/url/transport-errors", test_url_transport_errors);
     g_test_add_func("/http/redact/every-form-of-the-credential",
                     test_redact_every_form_of_the_credential);
+    g_test_add_func("/http/redact/a-short-secret-once", test_redact_a_short_secret_once);
     g_test_add_func("/http/redact/set-secret", test_set_secret_redacts_the_old_and_the_new);
     g_test_add_func("/http/redact/basic-credential-echoed-in-error",
                     test_basic_credential_echoed_in_error_is_redacted);
