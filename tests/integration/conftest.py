@@ -78,6 +78,34 @@ def bash(cmd, timeout=30, **kw):
                           timeout=timeout, **kw)
 
 
+class Tail:
+    """`tail -f` (or `-F`, by name) of a file of the tree, polling every
+    0.1 s from its first line, as a context manager; `text()` is what it
+    printed so far, `said()` its standard error."""
+
+    def __init__(self, path, out_dir, by_name=False):
+        self.out = os.path.join(out_dir, "tail.out")
+        self.err = os.path.join(out_dir, "tail.err")
+        with open(self.out, "w") as out, open(self.err, "w") as err:
+            self.proc = subprocess.Popen(["tail", "-F" if by_name else "-f", "-s", "0.1",
+                                          "-n", "+1", path], stdout=out, stderr=err)
+
+    def text(self):
+        with open(self.out) as f:
+            return f.read()
+
+    def said(self):
+        with open(self.err) as f:
+            return f.read()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.kill()
+        self.proc.wait()
+
+
 def q(path):
     """Quote a path for a shell command line."""
     return "'" + path.replace("'", "'\\''") + "'"

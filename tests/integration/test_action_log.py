@@ -7,10 +7,8 @@ import os
 import pwd
 import re
 import stat
-import subprocess
-import time
 
-from conftest import ISO_UTC, TOKEN, hostup_config, q, sh, wait_for
+from conftest import ISO_UTC, TOKEN, Tail, hostup_config, q, sh, wait_for
 
 ME = f"{pwd.getpwuid(os.getuid()).pw_name}({os.getuid()})"
 FIELDS = ["time", "writer", "path", "command", "result", "http", "message", "operation"]
@@ -97,19 +95,12 @@ def test_the_log_is_kept_in_cache_dir_and_shown_after_a_remount(fresh_sim, make_
 
 
 def test_tail_f_prints_actions_as_they_happen(mnt, fresh_sim):
-    out_path = os.path.join(mnt.dir, "tail.out")
-    with open(out_path, "w") as out:
-        tail = subprocess.Popen(["tail", "-f", "-s", "0.2", "-n", "+1", mnt.p("actions")],
-                                stdout=out, stderr=subprocess.STDOUT)
-    try:
+    with Tail(mnt.p("actions"), mnt.dir) as tail:
         for n in range(3):
             mnt.refresh()
-            wait_for(lambda: len(open(out_path).read().splitlines()) == n + 1, timeout=10,
+            wait_for(lambda: len(tail.text().splitlines()) == n + 1, timeout=10,
                      what=f"line {n + 1} in tail -f")
-        assert open(out_path).read() == mnt.read("actions")
-    finally:
-        tail.kill()
-        tail.wait()
+        assert tail.text() == mnt.read("actions")
 
 
 def test_tail_F_follows_the_log_across_its_rotation(fresh_sim, make_mount, tmp_path):
@@ -117,24 +108,17 @@ def test_tail_F_follows_the_log_across_its_rotation(fresh_sim, make_mount, tmp_p
     m = make_mount(hostup_config(fresh_sim), [f"cache_dir={cache}", "actions_max=1024"])
     m.expect_stderr(r"power: 'word\d+' failed")
     power = m.vps(running(fresh_sim), "power")
-    out_path = os.path.join(m.dir, "tail.out")
-    with open(out_path, "w") as out:
-        tail = subprocess.Popen(["tail", "-F", "-s", "0.1", "-n", "+1", m.p("actions")],
-                                stdout=out, stderr=open(out_path + ".err", "w"))
-    try:
+    with Tail(m.p("actions"), m.dir, by_name=True) as tail:
         # Refused commands: about 200 bytes each, so the log starts over
         # every few lines. At a pace tail can see (as people act).
         for n in range(16):
             assert sh(f"echo word{n} > {q(power)}").returncode != 0
-            wait_for(lambda: f"\tword{n}\t" in open(out_path).read(), timeout=10,
+            wait_for(lambda: f"\tword{n}\t" in tail.text(), timeout=10,
                      what=f"word{n} in tail -F")
-        lines = open(out_path).read().splitlines()
+        lines = tail.text().splitlines()
         assert [r["command"] for r in records("\n".join(lines))] == [f"word{n}"
                                                                       for n in range(16)]
-        assert "truncated" in open(out_path + ".err").read()
-    finally:
-        tail.kill()
-        tail.wait()
+        assert "truncated" in tail.said()
     # On disk: this generation within the bound, the one before as .1.
     current = (cache / "actions.log").read_text()
     previous = (cache / "actions.log.1").read_text()

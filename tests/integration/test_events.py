@@ -4,11 +4,9 @@ first after a mount with the disk cache), kept in cache_dir, followed by
 `tail -f`."""
 
 import json
-import os
 import re
-import subprocess
 
-from conftest import ISO_UTC, hostup_config, q, sh, wait_for
+from conftest import ISO_UTC, Tail, hostup_config, q, sh, wait_for
 
 FIELDS = ["time", "path", "change", "old", "new"]
 
@@ -70,20 +68,13 @@ def test_an_action_and_an_accounts_state_are_events(fresh_sim, make_mount):
 def test_tail_f_sees_a_change(fresh_sim, make_mount):
     m = make_mount(hostup_config(fresh_sim, refresh=300))
     vps_id = fresh_sim.vps_ids()[0]
-    out_path = os.path.join(m.dir, "tail.out")
-    with open(out_path, "w") as out:
-        tail = subprocess.Popen(["tail", "-f", "-s", "0.2", m.p("events")], stdout=out)
-    try:
+    with Tail(m.p("events"), m.dir) as tail:
         fresh_sim.patch_vps(vps_id, {"name": "tailed-01"})
         m.refresh()
-        wait_for(lambda: "\tname\t" in open(out_path).read(), timeout=10,
-                 what="the change in tail -f")
-        (line,) = open(out_path).read().splitlines()
+        wait_for(lambda: "\tname\t" in tail.text(), timeout=10, what="the change in tail -f")
+        (line,) = tail.text().splitlines()
         assert line.split("\t")[1:3] + line.split("\t")[4:] == [f"vps/hostup/{vps_id}", "name",
                                                                "tailed-01"]
-    finally:
-        tail.kill()
-        tail.wait()
 
 
 def test_changes_made_while_unmounted_are_listed_after_a_remount(fresh_sim, make_mount,
@@ -107,21 +98,15 @@ def test_tail_F_follows_events_across_their_rotation(fresh_sim, make_mount, tmp_
     m = make_mount(hostup_config(fresh_sim, refresh=300), [f"cache_dir={cache}",
                                                             "events_max=1024"])
     vps_id = fresh_sim.vps_ids()[0]
-    out_path = os.path.join(m.dir, "tail.out")
-    with open(out_path, "w") as out:
-        tail = subprocess.Popen(["tail", "-F", "-s", "0.1", "-n", "+1", m.p("events")],
-                                stdout=out, stderr=subprocess.DEVNULL)
-    try:
+    with Tail(m.p("events"), m.dir, by_name=True) as tail:
         # About 100 bytes a change: the log starts over every ten or so.
         for n in range(25):
             fresh_sim.patch_vps(vps_id, {"name": f"rotated-{n:02d}"})
             m.refresh()
-            wait_for(lambda: f"\trotated-{n:02d}\n" in open(out_path).read(), timeout=10,
+            wait_for(lambda: f"\trotated-{n:02d}\n" in tail.text(), timeout=10,
                      what=f"change {n} in tail -F")
-        names = [line.split("\t")[4] for line in open(out_path).read().splitlines()]
+        names = [line.split("\t")[4] for line in tail.text().splitlines()]
         assert names == [f"rotated-{n:02d}" for n in range(25)]
-    finally:
-        tail.kill()
-        tail.wait()
+        assert "truncated" in tail.said()
     assert (cache / "events.log.1").exists()
     assert len((cache / "events.log").read_text()) <= 1024
