@@ -455,11 +455,13 @@ refresh = 3600
 # ---- measurements -----------------------------------------------------------------
 
 def tree_size(root):
-    """(files, directories, bytes of file data) of a tree, by one walk."""
+    """(files, directories, bytes of file data) of a tree, by one walk.
+    Symbolic links (by-name/, by-ip/) are neither: os.walk lists a link to
+    a directory among the directories, but a walk lists no directory of it."""
     files = dirs = size = 0
-    for _, dnames, fnames in os.walk(root):
-        dirs += len(dnames)
-        files += len(fnames)
+    for path, dnames, fnames in os.walk(root):
+        dirs += sum(not os.path.islink(os.path.join(path, d)) for d in dnames)
+        files += sum(not os.path.islink(os.path.join(path, f)) for f in fnames)
     out = subprocess.run(["du", "-s", "--apparent-size", "-B1", root],
                          capture_output=True, text=True).stdout
     size = int(out.split()[0]) if out else 0
