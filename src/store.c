@@ -71,7 +71,8 @@ gboolean ifs_store_add_account_of(IfsStore *store, const IfsAccountConfig *cfg,
     {
         Account *a = account_new(&store->model, cfg, type);
         IfsError *bad = NULL;
-        Webhook *w = webhook_new(&store->actions, a, &bad);
+        /* Offline, nothing is read from the API: no listener asks for it. */
+        Webhook *w = store->model.opts.offline ? NULL : webhook_new(&store->actions, a, &bad);
 
         if (bad) {
             ifs_error_propagate(err, bad);

@@ -170,3 +170,11 @@ def test_webhook_keys_that_are_wrong_stop_the_mount_with_the_fix(fresh_sim, daem
         assert out.returncode != 0 and "chmod 600" in out.stderr, out.stderr
     finally:
         busy.close()
+
+
+def test_an_offline_mount_listens_for_nothing(fresh_sim, make_mount, tmp_path):
+    port = free_port()
+    m = make_mount(hostatlas_with_webhook(fresh_sim, tmp_path, port), ["offline"])
+    assert m.provider("state", account="hostatlas") == "offline\n"
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0, "offline, yet listening"
