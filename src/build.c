@@ -162,7 +162,7 @@ static void *retain_resource(void *src)
 }
 
 static const IfsRenderer resource_json = {
-    render_json, same_json, (void (*)(void *))ifs_resource_unref, retain_resource,
+    render_json, same_json, (void (*)(void *))ifs_resource_unref, retain_resource, NULL,
 };
 
 static IfsNode *build_resource(Account *a, IfsResource *r, const char *path,

@@ -379,13 +379,19 @@ static void reply_slice(fuse_req_t req, const char *data, size_t len, size_t siz
 }
 
 /* A rendered file (`json`) is rendered for each READ: the kernel's page
- * cache keeps it after the first, so that costs one render per file. */
+ * cache keeps it after the first, so that costs one render per file. A
+ * large one (/inventory.json) renders only the piece asked for. */
 static void reply_content(fuse_req_t req, const IfsNode *node, size_t size, off_t off)
 {
     char *owned;
-    const char *bytes = ifs_node_bytes(node, &owned);
+    const char *bytes = ifs_node_data(node);
 
-    reply_slice(req, bytes ? bytes : "", bytes ? ifs_node_size(node) : 0, size, off);
+    if (bytes || !ifs_node_has_content(node) || off < 0) {
+        reply_slice(req, bytes ? bytes : "", bytes ? ifs_node_size(node) : 0, size, off);
+        return;
+    }
+    owned = g_malloc(MIN(size, ifs_node_size(node)) + 1);
+    fuse_reply_buf(req, owned, ifs_node_read(node, (size_t)off, size, owned));
     g_free(owned);
 }
 

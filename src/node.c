@@ -185,6 +185,26 @@ const char *ifs_node_bytes(const IfsNode *n, char **owned)
     return ifs_node_data(n);
 }
 
+size_t ifs_node_read(const IfsNode *n, size_t off, size_t len, char *out)
+{
+    size_t size = ifs_node_size(n);
+    char *owned = NULL;
+    const char *bytes;
+
+    if (!ifs_node_has_content(n) || off >= size)
+        return 0;
+    len = MIN(len, size - off);
+    if (n->form == FORM_RENDERED && ((const RenderedNode *)n)->how->render_range) {
+        const RenderedNode *r = (const RenderedNode *)n;
+        r->how->render_range(r->src, off, len, out);
+        return len;
+    }
+    bytes = ifs_node_bytes(n, &owned);
+    memcpy(out, bytes + off, len);
+    g_free(owned);
+    return len;
+}
+
 IfsControlTarget *ifs_node_target(const IfsNode *n)
 {
     if (n->form != FORM_TARGETED && n->form != FORM_TARGETED_NONE)

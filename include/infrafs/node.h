@@ -59,6 +59,9 @@ typedef struct {
     void (*release)(void *src);
     /* Another reference to `src` (a packed copy of the node keeps one). */
     void *(*retain)(void *src);
+    /* Optional, for a large file read in pieces: `len` bytes from `off`
+     * (within the measured size) into `out`, rendering little more. */
+    void (*render_range)(const void *src, size_t off, size_t len, char *out);
 } IfsRenderer;
 
 #define IFS_ROOT_INO ((uint64_t)1)
@@ -125,6 +128,9 @@ gboolean ifs_node_has_content(const IfsNode *n);
 /* The content, exactly ifs_node_size() bytes: stored ones, or rendered into
  * *owned (g_free it). NULL when the node has none. */
 const char *ifs_node_bytes(const IfsNode *n, char **owned);
+/* Up to `len` bytes of the content from `off` into `out`; how many (0 past
+ * the end). A rendered file that can render a range renders only that. */
+size_t ifs_node_read(const IfsNode *n, size_t off, size_t len, char *out);
 /* CONTROL, WAIT: who handles it; NULL otherwise. */
 IfsControlTarget *ifs_node_target(const IfsNode *n);
 /* DIR: the entries, sorted by name; 0 and NULL otherwise. */

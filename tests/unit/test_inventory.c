@@ -84,7 +84,8 @@ static void test_hostile_values_stay_one_row_and_valid_json(Fixture *fx, gconstp
 
     (void)d;
     pipeline_set_resources(p, "vps_1",
-                           "{\"id\": \"vps_1\", \"name\": \"a\\tb\\nc \\\"q\\\" \\\\ \\u001b\\u0085z\"}",
+                           "{\"id\": \"vps_1\", "
+                           "\"name\": \"a\\tb\\nc \\\"q\\\" \\\\ \\u001b\\u0085z\"}",
                            NULL);
     publish_account(p->publisher, p->account);
     text = published_text(p, "inventory");
@@ -101,6 +102,53 @@ static void test_hostile_values_stay_one_row_and_valid_json(Fixture *fx, gconstp
                     "a b c \"q\" \\   z");
     json_object_put(rows);
     g_free(text);
+}
+
+/* inventory.json is rendered from the TSV, a piece at a time: every piece
+ * is the same bytes as the whole, wherever it starts and ends. */
+static void test_json_read_in_pieces_is_the_whole(Fixture *fx, gconstpointer d)
+{
+    Pipeline *p = &fx->p;
+    IfsNode *json;
+    char *whole, *piece;
+    size_t size;
+    json_object *parsed;
+    static const size_t lens[] = {1, 2, 3, 7, 100, 4096, 131072};
+
+    (void)d;
+    g_mutex_lock(&p->account->lock);
+    g_ptr_array_set_size(p->account->resources, 0);
+    for (int i = 0; i < 300; i++) { /* several marks apart */
+        char *id = g_strdup_printf("vps_%03d", i);
+        char *text = g_strdup_printf("{\"id\": \"%s\", \"name\": \"n\\\"%d\", "
+                                     "\"power_state\": %s}", id, i % 17,
+                                     i % 3 ? "\"running\"" : "null");
+        g_ptr_array_add(p->account->resources, pipeline_resource(id, text));
+        g_free(text);
+        g_free(id);
+    }
+    g_mutex_unlock(&p->account->lock);
+    publish_account(p->publisher, p->account);
+    json = published_node(p, "inventory.json");
+    whole = node_text(json);
+    size = ifs_node_size(json);
+    g_assert_cmpuint(strlen(whole), ==, size);
+    parsed = json_tokener_parse(whole);
+    g_assert_nonnull(parsed);
+    g_assert_cmpuint(json_object_array_length(parsed), ==, 300);
+    json_object_put(parsed);
+    piece = g_malloc(131072);
+    for (gsize l = 0; l < G_N_ELEMENTS(lens); l++) {
+        for (size_t off = 0; off < size; off += off < 10 ? 1 : 997) {
+            size_t got = ifs_node_read(json, off, lens[l], piece);
+            g_assert_cmpuint(got, ==, MIN(lens[l], size - off));
+            g_assert_true(memcmp(piece, whole + off, got) == 0);
+        }
+    }
+    g_assert_cmpuint(ifs_node_read(json, size, 10, piece), ==, 0);
+    g_free(piece);
+    g_free(whole);
+    ifs_node_unref(json);
 }
 
 static void test_the_same_nodes_until_a_resource_changes(Fixture *fx, gconstpointer d)
@@ -312,6 +360,7 @@ int main(int argc, char **argv)
     ADD("/inventory/no-resources", test_no_resources_is_a_header_and_an_empty_array);
     ADD("/inventory/hostile-values", test_hostile_values_stay_one_row_and_valid_json);
     ADD("/inventory/same-nodes-until-a-change", test_the_same_nodes_until_a_resource_changes);
+    ADD("/inventory/json-in-pieces", test_json_read_in_pieces_is_the_whole);
     ADD("/inventory/links", test_links_by_name_and_address_told_apart_when_shared);
     ADD("/inventory/events", test_changes_between_publishes_are_events);
     ADD("/inventory/first-data", test_an_accounts_first_data_is_no_flood_of_appearances);

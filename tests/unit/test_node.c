@@ -766,7 +766,7 @@ static void *retain_source(void *src)
 }
 
 static const IfsRenderer source_renderer = {render_source, same_source, free_source,
-                                            retain_source};
+                                            retain_source, NULL};
 
 static IfsNode *rendered(const char *text, size_t measured, time_t mtime, Source **out)
 {

@@ -384,7 +384,8 @@ static void test_first_refresh_publishes_a_directory_per_resource(Fixture *fx, g
     fake_provider_put(fx->fake, "vps", "vps_2", VPS_2);
     start(fx);
 
-    assert_entries(fx->store, "", "README actions by-ip by-name events events.ndjson inventory inventory.json providers vps");
+    assert_entries(fx->store, "", "README actions by-ip by-name events events.ndjson inventory "
+                                  "inventory.json providers vps");
     assert_entries(fx->store, "vps", ACCOUNT);
     assert_entries(fx->store, "vps/acct", "vps_1 vps_2");
     assert_entries(fx->store, "vps/acct/vps_1",
@@ -666,7 +667,8 @@ static void test_unusable_resources_are_skipped_and_named(Fixture *fx, gconstpoi
 
     /* The first of a duplicate wins; a kind the type does not offer is
      * not shown; the refresh still succeeds, and says what it left out. */
-    assert_entries(fx->store, "", "README actions by-ip by-name events events.ndjson inventory inventory.json providers vps");
+    assert_entries(fx->store, "", "README actions by-ip by-name events events.ndjson inventory "
+                                  "inventory.json providers vps");
     assert_entries(fx->store, "vps/acct", "vps_1");
     assert_text(fx->store, "vps/acct/vps_1/name", "web-01\n");
     assert_text(fx->store, "providers/acct/state", "ok\n");
