@@ -84,6 +84,15 @@ static gboolean sleep_unless_stopping(Model *m, gint64 ms)
 
 /* ---- the action log ------------------------------------------------------ */
 
+/* An HTTP status as last_action and the action log show it: "-" for none. */
+static const char *status_text(int http_status, char buf[16])
+{
+    if (http_status <= 0)
+        return "-";
+    g_snprintf(buf, 16, "%d", http_status);
+    return buf;
+}
+
 /* The user's name, when it reads as one word, else NULL. */
 static char *user_name(uid_t uid)
 {
@@ -143,13 +152,10 @@ static void log_action(Actions *ac, Account *a, const ActionRecord *r)
 {
     char *when = store_iso_time(store_now());
     char *message = store_one_line(r->message, 1024);
-    char status[16];
+    char buf[16];
+    const char *status = status_text(r->http_status, buf);
     char *raw, *line, *words;
 
-    if (r->http_status > 0)
-        g_snprintf(status, sizeof status, "%d", r->http_status);
-    else
-        g_strlcpy(status, "-", sizeof status);
     raw = g_strdup_printf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", when, r->writer, r->path,
                           r->command, r->result, status, or_dash(message), or_dash(r->op_id));
     line = ifs_http_redact(a->http, raw);
@@ -350,23 +356,17 @@ static char *last_action_line(const char *command, const IfsError *err,
 
     if (err) {
         char *msg = store_one_line(err->message, 1024);
-        char status[16];
-        if (err->http_status > 0)
-            g_snprintf(status, sizeof status, "%d", err->http_status);
-        else
-            g_strlcpy(status, "-", sizeof status);
-        line = g_strdup_printf("%s %s failed %s %s%s%s%s%s\n", when, command, status,
+        char buf[16];
+        line = g_strdup_printf("%s %s failed %s %s%s%s%s%s\n", when, command,
+                               status_text(err->http_status, buf),
                                err->code ? err->code : "", err->code ? ": " : "", msg,
                                err->code || *msg ? " " : "", who);
         g_free(msg);
     } else {
         char *msg = store_one_line(res->op_job_id ? res->op_job_id : res->message, 1024);
-        char status[16];
-        if (res->http_status > 0)
-            g_snprintf(status, sizeof status, "%d", res->http_status);
-        else
-            g_strlcpy(status, "-", sizeof status);
-        line = g_strdup_printf("%s %s ok %s%s%s%s%s %s\n", when, command, status,
+        char buf[16];
+        line = g_strdup_printf("%s %s ok %s%s%s%s%s %s\n", when, command,
+                               status_text(res->http_status, buf),
                                res->op_status ? " " : "", res->op_status ? res->op_status : "",
                                *msg ? " " : "", msg, who);
         g_free(msg);

@@ -2,6 +2,7 @@
 #include "events.h"
 
 #include "infrafs/jsonparse.h"
+#include "model.h"
 
 struct Events {
     IfsLineLog *text;
@@ -39,10 +40,8 @@ void events_free(Events *ev)
 EventBatch *events_batch_new(void)
 {
     EventBatch *b = g_new0(EventBatch, 1);
-    GDateTime *now = g_date_time_new_now_utc();
 
-    b->when = g_date_time_format(now, "%Y-%m-%dT%H:%M:%SZ");
-    g_date_time_unref(now);
+    b->when = store_iso_time(store_now());
     b->text = g_string_new(NULL);
     b->json = g_string_new(NULL);
     return b;

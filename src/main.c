@@ -22,10 +22,10 @@
 #include <fuse_opt.h>
 #include <systemd/sd-daemon.h>
 
-#include "infrafs/linelog.h"
 #include "infrafs/config.h"
 #include "infrafs/fs.h"
 #include "infrafs/http.h"
+#include "infrafs/linelog.h"
 #include "infrafs/log.h"
 #include "infrafs/persist.h"
 #include "infrafs/provider.h"

@@ -29,7 +29,7 @@ typedef struct {
     gboolean too_big;
 } Upload;
 
-static gboolean parse_listen(const char *text, struct sockaddr_storage *ss, socklen_t *len)
+static gboolean parse_listen(const char *text, struct sockaddr_storage *ss)
 {
     const char *colon = strrchr(text, ':');
     char *host;
@@ -47,13 +47,11 @@ static gboolean parse_listen(const char *text, struct sockaddr_storage *ss, sock
         in6->sin6_family = AF_INET6;
         in6->sin6_port = htons((uint16_t)port);
         ok = inet_pton(AF_INET6, host + 1, &in6->sin6_addr) == 1;
-        *len = sizeof *in6;
     } else {
         struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
         in4->sin_family = AF_INET;
         in4->sin_port = htons((uint16_t)port);
         ok = inet_pton(AF_INET, host, &in4->sin_addr) == 1;
-        *len = sizeof *in4;
     }
     g_free(host);
     return ok;
@@ -213,19 +211,17 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 Webhook *webhook_new(Actions *ac, Account *a, IfsError **err)
 {
     struct sockaddr_storage ss;
-    socklen_t len;
     Webhook *w;
 
     if (!a->cfg->webhook_listen)
         return NULL;
-    if (!a->type->webhook || !parse_listen(a->cfg->webhook_listen, &ss, &len)) {
+    if (!a->type->webhook || !parse_listen(a->cfg->webhook_listen, &ss)) {
         ifs_error_propagate(err, ifs_error_new(EINVAL, 0, NULL, "account '%s': "
                             "webhook_listen = %s: %s", a->cfg->name, a->cfg->webhook_listen,
                             a->type->webhook ? "not ADDRESS:PORT"
                                              : "this type sends no webhooks"));
         return NULL;
     }
-    (void)len;
     w = g_new0(Webhook, 1);
     w->actions = ac;
     w->account = a;

@@ -206,6 +206,14 @@ char *published_text(Pipeline *p, const char *path)
     return text;
 }
 
+void assert_published(Pipeline *p, const char *path, const char *expected)
+{
+    char *text = published_text(p, path);
+
+    g_assert_cmpstr(text, ==, expected);
+    g_free(text);
+}
+
 Operation *pipeline_start_operation(Pipeline *p, const char *job, const char *poll_url)
 {
     Account *a = p->account;

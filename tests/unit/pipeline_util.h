@@ -55,6 +55,8 @@ Operation *pipeline_start_operation(Pipeline *p, const char *job, const char *po
 /* tree_node and tree_text (test_util.h) in the publisher's current tree. */
 IfsNode *published_node(Pipeline *p, const char *path);
 char *published_text(Pipeline *p, const char *path);
+/* The file at `path` of the publisher's current tree holds `expected`. */
+void assert_published(Pipeline *p, const char *path, const char *expected);
 
 void recorder_note(Recorder *r, const char *text);
 void recorder_clear(Recorder *r);

@@ -51,14 +51,6 @@ static int write_control(Fixture *fx, const char *path, const char *text)
     return errnum;
 }
 
-static void assert_published(Fixture *fx, const char *path, const char *expected)
-{
-    char *text = published_text(&fx->p, path);
-
-    g_assert_cmpstr(text, ==, expected);
-    g_free(text);
-}
-
 /* last_action as "<command> <outcome...>", without its time. */
 static char *last_action_after_time(Fixture *fx, const char *path)
 {
@@ -130,7 +122,7 @@ static void test_a_write_acts_once_and_shows_its_result(Fixture *fx, gconstpoint
     g_assert_cmpstr(act, ==, "vps/vps_1 power stop force");
     g_free(act);
     /* Shown before the write returned: the provider's resource, our line. */
-    assert_published(fx, "vps/acct/vps_1/power_state", "stopped\n");
+    assert_published(&fx->p, "vps/acct/vps_1/power_state", "stopped\n");
     line = last_action_after_time(fx, "vps/acct/vps_1/last_action");
     assert_written_by_us(line, "stop force ok 200 accepted stop");
     g_free(line);
@@ -156,12 +148,14 @@ static void test_a_refused_command_makes_no_call(Fixture *fx, gconstpointer d)
     g_assert_true(g_str_has_suffix(line, "\t-"));
     g_free(line);
     /* Not at offset 0: refused as well. */
-    g_assert_cmpint(actions_control_write(&fx->p.actions, power, "stop", 4, 3, getuid()), ==, EINVAL);
+    g_assert_cmpint(actions_control_write(&fx->p.actions, power, "stop", 4, 3, getuid()), ==,
+                    EINVAL);
     g_assert_cmpuint(fake_provider_calls(fx->p.fake, FAKE_ACT), ==, 0);
     /* Only control nodes take writes. */
     {
         IfsNode *name = published_node(&fx->p, "vps/acct/vps_1/name");
-        g_assert_cmpint(actions_control_write(&fx->p.actions, name, "x", 1, 0, getuid()), ==, EACCES);
+        g_assert_cmpint(actions_control_write(&fx->p.actions, name, "x", 1, 0, getuid()), ==,
+                        EACCES);
         ifs_node_unref(name);
     }
     ifs_node_unref(power);
@@ -181,7 +175,7 @@ static void test_a_failed_action_answers_its_errno(Fixture *fx, gconstpointer d)
     assert_written_by_us(line, "stop failed 409 busy: server is locked");
     g_free(line);
     assert_logged(fx, 0, "vps/acct/vps_1/power\tstop\tfailed\t409\tbusy: server is locked\t-");
-    assert_published(fx, "vps/acct/vps_1/power_state", "running\n");
+    assert_published(&fx->p, "vps/acct/vps_1/power_state", "running\n");
 }
 
 static void test_an_action_without_its_result_is_re_read(Fixture *fx, gconstpointer d)
@@ -199,7 +193,7 @@ static void test_an_action_without_its_result_is_re_read(Fixture *fx, gconstpoin
             break;
         g_usleep(20 * 1000);
     }
-    assert_published(fx, "vps/acct/vps_1/power_state", "stopped\n");
+    assert_published(&fx->p, "vps/acct/vps_1/power_state", "stopped\n");
 }
 
 static void test_delete_removes_the_resource_before_the_write_returns(Fixture *fx,
@@ -251,22 +245,22 @@ static void test_an_operation_is_polled_until_it_ends(Fixture *fx, gconstpointer
     assert_written_by_us(line, "stop ok 202 queued job-1");
     g_free(line);
     assert_logged(fx, 0, "vps/acct/vps_1/power\tstop\tok\t202\tqueued\tjob-1");
-    assert_published(fx, "vps/acct/vps_1/operation/job_id", "job-1\n");
-    assert_published(fx, "vps/acct/vps_1/power_state", "running\n");
+    assert_published(&fx->p, "vps/acct/vps_1/operation/job_id", "job-1\n");
+    assert_published(&fx->p, "vps/acct/vps_1/power_state", "running\n");
     call.wait = published_node(&fx->p, "vps/acct/vps_1/operation/wait");
     g_assert_nonnull(call.wait);
     thread = g_thread_new("wait", wait_in_thread, &call);
 
     g_assert_true(fake_provider_wait_calls(fx->p.fake, FAKE_POLL, 2, 5000));
-    assert_published(fx, "vps/acct/vps_1/operation/status", "in_progress\n");
+    assert_published(&fx->p, "vps/acct/vps_1/operation/status", "in_progress\n");
     g_assert_null(call.text); /* still waiting */
     fake_provider_end_operations(fx->p.fake, IFS_OP_COMPLETED);
     g_thread_join(thread);
     g_assert_cmpstr(call.text, ==, "completed\n");
     /* When the wait answers, the tree already shows the resource after
      * the operation. */
-    assert_published(fx, "vps/acct/vps_1/power_state", "stopped\n");
-    assert_published(fx, "vps/acct/vps_1/operation/wait", "completed\n");
+    assert_published(&fx->p, "vps/acct/vps_1/power_state", "stopped\n");
+    assert_published(&fx->p, "vps/acct/vps_1/operation/wait", "completed\n");
     g_assert_cmpuint(fake_provider_calls(fx->p.fake, FAKE_FETCH), ==, 1);
     /* The end of the operation, logged before the wait answered. */
     assert_logged(fx, 1, "vps/acct/vps_1/power\tstop\top:completed\t-\t-\tjob-1");
@@ -295,7 +289,7 @@ static void test_the_refresh_control_refreshes_and_says_so(Fixture *fx, gconstpo
     fake_provider_set_field(fx->p.fake, "vps", "vps_1", "name", "\"web-02\"");
     g_assert_cmpint(write_control(fx, "providers/acct/refresh", "1\n"), ==, 0);
     g_assert_cmpuint(fake_provider_calls(fx->p.fake, FAKE_LIST), ==, 2);
-    assert_published(fx, "vps/acct/vps_1/name", "web-02\n");
+    assert_published(&fx->p, "vps/acct/vps_1/name", "web-02\n");
     line = last_action_after_time(fx, "providers/acct/last_action");
     assert_written_by_us(line, "1 ok - refreshed");
     g_free(line);

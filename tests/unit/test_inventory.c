@@ -27,14 +27,6 @@ static void teardown(Fixture *fx, gconstpointer data)
     pipeline_clear(&fx->p);
 }
 
-static void assert_text(Fixture *fx, const char *path, const char *expected)
-{
-    char *text = published_text(&fx->p, path);
-
-    g_assert_cmpstr(text, ==, expected);
-    g_free(text);
-}
-
 static void test_one_row_per_resource_sorted_by_name(Fixture *fx, gconstpointer d)
 {
     Pipeline *p = &fx->p;
@@ -49,12 +41,12 @@ static void test_one_row_per_resource_sorted_by_name(Fixture *fx, gconstpointer 
 
     /* No name sorts first; a null or missing field is an empty column,
      * and so is the ip, which the fake's table does not name. */
-    assert_text(fx, "inventory",
+    assert_published(&fx->p, "inventory",
                 "kind\taccount\ttype\tid\tname\tstatus\tip\tregion\tpath\n"
                 "vps\tacct\tfake\tvps_3\t\t\t\t\tvps/acct/vps_3\n"
                 "vps\tacct\tfake\tvps_1\tdb-01\t\t\t\tvps/acct/vps_1\n"
                 "vps\tacct\tfake\tvps_2\tweb-01\trunning\t\tStockholm\tvps/acct/vps_2\n");
-    assert_text(fx, "inventory.json",
+    assert_published(&fx->p, "inventory.json",
                 "[\n"
                 "{\"kind\":\"vps\",\"account\":\"acct\",\"type\":\"fake\",\"id\":\"vps_3\","
                 "\"name\":null,\"status\":null,\"ip\":null,\"region\":null,"
@@ -72,8 +64,8 @@ static void test_no_resources_is_a_header_and_an_empty_array(Fixture *fx, gconst
 {
     (void)d;
     publish_account(fx->p.publisher, fx->p.account);
-    assert_text(fx, "inventory", inventory_header);
-    assert_text(fx, "inventory.json", "[]\n");
+    assert_published(&fx->p, "inventory", inventory_header);
+    assert_published(&fx->p, "inventory.json", "[]\n");
 }
 
 static void test_hostile_values_stay_one_row_and_valid_json(Fixture *fx, gconstpointer d)
@@ -173,8 +165,8 @@ static void test_the_same_nodes_until_a_resource_changes(Fixture *fx, gconstpoin
     publish_account(p->publisher, p->account);
     after = published_node(p, "inventory");
     g_assert_true(before != after);
-    assert_text(fx, "inventory", "kind\taccount\ttype\tid\tname\tstatus\tip\tregion\tpath\n"
-                                 "vps\tacct\tfake\tvps_1\tweb-02\t\t\t\tvps/acct/vps_1\n");
+    assert_published(p, "inventory", "kind\taccount\ttype\tid\tname\tstatus\tip\tregion\tpath\n"
+                                      "vps\tacct\tfake\tvps_1\tweb-02\t\t\t\tvps/acct/vps_1\n");
     ifs_node_unref(before);
     ifs_node_unref(json_before);
     ifs_node_unref(after);
@@ -275,7 +267,7 @@ static void test_changes_between_publishes_are_events(Fixture *fx, gconstpointer
         "vps_1", "{\"id\": \"vps_1\", \"name\": \"web-01\", \"power_state\": \"running\"}",
         "vps_2", "{\"id\": \"vps_2\", \"name\": \"db-01\"}", NULL);
     publish_account(p->publisher, p->account);
-    assert_text(fx, "events", ""); /* the first look is no change */
+    assert_published(&fx->p, "events", ""); /* the first look is no change */
 
     pipeline_set_resources(p,
         "vps_1", "{\"id\": \"vps_1\", \"name\": \"web-01\", \"power_state\": \"stopped\", "
@@ -319,7 +311,7 @@ static void test_an_accounts_first_data_is_no_flood_of_appearances(Fixture *fx,
     set_account(p, TRUE, "ok", NULL);
     pipeline_set_resources(p, "vps_1", "{\"id\": \"vps_1\", \"name\": \"web-01\"}", NULL);
     publish_account(p->publisher, p->account);
-    assert_text(fx, "events", ""); /* nor is the first state a change */
+    assert_published(&fx->p, "events", ""); /* nor is the first state a change */
 
     set_account(p, TRUE, "unauthorized", "HTTP 401 from the API: invalid key");
     publish_account(p->publisher, p->account);

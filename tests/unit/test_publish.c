@@ -37,14 +37,6 @@ static void assert_events(Fixture *fx, const char *expected)
     g_free(events);
 }
 
-static void assert_text(Fixture *fx, const char *path, const char *expected)
-{
-    char *text = published_text(&fx->p, path);
-
-    g_assert_cmpstr(text, ==, expected);
-    g_free(text);
-}
-
 static void test_a_swap_invalidates_what_changed(Fixture *fx, gconstpointer d)
 {
     Pipeline *p = &fx->p;
@@ -55,7 +47,7 @@ static void test_a_swap_invalidates_what_changed(Fixture *fx, gconstpointer d)
     pipeline_set_resources(p, "vps_1", VPS_1, "vps_2", VPS_2, NULL);
     publish_account(p->publisher, p->account);
     g_assert_cmpuint(publisher_generation(p->publisher), ==, 1);
-    assert_text(fx, "vps/acct/vps_1/name", "web-01\n");
+    assert_published(&fx->p, "vps/acct/vps_1/name", "web-01\n");
     assert_events(fx, ""); /* nothing was there to invalidate */
     recorder_know(p, "vps/acct");
     recorder_know(p, "vps/acct/vps_1/name");
@@ -72,7 +64,7 @@ static void test_a_swap_invalidates_what_changed(Fixture *fx, gconstpointer d)
                            "vps_2", VPS_2, NULL);
     publish_account(p->publisher, p->account);
     assert_events(fx, "inode vps/acct/vps_1/json, inode vps/acct/vps_1/name");
-    assert_text(fx, "vps/acct/vps_1/name", "web-02\n");
+    assert_published(&fx->p, "vps/acct/vps_1/name", "web-02\n");
     /* A new node at the same path (the same inode, by path). */
     {
         IfsNode *now = published_node(p, "vps/acct/vps_1");
@@ -116,7 +108,7 @@ static void test_a_pinned_tree_holds_back_the_swap(Fixture *fx, gconstpointer d)
     publisher_unpin(p->publisher);
     g_thread_join(thread);
     g_assert_cmpuint(publisher_generation(p->publisher), ==, 2);
-    assert_text(fx, "vps/acct/vps_2/name", "db-01\n");
+    assert_published(&fx->p, "vps/acct/vps_2/name", "db-01\n");
 }
 
 static void end_operation(Pipeline *p, Operation *op)
@@ -166,7 +158,7 @@ static void test_a_finishing_publish_answers_readers_before_invalidating(Fixture
     pipeline_set_resources(p, "vps_1", VPS_1, NULL);
     op = pipeline_start_operation(p, "job-1", "fake://poll/job-1");
     publish_account(p->publisher, p->account);
-    assert_text(fx, "vps/acct/vps_1/operation/status", "queued\n");
+    assert_published(&fx->p, "vps/acct/vps_1/operation/status", "queued\n");
     recorder_know(p, "vps/acct/vps_1/operation/status");
     recorder_know(p, "vps/acct/vps_1/operation/wait");
 
@@ -192,7 +184,7 @@ static void test_a_finishing_publish_answers_readers_before_invalidating(Fixture
     g_assert_true(op->done);
     g_assert_true(op->shown_final);
     g_assert_cmpint(op->readers, ==, 0);
-    assert_text(fx, "vps/acct/vps_1/operation/wait", "completed\n");
+    assert_published(&fx->p, "vps/acct/vps_1/operation/wait", "completed\n");
     assert_events(fx, "reader woke, reader replied, inode vps/acct/vps_1/operation/wait");
     operation_unref(op);
 }

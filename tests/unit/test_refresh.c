@@ -69,14 +69,6 @@ static gboolean resource_says(Fixture *fx, const char *id, const char *part)
     return says;
 }
 
-static void assert_published(Fixture *fx, const char *path, const char *expected)
-{
-    char *text = published_text(&fx->p, path);
-
-    g_assert_cmpstr(text, ==, expected);
-    g_free(text);
-}
-
 static void test_a_refresh_merges_and_publishes(Fixture *fx, gconstpointer d)
 {
     Account *a = fx->p.account;
@@ -91,8 +83,8 @@ static void test_a_refresh_merges_and_publishes(Fixture *fx, gconstpointer d)
     g_assert_cmpint(a->next_refresh, >=, before + 3600);
     g_assert_cmpint(a->next_refresh, <=, store_now() + 3600);
     g_assert_true(a->ever_ok);
-    assert_published(fx, "vps/acct/vps_1/name", "web-01\n");
-    assert_published(fx, "providers/acct/state", "ok\n");
+    assert_published(&fx->p, "vps/acct/vps_1/name", "web-01\n");
+    assert_published(&fx->p, "providers/acct/state", "ok\n");
 }
 
 static void test_a_failed_list_keeps_the_last_good_data(Fixture *fx, gconstpointer d)
@@ -115,9 +107,9 @@ static void test_a_failed_list_keeps_the_last_good_data(Fixture *fx, gconstpoint
     /* Retried after 5 s +-20 %, not after the hour. */
     g_assert_cmpint(a->next_refresh, >=, after + 3);
     g_assert_cmpint(a->next_refresh, <=, after + 7);
-    assert_published(fx, "vps/acct/vps_2/name", "db-01\n");
-    assert_published(fx, "providers/acct/state", "stale\n");
-    assert_published(fx, "providers/acct/last_error", "the API is down\n");
+    assert_published(&fx->p, "vps/acct/vps_2/name", "db-01\n");
+    assert_published(&fx->p, "providers/acct/state", "stale\n");
+    assert_published(&fx->p, "providers/acct/last_error", "the API is down\n");
 
     /* A rejected key is not retried on its own. */
     fake_provider_fail_lists(fx->p.fake, EACCES, "unauthorized (HTTP 401)", FALSE);
@@ -184,7 +176,7 @@ static void test_an_action_result_wins_over_an_older_list(Fixture *fx, gconstpoi
     g_assert_cmpint(call.errnum, ==, 0);
     g_assert_true(resource_says(fx, "vps_1", "\"stopped\""));
     g_assert_true(resource_says(fx, "vps_2", "db-01"));
-    assert_published(fx, "vps/acct/vps_1/power_state", "stopped\n");
+    assert_published(&fx->p, "vps/acct/vps_1/power_state", "stopped\n");
     /* The next list started after the action: it is taken as it is. */
     g_assert_cmpint(refresh(fx), ==, 0);
     g_assert_true(resource_says(fx, "vps_1", "\"running\""));
@@ -278,7 +270,7 @@ static void test_refresher_threads_refresh_when_asked(Fixture *fx, gconstpointer
     fake_provider_set_field(fx->p.fake, "vps", "vps_1", "name", "\"web-09\"");
     g_assert_cmpint(account_request_refresh(fx->p.account, TRUE), ==, 0);
     g_assert_cmpuint(fake_provider_calls(fx->p.fake, FAKE_LIST), ==, 2);
-    assert_published(fx, "vps/acct/vps_1/name", "web-09\n");
+    assert_published(&fx->p, "vps/acct/vps_1/name", "web-09\n");
 }
 
 int main(int argc, char **argv)
