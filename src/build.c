@@ -70,6 +70,7 @@ void account_build_free(AccountBuild *ab)
         g_hash_table_unref(ab->saved_mtimes);
     g_free(ab->state);
     g_free(ab->reason);
+    g_free(ab->problems);
     g_free(ab);
 }
 
@@ -351,6 +352,69 @@ static void build_kind_dirs(AccountBuild *ab, GString *problems)
     g_hash_table_destroy(seen);
 }
 
+/* providers/<account>/budget: one "name value" line each, so that
+ * `awk '$1 == "remaining" {print $2}'` finds any of them. a->lock held. */
+static char *budget_text(Account *a)
+{
+    IfsBudgetStats st;
+    GString *t = g_string_new(NULL);
+    gint64 interval = a->effective_interval_s > 0 ? a->effective_interval_s : a->refresh_s;
+
+    ifs_budget_stats(ifs_http_budget(a->http), g_get_monotonic_time(), &st);
+    if (st.limit > 0)
+        g_string_append_printf(t, "limit %u\nwindow %u\n", st.limit, st.window_s);
+    else
+        g_string_append(t, "limit unknown\nwindow unknown\n");
+    g_string_append_printf(t, "limit_source %s\n", st.source);
+    if (st.remaining >= 0)
+        g_string_append_printf(t, "remaining %" G_GINT64_FORMAT "\n", st.remaining);
+    else
+        g_string_append(t, "remaining unknown\n");
+    g_string_append_printf(t, "refresh_share %u\n", st.share_pct);
+    if (st.background_cap > 0)
+        g_string_append_printf(t, "refresh_cap %u\n", st.background_cap);
+    else
+        g_string_append(t, "refresh_cap unlimited\n");
+    g_string_append_printf(t, "refresh_used %u\nuser_used %u\n", st.used_background,
+                           st.used_user);
+    g_string_append_printf(t, "refresh_sent %" G_GUINT64_FORMAT "\nuser_sent %"
+                           G_GUINT64_FORMAT "\nanswers_429 %" G_GUINT64_FORMAT "\n",
+                           st.sent_background, st.sent_user, st.answers_429);
+    g_string_append_printf(t, "interval %d\neffective_interval %" G_GINT64_FORMAT "\n",
+                           a->refresh_s, interval);
+    return g_string_free(t, FALSE);
+}
+
+/* providers/<account>/progress: the refresh under way, and the last one
+ * for comparison (how far there is to go). a->lock held. */
+static char *progress_text(Account *a)
+{
+    gint64 started = __atomic_load_n(&a->progress.started, __ATOMIC_ACQUIRE);
+    GString *t = g_string_new(NULL);
+
+    if (started > 0) {
+        char *when = store_iso_time(started);
+
+        g_string_append_printf(t, "state refreshing\nstarted %s\npages %u\nresources %u\n"
+                               "seconds %" G_GINT64_FORMAT "\n", when,
+                               g_atomic_int_get(&a->progress.pages),
+                               g_atomic_int_get(&a->progress.resources),
+                               MAX(store_now() - started, 0));
+        g_free(when);
+    } else {
+        g_string_append(t, "state idle\n");
+    }
+    /* After a remount only the saved copy's count is known. */
+    if (a->last_requests > 0)
+        g_string_append_printf(t, "last_pages %u\n", a->last_pages);
+    if (a->last_requests > 0 || a->last_resources > 0)
+        g_string_append_printf(t, "last_resources %u\n", a->last_resources);
+    if (a->last_requests > 0)
+        g_string_append_printf(t, "last_requests %" G_GUINT64_FORMAT "\nlast_seconds %"
+                               G_GINT64_FORMAT "\n", a->last_requests, a->last_seconds);
+    return g_string_free(t, FALSE);
+}
+
 static IfsNode *build_provider_dir(Account *a, const char *problems)
 {
     char *path = g_strconcat("providers/", a->cfg->name, NULL);
@@ -388,6 +452,12 @@ static IfsNode *build_provider_dir(Account *a, const char *problems)
     add_line(b, "rate_limit_remaining", text);
     g_free(text);
     add_file(b, "last_action", a->provider_last_action ? a->provider_last_action : "");
+    text = budget_text(a);
+    add_file(b, "budget", text);
+    g_free(text);
+    text = progress_text(a);
+    add_file(b, "progress", text);
+    g_free(text);
     {
         char *cpath = ifs_path_join(path, "refresh");
         char *line = ifs_control_commands_line(&store_refresh_spec);
@@ -400,6 +470,14 @@ static IfsNode *build_provider_dir(Account *a, const char *problems)
     return ifs_dir_builder_finish(b, 0);
 }
 
+static void replace_provider_dir(AccountBuild *ab, IfsNode *fresh)
+{
+    fresh = ifs_node_merge_unchanged(fresh, ab->provider_dir);
+    if (ab->provider_dir)
+        ifs_node_unref(ab->provider_dir);
+    ab->provider_dir = fresh;
+}
+
 void build_account(AccountBuild *ab)
 {
     Account *a = ab->account;
@@ -408,7 +486,9 @@ void build_account(AccountBuild *ab)
 
     g_mutex_lock(&a->lock);
     build_kind_dirs(ab, problems);
-    fresh = build_provider_dir(a, problems->str);
+    g_free(ab->problems);
+    ab->problems = g_string_free(problems, FALSE);
+    fresh = build_provider_dir(a, ab->problems);
     ab->has_data = a->ever_ok;
     ab->refreshed = a->refresh_started > 0;
     g_free(ab->state);
@@ -434,11 +514,18 @@ void build_account(AccountBuild *ab)
         g_hash_table_unref(ab->saved_mtimes);
         ab->saved_mtimes = NULL;
     }
-    fresh = ifs_node_merge_unchanged(fresh, ab->provider_dir);
-    if (ab->provider_dir)
-        ifs_node_unref(ab->provider_dir);
-    ab->provider_dir = fresh;
-    g_string_free(problems, TRUE);
+    replace_provider_dir(ab, fresh);
+}
+
+void build_account_status(AccountBuild *ab)
+{
+    Account *a = ab->account;
+    IfsNode *fresh;
+
+    g_mutex_lock(&a->lock);
+    fresh = build_provider_dir(a, ab->problems);
+    g_mutex_unlock(&a->lock);
+    replace_provider_dir(ab, fresh);
 }
 
 static const char readme_text[] =

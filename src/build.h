@@ -23,6 +23,7 @@ typedef struct {
     char *state;
     char *reason;
     gboolean refreshed;
+    char *problems;           /* what the last build found wrong, for last_error */
 } AccountBuild;
 
 /* Takes the account's saved_mtimes, if any. */
@@ -33,6 +34,9 @@ void account_build_free(AccountBuild *b);
  * account asked for it (save_wanted), hands what was built to the saver
  * (save_items). */
 void build_account(AccountBuild *b);
+/* Rebuilds only providers/<account>/ (its state, budget and progress),
+ * the resources as the last build_account left them. */
+void build_account_status(AccountBuild *b);
 /* The root over the accounts' last builds: README, the `n_files` entries
  * given (taken: the action log, the inventory and its links), providers/,
  * and one directory per kind that any account offers. */

@@ -35,7 +35,8 @@
 /* Keys every account may have, whatever its type. */
 static const char *const common_keys[] = {
     "type", "url", "token", "token_file", "token_command",
-    "user", "timeout", "max_resources", "cacert", "refresh", "events_fields", NULL,
+    "user", "timeout", "max_resources", "cacert", "refresh", "events_fields",
+    "rate_limit", "refresh_share", NULL,
 };
 
 /* ------------------------------------------------------------------ */
@@ -749,6 +750,64 @@ static gboolean set_limits(const Loader *ld, const RawSection *sec,
     return TRUE;
 }
 
+/* The request budget: rate_limit = N/SECONDS (N requests per window of
+ * SECONDS), and refresh_share = PERCENT of it for background refresh. */
+#define RATE_LIMIT_MAX 1000000
+#define RATE_WINDOW_MAX_S 86400
+
+static gboolean parse_rate_limit(const char *text, guint64 *limit, guint64 *window)
+{
+    char **parts = g_strsplit(text, "/", 3);
+    gboolean ok = g_strv_length(parts) == 2;
+
+    if (ok) {
+        g_strstrip(parts[0]);
+        g_strstrip(parts[1]);
+        ok = parse_count(parts[0], RATE_LIMIT_MAX, limit) &&
+             parse_count(parts[1], RATE_WINDOW_MAX_S, window);
+    }
+    g_strfreev(parts);
+    return ok;
+}
+
+static gboolean set_budget(const Loader *ld, const RawSection *sec, IfsAccountConfig *acct,
+                           IfsError **err)
+{
+    const RawEntry *rate = section_get(sec, "rate_limit");
+    const RawEntry *share = section_get(sec, "refresh_share");
+    guint64 limit = 0, window = 0, n = 0;
+
+    if (rate) {
+        if (!parse_rate_limit(rate->value, &limit, &window)) {
+            ifs_error_propagate(err, config_error(EINVAL, ld->path, rate->line, sec->name,
+                "rate_limit", "'%s' is not REQUESTS/SECONDS (whole numbers, at most %d "
+                "requests per up to %d seconds); write e.g. rate_limit = 600/60",
+                rate->value, RATE_LIMIT_MAX, RATE_WINDOW_MAX_S));
+            return FALSE;
+        }
+        acct->rate_limit = (guint)limit;
+        acct->rate_window_s = (guint)window;
+    }
+    if (share) {
+        char *text = g_strstrip(g_strdup(share->value));
+        size_t len = strlen(text);
+        gboolean ok;
+
+        if (len > 0 && text[len - 1] == '%')
+            text[--len] = '\0';
+        ok = parse_count(g_strstrip(text), 100, &n);
+        g_free(text);
+        if (!ok) {
+            ifs_error_propagate(err, config_error(EINVAL, ld->path, share->line, sec->name,
+                "refresh_share", "'%s' is not a percentage from 1 to 100; write e.g. "
+                "refresh_share = 50%%", share->value));
+            return FALSE;
+        }
+        acct->refresh_share = (guint)n;
+    }
+    return TRUE;
+}
+
 /* events_fields: files of a resource directory ("cpu_cores",
  * "location/city"), separated by commas, whose changes are events too. */
 #define EVENTS_FIELDS_MAX 32
@@ -883,6 +942,7 @@ static IfsAccountConfig *account_from_section(const Loader *ld,
     if (!set_url(ld, sec, schema, acct, err) ||
         !set_refresh(ld, sec, acct, err) ||
         !set_limits(ld, sec, acct, err) ||
+        !set_budget(ld, sec, acct, err) ||
         !set_events_fields(ld, sec, acct, err) ||
         !set_cacert(ld, sec, acct, err)) {
         account_free(acct);

@@ -6,6 +6,7 @@
 #endif
 #include "infrafs/http.h"
 
+#include "infrafs/budget.h"
 #include "infrafs/jsonparse.h"
 
 #include <curl/curl.h>
@@ -74,19 +75,20 @@ struct IfsHttp {
 
     GMutex pool_lock;
     GPtrArray *idle_handles; /* CURL* */
+    /* One pool of connections (and DNS answers and TLS sessions) for every
+     * handle of the account: a thread takes any idle keep-alive connection
+     * to the origin, not only the one its own handle last used. */
+    CURLSH *share;
+    GMutex share_locks[CURL_LOCK_DATA_LAST];
 
     atomic_uint_fast64_t requests_sent;
     atomic_int_fast64_t rate_limit_remaining;
 
-    GMutex throttle_lock;  /* guards everything below */
+    GMutex throttle_lock;  /* guards reads_not_before_us */
     /* Monotonic time (µs) before which no GET may go out: Retry-After. */
     gint64 reads_not_before_us;
-    /* The rate-limit budget: what the API's X-RateLimit-Remaining left,
-     * less every request sent since (see budget_reserve). */
-    gint64 budget;         /* -1: unknown */
-    gint64 budget_reset;   /* X-RateLimit-Reset, epoch seconds; 0: none */
-    gint64 budget_limit;   /* X-RateLimit-Limit; -1: unknown */
-    guint in_flight;       /* requests to the API sent, not yet answered */
+    /* How many requests may go, and whose first (budget.h). */
+    IfsBudget *budget;
 
     /* Set by ifs_http_cancel (unmount): transfers abort, sleeps end. */
     atomic_int cancelled;
@@ -109,6 +111,47 @@ static gboolean ensure_curl_initialized(void)
     static GOnce once = G_ONCE_INIT;
 
     return GPOINTER_TO_INT(g_once(&once, init_curl_once, NULL)) == CURLE_OK;
+}
+
+static void share_lock(CURL *curl, curl_lock_data data, curl_lock_access access, void *user)
+{
+    IfsHttp *http = user;
+
+    (void)curl;
+    (void)access;
+    g_mutex_lock(&http->share_locks[data]);
+}
+
+static void share_unlock(CURL *curl, curl_lock_data data, void *user)
+{
+    IfsHttp *http = user;
+
+    (void)curl;
+    g_mutex_unlock(&http->share_locks[data]);
+}
+
+static void share_init(IfsHttp *http)
+{
+    for (gsize i = 0; i < G_N_ELEMENTS(http->share_locks); i++)
+        g_mutex_init(&http->share_locks[i]);
+    http->share = curl_share_init();
+    if (!http->share)
+        return; /* out of memory: each handle keeps its own connections */
+    curl_share_setopt(http->share, CURLSHOPT_LOCKFUNC, share_lock);
+    curl_share_setopt(http->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+    curl_share_setopt(http->share, CURLSHOPT_USERDATA, http);
+    curl_share_setopt(http->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+    curl_share_setopt(http->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    curl_share_setopt(http->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+}
+
+/* After every handle that used it was cleaned up. */
+static void share_clear(IfsHttp *http)
+{
+    if (http->share)
+        curl_share_cleanup(http->share);
+    for (gsize i = 0; i < G_N_ELEMENTS(http->share_locks); i++)
+        g_mutex_clear(&http->share_locks[i]);
 }
 
 static CURL *pool_acquire(IfsHttp *http)
@@ -786,19 +829,20 @@ static void hold_reads_for(IfsHttp *http, gint64 wait_s)
     g_mutex_unlock(&http->throttle_lock);
 }
 
-/* Below: the Retry-After hold and the budget's (see budget_reserve). */
+/* Below: the Retry-After hold and the API's exhausted budget. */
 gint64 ifs_http_reads_held_until(IfsHttp *http)
 {
     gint64 deadline;
     gint64 now_s = g_get_real_time() / G_USEC_PER_SEC;
+    gint64 exhausted = ifs_budget_exhausted_until(http->budget, now_s);
 
     g_mutex_lock(&http->throttle_lock);
     deadline = http->reads_not_before_us;
-    if (http->budget == 0 && http->budget_reset > now_s)
-        deadline = MAX(deadline, g_get_monotonic_time() +
-                       MIN(http->budget_reset - now_s, (gint64)http->max_retry_wait_s) *
-                           G_USEC_PER_SEC);
     g_mutex_unlock(&http->throttle_lock);
+    if (exhausted > 0)
+        deadline = MAX(deadline, g_get_monotonic_time() +
+                       MIN(exhausted - now_s, (gint64)http->max_retry_wait_s) *
+                           G_USEC_PER_SEC);
     return deadline;
 }
 
@@ -813,54 +857,45 @@ static const char *response_header(CURL *curl, const char *name)
     return header->value;
 }
 
-/* Before a request to the account's API. With `wait` (reads), first sit out
- * a Retry-After hold and an exhausted budget (until X-RateLimit-Reset, at
- * most max_retry_wait_s); then the request takes its share of the budget.
- * Taking it before sending is what keeps concurrent readers from
- * overdrawing a budget that the API has not yet counted them against. */
-static void budget_reserve(IfsHttp *http, gboolean wait)
+/* Before a request to the account's API: reads first sit out a
+ * Retry-After hold; then every request waits until the budget lets it go
+ * (budget.h: the background's share, the limit, what the API said is
+ * left). It is counted before it is sent, which keeps concurrent threads
+ * from overdrawing a budget that the API has not yet counted them against.
+ * FALSE when the client was cancelled first (nothing was counted). */
+static gboolean budget_reserve(IfsHttp *http, gboolean read)
 {
-    /* However often the reset moves (a bucket refilled continuously moves
-     * it with every answer), a read waits for the budget at most this long
-     * in all, so that a wrong clock or header cannot stall the account. */
+    IfsPriority priority = ifs_priority_get();
+    /* However often the API's Reset moves (a bucket refilled continuously
+     * moves it with every answer), a request waits for the API's count at
+     * most this long in all, so that a wrong clock or header cannot stall
+     * the account. Our own pacing is never longer than a window. */
     gint64 give_up_us = g_get_monotonic_time() +
                         (gint64)http->max_retry_wait_s * G_USEC_PER_SEC;
 
-    g_mutex_lock(&http->throttle_lock);
     for (;;) {
         gint64 now_us = g_get_monotonic_time();
-        gint64 now_s = g_get_real_time() / G_USEC_PER_SEC;
-        gint64 until_us = 0;
+        gint64 wait_us = 0;
 
-        if (http->budget == 0 && http->budget_reset > 0 && now_s >= http->budget_reset) {
-            /* Its window is over: a full one (or, limit unknown, unknown). */
-            http->budget = http->budget_limit;
-            http->budget_reset = 0;
-        }
-        if (!wait)
-            break;
-        if (http->reads_not_before_us > now_us) {
-            until_us = http->reads_not_before_us;
-        } else if (http->budget == 0 && http->budget_reset > now_s && now_us < give_up_us) {
-            /* Past the cap the read goes anyway. */
-            until_us = MIN(now_us + (http->budget_reset - now_s) * G_USEC_PER_SEC, give_up_us);
-        }
-        if (until_us == 0)
-            break;
-        g_mutex_unlock(&http->throttle_lock);
-        g_debug("account '%s': waiting %.1f s for the API's rate limit",
-                http->account, (double)(until_us - now_us) / G_USEC_PER_SEC);
-        /* Cancelled (unmount): go on at once; the transfer aborts. */
-        if (!sleep_unless_cancelled(http, until_us - now_us)) {
+        if (read) {
             g_mutex_lock(&http->throttle_lock);
-            break;
+            wait_us = MAX(http->reads_not_before_us - now_us, 0);
+            g_mutex_unlock(&http->throttle_lock);
         }
-        g_mutex_lock(&http->throttle_lock);
+        if (wait_us == 0) {
+            wait_us = ifs_budget_try_send(http->budget, priority, now_us < give_up_us,
+                                          now_us, g_get_real_time() / G_USEC_PER_SEC);
+            if (wait_us == 0)
+                return TRUE;
+            if (now_us < give_up_us)
+                wait_us = MIN(wait_us, give_up_us - now_us);
+        }
+        g_debug("account '%s': %s request waits %.1f s for the API's rate limit",
+                http->account, priority == IFS_PRIORITY_BACKGROUND ? "a background" : "a",
+                (double)wait_us / G_USEC_PER_SEC);
+        if (!sleep_unless_cancelled(http, wait_us))
+            return FALSE;
     }
-    if (http->budget > 0)
-        http->budget--;
-    http->in_flight++;
-    g_mutex_unlock(&http->throttle_lock);
 }
 
 static gint64 header_number(CURL *curl, const char *name)
@@ -872,35 +907,21 @@ static gint64 header_number(CURL *curl, const char *name)
 }
 
 /* After a request to the account's API (`curl` NULL: no answer came): the
- * answer's X-RateLimit-* re-base the budget. Remaining does not count the
- * requests still in flight, which the budget already has. Within one window
- * (the same Reset) the budget only shrinks, so that an answer overtaken by
- * later ones cannot raise it; a later Reset starts a new window (and a
- * token bucket's time-to-full only grows as it is drawn on). */
+ * answer's X-RateLimit-* tell the budget what the API counts. */
 static void budget_settle(IfsHttp *http, CURL *curl)
 {
     gint64 remaining = header_number(curl, "X-RateLimit-Remaining");
     gint64 limit = header_number(curl, "X-RateLimit-Limit");
     gint64 reset = curl ? ifs_http_parse_rate_limit_reset(
                               response_header(curl, "X-RateLimit-Reset")) : -1;
-    gint64 now_s = g_get_real_time() / G_USEC_PER_SEC;
+    long status = 0;
 
+    if (curl)
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
     if (remaining >= 0)
         atomic_store(&http->rate_limit_remaining, remaining);
-    g_mutex_lock(&http->throttle_lock);
-    http->in_flight--;
-    if (remaining >= 0) {
-        gint64 left = MAX(remaining - (gint64)http->in_flight, 0);
-        gboolean new_window = http->budget < 0 || reset > http->budget_reset ||
-                              (http->budget_reset > 0 && now_s >= http->budget_reset);
-
-        http->budget = new_window ? left : MIN(http->budget, left);
-        if (reset > http->budget_reset)
-            http->budget_reset = reset;
-    }
-    if (limit > 0)
-        http->budget_limit = limit;
-    g_mutex_unlock(&http->throttle_lock);
+    ifs_budget_answered(http->budget, limit, remaining, reset, status == 429,
+                        g_get_real_time() / G_USEC_PER_SEC);
 }
 
 static gboolean status_is_transient(int status)
@@ -1099,6 +1120,12 @@ static void configure_transfer(CURL *curl, IfsHttp *http,
      * the server. */
     curl_easy_setopt(curl, CURLOPT_URL, to->url);
     curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (http->share)
+        curl_easy_setopt(curl, CURLOPT_SHARE, http->share);
+    /* HTTP/2 where the server offers it in the TLS handshake (several
+     * requests of the account then share one connection); HTTP/1.1 with
+     * keep-alive otherwise. */
+    curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L); /* we run in many threads */
     curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, http->connect_timeout_ms);
@@ -1292,10 +1319,10 @@ static Attempt attempt_once(IfsHttp *http, const char *method,
                                             "%s: cannot create a curl handle", where) };
     } else {
         configure_transfer(curl, http, method, to, json_body, headers, &t);
-        if (to->own_origin)
-            budget_reserve(http, method_is_retryable(method));
+        gboolean counted = to->own_origin && budget_reserve(http, method_is_retryable(method));
+
         rc = curl_easy_perform(curl);
-        if (to->own_origin)
+        if (counted)
             budget_settle(http, rc == CURLE_OK ? curl : NULL);
         count_if_sent(http, curl);
         a = rc == CURLE_OK ? http_answer(http, curl, &t, method, to)
@@ -1704,11 +1731,12 @@ IfsHttp *ifs_http_new(const IfsHttpConfig *cfg)
         cfg->max_retry_wait_s : DEFAULT_MAX_RETRY_WAIT_S;
     g_mutex_init(&http->pool_lock);
     http->idle_handles = g_ptr_array_new();
+    share_init(http);
     atomic_init(&http->requests_sent, 0);
     atomic_init(&http->rate_limit_remaining, -1);
     g_mutex_init(&http->throttle_lock);
-    http->budget = -1;
-    http->budget_limit = -1;
+    http->budget = ifs_budget_new(cfg->rate_limit, cfg->rate_window_s, cfg->refresh_share,
+                                  cfg->rate_limit_source);
     atomic_init(&http->cancelled, 0);
     g_mutex_init(&http->sleep_lock);
     g_cond_init(&http->sleep_cond);
@@ -1722,8 +1750,10 @@ void ifs_http_free(IfsHttp *http)
     for (guint i = 0; i < http->idle_handles->len; i++)
         curl_easy_cleanup(g_ptr_array_index(http->idle_handles, i));
     g_ptr_array_free(http->idle_handles, TRUE);
+    share_clear(http);
     g_mutex_clear(&http->pool_lock);
     g_mutex_clear(&http->throttle_lock);
+    ifs_budget_free(http->budget);
     g_mutex_clear(&http->sleep_lock);
     g_cond_clear(&http->sleep_cond);
     free_secret(http->secret);
@@ -1768,6 +1798,11 @@ guint64 ifs_http_request_count(IfsHttp *http)
 {
     g_return_val_if_fail(http, 0);
     return atomic_load(&http->requests_sent);
+}
+
+IfsBudget *ifs_http_budget(IfsHttp *http)
+{
+    return http->budget;
 }
 
 gint64 ifs_http_rate_limit_remaining(IfsHttp *http)

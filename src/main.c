@@ -449,10 +449,38 @@ typedef struct {
     gboolean foreground;
 } Startup;
 
+/* Waits for the first refresh of every account, at most timeout_s. In the
+ * foreground on a terminal, a line says how far each has got meanwhile. */
+static gboolean wait_first_refresh(Startup *st)
+{
+    gboolean show = st->foreground && isatty(STDERR_FILENO);
+    gint64 until = g_get_monotonic_time() + (gint64)st->timeout_s * G_USEC_PER_SEC;
+    gboolean all = FALSE, shown = FALSE;
+
+    while (!all) {
+        gint64 left_s = (until - g_get_monotonic_time()) / G_USEC_PER_SEC;
+        char *line;
+
+        all = ifs_store_wait_first_refresh(st->store, (int)MIN(MAX(left_s, 0), 1));
+        if (all || left_s <= 0)
+            break;
+        line = show ? ifs_store_progress_line(st->store) : NULL;
+        if (line) {
+            fprintf(stderr, "\rinfrafs: first refresh: %s\033[K", line);
+            fflush(stderr);
+            shown = TRUE;
+        }
+        g_free(line);
+    }
+    if (shown)
+        fputs("\r\033[K", stderr);
+    return all;
+}
+
 static gpointer startup_main(gpointer data)
 {
     Startup *st = data;
-    gboolean all = ifs_store_wait_first_refresh(st->store, st->timeout_s);
+    gboolean all = wait_first_refresh(st);
     char *summary = ifs_store_summary(st->store);
     char *status = g_strdup_printf("mounted at %s%s (%s)", st->mountpoint,
                                    all ? "" : "; first refresh still running", summary);

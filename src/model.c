@@ -289,6 +289,7 @@ Account *account_new(Model *m, const IfsAccountConfig *cfg, const IfsProviderTyp
     a->max_resources = cfg->max_resources > 0 ? (guint)cfg->max_resources
                                               : IFS_DEFAULT_MAX_RESOURCES;
     a->http = ifs_provider_http_new(type, cfg);
+    ifs_budget_set_interval(ifs_http_budget(a->http), (guint)a->refresh_s);
     a->pstate = type->open(a->http, cfg, &a->open_error);
     a->refresh_target = control_target_new(TARGET_REFRESH, a, NULL, NULL, "refresh");
     g_mutex_init(&a->lock);

@@ -25,6 +25,7 @@
 #include "infrafs/control.h"
 #include "infrafs/http.h"
 #include "infrafs/persist.h"
+#include "infrafs/progress.h"
 #include "infrafs/provider.h"
 #include "infrafs/store.h"
 
@@ -188,6 +189,16 @@ struct Account {
     GPtrArray *save_items; /* IfsCacheItem*, taken by the refresher */
     guint64 refresh_requested, refresh_started, refresh_done;
     int refresh_errnum;
+    /* The last refresh that listed the account: pages, resources,
+     * requests, how long it took, and so how far apart refreshes start
+     * (the interval, or longer when the budget's share needs it). */
+    guint last_pages, last_resources;
+    guint64 last_requests;
+    gint64 last_seconds;
+    gint64 effective_interval_s;
+
+    /* The refresh under way: its own atomics, any thread. */
+    IfsProgress progress;
 };
 
 /* Opens the account with its provider (a failure is kept in open_error

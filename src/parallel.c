@@ -1,27 +1,32 @@
 /* Running one function over many items on a few threads (see parallel.h). */
 #include "infrafs/parallel.h"
 
+#include "infrafs/budget.h"
+
 typedef struct {
     guint n;
     gint next; /* atomic: the next index to take */
     void (*work)(guint i, gpointer data);
     gpointer data;
+    IfsPriority priority; /* the caller's: its requests keep their place */
 } ConcurrentRun;
 
 static gpointer concurrent_worker(gpointer data)
 {
     ConcurrentRun *run = data;
+    IfsPriority before = ifs_priority_set(run->priority);
     gint i;
 
     while ((i = g_atomic_int_add(&run->next, 1)) < (gint)run->n)
         run->work((guint)i, run->data);
+    ifs_priority_set(before);
     return NULL;
 }
 
 void ifs_run_concurrently(guint n, guint concurrency, void (*work)(guint i, gpointer data),
                           gpointer data)
 {
-    ConcurrentRun run = {.n = n, .work = work, .data = data};
+    ConcurrentRun run = {.n = n, .work = work, .data = data, .priority = ifs_priority_get()};
     guint threads_n = MIN(concurrency, n);
     GThread **threads;
 

@@ -6,6 +6,10 @@
 #include "infrafs/parallel.h"
 #include "inventory.h"
 
+/* While an account refreshes, its providers/<account>/ (progress, budget)
+ * is published again this often. */
+#define PROGRESS_TICK_US (2 * G_USEC_PER_SEC)
+
 /* A publish a thread waits for. */
 typedef struct {
     GMutex lock;
@@ -254,16 +258,42 @@ static void build_accounts(GPtrArray *builds)
     ifs_run_concurrently(builds->len, g_get_num_processors(), build_one, builds);
 }
 
+/* Nothing asked for a publish for a while: the accounts whose refresh
+ * is under way (and that were built once) show how far it got. */
+static void publish_progress(Publisher *p)
+{
+    gboolean any = FALSE;
+
+    for (guint i = 0; i < p->builds->len; i++) {
+        AccountBuild *ab = g_ptr_array_index(p->builds, i);
+
+        if (ab->provider_dir &&
+            __atomic_load_n(&ab->account->progress.started, __ATOMIC_ACQUIRE) > 0) {
+            build_account_status(ab);
+            any = TRUE;
+        }
+    }
+    if (any)
+        publish_root(p);
+}
+
 static gpointer publisher_main(gpointer data)
 {
     Publisher *p = data;
     GPtrArray *to_build = g_ptr_array_new();
 
     for (;;) {
-        PublishReq *req = g_async_queue_pop(p->queue);
-        GPtrArray *batch = g_ptr_array_new();
-        GPtrArray *finished = g_ptr_array_new();
+        PublishReq *req = g_async_queue_timeout_pop(p->queue, PROGRESS_TICK_US);
+        GPtrArray *batch;
+        GPtrArray *finished;
         gboolean stop = FALSE;
+
+        if (!req) {
+            publish_progress(p);
+            continue;
+        }
+        batch = g_ptr_array_new();
+        finished = g_ptr_array_new();
 
         /* Coalesce everything queued: one root swap serves them all. */
         do {

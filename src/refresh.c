@@ -2,6 +2,7 @@
  * delays, merging a list into the model, and the disk cache. */
 #include "refresh.h"
 
+#include "infrafs/budget.h"
 #include "infrafs/sanitizer.h"
 
 #include <errno.h>
@@ -12,6 +13,8 @@
  * interval, each delay spread by +-20 % so accounts and mounts do not
  * retry in step. */
 #define RETRY_FIRST_S 5
+/* However long a refresh took, the next starts no sooner than this after. */
+#define MIN_GAP_US (G_USEC_PER_SEC)
 
 /* ---- refresh ------------------------------------------------------------ */
 
@@ -222,6 +225,41 @@ static gboolean list_resources(Account *a, GPtrArray *list, IfsError **err)
     return FALSE;
 }
 
+/* The list, with its requests counted against the background's share of
+ * the budget unless someone asked for it, and its progress shown. */
+static gboolean list_in_background(Account *a, GPtrArray *list, IfsError **err)
+{
+    IfsPriority before = ifs_priority_set(a->asked ? IFS_PRIORITY_USER
+                                                   : IFS_PRIORITY_BACKGROUND);
+    gboolean ok;
+
+    ifs_progress_attach(&a->progress);
+    ok = list_resources(a, list, err);
+    ifs_progress_attach(NULL);
+    ifs_priority_set(before);
+    return ok;
+}
+
+/* a->lock held, after a refresh that listed the account: what it cost, and
+ * when the next may start so that refresh keeps to its share of the
+ * budget: `refresh` seconds after this one started, or as long as its
+ * requests need at the share, if that is longer. Returns the delay from
+ * now. */
+static gint64 note_refresh_cost(Account *a, guint resources, guint64 requests,
+                                gint64 started_us)
+{
+    gint64 now_us = g_get_monotonic_time();
+    double needed_s = ifs_budget_seconds_for(ifs_http_budget(a->http), requests);
+    gint64 interval_s = MAX((gint64)a->refresh_s, (gint64)(needed_s + 0.999));
+
+    a->last_pages = g_atomic_int_get(&a->progress.pages);
+    a->last_resources = resources;
+    a->last_requests = requests;
+    a->last_seconds = (now_us - started_us + G_USEC_PER_SEC / 2) / G_USEC_PER_SEC;
+    a->effective_interval_s = interval_s;
+    return MAX(started_us + interval_s * G_USEC_PER_SEC - now_us, MIN_GAP_US);
+}
+
 int refresh_run(Refreshers *rf, Account *a)
 {
     Model *m = a->model;
@@ -232,6 +270,8 @@ int refresh_run(Refreshers *rf, Account *a)
     gint64 refreshed_at = 0;
     guint64 since = 0;
     int errnum = 0;
+    gint64 started_us = g_get_monotonic_time();
+    guint64 requests_before = ifs_http_request_count(a->http);
 
     if (m->opts.offline) {
         ok = FALSE;
@@ -243,7 +283,9 @@ int refresh_run(Refreshers *rf, Account *a)
         g_mutex_lock(&a->lock);
         since = a->change_gen;
         g_mutex_unlock(&a->lock);
-        ok = list_resources(a, list, &err);
+        ifs_progress_begin(&a->progress, store_now());
+        ifs_budget_refresh_begin(ifs_http_budget(a->http));
+        ok = list_in_background(a, list, &err);
         for (guint i = 0; ok && i < list->len; i++)
             ifs_resource_seal(g_ptr_array_index(list, i));
         if (ok)
@@ -283,7 +325,9 @@ int refresh_run(Refreshers *rf, Account *a)
         a->failures = 0;
         a->save_wanted = a->cache_path != NULL;
         prune_extras(a);
-        delay_us = (gint64)a->refresh_s * G_USEC_PER_SEC;
+        delay_us = note_refresh_cost(a, list->len,
+                                     ifs_http_request_count(a->http) - requests_before,
+                                     started_us);
     } else if (m->opts.offline) {
         g_free(a->state);
         a->state = g_strdup("offline");
@@ -303,9 +347,11 @@ int refresh_run(Refreshers *rf, Account *a)
          * asks (refresh control, SIGHUP) rather than hammering the API. */
         delay_us = errnum == EACCES ? G_MAXINT64 / 2 : retry_delay_us(a);
     }
-    a->next_refresh = delay_us >= G_MAXINT64 / 2 ? 0 : store_now() + delay_us / G_USEC_PER_SEC;
+    a->next_refresh = delay_us >= G_MAXINT64 / 2 ? 0
+                                                 : (g_get_real_time() + delay_us) / G_USEC_PER_SEC;
     a->next_due_mono = g_get_monotonic_time() + MIN(delay_us, G_MAXINT64 / 2);
     g_mutex_unlock(&a->lock);
+    ifs_progress_end(&a->progress);
     /* At unmount a cancelled refresh is expected, not worth a warning. */
     if (!ok && !m->opts.offline && !model_stopping(m))
         g_warning("account '%s': refresh failed: %s", a->cfg->name, err->message);
@@ -380,8 +426,9 @@ void refresh_load_cache(Account *a)
     }
     g_ptr_array_unref(a->resources);
     a->resources = g_ptr_array_ref(saved->resources);
+    a->last_resources = a->resources->len;
     if (a->pstate && a->type->restore)
-        a->type->restore(a->pstate, a->resources);
+        a->type->restore(a->pstate, a->resources, saved->last_refresh);
     a->saved_mtimes = g_hash_table_ref(saved->mtimes);
     a->last_refresh = saved->last_refresh;
     a->ever_ok = TRUE;

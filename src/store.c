@@ -172,6 +172,30 @@ char *ifs_store_summary(IfsStore *store)
     return g_string_free(out, FALSE);
 }
 
+char *ifs_store_progress_line(IfsStore *store)
+{
+    GPtrArray *accounts = store->model.accounts;
+    GString *out = g_string_new(NULL);
+
+    for (guint i = 0; i < accounts->len; i++) {
+        Account *a = g_ptr_array_index(accounts, i);
+        gint64 started = __atomic_load_n(&a->progress.started, __ATOMIC_ACQUIRE);
+
+        if (started == 0)
+            continue;
+        g_string_append_printf(out, "%s%s: %u pages, %u resources, %" G_GINT64_FORMAT " s",
+                               out->len ? "; " : "", a->cfg->name,
+                               g_atomic_int_get(&a->progress.pages),
+                               g_atomic_int_get(&a->progress.resources),
+                               MAX(store_now() - started, 0));
+    }
+    if (out->len == 0) {
+        g_string_free(out, TRUE);
+        return NULL;
+    }
+    return g_string_free(out, FALSE);
+}
+
 /* ---- read side ------------------------------------------------------------ */
 
 IfsNode *ifs_store_stat(IfsStore *store, uint64_t id, uint64_t *ino)

@@ -38,6 +38,9 @@ typedef struct {
     int refresh_s;     /* -1: not set in the file */
     int timeout_s;     /* longest HTTP request in seconds; -1: not set (30) */
     int max_resources; /* most resources a refresh may list; -1: not set */
+    unsigned rate_limit;    /* rate_limit = N/SECONDS: N, or 0 when not set */
+    unsigned rate_window_s; /* its SECONDS */
+    unsigned refresh_share; /* percent of the limit for background refresh; 0: not set */
     char **events_fields; /* NULL-terminated files whose changes are events, or NULL */
     char *webhook_listen; /* "ADDRESS:PORT" where pushed changes arrive, or NULL */
     char *webhook_secret; /* what they are signed with (webhook_secret_file); never logged */

@@ -4,6 +4,7 @@
 #pragma once
 #include <glib.h>
 #include <json-c/json.h>
+#include "infrafs/budget.h"
 #include "infrafs/error.h"
 
 typedef enum {
@@ -25,6 +26,13 @@ typedef struct {
     long timeout_ms;         /* 0: default 30000 */
     unsigned max_retries;    /* GET retries on 429/5xx/transport errors; default 3 */
     unsigned max_retry_wait_s; /* cap for one Retry-After sleep; 0: default 60 */
+    /* The request budget (budget.h): rate_limit requests per rate_window_s
+     * seconds (0: learnt from X-RateLimit-Limit), of which background
+     * requests may spend refresh_share percent (0: the default). */
+    unsigned rate_limit;
+    unsigned rate_window_s;
+    unsigned refresh_share;
+    const char *rate_limit_source; /* for the budget file: "rate_limit in ..." */
 } IfsHttpConfig;
 
 typedef struct {
@@ -88,6 +96,9 @@ json_object *ifs_http_get_json(IfsHttp *http, const char *path, IfsError **err);
  * last X-RateLimit-Remaining seen (-1 when the API never said). */
 guint64 ifs_http_request_count(IfsHttp *http);
 gint64 ifs_http_rate_limit_remaining(IfsHttp *http);
+
+/* The account's request budget (owned by the client). */
+IfsBudget *ifs_http_budget(IfsHttp *http);
 
 /* Monotonic time (µs) before which reads are held back by a Retry-After or
  * an exhausted X-RateLimit budget; 0 or past when they are not. */

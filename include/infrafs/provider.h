@@ -132,6 +132,11 @@ struct IfsProviderType {
      * on without acting). */
     const char *check_path;
     gboolean check_proves_key;
+    /* Requests per window the account's budget assumes when its config
+     * sets no rate_limit, for an API that sends no X-RateLimit-Limit;
+     * 0: none (learnt from the answers, or no limit). */
+    unsigned default_rate_limit;
+    unsigned default_rate_window_s;
 
     /* Per-account state; `http` is owned by the caller and outlives it. */
     gpointer (*open)(IfsHttp *http, const IfsAccountConfig *cfg, IfsError **err);
@@ -156,8 +161,10 @@ struct IfsProviderType {
     /* May be NULL. The resources the account starts from (the copy saved
      * on disk), given once before the first list(): a provider that lists
      * the last good data of a failed part itself (a partial refresh) takes
-     * them as that data, so a remount does not blank it either. */
-    void (*restore)(gpointer state, GPtrArray *resources /* IfsResource*, borrowed */);
+     * them as that data, so a remount does not blank it either (and one
+ * with per-resource details, as what was last read: details.h). */
+    void (*restore)(gpointer state, GPtrArray *resources /* IfsResource*, borrowed */,
+                    gint64 saved_at /* when the copy was made, epoch seconds */);
 };
 
 const IfsProviderType *ifs_provider_find(const char *type);

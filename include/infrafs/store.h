@@ -115,3 +115,6 @@ void ifs_store_wait_replied(IfsStore *store, IfsNode *node);
 /* "hostup: ok, heo: unauthorized (HTTP 401 ...)": one phrase per account,
  * for the startup report. */
 char *ifs_store_summary(IfsStore *store);
+/* The refreshes under way, in one line ("hostup: 312 pages, 31200
+ * resources, 64 s"), or NULL when none is. */
+char *ifs_store_progress_line(IfsStore *store);

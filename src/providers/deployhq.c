@@ -323,10 +323,11 @@ static void append_all(GPtrArray *out, GPtrArray *from)
 
 /* The regions and sizes saved on disk are the last good ones until the
  * endpoints answer. */
-static void deployhq_restore(gpointer state, GPtrArray *resources)
+static void deployhq_restore(gpointer state, GPtrArray *resources, gint64 saved_at)
 {
     Deployhq *d = state;
 
+    (void)saved_at;
     for (guint i = 0; i < resources->len; i++) {
         IfsResource *r = g_ptr_array_index(resources, i);
 
@@ -487,6 +488,10 @@ const IfsProviderType ifs_provider_deployhq = {
     .controls = deployhq_controls,
     .check_path = "/hosted_resources",
     .check_proves_key = TRUE,
+    /* The API sends no X-RateLimit-Limit and documents no number: a
+     * guess to pace by until the account's rate_limit says better. */
+    .default_rate_limit = 600,
+    .default_rate_window_s = 60,
     .open = deployhq_open,
     .close = deployhq_close,
     .list = deployhq_list,

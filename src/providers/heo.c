@@ -454,6 +454,10 @@ const IfsProviderType ifs_provider_heo = {
     .controls = heo_controls,
     .check_path = "/v1/status",
     .check_proves_key = FALSE,
+    /* The API sends no X-RateLimit-Limit and documents no number: a
+     * guess to pace by until the account's rate_limit says better. */
+    .default_rate_limit = 300,
+    .default_rate_window_s = 60,
     .open = heo_open,
     .close = heo_close,
     .list = heo_list,

@@ -4,7 +4,9 @@
 #include <errno.h>
 #include <string.h>
 
+#include "infrafs/details.h"
 #include "infrafs/jsonparse.h"
+#include "infrafs/progress.h"
 #include "infrafs/provider.h"
 
 #define API_PREFIX "/api/v1/"
@@ -13,30 +15,14 @@
  * looping, and the refresh must end. */
 #define MAX_PAGES 1000
 
-/* A server's detail is read again only when its list item changed or the
- * last read is older than this (detail_max_age): with a large fleet,
- * reading every detail on every refresh would spend the API's whole rate
- * limit on servers that did not change. */
-#define DEFAULT_DETAIL_MAX_AGE_S 600
-#define MAX_DETAIL_MAX_AGE_S (30 * 86400)
-
-/* The last detail read of a server. */
-typedef struct {
-    char *text;         /* compact JSON (a tree would take a dozen times the memory) */
-    guint64 item_key;   /* the list item it was read for (item_key()) */
-    gint64 read_at;     /* monotonic microseconds */
-} Detail;
-
 typedef struct {
     IfsHttp *http;
     char *account;
-    guint detail_concurrency;
-    gint64 detail_max_age_us;
+    /* Each server's GET /servers/{id}: only when its list item changed or
+     * the last read is older than detail_max_age (details.h). */
+    IfsDetails *details;
 
-    GMutex lock;           /* guards the two caches */
-    /* server id -> Detail: reused while fresh, and a failed detail read
-     * shows it rather than blanking the server. */
-    GHashTable *details;
+    GMutex lock;           /* guards ping_urls */
     /* heartbeat id -> ping_url as the API last gave it */
     GHashTable *ping_urls;
 } Hostatlas;
@@ -50,31 +36,20 @@ static const IfsControlSpec hostatlas_controls[] = {
     {NULL, NULL, NULL},
 };
 
-static void detail_free(gpointer data)
-{
-    Detail *d = data;
-
-    g_free(d->text);
-    g_free(d);
-}
+static const IfsDetailSpec server_details;
 
 static gpointer hostatlas_open(IfsHttp *http, const IfsAccountConfig *cfg, IfsError **err)
 {
-    guint64 max_age_s = DEFAULT_DETAIL_MAX_AGE_S;
-    guint concurrency;
+    guint concurrency, max_age_s;
     Hostatlas *h;
 
-    if (!ifs_account_concurrency(cfg, "detail_concurrency", &concurrency, err) ||
-        !ifs_account_number(cfg, "detail_max_age", 0, MAX_DETAIL_MAX_AGE_S, "of seconds",
-                            &max_age_s, err))
+    if (!ifs_details_config(cfg, IFS_DEFAULT_CONCURRENCY, &concurrency, &max_age_s, err))
         return NULL;
     h = g_new0(Hostatlas, 1);
     h->http = http;
     h->account = g_strdup(cfg->name);
-    h->detail_concurrency = concurrency;
-    h->detail_max_age_us = (gint64)max_age_s * G_USEC_PER_SEC;
+    h->details = ifs_details_new(&server_details, h, http, concurrency, max_age_s);
     g_mutex_init(&h->lock);
-    h->details = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, detail_free);
     h->ping_urls = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     return h;
 }
@@ -83,7 +58,7 @@ static void hostatlas_close(gpointer state)
 {
     Hostatlas *h = state;
 
-    g_hash_table_destroy(h->details);
+    ifs_details_free(h->details);
     g_hash_table_destroy(h->ping_urls);
     g_mutex_clear(&h->lock);
     g_free(h->account);
@@ -121,22 +96,6 @@ static char *item_id(json_object *item)
         return g_strdup_printf("%" G_GINT64_FORMAT, n);
     s = string_field(item, "id");
     return s ? g_strdup(s) : NULL;
-}
-
-/* Add the fields of `extra` to `obj`, nested objects merged, other values
- * replaced when `override` is set and kept otherwise. */
-static void merge_fields(json_object *obj, json_object *extra, gboolean override)
-{
-    json_object_object_foreach(extra, key, value) {
-        json_object *mine = NULL;
-
-        if (json_object_object_get_ex(obj, key, &mine) &&
-            json_object_is_type(mine, json_type_object) &&
-            json_object_is_type(value, json_type_object))
-            merge_fields(mine, value, override);
-        else if (override || !mine)
-            json_object_object_add(obj, key, json_object_get(value));
-    }
 }
 
 /* ---- paged lists ------------------------------------------------------------ */
@@ -269,6 +228,8 @@ static gboolean walk_list(Hostatlas *h, const char *what, ItemFn each, gpointer 
                 stopped = !each(h, item, data);
             }
         }
+        if (ok)
+            ifs_progress_page(fresh);
         if (ok && !stopped && !plan.done)
             ok = plan_next(h, path, body, n, &plan, cursors, err);
         /* A page of nothing new, with more to come, would come again. */
@@ -382,138 +343,43 @@ static json_object *get_detail(Hostatlas *h, const char *id, IfsError **err)
     return obj;
 }
 
-/* What a server's list item says, in 64 bits: its compact text's hash and
- * length. */
-static guint64 item_key(json_object *item)
+static json_object *read_server_detail(gpointer provider, const IfsResource *r,
+                                       IfsError **err)
 {
-    size_t len;
-    char *text = ifs_json_compact(item, &len);
-    guint64 key = ((guint64)g_str_hash(text) << 32) | (guint32)len;
-
-    g_free(text);
-    return key;
+    return get_detail(provider, r->id, err);
 }
 
 /* The detail's fields over the list's (services[] and domains[] come only
- * from there). When the read failed, the last good detail fills in, under
- * the list's fresher values, and the server says what it lacks. The cache
- * keeps text of its own: json-c's reference counts are not atomic, so it
- * must share no object with what the publisher reads. */
-static void apply_detail(Hostatlas *h, IfsResource *r, guint64 key, json_object *detail,
-                         IfsError *err)
+ * from there); an older detail's under them. */
+static void merge_server_detail(IfsResource *r, json_object *detail, IfsDetailAge age)
 {
-    json_object *cached = NULL;
-    const Detail *last_good;
-
-    if (detail) {
-        Detail *keep = g_new0(Detail, 1);
-        size_t len;
-
-        keep->text = ifs_json_compact(detail, &len);
-        keep->item_key = key;
-        keep->read_at = g_get_monotonic_time();
-        merge_fields(r->object, detail, TRUE);
-        g_mutex_lock(&h->lock);
-        g_hash_table_replace(h->details, g_strdup(r->id), keep);
-        g_mutex_unlock(&h->lock);
-        return;
-    }
-    g_mutex_lock(&h->lock);
-    last_good = g_hash_table_lookup(h->details, r->id);
-    if (last_good)
-        cached = ifs_json_parse_compact(last_good->text, strlen(last_good->text));
-    g_mutex_unlock(&h->lock);
-    if (cached) {
-        merge_fields(r->object, cached, FALSE);
-        json_object_put(cached);
-    }
-    g_debug("%s", err->message);
-    r->problem = g_strdup_printf("%s (%s)",
-        cached ? "details not refreshed, the detail fields (services, domains, ...) "
-                 "are from the last successful read"
-               : "details not read, only the list's fields are shown",
-        err->message);
+    ifs_json_merge_fields(r->object, detail, age == IFS_DETAIL_FRESH);
 }
 
-/* The last detail read for this list item, parsed, if it is younger than
- * detail_max_age; NULL when it must be read again. */
-static json_object *fresh_detail(Hostatlas *h, IfsResource *r, guint64 key)
-{
-    json_object *detail = NULL;
-    const Detail *last;
-
-    if (h->detail_max_age_us == 0)
-        return NULL;
-    g_mutex_lock(&h->lock);
-    last = g_hash_table_lookup(h->details, r->id);
-    if (last && last->item_key == key &&
-        g_get_monotonic_time() - last->read_at < h->detail_max_age_us)
-        detail = ifs_json_parse_compact(last->text, strlen(last->text));
-    g_mutex_unlock(&h->lock);
-    return detail;
-}
-
-/* Details that are not fresh are read by detail_concurrency threads, so
- * never more requests are in flight than that. The rate limit is
- * ifs_http's: it counts every request against the API's
- * X-RateLimit-Remaining before sending it, holds reads at 0 until
- * X-RateLimit-Reset and obeys Retry-After, so the threads together never
- * overdraw the budget. */
-typedef struct {
-    Hostatlas *h;
-    GPtrArray *servers; /* IfsResource*, each touched by one call only */
-} DetailRun;
-
-static void read_detail(guint i, gpointer data)
-{
-    DetailRun *run = data;
-    IfsResource *r = g_ptr_array_index(run->servers, i);
-    IfsError *err = NULL;
-    json_object *detail;
-    guint64 key;
-
-    if (!r->id)
-        return;
-    key = item_key(r->object);
-    detail = fresh_detail(run->h, r, key);
-    if (detail) {
-        merge_fields(r->object, detail, TRUE);
-    } else {
-        detail = get_detail(run->h, r->id, &err);
-        apply_detail(run->h, r, key, detail, err);
-        ifs_error_free(err);
-    }
-    json_object_put(detail);
-    /* Finished: kept as text from now on. Every server's tree until the
-     * last detail is read was the mount's peak memory at 25,000 servers. */
-    ifs_resource_seal(r);
-}
-
-static void read_details(Hostatlas *h, GPtrArray *servers)
-{
-    DetailRun run = {.h = h, .servers = servers};
-    GHashTable *live = g_hash_table_new(g_str_hash, g_str_equal);
-    GHashTableIter it;
-    gpointer key;
-
-    ifs_run_concurrently(servers->len, h->detail_concurrency, read_detail, &run);
-
-    /* Forget the details of servers that are gone. */
-    for (guint i = 0; i < servers->len; i++) {
-        IfsResource *r = g_ptr_array_index(servers, i);
-        if (r->id)
-            g_hash_table_add(live, r->id);
-    }
-    g_mutex_lock(&h->lock);
-    g_hash_table_iter_init(&it, h->details);
-    while (g_hash_table_iter_next(&it, &key, NULL))
-        if (!g_hash_table_contains(live, key))
-            g_hash_table_iter_remove(&it);
-    g_mutex_unlock(&h->lock);
-    g_hash_table_destroy(live);
-}
+static const IfsDetailSpec server_details = {
+    .read = read_server_detail,
+    .merge = merge_server_detail,
+    .requests_per_read = 1,
+    .fields = "services, domains, ...",
+};
 
 /* ---- the provider interface -------------------------------------------------- */
+
+/* The servers saved on disk stand in for their details until read again. */
+static void hostatlas_restore(gpointer state, GPtrArray *resources, gint64 saved_at)
+{
+    Hostatlas *h = state;
+    GPtrArray *servers = g_ptr_array_new();
+
+    for (guint i = 0; i < resources->len; i++) {
+        IfsResource *r = g_ptr_array_index(resources, i);
+
+        if (g_strcmp0(r->kind, "servers") == 0)
+            g_ptr_array_add(servers, r);
+    }
+    ifs_details_restore(h->details, servers, saved_at);
+    g_ptr_array_unref(servers);
+}
 
 static gboolean hostatlas_list(gpointer state, GPtrArray *out, IfsError **err)
 {
@@ -531,7 +397,7 @@ static gboolean hostatlas_list(gpointer state, GPtrArray *out, IfsError **err)
                   walk_list(h, "heartbeats", collect_item, &c_heartbeats, err);
 
     if (ok) {
-        read_details(h, servers);
+        ifs_details_apply(h->details, servers);
         g_mutex_lock(&h->lock);
         g_hash_table_unref(h->ping_urls);
         h->ping_urls = g_hash_table_ref(ping_urls);
@@ -726,4 +592,5 @@ const IfsProviderType ifs_provider_hostatlas = {
     .fetch = hostatlas_fetch,
     .act = hostatlas_act,
     .poll = NULL,
+    .restore = hostatlas_restore,
 };

@@ -1,10 +1,12 @@
 /* HostUp API v2 (cloud.hostup.se): VPSes, power actions and their
- * asynchronous operations. See PROVIDERS.md "HostUp" and CONTRACT §5. */
+ * asynchronous operations. */
 #include <errno.h>
 #include <string.h>
 
+#include "infrafs/details.h"
 #include "infrafs/jsonparse.h"
 #include "infrafs/names.h"
+#include "infrafs/progress.h"
 #include "infrafs/provider.h"
 
 #define PAGE_LIMIT 100
@@ -16,18 +18,20 @@
 typedef struct {
     IfsHttp *http;
     char *account;
-    /* Accounts with at most this many VPSes get /details and /status read for
-     * each VPS on every refresh; larger ones show the list's fields only. */
+    /* Accounts with at most this many VPSes get /details and /status read
+     * for their VPSes (details.h: when a VPS's list item changed, or its
+     * last read is older than detail_max_age); larger ones show the list's
+     * fields only. */
     long detail_limit;
-    /* The last good /details and /status answer of each VPS (private deep
-     * copies): when one of those reads fails, its fields stay as they were
-     * instead of vanishing from the tree until the next refresh. */
-    GMutex lock;
-    GHashTable *last_extra[2]; /* id -> json_object* */
+    IfsDetails *details;
 } Hostup;
 
 static const char *const hostup_kinds[] = {"vps", NULL};
-static const char *const hostup_keys[] = {"detail_limit", NULL};
+static const char *const hostup_keys[] = {"detail_limit", "detail_concurrency",
+                                          "detail_max_age", NULL};
+/* HostUp's limit is strict and its detail reads come two at a time: one
+ * reader unless the account says more. */
+#define DEFAULT_DETAIL_CONCURRENCY 1
 
 /* start: when stopped; shutdown: graceful; stop: emergency forced power-off;
  * restart: graceful, `force` escalates; reset: always a hard reboot. */
@@ -45,26 +49,22 @@ static const IfsControlSpec hostup_controls[] = {
     {NULL, NULL, NULL},
 };
 
-static void put_json(gpointer obj)
-{
-    json_object_put(obj);
-}
+static const IfsDetailSpec vps_details;
 
 static gpointer hostup_open(IfsHttp *http, const IfsAccountConfig *cfg, IfsError **err)
 {
     guint64 limit = DEFAULT_DETAIL_LIMIT;
+    guint concurrency, max_age_s;
     Hostup *h;
 
-    if (!ifs_account_number(cfg, "detail_limit", 0, MAX_DETAIL_LIMIT, NULL, &limit, err))
+    if (!ifs_account_number(cfg, "detail_limit", 0, MAX_DETAIL_LIMIT, NULL, &limit, err) ||
+        !ifs_details_config(cfg, DEFAULT_DETAIL_CONCURRENCY, &concurrency, &max_age_s, err))
         return NULL;
     h = g_new0(Hostup, 1);
     h->http = http;
     h->account = g_strdup(cfg->name);
     h->detail_limit = (long)limit;
-    g_mutex_init(&h->lock);
-    for (gsize i = 0; i < G_N_ELEMENTS(h->last_extra); i++)
-        h->last_extra[i] = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-                                                 put_json);
+    h->details = ifs_details_new(&vps_details, h, http, concurrency, max_age_s);
     return h;
 }
 
@@ -72,9 +72,7 @@ static void hostup_close(gpointer state)
 {
     Hostup *h = state;
 
-    for (gsize i = 0; i < G_N_ELEMENTS(h->last_extra); i++)
-        g_hash_table_destroy(h->last_extra[i]);
-    g_mutex_clear(&h->lock);
+    ifs_details_free(h->details);
     g_free(h->account);
     g_free(h);
 }
@@ -116,100 +114,51 @@ static json_object *get_object(Hostup *h, const char *path, IfsError **err)
     return obj;
 }
 
-/* Add the fields of `extra` that `obj` lacks, nested objects included;
- * with `override`, replace scalars too. */
-static void merge_fields(json_object *obj, json_object *extra, gboolean override)
+/* A VPS's detail: /details (action gates and more) and /status (live
+ * power state, usage), read together, as {"details": ..., "status": ...}. */
+static json_object *read_vps_detail(gpointer provider, const IfsResource *r, IfsError **err)
 {
-    json_object_object_foreach(extra, key, value) {
-        json_object *mine = NULL;
+    static const char *const parts[] = {"details", "status"};
+    json_object *detail = json_object_new_object();
 
-        if (json_object_object_get_ex(obj, key, &mine) &&
-            json_object_is_type(mine, json_type_object) &&
-            json_object_is_type(value, json_type_object))
-            merge_fields(mine, value, override);
-        else if (override || !mine)
-            json_object_object_add(obj, key, json_object_get(value));
-    }
-}
+    for (gsize i = 0; i < G_N_ELEMENTS(parts); i++) {
+        char *suffix = g_strconcat("/", parts[i], NULL);
+        char *path = vps_path(r->id, suffix);
+        json_object *part = get_object(provider, path, err);
 
-static json_object *private_copy(json_object *obj)
-{
-    json_object *copy = NULL;
-
-    if (json_object_deep_copy(obj, &copy, NULL) != 0)
-        return NULL;
-    return copy;
-}
-
-/* No answer at all, as opposed to an answer saying no. */
-static gboolean api_unreachable(const IfsError *err)
-{
-    return err->errnum == ETIMEDOUT || err->errnum == EHOSTUNREACH ||
-           err->errnum == ECANCELED;
-}
-
-/* /details (action gates and more) and /status (live power state, usage).
- * A failed read merges that endpoint's last good answer instead, if there
- * is one; else the object stays as the list or detail gave it. With
- * `*unreachable` set nothing is requested (the kept answers are used), and
- * it is set when the API stopped answering: a silent API then costs a
- * refresh one timeout, not two per VPS. */
-static void enrich(Hostup *h, const char *id, json_object *obj, gboolean *unreachable)
-{
-    static const char *const suffixes[] = {"/details", "/status"};
-
-    for (gsize i = 0; i < G_N_ELEMENTS(suffixes); i++) {
-        char *path = vps_path(id, suffixes[i]);
-        IfsError *err = NULL;
-        json_object *extra = *unreachable ? NULL : get_object(h, path, &err);
-        json_object *kept;
-
-        g_mutex_lock(&h->lock);
-        if (extra) {
-            if ((kept = private_copy(extra)) != NULL)
-                g_hash_table_replace(h->last_extra[i], g_strdup(id), kept);
-        } else {
-            kept = g_hash_table_lookup(h->last_extra[i], id);
-            extra = kept ? private_copy(kept) : NULL;
-            if (err) {
-                g_debug("%s%s", err->message, extra ? "; showing its last good answer" : "");
-                *unreachable = api_unreachable(err);
-                ifs_error_free(err);
-            }
-        }
-        g_mutex_unlock(&h->lock);
-        if (extra) {
-            merge_fields(obj, extra, i == 1);
-            json_object_put(extra);
-        }
         g_free(path);
+        g_free(suffix);
+        if (!part) {
+            json_object_put(detail);
+            return NULL;
+        }
+        json_object_object_add(detail, parts[i], part);
     }
+    return detail;
 }
 
-/* Forget the kept answers of VPSes the list no longer shows (or all of
- * them, when the account is too large for detail reads). */
-static void forget_gone(Hostup *h, GPtrArray *found, gboolean enriching)
+/* /details adds what the list lacks (nested objects included); /status's
+ * live values replace the list's, unless they are older than it. */
+static void merge_vps_detail(IfsResource *r, json_object *detail, IfsDetailAge age)
 {
-    GHashTable *live = g_hash_table_new(g_str_hash, g_str_equal);
+    json_object *part;
 
-    for (guint i = 0; enriching && i < found->len; i++) {
-        IfsResource *r = g_ptr_array_index(found, i);
-        if (r->id)
-            g_hash_table_add(live, r->id);
+    if (age == IFS_DETAIL_RESTORED) {
+        ifs_json_merge_fields(r->object, detail, FALSE);
+        return;
     }
-    g_mutex_lock(&h->lock);
-    for (gsize i = 0; i < G_N_ELEMENTS(h->last_extra); i++) {
-        GHashTableIter it;
-        gpointer id;
-
-        g_hash_table_iter_init(&it, h->last_extra[i]);
-        while (g_hash_table_iter_next(&it, &id, NULL))
-            if (!g_hash_table_contains(live, id))
-                g_hash_table_iter_remove(&it);
-    }
-    g_mutex_unlock(&h->lock);
-    g_hash_table_destroy(live);
+    if (json_object_object_get_ex(detail, "details", &part))
+        ifs_json_merge_fields(r->object, part, FALSE);
+    if (json_object_object_get_ex(detail, "status", &part))
+        ifs_json_merge_fields(r->object, part, age == IFS_DETAIL_FRESH);
 }
+
+static const IfsDetailSpec vps_details = {
+    .read = read_vps_detail,
+    .merge = merge_vps_detail,
+    .requests_per_read = 2,
+    .fields = "actions, bandwidth, ...",
+};
 
 static IfsResource *vps_resource(json_object *item)
 {
@@ -247,11 +196,14 @@ static char *list_page(Hostup *h, const char *cursor, GPtrArray *out, gboolean *
         *failed = TRUE;
     }
     if (!*failed) {
+        guint before = out->len;
+
         for (size_t i = 0; i < json_object_array_length(data); i++) {
             json_object *item = json_object_array_get_idx(data, i);
             if (json_object_is_type(item, json_type_object))
                 g_ptr_array_add(out, vps_resource(item));
         }
+        ifs_progress_page(out->len - before);
         json_object_object_get_ex(page, "hasMore", &more);
         json_object_object_get_ex(page, "nextCursor", &next);
         if (json_object_get_boolean(more) && json_object_is_type(next, json_type_string) &&
@@ -298,16 +250,10 @@ static gboolean hostup_list(gpointer state, GPtrArray *out, IfsError **err)
         g_ptr_array_unref(found);
         return FALSE;
     }
-    forget_gone(h, found, (long)found->len <= h->detail_limit);
-    if ((long)found->len <= h->detail_limit) {
-        gboolean unreachable = FALSE;
-
-        for (guint i = 0; i < found->len; i++) {
-            IfsResource *r = g_ptr_array_index(found, i);
-            if (r->id)
-                enrich(h, r->id, r->object, &unreachable);
-        }
-    }
+    if ((long)found->len <= h->detail_limit)
+        ifs_details_apply(h->details, found);
+    else
+        ifs_details_clear(h->details);
     for (guint i = 0; i < found->len; i++)
         g_ptr_array_add(out, ifs_resource_ref(g_ptr_array_index(found, i)));
     g_ptr_array_unref(found);
@@ -319,17 +265,25 @@ static IfsResource *hostup_fetch(gpointer state, const char *kind, const char *i
     Hostup *h = state;
     char *path = vps_path(id, "");
     json_object *obj;
+    IfsResource *r;
 
     (void)kind;
     obj = get_object(h, path, err);
     g_free(path);
     if (!obj)
         return NULL;
-    {
-        gboolean unreachable = FALSE;
-        enrich(h, id, obj, &unreachable);
-    }
-    return ifs_resource_new("vps", id, obj);
+    r = ifs_resource_new("vps", id, obj);
+    ifs_details_read_now(h->details, r);
+    return r;
+}
+
+/* The VPSes saved on disk stand in for their details until read again. */
+static void hostup_restore(gpointer state, GPtrArray *resources, gint64 saved_at)
+{
+    Hostup *h = state;
+
+    if ((long)resources->len <= h->detail_limit)
+        ifs_details_restore(h->details, resources, saved_at);
 }
 
 /* "Check actions.canRestart before calling": refuse locally, with the API's
@@ -491,4 +445,5 @@ const IfsProviderType ifs_provider_hostup = {
     .fetch = hostup_fetch,
     .act = hostup_act,
     .poll = hostup_poll,
+    .restore = hostup_restore,
 };

@@ -29,6 +29,10 @@ const IfsProviderType *ifs_provider_find(const char *type)
 
 IfsHttp *ifs_provider_http_new(const IfsProviderType *type, const IfsAccountConfig *cfg)
 {
+    gboolean configured = cfg->rate_limit > 0;
+    char *source = configured ? g_strdup("rate_limit in the config")
+                              : g_strdup_printf("default for %s", type->schema.type);
+    IfsHttp *http;
     IfsHttpConfig hc = {
         .account = cfg->name,
         .origin = cfg->url,
@@ -38,9 +42,15 @@ IfsHttp *ifs_provider_http_new(const IfsProviderType *type, const IfsAccountConf
         .secret = cfg->secret,
         .cacert = cfg->cacert,
         .timeout_ms = cfg->timeout_s > 0 ? (long)cfg->timeout_s * 1000 : 0,
+        .rate_limit = configured ? cfg->rate_limit : type->default_rate_limit,
+        .rate_window_s = configured ? cfg->rate_window_s : type->default_rate_window_s,
+        .refresh_share = cfg->refresh_share,
+        .rate_limit_source = source,
     };
 
-    return ifs_http_new(&hc);
+    http = ifs_http_new(&hc);
+    g_free(source);
+    return http;
 }
 
 const IfsAccountSchema *const *ifs_provider_schemas(void)

@@ -7,6 +7,7 @@ and fail on unexpected warnings or sanitizer reports in its stderr.
 
 Tests import the helpers below with `from conftest import ...`."""
 
+import datetime
 import json
 import os
 import pwd
@@ -35,6 +36,14 @@ ROOT_ENTRIES = ["README", "actions", "by-ip", "by-name", "events", "events.ndjso
 
 # "2025-01-31T12:34:56Z": what last_refresh, next_refresh and last_action use.
 ISO_UTC = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
+
+
+def utc(text):
+    """An ISO_UTC text as an aware datetime."""
+    return datetime.datetime.strptime(text.strip(), "%Y-%m-%dT%H:%M:%SZ").replace(
+        tzinfo=datetime.timezone.utc)
+
+
 # How last_action ends for a write by the user running the tests (a regex).
 BY_ME = re.escape(f" by {pwd.getpwuid(os.getuid()).pw_name} (uid {os.getuid()})")
 

@@ -120,8 +120,9 @@ def test_valid_json_with_a_wrong_content_type_is_still_read(fresh_sim, make_moun
 
 def test_failing_detail_reads_keep_the_last_good_detail_fields(fresh_sim, make_mount):
     """Details and status are read per VPS after the list; one of them failing
-    must not make their fields vanish until the next refresh."""
-    m = make_mount(hostup_config(fresh_sim, refresh=300))
+    must not make their fields vanish until the next refresh. (Every detail
+    is read on every refresh here: detail_max_age = 0.)"""
+    m = make_mount(hostup_config(fresh_sim, refresh=300, detail_max_age=0))
     before = data_snapshot(m)
     vps_id = fresh_sim.vps_ids()[0]
     gate = m.vps(vps_id, "actions", "can_start", "allowed")

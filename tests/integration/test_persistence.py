@@ -15,17 +15,12 @@ import time
 
 import pytest
 
-from conftest import (ISO_UTC, TOKEN, hostup_config, q, read, sh, timed, wait_for,
-                      write_errno)
+from conftest import (ISO_UTC, TOKEN, hostup_config, q, sh, timed, wait_for,
+                      utc, write_errno)
 
 LIST = r"^/api/v2/vps$"
 REFRESH_FAILED = r"refresh failed"
 IGNORED = r"ignoring the cache file"
-
-
-def utc(text):
-    return datetime.datetime.strptime(text.strip(), "%Y-%m-%dT%H:%M:%SZ").replace(
-        tzinfo=datetime.timezone.utc)
 
 
 def seconds_until(text):

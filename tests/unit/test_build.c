@@ -103,8 +103,8 @@ static void test_resources_become_directories_of_files(Fixture *fx, gconstpointe
     assert_names(fx, "vps/acct/vps_2", "delete id json last_action name power");
 
     assert_names(fx, "providers/acct",
-                 "last_action last_error last_refresh next_refresh rate_limit_remaining "
-                 "refresh refresh_interval requests state type url");
+                 "budget last_action last_error last_refresh next_refresh progress "
+                 "rate_limit_remaining refresh refresh_interval requests state type url");
     assert_text(fx, "providers/acct/type", "fake\n");
     assert_text(fx, "providers/acct/url", "fake://acct\n");
     assert_text(fx, "providers/acct/state", "stale\n");

@@ -515,9 +515,10 @@ static void test_unknown_key(Fixture *fx, gconstpointer data)
                  0600, EINVAL,
                  ":5: [hostup] unknown key 'refrsh' (known keys for type "
                  "hostup: type, url, token, token_file, token_command, user, "
-                 "timeout, max_resources, cacert, refresh, events_fields)", NULL);
+                 "timeout, max_resources, cacert, refresh, events_fields, rate_limit, "
+                 "refresh_share)", NULL);
     expect_error(fx, "[heo]\ntype = heo\ntoken = x\nvps = a\nvpss = b\n",
-                 0600, EINVAL, ":5: [heo] unknown key 'vpss'", "events_fields, vps)",
+                 0600, EINVAL, ":5: [heo] unknown key 'vpss'", "refresh_share, vps)",
                  NULL);
 }
 
