@@ -507,7 +507,7 @@ static int resource_control_write(Actions *ac, Account *a, IfsControlTarget *t,
     else if (ok && res.resource)
         account_replace_resource(a, t->res_kind, t->res_id, res.resource);
     g_mutex_unlock(&a->lock);
-    publish_account(ac->publisher, a);
+    publish_account_views_later(ac->publisher, a);
 
     if (op) {
         Task *task = g_new0(Task, 1);

@@ -13,18 +13,36 @@
 #define MIN_WAIT_US (20 * 1000)
 
 static _Thread_local IfsPriority thread_priority = IFS_PRIORITY_USER;
-
-IfsPriority ifs_priority_set(IfsPriority p)
-{
-    IfsPriority before = thread_priority;
-
-    thread_priority = p;
-    return before;
-}
+static _Thread_local const gint *priority_source;
 
 IfsPriority ifs_priority_get(void)
 {
-    return thread_priority;
+    return priority_source ? (IfsPriority)g_atomic_int_get(priority_source) : thread_priority;
+}
+
+IfsPriority ifs_priority_set(IfsPriority p)
+{
+    IfsPriority before = ifs_priority_get();
+
+    thread_priority = p;
+    priority_source = NULL;
+    return before;
+}
+
+void ifs_priority_follow(const gint *source)
+{
+    priority_source = source;
+}
+
+IfsPriorityScope ifs_priority_scope(void)
+{
+    return (IfsPriorityScope){.value = thread_priority, .source = priority_source};
+}
+
+void ifs_priority_enter(IfsPriorityScope scope)
+{
+    thread_priority = scope.value;
+    priority_source = scope.source;
 }
 
 struct IfsBudget {
@@ -290,4 +308,14 @@ guint64 ifs_budget_refresh_room(IfsBudget *b)
     }
     g_mutex_unlock(&b->lock);
     return room;
+}
+
+guint64 ifs_budget_refresh_spent(IfsBudget *b)
+{
+    guint64 spent;
+
+    g_mutex_lock(&b->lock);
+    spent = b->sent_background - b->refresh_began_at;
+    g_mutex_unlock(&b->lock);
+    return spent;
 }

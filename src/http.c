@@ -94,6 +94,8 @@ struct IfsHttp {
     atomic_int cancelled;
     GMutex sleep_lock;
     GCond sleep_cond;
+    /* Bumped by ifs_http_wake: waits for the budget look again. */
+    atomic_uint wakes;
 };
 
 /* ------------------------------------------------------------------------ */
@@ -804,17 +806,27 @@ gint64 ifs_http_parse_rate_limit_reset(const char *value)
 /* ------------------------------------------------------------------------ */
 /* Rate-limit obedience                                                       */
 
-/* Sleeps `us` microseconds unless the client is cancelled first; FALSE
- * when it was. */
-static gboolean sleep_unless_cancelled(IfsHttp *http, gint64 us)
+/* Sleeps `us` microseconds unless the client is cancelled first (FALSE
+ * then) or, `wakeable`, woken by ifs_http_wake. */
+static gboolean sleep_unless_cancelled(IfsHttp *http, gint64 us, gboolean wakeable)
 {
     gint64 until = g_get_monotonic_time() + us;
+    guint wakes = atomic_load(&http->wakes);
 
     g_mutex_lock(&http->sleep_lock);
-    while (!atomic_load(&http->cancelled) && g_get_monotonic_time() < until)
+    while (!atomic_load(&http->cancelled) && g_get_monotonic_time() < until &&
+           !(wakeable && atomic_load(&http->wakes) != wakes))
         g_cond_wait_until(&http->sleep_cond, &http->sleep_lock, until);
     g_mutex_unlock(&http->sleep_lock);
     return !atomic_load(&http->cancelled);
+}
+
+void ifs_http_wake(IfsHttp *http)
+{
+    g_mutex_lock(&http->sleep_lock);
+    atomic_fetch_add(&http->wakes, 1);
+    g_cond_broadcast(&http->sleep_cond);
+    g_mutex_unlock(&http->sleep_lock);
 }
 
 /* Holds every later GET back until `wait_s` from now; never longer than the
@@ -893,7 +905,7 @@ static gboolean budget_reserve(IfsHttp *http, gboolean read)
         g_debug("account '%s': %s request waits %.1f s for the API's rate limit",
                 http->account, priority == IFS_PRIORITY_BACKGROUND ? "a background" : "a",
                 (double)wait_us / G_USEC_PER_SEC);
-        if (!sleep_unless_cancelled(http, wait_us))
+        if (!sleep_unless_cancelled(http, wait_us, TRUE))
             return FALSE;
     }
 }
@@ -1461,7 +1473,7 @@ IfsHttpResponse *ifs_http_request(IfsHttp *http, const char *method,
         ifs_error_free(a.err);
         /* With Retry-After the read gate above already waits. */
         if (!a.server_said_when)
-            sleep_unless_cancelled(http, (gint64)backoff_us(http, attempt));
+            sleep_unless_cancelled(http, (gint64)backoff_us(http, attempt), FALSE);
     }
     g_free(url);
     g_free(where);
@@ -1738,6 +1750,7 @@ IfsHttp *ifs_http_new(const IfsHttpConfig *cfg)
     http->budget = ifs_budget_new(cfg->rate_limit, cfg->rate_window_s, cfg->refresh_share,
                                   cfg->rate_limit_source);
     atomic_init(&http->cancelled, 0);
+    atomic_init(&http->wakes, 0);
     g_mutex_init(&http->sleep_lock);
     g_cond_init(&http->sleep_cond);
     return http;

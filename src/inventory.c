@@ -744,3 +744,12 @@ void inventory_entries(Inventory *inv, AccountBuild *const *builds, guint n, Eve
     for (guint i = 0; i < INVENTORY_ENTRIES; i++)
         out[i] = ifs_node_ref(inv->entries[i]);
 }
+
+gboolean inventory_last_entries(Inventory *inv, IfsNode *out[INVENTORY_ENTRIES])
+{
+    if (!inv->entries[0])
+        return FALSE;
+    for (guint i = 0; i < INVENTORY_ENTRIES; i++)
+        out[i] = ifs_node_ref(inv->entries[i]);
+    return TRUE;
+}

@@ -31,5 +31,9 @@ void inventory_free(Inventory *inv);
 void inventory_entries(Inventory *inv, AccountBuild *const *builds, guint n, Events *events,
                        IfsNode *out[INVENTORY_ENTRIES]);
 
+/* The four as the last inventory_entries made them, referenced, or FALSE
+ * (nothing set) before the first. */
+gboolean inventory_last_entries(Inventory *inv, IfsNode *out[INVENTORY_ENTRIES]);
+
 /* The header line of /inventory, its columns in order. */
 extern const char inventory_header[];

@@ -339,6 +339,10 @@ int account_request_refresh(Account *a, gboolean wait)
     g_mutex_lock(&a->lock);
     mine = ++a->refresh_requested;
     g_cond_broadcast(&a->cond);
+    /* A refresh under way is finished at the user's priority too: the one
+     * asked for starts only after it. */
+    g_atomic_int_set(&a->refresh_priority, IFS_PRIORITY_USER);
+    ifs_http_wake(a->http);
     while (wait && a->refresh_done < mine && !model_stopping(m))
         g_cond_wait(&a->cond, &a->lock);
     if (wait)

@@ -199,6 +199,9 @@ struct Account {
 
     /* The refresh under way: its own atomics, any thread. */
     IfsProgress progress;
+    /* Its requests' IfsPriority (atomic): background, until someone asks
+     * for a refresh while it runs; the one asked for comes next. */
+    gint refresh_priority;
 };
 
 /* Opens the account with its provider (a failure is kept in open_error

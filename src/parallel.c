@@ -8,25 +8,27 @@ typedef struct {
     gint next; /* atomic: the next index to take */
     void (*work)(guint i, gpointer data);
     gpointer data;
-    IfsPriority priority; /* the caller's: its requests keep their place */
+    IfsPriorityScope priority; /* the caller's: its requests keep their place */
 } ConcurrentRun;
 
 static gpointer concurrent_worker(gpointer data)
 {
     ConcurrentRun *run = data;
-    IfsPriority before = ifs_priority_set(run->priority);
+    IfsPriorityScope before = ifs_priority_scope();
     gint i;
+
+    ifs_priority_enter(run->priority);
 
     while ((i = g_atomic_int_add(&run->next, 1)) < (gint)run->n)
         run->work((guint)i, run->data);
-    ifs_priority_set(before);
+    ifs_priority_enter(before);
     return NULL;
 }
 
 void ifs_run_concurrently(guint n, guint concurrency, void (*work)(guint i, gpointer data),
                           gpointer data)
 {
-    ConcurrentRun run = {.n = n, .work = work, .data = data, .priority = ifs_priority_get()};
+    ConcurrentRun run = {.n = n, .work = work, .data = data, .priority = ifs_priority_scope()};
     guint threads_n = MIN(concurrency, n);
     GThread **threads;
 

@@ -9,6 +9,10 @@
 /* While an account refreshes, its providers/<account>/ (progress, budget)
  * is published again this often. */
 #define PROGRESS_TICK_US (2 * G_USEC_PER_SEC)
+/* A publish for a control write leaves the views across accounts
+ * (inventory, links, change stream: a second at 100,000 resources) as they
+ * were, and they follow once nothing else was asked for this long. */
+#define VIEWS_LATER_US (200 * 1000)
 
 /* A publish a thread waits for. */
 typedef struct {
@@ -21,6 +25,7 @@ typedef struct {
     Account *account; /* NULL: stop the publisher */
     Done *done;
     Operation *finished_op; /* its terminal state is in this publish */
+    gboolean views_later;   /* the writer waiting need not wait for the views */
 } PublishReq;
 
 struct Publisher {
@@ -34,6 +39,7 @@ struct Publisher {
     /* The publisher thread only. */
     GPtrArray *builds;        /* AccountBuild*, one per account, in their order */
     Inventory *inventory;
+    gboolean views_stale;     /* the root's views are older than its accounts */
 
     GMutex pin_lock;          /* held across a swap of root; see ifs_store_pin */
     guint64 generation;       /* root swaps so far; atomic */
@@ -148,7 +154,7 @@ static Operation *wait_node_operation(const IfsNode *wait)
  * (only its operation's own finishing publish changes it) has its readers
  * woken, after every other invalidation (so what they read next is
  * current), and answered before the file itself is invalidated. */
-static void publish_root(Publisher *p)
+static void publish_root(Publisher *p, gboolean views_later)
 {
     AccountBuild *const *builds = (AccountBuild *const *)p->builds->pdata;
     IfsNode *files[3 + INVENTORY_ENTRIES];
@@ -162,7 +168,9 @@ static void publish_root(Publisher *p)
     };
 
     /* The inventory first: what changed goes to the events shown next. */
-    inventory_entries(p->inventory, builds, p->builds->len, p->model->events, files + 3);
+    p->views_stale = views_later && inventory_last_entries(p->inventory, files + 3);
+    if (!p->views_stale)
+        inventory_entries(p->inventory, builds, p->builds->len, p->model->events, files + 3);
     files[0] = ifs_line_log_node(p->model->action_log);
     files[1] = events_text_node(p->model->events);
     files[2] = events_json_node(p->model->events);
@@ -274,7 +282,7 @@ static void publish_progress(Publisher *p)
         }
     }
     if (any)
-        publish_root(p);
+        publish_root(p, FALSE);
 }
 
 static gpointer publisher_main(gpointer data)
@@ -283,11 +291,16 @@ static gpointer publisher_main(gpointer data)
     GPtrArray *to_build = g_ptr_array_new();
 
     for (;;) {
-        PublishReq *req = g_async_queue_timeout_pop(p->queue, PROGRESS_TICK_US);
+        PublishReq *req = g_async_queue_timeout_pop(p->queue, p->views_stale ? VIEWS_LATER_US
+                                                                             : PROGRESS_TICK_US);
         GPtrArray *batch;
         GPtrArray *finished;
-        gboolean stop = FALSE;
+        gboolean stop = FALSE, views_later = TRUE;
 
+        if (!req && p->views_stale) {
+            publish_root(p, FALSE);
+            continue;
+        }
         if (!req) {
             publish_progress(p);
             continue;
@@ -303,6 +316,7 @@ static gpointer publisher_main(gpointer data)
             PublishReq *r = g_ptr_array_index(batch, i);
             if (r->finished_op)
                 g_ptr_array_add(finished, r->finished_op);
+            views_later = views_later && r->views_later;
         }
         show_final(p->model, finished);
         for (guint i = 0; i < batch->len; i++) {
@@ -318,7 +332,7 @@ static gpointer publisher_main(gpointer data)
         }
         build_accounts(to_build);
         g_ptr_array_set_size(to_build, 0);
-        publish_root(p);
+        publish_root(p, views_later && !stop);
         /* An operation whose file left the tree (its resource is gone, or a
          * newer operation replaced it) has readers all the same. */
         for (guint i = 0; i < finished->len; i++)
@@ -372,7 +386,7 @@ void publisher_free(Publisher *p)
 /* Queues a publish of each of the `n` accounts, in one batch, and waits
  * until the publisher has finished it. */
 static void publish_batch(Publisher *p, Account *const *accounts, guint n,
-                          Operation *finished_op)
+                          Operation *finished_op, gboolean views_later)
 {
     Done d;
 
@@ -388,6 +402,7 @@ static void publish_batch(Publisher *p, Account *const *accounts, guint n,
         req->account = accounts[i];
         req->done = i + 1 == n ? &d : NULL;
         req->finished_op = finished_op;
+        req->views_later = views_later;
         g_async_queue_push_unlocked(p->queue, req);
     }
     g_async_queue_unlock(p->queue);
@@ -401,18 +416,23 @@ static void publish_batch(Publisher *p, Account *const *accounts, guint n,
 
 void publish_finishing(Publisher *p, Account *a, Operation *finished_op)
 {
-    publish_batch(p, &a, 1, finished_op);
+    publish_batch(p, &a, 1, finished_op, FALSE);
 }
 
 void publish_account(Publisher *p, Account *a)
 {
-    publish_batch(p, &a, 1, NULL);
+    publish_batch(p, &a, 1, NULL, FALSE);
+}
+
+void publish_account_views_later(Publisher *p, Account *a)
+{
+    publish_batch(p, &a, 1, NULL, TRUE);
 }
 
 void publish_accounts(Publisher *p, GPtrArray *accounts)
 {
     if (accounts->len > 0)
-        publish_batch(p, (Account *const *)accounts->pdata, accounts->len, NULL);
+        publish_batch(p, (Account *const *)accounts->pdata, accounts->len, NULL, FALSE);
 }
 
 /* ---- read side ----------------------------------------------------------- */

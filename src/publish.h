@@ -26,6 +26,10 @@ void publisher_free(Publisher *p);
 /* Publish the account's current data and wait until the new tree is live
  * and the kernel was told what changed. Never from the publisher. */
 void publish_account(Publisher *p, Account *a);
+/* The same, but the views across accounts (inventory, by-name/, by-ip/,
+ * events) may follow a moment later: for a control write, which waits
+ * only for its own account. */
+void publish_account_views_later(Publisher *p, Account *a);
 /* The same, when `finished_op` just ended: its wait file shows the final
  * text from this publish on, and its readers are woken within it. */
 void publish_finishing(Publisher *p, Account *a, Operation *finished_op);

@@ -226,30 +226,35 @@ static gboolean list_resources(Account *a, GPtrArray *list, IfsError **err)
 }
 
 /* The list, with its requests counted against the background's share of
- * the budget unless someone asked for it, and its progress shown. */
+ * the budget unless someone asked for it (now, or while it runs: see
+ * account_request_refresh), and its progress shown. */
 static gboolean list_in_background(Account *a, GPtrArray *list, IfsError **err)
 {
-    IfsPriority before = ifs_priority_set(a->asked ? IFS_PRIORITY_USER
-                                                   : IFS_PRIORITY_BACKGROUND);
+    IfsPriorityScope before = ifs_priority_scope();
     gboolean ok;
 
+    g_atomic_int_set(&a->refresh_priority,
+                     a->asked ? IFS_PRIORITY_USER : IFS_PRIORITY_BACKGROUND);
+    ifs_priority_follow(&a->refresh_priority);
     ifs_progress_attach(&a->progress);
     ok = list_resources(a, list, err);
     ifs_progress_attach(NULL);
-    ifs_priority_set(before);
+    ifs_priority_enter(before);
     return ok;
 }
 
 /* a->lock held, after a refresh that listed the account: what it cost, and
  * when the next may start so that refresh keeps to its share of the
  * budget: `refresh` seconds after this one started, or as long as its
- * requests need at the share, if that is longer. Returns the delay from
- * now. */
+ * background requests need at the share, if that is longer (those of
+ * users meanwhile, or of an asked refresh, are not refresh's). Returns
+ * the delay from now. */
 static gint64 note_refresh_cost(Account *a, guint resources, guint64 requests,
                                 gint64 started_us)
 {
+    IfsBudget *budget = ifs_http_budget(a->http);
     gint64 now_us = g_get_monotonic_time();
-    double needed_s = ifs_budget_seconds_for(ifs_http_budget(a->http), requests);
+    double needed_s = ifs_budget_seconds_for(budget, ifs_budget_refresh_spent(budget));
     gint64 interval_s = MAX((gint64)a->refresh_s, (gint64)(needed_s + 0.999));
 
     a->last_pages = g_atomic_int_get(&a->progress.pages);

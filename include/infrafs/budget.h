@@ -16,9 +16,22 @@ typedef enum {
 } IfsPriority;
 
 /* The priority of the requests the calling thread sends; returns the one
- * before. ifs_run_concurrently's workers take their caller's. */
+ * before (and stops following, below). */
 IfsPriority ifs_priority_set(IfsPriority p);
 IfsPriority ifs_priority_get(void);
+/* The calling thread's requests take the priority `*source` (an atomic
+ * IfsPriority) holds when each is sent, so that another thread can
+ * raise it: a refresh under way that a user asks for. NULL stops. */
+void ifs_priority_follow(const gint *source);
+
+/* A thread's priority setting, for threads working on its behalf
+ * (ifs_run_concurrently's workers take their caller's). */
+typedef struct {
+    IfsPriority value;
+    const gint *source;
+} IfsPriorityScope;
+IfsPriorityScope ifs_priority_scope(void);
+void ifs_priority_enter(IfsPriorityScope scope);
 
 /* Requests a window holds when only X-RateLimit-Limit is known: limits
  * are per minute unless `rate_limit = N/SECONDS` says otherwise. */
@@ -75,6 +88,8 @@ void ifs_budget_refresh_begin(IfsBudget *b);
 /* Background requests the refresh under way may still send within one
  * interval; G_MAXUINT64 when the limit is unknown. */
 guint64 ifs_budget_refresh_room(IfsBudget *b);
+/* Background requests sent since the refresh began. */
+guint64 ifs_budget_refresh_spent(IfsBudget *b);
 
 /* Seconds a refresh that sends `requests` background requests needs at
  * the share (0 when the limit is unknown). */

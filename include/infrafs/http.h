@@ -104,6 +104,10 @@ IfsBudget *ifs_http_budget(IfsHttp *http);
  * an exhausted X-RateLimit budget; 0 or past when they are not. */
 gint64 ifs_http_reads_held_until(IfsHttp *http);
 
+/* Requests waiting for the budget look again at once (their priority
+ * may have changed: ifs_priority_follow). */
+void ifs_http_wake(IfsHttp *http);
+
 /* For unmount: every request in progress or to come fails at once with
  * ECANCELED (a silent server notices within about a second), and waits for
  * rate limits or backoff end. Irreversible. */

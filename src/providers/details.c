@@ -15,7 +15,9 @@ typedef struct {
     char *text;        /* compact JSON (a tree would take a dozen times the memory) */
     guint64 item_key;  /* the list item it was read for; 0: any (restored, fetched) */
     gint64 read_at;    /* epoch seconds */
-    gboolean restored; /* the saved resource itself, list fields and all */
+    /* Or the resource a remount restored, list fields and all: its sealed
+     * text, shared rather than copied. */
+    IfsResource *restored;
 } Kept;
 
 struct IfsDetails {
@@ -33,6 +35,8 @@ static void kept_free(gpointer data)
     Kept *k = data;
 
     g_free(k->text);
+    if (k->restored)
+        ifs_resource_unref(k->restored);
     g_free(k);
 }
 
@@ -114,8 +118,9 @@ static json_object *kept_object(IfsDetails *d, const char *id, gboolean *restore
 
     if (!k)
         return NULL;
-    *restored = k->restored;
-    return ifs_json_parse_compact(k->text, strlen(k->text));
+    *restored = k->restored != NULL;
+    return k->restored ? ifs_json_parse_compact(k->restored->text, k->restored->text_len)
+                       : ifs_json_parse_compact(k->text, strlen(k->text));
 }
 
 static void keep(IfsDetails *d, const char *id, json_object *detail, guint64 key)
@@ -317,9 +322,8 @@ void ifs_details_restore(IfsDetails *d, GPtrArray *resources, gint64 saved_at)
         if (!r->id || !r->text)
             continue;
         k = g_new0(Kept, 1);
-        k->text = g_strndup(r->text, r->text_len);
+        k->restored = ifs_resource_ref(r);
         k->read_at = saved_at;
-        k->restored = TRUE;
         g_hash_table_replace(d->kept, g_strdup(r->id), k);
     }
     g_mutex_unlock(&d->lock);

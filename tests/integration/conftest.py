@@ -485,6 +485,24 @@ def private_sim(tmp_path):
     s.stop()
 
 
+@pytest.fixture
+def make_sim(tmp_path):
+    """Simulators of this test's own, started with extra arguments
+    (make_sim("--vps-count", "300")) and stopped after the test. Ask for it
+    before make_mount, so that the mounts end first."""
+    sims = []
+
+    def make(*extra_args):
+        d = tmp_path / f"sim{len(sims)}"
+        d.mkdir()
+        sims.append(Simulator(str(d), *extra_args))
+        return sims[-1]
+
+    yield make
+    for s in sims:
+        s.stop()
+
+
 def _finish(mnt):
     try:
         rc = mnt.umount()

@@ -156,6 +156,27 @@ static void test_priority_is_per_thread_and_inherited(void)
     ifs_priority_set(IFS_PRIORITY_USER);
 }
 
+/* A thread following a source takes whatever it holds at each request,
+ * and so do the workers it starts: a refresh a user asks for while it
+ * runs is raised from another thread. */
+static void test_a_followed_priority_can_be_raised_from_outside(void)
+{
+    gint source = IFS_PRIORITY_BACKGROUND;
+    IfsPriority seen[2];
+
+    ifs_priority_follow(&source);
+    g_assert_cmpint(ifs_priority_get(), ==, IFS_PRIORITY_BACKGROUND);
+    g_atomic_int_set(&source, IFS_PRIORITY_USER);
+    g_assert_cmpint(ifs_priority_get(), ==, IFS_PRIORITY_USER);
+    ifs_run_concurrently(2, 2, record_priority, seen);
+    g_assert_cmpint(seen[0], ==, IFS_PRIORITY_USER);
+    g_assert_cmpint(seen[1], ==, IFS_PRIORITY_USER);
+    g_assert_cmpint(ifs_priority_set(IFS_PRIORITY_BACKGROUND), ==, IFS_PRIORITY_USER);
+    g_atomic_int_set(&source, IFS_PRIORITY_USER);
+    g_assert_cmpint(ifs_priority_get(), ==, IFS_PRIORITY_BACKGROUND); /* no longer followed */
+    ifs_priority_set(IFS_PRIORITY_USER);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -172,5 +193,7 @@ int main(int argc, char **argv)
     g_test_add_func("/budget/seconds-for-a-refresh", test_seconds_for_a_refresh);
     g_test_add_func("/budget/priority-per-thread-and-inherited",
                     test_priority_is_per_thread_and_inherited);
+    g_test_add_func("/budget/followed-priority-raised-from-outside",
+                    test_a_followed_priority_can_be_raised_from_outside);
     return g_test_run();
 }

@@ -571,17 +571,27 @@ static void test_duplicates(Fixture *fx, gconstpointer data)
                  ":4: [a] duplicate section (first at line 1)", NULL);
 }
 
+/* Each of `bad` as the value of `key` in an otherwise good account [a] is
+ * refused at line 4 with a message holding `want` (and `also`, if set). */
+static void expect_bad_values(Fixture *fx, const char *key, const char *const *bad, gsize n,
+                              const char *want, const char *also)
+{
+    for (gsize i = 0; i < n; i++) {
+        char *text = g_strdup_printf("[a]\ntype = hostup\ntoken = x\n%s = %s\n", key, bad[i]);
+        char *where = g_strdup_printf(":4: [a] %s: ", key);
+
+        expect_error(fx, text, 0600, EINVAL, where, want, also, NULL);
+        g_free(where);
+        g_free(text);
+    }
+}
+
 static void test_bad_refresh(Fixture *fx, gconstpointer data)
 {
     (void)data;
     const char *bad[] = { "0", "-5", "abc", "60s", "+60", "99999999999" };
-    for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
-        char *text = g_strdup_printf("[a]\ntype = hostup\ntoken = x\n"
-                                     "refresh = %s\n", bad[i]);
-        expect_error(fx, text, 0600, EINVAL, ":4: [a] refresh: ",
-                     "positive whole number of seconds", NULL);
-        g_free(text);
-    }
+    expect_bad_values(fx, "refresh", bad, G_N_ELEMENTS(bad), "positive whole number of seconds",
+                      NULL);
 }
 
 static void test_limits(Fixture *fx, gconstpointer data)
@@ -597,21 +607,35 @@ static void test_limits(Fixture *fx, gconstpointer data)
     ifs_config_free(cfg);
 
     const char *bad_timeout[] = { "0", "-1", "1.5", "3601", "30s", "+30" };
-    for (guint i = 0; i < G_N_ELEMENTS(bad_timeout); i++) {
-        char *text = g_strdup_printf("[a]\ntype = hostup\ntoken = x\n"
-                                     "timeout = %s\n", bad_timeout[i]);
-        expect_error(fx, text, 0600, EINVAL, ":4: [a] timeout: ",
-                     "whole number of seconds from 1 to 3600", NULL);
-        g_free(text);
-    }
+    expect_bad_values(fx, "timeout", bad_timeout, G_N_ELEMENTS(bad_timeout),
+                      "whole number of seconds from 1 to 3600", NULL);
     const char *bad_max[] = { "0", "many", "10000001", "1e6" };
-    for (guint i = 0; i < G_N_ELEMENTS(bad_max); i++) {
-        char *text = g_strdup_printf("[a]\ntype = hostup\ntoken = x\n"
-                                     "max_resources = %s\n", bad_max[i]);
-        expect_error(fx, text, 0600, EINVAL, ":4: [a] max_resources: ",
-                     "whole number from 1 to 10000000", NULL);
-        g_free(text);
-    }
+    expect_bad_values(fx, "max_resources", bad_max, G_N_ELEMENTS(bad_max),
+                      "whole number from 1 to 10000000", NULL);
+}
+
+static void test_budget_keys(Fixture *fx, gconstpointer data)
+{
+    (void)data;
+    IfsConfig *cfg = load_ok(fx,
+        "[a]\ntype = hostup\ntoken = x\nrate_limit = 600 / 60\nrefresh_share = 25%\n"
+        "[b]\ntype = hostup\ntoken = y\nrefresh_share = 100\n"
+        "[c]\ntype = hostup\ntoken = z\n");
+    g_assert_cmpuint(account(cfg, 0)->rate_limit, ==, 600);
+    g_assert_cmpuint(account(cfg, 0)->rate_window_s, ==, 60);
+    g_assert_cmpuint(account(cfg, 0)->refresh_share, ==, 25);
+    g_assert_cmpuint(account(cfg, 1)->rate_limit, ==, 0);
+    g_assert_cmpuint(account(cfg, 1)->refresh_share, ==, 100);
+    g_assert_cmpuint(account(cfg, 2)->refresh_share, ==, 0);
+    ifs_config_free(cfg);
+
+    const char *bad_rate[] = { "600", "600/0", "0/60", "x/60", "600/60/1", "-1/60",
+                               "600/86401", "1000001/60" };
+    expect_bad_values(fx, "rate_limit", bad_rate, G_N_ELEMENTS(bad_rate),
+                      "is not REQUESTS/SECONDS", "rate_limit = 600/60");
+    const char *bad_share[] = { "0", "101", "50%%", "half", "%", "-5" };
+    expect_bad_values(fx, "refresh_share", bad_share, G_N_ELEMENTS(bad_share),
+                      "is not a percentage from 1 to 100", NULL);
 }
 
 static void test_events_fields(Fixture *fx, gconstpointer data)
@@ -911,6 +935,7 @@ int main(int argc, char **argv)
     ADD("/config/duplicates", test_duplicates);
     ADD("/config/bad-refresh", test_bad_refresh);
     ADD("/config/limits", test_limits);
+    ADD("/config/budget-keys", test_budget_keys);
     ADD("/config/events-fields", test_events_fields);
     ADD("/config/bad-section-name", test_bad_section_name);
     ADD("/config/syntax-errors", test_syntax_errors);

@@ -206,6 +206,39 @@ static void test_an_operation_whose_file_left_still_ends(Fixture *fx, gconstpoin
     operation_unref(op);
 }
 
+/* A control write's publish shows its account at once; the inventory
+ * follows a moment later, without another publish asked for. */
+static void test_views_may_follow_a_control_writes_publish(Fixture *fx, gconstpointer d)
+{
+    Pipeline *p = &fx->p;
+    char *inventory;
+    gint64 deadline;
+
+    (void)d;
+    pipeline_set_resources(p, "vps_1", VPS_1, NULL);
+    publish_account(p->publisher, p->account);
+    inventory = published_text(p, "inventory");
+    g_assert_nonnull(strstr(inventory, "\tweb-01\t"));
+    g_free(inventory);
+
+    pipeline_set_resources(p, "vps_1", "{\"id\": \"vps_1\", \"name\": \"web-02\"}", NULL);
+    publish_account_views_later(p->publisher, p->account);
+    assert_published(p, "vps/acct/vps_1/name", "web-02\n");
+    inventory = published_text(p, "inventory");
+    g_assert_nonnull(strstr(inventory, "\tweb-01\t"));
+    g_free(inventory);
+    deadline = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
+    for (;;) {
+        inventory = published_text(p, "inventory");
+        if (strstr(inventory, "\tweb-02\t") || g_get_monotonic_time() > deadline)
+            break;
+        g_free(inventory);
+        g_usleep(20 * 1000);
+    }
+    g_assert_nonnull(strstr(inventory, "\tweb-02\t"));
+    g_free(inventory);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -215,5 +248,7 @@ int main(int argc, char **argv)
     ADD("/publish/finishing-answers-readers-first",
         test_a_finishing_publish_answers_readers_before_invalidating);
     ADD("/publish/finished-op-without-file", test_an_operation_whose_file_left_still_ends);
+    ADD("/publish/views-may-follow-a-control-write",
+        test_views_may_follow_a_control_writes_publish);
     return g_test_run();
 }
