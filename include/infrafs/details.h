@@ -30,10 +30,21 @@ typedef struct {
     /* The detail of resource `r` (id set, object the list item): a new
      * object, or NULL with *err set. */
     json_object *(*read)(gpointer provider, const IfsResource *r, IfsError **err);
-    /* Puts a detail into r->object. */
+    /* Puts a detail into the resource (its object, or its extra files). */
     void (*merge)(IfsResource *r, json_object *detail, IfsDetailAge age);
     guint requests_per_read; /* what one read costs */
-    const char *fields;      /* for messages: "services, domains, ..." */
+    /* What a resource that shows its last good detail after a failed read
+     * says in its problem, and one that never had one. */
+    const char *kept_problem;
+    const char *missing_problem;
+    /* Optional. TRUE when `r` is in a state after which its detail no
+     * longer changes (a finished deployment's log): a detail read then is
+     * never read again while that holds, whatever its age. */
+    gboolean (*settled)(const IfsResource *r);
+    /* Optional. The detail a saved resource holds (a new object), or NULL
+     * when it holds none; without it, the saved resource itself stands in
+     * (IFS_DETAIL_RESTORED). */
+    json_object *(*saved_detail)(const IfsResource *saved);
 } IfsDetailSpec;
 
 #define IFS_DEFAULT_DETAIL_MAX_AGE_S 600
@@ -55,16 +66,21 @@ void ifs_details_apply(IfsDetails *d, GPtrArray *resources);
 /* One resource's detail read now (a fetch after an action), kept for the
  * next refresh; a failed read shows the kept one, with the problem. */
 void ifs_details_read_now(IfsDetails *d, IfsResource *r);
+/* The kept detail shown, without reading (a fetch that does not read). */
+void ifs_details_show(IfsDetails *d, IfsResource *r);
+/* Forgets one resource's detail (it was removed). */
+void ifs_details_forget(IfsDetails *d, const char *id);
 /* The resources a remount starts from (saved at `saved_at`, epoch
  * seconds): each stands in as its own last detail until it is read. */
 void ifs_details_restore(IfsDetails *d, GPtrArray *resources, gint64 saved_at);
 /* Forgets every detail (an account too large for details). */
 void ifs_details_clear(IfsDetails *d);
 
-/* The account keys detail_concurrency and detail_max_age, with their
- * defaults: FALSE with an error naming the key for a bad value. */
-gboolean ifs_details_config(const IfsAccountConfig *cfg, guint default_concurrency,
-                            guint *concurrency, guint *max_age_s, IfsError **err);
+/* The account keys detail_concurrency and detail_max_age (when the type
+ * has them), set to the defaults given when absent: FALSE with an error
+ * naming the key for a bad value. */
+gboolean ifs_details_config(const IfsAccountConfig *cfg, guint *concurrency,
+                            guint *max_age_s, IfsError **err);
 
 /* Adds the fields of `extra` to `obj`, nested objects merged, other values
  * replaced when `override` is set and kept otherwise. */

@@ -191,14 +191,10 @@ char *ifs_api_path(const char *prefix, const char *id, const char *suffix);
  * seconds", or NULL), for any other value. */
 gboolean ifs_account_number(const IfsAccountConfig *cfg, const char *key, guint64 min,
                             guint64 max, const char *unit, guint64 *out, IfsError **err);
-/* Per-resource reads (details, logs) made at once: the account key `key`
- * (a whole number from 1 to IFS_MAX_CONCURRENCY), or
- * IFS_DEFAULT_CONCURRENCY when absent. FALSE, with an error naming the key,
- * for any other value. */
+/* Per-resource reads (details, logs) made at once: detail_concurrency
+ * (details.h), at most this many. */
 #define IFS_DEFAULT_CONCURRENCY 4
 #define IFS_MAX_CONCURRENCY 8
-gboolean ifs_account_concurrency(const IfsAccountConfig *cfg, const char *key, guint *out,
-                                 IfsError **err);
 const IfsControlSpec *ifs_provider_control(const IfsProviderType *p,
                                            const char *kind, const char *file);
 

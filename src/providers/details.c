@@ -18,6 +18,7 @@ typedef struct {
     /* Or the resource a remount restored, list fields and all: its sealed
      * text, shared rather than copied. */
     IfsResource *restored;
+    gboolean settled;  /* read while spec->settled held: final */
 } Kept;
 
 struct IfsDetails {
@@ -71,10 +72,10 @@ void ifs_details_clear(IfsDetails *d)
     g_mutex_unlock(&d->lock);
 }
 
-gboolean ifs_details_config(const IfsAccountConfig *cfg, guint default_concurrency,
-                            guint *concurrency, guint *max_age_s, IfsError **err)
+gboolean ifs_details_config(const IfsAccountConfig *cfg, guint *concurrency,
+                            guint *max_age_s, IfsError **err)
 {
-    guint64 n = default_concurrency, age = IFS_DEFAULT_DETAIL_MAX_AGE_S;
+    guint64 n = *concurrency, age = *max_age_s;
 
     if (!ifs_account_number(cfg, "detail_concurrency", 1, IFS_MAX_CONCURRENCY, NULL, &n, err) ||
         !ifs_account_number(cfg, "detail_max_age", 0, IFS_MAX_DETAIL_MAX_AGE_S, "of seconds",
@@ -99,12 +100,12 @@ void ifs_json_merge_fields(json_object *obj, json_object *extra, gboolean overri
     }
 }
 
-/* What a list item says, in 64 bits: its compact text's hash and length
- * (never 0, which stands for "any"). */
-static guint64 item_key(json_object *item)
+/* What a resource's list item says, in 64 bits: its compact text's hash
+ * and length (never 0, which stands for "any"). */
+static guint64 item_key(const IfsResource *r)
 {
-    size_t len;
-    char *text = ifs_json_compact(item, &len);
+    size_t len = r->text_len;
+    char *text = r->object ? ifs_json_compact(r->object, &len) : g_strndup(r->text, len);
     guint64 key = ((guint64)g_str_hash(text) << 32) | (guint32)len;
 
     g_free(text);
@@ -123,14 +124,17 @@ static json_object *kept_object(IfsDetails *d, const char *id, gboolean *restore
                        : ifs_json_parse_compact(k->text, strlen(k->text));
 }
 
-static void keep(IfsDetails *d, const char *id, json_object *detail, guint64 key)
+static void keep(IfsDetails *d, const IfsResource *r, json_object *detail, guint64 key,
+                 gint64 read_at)
 {
     Kept *k = g_new0(Kept, 1);
     size_t len;
+    const char *id = r->id;
 
     k->text = ifs_json_compact(detail, &len);
     k->item_key = key;
-    k->read_at = g_get_real_time() / G_USEC_PER_SEC;
+    k->read_at = read_at;
+    k->settled = d->spec->settled && d->spec->settled(r);
     g_mutex_lock(&d->lock);
     g_hash_table_replace(d->kept, g_strdup(id), k);
     g_mutex_unlock(&d->lock);
@@ -150,13 +154,23 @@ static void show_kept(IfsDetails *d, IfsResource *r, const IfsError *failure)
         d->spec->merge(r, kept, restored ? IFS_DETAIL_RESTORED : IFS_DETAIL_KEPT);
         json_object_put(kept);
     }
-    if (failure && kept)
-        r->problem = g_strdup_printf("details not refreshed, the detail fields (%s) are "
-                                     "from the last successful read (%s)", d->spec->fields,
+    if (failure)
+        r->problem = g_strdup_printf("%s (%s)", kept ? d->spec->kept_problem
+                                                     : d->spec->missing_problem,
                                      failure->message);
-    else if (failure)
-        r->problem = g_strdup_printf("details not read, only the list's fields are shown "
-                                     "(%s)", failure->message);
+}
+
+void ifs_details_show(IfsDetails *d, IfsResource *r)
+{
+    if (r->id)
+        show_kept(d, r, NULL);
+}
+
+void ifs_details_forget(IfsDetails *d, const char *id)
+{
+    g_mutex_lock(&d->lock);
+    g_hash_table_remove(d->kept, id);
+    g_mutex_unlock(&d->lock);
 }
 
 /* No answer at all, as opposed to an answer saying no. */
@@ -178,7 +192,7 @@ static void read_into(IfsDetails *d, IfsResource *r, guint64 key, gint *unreacha
     }
     detail = d->spec->read(d->provider, r, &err);
     if (detail) {
-        keep(d, r->id, detail, key);
+        keep(d, r, detail, key, g_get_real_time() / G_USEC_PER_SEC);
         d->spec->merge(r, detail, IFS_DETAIL_FRESH);
         json_object_put(detail);
         return;
@@ -237,12 +251,14 @@ static gboolean kept_is_fresh(IfsDetails *d, IfsResource *r, gint64 now, Wanted 
     Kept *k = g_hash_table_lookup(d->kept, r->id);
 
     w->r = r;
-    w->key = item_key(r->object);
+    w->key = item_key(r);
     if (!k) {
         w->rank = 1;
         return FALSE;
     }
     w->read_at = k->read_at;
+    if (k->settled && d->spec->settled(r))
+        return TRUE;
     if (k->item_key != 0 && k->item_key != w->key) {
         w->rank = 0;
         return FALSE;
@@ -276,6 +292,8 @@ void ifs_details_apply(IfsDetails *d, GPtrArray *resources)
     ReadRun run = {.d = d, .wanted = g_array_new(FALSE, FALSE, sizeof(Wanted))};
     gint64 now = g_get_real_time() / G_USEC_PER_SEC;
     guint64 room = ifs_budget_refresh_room(ifs_http_budget(d->http));
+    GHashTable *seen = g_hash_table_new(g_str_hash, g_str_equal);
+    GPtrArray *again = g_ptr_array_new(); /* listed twice: shown what the first got */
     guint reads;
 
     for (guint i = 0; i < resources->len; i++) {
@@ -285,6 +303,10 @@ void ifs_details_apply(IfsDetails *d, GPtrArray *resources)
 
         if (!r->id)
             continue;
+        if (!g_hash_table_add(seen, r->id)) {
+            g_ptr_array_add(again, r);
+            continue;
+        }
         g_mutex_lock(&d->lock);
         fresh = kept_is_fresh(d, r, now, &w);
         g_mutex_unlock(&d->lock);
@@ -308,23 +330,37 @@ void ifs_details_apply(IfsDetails *d, GPtrArray *resources)
         show_kept(d, w->r, NULL);
         ifs_resource_seal(w->r);
     }
+    for (guint i = 0; i < again->len; i++) {
+        show_kept(d, g_ptr_array_index(again, i), NULL);
+        ifs_resource_seal(g_ptr_array_index(again, i));
+    }
+    g_ptr_array_unref(again);
+    g_hash_table_destroy(seen);
     g_array_unref(run.wanted);
     forget_gone(d, resources);
 }
 
 void ifs_details_restore(IfsDetails *d, GPtrArray *resources, gint64 saved_at)
 {
-    g_mutex_lock(&d->lock);
     for (guint i = 0; i < resources->len; i++) {
         IfsResource *r = g_ptr_array_index(resources, i);
+        json_object *detail;
         Kept *k;
 
         if (!r->id || !r->text)
             continue;
+        if (d->spec->saved_detail) {
+            detail = d->spec->saved_detail(r);
+            if (detail)
+                keep(d, r, detail, 0, saved_at);
+            json_object_put(detail);
+            continue;
+        }
         k = g_new0(Kept, 1);
         k->restored = ifs_resource_ref(r);
         k->read_at = saved_at;
+        g_mutex_lock(&d->lock);
         g_hash_table_replace(d->kept, g_strdup(r->id), k);
+        g_mutex_unlock(&d->lock);
     }
-    g_mutex_unlock(&d->lock);
 }

@@ -1,10 +1,11 @@
 /* Dokploy (self-hosted): the deployments of every application and compose
  * service, their log tails, and the kill and remove controls. Reads are
  * GET /api/<router>.<proc>?flat=params, writes POST with a JSON body, the key
- * goes in `x-api-key`. See PROVIDERS.md "Dokploy" and CONTRACT §3, §5. */
+ * goes in `x-api-key`. */
 #include <errno.h>
 #include <string.h>
 
+#include "infrafs/details.h"
 #include "infrafs/names.h"
 #include "infrafs/provider.h"
 
@@ -21,17 +22,14 @@ typedef struct {
 } Owner;
 
 typedef struct {
-    char *text;     /* the bounded tail as shown in the `log` file */
-    gboolean final; /* read after the deployment had finished: kept, never re-read */
-} LogEntry;
-
-typedef struct {
     IfsHttp *http;
     char *account;
-    guint log_concurrency; /* logs read at once (detail_concurrency) */
+    /* Each deployment's log tail, as a detail (details.h): read on every
+     * refresh while the deployment runs, once after it finished, kept
+     * when a read fails and across a remount; detail_concurrency at once. */
+    IfsDetails *logs;
     /* list runs in the account's refresher; fetch and act in other threads. */
     GMutex lock;
-    GHashTable *logs;   /* deploymentId -> LogEntry*, deployments of the last listing */
     GHashTable *owners; /* deploymentId -> Owner*, from the last listing */
 } Dokploy;
 
@@ -78,14 +76,6 @@ static void owner_free(gpointer p)
     g_free(o->id);
     g_free(o->path);
     g_free(o);
-}
-
-static void log_entry_free(gpointer p)
-{
-    LogEntry *e = p;
-
-    g_free(e->text);
-    g_free(e);
 }
 
 /* Why a string id field is unusable (it holds a NUL byte), or NULL when it
@@ -168,19 +158,22 @@ static char *bound_log(const char *text, gsize len)
 
 /* ---- open / close ------------------------------------------------------- */
 
+static const IfsDetailSpec deployment_logs;
+
 static gpointer dokploy_open(IfsHttp *http, const IfsAccountConfig *cfg, IfsError **err)
 {
-    guint concurrency;
+    /* A running deployment's log grows without its row changing: read on
+     * every refresh (max age 0) until settled. */
+    guint concurrency = IFS_DEFAULT_CONCURRENCY, max_age_s = 0;
     Dokploy *d;
 
-    if (!ifs_account_concurrency(cfg, "detail_concurrency", &concurrency, err))
+    if (!ifs_details_config(cfg, &concurrency, &max_age_s, err))
         return NULL;
     d = g_new0(Dokploy, 1);
-    d->log_concurrency = concurrency;
     d->http = http;
     d->account = g_strdup(cfg->name);
+    d->logs = ifs_details_new(&deployment_logs, d, http, concurrency, max_age_s);
     g_mutex_init(&d->lock);
-    d->logs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, log_entry_free);
     d->owners = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, owner_free);
     return d;
 }
@@ -189,7 +182,7 @@ static void dokploy_close(gpointer state)
 {
     Dokploy *d = state;
 
-    g_hash_table_destroy(d->logs);
+    ifs_details_free(d->logs);
     g_hash_table_destroy(d->owners);
     g_mutex_clear(&d->lock);
     g_free(d->account);
@@ -332,136 +325,89 @@ static gboolean list_owner(Dokploy *d, const Owner *o, GPtrArray *out, IfsError 
     return TRUE;
 }
 
-/* deployment.readLogs: the tail as a JSON string; NULL (and a debug line)
- * when it cannot be read: a log is an extra, never a reason to fail. */
-static char *read_log(Dokploy *d, const char *id)
+/* deployment.readLogs: the tail as a JSON string, bounded. */
+static json_object *read_log(gpointer provider, const IfsResource *r, IfsError **err)
 {
-    char *path = ifs_api_path("/api/deployment.readLogs?deploymentId=", id,
+    Dokploy *d = provider;
+    char *path = ifs_api_path("/api/deployment.readLogs?deploymentId=", r->id,
                               "&tail=" G_STRINGIFY(LOG_TAIL_LINES));
-    IfsError *err = NULL;
-    json_object *body = ifs_http_get_json(d->http, path, &err);
-    char *text = NULL;
+    json_object *body = ifs_http_get_json(d->http, path, err);
+    json_object *log = NULL;
 
-    if (json_object_is_type(body, json_type_string))
-        text = bound_log(json_object_get_string(body), (gsize)json_object_get_string_len(body));
-    else if (body)
-        g_debug("account '%s': GET %s: expected the log as a JSON string; not shown",
-                d->account, path);
-    else
-        g_debug("account '%s': log of %s not read: %s", d->account, id, err->message);
-    ifs_error_free(err);
+    if (json_object_is_type(body, json_type_string)) {
+        char *text = bound_log(json_object_get_string(body),
+                               (gsize)json_object_get_string_len(body));
+
+        log = json_object_new_string(text);
+        g_free(text);
+    } else if (body) {
+        ifs_error_propagate(err, ifs_error_new(EIO, 0, NULL,
+            "account '%s': GET %s: expected the log as a JSON string", d->account, path));
+    }
     json_object_put(body);
     g_free(path);
-    return text;
+    return log;
 }
 
-static void attach_log(IfsResource *r, const char *text)
+/* The log is a file beside the row's fields, not one of them. */
+static void attach_log(IfsResource *r, json_object *log, IfsDetailAge age)
 {
-    if (!text)
-        return;
+    (void)age;
     r->extra_files = json_object_new_object();
-    json_object_object_add(r->extra_files, "log", json_object_new_string(text));
+    json_object_object_add(r->extra_files, "log", json_object_get(log));
 }
 
-/* What update_logs does with each listed deployment. */
-typedef enum {
-    LOG_SKIP,       /* no id, or listed again: the first listing has it */
-    LOG_KEPT,       /* finished and read after it finished: not read again */
-    LOG_READ,       /* read now */
-} LogPlan;
-
-typedef struct {
-    Dokploy *d;
-    GPtrArray *found;
-    GArray *to_read; /* guint indexes into found */
-    char **texts;    /* by index into found */
-} LogRun;
-
-static void read_planned_log(guint k, gpointer data)
+static gboolean deployment_finished(const IfsResource *r)
 {
-    LogRun *run = data;
-    guint i = g_array_index(run->to_read, guint, k);
-    IfsResource *r = g_ptr_array_index(run->found, i);
+    json_object *row = ifs_resource_object(r);
+    gboolean done = status_is_finished(ifs_json_string_field(row, "status"));
 
-    run->texts[i] = read_log(run->d, r->id);
+    json_object_put(row);
+    return done;
 }
 
-/* The log of every listed deployment: read again for those still running
- * (or queued), read once for finished ones and kept. Reads are made
- * detail_concurrency at a time. Entries of deployments that are gone are
- * dropped. `finished` says, for each of `found`, whether its status was a
- * final one (the resources are sealed: their trees are gone). */
-static void update_logs(Dokploy *d, GPtrArray *found, const GArray *finished)
+/* The log a saved deployment showed. */
+static json_object *saved_log(const IfsResource *saved)
 {
-    GHashTable *next = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, log_entry_free);
-    GHashTable *seen = g_hash_table_new(g_str_hash, g_str_equal);
-    LogPlan *plan = g_new0(LogPlan, found->len);
-    LogRun run = {d, found, g_array_new(FALSE, FALSE, sizeof(guint)), g_new0(char *, found->len)};
+    json_object *extra = ifs_resource_extra_files(saved);
+    json_object *log = NULL;
 
-    g_mutex_lock(&d->lock);
-    for (guint i = 0; i < found->len; i++) {
-        IfsResource *r = g_ptr_array_index(found, i);
-        LogEntry *known;
-
-        if (!r->id || !g_hash_table_add(seen, r->id))
-            continue;
-        known = g_hash_table_lookup(d->logs, r->id);
-        if (known && known->final && g_array_index(finished, gboolean, i)) {
-            plan[i] = LOG_KEPT;
-            run.texts[i] = g_strdup(known->text);
-        } else {
-            plan[i] = LOG_READ;
-            g_array_append_val(run.to_read, i);
-        }
-    }
-    g_mutex_unlock(&d->lock);
-
-    ifs_run_concurrently(run.to_read->len, d->log_concurrency, read_planned_log, &run);
-
-    g_mutex_lock(&d->lock);
-    for (guint i = 0; i < found->len; i++) {
-        IfsResource *r = g_ptr_array_index(found, i);
-        LogEntry *entry;
-        char *text = run.texts[i];
-
-        if (plan[i] == LOG_SKIP)
-            continue;
-        entry = g_new0(LogEntry, 1);
-        entry->final = plan[i] == LOG_KEPT || (text && g_array_index(finished, gboolean, i));
-        if (!text) { /* keep showing what was read before */
-            LogEntry *known = g_hash_table_lookup(d->logs, r->id);
-            text = known ? g_strdup(known->text) : NULL;
-        }
-        entry->text = text;
-        attach_log(r, text);
-        if (text)
-            g_hash_table_insert(next, g_strdup(r->id), entry);
-        else
-            log_entry_free(entry);
-    }
-    g_hash_table_destroy(d->logs);
-    d->logs = next;
-    g_mutex_unlock(&d->lock);
-    g_hash_table_destroy(seen);
-    g_array_free(run.to_read, TRUE);
-    g_free(run.texts);
-    g_free(plan);
+    if (json_object_object_get_ex(extra, "log", &log) &&
+        json_object_is_type(log, json_type_string))
+        json_object_get(log);
+    else
+        log = NULL;
+    json_object_put(extra);
+    return log;
 }
+
+static const IfsDetailSpec deployment_logs = {
+    .read = read_log,
+    .merge = attach_log,
+    .requests_per_read = 1,
+    .kept_problem = "log not refreshed, the log shown is from the last successful read",
+    .missing_problem = "log not read, no log file is shown",
+    .settled = deployment_finished,
+    .saved_detail = saved_log,
+};
 
 /* Each deployment listed since the last call as text from here on (its
- * log comes later, as an extra file), noting in `finished` whether its
- * status was final. Every owner's rows kept as trees until the last owner
- * was listed were the mount's peak memory at 25,000 deployments. */
-static void seal_listed(GPtrArray *found, GArray *finished)
+ * log comes later, as an extra file). Every owner's rows kept as trees
+ * until the last owner was listed were the mount's peak memory at 25,000
+ * deployments. */
+static void seal_listed(GPtrArray *found, guint *sealed)
 {
-    for (guint i = finished->len; i < found->len; i++) {
-        IfsResource *r = g_ptr_array_index(found, i);
-        gboolean done = r->object &&
-                        status_is_finished(ifs_json_string_field(r->object, "status"));
+    for (; *sealed < found->len; (*sealed)++)
+        ifs_resource_seal(g_ptr_array_index(found, *sealed));
+}
 
-        g_array_append_val(finished, done);
-        ifs_resource_seal(r);
-    }
+/* The logs saved on disk are the last ones read, until read again (never,
+ * for a deployment that had finished). */
+static void dokploy_restore(gpointer state, GPtrArray *resources, gint64 saved_at)
+{
+    Dokploy *d = state;
+
+    ifs_details_restore(d->logs, resources, saved_at);
 }
 
 static gboolean dokploy_list(gpointer state, GPtrArray *out, IfsError **err)
@@ -469,9 +415,9 @@ static gboolean dokploy_list(gpointer state, GPtrArray *out, IfsError **err)
     Dokploy *d = state;
     GPtrArray *found = g_ptr_array_new_with_free_func((GDestroyNotify)ifs_resource_unref);
     GHashTable *owner_of = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, owner_free);
-    GArray *finished = g_array_new(FALSE, TRUE, sizeof(gboolean));
     GPtrArray *owners = discover(d, found, err);
     gboolean ok = owners != NULL;
+    guint sealed = 0;
 
     for (guint i = 0; ok && i < owners->len; i++) {
         const Owner *o = g_ptr_array_index(owners, i);
@@ -494,11 +440,11 @@ static gboolean dokploy_list(gpointer state, GPtrArray *out, IfsError **err)
             if (r->id)
                 g_hash_table_replace(owner_of, g_strdup(r->id), owner_copy(o));
         }
-        seal_listed(found, finished);
+        seal_listed(found, &sealed);
     }
-    seal_listed(found, finished);
+    seal_listed(found, &sealed);
     if (ok) {
-        update_logs(d, found, finished);
+        ifs_details_apply(d->logs, found);
         g_mutex_lock(&d->lock);
         g_hash_table_destroy(d->owners);
         d->owners = g_hash_table_ref(owner_of);
@@ -510,7 +456,6 @@ static gboolean dokploy_list(gpointer state, GPtrArray *out, IfsError **err)
         g_ptr_array_unref(owners);
     g_hash_table_unref(owner_of);
     g_ptr_array_unref(found);
-    g_array_unref(finished);
     return ok;
 }
 
@@ -549,14 +494,8 @@ static IfsResource *dokploy_fetch(gpointer state, const char *kind, const char *
                 "account '%s': deployment %s is no longer listed by GET %s",
                 d->account, id, o->path));
     }
-    if (found) {
-        LogEntry *e;
-
-        g_mutex_lock(&d->lock);
-        e = g_hash_table_lookup(d->logs, id);
-        attach_log(found, e ? e->text : NULL);
-        g_mutex_unlock(&d->lock);
-    }
+    if (found)
+        ifs_details_show(d->logs, found);
     g_ptr_array_unref(rows);
     owner_free(o);
     return found;
@@ -590,8 +529,8 @@ static gboolean dokploy_act(gpointer state, const char *kind, const char *id, co
     if (remove) {
         out->message = g_strdup("deployment removed");
         out->resource_gone = TRUE;
+        ifs_details_forget(d->logs, id);
         g_mutex_lock(&d->lock);
-        g_hash_table_remove(d->logs, id);
         g_hash_table_remove(d->owners, id);
         g_mutex_unlock(&d->lock);
     } else {
@@ -626,4 +565,5 @@ const IfsProviderType ifs_provider_dokploy = {
     .fetch = dokploy_fetch,
     .act = dokploy_act,
     .poll = NULL,
+    .restore = dokploy_restore,
 };

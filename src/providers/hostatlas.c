@@ -40,10 +40,10 @@ static const IfsDetailSpec server_details;
 
 static gpointer hostatlas_open(IfsHttp *http, const IfsAccountConfig *cfg, IfsError **err)
 {
-    guint concurrency, max_age_s;
+    guint concurrency = IFS_DEFAULT_CONCURRENCY, max_age_s = IFS_DEFAULT_DETAIL_MAX_AGE_S;
     Hostatlas *h;
 
-    if (!ifs_details_config(cfg, IFS_DEFAULT_CONCURRENCY, &concurrency, &max_age_s, err))
+    if (!ifs_details_config(cfg, &concurrency, &max_age_s, err))
         return NULL;
     h = g_new0(Hostatlas, 1);
     h->http = http;
@@ -360,7 +360,9 @@ static const IfsDetailSpec server_details = {
     .read = read_server_detail,
     .merge = merge_server_detail,
     .requests_per_read = 1,
-    .fields = "services, domains, ...",
+    .kept_problem = "details not refreshed, the detail fields (services, domains, ...) are "
+                    "from the last successful read",
+    .missing_problem = "details not read, only the list's fields are shown",
 };
 
 /* ---- the provider interface -------------------------------------------------- */

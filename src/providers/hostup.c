@@ -54,11 +54,11 @@ static const IfsDetailSpec vps_details;
 static gpointer hostup_open(IfsHttp *http, const IfsAccountConfig *cfg, IfsError **err)
 {
     guint64 limit = DEFAULT_DETAIL_LIMIT;
-    guint concurrency, max_age_s;
+    guint concurrency = DEFAULT_DETAIL_CONCURRENCY, max_age_s = IFS_DEFAULT_DETAIL_MAX_AGE_S;
     Hostup *h;
 
     if (!ifs_account_number(cfg, "detail_limit", 0, MAX_DETAIL_LIMIT, NULL, &limit, err) ||
-        !ifs_details_config(cfg, DEFAULT_DETAIL_CONCURRENCY, &concurrency, &max_age_s, err))
+        !ifs_details_config(cfg, &concurrency, &max_age_s, err))
         return NULL;
     h = g_new0(Hostup, 1);
     h->http = http;
@@ -157,7 +157,9 @@ static const IfsDetailSpec vps_details = {
     .read = read_vps_detail,
     .merge = merge_vps_detail,
     .requests_per_read = 2,
-    .fields = "actions, bandwidth, ...",
+    .kept_problem = "details not refreshed, the fields of /details and /status (actions, "
+                    "ip_addresses, ...) are from the last successful read",
+    .missing_problem = "details not read, only the list's fields are shown",
 };
 
 static IfsResource *vps_resource(json_object *item)

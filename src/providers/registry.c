@@ -339,14 +339,3 @@ gboolean ifs_account_number(const IfsAccountConfig *cfg, const char *key, guint6
     *out = n;
     return TRUE;
 }
-
-gboolean ifs_account_concurrency(const IfsAccountConfig *cfg, const char *key, guint *out,
-                                 IfsError **err)
-{
-    guint64 n = IFS_DEFAULT_CONCURRENCY;
-
-    if (!ifs_account_number(cfg, key, 1, IFS_MAX_CONCURRENCY, NULL, &n, err))
-        return FALSE;
-    *out = (guint)n;
-    return TRUE;
-}

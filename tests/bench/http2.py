@@ -75,16 +75,17 @@ def measure(args, d, sim_port, certs, alpn):
     connections, requests)."""
     ca, key, cert = certs
     port = free_port()
-    access = os.path.join(d, f"access-{alpn.replace('/', '')}.log")
+    tag = "h2" if alpn.startswith("h2") else "h1"  # no ',' in a mountpoint
+    access = os.path.join(d, f"access-{tag}.log")
     front = subprocess.Popen(
         ["nghttpx", f"--frontend=127.0.0.1,{port}", f"--backend=127.0.0.1,{sim_port}",
          f"--npn-list={alpn}", "--workers=1", "--no-ocsp", "--log-level=WARN",
          f"--accesslog-file={access}",
          "--accesslog-format=$remote_port $alpn $status", key, cert],
         stdout=subprocess.DEVNULL, stderr=open(os.path.join(d, "nghttpx.log"), "a"))
-    mnt = os.path.join(d, f"mnt-{alpn.replace('/', '')}")
+    mnt = os.path.join(d, f"mnt-{tag}")
     os.mkdir(mnt)
-    config = os.path.join(d, f"config-{alpn.replace('/', '')}")
+    config = os.path.join(d, f"config-{tag}")
     with open(config, "w") as f:
         f.write(f"[atlas]\ntype = hostatlas\nurl = https://127.0.0.1:{port}\n"
                 f"token = {TOKEN}\ncacert = {ca}\nrefresh = 3600\ndetail_max_age = 0\n"

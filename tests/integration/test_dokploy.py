@@ -346,6 +346,29 @@ def test_a_log_that_cannot_be_read_keeps_the_last_one_and_the_refresh_succeeds(d
     assert dmnt.read("deployments", ACCOUNT, d, "log") == before
 
 
+def test_logs_survive_a_remount_and_finished_ones_are_not_read_again(tmp_path, dsim,
+                                                                      make_mount):
+    cache = f"cache_dir={tmp_path / 'cache'}"
+    first = make_mount(dokploy_config(dsim), extra_opts=[cache], subdir="first")
+    done = row_with(dsim, "done")["deploymentId"]
+    running = row_with(dsim, "running")["deploymentId"]
+    logs = {d: first.read("deployments", ACCOUNT, d, "log") for d in (done, running)}
+    assert all(logs.values())
+    assert first.umount() == 0
+    dsim.fault(action="status", status=500, method="GET", path=r"^/api/deployment\.readLogs$",
+               times=0)
+    dsim.clear_requests()
+
+    mnt = make_mount(dokploy_config(dsim), extra_opts=[cache])
+
+    assert mnt.provider("state", ACCOUNT) == "ok\n"
+    assert log_reads(dsim, done) == []     # finished: the saved log is final
+    assert log_reads(dsim, running)        # running: asked again (and it failed)
+    for d, text in logs.items():
+        assert mnt.read("deployments", ACCOUNT, d, "log") == text
+    assert "log not refreshed" in mnt.provider("last_error", ACCOUNT)
+
+
 # ---- kill and remove --------------------------------------------------------------
 
 def test_kill_and_remove_list_1_when_read(dmnt, dsim):

@@ -46,7 +46,9 @@ static const IfsDetailSpec fake_spec = {
     .read = fake_read,
     .merge = fake_merge,
     .requests_per_read = 1,
-    .fields = "kernel, ...",
+    .kept_problem = "details not refreshed, the detail fields (kernel, ...) are from the last "
+                    "successful read",
+    .missing_problem = "details not read, only the list's fields are shown",
 };
 
 typedef struct {

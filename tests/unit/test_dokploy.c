@@ -231,13 +231,19 @@ static const char *field(IfsResource *r, const char *key)
     return value;
 }
 
+/* The log file's text (sealed or not), or NULL when there is none; valid
+ * until the next call. */
 static const char *log_of(IfsResource *r)
 {
+    static char *text;
+    json_object *extra = ifs_resource_extra_files(r);
     json_object *v;
 
-    if (!r->extra_files || !json_object_object_get_ex(r->extra_files, "log", &v))
-        return NULL;
-    return json_object_get_string(v);
+    g_clear_pointer(&text, g_free);
+    if (extra && json_object_object_get_ex(extra, "log", &v))
+        text = g_strdup(json_object_get_string(v));
+    json_object_put(extra);
+    return text;
 }
 
 /* One project in today's shape, one in the pre-0.25 shape. */
