@@ -276,7 +276,7 @@ def report(run, sims, counts, minutes):
               f"{statistics.median(beyond):.3f} s, p99 {percentile(beyond, 99):.3f} s"
               f"{'  (target p99 <= 1 s)' if account == 'all' else ''}")
     print(f"  tree walks while it ran: {run.walks}")
-    print("  HTTP/2: the simulator speaks HTTP/1.1 only; infrafs asks for HTTP/2 over TLS")
+    print("  (HTTP/2: the simulator speaks HTTP/1.1 in the clear; see tests/bench/http2.py)")
 
 
 def main(argv=None):
