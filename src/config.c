@@ -9,6 +9,8 @@
  * nor accept the inline comments the contract's example uses. */
 #include "infrafs/config.h"
 
+#include <arpa/inet.h>
+#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -36,7 +38,7 @@
 static const char *const common_keys[] = {
     "type", "url", "token", "token_file", "token_command",
     "user", "timeout", "max_resources", "cacert", "refresh", "events_fields",
-    "rate_limit", "refresh_share", NULL,
+    "rate_limit", "refresh_share", "insecure_http", NULL,
 };
 
 /* ------------------------------------------------------------------ */
@@ -666,17 +668,78 @@ static char *parse_url(const char *value, const char **problem)
     return url;
 }
 
+/* Whether `url` (already checked) names this machine: "localhost", or a
+ * loopback address (127.0.0.0/8, ::1), as libcurl parses it. */
+static gboolean url_is_loopback(const char *url)
+{
+    CURLU *u = curl_url();
+    char *host = NULL;
+    gboolean loopback = FALSE;
+
+    if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
+        char *bare = g_strdup(host[0] == '[' ? host + 1 : host);
+        struct in_addr v4;
+        struct in6_addr v6;
+
+        g_strdelimit(bare, "]", '\0');
+        loopback = g_ascii_strcasecmp(bare, "localhost") == 0 ||
+                   (inet_pton(AF_INET, bare, &v4) == 1 &&
+                    (ntohl(v4.s_addr) >> 24) == 127) ||
+                   (inet_pton(AF_INET6, bare, &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6));
+        g_free(bare);
+    }
+    curl_free(host);
+    curl_url_cleanup(u);
+    return loopback;
+}
+
+/* insecure_http = true: the one way to send the key over plain HTTP to
+ * another machine. */
+static gboolean get_insecure_http(const Loader *ld, const RawSection *sec, gboolean *on,
+                                  IfsError **err)
+{
+    const RawEntry *e = section_get(sec, "insecure_http");
+
+    *on = FALSE;
+    if (!e)
+        return TRUE;
+    if (g_ascii_strcasecmp(e->value, "true") == 0 || g_ascii_strcasecmp(e->value, "false") == 0) {
+        *on = g_ascii_strcasecmp(e->value, "true") == 0;
+        return TRUE;
+    }
+    ifs_error_propagate(err, config_error(EINVAL, ld->path, e->line, sec->name,
+        "insecure_http", "'%s' is neither true nor false", e->value));
+    return FALSE;
+}
+
 static gboolean set_url(const Loader *ld, const RawSection *sec,
                         const IfsAccountSchema *schema, IfsAccountConfig *acct,
                         IfsError **err)
 {
     const RawEntry *e = section_get(sec, "url");
+    gboolean insecure;
+
+    if (!get_insecure_http(ld, sec, &insecure, err))
+        return FALSE;
     if (!e) {
         acct->url = g_strdup(schema->default_url);
         return TRUE;
     }
     const char *problem = NULL;
     acct->url = parse_url(e->value, &problem);
+    if (acct->url && g_str_has_prefix(acct->url, "http://") && !url_is_loopback(acct->url)) {
+        if (insecure) {
+            g_warning("%s:%d: [%s] url %s: plain HTTP to another machine: the account's "
+                      "key travels unencrypted (insecure_http = true)", ld->path, e->line,
+                      sec->name, acct->url);
+            return TRUE;
+        }
+        g_clear_pointer(&acct->url, g_free);
+        problem = "is plain http:// to another machine, which would send the account's key "
+                  "unencrypted; use https://, or set insecure_http = true if this network "
+                  "is trusted";
+    }
     if (acct->url)
         return TRUE;
     ifs_error_propagate(err, config_error(EINVAL, ld->path, e->line,

@@ -13,6 +13,7 @@ import os
 import pwd
 import re
 import signal
+import ssl
 import stat
 import subprocess
 import time
@@ -181,14 +182,24 @@ def timed(fn, *args, **kw):
 class Simulator:
     """A running contrib/infrafs-sim and its admin API (/_sim/...)."""
 
-    def __init__(self, tmpdir, *extra_args, token=TOKEN):
+    def __init__(self, tmpdir, *extra_args, token=TOKEN, tls=None):
+        """`tls`: (certificate, key) files to serve HTTPS with."""
         self.ports_file = os.path.join(tmpdir, "ports.json")
         self.log = open(os.path.join(tmpdir, "sim.log"), "w")
         self.token = token
+        self.scheme = "https" if tls else "http"
+        self.context = None
+        if tls:
+            # The test's own simulator, whatever certificate it was given
+            # (an expired one, say): the admin API does not check it.
+            self.context = ssl.create_default_context()
+            self.context.check_hostname = False
+            self.context.verify_mode = ssl.CERT_NONE
+        tls_args = ["--tls-cert", tls[0], "--tls-key", tls[1]] if tls else []
         self.proc = subprocess.Popen(
             ["/usr/bin/python3", SIM, "--free-ports", "--token", token,
              "--ports-file", self.ports_file, "--quiet", "--job-seconds", "0.6",
-             *extra_args],
+             *tls_args, *extra_args],
             stdout=self.log, stderr=subprocess.STDOUT)
         wait_for(lambda: os.path.exists(self.ports_file) or self.proc.poll() is not None,
                  what="the simulator's ports file")
@@ -197,13 +208,13 @@ class Simulator:
             self.ports = json.load(f)
 
     def url(self, provider="hostup"):
-        return f"http://127.0.0.1:{self.ports[provider]}"
+        return f"{self.scheme}://127.0.0.1:{self.ports[provider]}"
 
     def admin(self, method, path, body=None, provider="hostup"):
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.url(provider) + path, data=data, method=method,
                                      headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=10) as resp:
+        with urllib.request.urlopen(req, timeout=10, context=self.context) as resp:
             text = resp.read().decode()
             return json.loads(text) if text else None
 
@@ -212,7 +223,7 @@ class Simulator:
         Note that it shows up in the request log."""
         req = urllib.request.Request(self.url(provider) + path,
                                      headers={"Authorization": f"Bearer {self.token}"})
-        with urllib.request.urlopen(req, timeout=10) as resp:
+        with urllib.request.urlopen(req, timeout=10, context=self.context) as resp:
             return json.loads(resp.read().decode())
 
     def reset(self):
@@ -492,10 +503,10 @@ def make_sim(tmp_path):
     before make_mount, so that the mounts end first."""
     sims = []
 
-    def make(*extra_args):
+    def make(*extra_args, tls=None):
         d = tmp_path / f"sim{len(sims)}"
         d.mkdir()
-        sims.append(Simulator(str(d), *extra_args))
+        sims.append(Simulator(str(d), *extra_args, tls=tls))
         return sims[-1]
 
     yield make

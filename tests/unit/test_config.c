@@ -516,9 +516,9 @@ static void test_unknown_key(Fixture *fx, gconstpointer data)
                  ":5: [hostup] unknown key 'refrsh' (known keys for type "
                  "hostup: type, url, token, token_file, token_command, user, "
                  "timeout, max_resources, cacert, refresh, events_fields, rate_limit, "
-                 "refresh_share)", NULL);
+                 "refresh_share, insecure_http)", NULL);
     expect_error(fx, "[heo]\ntype = heo\ntoken = x\nvps = a\nvpss = b\n",
-                 0600, EINVAL, ":5: [heo] unknown key 'vpss'", "refresh_share, vps)",
+                 0600, EINVAL, ":5: [heo] unknown key 'vpss'", "insecure_http, vps)",
                  NULL);
 }
 
@@ -559,6 +559,44 @@ static void test_url(Fixture *fx, gconstpointer data)
                  EINVAL, "has no host", NULL);
     expect_error(fx, "[a]\ntype = hostup\ntoken = t\nurl = https://u:pw@h\n",
                  0600, EINVAL, "must not contain credentials", NULL);
+}
+
+/* Plain HTTP only to this machine, unless insecure_http = true says the
+ * network is trusted (and then a warning says the key travels in clear). */
+static void test_plain_http_only_to_loopback(Fixture *fx, gconstpointer data)
+{
+    const char *loopback[] = {"http://localhost:8080", "http://127.0.0.1", "http://127.9.9.9:1",
+                              "http://[::1]:9/x", "HTTP://LOCALHOST"};
+    IfsConfig *cfg;
+
+    (void)data;
+    for (gsize i = 0; i < G_N_ELEMENTS(loopback); i++) {
+        char *text = g_strdup_printf("[a]\ntype = hostup\ntoken = t\nurl = %s\n",
+                                     loopback[i]);
+
+        if (g_str_has_prefix(loopback[i], "HTTP"))
+            expect_error(fx, text, 0600, EINVAL, "must start with http:// or https://", NULL);
+        else
+            ifs_config_free(load_ok(fx, text));
+        g_free(text);
+    }
+    expect_error(fx, "[a]\ntype = hostup\ntoken = t\nurl = http://192.0.2.1\n", 0600, EINVAL,
+                 ":4: [a] url: is plain http:// to another machine",
+                 "set insecure_http = true", NULL);
+    expect_error(fx, "[a]\ntype = hostup\ntoken = t\nurl = http://128.0.0.1\n", 0600, EINVAL,
+                 "plain http:// to another machine", NULL);
+    expect_error(fx, "[a]\ntype = hostup\ntoken = t\nurl = http://[::2]\n", 0600, EINVAL,
+                 "plain http:// to another machine", NULL);
+    expect_error(fx, "[a]\ntype = hostup\ntoken = t\ninsecure_http = yes\n"
+                 "url = http://192.0.2.1\n", 0600, EINVAL,
+                 ":4: [a] insecure_http: 'yes' is neither true nor false", NULL);
+    g_test_expect_message("infrafs", G_LOG_LEVEL_WARNING,
+                          "*[a] url http://192.0.2.1: plain HTTP to another machine*");
+    cfg = load_ok(fx, "[a]\ntype = hostup\ntoken = t\ninsecure_http = true\n"
+                  "url = http://192.0.2.1\n");
+    g_test_assert_expected_messages();
+    g_assert_cmpstr(account(cfg, 0)->url, ==, "http://192.0.2.1");
+    ifs_config_free(cfg);
 }
 
 static void test_duplicates(Fixture *fx, gconstpointer data)
@@ -935,6 +973,7 @@ int main(int argc, char **argv)
     ADD("/config/duplicates", test_duplicates);
     ADD("/config/bad-refresh", test_bad_refresh);
     ADD("/config/limits", test_limits);
+    ADD("/config/plain-http-only-to-loopback", test_plain_http_only_to_loopback);
     ADD("/config/budget-keys", test_budget_keys);
     ADD("/config/events-fields", test_events_fields);
     ADD("/config/bad-section-name", test_bad_section_name);
