@@ -234,6 +234,30 @@ def run_until_mounted(args, cwd, env):
     return proc
 
 
+def wait_for_dump(pid, timeout=120):
+    """The wait status of `pid`, which is dumping core. A dump that does not
+    end in `timeout` seconds fails the test, naming the threads' states,
+    rather than hanging the suite."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        time.sleep(0.1)
+    states = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{pid}/task/{tid}/wchan") as f:
+                states[tid] = (fields[0], f.read())
+        except OSError:
+            pass
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    raise AssertionError(f"the core dump did not end in {timeout} s; threads: {states}")
+
+
 def dumps_core(sim, tmp_path, name, extra_opts):
     """Mounts in the foreground, kills the daemon with SIGQUIT (whose default
     action is a core dump) and tells whether the kernel wrote a core."""
@@ -249,7 +273,7 @@ def dumps_core(sim, tmp_path, name, extra_opts):
     proc = run_until_mounted(["-o", f"config={config}", *extra_opts, mnt], str(work), env)
     try:
         os.kill(proc.pid, signal.SIGQUIT)
-        _, status = os.waitpid(proc.pid, 0)
+        status = wait_for_dump(proc.pid)
         proc.returncode = -1  # reaped here, where the core-dump bit is visible
     finally:
         if is_mounted(mnt):
