@@ -3,7 +3,8 @@
 # (Debian 12 or later, as root). Safe to run again.
 set -e
 packages="meson ninja-build pkg-config gcc libfuse3-dev fuse3 libcurl4-openssl-dev
-libjson-c-dev libglib2.0-dev libsystemd-dev libmicrohttpd-dev python3 python3-pytest ca-certificates scdoc man-db"
+libjson-c-dev libglib2.0-dev libsystemd-dev libmicrohttpd-dev python3 python3-pytest ca-certificates
+openssl scdoc man-db"
 missing=""
 for p in $packages; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
