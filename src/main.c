@@ -457,12 +457,14 @@ static gboolean wait_first_refresh(Startup *st)
     gint64 until = g_get_monotonic_time() + (gint64)st->timeout_s * G_USEC_PER_SEC;
     gboolean all = FALSE, shown = FALSE;
 
-    while (!all) {
-        gint64 left_s = (until - g_get_monotonic_time()) / G_USEC_PER_SEC;
+    for (;;) {
+        gint64 left_us = until - g_get_monotonic_time();
+        /* Whole seconds, rounded up: the last one is waited in full. */
+        gint64 left_s = (MAX(left_us, 0) + G_USEC_PER_SEC - 1) / G_USEC_PER_SEC;
         char *line;
 
-        all = ifs_store_wait_first_refresh(st->store, (int)MIN(MAX(left_s, 0), 1));
-        if (all || left_s <= 0)
+        all = ifs_store_wait_first_refresh(st->store, (int)MIN(left_s, 1));
+        if (all || g_get_monotonic_time() >= until)
             break;
         line = show ? ifs_store_progress_line(st->store) : NULL;
         if (line) {

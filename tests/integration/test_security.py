@@ -217,12 +217,20 @@ def test_env_token_is_removed_from_the_daemon_environment_and_hidden_from_token_
     assert TOKEN not in dump.read_text()
 
 
+def default_signals():
+    """In the child before exec: SIGQUIT at its default action (a core
+    dump) and nothing blocked, whatever the test runner left to inherit."""
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+
+
 def run_until_mounted(args, cwd, env):
     """`infrafs -f ARGS` in `cwd`; returns the process once it is mounted."""
     stderr_path = os.path.join(cwd, "infrafs.stderr")
     with open(stderr_path, "w") as err:
         proc = subprocess.Popen([INFRAFS, "-f", *args], cwd=cwd, env=env,
-                                stdout=subprocess.DEVNULL, stderr=err)
+                                stdout=subprocess.DEVNULL, stderr=err,
+                                preexec_fn=default_signals)
 
     def stderr():
         with open(stderr_path) as f:
@@ -253,9 +261,12 @@ def wait_for_dump(pid, timeout=120):
                 states[tid] = (fields[0], f.read())
         except OSError:
             pass
+    with open(f"/proc/{pid}/status") as f:
+        masks = [line.strip() for line in f if line.startswith(("Sig", "ShdPnd"))]
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
-    raise AssertionError(f"the core dump did not end in {timeout} s; threads: {states}")
+    raise AssertionError(f"the core dump did not end in {timeout} s; threads: {states}; "
+                         f"{masks}")
 
 
 def dumps_core(sim, tmp_path, name, extra_opts):
