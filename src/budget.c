@@ -217,13 +217,11 @@ void ifs_budget_answered(IfsBudget *b, gint64 limit, gint64 remaining, gint64 re
     if (b->in_flight > 0)
         b->in_flight--;
     if (remaining >= 0) {
-        b->api_said = remaining;
-    }
-    if (remaining >= 0) {
         gint64 left = MAX(remaining - (gint64)b->in_flight, 0);
         gboolean new_window = b->api_left < 0 || reset_s > b->api_reset ||
                               (b->api_reset > 0 && now_s >= b->api_reset);
 
+        b->api_said = remaining;
         b->api_left = new_window ? left : MIN(b->api_left, left);
         if (reset_s > b->api_reset)
             b->api_reset = reset_s;
@@ -308,6 +306,16 @@ guint64 ifs_budget_refresh_room(IfsBudget *b)
     }
     g_mutex_unlock(&b->lock);
     return room;
+}
+
+gint64 ifs_budget_api_remaining(IfsBudget *b)
+{
+    gint64 said;
+
+    g_mutex_lock(&b->lock);
+    said = b->api_said;
+    g_mutex_unlock(&b->lock);
+    return said;
 }
 
 guint64 ifs_budget_refresh_spent(IfsBudget *b)

@@ -82,7 +82,6 @@ struct IfsHttp {
     GMutex share_locks[CURL_LOCK_DATA_LAST];
 
     atomic_uint_fast64_t requests_sent;
-    atomic_int_fast64_t rate_limit_remaining;
 
     GMutex throttle_lock;  /* guards reads_not_before_us */
     /* Monotonic time (µs) before which no GET may go out: Retry-After. */
@@ -930,8 +929,6 @@ static void budget_settle(IfsHttp *http, CURL *curl)
 
     if (curl)
         curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-    if (remaining >= 0)
-        atomic_store(&http->rate_limit_remaining, remaining);
     ifs_budget_answered(http->budget, limit, remaining, reset, status == 429,
                         g_get_real_time() / G_USEC_PER_SEC);
 }
@@ -1745,7 +1742,6 @@ IfsHttp *ifs_http_new(const IfsHttpConfig *cfg)
     http->idle_handles = g_ptr_array_new();
     share_init(http);
     atomic_init(&http->requests_sent, 0);
-    atomic_init(&http->rate_limit_remaining, -1);
     g_mutex_init(&http->throttle_lock);
     http->budget = ifs_budget_new(cfg->rate_limit, cfg->rate_window_s, cfg->refresh_share,
                                   cfg->rate_limit_source);
@@ -1821,7 +1817,7 @@ IfsBudget *ifs_http_budget(IfsHttp *http)
 gint64 ifs_http_rate_limit_remaining(IfsHttp *http)
 {
     g_return_val_if_fail(http, -1);
-    return atomic_load(&http->rate_limit_remaining);
+    return ifs_budget_api_remaining(http->budget);
 }
 
 void ifs_http_cancel(IfsHttp *http)

@@ -60,6 +60,8 @@ gint64 ifs_budget_try_send(IfsBudget *b, IfsPriority p, gboolean heed_api, gint6
  * API answered 429. */
 void ifs_budget_answered(IfsBudget *b, gint64 limit, gint64 remaining, gint64 reset_s,
                          gboolean was_429, gint64 now_s);
+/* The API's last X-RateLimit-Remaining, -1 when it never said. */
+gint64 ifs_budget_api_remaining(IfsBudget *b);
 /* Epoch seconds until which the API said nothing is left (X-RateLimit-
  * Remaining 0 with a Reset in the future), else 0. */
 gint64 ifs_budget_exhausted_until(IfsBudget *b, gint64 now_s);
