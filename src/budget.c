@@ -11,6 +11,8 @@
 #define WINDOW_SLACK_US G_USEC_PER_SEC
 /* Asking again sooner than this gains nothing. */
 #define MIN_WAIT_US (20 * 1000)
+/* The furthest ahead an X-RateLimit-Reset is believed. */
+#define MAX_RESET_AHEAD_S (24 * 3600)
 
 static _Thread_local IfsPriority thread_priority = IFS_PRIORITY_USER;
 static _Thread_local const gint *priority_source;
@@ -152,7 +154,8 @@ static gint64 until_oldest_leaves(IfsBudget *b, gboolean background, gint64 now_
 static gint64 users_reserve(const IfsBudget *b)
 {
     gint64 limit = b->api_limit > 0 ? b->api_limit : b->limit;
-    gint64 background = limit * b->share_pct / 100;
+    /* limit * share / 100 without overflow: the header may say anything. */
+    gint64 background = limit / 100 * b->share_pct + limit % 100 * b->share_pct / 100;
 
     return limit > 1 ? limit - CLAMP(background, 1, limit - 1) : 0;
 }
@@ -216,6 +219,9 @@ void ifs_budget_answered(IfsBudget *b, gint64 limit, gint64 remaining, gint64 re
     g_mutex_lock(&b->lock);
     if (b->in_flight > 0)
         b->in_flight--;
+    /* No API's window is longer than a day: a Reset beyond that is broken,
+     * and must not hold requests back for years. */
+    reset_s = MIN(reset_s, now_s + MAX_RESET_AHEAD_S);
     if (remaining >= 0) {
         gint64 left = MAX(remaining - (gint64)b->in_flight, 0);
         gboolean new_window = b->api_left < 0 || reset_s > b->api_reset ||

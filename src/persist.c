@@ -135,6 +135,18 @@ static guint64 checksum(const guchar *p, gsize len)
 
 /* ---- saving ---------------------------------------------------------------- */
 
+void persist_seal_v2(guchar *text, gsize len)
+{
+    guint64 le;
+
+    if (len < OFF_COUNT)
+        return;
+    le = GUINT64_TO_LE((guint64)len);
+    memcpy(text + OFF_LENGTH, &le, sizeof le);
+    le = GUINT64_TO_LE(checksum(text + OFF_LENGTH, len - OFF_LENGTH));
+    memcpy(text + OFF_CHECKSUM, &le, sizeof le);
+}
+
 static void put_u32(GString *out, guint32 v)
 {
     v = GUINT32_TO_LE(v);
@@ -150,12 +162,6 @@ static void put_u64(GString *out, guint64 v)
 static void patch_u32(GString *out, gsize at, guint32 v)
 {
     v = GUINT32_TO_LE(v);
-    memcpy(out->str + at, &v, sizeof v);
-}
-
-static void patch_u64(GString *out, gsize at, guint64 v)
-{
-    v = GUINT64_TO_LE(v);
     memcpy(out->str + at, &v, sizeof v);
 }
 
@@ -311,9 +317,7 @@ static GString *encode(const IfsAccountConfig *cfg, gint64 last_refresh, GPtrArr
         if (put_record(out, g_ptr_array_index(items, i), counts, rel))
             records++;
     patch_u32(out, OFF_COUNT, records);
-    patch_u64(out, OFF_LENGTH, out->len);
-    patch_u64(out, OFF_CHECKSUM,
-              checksum((const guchar *)out->str + OFF_LENGTH, out->len - OFF_LENGTH));
+    persist_seal_v2((guchar *)out->str, out->len);
     g_string_free(rel, TRUE);
     g_array_unref(counts);
     return out;

@@ -16,3 +16,7 @@ IfsError *persist_foreign(const char *path, const IfsAccountConfig *cfg, const c
 char *persist_v1_too_costly(const char *path);
 IfsCacheData *persist_load_v1(const char *path, const IfsAccountConfig *cfg,
                               const char *text, gsize len, IfsError **err);
+
+/* Fills in a version 2 file's length and checksum (`len` bytes, its other
+ * header fields and records written), as a save does last. */
+void persist_seal_v2(guchar *text, gsize len);

@@ -69,9 +69,8 @@ static enum MHD_Result answer(struct MHD_Connection *c, unsigned status, const c
     return result;
 }
 
-/* The header's digest against ours, in time that does not depend on
- * where they differ. */
-static gboolean signature_ok(const Webhook *w, const char *header, const GString *body)
+gboolean webhook_signature_ok(const char *secret, const char *header, const char *body,
+                              size_t len)
 {
     GHmac *hmac;
     const char *mine;
@@ -81,9 +80,8 @@ static gboolean signature_ok(const Webhook *w, const char *header, const GString
     if (!header || g_ascii_strncasecmp(header, SIGNATURE_PREFIX, strlen(SIGNATURE_PREFIX)) != 0)
         return FALSE;
     theirs = header + strlen(SIGNATURE_PREFIX);
-    hmac = g_hmac_new(G_CHECKSUM_SHA256, (const guchar *)w->account->cfg->webhook_secret,
-                      strlen(w->account->cfg->webhook_secret));
-    g_hmac_update(hmac, (const guchar *)body->str, (gssize)body->len);
+    hmac = g_hmac_new(G_CHECKSUM_SHA256, (const guchar *)secret, strlen(secret));
+    g_hmac_update(hmac, (const guchar *)body, (gssize)len);
     mine = g_hmac_get_string(hmac); /* lower-case hex, 64 digits */
     if (strlen(theirs) != strlen(mine)) {
         g_hmac_unref(hmac);
@@ -123,8 +121,10 @@ static enum MHD_Result handle(Webhook *w, struct MHD_Connection *c, const GStrin
     IfsError *err = NULL;
     enum MHD_Result result;
 
-    if (!signature_ok(w, MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                     w->spec->signature_header), body)) {
+    if (!webhook_signature_ok(w->account->cfg->webhook_secret,
+                              MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                          w->spec->signature_header),
+                              body->str, body->len)) {
         g_message("account '%s': webhook refused: missing or wrong %s (is "
                   "webhook_secret_file the secret the sender signs with?)", name,
                   w->spec->signature_header);

@@ -471,7 +471,7 @@ static const IfsInventoryColumns deployhq_inventory[] = {
     {"vps", .name = "name", .status = "status", .ip = "ip_address", .region = "region"},
     {"regions", .name = "name", .region = "slug"},
     {"sizes", .name = "label"},
-    {NULL},
+    {.kind = NULL},
 };
 
 const IfsProviderType ifs_provider_deployhq = {

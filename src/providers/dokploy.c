@@ -541,7 +541,7 @@ static gboolean dokploy_act(gpointer state, const char *kind, const char *id, co
 
 static const IfsInventoryColumns dokploy_inventory[] = {
     {"deployments", .name = "title", .status = "status"},
-    {NULL},
+    {.kind = NULL},
 };
 
 const IfsProviderType ifs_provider_dokploy = {

@@ -437,7 +437,7 @@ static gboolean heo_act(gpointer state, const char *kind, const char *id, const 
  * id and the path. */
 static const IfsInventoryColumns heo_inventory[] = {
     {"vps", .name = NULL},
-    {NULL},
+    {.kind = NULL},
 };
 
 const IfsProviderType ifs_provider_heo = {

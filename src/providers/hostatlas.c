@@ -515,7 +515,7 @@ static const IfsInventoryColumns hostatlas_inventory[] = {
     {"servers", .name = "hostname", .status = "status", .ip = "ip_address"},
     {"incidents", .name = "title", .status = "status"},
     {"heartbeats", .name = "name", .status = "status"},
-    {NULL},
+    {.kind = NULL},
 };
 
 /* ---- webhooks --------------------------------------------------------------- */

@@ -424,7 +424,7 @@ static gboolean hostup_poll(gpointer state, const char *poll_url, IfsOpState *st
 static const IfsInventoryColumns hostup_inventory[] = {
     {"vps", .name = "name", .status = "power_state", .ip = "primary_ip",
      .region = "location/datacenter", .addresses = "ip_addresses/*/address"},
-    {NULL},
+    {.kind = NULL},
 };
 
 const IfsProviderType ifs_provider_hostup = {

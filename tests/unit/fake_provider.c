@@ -575,7 +575,7 @@ static const char *const fake_kinds[] = {"vps", NULL};
 /* No ip: a column the API lacks stays empty. */
 static const IfsInventoryColumns fake_inventory[] = {
     {"vps", .name = "name", .status = "power_state", .region = "location/city"},
-    {NULL},
+    {.kind = NULL},
 };
 
 static const IfsCommandSpec power_commands[] = {

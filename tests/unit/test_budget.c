@@ -81,6 +81,18 @@ static void test_an_exhausted_api_holds_everyone_until_reset(void)
 
 /* When the API says little is left (another client on the same key),
  * background leaves the users' part of it and waits for the Reset. */
+/* Found by fuzz_headers: the headers may say anything. */
+static void test_absurd_headers_neither_overflow_nor_hold_for_years(void)
+{
+    IfsBudget *b = ifs_budget_new(0, 0, 50, NULL);
+
+    ifs_budget_answered(b, 335555555555555555, 0, G_MAXINT64, FALSE, T0_S);
+    g_assert_cmpint(ifs_budget_exhausted_until(b, T0_S), ==, T0_S + 24 * 3600);
+    g_assert_cmpint(send_at(b, IFS_PRIORITY_BACKGROUND, T0_US), ==, (gint64)24 * 3600 * S);
+    g_assert_cmpint(send_at(b, IFS_PRIORITY_USER, T0_US), ==, (gint64)24 * 3600 * S);
+    ifs_budget_free(b);
+}
+
 static void test_background_leaves_the_users_part_of_what_is_left(void)
 {
     IfsBudget *b = ifs_budget_new(0, 0, 50, NULL);
@@ -185,6 +197,7 @@ int main(int argc, char **argv)
                     test_users_are_never_behind_background);
     g_test_add_func("/budget/exhausted-api-holds-everyone-until-reset",
                     test_an_exhausted_api_holds_everyone_until_reset);
+    g_test_add_func("/budget/absurd-headers", test_absurd_headers_neither_overflow_nor_hold_for_years);
     g_test_add_func("/budget/background-leaves-the-users-part",
                     test_background_leaves_the_users_part_of_what_is_left);
     g_test_add_func("/budget/answers-only-lower-within-a-window",

@@ -697,6 +697,8 @@ static void test_rate_limit_reset(void)
     g_assert_cmpint(ifs_http_parse_rate_limit_reset("1700000000.75"), ==, 1700000000);
     g_assert_cmpint(ifs_http_parse_rate_limit_reset("2023-11-14T22:13:20Z"), ==, 1700000000);
     g_assert_cmpint(ifs_http_parse_rate_limit_reset("2023-11-14T22:13:20.123Z"), ==, 1700000000);
+    /* Found by fuzz_headers: a date before 1970 is no Reset. */
+    g_assert_cmpint(ifs_http_parse_rate_limit_reset("0226-12-06T12:00:00Z"), ==, -1);
     g_assert_cmpint(ifs_http_parse_rate_limit_reset("2023-11-14T23:13:20+01:00"), ==, 1700000000);
     /* Without a zone the time is taken as UTC. */
     g_assert_cmpint(ifs_http_parse_rate_limit_reset("2023-11-14T22:13:20"), ==, 1700000000);

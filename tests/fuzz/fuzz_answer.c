@@ -1,0 +1,53 @@
+/* One API answer, read as the HTTP client reads it: the first line is
+ * "NNN content/type", the rest the body. An error status goes through
+ * the error-body readers of every provider's shape; a 2xx body is read
+ * as the JSON a GET expects. */
+#include "fuzz_util.h"
+
+#include "../../src/http_answer.h"
+
+#include <string.h>
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    fuzz_quiet_logs();
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    const char *text = (const char *)data;
+    const char *nl = memchr(text, '\n', size);
+    size_t head = nl ? (size_t)(nl - text) : size;
+    char *first = g_strndup(text, head);
+    const char *space = strchr(first, ' ');
+    IfsHttpResponse resp = {0};
+    IfsError *err = NULL;
+    json_object *json;
+    guint64 status = 0;
+
+    if (space)
+        first[space - first] = '\0';
+    g_ascii_string_to_unsigned(first, 10, 100, 599, &status, NULL);
+    resp.status = status ? (int)status : 200;
+    resp.content_type = space ? (char *)space + 1 : NULL;
+    resp.body = g_strndup(nl ? nl + 1 : "", nl ? size - head - 1 : 0);
+    resp.body_len = nl ? size - head - 1 : 0;
+    if (resp.status >= 200 && resp.status <= 299) {
+        json = ifs_http_answer_json(&resp, "fuzz", "/path", &err);
+        if (!json == !err)
+            __builtin_trap(); /* a value, or why there is none */
+        json_object_put(json);
+    } else {
+        err = ifs_http_error_from_response(resp.status, resp.content_type, resp.body,
+                                           resp.body_len, "GET", "/path", "fuzz");
+        if (!err || !g_utf8_validate(err->message, -1, NULL))
+            __builtin_trap(); /* messages end up in one-line files */
+    }
+    ifs_error_free(err);
+    g_free(resp.body);
+    g_free(first);
+    return 0;
+}
