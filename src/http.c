@@ -610,6 +610,14 @@ static struct curl_slist *request_headers(const IfsHttp *http, gboolean has_body
     return headers;
 }
 
+/* The list holds the credential's header line. */
+static void free_headers(struct curl_slist *headers)
+{
+    for (struct curl_slist *h = headers; h; h = h->next)
+        explicit_bzero(h->data, strlen(h->data));
+    curl_slist_free_all(headers);
+}
+
 static void set_method(CURL *curl, const char *method, const char *json_body)
 {
     gboolean idempotent = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
@@ -674,13 +682,6 @@ static void configure_transfer(CURL *curl, IfsHttp *http,
     curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, check_cancelled);
     curl_easy_setopt(curl, CURLOPT_XFERINFODATA, http);
-    if (http->auth == IFS_AUTH_BASIC && to->own_origin) {
-        curl_easy_setopt(curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-        curl_easy_setopt(curl, CURLOPT_USERNAME, http->user ? http->user : "");
-        g_mutex_lock(&http->cred_lock);
-        curl_easy_setopt(curl, CURLOPT_PASSWORD, http->secret);
-        g_mutex_unlock(&http->cred_lock);
-    }
     set_method(curl, method, json_body);
 }
 
@@ -858,7 +859,7 @@ static Attempt attempt_once(IfsHttp *http, const char *method,
                            : transport_failure(to->origin, curl, rc, &t, where);
         pool_release(http, curl);
     }
-    curl_slist_free_all(headers);
+    free_headers(headers);
     if (t.body)
         g_byte_array_unref(t.body);
     return a;
@@ -1170,15 +1171,27 @@ static gboolean has_control_chars(const char *s)
     return FALSE;
 }
 
+/* Basic too is written here rather than given to curl as a user and
+ * password: curl would keep its own copies in every pooled handle, and
+ * free them without wiping. */
 static char *auth_header_line(const IfsHttpConfig *cfg)
 {
+    char *pair, *b64, *line;
+
     switch (cfg->auth) {
     case IFS_AUTH_BEARER:
         return g_strdup_printf("Authorization: Bearer %s", cfg->secret);
     case IFS_AUTH_HEADER:
         return g_strdup_printf("%s: %s", cfg->auth_header, cfg->secret);
+    case IFS_AUTH_BASIC:
+        pair = g_strconcat(cfg->user ? cfg->user : "", ":", cfg->secret, NULL);
+        b64 = g_base64_encode((const guchar *)pair, strlen(pair));
+        line = g_strconcat("Authorization: Basic ", b64, NULL);
+        free_secret(b64);
+        free_secret(pair);
+        return line;
     default:
-        return NULL; /* none, or Basic which curl encodes */
+        return NULL;
     }
 }
 

@@ -3,14 +3,17 @@
 
     tests/fuzz/long_run.py BUILD-FUZZ-DIR [MINUTES-EACH] [TARGET ...]
 
-Two targets run at a time. Each starts from its seed corpus
-(tests/fuzz/corpus/TARGET) and works in a scratch copy of it; a crashing
+The targets are the fuzz suite's tests of BUILD-FUZZ-DIR (meson
+introspect), two at a time. Each starts from its seed corpus
+(tests/fuzz/corpus/TARGET), adding what it finds to a scratch directory
+(the corpus is left as it is); a crashing
 input is kept in BUILD-FUZZ-DIR/tests/fuzz/long-run/TARGET/. Prints, per
 target: executions, executions a second, coverage (libFuzzer's edge
 counter `cov` and feature counter `ft`), corpus size at the start and the
 end, peak memory and findings."""
 
 import concurrent.futures
+import json
 import os
 import re
 import shutil
@@ -18,24 +21,30 @@ import subprocess
 import sys
 import tempfile
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-TARGETS = ["hostup", "heo", "deployhq", "hostatlas", "dokploy", "config", "control",
-           "headers", "answer", "json", "cache", "webhook"]
-PROVIDERS = TARGETS[:5]
+
+def fuzz_tests(build):
+    """name -> (executable, seed corpus, dictionary or None), as meson runs
+    them (tests/fuzz/meson.build says which is which)."""
+    out = subprocess.run(["meson", "introspect", "--tests", build], check=True,
+                         stdout=subprocess.PIPE).stdout
+    tests = {}
+    for t in json.loads(out):
+        if any(suite.split(":")[-1] == "fuzz" for suite in t["suite"]):
+            exe, corpus, _seconds, _findings, *rest = t["cmd"][1:]
+            tests[t["name"]] = (os.path.join(build, exe), corpus, rest[0] if rest else None)
+    return tests
 
 
-def run(build, target, seconds):
-    exe = os.path.join(build, "tests", "fuzz", f"fuzz_{target}")
-    seeds = os.path.join(HERE, "corpus", target)
+def run(build, target, test, seconds):
+    exe, seeds, dict_file = test
     findings = os.path.join(build, "tests", "fuzz", "long-run", target)
     shutil.rmtree(findings, ignore_errors=True)
     os.makedirs(findings)
-    dict_file = os.path.join(HERE, ("provider" if target in PROVIDERS else target) + ".dict")
     with tempfile.TemporaryDirectory() as scratch:
         args = [exe, f"-max_total_time={seconds}", "-timeout=10", "-rss_limit_mb=2048",
                 "-max_len=65536", "-print_final_stats=1", "-error_exitcode=1",
                 f"-artifact_prefix={findings}/", scratch, seeds]
-        if os.path.exists(dict_file):
+        if dict_file and os.path.exists(dict_file):
             args.insert(1, f"-dict={dict_file}")
         env = {**os.environ, "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=1",
                "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1"}
@@ -70,12 +79,13 @@ def main():
         sys.exit(__doc__)
     build = os.path.abspath(sys.argv[1])
     minutes = float(sys.argv[2]) if len(sys.argv) > 2 else 5
-    targets = sys.argv[3:] or TARGETS
+    tests = fuzz_tests(build)
+    targets = sys.argv[3:] or sorted(tests)
     seconds = int(minutes * 60)
     print(f"{len(targets)} targets, {seconds} s each, 2 at a time; load average "
           f"{os.getloadavg()[0]:.2f}", flush=True)
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        results = list(pool.map(lambda t: run(build, t, seconds), targets))
+        results = list(pool.map(lambda t: run(build, t, tests[t], seconds), targets))
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
     print(f"{'target':10} {'executions':>12} {'/s':>7} {'cov start':>9} {'cov':>6} {'ft':>7} "
           f"{'seeds':>5} {'corpus':>6} {'MB':>5}  findings")

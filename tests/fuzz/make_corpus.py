@@ -33,7 +33,6 @@ SIM = os.path.join(HERE, "..", "..", "contrib", "infrafs-sim")
 SEPARATOR = b"\n%%infrafs-answer%%\n"
 TOKEN = "demo-token"
 USER = "demo@example.com"
-PROVIDERS = ["hostup", "heo", "deployhq", "hostatlas", "dokploy"]
 WEBHOOK_SECRET = b"fuzz-webhook-secret"  # fuzz_webhook.c's
 
 
@@ -242,7 +241,10 @@ def main():
             time.sleep(0.1)
         ports = json.load(open(ports_file))
         first_answers = {}
-        for provider in PROVIDERS:
+        # Every provider the simulator has, that has a fuzz target.
+        providers = [p for p in ports
+                     if os.path.exists(os.path.join(build, "tests", "fuzz", f"fuzz_{p}"))]
+        for provider in providers:
             seeds = provider_seeds(build, ports, provider)
             write(corpus, provider, seeds)
             for name, script in seeds.items():
