@@ -3,6 +3,7 @@
 #include "actions.h"
 
 #include "events.h"
+#include "infrafs/text.h"
 
 #include <errno.h>
 #include <pwd.h>
@@ -150,7 +151,7 @@ static const char *or_dash(const char *text)
  * notice level (the journal, syslog). Secrets are redacted from both. */
 static void log_action(Actions *ac, Account *a, const ActionRecord *r)
 {
-    char *when = store_iso_time(store_now());
+    char *when = ifs_iso_time(store_now());
     char *message = store_one_line(r->message, 1024);
     char buf[16];
     const char *status = status_text(r->http_status, buf);
@@ -350,7 +351,7 @@ static char *writer_text(uid_t uid)
 static char *last_action_line(const char *command, const IfsError *err,
                               const IfsActionResult *res, uid_t writer)
 {
-    char *when = store_iso_time(store_now());
+    char *when = ifs_iso_time(store_now());
     char *who = writer_text(writer);
     char *line;
 

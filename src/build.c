@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "infrafs/jsontree.h"
+#include "infrafs/text.h"
 
 /* The order kind directories appear in; CONTRACT §3. */
 static const char *const known_kinds[] = {
@@ -393,7 +394,7 @@ static char *progress_text(Account *a)
     GString *t = g_string_new(NULL);
 
     if (started > 0) {
-        char *when = store_iso_time(started);
+        char *when = ifs_iso_time(started);
 
         g_string_append_printf(t, "state refreshing\nstarted %s\npages %u\nresources %u\n"
                                "seconds %" G_GINT64_FORMAT "\n", when,
@@ -428,10 +429,10 @@ static IfsNode *build_provider_dir(Account *a, const char *problems)
     add_line(b, "url", url);
     g_free(url);
     add_line(b, "state", a->state);
-    text = store_iso_time(a->last_refresh);
+    text = ifs_iso_time(a->last_refresh);
     add_line(b, "last_refresh", text);
     g_free(text);
-    text = store_iso_time(a->next_refresh);
+    text = ifs_iso_time(a->next_refresh);
     add_line(b, "next_refresh", text);
     g_free(text);
     last_error = g_strconcat(a->last_error ? a->last_error : "",

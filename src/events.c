@@ -2,6 +2,7 @@
 #include "events.h"
 
 #include "infrafs/jsonparse.h"
+#include "infrafs/text.h"
 #include "model.h"
 
 struct Events {
@@ -41,7 +42,7 @@ EventBatch *events_batch_new(void)
 {
     EventBatch *b = g_new0(EventBatch, 1);
 
-    b->when = store_iso_time(store_now());
+    b->when = ifs_iso_time(store_now());
     b->text = g_string_new(NULL);
     b->json = g_string_new(NULL);
     return b;

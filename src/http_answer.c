@@ -530,6 +530,15 @@ static IfsError *unreadable_answer(const char *where, const IfsHttpResponse *res
     return err;
 }
 
+void ifs_http_response_free(IfsHttpResponse *resp)
+{
+    if (!resp)
+        return;
+    g_free(resp->body);
+    g_free(resp->content_type);
+    g_free(resp);
+}
+
 json_object *ifs_http_answer_json(const IfsHttpResponse *resp, const char *account,
                                   const char *path, IfsError **err)
 {

@@ -11,19 +11,6 @@ const IfsControlSpec store_refresh_spec = {"providers", "refresh", ifs_trigger_c
 
 /* ---- small helpers ---------------------------------------------------- */
 
-char *store_iso_time(gint64 epoch)
-{
-    GDateTime *dt;
-    char *text;
-
-    if (epoch <= 0)
-        return g_strdup("");
-    dt = g_date_time_new_from_unix_utc(epoch);
-    text = g_date_time_format(dt, "%Y-%m-%dT%H:%M:%SZ");
-    g_date_time_unref(dt);
-    return text;
-}
-
 gint64 store_now(void)
 {
     return g_get_real_time() / G_USEC_PER_SEC;

@@ -225,7 +225,6 @@ void account_replace_resource(Account *a, const char *kind, const char *id,
 GHashTable *account_take_changes_after(Account *a, guint64 since);
 
 /* ---- small helpers ---- */
-char *store_iso_time(gint64 epoch);
 gint64 store_now(void);
 char *store_one_line(const char *text, size_t max);
 char *store_escaped_input(const char *buf, size_t len, size_t max);

@@ -8,6 +8,7 @@
 #include "infrafs/jsonparse.h"
 #include "infrafs/names.h"
 #include "infrafs/provider.h"
+#include "kit.h"
 
 /* DeployHQ syncs and provisions in a background job: the re-read right
  * after the POST usually still shows the old status, so read once more a
@@ -58,19 +59,15 @@ static IfsResource *named_resource(const char *kind, json_object *item, const ch
 {
     const char *name = ifs_json_string_field(item, key);
     IfsResource *r = ifs_resource_new(kind, name, item);
-    json_object *v;
+    char *why;
 
     if (name)
         return r;
     if (!json_object_is_type(item, json_type_object)) {
         r->problem = g_strdup_printf("%s #%u is not a JSON object", what, index + 1);
-    } else if (json_object_object_get_ex(item, key, &v) &&
-               json_object_is_type(v, json_type_string)) {
-        char *shown = ifs_name_escape(json_object_get_string(v),
-                                      (size_t)json_object_get_string_len(v));
-        r->problem = g_strdup_printf("%s %s '%s' holds a NUL byte", what, key,
-                                     shown ? shown : "");
-        g_free(shown);
+    } else if ((why = ifs_kit_id_problem(item, key))) {
+        r->problem = g_strdup_printf("%s %s", what, why);
+        g_free(why);
     } else {
         const char *label = ifs_json_string_field(item, "name");
         r->problem = g_strdup_printf("%s #%u%s%s%s has no %s string", what, index + 1,

@@ -6,8 +6,8 @@
 #include <string.h>
 
 #include "infrafs/details.h"
-#include "infrafs/names.h"
 #include "infrafs/provider.h"
+#include "kit.h"
 
 /* A log file is a tail, never the whole build output: both bounds apply. */
 #define LOG_TAIL_LINES 200
@@ -76,22 +76,6 @@ static void owner_free(gpointer p)
     g_free(o->id);
     g_free(o->path);
     g_free(o);
-}
-
-/* Why a string id field is unusable (it holds a NUL byte), or NULL when it
- * is usable or simply absent. */
-static char *bad_id_problem(json_object *obj, const char *key)
-{
-    json_object *v;
-    char *shown, *problem;
-
-    if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_string) ||
-        ifs_json_string_field(obj, key))
-        return NULL;
-    shown = ifs_name_escape(json_object_get_string(v), (size_t)json_object_get_string_len(v));
-    problem = g_strdup_printf("%s '%s' holds a NUL byte", key, shown ? shown : "");
-    g_free(shown);
-    return problem;
 }
 
 static json_object *array_member(json_object *obj, const char *key)
@@ -193,16 +177,8 @@ static void dokploy_close(gpointer state)
 
 static json_object *get_array(Dokploy *d, const char *path, IfsError **err)
 {
-    json_object *body = ifs_http_get_json(d->http, path, err);
-
-    if (body && !json_object_is_type(body, json_type_array)) {
-        json_object_put(body);
-        ifs_error_propagate(err, ifs_error_new(EIO, 0, NULL,
-            "account '%s': GET %s: expected a JSON array; the API answered something else "
-            "(is `url` the Dokploy origin, without /api?)", d->account, path));
-        return NULL;
-    }
-    return body;
+    return ifs_kit_get_array(d->http, d->account, path,
+                             "(is `url` the Dokploy origin, without /api?)", err);
 }
 
 /* A service without a usable id cannot be asked for its deployments: say
@@ -211,7 +187,7 @@ static void report_service(GPtrArray *problems, const char *what, json_object *i
                            const char *field, const char *project)
 {
     IfsResource *r = ifs_resource_new("deployments", NULL, json_object_new_object());
-    char *why = bad_id_problem(item, field);
+    char *why = ifs_kit_id_problem(item, field);
 
     r->problem = g_strdup_printf("%s in project '%s': %s", what, project,
                                  why ? why : "no string id, its deployments are not listed");
@@ -298,15 +274,9 @@ static GPtrArray *discover(Dokploy *d, GPtrArray *problems, IfsError **err)
  * whose it is. */
 static IfsResource *deployment_resource(json_object *item, const Owner *o)
 {
-    IfsResource *r;
-
     if (!json_object_object_get_ex(item, o->field, NULL))
         json_object_object_add(item, o->field, json_object_new_string(o->id));
-    r = ifs_resource_new("deployments", ifs_json_string_field(item, "deploymentId"),
-                         json_object_get(item));
-    if (!r->id)
-        r->problem = bad_id_problem(item, "deploymentId");
-    return r;
+    return ifs_kit_resource("deployments", json_object_get(item), "deploymentId");
 }
 
 /* The owner's deployments, appended to `out`. FALSE with *err on failure. */

@@ -11,6 +11,7 @@
 
 #include "infrafs/jsonparse.h"
 #include "infrafs/provider.h"
+#include "infrafs/text.h"
 
 /* An id becomes a directory name and a URL path segment; HEO's look like
  * "vps_123". Longer ones are a typo, not an id. */
@@ -196,15 +197,6 @@ static void heo_close(gpointer state)
 
 /* ---- resources: infrafs's own record -------------------------------------- */
 
-static char *iso_time(gint64 epoch)
-{
-    GDateTime *dt = g_date_time_new_from_unix_utc(epoch);
-    char *text = g_date_time_format(dt, "%Y-%m-%dT%H:%M:%SZ");
-
-    g_date_time_unref(dt);
-    return text;
-}
-
 static json_object *string_or_null(const char *s)
 {
     return s ? json_object_new_string(s) : json_object_new_null();
@@ -215,7 +207,7 @@ static json_object *string_or_null(const char *s)
 static json_object *vps_object(const char *id, const Request *r)
 {
     json_object *obj = json_object_new_object();
-    char *at = r ? iso_time(r->at) : NULL;
+    char *at = r ? ifs_iso_time(r->at) : NULL;
     char *status = r ? g_strdup_printf("%s requested at %s (" NO_LIVE_STATE ")", r->action, at)
                      : g_strdup("nothing requested since mount (" NO_LIVE_STATE ")");
 

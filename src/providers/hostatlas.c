@@ -8,6 +8,7 @@
 #include "infrafs/jsonparse.h"
 #include "infrafs/progress.h"
 #include "infrafs/provider.h"
+#include "kit.h"
 
 #define API_PREFIX "/api/v1/"
 #define PER_PAGE 100
@@ -324,21 +325,8 @@ static char *server_path(const char *id)
 static json_object *get_detail(Hostatlas *h, const char *id, IfsError **err)
 {
     char *path = server_path(id);
-    json_object *raw = ifs_http_get_json(h->http, path, err);
-    json_object *data = NULL, *obj = NULL;
+    json_object *obj = ifs_kit_get_object(h->http, h->account, path, TRUE, err);
 
-    if (raw && json_object_is_type(raw, json_type_object) &&
-        !json_object_object_get_ex(raw, "id", NULL) &&
-        json_object_object_get_ex(raw, "data", &data) &&
-        json_object_is_type(data, json_type_object))
-        obj = json_object_get(data);
-    else if (raw && json_object_is_type(raw, json_type_object))
-        obj = json_object_get(raw);
-    else if (raw)
-        ifs_error_propagate(err, ifs_error_new(EIO, 0, NULL,
-            "account '%s': GET %s: expected a JSON object; the API answered something else",
-            h->account, path));
-    json_object_put(raw);
     g_free(path);
     return obj;
 }

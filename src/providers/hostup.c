@@ -5,9 +5,9 @@
 
 #include "infrafs/details.h"
 #include "infrafs/jsonparse.h"
-#include "infrafs/names.h"
 #include "infrafs/progress.h"
 #include "infrafs/provider.h"
+#include "kit.h"
 
 #define PAGE_LIMIT 100
 #define MAX_PAGES 100000
@@ -82,36 +82,10 @@ static char *vps_path(const char *id, const char *suffix)
     return ifs_api_path("/api/v2/vps/", id, suffix);
 }
 
-/* Accept both a bare object and {"data": {...}}. Returns a new reference. */
-static json_object *unwrap_object(json_object *obj)
-{
-    json_object *data;
-
-    if (json_object_is_type(obj, json_type_object) &&
-        !json_object_object_get_ex(obj, "id", NULL) &&
-        json_object_object_get_ex(obj, "data", &data) &&
-        json_object_is_type(data, json_type_object))
-        return json_object_get(data);
-    return json_object_get(obj);
-}
-
+/* A bare object, or one wrapped as {"data": {...}}. */
 static json_object *get_object(Hostup *h, const char *path, IfsError **err)
 {
-    json_object *raw = ifs_http_get_json(h->http, path, err);
-    json_object *obj;
-
-    if (!raw)
-        return NULL;
-    obj = unwrap_object(raw);
-    json_object_put(raw);
-    if (!json_object_is_type(obj, json_type_object)) {
-        json_object_put(obj);
-        ifs_error_propagate(err, ifs_error_new(EIO, 0, NULL,
-            "account '%s': GET %s: expected a JSON object; the API answered something else",
-            h->account, path));
-        return NULL;
-    }
-    return obj;
+    return ifs_kit_get_object(h->http, h->account, path, TRUE, err);
 }
 
 /* A VPS's detail: /details (action gates and more) and /status (live
@@ -164,18 +138,7 @@ static const IfsDetailSpec vps_details = {
 
 static IfsResource *vps_resource(json_object *item)
 {
-    IfsResource *r = ifs_resource_new("vps", ifs_json_string_field(item, "id"),
-                                      json_object_get(item));
-    json_object *id;
-
-    if (!r->id && json_object_object_get_ex(item, "id", &id) &&
-        json_object_is_type(id, json_type_string)) {
-        char *shown = ifs_name_escape(json_object_get_string(id),
-                                      (size_t)json_object_get_string_len(id));
-        r->problem = g_strdup_printf("id '%s' holds a NUL byte", shown ? shown : "");
-        g_free(shown);
-    }
-    return r;
+    return ifs_kit_resource("vps", json_object_get(item), "id");
 }
 
 /* One page of the cursor-paginated list. Returns the next cursor (g_free),

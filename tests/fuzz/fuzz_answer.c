@@ -8,33 +8,25 @@
 
 #include <string.h>
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fuzz_quiet_logs();
-    return 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    const char *text = (const char *)data;
-    const char *nl = memchr(text, '\n', size);
-    size_t head = nl ? (size_t)(nl - text) : size;
-    char *first = g_strndup(text, head);
-    const char *space = strchr(first, ' ');
     IfsHttpResponse resp = {0};
     IfsError *err = NULL;
     json_object *json;
     guint64 status = 0;
+    char *first, *space;
+    const char *body;
+    size_t len;
 
+    fuzz_split_line(data, size, &first, &body, &len);
+    space = strchr(first, ' ');
     if (space)
         first[space - first] = '\0';
     g_ascii_string_to_unsigned(first, 10, 100, 599, &status, NULL);
     resp.status = status ? (int)status : 200;
     resp.content_type = space ? (char *)space + 1 : NULL;
-    resp.body = g_strndup(nl ? nl + 1 : "", nl ? size - head - 1 : 0);
-    resp.body_len = nl ? size - head - 1 : 0;
+    resp.body = g_strndup(body, len);
+    resp.body_len = len;
     if (resp.status >= 200 && resp.status <= 299) {
         json = ifs_http_answer_json(&resp, "fuzz", "/path", &err);
         if (!json == !err)

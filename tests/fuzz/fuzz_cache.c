@@ -22,7 +22,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
     (void)argc;
     (void)argv;
-    fuzz_quiet_logs();
     config = fuzz_load_config(text, strlen(text), &err);
     if (!config) {
         g_printerr("fuzz_cache: %s\n", err->message);

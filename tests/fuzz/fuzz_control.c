@@ -12,7 +12,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    fuzz_quiet_logs();
     specs = g_ptr_array_new();
     for (const IfsProviderType *const *p = ifs_provider_all(); *p; p++)
         for (const IfsControlSpec *spec = (*p)->controls; spec && spec->kind; spec++)

@@ -31,7 +31,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
     (void)argc;
     (void)argv;
-    fuzz_quiet_logs();
     type = ifs_provider_find(FUZZ_PROVIDER);
     g_string_append_printf(text, "[fuzz]\ntype = %s\nurl = http://127.0.0.1:9\n"
                            "token = fuzz-token\n", FUZZ_PROVIDER);

@@ -19,10 +19,22 @@ static void log_or_abort(const gchar *domain, GLogLevelFlags level, const gchar 
     }
 }
 
-void fuzz_quiet_logs(void)
+/* Before any target's code runs. */
+__attribute__((constructor)) static void quiet_logs(void)
 {
     g_log_set_default_handler(log_or_abort, NULL);
     g_log_set_always_fatal(G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_ERROR);
+}
+
+void fuzz_split_line(const uint8_t *data, size_t size, char **first, const char **rest,
+                     size_t *rest_len)
+{
+    const char *text = (const char *)data;
+    const char *nl = memchr(text, '\n', size);
+
+    *first = g_strndup(text, nl ? (size_t)(nl - text) : size);
+    *rest = nl ? nl + 1 : text + size;
+    *rest_len = nl ? size - (size_t)(nl - text) - 1 : 0;
 }
 
 IfsConfig *fuzz_load_config(const char *text, size_t len, IfsError **err)

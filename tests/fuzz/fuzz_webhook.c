@@ -10,22 +10,13 @@
 
 #define SECRET "fuzz-webhook-secret"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fuzz_quiet_logs();
-    return 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    const char *text = (const char *)data;
-    const char *nl = memchr(text, '\n', size);
-    char *header = g_strndup(text, nl ? (size_t)(nl - text) : size);
-    const char *body = nl ? nl + 1 : text + size;
-    size_t len = nl ? size - (size_t)(nl - text) - 1 : 0;
+    char *header;
+    const char *body;
+    size_t len;
 
+    fuzz_split_line(data, size, &header, &body, &len);
     webhook_signature_ok(SECRET, header, body, len);
     for (const IfsProviderType *const *p = ifs_provider_all(); *p; p++) {
         char *kind = NULL, *id = NULL, *delivery = NULL;

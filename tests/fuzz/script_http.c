@@ -171,15 +171,6 @@ IfsHttpResponse *ifs_http_request_url(IfsHttp *http, const char *method, const c
     return answer(http, method, url, err);
 }
 
-void ifs_http_response_free(IfsHttpResponse *resp)
-{
-    if (!resp)
-        return;
-    g_free(resp->body);
-    g_free(resp->content_type);
-    g_free(resp);
-}
-
 json_object *ifs_http_get_json(IfsHttp *http, const char *path, IfsError **err)
 {
     IfsHttpResponse *resp = ifs_http_request(http, "GET", path, NULL, err);
