@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "infrafs/text.h"
 #include "test_util.h"
 
 static void test_account_opens_with_its_provider(void)
@@ -205,10 +206,10 @@ static void test_text_helpers(void)
     g_assert_cmpstr(text, ==, "vps/a/b");
     g_free(text);
 
-    text = store_iso_time(0);
+    text = ifs_iso_time(0);
     g_assert_cmpstr(text, ==, "");
     g_free(text);
-    text = store_iso_time(1700000000);
+    text = ifs_iso_time(1700000000);
     g_assert_cmpstr(text, ==, "2023-11-14T22:13:20Z");
     g_free(text);
 
