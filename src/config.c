@@ -8,6 +8,7 @@
  * We parse INI ourselves because GKeyFile can neither report line numbers
  * nor accept the inline comments the contract's example uses. */
 #include "infrafs/config.h"
+#include "infrafs/text.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -1316,19 +1317,10 @@ static gboolean run_command(const char *command, const char *cwd,
 /* "(stderr: first line)" for messages, bounded and printable. */
 static char *stderr_excerpt(const GString *err)
 {
-    const char *start = err->str;
-    while (g_ascii_isspace(*start))
-        start++;
-    size_t len = strcspn(start, "\r\n");
-    if (len == 0)
-        return g_strdup("no error output");
-    if (len > STDERR_EXCERPT_MAX)
-        len = STDERR_EXCERPT_MAX;
-    char *line = g_utf8_make_valid(start, (gssize)len);
-    for (char *p = line; *p; p++)
-        if (g_ascii_iscntrl(*p))
-            *p = ' ';
-    char *excerpt = g_strdup_printf("stderr: %s", g_strchomp(line));
+    const char *start = err->str + strspn(err->str, " \t\r\n\v\f");
+    char *line = ifs_one_line(start, (gssize)strcspn(start, "\r\n"), STDERR_EXCERPT_MAX);
+    char *excerpt = line ? g_strdup_printf("stderr: %s", line) : g_strdup("no error output");
+
     g_free(line);
     return excerpt;
 }

@@ -8,6 +8,7 @@
 #include "http_answer.h"
 
 #include "infrafs/jsonparse.h"
+#include "infrafs/text.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -22,42 +23,6 @@
 /* ------------------------------------------------------------------------ */
 /* Making provider text fit in one line of a message                          */
 
-/* Provider text ends up in one-line files (last_action) and in logs: make it
- * valid UTF-8, fold control characters and runs of white space into one
- * space, and cut it after `max_chars` characters. */
-static char *one_line(const char *text, gssize len, guint max_chars)
-{
-    char *valid = g_utf8_make_valid(text, len);
-    GString *out = g_string_new(NULL);
-    gboolean space_pending = FALSE;
-    guint chars = 0;
-    const char *p;
-
-    for (p = valid; *p && chars < max_chars; p = g_utf8_next_char(p)) {
-        gunichar c = g_utf8_get_char(p);
-
-        if (g_unichar_isspace(c) || g_unichar_iscntrl(c)) {
-            space_pending = out->len > 0;
-            continue;
-        }
-        if (space_pending) {
-            g_string_append_c(out, ' ');
-            chars++;
-            space_pending = FALSE;
-        }
-        g_string_append_unichar(out, c);
-        chars++;
-    }
-    if (*p)
-        g_string_append(out, "...");
-    g_free(valid);
-    if (out->len == 0) {
-        g_string_free(out, TRUE);
-        return NULL;
-    }
-    return g_string_free(out, FALSE);
-}
-
 static const char *skip_space(const char *s)
 {
     while (g_ascii_isspace(*s))
@@ -71,7 +36,7 @@ static char *first_line(const char *text)
     const char *start = skip_space(text);
     const char *end = strchr(start, '\n');
 
-    return one_line(start, end ? end - start : -1, MAX_DETAIL_CHARS);
+    return ifs_one_line(start, end ? end - start : -1, MAX_DETAIL_CHARS);
 }
 
 /* An HTML error page's first line is "<html>" or a doctype; its <title>
@@ -87,7 +52,7 @@ static char *html_title(const char *text)
         char *end = start ? strstr(start, "</title") : NULL;
 
         if (end)
-            title = one_line(text + (start + 1 - lower), end - (start + 1),
+            title = ifs_one_line(text + (start + 1 - lower), end - (start + 1),
                              MAX_DETAIL_CHARS);
     }
     g_free(lower);
@@ -349,8 +314,8 @@ static void provider_detail(const char *content_type, const char *body,
         detail_from_json(json, &raw_code, &raw_message);
         json_object_put(json);
     }
-    *code = raw_code ? one_line(raw_code, -1, MAX_CODE_CHARS) : NULL;
-    *message = raw_message ? one_line(raw_message, -1, MAX_DETAIL_CHARS) : NULL;
+    *code = raw_code ? ifs_one_line(raw_code, -1, MAX_CODE_CHARS) : NULL;
+    *message = raw_message ? ifs_one_line(raw_message, -1, MAX_DETAIL_CHARS) : NULL;
     if (!*code && !*message)
         *message = text_detail(content_type, text);
     g_free(raw_code);

@@ -266,32 +266,11 @@ static IfsResource *heo_fetch(gpointer state, const char *kind, const char *id, 
 
 /* ---- actions ------------------------------------------------------------------ */
 
-/* HEO's text as one valid UTF-8 line of bounded length (it lands in files
- * and in last_action). NULL for NULL or nothing printable. */
+/* HEO's text as one line of bounded length (it lands in files and in
+ * last_action). NULL for NULL or nothing printable. */
 static char *one_line(const char *text)
 {
-    char *valid, *out;
-    GString *s;
-    guint chars = 0;
-
-    if (!text)
-        return NULL;
-    valid = g_utf8_make_valid(text, -1);
-    s = g_string_new(NULL);
-    for (const char *p = valid; *p && chars < MAX_TEXT_CHARS; p = g_utf8_next_char(p), chars++) {
-        gunichar c = g_utf8_get_char(p);
-        if (g_unichar_iscntrl(c) || g_unichar_isspace(c))
-            g_string_append_c(s, ' ');
-        else
-            g_string_append_unichar(s, c);
-    }
-    g_free(valid);
-    out = g_strstrip(g_string_free(s, FALSE));
-    if (!*out) {
-        g_free(out);
-        return NULL;
-    }
-    return out;
+    return text ? ifs_one_line(text, -1, MAX_TEXT_CHARS) : NULL;
 }
 
 /* The whole body as one JSON object, or NULL (a body with a NUL byte or
