@@ -3,6 +3,7 @@
 #include "actions.h"
 
 #include "events.h"
+#include "infrafs/backoff.h"
 #include "infrafs/text.h"
 
 #include <errno.h>
@@ -245,6 +246,7 @@ static void poll_operation(Actions *ac, Account *a, Operation *op)
     gint64 deadline = g_get_monotonic_time() +
                       (gint64)m->opts.op_poll_timeout_s * G_USEC_PER_SEC;
     gint64 interval = POLL_MIN_MS;
+    guint polls = 0;
     IfsOpState state = IFS_OP_PENDING;
 
     while (state == IFS_OP_PENDING && sleep_unless_stopping(m, interval)) {
@@ -279,7 +281,7 @@ static void poll_operation(Actions *ac, Account *a, Operation *op)
             op_update(m, op, state, "timeout");
             bump_extras(a, op->res_kind, op->res_id);
         }
-        interval = MIN(interval * 2, POLL_MAX_MS);
+        interval = ifs_backoff(POLL_MIN_MS, POLL_MAX_MS, ++polls);
     }
     if (state == IFS_OP_PENDING) { /* stopping */
         op_update(m, op, IFS_OP_FAILED, "cancelled");

@@ -9,6 +9,7 @@
 
 #include "http_answer.h"
 
+#include "infrafs/backoff.h"
 #include "infrafs/budget.h"
 #include "infrafs/jsonparse.h"
 
@@ -870,11 +871,8 @@ static Attempt attempt_once(IfsHttp *http, const char *method,
 
 static gulong backoff_us(const IfsHttp *http, unsigned retry)
 {
-    gint64 ms = BACKOFF_FIRST_MS;
+    gint64 ms = ifs_backoff(BACKOFF_FIRST_MS, BACKOFF_MAX_MS, retry);
 
-    for (unsigned i = 0; i < retry && ms < BACKOFF_MAX_MS; i++)
-        ms *= 2;
-    ms = MIN(ms, BACKOFF_MAX_MS);
     ms = MIN(ms, (gint64)http->max_retry_wait_s * 1000);
     return (gulong)(ms * 1000);
 }

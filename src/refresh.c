@@ -2,6 +2,7 @@
  * delays, merging a list into the model, and the disk cache. */
 #include "refresh.h"
 
+#include "infrafs/backoff.h"
 #include "infrafs/budget.h"
 #include "infrafs/sanitizer.h"
 
@@ -96,12 +97,9 @@ static void prune_extras(Account *a)
  * never before the API's Retry-After / rate-limit reset. */
 static gint64 retry_delay_us(Account *a)
 {
-    gint64 delay_s = RETRY_FIRST_S;
+    gint64 delay_s = ifs_backoff(RETRY_FIRST_S, a->refresh_s, a->failures > 0 ? a->failures - 1 : 0);
     gint64 delay_us, held;
 
-    for (guint i = 1; i < a->failures && delay_s < a->refresh_s; i++)
-        delay_s *= 2;
-    delay_s = MIN(delay_s, (gint64)a->refresh_s);
     delay_us = delay_s * G_USEC_PER_SEC;
     delay_us += g_random_int_range(-(gint32)(delay_us / 5), (gint32)(delay_us / 5) + 1);
     held = ifs_http_reads_held_until(a->http) - g_get_monotonic_time();
