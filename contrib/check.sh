@@ -11,7 +11,7 @@ sh contrib/deps.sh
 run_suite() {
     dir="$1"; suite="$2"; shift 2
     if [ ! -d "$dir" ]; then
-        meson setup "$dir" "$@"
+        meson setup "$dir" -Dwerror=true "$@"
     fi
     ninja -C "$dir"
     meson test -C "$dir" --print-errorlogs $suite

@@ -12,22 +12,6 @@ static const char *const known_kinds[] = {
     "vps", "servers", "incidents", "heartbeats", "regions", "sizes", "deployments", NULL,
 };
 
-/* A URL for display: drop any user:password@ part. */
-static char *url_without_userinfo(const char *url)
-{
-    const char *scheme_end = strstr(url, "://");
-    const char *host = scheme_end ? scheme_end + 3 : url;
-    const char *at = strchr(host, '@');
-    const char *slash = strchr(host, '/');
-    GString *out;
-
-    if (!at || (slash && slash < at))
-        return g_strdup(url);
-    out = g_string_new_len(url, host - url);
-    g_string_append(out, at + 1);
-    return g_string_free(out, FALSE);
-}
-
 /* The last node built for a resource, to skip rebuilding unchanged ones. */
 typedef struct {
     IfsResource *res;
@@ -420,14 +404,12 @@ static IfsNode *build_provider_dir(Account *a, const char *problems)
 {
     char *path = g_strconcat("providers/", a->cfg->name, NULL);
     IfsDirBuilder *b = ifs_dir_builder_new(path);
-    char *text, *url;
+    char *text;
     gint64 remaining;
     char *last_error;
 
     add_line(b, "type", a->type->schema.type);
-    url = url_without_userinfo(a->cfg->url);
-    add_line(b, "url", url);
-    g_free(url);
+    add_line(b, "url", a->cfg->url); /* config.c refuses one with user:password@ */
     add_line(b, "state", a->state);
     text = ifs_iso_time(a->last_refresh);
     add_line(b, "last_refresh", text);

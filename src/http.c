@@ -18,9 +18,6 @@
 #include <stdatomic.h>
 #include <string.h>
 
-#ifndef INFRAFS_VERSION
-#define INFRAFS_VERSION "unknown"
-#endif
 
 #define USER_AGENT "infrafs/" INFRAFS_VERSION
 
@@ -621,7 +618,7 @@ static void free_headers(struct curl_slist *headers)
 
 static void set_method(CURL *curl, const char *method, const char *json_body)
 {
-    gboolean idempotent = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    gboolean idempotent = strcmp(method, "GET") == 0;
 
     /* libcurl silently sends a request again when a reused keep-alive
      * connection turns out to be dead; for an action that could run it
@@ -629,10 +626,6 @@ static void set_method(CURL *curl, const char *method, const char *json_body)
     curl_easy_setopt(curl, CURLOPT_FRESH_CONNECT, idempotent ? 0L : 1L);
     if (strcmp(method, "GET") == 0) {
         curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
-        return;
-    }
-    if (strcmp(method, "HEAD") == 0) {
-        curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
         return;
     }
     if (strcmp(method, "POST") != 0)
@@ -831,7 +824,7 @@ static Attempt http_answer(IfsHttp *http, CURL *curl, Transfer *t,
 /* Reads can be repeated safely; a control action must never run twice. */
 static gboolean method_is_retryable(const char *method)
 {
-    return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    return strcmp(method, "GET") == 0;
 }
 
 static Attempt attempt_once(IfsHttp *http, const char *method,

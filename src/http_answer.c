@@ -456,7 +456,7 @@ gint64 ifs_http_parse_rate_limit_reset(const char *value)
 IfsError *ifs_http_refused_answer(const char *where, const char *method, int status,
                                   const char *why)
 {
-    gboolean read = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    gboolean read = strcmp(method, "GET") == 0;
 
     return ifs_error_new(EIO, status, NULL, "%s: refused the response: %s; %s; check `url`",
                          where, why, read ? "the last good data is kept"

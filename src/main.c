@@ -31,9 +31,6 @@
 #include "infrafs/provider.h"
 #include "infrafs/store.h"
 
-#ifndef INFRAFS_VERSION
-#define INFRAFS_VERSION "unknown"
-#endif
 
 #define DEFAULT_REFRESH_S 60
 #define DEFAULT_STARTUP_TIMEOUT_S 30
@@ -63,7 +60,7 @@ typedef struct {
     GPtrArray *positionals;
 } Options;
 
-enum { KEY_HELP, KEY_VERSION, KEY_CHECK, KEY_FSTAB_ONLY, KEY_ALLOW_OTHER };
+enum { KEY_HELP, KEY_VERSION, KEY_CHECK, KEY_ALLOW_OTHER };
 
 #define IFS_OPT(template, field, value) {template, offsetof(Options, field), value}
 
@@ -87,13 +84,13 @@ static const struct fuse_opt option_spec[] = {
     FUSE_OPT_KEY("--version", KEY_VERSION),
     FUSE_OPT_KEY("--check", KEY_CHECK),
     /* Options only /etc/fstab and mount(8) care about. */
-    FUSE_OPT_KEY("auto", KEY_FSTAB_ONLY),
-    FUSE_OPT_KEY("noauto", KEY_FSTAB_ONLY),
-    FUSE_OPT_KEY("user", KEY_FSTAB_ONLY),
-    FUSE_OPT_KEY("nouser", KEY_FSTAB_ONLY),
-    FUSE_OPT_KEY("users", KEY_FSTAB_ONLY),
-    FUSE_OPT_KEY("_netdev", KEY_FSTAB_ONLY),
-    FUSE_OPT_KEY("nofail", KEY_FSTAB_ONLY),
+    FUSE_OPT_KEY("auto", FUSE_OPT_KEY_DISCARD),
+    FUSE_OPT_KEY("noauto", FUSE_OPT_KEY_DISCARD),
+    FUSE_OPT_KEY("user", FUSE_OPT_KEY_DISCARD),
+    FUSE_OPT_KEY("nouser", FUSE_OPT_KEY_DISCARD),
+    FUSE_OPT_KEY("users", FUSE_OPT_KEY_DISCARD),
+    FUSE_OPT_KEY("_netdev", FUSE_OPT_KEY_DISCARD),
+    FUSE_OPT_KEY("nofail", FUSE_OPT_KEY_DISCARD),
     FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
     FUSE_OPT_END,
 };
@@ -112,8 +109,6 @@ static int option_proc(void *data, const char *arg, int key, struct fuse_args *o
         return 0;
     case KEY_CHECK:
         o->check = 1;
-        return 0;
-    case KEY_FSTAB_ONLY:
         return 0;
     case KEY_ALLOW_OTHER:
         o->allow_other = 1;
