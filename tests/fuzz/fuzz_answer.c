@@ -4,7 +4,7 @@
  * as the JSON a GET expects. */
 #include "fuzz_util.h"
 
-#include "../../src/http_answer.h"
+#include "../../src/http/answer.h"
 
 #include <string.h>
 

@@ -3,7 +3,7 @@
  * a 429), read and given to a request budget as the client does. */
 #include "fuzz_util.h"
 
-#include "../../src/http_answer.h"
+#include "../../src/http/answer.h"
 #include "infrafs/budget.h"
 
 #include <string.h>

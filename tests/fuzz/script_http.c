@@ -2,7 +2,7 @@
  * of the network, each request takes the next answer of a script (the
  * fuzzer's input), so that a provider's whole reading of its API runs at
  * memory speed and the same input always gives the same run. What an
- * answer means is read by the real src/http_answer.c.
+ * answer means is read by the real src/http/answer.c.
  *
  * A script is answers separated by the line SCRIPT_SEPARATOR. An answer
  * whose first line is "NNN" or "NNN content/type" has that status and
@@ -13,7 +13,7 @@
  * what to record. */
 #include "script_http.h"
 
-#include "../../src/http_answer.h"
+#include "../../src/http/answer.h"
 
 #include <errno.h>
 #include <stdio.h>

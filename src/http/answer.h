@@ -1,4 +1,4 @@
-/* Reading what an API answered (src/http_answer.c), shared by the HTTP
+/* Reading what an API answered (src/http/answer.c), shared by the HTTP
  * client and the fuzz targets; the public part is in infrafs/http.h. */
 #pragma once
 #include "infrafs/http.h"

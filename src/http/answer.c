@@ -1,11 +1,11 @@
 /* What an API answered, read without the network: error bodies of every
  * provider into IfsError, Retry-After and X-RateLimit-* values, and a 2xx
- * body into JSON (src/http_answer.h). Pure functions: the client (http.c)
+ * body into JSON (src/http/answer.h). Pure functions: the client (client.c, wire.c)
  * calls them on what libcurl received, and the fuzz targets on anything. */
 #ifndef G_LOG_DOMAIN
 #define G_LOG_DOMAIN "infrafs"
 #endif
-#include "http_answer.h"
+#include "answer.h"
 
 #include "infrafs/jsonparse.h"
 #include "infrafs/text.h"
