@@ -67,9 +67,7 @@ static char *control_char_in(const char *s)
 gboolean config_check_mode(const char *path, const struct stat *st,
                                   GPtrArray *sections, IfsError **err)
 {
-    if (!(st->st_mode & SECRET_FILE_EXPOSED))
-        return TRUE;
-    for (guint i = 0; i < sections->len; i++) {
+    for (guint i = 0; i < sections->len && (st->st_mode & SECRET_FILE_EXPOSED); i++) {
         const RawSection *sec = g_ptr_array_index(sections, i);
         const RawEntry *token = config_section_get(sec, "token");
         if (!token)
@@ -79,6 +77,18 @@ gboolean config_check_mode(const char *path, const struct stat *st,
             "%s: holds a secret (token in [%s], line %d) but is %s (mode "
             "%04o); run: chmod 600 %s", path, sec->name, token->line,
             config_exposure(st->st_mode), (unsigned)(st->st_mode & 07777), fix));
+        g_free(fix);
+        return FALSE;
+    }
+    /* Whatever holds the secrets: who can write the file chooses the url
+     * the keys go to and the token_command infrafs runs. */
+    if (st->st_mode & (S_IWGRP | S_IWOTH)) {
+        char *fix = config_shell_word(path);
+        ifs_error_propagate(err, ifs_error_new(EACCES, 0, NULL,
+            "%s: is writable by %s (mode %04o), who could send the accounts' keys "
+            "elsewhere or choose the token_command infrafs runs; run: chmod go-w %s",
+            path, (st->st_mode & S_IWOTH) ? "others" : "its group",
+            (unsigned)(st->st_mode & 07777), fix));
         g_free(fix);
         return FALSE;
     }

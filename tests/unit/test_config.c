@@ -508,6 +508,22 @@ static void test_open_config_without_token(Fixture *fx, gconstpointer data)
     ifs_config_free(cfg);
 }
 
+/* But whoever can write it chooses where the key goes and what
+ * token_command runs, whatever the secret's source. */
+static void test_config_others_can_write(Fixture *fx, gconstpointer data)
+{
+    char *path = config_path(fx);
+    char *fix = g_strdup_printf("run: chmod go-w %s", path);
+    const char *text = "[hostup]\ntype = hostup\ntoken_file = h.token\n";
+
+    (void)data;
+    g_free(write_file(fx->dir, "h.token", "x\n", 0600));
+    expect_error(fx, text, 0620, EACCES, "is writable by its group (mode 0620)", fix, NULL);
+    expect_error(fx, text, 0646, EACCES, "is writable by others (mode 0646)", fix, NULL);
+    g_free(fix);
+    g_free(path);
+}
+
 static void test_unknown_key(Fixture *fx, gconstpointer data)
 {
     (void)data;
@@ -966,6 +982,7 @@ int main(int argc, char **argv)
     ADD("/config/inline-token-open-config", test_inline_token_in_open_config);
     ADD("/config/open-token-file", test_open_token_file);
     ADD("/config/open-config-without-token", test_open_config_without_token);
+    ADD("/config/config-others-can-write", test_config_others_can_write);
     ADD("/config/unknown-key", test_unknown_key);
     ADD("/config/unknown-type", test_unknown_type);
     ADD("/config/missing-required", test_missing_required);
