@@ -1,19 +1,16 @@
 /* Unit tests of the Dokploy provider (src/providers/dokploy.c): its
  * registration and config schema, the error answers Dokploy gives as the
- * HTTP layer reads them, and the provider itself against a tiny canned HTTP
- * server, for API answers the simulator never gives (ids with NUL bytes,
+ * HTTP layer reads them, and the provider itself against the scripted
+ * server of test_server.h, for API answers the simulator never gives (ids with NUL bytes,
  * rows without an owner field, logs that are not strings or hold NULs). */
 #include "infrafs/provider.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <glib/gstdio.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
+
+#include "test_server.h"
 
 #define KEY "dokploy-test-key"
 
@@ -24,144 +21,23 @@ static void assert_contains(const char *haystack, const char *needle)
 }
 
 /* ======================================================================== */
-/* A canned HTTP/1.1 server: answers by "METHOD /path?query", one request   */
-/* per connection                                                           */
+/* The scripted server (test_server.h), answering by "METHOD /path?query",  */
+/* with Dokploy's 401 for a missing key and 404 for anything unknown.       */
 
-typedef struct {
-    int listen_fd;
-    char *origin;
-    GThread *thread;
-    gint stop;
-    GMutex lock;
-    GHashTable *answers; /* "GET /api/x?y" -> full raw answer */
-    GPtrArray *seen;     /* "GET /api/x?y" and, for POSTs, "\n" + body */
-} Canned;
-
-static char *raw_answer(int status, const char *body)
+static TestServer *canned_start(void)
 {
-    return g_strdup_printf("HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
-                           "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-                           status, strlen(body), body);
-}
+    TestServer *srv = test_server_start();
 
-static void canned_set(Canned *c, const char *request, int status, const char *body)
-{
-    g_mutex_lock(&c->lock);
-    g_hash_table_replace(c->answers, g_strdup(request), raw_answer(status, body));
-    g_mutex_unlock(&c->lock);
-}
-
-static guint canned_count(Canned *c, const char *prefix)
-{
-    guint n = 0;
-
-    g_mutex_lock(&c->lock);
-    for (guint i = 0; i < c->seen->len; i++)
-        if (g_str_has_prefix(g_ptr_array_index(c->seen, i), prefix))
-            n++;
-    g_mutex_unlock(&c->lock);
-    return n;
-}
-
-/* Reads one request: head up to the blank line, then Content-Length bytes. */
-static GString *read_request(int fd)
-{
-    GString *in = g_string_new(NULL);
-    char buf[4096];
-    const char *head_end = NULL;
-    gsize want = 0;
-
-    for (;;) {
-        ssize_t n = read(fd, buf, sizeof buf);
-        if (n <= 0)
-            break;
-        g_string_append_len(in, buf, n);
-        if (!head_end && (head_end = strstr(in->str, "\r\n\r\n"))) {
-            const char *cl = g_strstr_len(in->str, head_end - in->str, "Content-Length:");
-            want = (gsize)(head_end - in->str) + 4 + (cl ? strtoul(cl + 15, NULL, 10) : 0);
-        }
-        if (head_end && in->len >= want)
-            break;
-    }
-    return in;
-}
-
-static gpointer canned_main(gpointer data)
-{
-    Canned *c = data;
-
-    while (!g_atomic_int_get(&c->stop)) {
-        struct pollfd p = { .fd = c->listen_fd, .events = POLLIN };
-        GString *req;
-        char *line_end, *key, *answer;
-        const char *body;
-        int fd;
-
-        if (poll(&p, 1, 50) <= 0)
-            continue;
-        fd = accept(c->listen_fd, NULL, NULL);
-        if (fd < 0)
-            continue;
-        req = read_request(fd);
-        line_end = strstr(req->str, " HTTP/1.1\r\n");
-        key = g_strndup(req->str, line_end ? (gsize)(line_end - req->str) : 0);
-        body = strstr(req->str, "\r\n\r\n");
-        g_mutex_lock(&c->lock);
-        g_ptr_array_add(c->seen, g_strconcat(key, body && body[4] ? "\n" : "",
-                                             body ? body + 4 : "", NULL));
-        answer = g_strdup(g_hash_table_lookup(c->answers, key));
-        g_mutex_unlock(&c->lock);
-        if (!strstr(req->str, "x-api-key: " KEY "\r\n")) {
-            g_free(answer);
-            answer = raw_answer(401, "{\"message\":\"Unauthorized\"}");
-        } else if (!answer) {
-            answer = raw_answer(404, "{\"message\":\"Not found\",\"code\":\"NOT_FOUND\"}");
-        }
-        g_assert_cmpint(write(fd, answer, strlen(answer)), ==, (gssize)strlen(answer));
-        close(fd);
-        g_free(answer);
-        g_free(key);
-        g_string_free(req, TRUE);
-    }
-    return NULL;
-}
-
-static Canned *canned_start(void)
-{
-    Canned *c = g_new0(Canned, 1);
-    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t len = sizeof addr;
-
-    c->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
-    g_assert_cmpint(c->listen_fd, >=, 0);
-    g_assert_cmpint(bind(c->listen_fd, (struct sockaddr *)&addr, sizeof addr), ==, 0);
-    g_assert_cmpint(listen(c->listen_fd, 16), ==, 0);
-    g_assert_cmpint(getsockname(c->listen_fd, (struct sockaddr *)&addr, &len), ==, 0);
-    c->origin = g_strdup_printf("http://127.0.0.1:%u", ntohs(addr.sin_port));
-    g_mutex_init(&c->lock);
-    c->answers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-    c->seen = g_ptr_array_new_with_free_func(g_free);
-    c->thread = g_thread_new("canned", canned_main, c);
-    return c;
-}
-
-static void canned_stop(Canned *c)
-{
-    g_atomic_int_set(&c->stop, 1);
-    g_thread_join(c->thread);
-    close(c->listen_fd);
-    g_hash_table_destroy(c->answers);
-    g_ptr_array_unref(c->seen);
-    g_mutex_clear(&c->lock);
-    g_free(c->origin);
-    g_free(c);
+    test_server_require(srv, "x-api-key: " KEY "\r\n", 401, "{\"message\":\"Unauthorized\"}");
+    test_server_otherwise(srv, 404, "{\"message\":\"Not found\",\"code\":\"NOT_FOUND\"}");
+    return srv;
 }
 
 /* ======================================================================== */
-/* The provider over the canned server                                      */
+/* The provider over the scripted server                                      */
 
 typedef struct {
-    Canned *server;
+    TestServer *server;
     IfsHttp *http;
     IfsAccountConfig cfg;
     gpointer state;
@@ -174,7 +50,7 @@ static void fixture_setup(Fixture *fx, gconstpointer data)
     (void)data;
     fx->server = canned_start();
     hc.account = "dk";
-    hc.origin = fx->server->origin;
+    hc.origin = test_server_origin(fx->server);
     hc.auth = ifs_provider_dokploy.auth;
     hc.auth_header = ifs_provider_dokploy.auth_header;
     hc.secret = KEY;
@@ -190,7 +66,7 @@ static void fixture_teardown(Fixture *fx, gconstpointer data)
     (void)data;
     ifs_provider_dokploy.close(fx->state);
     ifs_http_free(fx->http);
-    canned_stop(fx->server);
+    test_server_stop(fx->server);
 }
 
 static GPtrArray *list_ok(Fixture *fx)
@@ -247,9 +123,9 @@ static const char *log_of(IfsResource *r)
 }
 
 /* One project in today's shape, one in the pre-0.25 shape. */
-static void serve_two_projects(Canned *c)
+static void serve_two_projects(TestServer *c)
 {
-    canned_set(c, "GET /api/project.all", 200,
+    test_server_route(c, "GET /api/project.all", 200,
         "[{\"projectId\":\"p1\",\"name\":\"shop\",\"environments\":[{\"environmentId\":\"e1\","
         "\"applications\":[{\"applicationId\":\"app1\",\"name\":\"web\"},{\"name\":\"no-id\"}],"
         "\"compose\":[{\"composeId\":\"cmp1\",\"name\":\"mon\"}]}]},"
@@ -266,17 +142,17 @@ static void test_list_discovers_both_shapes_and_fills_in_the_owner(Fixture *fx, 
     (void)d;
     serve_two_projects(fx->server);
     /* A row that leaves its owner out gets it from where it was listed. */
-    canned_set(fx->server, "GET /api/deployment.all?applicationId=app1", 200,
+    test_server_route(fx->server, "GET /api/deployment.all?applicationId=app1", 200,
                "[{\"deploymentId\":\"d1\",\"status\":\"done\"}]");
-    canned_set(fx->server, "GET /api/deployment.allByCompose?composeId=cmp1", 200,
+    test_server_route(fx->server, "GET /api/deployment.allByCompose?composeId=cmp1", 200,
                "[{\"deploymentId\":\"d2\",\"status\":\"running\",\"applicationId\":null,"
                "\"composeId\":\"cmp1\"}]");
-    canned_set(fx->server, "GET /api/deployment.all?applicationId=app2", 200,
+    test_server_route(fx->server, "GET /api/deployment.all?applicationId=app2", 200,
                "[{\"deploymentId\":\"d3\",\"status\":\"error\",\"applicationId\":\"app2\"}]");
-    canned_set(fx->server, "GET /api/deployment.readLogs?deploymentId=d1&tail=200", 200,
+    test_server_route(fx->server, "GET /api/deployment.readLogs?deploymentId=d1&tail=200", 200,
                "\"one\\ntwo\"");
-    canned_set(fx->server, "GET /api/deployment.readLogs?deploymentId=d2&tail=200", 200, "\"\"");
-    canned_set(fx->server, "GET /api/deployment.readLogs?deploymentId=d3&tail=200", 200, "null");
+    test_server_route(fx->server, "GET /api/deployment.readLogs?deploymentId=d2&tail=200", 200, "\"\"");
+    test_server_route(fx->server, "GET /api/deployment.readLogs?deploymentId=d3&tail=200", 200, "null");
 
     list = list_ok(fx);
 
@@ -313,9 +189,9 @@ static void test_an_id_with_a_nul_byte_is_reported_not_cut(Fixture *fx, gconstpo
     IfsResource *r;
 
     (void)d;
-    canned_set(fx->server, "GET /api/project.all", 200,
+    test_server_route(fx->server, "GET /api/project.all", 200,
                "[{\"name\":\"p\",\"environments\":[{\"applications\":[{\"applicationId\":\"a\"}]}]}]");
-    canned_set(fx->server, "GET /api/deployment.all?applicationId=a", 200,
+    test_server_route(fx->server, "GET /api/deployment.all?applicationId=a", 200,
                "[{\"deploymentId\":\"d\\u0000x\",\"status\":\"done\"}]");
 
     list = list_ok(fx);
@@ -324,7 +200,7 @@ static void test_an_id_with_a_nul_byte_is_reported_not_cut(Fixture *fx, gconstpo
     r = g_ptr_array_index(list, 0);
     g_assert_null(r->id);
     assert_contains(r->problem, "deploymentId 'd%00x' holds a NUL byte");
-    g_assert_cmpuint(canned_count(fx->server, "GET /api/deployment.readLogs"), ==, 0);
+    g_assert_cmpuint(test_server_count(fx->server, "GET /api/deployment.readLogs"), ==, 0);
     g_ptr_array_unref(list);
 }
 
@@ -340,11 +216,11 @@ static void test_log_is_bounded_valid_and_without_nul(Fixture *fx, gconstpointer
     for (int i = 1; i <= 300; i++)
         g_string_append_printf(log, "line %d%s\\n", i, i == 300 ? " \\u0000end" : "");
     g_string_append(log, "\"");
-    canned_set(fx->server, "GET /api/project.all", 200,
+    test_server_route(fx->server, "GET /api/project.all", 200,
                "[{\"environments\":[{\"applications\":[{\"applicationId\":\"a\"}]}]}]");
-    canned_set(fx->server, "GET /api/deployment.all?applicationId=a", 200,
+    test_server_route(fx->server, "GET /api/deployment.all?applicationId=a", 200,
                "[{\"deploymentId\":\"d\",\"status\":\"done\"}]");
-    canned_set(fx->server, "GET /api/deployment.readLogs?deploymentId=d&tail=200", 200, log->str);
+    test_server_route(fx->server, "GET /api/deployment.readLogs?deploymentId=d&tail=200", 200, log->str);
 
     list = list_ok(fx);
     shown = log_of(g_ptr_array_index(list, 0));
@@ -366,7 +242,7 @@ static void test_a_list_that_is_not_an_array_fails_with_eio(Fixture *fx, gconstp
     IfsError *err = NULL;
 
     (void)d;
-    canned_set(fx->server, "GET /api/project.all", 200, "{\"projects\":[]}");
+    test_server_route(fx->server, "GET /api/project.all", 200, "{\"projects\":[]}");
 
     g_assert_false(ifs_provider_dokploy.list(fx->state, out, &err));
 
@@ -389,25 +265,25 @@ static void test_fetch_relists_the_owner_and_says_enoent_once_gone(Fixture *fx, 
     g_assert_cmpint(err->errnum, ==, EIO);
     g_clear_pointer(&err, ifs_error_free);
 
-    canned_set(fx->server, "GET /api/project.all", 200,
+    test_server_route(fx->server, "GET /api/project.all", 200,
                "[{\"environments\":[{\"applications\":[{\"applicationId\":\"a\"}]}]}]");
-    canned_set(fx->server, "GET /api/deployment.all?applicationId=a", 200,
+    test_server_route(fx->server, "GET /api/deployment.all?applicationId=a", 200,
                "[{\"deploymentId\":\"d1\",\"status\":\"running\",\"applicationId\":\"a\"}]");
-    canned_set(fx->server, "GET /api/deployment.readLogs?deploymentId=d1&tail=200", 200,
+    test_server_route(fx->server, "GET /api/deployment.readLogs?deploymentId=d1&tail=200", 200,
                "\"building\"");
     list = list_ok(fx);
     g_ptr_array_unref(list);
 
-    canned_set(fx->server, "GET /api/deployment.all?applicationId=a", 200,
+    test_server_route(fx->server, "GET /api/deployment.all?applicationId=a", 200,
                "[{\"deploymentId\":\"d1\",\"status\":\"error\",\"applicationId\":\"a\"}]");
     r = ifs_provider_dokploy.fetch(fx->state, "deployments", "d1", &err);
     g_assert_nonnull(r);
     g_assert_cmpstr(field(r, "status"), ==, "error");
     g_assert_cmpstr(log_of(r), ==, "building\n"); /* the last log read, not re-read */
-    g_assert_cmpuint(canned_count(fx->server, "GET /api/deployment.readLogs"), ==, 1);
+    g_assert_cmpuint(test_server_count(fx->server, "GET /api/deployment.readLogs"), ==, 1);
     ifs_resource_unref(r);
 
-    canned_set(fx->server, "GET /api/deployment.all?applicationId=a", 200, "[]");
+    test_server_route(fx->server, "GET /api/deployment.all?applicationId=a", 200, "[]");
     g_assert_null(ifs_provider_dokploy.fetch(fx->state, "deployments", "d1", &err));
     g_assert_cmpint(err->errnum, ==, ENOENT);
     ifs_error_free(err);
@@ -420,23 +296,23 @@ static void test_logs_of_finished_deployments_are_read_once(Fixture *fx, gconstp
     GPtrArray *list;
 
     (void)d;
-    canned_set(fx->server, "GET /api/project.all", 200,
+    test_server_route(fx->server, "GET /api/project.all", 200,
                "[{\"environments\":[{\"applications\":[{\"applicationId\":\"a\"}]}]}]");
-    canned_set(fx->server, "GET /api/deployment.all?applicationId=a", 200,
+    test_server_route(fx->server, "GET /api/deployment.all?applicationId=a", 200,
                "[{\"deploymentId\":\"old\",\"status\":\"done\",\"applicationId\":\"a\"},"
                "{\"deploymentId\":\"new\",\"status\":\"running\",\"applicationId\":\"a\"}]");
-    canned_set(fx->server, "GET /api/deployment.readLogs?deploymentId=old&tail=200", 200,
+    test_server_route(fx->server, "GET /api/deployment.readLogs?deploymentId=old&tail=200", 200,
                "\"finished\"");
-    canned_set(fx->server, "GET /api/deployment.readLogs?deploymentId=new&tail=200", 200,
+    test_server_route(fx->server, "GET /api/deployment.readLogs?deploymentId=new&tail=200", 200,
                "\"building\"");
     for (int round = 1; round <= 3; round++) {
         list = list_ok(fx);
         g_assert_cmpstr(log_of(find(list, "old")), ==, "finished\n");
         g_assert_cmpstr(log_of(find(list, "new")), ==, "building\n");
         g_ptr_array_unref(list);
-        g_assert_cmpuint(canned_count(fx->server,
+        g_assert_cmpuint(test_server_count(fx->server,
                              "GET /api/deployment.readLogs?deploymentId=old&tail=200"), ==, 1);
-        g_assert_cmpuint(canned_count(fx->server,
+        g_assert_cmpuint(test_server_count(fx->server,
                              "GET /api/deployment.readLogs?deploymentId=new&tail=200"), ==,
                          (guint)round);
     }
@@ -449,8 +325,8 @@ static void test_kill_and_remove_post_the_id(Fixture *fx, gconstpointer d)
     IfsError *err = NULL;
 
     (void)d;
-    canned_set(fx->server, "POST /api/deployment.killProcess", 200, "");
-    canned_set(fx->server, "POST /api/deployment.removeDeployment", 200,
+    test_server_route(fx->server, "POST /api/deployment.killProcess", 200, "");
+    test_server_route(fx->server, "POST /api/deployment.removeDeployment", 200,
                "{\"deploymentId\":\"a/b\",\"status\":\"done\"}");
 
     g_assert_true(ifs_provider_dokploy.act(fx->state, "deployments", "a/b", "kill", &cmd,
@@ -463,9 +339,9 @@ static void test_kill_and_remove_post_the_id(Fixture *fx, gconstpointer d)
     g_assert_true(res.resource_gone);
     ifs_action_result_clear(&res);
 
-    g_assert_cmpuint(canned_count(fx->server,
+    g_assert_cmpuint(test_server_count(fx->server,
         "POST /api/deployment.killProcess\n{\"deploymentId\":\"a/b\"}"), ==, 1);
-    g_assert_cmpuint(canned_count(fx->server,
+    g_assert_cmpuint(test_server_count(fx->server,
         "POST /api/deployment.removeDeployment\n{\"deploymentId\":\"a/b\"}"), ==, 1);
 }
 
@@ -477,7 +353,7 @@ static void test_kill_of_a_finished_deployment_is_einval_with_dokploys_words(
     IfsError *err = NULL;
 
     (void)d;
-    canned_set(fx->server, "POST /api/deployment.killProcess", 400,
+    test_server_route(fx->server, "POST /api/deployment.killProcess", 400,
                "{\"message\":\"Deployment is not running\",\"code\":\"BAD_REQUEST\",\"data\":"
                "{\"code\":\"BAD_REQUEST\",\"httpStatus\":400,\"path\":\"deployment.killProcess\"}}");
 
@@ -489,7 +365,7 @@ static void test_kill_of_a_finished_deployment_is_einval_with_dokploys_words(
     g_assert_cmpstr(err->code, ==, "BAD_REQUEST");
     assert_contains(err->message, "POST /api/deployment.killProcess: HTTP 400 BAD_REQUEST: "
                                   "Deployment is not running");
-    g_assert_cmpuint(canned_count(fx->server, "POST"), ==, 1); /* never retried */
+    g_assert_cmpuint(test_server_count(fx->server, "POST"), ==, 1); /* never retried */
     ifs_error_free(err);
     ifs_action_result_clear(&res);
 }

@@ -4,12 +4,10 @@
  * one-answer-per-connection HTTP server in a thread of this process. */
 #include "infrafs/provider.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
+
+#include "test_server.h"
 
 #define SECRET "heo-S3cret-key"
 #define START_PATH "/v1/hosting/cloud/vps-custom/vps_1/start"
@@ -23,129 +21,19 @@ static const IfsProviderType *heo(void)
 }
 
 /* ======================================================================== */
-/* A scripted server: each connection gets the next canned answer, then is */
-/* closed (infrafs opens a fresh connection for every action anyway).      */
+/* The scripted server (test_server.h): infrafs opens a fresh connection    */
+/* for every action, and every answer queued must have been used.          */
 
-typedef struct {
-    int fd;
-    char *origin;
-    GThread *thread;
-    GPtrArray *answers;  /* char*: raw HTTP responses, one per connection */
-    GMutex lock;
-    GPtrArray *requests; /* char*: head and body as received */
-} Server;
-
-static char *read_request(int fd)
+static void server_answer(TestServer *srv, int status, const char *content_type,
+                          const char *body)
 {
-    GString *in = g_string_new(NULL);
-    char buf[4096];
-
-    for (;;) {
-        const char *end = strstr(in->str, "\r\n\r\n");
-        ssize_t n;
-
-        if (end) {
-            char *lower = g_ascii_strdown(in->str, (gssize)(end - in->str));
-            const char *cl = strstr(lower, "\r\ncontent-length:");
-            gsize body = cl ? g_ascii_strtoull(cl + 17, NULL, 10) : 0;
-            gsize want = (gsize)(end - in->str) + 4 + body;
-
-            g_free(lower);
-            if (in->len >= want)
-                break;
-        }
-        n = read(fd, buf, sizeof buf);
-        if (n <= 0)
-            break;
-        g_string_append_len(in, buf, n);
-    }
-    return g_string_free(in, FALSE);
+    test_server_reply_closing(srv, status, content_type, body);
 }
 
-static gpointer server_main(gpointer data)
+static void server_free(TestServer *srv)
 {
-    Server *srv = data;
-
-    for (guint i = 0; i < srv->answers->len; i++) {
-        const char *answer = g_ptr_array_index(srv->answers, i);
-        int fd = accept(srv->fd, NULL, NULL);
-        char *request;
-
-        if (fd < 0)
-            break;
-        request = read_request(fd);
-        g_mutex_lock(&srv->lock);
-        g_ptr_array_add(srv->requests, request);
-        g_mutex_unlock(&srv->lock);
-        if (write(fd, answer, strlen(answer)) < 0)
-            g_warning("test server: write failed");
-        close(fd);
-    }
-    return NULL;
-}
-
-static Server *server_new(void)
-{
-    Server *srv = g_new0(Server, 1);
-    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t len = sizeof addr;
-
-    srv->fd = socket(AF_INET, SOCK_STREAM, 0);
-    g_assert_cmpint(srv->fd, >=, 0);
-    g_assert_cmpint(bind(srv->fd, (struct sockaddr *)&addr, sizeof addr), ==, 0);
-    g_assert_cmpint(listen(srv->fd, 8), ==, 0);
-    g_assert_cmpint(getsockname(srv->fd, (struct sockaddr *)&addr, &len), ==, 0);
-    srv->origin = g_strdup_printf("http://127.0.0.1:%u", ntohs(addr.sin_port));
-    srv->answers = g_ptr_array_new_with_free_func(g_free);
-    srv->requests = g_ptr_array_new_with_free_func(g_free);
-    g_mutex_init(&srv->lock);
-    return srv;
-}
-
-static void server_answer(Server *srv, int status, const char *content_type, const char *body)
-{
-    g_ptr_array_add(srv->answers, g_strdup_printf(
-        "HTTP/1.1 %d X\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
-        status, content_type, strlen(body), body));
-}
-
-/* Starts serving the answers queued so far. */
-static void server_start(Server *srv)
-{
-    srv->thread = g_thread_new("heo-test-server", server_main, srv);
-}
-
-static guint server_requests(Server *srv)
-{
-    guint n;
-
-    g_mutex_lock(&srv->lock);
-    n = srv->requests->len;
-    g_mutex_unlock(&srv->lock);
-    return n;
-}
-
-static const char *server_request(Server *srv, guint i)
-{
-    const char *r;
-
-    g_mutex_lock(&srv->lock);
-    r = i < srv->requests->len ? g_ptr_array_index(srv->requests, i) : NULL;
-    g_mutex_unlock(&srv->lock);
-    return r;
-}
-
-/* Waits for the thread: every queued answer must have been used. */
-static void server_free(Server *srv)
-{
-    if (srv->thread)
-        g_thread_join(srv->thread);
-    close(srv->fd);
-    g_ptr_array_unref(srv->answers);
-    g_ptr_array_unref(srv->requests);
-    g_mutex_clear(&srv->lock);
-    g_free(srv->origin);
-    g_free(srv);
+    g_assert_cmpuint(test_server_steps_left(srv), ==, 0);
+    test_server_stop(srv);
 }
 
 /* ======================================================================== */
@@ -396,17 +284,16 @@ static const char *status_of(Account *a, const char *id)
 
 static void test_start_is_recorded_from_heos_answer(void)
 {
-    Server *srv = server_new();
+    TestServer *srv = test_server_start();
     IfsError *err = NULL;
     IfsActionResult res = { 0 };
     Account *a;
-    const char *req;
+    char *req;
 
     server_answer(srv, 200, "application/json",
                   "{\"success\":true,\"action\":\"start\",\"vps_id\":\"vps_1\","
                   "\"status\":\"requested\",\"message\":\"Start action sent\"}");
-    server_start(srv);
-    a = account_open(srv->origin, "vps_1 vps_2", &err);
+    a = account_open(test_server_origin(srv), "vps_1 vps_2", &err);
 
     g_assert_true(act(a, "vps_1", "start", FALSE, &res, &err));
     g_assert_null(err);
@@ -426,10 +313,11 @@ static void test_start_is_recorded_from_heos_answer(void)
     g_assert_cmpstr(status_of(a, "vps_2"), ==,
                     "nothing requested since mount (HEO reports no live state)");
 
-    req = server_request(srv, 0);
+    req = test_server_request(srv, 0);
     g_assert_true(g_str_has_prefix(req, "POST " START_PATH " HTTP/1.1\r\n"));
     assert_contains(req, "Authorization: Bearer " SECRET "\r\n");
     assert_contains(req, "Content-Length: 0\r\n");
+    g_free(req);
     ifs_action_result_clear(&res);
     account_free(a);
     server_free(srv);
@@ -437,20 +325,22 @@ static void test_start_is_recorded_from_heos_answer(void)
 
 static void test_reset_force_sends_force_true(void)
 {
-    Server *srv = server_new();
+    TestServer *srv = test_server_start();
     IfsError *err = NULL;
     IfsActionResult res = { 0 };
     Account *a;
+    char *req;
 
     server_answer(srv, 200, "application/json",
                   "{\"success\":true,\"action\":\"reset\",\"vps_id\":\"vps_1\","
                   "\"status\":\"requested\",\"message\":\"Reset action sent\"}");
-    server_start(srv);
-    a = account_open(srv->origin, "vps_1", &err);
+    a = account_open(test_server_origin(srv), "vps_1", &err);
 
     g_assert_true(act(a, "vps_1", "reset", TRUE, &res, &err));
-    g_assert_true(g_str_has_prefix(server_request(srv, 0),
+    req = test_server_request(srv, 0);
+    g_assert_true(g_str_has_prefix(req,
         "POST /v1/hosting/cloud/vps-custom/vps_1/reset?force=true HTTP/1.1\r\n"));
+    g_free(req);
     g_assert_true(g_str_has_prefix(status_of(a, "vps_1"), "reset requested at "));
     ifs_action_result_clear(&res);
     account_free(a);
@@ -483,14 +373,13 @@ static void test_a_200_that_is_not_success_is_eio_and_not_recorded(void)
         { "{\"success\":true,\"action\":\"start\",\"vps_id\":\"vps_2\"}", NULL,
           "about VPS 'vps_2', not 'vps_1'" },
     };
-    Server *srv = server_new();
+    TestServer *srv = test_server_start();
     IfsError *err = NULL;
     Account *a;
 
     for (gsize i = 0; i < G_N_ELEMENTS(cases); i++)
         server_answer(srv, 200, "application/json", cases[i].body);
-    server_start(srv);
-    a = account_open(srv->origin, "vps_1", &err);
+    a = account_open(test_server_origin(srv), "vps_1", &err);
     for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
         IfsActionResult res = { 0 };
 
@@ -507,7 +396,7 @@ static void test_a_200_that_is_not_success_is_eio_and_not_recorded(void)
         g_clear_pointer(&err, ifs_error_free);
         ifs_action_result_clear(&res);
     }
-    g_assert_cmpuint(server_requests(srv), ==, G_N_ELEMENTS(cases));
+    g_assert_cmpuint(test_server_request_count(srv), ==, G_N_ELEMENTS(cases));
     g_assert_cmpstr(status_of(a, "vps_1"), ==,
                     "nothing requested since mount (HEO reports no live state)");
     account_free(a);
@@ -517,15 +406,14 @@ static void test_a_200_that_is_not_success_is_eio_and_not_recorded(void)
 /* Only a 200 with "success": true is tolerant of HEO's optional fields. */
 static void test_success_without_message_or_ids_is_accepted(void)
 {
-    Server *srv = server_new();
+    TestServer *srv = test_server_start();
     IfsError *err = NULL;
     IfsActionResult res = { 0 };
     Account *a;
 
     server_answer(srv, 200, "application/json", "{\"success\":true,\"status\":\"requested\"}");
     server_answer(srv, 200, "application/json", "{\"success\":true}");
-    server_start(srv);
-    a = account_open(srv->origin, "vps_1", &err);
+    a = account_open(test_server_origin(srv), "vps_1", &err);
 
     g_assert_true(act(a, "vps_1", "stop", FALSE, &res, &err));
     g_assert_cmpstr(res.message, ==, "requested");
@@ -576,14 +464,13 @@ static void test_heo_errors_map_to_errno(void)
           "{\"success\":false,\"error\":\"provider_error\",\"message\":\"Failed to send action\"}",
           EIO, "provider_error", "Failed to send action; HEO could not pass the action on" },
     };
-    Server *srv = server_new();
+    TestServer *srv = test_server_start();
     IfsError *err = NULL;
     Account *a;
 
     for (gsize i = 0; i < G_N_ELEMENTS(cases); i++)
         server_answer(srv, cases[i].status, cases[i].content_type, cases[i].body);
-    server_start(srv);
-    a = account_open(srv->origin, "vps_1", &err);
+    a = account_open(test_server_origin(srv), "vps_1", &err);
     for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
         IfsActionResult res = { 0 };
 
@@ -598,7 +485,7 @@ static void test_heo_errors_map_to_errno(void)
         ifs_action_result_clear(&res);
     }
     /* Never retried: one POST per act(), even for 429 and 502. */
-    g_assert_cmpuint(server_requests(srv), ==, G_N_ELEMENTS(cases));
+    g_assert_cmpuint(test_server_request_count(srv), ==, G_N_ELEMENTS(cases));
     g_assert_cmpstr(status_of(a, "vps_1"), ==,
                     "nothing requested since mount (HEO reports no live state)");
     account_free(a);

@@ -1,8 +1,10 @@
-/* Unit tests of src/http.c: the pure helpers (error bodies of every
- * provider, Retry-After, X-RateLimit-Reset) and real requests against a tiny
- * scripted HTTP/1.1 server running in a thread of this process. */
+/* Unit tests of the HTTP client (src/http/): the pure helpers (error bodies
+ * of every provider, Retry-After, X-RateLimit-Reset) and real requests
+ * against the scripted HTTP/1.1 server of test_server.h. */
 #include "infrafs/http.h"
 #include "infrafs/provider.h"
+
+#include "test_server.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -13,318 +15,6 @@
 #include <unistd.h>
 
 #define SECRET "s3cr3t-T0ken-xyz"
-
-/* ======================================================================== */
-/* A scripted HTTP/1.1 server                                               */
-
-/* One scripted answer, used for the next request that arrives. */
-typedef struct {
-    char *raw;         /* exact bytes to send; NULL: close without answering */
-    gsize raw_len;
-    guint delay_ms;    /* wait this long before answering */
-    gboolean close_after;
-} Step;
-
-typedef struct {
-    int listen_fd;
-    int wake[2];       /* written to by server_stop() */
-    char *origin;
-    GThread *thread;
-    GMutex lock;       /* guards everything below */
-    GPtrArray *steps;  /* Step* */
-    guint next_step;
-    GPtrArray *requests; /* char*: request head and body as received */
-    guint connections;
-} TestServer;
-
-static void step_free(gpointer p)
-{
-    Step *step = p;
-
-    g_free(step->raw);
-    g_free(step);
-}
-
-static gboolean woken(TestServer *srv)
-{
-    struct pollfd p = { .fd = srv->wake[0], .events = POLLIN };
-
-    return poll(&p, 1, 0) > 0;
-}
-
-/* 1: fd readable, 0: timeout, -1: the server is being stopped. */
-static int wait_readable(TestServer *srv, int fd, int timeout_ms)
-{
-    struct pollfd p[2] = {
-        { .fd = srv->wake[0], .events = POLLIN },
-        { .fd = fd, .events = POLLIN },
-    };
-    int n = poll(p, fd >= 0 ? 2 : 1, timeout_ms);
-
-    if (n < 0 || (p[0].revents & POLLIN))
-        return -1;
-    return n > 0 ? 1 : 0;
-}
-
-static int accept_connection(TestServer *srv)
-{
-    int fd;
-
-    if (wait_readable(srv, srv->listen_fd, -1) < 0)
-        return -1;
-    fd = accept(srv->listen_fd, NULL, NULL);
-    g_mutex_lock(&srv->lock);
-    srv->connections++;
-    g_mutex_unlock(&srv->lock);
-    return fd;
-}
-
-static gsize content_length_of(const char *head, gsize head_len)
-{
-    char *lower = g_ascii_strdown(head, (gssize)head_len);
-    const char *cl = strstr(lower, "\r\ncontent-length:");
-    gsize len = cl ? (gsize)g_ascii_strtoull(cl + 17, NULL, 10) : 0;
-
-    g_free(lower);
-    return len;
-}
-
-/* Waits until the idle connection `fd` or the listening socket has
- * something; TRUE when a new connection arrived first (actions always open
- * a fresh connection, leaving the keep-alive one idle). */
-static gboolean new_connection_while_idle(TestServer *srv, int fd)
-{
-    struct pollfd p[3] = {
-        { .fd = fd, .events = POLLIN },
-        { .fd = srv->listen_fd, .events = POLLIN },
-        { .fd = srv->wake[0], .events = POLLIN },
-    };
-
-    if (poll(p, 3, -1) <= 0 || (p[0].revents & (POLLIN | POLLHUP)) || (p[2].revents & POLLIN))
-        return FALSE;
-    return (p[1].revents & POLLIN) != 0;
-}
-
-/* The next complete request on `fd` (head and body), or NULL when the
- * client closed the connection or the server is being stopped. */
-static char *read_request(TestServer *srv, int fd, GString *in, gboolean kept_alive)
-{
-    for (;;) {
-        const char *end = strstr(in->str, "\r\n\r\n");
-        char buf[4096];
-        ssize_t n;
-
-        if (end) {
-            gsize head_len = (gsize)(end - in->str) + 4;
-            gsize total = head_len + content_length_of(in->str, head_len);
-
-            if (in->len >= total) {
-                char *request = g_strndup(in->str, total);
-
-                g_string_erase(in, 0, (gssize)total);
-                return request;
-            }
-        }
-        if (kept_alive && in->len == 0 && new_connection_while_idle(srv, fd))
-            return NULL; /* the client moved on: serve its new connection */
-        if (wait_readable(srv, fd, -1) <= 0)
-            return NULL;
-        n = recv(fd, buf, sizeof buf, 0);
-        if (n <= 0)
-            return NULL;
-        g_string_append_len(in, buf, n);
-    }
-}
-
-static void send_all(int fd, const char *data, gsize len)
-{
-    while (len > 0) {
-        ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
-
-        if (n <= 0)
-            return; /* the client gave up (e.g. timed out): fine */
-        data += n;
-        len -= (gsize)n;
-    }
-}
-
-static const Step exhausted_step = {
-    .raw = "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 20\r\n"
-           "Connection: close\r\n\r\nno scripted response",
-    .raw_len = 0,
-    .close_after = TRUE,
-};
-
-/* Records the request and returns the step that answers it. */
-static const Step *take_step(TestServer *srv, char *request)
-{
-    const Step *step = &exhausted_step;
-
-    g_mutex_lock(&srv->lock);
-    g_ptr_array_add(srv->requests, request);
-    if (srv->next_step < srv->steps->len)
-        step = g_ptr_array_index(srv->steps, srv->next_step++);
-    g_mutex_unlock(&srv->lock);
-    return step;
-}
-
-static void answer(TestServer *srv, int fd, const Step *step)
-{
-    if (step->delay_ms && wait_readable(srv, -1, (int)step->delay_ms) < 0)
-        return;
-    if (step->raw)
-        send_all(fd, step->raw, step->raw_len ? step->raw_len : strlen(step->raw));
-}
-
-static gpointer serve(gpointer data)
-{
-    TestServer *srv = data;
-    GString *in = g_string_new(NULL);
-    int fd = -1;
-    guint served = 0; /* requests answered on fd */
-
-    while (!woken(srv)) {
-        char *request;
-        const Step *step;
-
-        if (fd < 0) {
-            fd = accept_connection(srv);
-            served = 0;
-            g_string_truncate(in, 0);
-            if (fd < 0)
-                break;
-        }
-        request = read_request(srv, fd, in, served > 0);
-        if (!request) {
-            close(fd);
-            fd = -1;
-            continue;
-        }
-        step = take_step(srv, request);
-        answer(srv, fd, step);
-        served++;
-        if (!step->raw || step->close_after) {
-            close(fd);
-            fd = -1;
-        }
-    }
-    if (fd >= 0)
-        close(fd);
-    g_string_free(in, TRUE);
-    return NULL;
-}
-
-static TestServer *server_start(void)
-{
-    TestServer *srv = g_new0(TestServer, 1);
-    struct sockaddr_in addr = { .sin_family = AF_INET };
-    socklen_t addr_len = sizeof addr;
-
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    srv->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    g_assert_cmpint(srv->listen_fd, >=, 0);
-    g_assert_cmpint(bind(srv->listen_fd, (struct sockaddr *)&addr, sizeof addr), ==, 0);
-    g_assert_cmpint(listen(srv->listen_fd, 16), ==, 0);
-    g_assert_cmpint(getsockname(srv->listen_fd, (struct sockaddr *)&addr, &addr_len), ==, 0);
-    g_assert_cmpint(pipe(srv->wake), ==, 0);
-    srv->origin = g_strdup_printf("http://127.0.0.1:%u", ntohs(addr.sin_port));
-    g_mutex_init(&srv->lock);
-    srv->steps = g_ptr_array_new_with_free_func(step_free);
-    srv->requests = g_ptr_array_new_with_free_func(g_free);
-    srv->thread = g_thread_new("test-http-server", serve, srv);
-    return srv;
-}
-
-static void server_stop(TestServer *srv)
-{
-    g_assert_cmpint(write(srv->wake[1], "x", 1), ==, 1);
-    g_thread_join(srv->thread);
-    close(srv->listen_fd);
-    close(srv->wake[0]);
-    close(srv->wake[1]);
-    g_ptr_array_free(srv->steps, TRUE);
-    g_ptr_array_free(srv->requests, TRUE);
-    g_mutex_clear(&srv->lock);
-    g_free(srv->origin);
-    g_free(srv);
-}
-
-static void server_add_step(TestServer *srv, char *raw, gsize raw_len,
-                            guint delay_ms, gboolean close_after)
-{
-    Step *step = g_new0(Step, 1);
-
-    step->raw = raw;
-    step->raw_len = raw_len;
-    step->delay_ms = delay_ms;
-    step->close_after = close_after;
-    g_mutex_lock(&srv->lock);
-    g_ptr_array_add(srv->steps, step);
-    g_mutex_unlock(&srv->lock);
-}
-
-/* A well-formed answer; `extra_headers` lines end in "\r\n". */
-static void server_reply(TestServer *srv, int status, const char *extra_headers,
-                         const char *content_type, const char *body)
-{
-    char *raw = g_strdup_printf("HTTP/1.1 %d Scripted\r\n%s%s%s%s"
-                                "Content-Length: %zu\r\n\r\n%s",
-                                status, extra_headers ? extra_headers : "",
-                                content_type ? "Content-Type: " : "",
-                                content_type ? content_type : "",
-                                content_type ? "\r\n" : "",
-                                strlen(body), body);
-
-    server_add_step(srv, raw, 0, 0, FALSE);
-}
-
-static void server_reply_raw(TestServer *srv, const char *raw, gboolean close_after)
-{
-    server_add_step(srv, g_strdup(raw), 0, 0, close_after);
-}
-
-/* Close the connection once the request has arrived, answering nothing. */
-static void server_drop(TestServer *srv)
-{
-    server_add_step(srv, NULL, 0, 0, TRUE);
-}
-
-static void server_reply_late(TestServer *srv, guint delay_ms)
-{
-    server_add_step(srv, g_strdup("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"),
-                    0, delay_ms, TRUE);
-}
-
-static guint server_request_count(TestServer *srv)
-{
-    guint n;
-
-    g_mutex_lock(&srv->lock);
-    n = srv->requests->len;
-    g_mutex_unlock(&srv->lock);
-    return n;
-}
-
-static char *server_request(TestServer *srv, guint i)
-{
-    char *copy;
-
-    g_mutex_lock(&srv->lock);
-    g_assert_cmpuint(i, <, srv->requests->len);
-    copy = g_strdup(g_ptr_array_index(srv->requests, i));
-    g_mutex_unlock(&srv->lock);
-    return copy;
-}
-
-static guint server_connection_count(TestServer *srv)
-{
-    guint n;
-
-    g_mutex_lock(&srv->lock);
-    n = srv->connections;
-    g_mutex_unlock(&srv->lock);
-    return n;
-}
 
 /* ======================================================================== */
 /* Client helpers                                                           */
@@ -717,14 +407,14 @@ static void test_rate_limit_reset(void)
  * and returns both requests as the server saw them. */
 static void exchange_with_auth(IfsHttpConfig *cfg, char **get_seen, char **post_seen)
 {
-    TestServer *srv = server_start();
+    TestServer *srv = test_server_start();
     IfsHttp *http;
     IfsHttpResponse *resp;
     g_autoptr(IfsError) err = NULL;
 
-    cfg->origin = srv->origin;
-    server_reply(srv, 200, NULL, "application/json", "{}");
-    server_reply(srv, 401, NULL, "application/json",
+    cfg->origin = test_server_origin(srv);
+    test_server_reply(srv, 200, NULL, "application/json", "{}");
+    test_server_reply(srv, 401, NULL, "application/json",
                  "{\"message\":\"invalid key " SECRET "\",\"code\":\"" SECRET "\"}");
     http = ifs_http_new(cfg);
     resp = ifs_http_request(http, "GET", "/auth", NULL, &err);
@@ -735,11 +425,11 @@ static void exchange_with_auth(IfsHttpConfig *cfg, char **get_seen, char **post_
     g_assert_cmpint(err->errnum, ==, EACCES);
     assert_no_secret(err);
     assert_contains(err->message, "[redacted]");
-    *get_seen = server_request(srv, 0);
-    *post_seen = server_request(srv, 1);
+    *get_seen = test_server_request(srv, 0);
+    *post_seen = test_server_request(srv, 1);
     ifs_http_response_free(resp);
     ifs_http_free(http);
-    server_stop(srv);
+    test_server_stop(srv);
 }
 
 static void test_auth_bearer(void)
@@ -797,8 +487,8 @@ static void test_auth_none(void)
 
 static void test_secret_with_line_break_refused(void)
 {
-    TestServer *srv = server_start();
-    IfsHttpConfig cfg = config_for(srv->origin);
+    TestServer *srv = test_server_start();
+    IfsHttpConfig cfg = config_for(test_server_origin(srv));
     IfsHttp *http;
     g_autoptr(IfsError) err = NULL;
 
@@ -807,15 +497,15 @@ static void test_secret_with_line_break_refused(void)
     g_assert_null(ifs_http_request(http, "GET", "/x", NULL, &err));
     g_assert_cmpint(err->errnum, ==, EINVAL);
     assert_no_secret(err);
-    g_assert_cmpuint(server_request_count(srv), ==, 0);
+    g_assert_cmpuint(test_server_request_count(srv), ==, 0);
     ifs_http_free(http);
-    server_stop(srv);
+    test_server_stop(srv);
 }
 
 static void test_ok_body_and_headers(void)
 {
-    TestServer *srv = server_start();
-    IfsHttpConfig cfg = config_for(srv->origin);
+    TestServer *srv = test_server_start();
+    IfsHttpConfig cfg = config_for(test_server_origin(srv));
     IfsHttp *http = ifs_http_new(&cfg);
     IfsHttpResponse *resp;
     g_autoptr(IfsError) err = NULL;
@@ -823,9 +513,9 @@ static void test_ok_body_and_headers(void)
     g_autofree char *post = NULL;
     g_autofree char *bare_post = NULL;
 
-    server_reply(srv, 200, NULL, "application/json; charset=utf-8", "{\"data\":[1,2]}");
-    server_reply(srv, 202, NULL, "application/json", "{\"accepted\":true}");
-    server_reply(srv, 200, NULL, NULL, "");
+    test_server_reply(srv, 200, NULL, "application/json; charset=utf-8", "{\"data\":[1,2]}");
+    test_server_reply(srv, 202, NULL, "application/json", "{\"accepted\":true}");
+    test_server_reply(srv, 200, NULL, NULL, "");
 
     resp = ifs_http_request(http, "GET", "/api/v2/vps?limit=2", NULL, &err);
     g_assert_null(err);
@@ -847,9 +537,9 @@ static void test_ok_body_and_headers(void)
     g_assert_null(resp->content_type);
     ifs_http_response_free(resp);
 
-    get = server_request(srv, 0);
-    post = server_request(srv, 1);
-    bare_post = server_request(srv, 2);
+    get = test_server_request(srv, 0);
+    post = test_server_request(srv, 1);
+    bare_post = test_server_request(srv, 2);
     assert_contains(get, "GET /api/v2/vps?limit=2 HTTP/1.1\r\n");
     assert_contains(get, "\r\nAccept: application/json\r\n");
     assert_contains(get, "\r\nUser-Agent: infrafs/");
@@ -863,21 +553,21 @@ static void test_ok_body_and_headers(void)
     g_assert_cmpuint(ifs_http_request_count(http), ==, 3);
     /* Each action got a connection of its own, so that libcurl can never
      * send it twice over a reused connection that turned out dead. */
-    g_assert_cmpuint(server_connection_count(srv), ==, 3);
+    g_assert_cmpuint(test_server_connection_count(srv), ==, 3);
     ifs_http_free(http);
-    server_stop(srv);
+    test_server_stop(srv);
 }
 
 static void test_not_found_problem(void)
 {
-    TestServer *srv = server_start();
-    IfsHttpConfig cfg = config_for(srv->origin);
+    TestServer *srv = test_server_start();
+    IfsHttpConfig cfg = config_for(test_server_origin(srv));
     IfsHttp *http;
     g_autoptr(IfsError) err = NULL;
 
     cfg.account = "hostup";
     http = ifs_http_new(&cfg);
-    server_reply(srv, 404, NULL, "application/problem+json",
+    test_server_reply(srv, 404, NULL, "application/problem+json",
                  "{\"title\":\"Not found\",\"status\":404,\"code\":\"vps_not_found\","
                  "\"detail\":\"VPS vps_x does not exist\"}");
     g_assert_null(ifs_http_request(http, "GET", "/api/v2/vps/vps_x", NULL, &err));
@@ -890,42 +580,42 @@ static void test_not_found_problem(void)
     /* 404 is an answer, not a hiccup: no retry. */
     g_assert_cmpuint(ifs_http_request_count(http), ==, 1);
     ifs_http_free(http);
-    server_stop(srv);
+    test_server_stop(srv);
 }
 
 static void test_get_retried_after_503(void)
 {
-    TestServer *srv = server_start();
-    IfsHttpConfig cfg = config_for(srv->origin);
+    TestServer *srv = test_server_start();
+    IfsHttpConfig cfg = config_for(test_server_origin(srv));
     IfsHttp *http = ifs_http_new(&cfg);
     IfsHttpResponse *resp;
     g_autoptr(IfsError) err = NULL;
     gint64 start = g_get_monotonic_time();
 
-    server_reply(srv, 503, NULL, "text/plain", "maintenance");
-    server_reply(srv, 200, NULL, "application/json", "{\"ok\":true}");
+    test_server_reply(srv, 503, NULL, "text/plain", "maintenance");
+    test_server_reply(srv, 200, NULL, "application/json", "{\"ok\":true}");
     resp = ifs_http_request(http, "GET", "/r", NULL, &err);
     g_assert_null(err);
     g_assert_cmpstr(resp->body, ==, "{\"ok\":true}");
     g_assert_cmpuint(ifs_http_request_count(http), ==, 2);
-    g_assert_cmpuint(server_request_count(srv), ==, 2);
+    g_assert_cmpuint(test_server_request_count(srv), ==, 2);
     g_assert_cmpfloat(seconds_since(start), >=, 0.45); /* first backoff step */
     ifs_http_response_free(resp);
     ifs_http_free(http);
-    server_stop(srv);
+    test_server_stop(srv);
 }
 
 static void test_post_not_retried(void)
 {
-    TestServer *srv = server_start();
-    IfsHttpConfig cfg = config_for(srv->origin);
+    TestServer *srv = test_server_start();
+    IfsHttpConfig cfg = config_for(test_server_origin(srv));
     IfsHttp *http = ifs_http_new(&cfg);
     g_autoptr(IfsError) err = NULL;
     g_autoptr(IfsError) limited = NULL;
 
-    server_reply(srv, 503, NULL, "application/json", "{\"message\":\"busy\"}");
-    server_reply(srv, 429, "Retry-After: 0\r\n", "text/plain", "Too many requests");
-    server_reply(srv, 200, NULL, "application/json", "{}");
+    test_server_reply(srv, 503, NULL, "application/json", "{\"message\":\"busy\"}");
+    test_server_reply(srv, 429, "Retry-After: 0\r\n", "text/plain", "Too many requests");
+    test_server_reply(srv, 200, NULL, "application/json", "{}");
     g_assert_null(ifs_http_request(http, "POST", "/vps/x/restart", NULL, &err));
     g_assert_cmpint(err->errnum, ==, EIO);
     g_assert_cmpint(err->http_status, ==, 503);
@@ -933,46 +623,46 @@ static void test_post_not_retried(void)
     g_assert_null(ifs_http_request(http, "POST", "/vps/x/restart", NULL, &limited));
     g_assert_cmpint(limited->errnum, ==, EAGAIN);
     g_assert_cmpuint(ifs_http_request_count(http), ==, 2);
-    g_assert_cmpuint(server_request_count(srv), ==, 2);
+    g_assert_cmpuint(test_server_request_count(srv), ==, 2);
     ifs_http_free(http);
-    server_stop(srv);
+    test_server_stop(srv);
 }
 
 static void test_get_gives_up_after_max_retries(void)
 {
-    TestServer *srv = server_start();
-    IfsHttpConfig cfg = config_for(srv->origin);
+    TestServer *srv = test_server_start();
+    IfsHttpConfig cfg = config_for(test_server_origin(srv));
     IfsHttp *http;
     g_autoptr(IfsError) err = NULL;
 
     cfg.max_retries = 2;
     http = ifs_http_new(&cfg);
     /* Retry-After: 0 lets the retries go at once. */
-    server_reply(srv, 504, "Retry-After: 0\r\n", "text/plain", "gateway timeout");
-    server_reply(srv, 503, "Retry-After: 0\r\n", "text/plain", "unavailable");
-    server_reply(srv, 502, "Retry-After: 0\r\n", "text/plain", "bad gateway");
-    server_reply(srv, 200, NULL, "application/json", "{}");
+    test_server_reply(srv, 504, "Retry-After: 0\r\n", "text/plain", "gateway timeout");
+    test_server_reply(srv, 503, "Retry-After: 0\r\n", "text/plain", "unavailable");
+    test_server_reply(srv, 502, "Retry-After: 0\r\n", "text/plain", "bad gateway");
+    test_server_reply(srv, 200, NULL, "application/json", "{}");
     g_assert_null(ifs_http_request(http, "GET", "/g", NULL, &err));
     g_assert_cmpint(err->errnum, ==, EIO);
     g_assert_cmpint(err->http_status, ==, 502);
     assert_contains(err->message, "gave up after 3 attempts");
     g_assert_cmpuint(ifs_http_request_count(http), ==, 3);
     ifs_http_free(http);
-    server_stop(srv);
+    test_server_stop(srv);
 }
 
 static void test_retry_after_honoured(void)
 {
-    TestServer *srv = server_start();
-    IfsHttpConfig cfg = config_for(srv->origin);
+    TestServer *srv = test_server_start();
+    IfsHttpConfig cfg = config_for(test_server_origin(srv));
     IfsHttp *http = ifs_http_new(&cfg);
     IfsHttpResponse *resp;
     g_autoptr(IfsError) err = NULL;
     gint64 start = g_get_monotonic_time();
 
-    server_reply(srv, 429, "Retry-After: 1\r\n", "application/json",
+    test_server_reply(srv, 429, "Retry-After: 1\r\n", "application/json",
                  "{\"code\":\"rate_limited\",\"detail\":\"slow down\"}");
-    server_reply(srv, 200, NULL, "application/json", "{}");
+    test_server_reply(srv, 200, NULL, "application/json", "{}");
     resp = ifs_http_request(http, "GET", "/limited", NULL, &err);
     g_assert_null(err);
     g_assert_nonnull(resp);
@@ -981,22 +671,22 @@ static void test_retry_after_honoured(void)
     g_assert_cmpuint(ifs_http_request_count(http), ==, 2);
     ifs_http_response_free(resp);
     ifs_http_free(http);
-    server_stop(srv);
+    test_server_stop(srv);
 }
 
 /* A POST answered 429 with Retry-After holds back the next GET too. */
 static void test_retry_after_holds_later_reads(void)
 {
-    TestServer *srv = server_start();
-    IfsHttpConfig cfg = config_for(srv->origin);
+    TestServer *srv = test_server_start();
+    IfsHttpConfig cfg = config_for(test_server_origin(srv));
     IfsHttp *http = ifs_http_new(&cfg);
     IfsHttpResponse *resp;
     g_autoptr(IfsError) err = NULL;
     g_autoptr(IfsError) read_err = NULL;
     gint64 start;
 
-    server_reply(srv, 429, "retry-after: 1\r\n", "text/plain", "Too many requests");
-    server_reply(srv, 200, NULL, "application/json", "{}");
+    test_server_reply(srv, 429, "retry-after: 1\r\n", "text/plain", "Too many requests");
+    test_server_reply(srv, 200, NULL, "application/json", "{}");
     g_assert_null(ifs_http_request(http, "POST", "/act", NULL, &err));
     g_assert_cmpint(err->errnum, ==, EAGAIN);
     start = g_get_monotonic_time();
@@ -1005,21 +695,21 @@ static void test_retry_after_holds_later_reads(void)
     g_assert_cmpfloat(seconds_since(start), >=, 0.9);
     ifs_http_response_free(resp);
     ifs_http_free(http);
-    server_stop(srv);
+    test_server_stop(srv);
 }
 
 static void test_rate_limit_remaining_recorded(void)
 {
-    TestServer *srv = server_start();
-    IfsHttpConfig cfg = config_for(srv->origin);
+    TestServer *srv = test_server_start();
+    IfsHttpConfig cfg = config_for(test_server_origin(srv));
     IfsHttp *http = ifs_http_new(&cfg);
     IfsHttpResponse *resp;
     g_autoptr(IfsError) err = NULL;
 
     g_assert_cmpint(ifs_http_rate_limit_remaining(http), ==, -1);
-    server_reply(srv, 200, "x-ratelimit-limit: 60\r\nx-ratelimit-remaining: 7\r\n",
+    test_server_reply(srv, 200, "x-ratelimit-limit: 60\r\nx-ratelimit-remaining: 7\r\n",
                  "application/json", "{}");
-    server_reply(srv, 200, NULL, "application/json", "{}");
+    test_server_reply(srv, 200, NULL, "application/json", "{}");
     resp = ifs_http_request(http, "GET", "/a", NULL, &err);
     ifs_http_response_free(resp);
     g_assert_cmpint(ifs_http_rate_limit_remaining(http), ==, 7);
@@ -1029,15 +719,15 @@ static void test_rate_limit_remaining_recorded(void)
     g_assert_null(err);
     g_assert_cmpint(ifs_http_rate_limit_remaining(http), ==, 7);
     ifs_http_free(http);
-    server_stop(srv);
+    test_server_stop(srv);
 }
 
 /* Remaining 0 with a Reset an hour ahead: the next GET waits, but never
  * longer than max_retry_wait_s. */
 static void test_exhausted_budget_slows_reads(void)
 {
-    TestServer *srv = server_start();
-    IfsHttpConfig cfg = config_for(srv->origin);
+    TestServer *srv = test_server_start();
+    IfsHttpConfig cfg = config_for(test_server_origin(srv));
     IfsHttp *http;
     IfsHttpResponse *resp;
     g_autoptr(IfsError) err = NULL;
@@ -1050,8 +740,8 @@ static void test_exhausted_budget_slows_reads(void)
 
     cfg.max_retry_wait_s = 1;
     http = ifs_http_new(&cfg);
-    server_reply(srv, 200, headers, "application/json", "{}");
-    server_reply(srv, 200, NULL, "application/json", "{}");
+    test_server_reply(srv, 200, headers, "application/json", "{}");
+    test_server_reply(srv, 200, NULL, "application/json", "{}");
     resp = ifs_http_request(http, "GET", "/a", NULL, &err);
     ifs_http_response_free(resp);
     g_assert_cmpint(ifs_http_rate_limit_remaining(http), ==, 0);
@@ -1062,29 +752,29 @@ static void test_exhausted_budget_slows_reads(void)
     g_assert_cmpfloat(seconds_since(start), <, 3.0);
     ifs_http_response_free(resp);
     ifs_http_free(http);
-    server_stop(srv);
+    test_server_stop(srv);
 }
 
 static void test_timeout(void)
 {
-    TestServer *srv = server_start();
-    IfsHttpConfig cfg = config_for(srv->origin);
+    TestServer *srv = test_server_start();
+    IfsHttpConfig cfg = config_for(test_server_origin(srv));
     IfsHttp *http;
     g_autoptr(IfsError) err = NULL;
     gint64 start = g_get_monotonic_time();
 
     cfg.timeout_ms = 200;
     http = ifs_http_new(&cfg);
-    server_reply_late(srv, 3000);
+    test_server_reply_late(srv, 3000);
     g_assert_null(ifs_http_request(http, "POST", "/slow", NULL, &err));
     g_assert_cmpint(err->errnum, ==, ETIMEDOUT);
     g_assert_cmpint(err->http_status, ==, 0);
     assert_contains(err->message, "account 'acct': POST /slow: ");
-    assert_contains(err->message, srv->origin);
+    assert_contains(err->message, test_server_origin(srv));
     g_assert_cmpfloat(seconds_since(start), <, 2.0);
     g_assert_cmpuint(ifs_http_request_count(http), ==, 1);
     ifs_http_free(http);
-    server_stop(srv);
+    test_server_stop(srv);
 }
 
 static void test_connection_refused(void)
@@ -1109,76 +799,76 @@ static void test_connection_refused(void)
 
 static void test_truncated_body(void)
 {
-    TestServer *srv = server_start();
-    IfsHttpConfig cfg = config_for(srv->origin);
+    TestServer *srv = test_server_start();
+    IfsHttpConfig cfg = config_for(test_server_origin(srv));
     IfsHttp *http = ifs_http_new(&cfg);
     g_autoptr(IfsError) err = NULL;
 
-    server_reply_raw(srv, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"partial\":", TRUE);
+    test_server_reply_raw(srv, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"partial\":", TRUE);
     g_assert_null(ifs_http_request(http, "POST", "/t", NULL, &err));
     g_assert_cmpint(err->errnum, ==, EIO);
     assert_contains(err->message, "account 'acct': POST /t: ");
     ifs_http_free(http);
-    server_stop(srv);
+    test_server_stop(srv);
 }
 
 static void test_dropped_connection(void)
 {
-    TestServer *srv = server_start();
-    IfsHttpConfig cfg = config_for(srv->origin);
+    TestServer *srv = test_server_start();
+    IfsHttpConfig cfg = config_for(test_server_origin(srv));
     IfsHttp *http = ifs_http_new(&cfg);
     g_autoptr(IfsError) err = NULL;
 
-    server_drop(srv);
+    test_server_drop(srv);
     g_assert_null(ifs_http_request(http, "POST", "/d", NULL, &err));
     g_assert_cmpint(err->errnum, ==, EIO);
     g_assert_cmpint(err->http_status, ==, 0);
     ifs_http_free(http);
-    server_stop(srv);
+    test_server_stop(srv);
 }
 
 static void test_get_retried_after_drop(void)
 {
-    TestServer *srv = server_start();
-    IfsHttpConfig cfg = config_for(srv->origin);
+    TestServer *srv = test_server_start();
+    IfsHttpConfig cfg = config_for(test_server_origin(srv));
     IfsHttp *http = ifs_http_new(&cfg);
     IfsHttpResponse *resp;
     g_autoptr(IfsError) err = NULL;
 
-    server_drop(srv);
-    server_reply(srv, 200, NULL, "application/json", "[]");
+    test_server_drop(srv);
+    test_server_reply(srv, 200, NULL, "application/json", "[]");
     resp = ifs_http_request(http, "GET", "/d", NULL, &err);
     g_assert_null(err);
     g_assert_cmpstr(resp->body, ==, "[]");
     g_assert_cmpuint(ifs_http_request_count(http), ==, 2);
     ifs_http_response_free(resp);
     ifs_http_free(http);
-    server_stop(srv);
+    test_server_stop(srv);
 }
 
 static void test_too_large_body(void)
 {
-    TestServer *srv = server_start();
-    IfsHttpConfig cfg = config_for(srv->origin);
+    TestServer *srv = test_server_start();
+    IfsHttpConfig cfg = config_for(test_server_origin(srv));
     IfsHttp *http = ifs_http_new(&cfg);
     g_autoptr(IfsError) err = NULL;
 
-    server_reply_raw(srv, "HTTP/1.1 200 OK\r\nContent-Length: 104857600\r\n\r\n{", TRUE);
+    test_server_reply_raw(srv, "HTTP/1.1 200 OK\r\nContent-Length: 104857600\r\n\r\n{", TRUE);
     g_assert_null(ifs_http_request(http, "GET", "/big", NULL, &err));
     g_assert_cmpint(err->errnum, ==, EIO);
     assert_contains(err->message, "larger than 64 MiB");
     /* Retrying would not make it smaller. */
-    g_assert_cmpuint(server_request_count(srv), ==, 1);
+    g_assert_cmpuint(test_server_request_count(srv), ==, 1);
     ifs_http_free(http);
-    server_stop(srv);
+    test_server_stop(srv);
 }
 
 /* A CA file that cannot be read fails before anything is sent, and
  * retrying would not help. */
 static void test_unreadable_cacert(void)
 {
-    TestServer *srv = server_start();
-    g_autofree char *https = g_strdup_printf("https://%s", srv->origin + strlen("http://"));
+    TestServer *srv = test_server_start();
+    g_autofree char *https = g_strdup_printf("https://%s", test_server_origin(srv) + strlen("http://"));
     IfsHttpConfig cfg = config_for(https);
     IfsHttp *http;
     g_autoptr(IfsError) err = NULL;
@@ -1191,30 +881,30 @@ static void test_unreadable_cacert(void)
     g_assert_null(strstr(err->message, "attempts"));
     g_assert_cmpuint(ifs_http_request_count(http), ==, 0);
     ifs_http_free(http);
-    server_stop(srv);
+    test_server_stop(srv);
 }
 
 static void test_redirect_not_followed(void)
 {
-    TestServer *srv = server_start();
-    IfsHttpConfig cfg = config_for(srv->origin);
+    TestServer *srv = test_server_start();
+    IfsHttpConfig cfg = config_for(test_server_origin(srv));
     IfsHttp *http = ifs_http_new(&cfg);
     g_autoptr(IfsError) err = NULL;
 
-    server_reply(srv, 301, "Location: https://elsewhere.example/api\r\n", "text/html",
+    test_server_reply(srv, 301, "Location: https://elsewhere.example/api\r\n", "text/html",
                  "<html><title>Moved</title></html>");
     g_assert_null(ifs_http_request(http, "GET", "/api", NULL, &err));
     g_assert_cmpint(err->errnum, ==, EIO);
     assert_contains(err->message, "redirects to https://elsewhere.example/api");
-    g_assert_cmpuint(server_request_count(srv), ==, 1);
+    g_assert_cmpuint(test_server_request_count(srv), ==, 1);
     ifs_http_free(http);
-    server_stop(srv);
+    test_server_stop(srv);
 }
 
 static void test_get_json(void)
 {
-    TestServer *srv = server_start();
-    IfsHttpConfig cfg = config_for(srv->origin);
+    TestServer *srv = test_server_start();
+    IfsHttpConfig cfg = config_for(test_server_origin(srv));
     IfsHttp *http = ifs_http_new(&cfg);
     g_autoptr(IfsError) err = NULL;
     g_autoptr(IfsError) bad = NULL;
@@ -1222,9 +912,9 @@ static void test_get_json(void)
     json_object *json;
     json_object *id;
 
-    server_reply(srv, 200, NULL, "application/json", " {\"id\":\"vps_1\"}\n");
-    server_reply(srv, 200, NULL, "application/json", "{\"id\": ");
-    server_reply(srv, 200, NULL, "application/json", "{} {}");
+    test_server_reply(srv, 200, NULL, "application/json", " {\"id\":\"vps_1\"}\n");
+    test_server_reply(srv, 200, NULL, "application/json", "{\"id\": ");
+    test_server_reply(srv, 200, NULL, "application/json", "{} {}");
     json = ifs_http_get_json(http, "/api/v2/vps/vps_1", &err);
     g_assert_null(err);
     g_assert_true(json_object_object_get_ex(json, "id", &id));
@@ -1239,19 +929,19 @@ static void test_get_json(void)
     /* A malformed 2xx body is not retried. */
     g_assert_cmpuint(ifs_http_request_count(http), ==, 3);
     ifs_http_free(http);
-    server_stop(srv);
+    test_server_stop(srv);
 }
 
 /* A web page where JSON belongs (a login page, a proxy's error page) is
  * named as such, with its title: usually `url` is wrong. */
 static void test_get_json_web_page(void)
 {
-    TestServer *srv = server_start();
-    IfsHttpConfig cfg = config_for(srv->origin);
+    TestServer *srv = test_server_start();
+    IfsHttpConfig cfg = config_for(test_server_origin(srv));
     IfsHttp *http = ifs_http_new(&cfg);
     g_autoptr(IfsError) err = NULL;
 
-    server_reply(srv, 200, NULL, "text/html; charset=utf-8",
+    test_server_reply(srv, 200, NULL, "text/html; charset=utf-8",
                  "<!DOCTYPE html>\n<html><head><title>Sign in</title></head>"
                  "<body>...</body></html>");
     g_assert_null(ifs_http_get_json(http, "/api/v2/vps", &err));
@@ -1261,15 +951,15 @@ static void test_get_json_web_page(void)
                                   "HTTP 200 with text/html; charset=utf-8 (\"Sign in\") "
                                   "instead of JSON; check `url`");
     ifs_http_free(http);
-    server_stop(srv);
+    test_server_stop(srv);
 }
 
 /* json-c stops at its depth limit: a hostile answer costs no memory and
  * says what is wrong with it. */
 static void test_get_json_too_deep(void)
 {
-    TestServer *srv = server_start();
-    IfsHttpConfig cfg = config_for(srv->origin);
+    TestServer *srv = test_server_start();
+    IfsHttpConfig cfg = config_for(test_server_origin(srv));
     IfsHttp *http = ifs_http_new(&cfg);
     g_autoptr(IfsError) err = NULL;
     g_autoptr(IfsError) ok_err = NULL;
@@ -1285,8 +975,8 @@ static void test_get_json_too_deep(void)
         g_string_append_c(fine, '[');
     for (int i = 0; i < 32; i++)
         g_string_append_c(fine, ']');
-    server_reply(srv, 200, NULL, "application/json", deep->str);
-    server_reply(srv, 200, NULL, "application/json", fine->str);
+    test_server_reply(srv, 200, NULL, "application/json", deep->str);
+    test_server_reply(srv, 200, NULL, "application/json", fine->str);
     g_assert_null(ifs_http_get_json(http, "/deep", &err));
     g_assert_cmpint(err->errnum, ==, EIO);
     assert_contains(err->message, "account 'acct': GET /deep: unreadable response (JSON "
@@ -1298,7 +988,7 @@ static void test_get_json_too_deep(void)
     g_string_free(deep, TRUE);
     g_string_free(fine, TRUE);
     ifs_http_free(http);
-    server_stop(srv);
+    test_server_stop(srv);
 }
 
 typedef struct {
@@ -1319,8 +1009,8 @@ static gpointer cancel_later(gpointer data)
  * more is sent. */
 static void test_cancel_ends_a_stalled_request(void)
 {
-    TestServer *srv = server_start();
-    IfsHttpConfig cfg = config_for(srv->origin);
+    TestServer *srv = test_server_start();
+    IfsHttpConfig cfg = config_for(test_server_origin(srv));
     IfsHttp *http;
     g_autoptr(IfsError) err = NULL;
     g_autoptr(IfsError) after = NULL;
@@ -1331,7 +1021,7 @@ static void test_cancel_ends_a_stalled_request(void)
     cfg.timeout_ms = 30000;
     http = ifs_http_new(&cfg);
     c = (Canceller){http, 300};
-    server_reply_late(srv, 20000);
+    test_server_reply_late(srv, 20000);
     t = g_thread_new("cancel", cancel_later, &c);
     g_assert_null(ifs_http_request(http, "GET", "/silent", NULL, &err));
     g_thread_join(t);
@@ -1339,20 +1029,20 @@ static void test_cancel_ends_a_stalled_request(void)
     assert_contains(err->message, "account 'acct': GET /silent: abandoned because infrafs "
                                   "is stopping");
     g_assert_cmpfloat(seconds_since(start), <, 2.5);
-    g_assert_cmpuint(server_request_count(srv), ==, 1); /* not retried */
+    g_assert_cmpuint(test_server_request_count(srv), ==, 1); /* not retried */
 
     g_assert_null(ifs_http_request(http, "POST", "/later", NULL, &after));
     g_assert_cmpint(after->errnum, ==, ECANCELED);
     g_assert_cmpuint(ifs_http_request_count(http), ==, 1);
     ifs_http_free(http);
-    server_stop(srv);
+    test_server_stop(srv);
 }
 
 /* A long Retry-After wait ends at once too. */
 static void test_cancel_ends_a_retry_after_wait(void)
 {
-    TestServer *srv = server_start();
-    IfsHttpConfig cfg = config_for(srv->origin);
+    TestServer *srv = test_server_start();
+    IfsHttpConfig cfg = config_for(test_server_origin(srv));
     IfsHttp *http;
     g_autoptr(IfsError) err = NULL;
     Canceller c;
@@ -1362,15 +1052,15 @@ static void test_cancel_ends_a_retry_after_wait(void)
     cfg.max_retry_wait_s = 60;
     http = ifs_http_new(&cfg);
     c = (Canceller){http, 300};
-    server_reply(srv, 503, "Retry-After: 30\r\n", "text/plain", "later");
+    test_server_reply(srv, 503, "Retry-After: 30\r\n", "text/plain", "later");
     t = g_thread_new("cancel", cancel_later, &c);
     g_assert_null(ifs_http_request(http, "GET", "/busy", NULL, &err));
     g_thread_join(t);
     g_assert_cmpint(err->errnum, ==, ECANCELED);
     g_assert_cmpfloat(seconds_since(start), <, 2.0);
-    g_assert_cmpuint(server_request_count(srv), ==, 1);
+    g_assert_cmpuint(test_server_request_count(srv), ==, 1);
     ifs_http_free(http);
-    server_stop(srv);
+    test_server_stop(srv);
 }
 
 typedef struct {
@@ -1396,8 +1086,8 @@ static gpointer fetch_many(gpointer data)
 
 static void test_concurrent_requests(void)
 {
-    TestServer *srv = server_start();
-    IfsHttpConfig cfg = config_for(srv->origin);
+    TestServer *srv = test_server_start();
+    IfsHttpConfig cfg = config_for(test_server_origin(srv));
     IfsHttp *http = ifs_http_new(&cfg);
     Worker workers[4];
     GThread *threads[4];
@@ -1406,7 +1096,7 @@ static void test_concurrent_requests(void)
     /* The test server serves one connection at a time, so every answer
      * closes its connection to let the next thread in. */
     for (int i = 0; i < 20; i++)
-        server_reply_raw(srv, "HTTP/1.1 200 OK\r\nConnection: close\r\n"
+        test_server_reply_raw(srv, "HTTP/1.1 200 OK\r\nConnection: close\r\n"
                               "Content-Length: 2\r\n\r\n{}", TRUE);
     for (int i = 0; i < 4; i++) {
         workers[i] = (Worker){ .http = http };
@@ -1419,7 +1109,7 @@ static void test_concurrent_requests(void)
     g_assert_cmpuint(ok, ==, 20);
     g_assert_cmpuint(ifs_http_request_count(http), ==, 20);
     ifs_http_free(http);
-    server_stop(srv);
+    test_server_stop(srv);
 }
 
 /* ======================================================================== */
@@ -1427,17 +1117,17 @@ static void test_concurrent_requests(void)
 
 static void test_url_own_origin_gets_credentials(void)
 {
-    TestServer *srv = server_start();
-    IfsHttpConfig cfg = config_for(srv->origin);
+    TestServer *srv = test_server_start();
+    IfsHttpConfig cfg = config_for(test_server_origin(srv));
     IfsHttp *http = ifs_http_new(&cfg);
     IfsHttpResponse *resp;
     g_autoptr(IfsError) err = NULL;
-    g_autofree char *url = g_strconcat(srv->origin, "/heartbeat/abc?status=ok", NULL);
+    g_autofree char *url = g_strconcat(test_server_origin(srv), "/heartbeat/abc?status=ok", NULL);
     g_autofree char *get = NULL;
     g_autofree char *post = NULL;
 
-    server_reply(srv, 200, NULL, "text/plain", "OK");
-    server_reply(srv, 201, NULL, "application/json", "{}");
+    test_server_reply(srv, 200, NULL, "text/plain", "OK");
+    test_server_reply(srv, 201, NULL, "application/json", "{}");
     resp = ifs_http_request_url(http, "GET", url, NULL, &err);
     g_assert_null(err);
     g_assert_cmpint(resp->status, ==, 200);
@@ -1448,8 +1138,8 @@ static void test_url_own_origin_gets_credentials(void)
     g_assert_cmpint(resp->status, ==, 201);
     ifs_http_response_free(resp);
 
-    get = server_request(srv, 0);
-    post = server_request(srv, 1);
+    get = test_server_request(srv, 0);
+    post = test_server_request(srv, 1);
     assert_contains(get, "GET /heartbeat/abc?status=ok HTTP/1.1\r\n");
     assert_contains(get, "\r\nAuthorization: Bearer " SECRET "\r\n");
     assert_contains(post, "POST /heartbeat/abc?status=ok HTTP/1.1\r\n");
@@ -1457,7 +1147,7 @@ static void test_url_own_origin_gets_credentials(void)
     g_assert_true(g_str_has_suffix(post, "\r\n\r\n{\"a\":1}"));
     g_assert_cmpuint(ifs_http_request_count(http), ==, 2);
     ifs_http_free(http);
-    server_stop(srv);
+    test_server_stop(srv);
 }
 
 /* The account's key must never reach another host, whatever the scheme of
@@ -1468,21 +1158,21 @@ static void test_url_foreign_origin_gets_no_credentials(void)
     static const IfsAuthScheme schemes[] = { IFS_AUTH_BEARER, IFS_AUTH_BASIC, IFS_AUTH_HEADER };
 
     for (gsize i = 0; i < G_N_ELEMENTS(schemes); i++) {
-        TestServer *own = server_start();
-        TestServer *other = server_start();
-        IfsHttpConfig cfg = config_for(own->origin);
+        TestServer *own = test_server_start();
+        TestServer *other = test_server_start();
+        IfsHttpConfig cfg = config_for(test_server_origin(own));
         IfsHttp *http;
-        g_autofree char *url = g_strconcat(other->origin, "/hb/1", NULL);
+        g_autofree char *url = g_strconcat(test_server_origin(other), "/hb/1", NULL);
         g_autofree char *renamed = g_strdup_printf("http://localhost:%s/hb/2",
-                                                   strrchr(own->origin, ':') + 1);
+                                                   strrchr(test_server_origin(own), ':') + 1);
         IfsHttpResponse *resp;
 
         cfg.auth = schemes[i];
         cfg.user = "ops@example.com";
         cfg.auth_header = "x-api-key";
         http = ifs_http_new(&cfg);
-        server_reply(other, 200, NULL, "text/plain", "OK");
-        server_reply(own, 200, NULL, "text/plain", "OK");
+        test_server_reply(other, 200, NULL, "text/plain", "OK");
+        test_server_reply(own, 200, NULL, "text/plain", "OK");
         for (int k = 0; k < 2; k++) {
             g_autoptr(IfsError) err = NULL;
 
@@ -1492,7 +1182,7 @@ static void test_url_foreign_origin_gets_no_credentials(void)
             ifs_http_response_free(resp);
         }
         for (int k = 0; k < 2; k++) {
-            g_autofree char *seen = server_request(k == 0 ? other : own, 0);
+            g_autofree char *seen = test_server_request(k == 0 ? other : own, 0);
 
             assert_contains(seen, k == 0 ? "GET /hb/1 HTTP/1.1\r\n" : "GET /hb/2 HTTP/1.1\r\n");
             g_assert_null(strstr(seen, "Authorization"));
@@ -1500,8 +1190,8 @@ static void test_url_foreign_origin_gets_no_credentials(void)
             g_assert_null(strstr(seen, SECRET));
         }
         ifs_http_free(http);
-        server_stop(own);
-        server_stop(other);
+        test_server_stop(own);
+        test_server_stop(other);
     }
 }
 
@@ -1509,8 +1199,8 @@ static void test_url_foreign_origin_gets_no_credentials(void)
  * what lies under that prefix. */
 static void test_url_path_prefix(void)
 {
-    TestServer *srv = server_start();
-    g_autofree char *origin = g_strconcat(srv->origin, "/api/", NULL);
+    TestServer *srv = test_server_start();
+    g_autofree char *origin = g_strconcat(test_server_origin(srv), "/api/", NULL);
     IfsHttpConfig cfg = config_for(origin);
     IfsHttp *http = ifs_http_new(&cfg);
     static const char *const paths[] = { "/api/hb/1", "/api", "/apiary/hb/1", "/other/hb" };
@@ -1518,27 +1208,27 @@ static void test_url_path_prefix(void)
 
     for (gsize i = 0; i < G_N_ELEMENTS(paths); i++) {
         g_autoptr(IfsError) err = NULL;
-        g_autofree char *url = g_strconcat(srv->origin, paths[i], NULL);
+        g_autofree char *url = g_strconcat(test_server_origin(srv), paths[i], NULL);
         g_autofree char *seen = NULL;
         IfsHttpResponse *resp;
 
-        server_reply(srv, 200, NULL, "text/plain", "OK");
+        test_server_reply(srv, 200, NULL, "text/plain", "OK");
         resp = ifs_http_request_url(http, "GET", url, NULL, &err);
         g_assert_null(err);
         ifs_http_response_free(resp);
-        seen = server_request(srv, (guint)i);
+        seen = test_server_request(srv, (guint)i);
         g_assert_true((strstr(seen, "Authorization: Bearer " SECRET) != NULL) == owned[i]);
     }
     ifs_http_free(http);
-    server_stop(srv);
+    test_server_stop(srv);
 }
 
 static void test_url_refuses_other_schemes(void)
 {
-    TestServer *srv = server_start();
-    IfsHttpConfig cfg = config_for(srv->origin);
+    TestServer *srv = test_server_start();
+    IfsHttpConfig cfg = config_for(test_server_origin(srv));
     IfsHttp *http = ifs_http_new(&cfg);
-    g_autofree char *ftp = g_strconcat("ftp", strchr(srv->origin, ':'), "/hb", NULL);
+    g_autofree char *ftp = g_strconcat("ftp", strchr(test_server_origin(srv), ':'), "/hb", NULL);
     const char *const urls[] = { ftp, "file:///etc/passwd", "gopher://127.0.0.1/x",
                                  "javascript:alert(1)", "/heartbeat/abc", "",
                                  "http://exa mple.com/x", NULL };
@@ -1557,33 +1247,33 @@ static void test_url_refuses_other_schemes(void)
         g_assert_null(ifs_http_request_url(http, "GET", ftp, NULL, &err));
         assert_contains(err->message, "refusing a 'ftp' URL; infrafs only requests http and https");
     }
-    g_assert_cmpuint(server_request_count(srv), ==, 0);
+    g_assert_cmpuint(test_server_request_count(srv), ==, 0);
     g_assert_cmpuint(ifs_http_request_count(http), ==, 0);
     ifs_http_free(http);
-    server_stop(srv);
+    test_server_stop(srv);
 }
 
 /* Error answers map as for paths; nothing is retried, not even a 429 or a
  * 503 to a GET; messages name the URL without its query. */
 static void test_url_errors_mapped_and_not_retried(void)
 {
-    TestServer *own = server_start();
-    TestServer *other = server_start();
-    IfsHttpConfig cfg = config_for(own->origin);
+    TestServer *own = test_server_start();
+    TestServer *other = test_server_start();
+    IfsHttpConfig cfg = config_for(test_server_origin(own));
     IfsHttp *http = ifs_http_new(&cfg);
-    g_autofree char *url = g_strconcat(other->origin, "/heartbeat/abc?token=q", NULL);
-    g_autofree char *shown = g_strconcat("account 'acct': GET ", other->origin,
+    g_autofree char *url = g_strconcat(test_server_origin(other), "/heartbeat/abc?token=q", NULL);
+    g_autofree char *shown = g_strconcat("account 'acct': GET ", test_server_origin(other),
                                          "/heartbeat/abc: HTTP 404 not_found: Heartbeat gone", NULL);
     g_autoptr(IfsError) gone = NULL;
     g_autoptr(IfsError) limited = NULL;
     g_autoptr(IfsError) down = NULL;
 
-    server_reply(other, 404, NULL, "application/json",
+    test_server_reply(other, 404, NULL, "application/json",
                  "{\"error\":{\"code\":\"not_found\",\"message\":\"Heartbeat gone\"}}");
-    server_reply(other, 429, "Retry-After: 0\r\n", "application/json",
+    test_server_reply(other, 429, "Retry-After: 0\r\n", "application/json",
                  "{\"code\":\"rate_limited\",\"message\":\"Slow down\"}");
-    server_reply(other, 503, "Retry-After: 0\r\n", "text/plain", "maintenance");
-    server_reply(other, 200, NULL, "text/plain", "OK");
+    test_server_reply(other, 503, "Retry-After: 0\r\n", "text/plain", "maintenance");
+    test_server_reply(other, 200, NULL, "text/plain", "OK");
     g_assert_null(ifs_http_request_url(http, "GET", url, NULL, &gone));
     g_assert_cmpint(gone->errnum, ==, ENOENT);
     g_assert_cmpint(gone->http_status, ==, 404);
@@ -1594,22 +1284,22 @@ static void test_url_errors_mapped_and_not_retried(void)
     g_assert_null(ifs_http_request_url(http, "GET", url, NULL, &down));
     g_assert_cmpint(down->errnum, ==, EIO);
     g_assert_null(strstr(down->message, "attempts"));
-    g_assert_cmpuint(server_request_count(other), ==, 3);
-    g_assert_cmpuint(server_request_count(own), ==, 0);
+    g_assert_cmpuint(test_server_request_count(other), ==, 3);
+    g_assert_cmpuint(test_server_request_count(own), ==, 0);
     ifs_http_free(http);
-    server_stop(own);
-    server_stop(other);
+    test_server_stop(own);
+    test_server_stop(other);
 }
 
 /* Another host's rate-limit headers neither show as the account's budget
  * nor hold back the account's reads. */
 static void test_url_foreign_rate_limit_ignored(void)
 {
-    TestServer *own = server_start();
-    TestServer *other = server_start();
-    IfsHttpConfig cfg = config_for(own->origin);
+    TestServer *own = test_server_start();
+    TestServer *other = test_server_start();
+    IfsHttpConfig cfg = config_for(test_server_origin(own));
     IfsHttp *http = ifs_http_new(&cfg);
-    g_autofree char *url = g_strconcat(other->origin, "/hb", NULL);
+    g_autofree char *url = g_strconcat(test_server_origin(other), "/hb", NULL);
     g_autofree char *reset = g_strdup_printf("%" G_GINT64_FORMAT,
                                              g_get_real_time() / G_USEC_PER_SEC + 3600);
     g_autofree char *headers = g_strdup_printf(
@@ -1618,8 +1308,8 @@ static void test_url_foreign_rate_limit_ignored(void)
     IfsHttpResponse *resp;
     gint64 start;
 
-    server_reply(other, 429, headers, "text/plain", "slow down");
-    server_reply(own, 200, NULL, "application/json", "{}");
+    test_server_reply(other, 429, headers, "text/plain", "slow down");
+    test_server_reply(own, 200, NULL, "application/json", "{}");
     g_assert_null(ifs_http_request_url(http, "GET", url, NULL, &err));
     g_assert_cmpint(err->errnum, ==, EAGAIN);
     g_assert_cmpint(ifs_http_rate_limit_remaining(http), ==, -1);
@@ -1630,35 +1320,35 @@ static void test_url_foreign_rate_limit_ignored(void)
     g_assert_cmpfloat(seconds_since(start), <, 0.5);
     ifs_http_response_free(resp);
     ifs_http_free(http);
-    server_stop(own);
-    server_stop(other);
+    test_server_stop(own);
+    test_server_stop(other);
 }
 
 static void test_url_transport_errors(void)
 {
-    TestServer *own = server_start();
-    TestServer *slow = server_start();
+    TestServer *own = test_server_start();
+    TestServer *slow = test_server_start();
     g_autofree char *refusing = refusing_origin();
-    IfsHttpConfig cfg = config_for(own->origin);
+    IfsHttpConfig cfg = config_for(test_server_origin(own));
     IfsHttp *http;
-    g_autofree char *slow_url = g_strconcat(slow->origin, "/hb", NULL);
+    g_autofree char *slow_url = g_strconcat(test_server_origin(slow), "/hb", NULL);
     g_autofree char *dead_url = g_strconcat(refusing, "/hb", NULL);
     g_autoptr(IfsError) timeout = NULL;
     g_autoptr(IfsError) refused = NULL;
 
     cfg.timeout_ms = 200;
     http = ifs_http_new(&cfg);
-    server_reply_late(slow, 3000);
+    test_server_reply_late(slow, 3000);
     g_assert_null(ifs_http_request_url(http, "GET", slow_url, NULL, &timeout));
     g_assert_cmpint(timeout->errnum, ==, ETIMEDOUT);
-    assert_contains(timeout->message, slow->origin);
+    assert_contains(timeout->message, test_server_origin(slow));
     g_assert_null(ifs_http_request_url(http, "GET", dead_url, NULL, &refused));
     g_assert_cmpint(refused->errnum, ==, EHOSTUNREACH);
     assert_contains(refused->message, refusing);
-    g_assert_null(strstr(refused->message, own->origin));
+    g_assert_null(strstr(refused->message, test_server_origin(own)));
     ifs_http_free(http);
-    server_stop(own);
-    server_stop(slow);
+    test_server_stop(own);
+    test_server_stop(slow);
 }
 
 /* ======================================================================== */
@@ -1699,20 +1389,20 @@ static double timed_get(IfsHttp *http, const char *path)
  * nothing more; the third waits for Reset. */
 static void test_budget_counts_every_request(void)
 {
-    TestServer *srv = server_start();
-    IfsHttpConfig cfg = budget_config_for(srv->origin);
+    TestServer *srv = test_server_start();
+    IfsHttpConfig cfg = budget_config_for(test_server_origin(srv));
     IfsHttp *http = ifs_http_new(&cfg);
     g_autofree char *headers = budget_headers(2, 10, 2);
 
-    server_reply(srv, 200, headers, "application/json", "{}");
+    test_server_reply(srv, 200, headers, "application/json", "{}");
     for (int i = 0; i < 3; i++)
-        server_reply(srv, 200, NULL, "application/json", "{}");
+        test_server_reply(srv, 200, NULL, "application/json", "{}");
     g_assert_cmpfloat(timed_get(http, "/a"), <, 0.5);
     g_assert_cmpfloat(timed_get(http, "/b"), <, 0.5);
     g_assert_cmpfloat(timed_get(http, "/c"), <, 0.5);
     g_assert_cmpfloat(timed_get(http, "/d"), >=, 0.9);
     ifs_http_free(http);
-    server_stop(srv);
+    test_server_stop(srv);
 }
 
 /* Within one window (the same Reset) an answer saying more is left, such
@@ -1720,60 +1410,60 @@ static void test_budget_counts_every_request(void)
  * Reset is a new window and does. */
 static void test_budget_only_shrinks_within_a_window(void)
 {
-    TestServer *srv = server_start();
-    IfsHttpConfig cfg = budget_config_for(srv->origin);
+    TestServer *srv = test_server_start();
+    IfsHttpConfig cfg = budget_config_for(test_server_origin(srv));
     IfsHttp *http = ifs_http_new(&cfg);
     g_autofree char *one = budget_headers(1, 10, 2);
     g_autofree char *stale = budget_headers(5, 10, 2);
     g_autofree char *next_window = budget_headers(4, 10, 60);
 
-    server_reply(srv, 200, one, "application/json", "{}");
-    server_reply(srv, 200, stale, "application/json", "{}");
-    server_reply(srv, 200, next_window, "application/json", "{}");
-    server_reply(srv, 200, NULL, "application/json", "{}");
+    test_server_reply(srv, 200, one, "application/json", "{}");
+    test_server_reply(srv, 200, stale, "application/json", "{}");
+    test_server_reply(srv, 200, next_window, "application/json", "{}");
+    test_server_reply(srv, 200, NULL, "application/json", "{}");
     g_assert_cmpfloat(timed_get(http, "/a"), <, 0.5);  /* leaves 1 */
     g_assert_cmpfloat(timed_get(http, "/b"), <, 0.5);  /* takes it; "5" ignored */
     g_assert_cmpfloat(timed_get(http, "/c"), >=, 0.9); /* waits; then 4 left */
     g_assert_cmpfloat(timed_get(http, "/d"), <, 0.5);
     g_assert_cmpint(ifs_http_rate_limit_remaining(http), ==, 4);
     ifs_http_free(http);
-    server_stop(srv);
+    test_server_stop(srv);
 }
 
 /* Once Reset has passed, the budget is X-RateLimit-Limit again. */
 static void test_budget_refills_after_reset(void)
 {
-    TestServer *srv = server_start();
-    IfsHttpConfig cfg = budget_config_for(srv->origin);
+    TestServer *srv = test_server_start();
+    IfsHttpConfig cfg = budget_config_for(test_server_origin(srv));
     IfsHttp *http = ifs_http_new(&cfg);
     g_autofree char *spent = budget_headers(0, 3, 1);
 
-    server_reply(srv, 200, spent, "application/json", "{}");
+    test_server_reply(srv, 200, spent, "application/json", "{}");
     for (int i = 0; i < 4; i++)
-        server_reply(srv, 200, NULL, "application/json", "{}");
+        test_server_reply(srv, 200, NULL, "application/json", "{}");
     g_assert_cmpfloat(timed_get(http, "/a"), <, 0.5);
     g_assert_cmpfloat(timed_get(http, "/b"), >=, 0.5); /* until Reset: 3 again */
     g_assert_cmpfloat(timed_get(http, "/c"), <, 0.5);
     g_assert_cmpfloat(timed_get(http, "/d"), <, 0.5);
     ifs_http_free(http);
-    server_stop(srv);
+    test_server_stop(srv);
 }
 
 /* An action is counted too, and one that would overdraw what the API
  * said is left waits for its Reset rather than draw a 429. */
 static void test_budget_actions_count_and_wait(void)
 {
-    TestServer *srv = server_start();
-    IfsHttpConfig cfg = budget_config_for(srv->origin);
+    TestServer *srv = test_server_start();
+    IfsHttpConfig cfg = budget_config_for(test_server_origin(srv));
     IfsHttp *http = ifs_http_new(&cfg);
     g_autofree char *one = budget_headers(1, 10, 2);
     g_autoptr(IfsError) err = NULL;
     IfsHttpResponse *resp;
     gint64 start;
 
-    server_reply(srv, 200, one, "application/json", "{}");
-    server_reply(srv, 202, NULL, "application/json", "{}");
-    server_reply(srv, 202, NULL, "application/json", "{}");
+    test_server_reply(srv, 200, one, "application/json", "{}");
+    test_server_reply(srv, 202, NULL, "application/json", "{}");
+    test_server_reply(srv, 202, NULL, "application/json", "{}");
     g_assert_cmpfloat(timed_get(http, "/a"), <, 0.5);
     for (int i = 0; i < 2; i++) {  /* the first takes the last one; the second waits */
         start = g_get_monotonic_time();
@@ -1786,7 +1476,7 @@ static void test_budget_actions_count_and_wait(void)
             g_assert_cmpfloat(seconds_since(start), >=, 0.9);
     }
     ifs_http_free(http);
-    server_stop(srv);
+    test_server_stop(srv);
 }
 
 typedef struct {
@@ -1813,8 +1503,8 @@ static int compare_doubles(const void *a, const void *b)
  * each takes its share before sending, not when its answer comes back. */
 static void test_budget_concurrent_readers_never_overdraw(void)
 {
-    TestServer *srv = server_start();
-    IfsHttpConfig cfg = budget_config_for(srv->origin);
+    TestServer *srv = test_server_start();
+    IfsHttpConfig cfg = budget_config_for(test_server_origin(srv));
     IfsHttp *http = ifs_http_new(&cfg);
     g_autofree char *three = budget_headers(3, 3, 2);
     g_autofree char *first = g_strdup_printf("HTTP/1.1 200 OK\r\n%sConnection: close\r\n"
@@ -1824,9 +1514,9 @@ static void test_budget_concurrent_readers_never_overdraw(void)
     double seconds[5];
 
     /* One connection at a time: each answer closes its connection. */
-    server_reply_raw(srv, first, TRUE);
+    test_server_reply_raw(srv, first, TRUE);
     for (int i = 0; i < 5; i++)
-        server_reply_raw(srv, "HTTP/1.1 200 OK\r\nConnection: close\r\n"
+        test_server_reply_raw(srv, "HTTP/1.1 200 OK\r\nConnection: close\r\n"
                               "Content-Length: 2\r\n\r\n{}", TRUE);
     g_assert_cmpfloat(timed_get(http, "/list"), <, 0.5);
     for (int i = 0; i < 5; i++) {
@@ -1841,9 +1531,9 @@ static void test_budget_concurrent_readers_never_overdraw(void)
     g_assert_cmpfloat(seconds[2], <, 0.5);
     g_assert_cmpfloat(seconds[3], >=, 0.9);
     g_assert_cmpfloat(seconds[4], <, 4.0);
-    g_assert_cmpuint(server_request_count(srv), ==, 6);
+    g_assert_cmpuint(test_server_request_count(srv), ==, 6);
     ifs_http_free(http);
-    server_stop(srv);
+    test_server_stop(srv);
 }
 
 /* ======================================================================== */
@@ -1936,8 +1626,8 @@ static void test_set_secret_redacts_the_old_and_the_new(void)
  * headers, "Authorization: Basic base64(user:key)", shown in last_error. */
 static void test_basic_credential_echoed_in_error_is_redacted(void)
 {
-    TestServer *srv = server_start();
-    IfsHttpConfig cfg = config_for(srv->origin);
+    TestServer *srv = test_server_start();
+    IfsHttpConfig cfg = config_for(test_server_origin(srv));
     IfsHttp *http;
     g_autoptr(IfsError) get_err = NULL;
     g_autoptr(IfsError) post_err = NULL;
@@ -1946,17 +1636,17 @@ static void test_basic_credential_echoed_in_error_is_redacted(void)
     g_autofree char *body = g_strdup_printf(
         "{\"error\":\"bad_request\",\"message\":\"request was: GET /hosted_resources "
         "Authorization: Basic %s\"}", b64);
-    g_autofree char *url = g_strconcat(srv->origin, "/ping", NULL);
+    g_autofree char *url = g_strconcat(test_server_origin(srv), "/ping", NULL);
 
     cfg.auth = IFS_AUTH_BASIC;
     cfg.user = BASIC_USER;
     cfg.max_retries = 1;
     http = ifs_http_new(&cfg);
     /* A read that is retried, an action, and a link from the API. */
-    server_reply(srv, 503, "Retry-After: 0\r\n", "application/json", body);
-    server_reply(srv, 400, NULL, "application/json", body);
-    server_reply(srv, 400, NULL, "application/json", body);
-    server_reply(srv, 401, NULL, "text/plain", body);
+    test_server_reply(srv, 503, "Retry-After: 0\r\n", "application/json", body);
+    test_server_reply(srv, 400, NULL, "application/json", body);
+    test_server_reply(srv, 400, NULL, "application/json", body);
+    test_server_reply(srv, 401, NULL, "text/plain", body);
     g_assert_null(ifs_http_request(http, "GET", "/hosted_resources", NULL, &get_err));
     g_assert_null(ifs_http_request(http, "POST", "/hosted_resources/x/sync", NULL, &post_err));
     g_assert_null(ifs_http_request_url(http, "POST", url, NULL, &url_err));
@@ -1967,15 +1657,15 @@ static void test_basic_credential_echoed_in_error_is_redacted(void)
     }
     assert_contains(get_err->message, "gave up after 2 attempts");
     ifs_http_free(http);
-    server_stop(srv);
+    test_server_stop(srv);
 }
 
 /* A long answer is cut short in the message: the credential must go before
  * that, or its first characters would be left where the cut falls. */
 static void test_credential_cut_by_truncation_is_redacted(void)
 {
-    TestServer *srv = server_start();
-    IfsHttpConfig cfg = config_for(srv->origin);
+    TestServer *srv = test_server_start();
+    IfsHttpConfig cfg = config_for(test_server_origin(srv));
     IfsHttp *http;
     g_autoptr(IfsError) err = NULL;
     g_autofree char *b64 = base64_of(BASIC_USER ":" SECRET);
@@ -1989,12 +1679,12 @@ static void test_credential_cut_by_truncation_is_redacted(void)
     cfg.auth = IFS_AUTH_BASIC;
     cfg.user = BASIC_USER;
     http = ifs_http_new(&cfg);
-    server_reply(srv, 400, NULL, "text/plain", body);
+    test_server_reply(srv, 400, NULL, "text/plain", body);
     g_assert_null(ifs_http_request(http, "POST", "/x", NULL, &err));
     g_test_message("%s", err->message);
     g_assert_null(strstr(err->message, start));
     ifs_http_free(http);
-    server_stop(srv);
+    test_server_stop(srv);
 }
 
 /* Issue 10: an id ".." made infrafs send GET /api/v2/details with the
@@ -2006,8 +1696,8 @@ static void test_dot_segment_in_path_refused(void)
         "/api/v2/vps/.", "/api/v2/vps/..?x=1", "/api/v2/vps//details",
         "/..", NULL,
     };
-    TestServer *srv = server_start();
-    IfsHttpConfig cfg = config_for(srv->origin);
+    TestServer *srv = test_server_start();
+    IfsHttpConfig cfg = config_for(test_server_origin(srv));
     IfsHttp *http = ifs_http_new(&cfg);
     IfsHttpResponse *resp;
     g_autoptr(IfsError) err = NULL;
@@ -2020,37 +1710,37 @@ static void test_dot_segment_in_path_refused(void)
         g_assert_cmpint(e->errnum, ==, EINVAL);
         assert_contains(e->message, "segment");
     }
-    g_assert_cmpuint(server_request_count(srv), ==, 0);
+    g_assert_cmpuint(test_server_request_count(srv), ==, 0);
     /* Dots that are no dot segment, and dots in the query, are fine. */
-    server_reply(srv, 200, NULL, "application/json", "{}");
+    test_server_reply(srv, 200, NULL, "application/json", "{}");
     resp = ifs_http_request(http, "GET", "/a/...b./.c/?cursor=../..", NULL, &err);
     g_assert_null(err);
     ifs_http_response_free(resp);
-    g_assert_cmpuint(server_request_count(srv), ==, 1);
+    g_assert_cmpuint(test_server_request_count(srv), ==, 1);
     ifs_http_free(http);
-    server_stop(srv);
+    test_server_stop(srv);
 }
 
 /* libcurl must send an encoded dot segment exactly as given, not resolve
  * it: that is what keeps /vps/%2E%2E/details under /vps. */
 static void test_encoded_dot_segment_sent_verbatim(void)
 {
-    TestServer *srv = server_start();
-    IfsHttpConfig cfg = config_for(srv->origin);
+    TestServer *srv = test_server_start();
+    IfsHttpConfig cfg = config_for(test_server_origin(srv));
     IfsHttp *http = ifs_http_new(&cfg);
     IfsHttpResponse *resp;
     g_autoptr(IfsError) err = NULL;
     g_autofree char *seen = NULL;
     g_autofree char *path = ifs_api_path("/api/v2/vps/", "..", "/details");
 
-    server_reply(srv, 200, NULL, "application/json", "{}");
+    test_server_reply(srv, 200, NULL, "application/json", "{}");
     resp = ifs_http_request(http, "GET", path, NULL, &err);
     g_assert_null(err);
     ifs_http_response_free(resp);
-    seen = server_request(srv, 0);
+    seen = test_server_request(srv, 0);
     assert_contains(seen, "GET /api/v2/vps/%2E%2E/details HTTP/1.1\r\n");
     ifs_http_free(http);
-    server_stop(srv);
+    test_server_stop(srv);
 }
 
 static void test_api_path_encodes_dot_ids(void)
