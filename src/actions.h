@@ -1,4 +1,4 @@
-/* Actions: control writes (CONTRACT §5) and the asynchronous operations
+/* Actions: control writes (doc/SEMANTICS.md §5) and the asynchronous operations
  * they start. A write is parsed and refused locally when it can be, sent
  * to the provider in the writing thread, recorded in last_action, and
  * returns once the tree shows its result; what the provider says should

@@ -7,7 +7,7 @@
 #include "infrafs/jsontree.h"
 #include "infrafs/text.h"
 
-/* The order kind directories appear in; CONTRACT §3. */
+/* The order kind directories appear in; doc/SEMANTICS.md §3.1. */
 static const char *const known_kinds[] = {
     "vps", "servers", "incidents", "heartbeats", "regions", "sizes", "deployments", NULL,
 };

@@ -1,5 +1,5 @@
 /* Building snapshots: an account's resources and our extras become
- * directories of files (CONTRACT §3, §4, §7). Pure with respect to the
+ * directories of files (doc/SEMANTICS.md §3, with providers/<account>/ in §3.3, and §4). Pure with respect to the
  * store: it reads the model under its locks and returns nodes; it neither
  * publishes nor starts anything. Run by the publisher, which builds
  * several accounts at once on threads of its own (each account on one

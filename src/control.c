@@ -1,4 +1,4 @@
-/* Control commands (CONTRACT §5): what a control file lists when read, and
+/* Control commands (doc/SEMANTICS.md §5.1-§5.3): what a control file lists when read, and
  * the local checks a write passes before any API is called. Everything
  * refused here is EINVAL, with a message that says what is accepted. */
 #include "infrafs/control.h"

@@ -1,4 +1,4 @@
-/* The one error type shared by every layer, and CONTRACT §5's table. */
+/* The one error type shared by every layer, and the errno table of doc/SEMANTICS.md §5.5. */
 #include "infrafs/error.h"
 
 #include <errno.h>

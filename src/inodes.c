@@ -57,8 +57,7 @@ struct IfsInodes {
 #define MAX_DIRS (UINT32_C(1) << 31)
 #define MIN_CAPACITY 1024
 #define MIN_DIRS 256
-/* Paths are at most this deep (CONTRACT: resource trees are capped well
- * below); deeper means a broken chain, never a real inode. */
+/* Paths are at most this deep (resource trees are capped well below: containers nested more than 32 levels become files, doc/SEMANTICS.md §4.2.6 and §8); deeper means a broken chain, never a real inode. */
 #define MAX_PATH_DEPTH 256
 
 /* ---- names ---------------------------------------------------------------- */

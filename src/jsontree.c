@@ -1,4 +1,4 @@
-/* A provider's JSON object as a resource directory (CONTRACT §4). Any JSON
+/* A provider's JSON object as a resource directory (doc/SEMANTICS.md §4). Any JSON
  * must be safe here: names are escaped or skipped, nesting is capped, and
  * string values are handled by length (they may hold NUL bytes). */
 #include "infrafs/jsontree.h"

@@ -2,7 +2,7 @@
  *
  * Without -f the process forks before anything else starts threads; the
  * child mounts, runs the first refresh (bounded) and reports over a pipe;
- * the parent prints the outcome and exits 0 or 1 (CONTRACT §1). */
+ * the parent prints the outcome and exits 0 or 1 (doc/SEMANTICS.md §1.1, §1.2). */
 #include <errno.h>
 #include <malloc.h>
 #include <fcntl.h>

@@ -1,4 +1,4 @@
-/* Escaping API data into entry names (CONTRACT §3). */
+/* Escaping API data into entry names (doc/SEMANTICS.md §3.2). */
 #include "infrafs/names.h"
 
 #include <glib.h>

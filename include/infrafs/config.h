@@ -1,4 +1,4 @@
-/* Configuration file (CONTRACT §2): INI, one section per account. */
+/* Configuration file (doc/SEMANTICS.md §2): INI, one section per account. */
 #pragma once
 #include <glib.h>
 #include "infrafs/error.h"

@@ -1,4 +1,4 @@
-/* Control commands (CONTRACT §5): parsing and local validation, before any
+/* Control commands (doc/SEMANTICS.md §5.2, §5.3): parsing and local validation, before any
  * API is called. */
 #pragma once
 #include <glib.h>

@@ -1,4 +1,4 @@
-/* DeployHQ's answers, read tolerantly (PROVIDERS.md "DeployHQ"). Exposed
+/* DeployHQ's answers, read tolerantly (doc/SEMANTICS.md §10.3; every documented shape: §10.3.3, error bodies: §10.3.5). Exposed
  * for the unit tests; src/providers/deployhq.c is their only other user. */
 #pragma once
 #include <glib.h>

@@ -20,7 +20,7 @@ void ifs_error_propagate(IfsError **dest, IfsError *err);
 /* Prefix the message with context ("refreshing account hostup: ..."). */
 void ifs_error_prefix(IfsError *err, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 
-/* CONTRACT §5 table: HTTP status -> errno (400/422 EINVAL, 401/403 EACCES,
+/* doc/SEMANTICS.md §5.5's table: HTTP status -> errno (400/422 EINVAL, 401/403 EACCES,
  * 404 ENOENT, 409 EBUSY, 429 EAGAIN, 5xx EIO, anything else unexpected EIO). */
 int ifs_errno_for_http_status(int status);
 

@@ -31,8 +31,7 @@ void ifs_fs_attach(IfsFs *fs, struct fuse_session *se, const char *mountpoint);
  * joined by ifs_fs_free, which must come after the unmount. */
 void ifs_fs_detach(IfsFs *fs);
 
-/* Kernel cache lifetime for entries and attributes. Long on purpose: every
- * change is invalidated explicitly by the store (CONTRACT §6). */
+/* Kernel cache lifetime for entries and attributes. Long on purpose: every change is invalidated explicitly by the store (doc/SEMANTICS.md §6.3). */
 #define IFS_CACHE_TIMEOUT 86400.0
 /* st_size of operation/wait while the operation runs: the length of the
  * longest final text ("completed\n"); a shorter one is a short read, from

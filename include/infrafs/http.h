@@ -49,7 +49,7 @@ void ifs_http_free(IfsHttp *http);
 
 /* `path` starts with '/' and is appended to the origin (it may carry a query).
  * `json_body` NULL sends no body (and no Content-Type). Returns the response
- * for 2xx, else NULL with *err set: the errno per CONTRACT §5, the provider's
+ * for 2xx, else NULL with *err set: the errno per doc/SEMANTICS.md §5.5, the provider's
  * error code and message parsed from the body, ETIMEDOUT on timeouts,
  * EHOSTUNREACH when no connection could be made. GET is retried with backoff
  * (429 honours Retry-After); other methods are never retried.

@@ -1,4 +1,4 @@
-/* JSON object -> resource directory, CONTRACT §4. */
+/* JSON object -> resource directory, doc/SEMANTICS.md §4. */
 #pragma once
 #include <json-c/json.h>
 #include "infrafs/node.h"
@@ -11,7 +11,7 @@ char *ifs_snake_case(const char *name);
  * true/false, "" for null; then one trailing '\n' (none for null). */
 char *ifs_json_scalar_text(json_object *v, size_t *len_out);
 
-/* Fill `dir` with one entry per field of `obj` under the rules of §4
+/* Fill `dir` with one entry per field of `obj` under the rules of doc/SEMANTICS.md §4.2
  * (scalars -> files, objects -> subdirectories, arrays of scalars -> files
  * with one element per line, arrays of objects -> subdirectories named by
  * id / identifier / slug / name, else the index). Does not add `json`:

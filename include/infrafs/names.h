@@ -4,7 +4,7 @@
 #include <glib.h>
 #include <stddef.h>
 
-/* Names (CONTRACT §3): escape a name taken from API data so it is a valid
+/* Names (doc/SEMANTICS.md §3.2): escape a name taken from API data so it is a valid
  * entry: '%' -> %25, '/' -> %2F, control characters (NUL, newline, ESC, ...,
  * DEL) as %XX (%00, %0A, %1B, %7F), and "." / ".." have their dots as %2E.
  * Returns NULL for an empty name or one longer than 255 bytes after

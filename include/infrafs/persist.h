@@ -1,4 +1,4 @@
-/* The persistent cache (CONTRACT §6): each account's last good data on disk,
+/* The persistent cache (doc/SEMANTICS.md §7): each account's last good data on disk,
  * so that a mount with the network down, or with -o offline, still serves
  * it, and files keep their st_mtime across restarts. One file per account,
  * replaced atomically (temporary file, fsync, rename), in a format that

@@ -43,7 +43,7 @@ IfsError *config_error(int errnum, const char *path, int line,
     return err;
 }
 
-/* The contract allows only EINVAL, ENOENT and EACCES out of here. */
+/* Only EINVAL, ENOENT and EACCES leave here (a config error stops the mount: doc/SEMANTICS.md §2.1). */
 int config_errnum_for_file(int e)
 {
     if (e == ENOENT || e == ENOTDIR)

@@ -61,8 +61,7 @@ static char *control_char_in(const char *s)
     return NULL;
 }
 
-/* CONTRACT §2: a config with an inline token must not be readable by
- * group or others. Checked before any account is validated, so the user
+/* doc/SEMANTICS.md §2.4: a config with an inline token must not be readable by group or others (nor, whatever holds the secrets, writable by group or others). Checked before any account is validated, so the user
  * learns about an exposed secret first. */
 gboolean config_check_mode(const char *path, const struct stat *st,
                                   GPtrArray *sections, IfsError **err)
@@ -450,7 +449,7 @@ void ifs_config_secret_free(char *secret)
     config_wipe_free(secret);
 }
 
-/* Exactly one secret source per account (CONTRACT §2). An empty
+/* Exactly one secret source per account (doc/SEMANTICS.md §2.3). An empty
  * environment variable counts as unset. */
 static gboolean check_one_secret_source(const Loader *ld, const RawSection *sec,
                                         const char *env_name, gboolean env_set,

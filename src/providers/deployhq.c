@@ -1,6 +1,6 @@
 /* DeployHQ (https://<account>.deployhq.com): Managed VPSes from
  * /hosted_resources with their `sync` and `retry_provision` controls, and
- * the managed hosting regions and sizes. See PROVIDERS.md "DeployHQ". */
+ * the managed hosting regions and sizes. See doc/SEMANTICS.md §10.3 (DeployHQ). */
 #include <errno.h>
 #include <string.h>
 
@@ -20,7 +20,7 @@ typedef struct {
     char *account;
     /* The last good regions and sizes (IfsResource*), listed again when
      * their endpoints fail while the VPSes can still be listed: a part that
-     * fails never blanks what was there (CONTRACT §6). Only restore() and
+     * fails never blanks what was there (doc/SEMANTICS.md §6.4.2). Only restore() and
      * list() touch them, and the store runs one list() per account at a
      * time, after restore(). */
     GPtrArray *regions;

@@ -88,7 +88,7 @@ static json_object *array_member(json_object *obj, const char *key)
 }
 
 /* Deployment statuses after which neither the row nor its log changes
- * (PROVIDERS.md: running, done, error, cancelled; the seed's pending is
+ * (doc/SEMANTICS.md §10.5.3: running, done, error, cancelled; the seed's pending is
  * queued, so not finished either). */
 static gboolean status_is_finished(const char *status)
 {

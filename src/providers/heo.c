@@ -1,5 +1,5 @@
 /* HEO Systems (api.heo-systems.net): power control of "VPS custom" instances.
- * See PROVIDERS.md "HEO Systems" and CONTRACT §5.
+ * See doc/SEMANTICS.md §10.2 (HEO Systems) and §5 (control files).
  *
  * HEO's API can start, stop and reset a VPS, and nothing else: there is no
  * list, detail or status endpoint. So the VPS ids come from the config
@@ -47,7 +47,7 @@ static const char *const heo_keys[] = {"vps", NULL};
 /* The seed documents `start` and `stop` as plain requests ("requests a
  * stop action for the VPS"; nothing calls stop forced or emergency), so
  * neither takes `force`. `reset` "requires confirmation with force=true":
- * that is CONTRACT §5's forced action, written `reset force`. */
+ * that is a forced action (doc/SEMANTICS.md §5.3, the force rule), written `reset force`. */
 static const IfsCommandSpec power_commands[] = {
     {"start", IFS_FORCE_NEVER},
     {"stop", IFS_FORCE_NEVER},

@@ -1,6 +1,6 @@
 /* HostAtlas API v1 (api.hostatlas.app): servers with their services and
  * domains, incidents, and heartbeats with a `ping` control. See
- * PROVIDERS.md "HostAtlas" and CONTRACT §3-§5. */
+ * doc/SEMANTICS.md §10.4 (HostAtlas) and §3-§5. */
 #include <errno.h>
 #include <string.h>
 

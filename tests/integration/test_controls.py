@@ -1,4 +1,4 @@
-"""CONTRACT §5, control files, for HostUp: `power` on every VPS and `refresh`
+"""doc/SEMANTICS.md §5, control files, for HostUp: `power` on every VPS and `refresh`
 on the account. Writes go through the shell (`echo`/`printf` with `>`) and,
 where the exact errno matters, through os.open/os.write."""
 

@@ -1,6 +1,6 @@
 """Dokploy (type = dokploy) through the real mount: discovery of application
 and compose deployments, their fields and `log`, the `kill` and `remove`
-controls (CONTRACT §3-§5), and what a refused key looks like (§7)."""
+controls (doc/SEMANTICS.md §3-§5 and §10.5), and what a refused key looks like (§3.3, §10.5.7)."""
 
 import errno
 import json

@@ -1,9 +1,9 @@
-"""Resilience under API faults, through the real mount (CONTRACT §5, §6):
+"""Resilience under API faults, through the real mount (doc/SEMANTICS.md §5.5, §6.4, §8):
 whatever the API does during a refresh (5xx, 429, silence, dropped or
 truncated connections, malformed JSON, web pages, oversized or too deeply
 nested answers, too many resources), the tree stays intact and readable,
 the account says what went wrong, reads never wait, and control writes fail
-with the contract's errno within their documented bound."""
+with the errno of doc/SEMANTICS.md §5.5 within their documented bound."""
 
 import errno
 import json

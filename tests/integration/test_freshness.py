@@ -1,4 +1,4 @@
-"""CONTRACT §6 (freshness) and §7 (/providers/<account>/), for HostUp."""
+"""doc/SEMANTICS.md §6 (freshness) and §3.3 (/providers/<account>/), for HostUp."""
 
 import datetime
 import errno
@@ -23,7 +23,7 @@ def list_requests(sim):
     return sim.requests("GET", r"^/api/v2/vps$")
 
 
-# ---- §6 After a refresh, every read shows the new data ---------------------------
+# ---- §6.3 After a refresh, every read shows the new data ---------------------------
 
 def test_after_refresh_a_changed_field_reads_its_new_value_through_cat(mnt, fresh_sim):
     vps_id = fresh_sim.vps_ids()[0]
@@ -199,7 +199,7 @@ def test_after_an_action_the_vps_shows_its_new_state_without_a_refresh(mnt, fres
     assert list_requests(fresh_sim) == [], "needed a full refresh to see the new state"
 
 
-# ---- §6 Reads never wait on the network -------------------------------------------
+# ---- §6.2 Reads never wait on the network -------------------------------------------
 
 def test_reads_answer_from_memory_within_2s_while_the_api_hangs(mnt, fresh_sim):
     ids = fresh_sim.vps_ids()
@@ -274,7 +274,7 @@ def test_an_account_whose_first_refresh_failed_says_error(fresh_sim, make_mount)
     assert os.listdir(m.p("vps", "hostup")) == []
 
 
-# ---- §6 The disk cache -----------------------------------------------------------
+# ---- §7 The disk cache -----------------------------------------------------------
 
 def test_a_mount_with_the_api_down_serves_the_last_data_kept_on_disk(fresh_sim, make_mount,
                                                                       tmp_path):
@@ -336,7 +336,7 @@ def test_inode_numbers_follow_the_path_across_refreshes_and_remounts(fresh_sim, 
     assert inos(second) == before
 
 
-# ---- §6 Rate limits ----------------------------------------------------------------
+# ---- §6.5 Rate limits ----------------------------------------------------------------
 
 def test_429_with_retry_after_on_the_list_makes_the_refresh_wait_then_succeed(mnt, fresh_sim):
     vps_id = fresh_sim.vps_ids()[0]
@@ -371,7 +371,7 @@ def test_an_exhausted_rate_limit_budget_slows_reads_down_without_429s(fresh_sim,
     assert sorted(os.listdir(m.p("vps", "hostup"))) == sorted(fresh_sim.vps_ids())
 
 
-# ---- §7 /providers/<account>/ --------------------------------------------------------
+# ---- §3.3 /providers/<account>/ --------------------------------------------------------
 
 def test_provider_directory_describes_the_account(mnt, fresh_sim):
     p = lambda name: mnt.provider(name)  # noqa: E731
@@ -431,7 +431,7 @@ def test_last_refresh_and_next_refresh_move_with_each_refresh(mnt):
     assert abs((next1 - last1).total_seconds() - 300) <= 2
 
 
-# ---- §6 Periodic refresh --------------------------------------------------------------
+# ---- §6.1 Periodic refresh --------------------------------------------------------------
 
 def test_accounts_refresh_every_refresh_seconds_in_the_background(fresh_sim, make_mount):
     # A limit that allows a refresh a second: a smaller one stretches the

@@ -1,7 +1,7 @@
 """HEO Systems (`type = heo`) through a real mount: the VPS ids come from the
 config, a refresh makes no request, `status` and its companions are infrafs's
 own record of the last request HEO accepted, and `power` maps HEO's documented
-answers onto CONTRACT §5 (errno, last_action)."""
+answers onto doc/SEMANTICS.md §5.5 and §5.6 (errno, last_action)."""
 
 import datetime
 import errno

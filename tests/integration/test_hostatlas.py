@@ -1,8 +1,7 @@
 """HostAtlas (type = hostatlas) through a real mount: servers collected over
 every page with their services and domains from the detail endpoint (read
 concurrently but bounded, within the API's rate limit), incidents with their
-server, heartbeats and their `ping` control (CONTRACT §3-§5, PROVIDERS.md
-"HostAtlas")."""
+server, heartbeats and their `ping` control (doc/SEMANTICS.md §3-§5 and §10.4)."""
 
 import errno
 import json
@@ -77,7 +76,7 @@ def scalar_text(v):
 
 
 def expected_entries(obj, prefix=""):
-    """{relative path: content, None for a directory} under CONTRACT §4, for
+    """{relative path: content, None for a directory} under doc/SEMANTICS.md §4, for
     the simulator's snake_case objects."""
     out = {}
     for key, value in obj.items():

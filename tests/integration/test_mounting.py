@@ -1,4 +1,4 @@
-"""CONTRACT §1, Mounting: the command line, the config file's name, daemon
+"""doc/SEMANTICS.md §1, Mounting: the command line, the config file's name, daemon
 start-up and its report, fstab options, /proc/mounts, --help, --version,
 SIGHUP, and accounts that fail without breaking the others."""
 

@@ -1,4 +1,4 @@
-"""`operation/wait` under concurrency (CONTRACT §5): readers blocked in it,
+"""`operation/wait` under concurrency (doc/SEMANTICS.md §5.7): readers blocked in it,
 publishes of other changes, forced refreshes and tree walks must never freeze
 the daemon. Issue 10, item 1: a refresh that published an operation's final
 status while a reader still waited in `operation/wait` invalidated the page

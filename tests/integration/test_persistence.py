@@ -1,4 +1,4 @@
-"""CONTRACT §6, the disk cache and what a failed refresh does: each account's
+"""doc/SEMANTICS.md §7 (the disk cache, offline) and §6.4 (what a failed refresh does): each account's
 last good data kept on disk (cache_dir), st_mtime as "when the value last
 changed" across refreshes and remounts, offline mounts, retry backoff,
 unauthorized accounts, and accounts that never wait on each other."""

@@ -1,4 +1,4 @@
-"""CONTRACT §3 (the tree) and §4 (a resource directory), for HostUp."""
+"""doc/SEMANTICS.md §3 (the tree) and §4 (file contents), for HostUp."""
 
 import json
 import os
@@ -38,7 +38,7 @@ def element_name(element, index):
 
 def expected_entries(obj, prefix=""):
     """{relative path: file content, or None for a directory} for a JSON
-    object, under the rules of CONTRACT §4."""
+    object, under the rules of doc/SEMANTICS.md §4."""
     out = {}
     for key, value in obj.items():
         path = prefix + snake(key)
@@ -92,7 +92,7 @@ def union(*objects):
     return out
 
 
-# ---- §3 The tree ------------------------------------------------------------
+# ---- §3 The tree   (unchanged: SEMANTICS.md §3 is the tree too) ------------------------------------------------------------
 
 def test_root_holds_readme_actions_inventory_providers_and_the_kinds_offered(mnt):
     assert sorted(os.listdir(mnt.path)) == sorted(ROOT_ENTRIES + ["vps"])
@@ -212,7 +212,7 @@ def test_grep_r_over_the_whole_mount_works(mnt, fresh_sim):
         mnt.vps(i, "power_state") for i in fresh_sim.vps_with(powerState="running"))
 
 
-# ---- §4 A resource directory ------------------------------------------------
+# ---- §4 File contents   (SEMANTICS.md §4) ------------------------------------------------
 
 def test_field_names_are_snake_case(mnt, fresh_sim):
     vps_id = fresh_sim.vps_ids()[0]

@@ -24,8 +24,7 @@ RSS over time) and FAILS (exit 1, with the reasons) on:
             are counted, not failed: the tree may change between listing a
             directory and opening an entry), and name/id/json of every VPS,
             which never change shape, must always read;
-  bad errno a control write failing with an errno outside the contract's
-            list for API faults (EIO, EAGAIN, EBUSY, ETIMEDOUT, EHOSTUNREACH);
+  bad errno a control write failing with an errno outside doc/SEMANTICS.md §5.5's table for API faults (EIO, EAGAIN, EBUSY, ETIMEDOUT, EHOSTUNREACH);
   memory growth  after warm-up (the first fifth of the run, at least 30 s),
             mean RSS of the last third of the samples more than --max-growth
             percent (20) above the mean of the first third;

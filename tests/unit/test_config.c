@@ -1,4 +1,4 @@
-/* Unit tests for src/config.c: the config file of CONTRACT §2. Each test
+/* Unit tests for src/config/: the config file of doc/SEMANTICS.md §2. Each test
  * writes its files into a fresh temporary directory and loads them with a
  * schema set that mimics the real providers. */
 #include "infrafs/config.h"
@@ -146,7 +146,7 @@ static char *passwd_home(void)
 
 /* ------------------------------------------------------------------ */
 
-/* CONTRACT §2's example, with its inline comments, parses as documented. */
+/* A three-account example with inline comments, in the shape man infrafs (CONFIGURATION) and the README show, parses as documented (doc/SEMANTICS.md §2). */
 static void test_contract_example(Fixture *fx, gconstpointer data)
 {
     (void)data;
@@ -455,7 +455,7 @@ static void test_no_secret(Fixture *fx, gconstpointer data)
                  ":2: [hostup] no secret given", "INFRAFS_HOSTUP_TOKEN", NULL);
 }
 
-/* CONTRACT §2: a secret in a file others can read is refused with the fix. */
+/* doc/SEMANTICS.md §2.4: a secret in a file others can read is refused with the fix. */
 static void test_inline_token_in_open_config(Fixture *fx, gconstpointer data)
 {
     (void)data;

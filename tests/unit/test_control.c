@@ -1,5 +1,5 @@
 /* Control commands: the line a control file reads as, and what a write may
- * say (CONTRACT §5). */
+ * say (doc/SEMANTICS.md §5.2, §5.3). */
 #include "infrafs/control.h"
 
 #include <errno.h>

@@ -313,7 +313,7 @@ static void test_sizes_refuse_unknown_shapes(void)
         assert_refused(ifs_deployhq_parse_sizes, shapes[i]);
 }
 
-/* ---- error bodies (PROVIDERS.md "DeployHQ", Error model) ---------------------- */
+/* ---- error bodies (doc/SEMANTICS.md §10.3.5; man infrafs, Errors) ---------------------- */
 
 static void test_error_forms(void)
 {

@@ -1,4 +1,4 @@
-/* CONTRACT §5: HTTP status -> errno, and the error type's helpers. */
+/* doc/SEMANTICS.md §5.5: HTTP status -> errno, and the error type's helpers. */
 #include <errno.h>
 
 #include "infrafs/error.h"

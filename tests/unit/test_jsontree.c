@@ -1,4 +1,4 @@
-/* JSON -> resource directory (CONTRACT §4): names, texts, shapes, and
+/* JSON -> resource directory (doc/SEMANTICS.md §4): names, texts, shapes, and
  * robustness against hostile JSON. */
 #include "infrafs/jsontree.h"
 #include "infrafs/jsonparse.h"
