@@ -27,6 +27,8 @@
 #include "infrafs/http.h"
 #include "infrafs/linelog.h"
 #include "infrafs/log.h"
+#include "check.h"
+#include "startup.h"
 #include "infrafs/persist.h"
 #include "infrafs/provider.h"
 #include "infrafs/store.h"
@@ -221,35 +223,6 @@ static char *choose_config(Options *o, const char *source)
 
 /* ---- infrafs --check ------------------------------------------------------- */
 
-/* One account's verdict line, and whether it is ok. */
-static gboolean check_account(const IfsAccountConfig *acct)
-{
-    const IfsProviderType *type = ifs_provider_find(acct->type);
-    IfsHttp *http = ifs_provider_http_new(type, acct);
-    IfsError *err = NULL;
-    IfsHttpResponse *resp = ifs_http_request(http, "GET", type->check_path, NULL, &err);
-    gboolean ok = resp != NULL;
-
-    if (ok && type->check_proves_key) {
-        printf("%s: ok\n", acct->name);
-    } else if (ok) {
-        printf("%s: ok (the API answers; %s has no read endpoint to try a key on, so the "
-               "first control write will tell)\n", acct->name, acct->type);
-    } else if (err->errnum == EACCES) {
-        printf("%s: unauthorized: %s; fix the secret (%s)\n", acct->name, err->message,
-               acct->secret_source);
-    } else if (err->errnum == EHOSTUNREACH || err->errnum == ETIMEDOUT) {
-        printf("%s: unreachable: %s; check url = %s and the network\n", acct->name,
-               err->message, acct->url);
-    } else {
-        printf("%s: error: %s\n", acct->name, err->message);
-    }
-    ifs_http_response_free(resp);
-    ifs_error_free(err);
-    ifs_http_free(http);
-    return ok;
-}
-
 /* `infrafs --check [CONFIG]`: the config read and every secret resolved,
  * then one cheap request per account; mounts nothing. 0 only if every
  * account is ok. */
@@ -257,9 +230,7 @@ static int check_config(Options *o)
 {
     const char *source = o->positionals->len ? g_ptr_array_index(o->positionals, 0) : NULL;
     char *path;
-    IfsError *err = NULL;
-    IfsConfig *config;
-    int bad = 0;
+    int status;
 
     /* Before the config is read, which may run token_commands. */
     if (o->positionals->len > 1) {
@@ -267,18 +238,9 @@ static int check_config(Options *o)
         return 1;
     }
     path = choose_config(o, source);
-    config = ifs_config_load(path, ifs_provider_schemas(), &err);
-    ifs_config_forget_env_secrets();
+    status = check_accounts(path);
     g_free(path);
-    if (!config) {
-        fprintf(stderr, "infrafs: %s\n", err->message);
-        ifs_error_free(err);
-        return 1;
-    }
-    for (guint i = 0; i < config->accounts->len; i++)
-        bad += !check_account(g_ptr_array_index(config->accounts, i));
-    ifs_config_free(config);
-    return bad ? 1 : 0;
+    return status;
 }
 
 /* libfuse names an option it does not know only when the session is made,
@@ -352,146 +314,6 @@ static void print_usage(const char *prog)
     printf("FUSE options:\n");
     fuse_cmdline_help();
     fuse_lowlevel_help();
-}
-
-/* ---- startup report -------------------------------------------------------- */
-
-static int report_fd = -1;
-
-/* Tell the waiting parent how startup went ('0' ok, '1' failed), or print it
- * when running in the foreground. */
-static void report(gboolean ok, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
-static void report(gboolean ok, const char *fmt, ...)
-{
-    va_list ap;
-    char *text;
-
-    va_start(ap, fmt);
-    text = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
-    if (report_fd >= 0) {
-        char *msg = g_strdup_printf("%c%s", ok ? '0' : '1', text);
-        ssize_t left = (ssize_t)strlen(msg);
-        const char *p = msg;
-        while (left > 0) {
-            ssize_t n = write(report_fd, p, (size_t)left);
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n <= 0)
-                break;
-            p += n;
-            left -= n;
-        }
-        close(report_fd);
-        report_fd = -1;
-        g_free(msg);
-    } else if (ok) {
-        g_message("%s", text);
-    } else {
-        fprintf(stderr, "infrafs: %s\n", text);
-    }
-    g_free(text);
-}
-
-/* The parent: wait for the child's report and exit with its outcome. */
-static int parent_wait(int fd)
-{
-    GString *msg = g_string_new(NULL);
-    char buf[512];
-    ssize_t n;
-    int status;
-
-    while ((n = read(fd, buf, sizeof buf)) != 0) {
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            break;
-        g_string_append_len(msg, buf, n);
-    }
-    close(fd);
-    if (msg->len == 0) {
-        fprintf(stderr, "infrafs: the filesystem process exited during startup; "
-                        "run with -f to see why\n");
-        status = 1;
-    } else if (msg->str[0] == '0') {
-        printf("infrafs: %s\n", msg->str + 1);
-        status = 0;
-    } else {
-        fprintf(stderr, "infrafs: %s\n", msg->str + 1);
-        status = 1;
-    }
-    g_string_free(msg, TRUE);
-    return status;
-}
-
-static void detach_stdio(void)
-{
-    int fd = open("/dev/null", O_RDWR);
-
-    if (fd < 0)
-        return;
-    dup2(fd, STDIN_FILENO);
-    dup2(fd, STDOUT_FILENO);
-    dup2(fd, STDERR_FILENO);
-    if (fd > STDERR_FILENO)
-        close(fd);
-}
-
-typedef struct {
-    IfsStore *store;
-    char *mountpoint;
-    int timeout_s;
-    gboolean foreground;
-} Startup;
-
-/* Waits for the first refresh of every account, at most timeout_s. In the
- * foreground on a terminal, a line says how far each has got meanwhile. */
-static gboolean wait_first_refresh(Startup *st)
-{
-    gboolean show = st->foreground && isatty(STDERR_FILENO);
-    gint64 until = g_get_monotonic_time() + (gint64)st->timeout_s * G_USEC_PER_SEC;
-    gboolean all = FALSE, shown = FALSE;
-
-    for (;;) {
-        gint64 left_us = until - g_get_monotonic_time();
-        /* Whole seconds, rounded up: the last one is waited in full. */
-        gint64 left_s = (MAX(left_us, 0) + G_USEC_PER_SEC - 1) / G_USEC_PER_SEC;
-        char *line;
-
-        all = ifs_store_wait_first_refresh(st->store, (int)MIN(left_s, 1));
-        if (all || g_get_monotonic_time() >= until)
-            break;
-        line = show ? ifs_store_progress_line(st->store) : NULL;
-        if (line) {
-            fprintf(stderr, "\rinfrafs: first refresh: %s\033[K", line);
-            fflush(stderr);
-            shown = TRUE;
-        }
-        g_free(line);
-    }
-    if (shown)
-        fputs("\r\033[K", stderr);
-    return all;
-}
-
-static gpointer startup_main(gpointer data)
-{
-    Startup *st = data;
-    gboolean all = wait_first_refresh(st);
-    char *summary = ifs_store_summary(st->store);
-    char *status = g_strdup_printf("mounted at %s%s (%s)", st->mountpoint,
-                                   all ? "" : "; first refresh still running", summary);
-
-    report(TRUE, "%s", status);
-    /* Under systemd (Type=notify): ready at the moment the command would
-     * return, the tree populated or the wait for it given up. Nothing
-     * without NOTIFY_SOCKET. */
-    sd_notifyf(0, "READY=1\nSTATUS=%s", status);
-    g_free(status);
-    g_free(summary);
-    if (!st->foreground)
-        detach_stdio();
-    return NULL;
 }
 
 /* ---- session end ------------------------------------------------------------ */
@@ -656,7 +478,7 @@ static int serve(IfsConfig *config, struct fuse_args *args, struct fuse_cmdline_
     for (guint i = 0; i < config->accounts->len; i++) {
         IfsError *err = NULL;
         if (!ifs_store_add_account(store, g_ptr_array_index(config->accounts, i), &err)) {
-            report(FALSE, "%s", err->message);
+            startup_report(FALSE, "%s", err->message);
             ifs_error_free(err);
             ifs_store_free(store);
             return 1;
@@ -665,21 +487,21 @@ static int serve(IfsConfig *config, struct fuse_args *args, struct fuse_cmdline_
     fs = ifs_fs_new(store, &o->owner);
     se = fuse_session_new(args, ifs_fs_ops(), sizeof(struct fuse_lowlevel_ops), fs);
     if (!se) {
-        report(FALSE, "cannot start a FUSE session (bad FUSE option?); see infrafs --help");
+        startup_report(FALSE, "cannot start a FUSE session (bad FUSE option?); see infrafs --help");
         goto out_store;
     }
     if (fuse_set_signal_handlers(se) != 0) {
-        report(FALSE, "cannot install signal handlers");
+        startup_report(FALSE, "cannot install signal handlers");
         goto out_session;
     }
     if (pipe(hup_pipe) != 0) {
-        report(FALSE, "cannot create a pipe: %s", g_strerror(errno));
+        startup_report(FALSE, "cannot create a pipe: %s", g_strerror(errno));
         goto out_signals;
     }
     install_sighup();
     ifs_fs_attach(fs, se, mountpoint);
     if (fuse_session_mount(se, mountpoint) != 0) {
-        report(FALSE, "cannot mount on %s (is it busy, or already mounted? is /dev/fuse "
+        startup_report(FALSE, "cannot mount on %s (is it busy, or already mounted? is /dev/fuse "
                       "usable?)", mountpoint);
         goto out_pipe;
     }
@@ -845,11 +667,11 @@ int main(int argc, char *argv[])
         }
         if (pid > 0) {
             close(fds[1]);
-            rc = parent_wait(fds[0]);
+            rc = startup_parent_wait(fds[0]);
             goto out;
         }
         close(fds[0]);
-        report_fd = fds[1];
+        startup_report_to(fds[1]);
         setsid();
         if (chdir("/") != 0) {
             /* the daemon only uses absolute paths */
@@ -857,8 +679,8 @@ int main(int argc, char *argv[])
     }
     ifs_log_init(cmd.foreground, cmd.debug, o.log_level);
     rc = serve(config, &args, &cmd, mountpoint, &o, cache_dir);
-    if (report_fd >= 0) /* failed before reporting */
-        report(FALSE, "startup failed");
+    if (startup_reporting()) /* failed before reporting */
+        startup_report(FALSE, "startup failed");
 out:
     ifs_config_free(config);
     ifs_error_free(err);
