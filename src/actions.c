@@ -20,8 +20,8 @@ typedef enum { TASK_POLL, TASK_FETCH } TaskKind;
 typedef struct {
     TaskKind kind;
     Account *account;
-    Operation *op;      /* TASK_POLL */
-    char *res_kind;     /* TASK_FETCH */
+    Operation *op; /* TASK_POLL */
+    char *res_kind; /* TASK_FETCH */
     char *res_id;
     guint again_after_ms; /* TASK_FETCH: 0, or read once more after this */
 } Task;
@@ -36,8 +36,7 @@ static void task_free(Task *t)
 }
 
 /* Re-read one resource and show it (or drop it, when it is gone). */
-static void fetch_one(Actions *ac, Account *a, const char *kind, const char *id,
-                      gboolean publish)
+static void fetch_one(Actions *ac, Account *a, const char *kind, const char *id, gboolean publish)
 {
     IfsError *err = NULL;
     IfsResource *fresh;
@@ -132,13 +131,13 @@ static char *control_path(const IfsControlTarget *t)
 }
 
 typedef struct {
-    const char *writer;  /* log_writer */
-    const char *path;    /* control_path */
+    const char *writer; /* log_writer */
+    const char *path; /* control_path */
     const char *command; /* as last_action shows it */
-    const char *result;  /* ok, failed, or op:<final status> */
-    int http_status;     /* 0: none */
+    const char *result; /* ok, failed, or op:<final status> */
+    int http_status; /* 0: none */
     const char *message; /* the provider's code and message, or NULL */
-    const char *op_id;   /* or NULL */
+    const char *op_id; /* or NULL */
 } ActionRecord;
 
 static const char *or_dash(const char *text)
@@ -158,8 +157,8 @@ static void log_action(Actions *ac, Account *a, const ActionRecord *r)
     const char *status = status_text(r->http_status, buf);
     char *raw, *line, *words;
 
-    raw = g_strdup_printf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", when, r->writer, r->path,
-                          r->command, r->result, status, or_dash(message), or_dash(r->op_id));
+    raw = g_strdup_printf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", when, r->writer, r->path, r->command,
+                          r->result, status, or_dash(message), or_dash(r->op_id));
     line = ifs_http_redact(a->http, raw);
     ifs_line_log_append(ac->model->action_log, line);
     g_free(raw);
@@ -181,8 +180,8 @@ static void log_action(Actions *ac, Account *a, const ActionRecord *r)
 static void event_action_end(Actions *ac, Account *a, const char *path, const char *command,
                              const char *result, const char *op_id)
 {
-    char *what = g_strdup_printf("%s%s%s (see /actions)", result, op_id ? " " : "",
-                                 op_id ? op_id : "");
+    char *what =
+        g_strdup_printf("%s%s%s (see /actions)", result, op_id ? " " : "", op_id ? op_id : "");
     char *shown = ifs_http_redact(a->http, what);
     char *shown_command = ifs_http_redact(a->http, command);
 
@@ -243,8 +242,7 @@ static gboolean op_update(Model *m, Operation *op, IfsOpState state, const char 
 static void poll_operation(Actions *ac, Account *a, Operation *op)
 {
     Model *m = ac->model;
-    gint64 deadline = g_get_monotonic_time() +
-                      (gint64)m->opts.op_poll_timeout_s * G_USEC_PER_SEC;
+    gint64 deadline = g_get_monotonic_time() + (gint64)m->opts.op_poll_timeout_s * G_USEC_PER_SEC;
     gint64 interval = POLL_MIN_MS;
     guint polls = 0;
     IfsOpState state = IFS_OP_PENDING;
@@ -350,8 +348,8 @@ static char *writer_text(uid_t uid)
 
 /* "<UTC time> <command> <ok|failed> <HTTP status> <code and message> by
  * <writer>\n" */
-static char *last_action_line(const char *command, const IfsError *err,
-                              const IfsActionResult *res, uid_t writer)
+static char *last_action_line(const char *command, const IfsError *err, const IfsActionResult *res,
+                              uid_t writer)
 {
     char *when = ifs_iso_time(store_now());
     char *who = writer_text(writer);
@@ -361,17 +359,15 @@ static char *last_action_line(const char *command, const IfsError *err,
         char *msg = store_one_line(err->message, 1024);
         char buf[16];
         line = g_strdup_printf("%s %s failed %s %s%s%s%s%s\n", when, command,
-                               status_text(err->http_status, buf),
-                               err->code ? err->code : "", err->code ? ": " : "", msg,
-                               err->code || *msg ? " " : "", who);
+                               status_text(err->http_status, buf), err->code ? err->code : "",
+                               err->code ? ": " : "", msg, err->code || *msg ? " " : "", who);
         g_free(msg);
     } else {
         char *msg = store_one_line(res->op_job_id ? res->op_job_id : res->message, 1024);
         char buf[16];
         line = g_strdup_printf("%s %s ok %s%s%s%s%s %s\n", when, command,
-                               status_text(res->http_status, buf),
-                               res->op_status ? " " : "", res->op_status ? res->op_status : "",
-                               *msg ? " " : "", msg, who);
+                               status_text(res->http_status, buf), res->op_status ? " " : "",
+                               res->op_status ? res->op_status : "", *msg ? " " : "", msg, who);
         g_free(msg);
     }
     g_free(when);
@@ -382,13 +378,14 @@ static char *last_action_line(const char *command, const IfsError *err,
 /* A control write in the action log; `op`, the operation it started, keeps
  * what its end will be logged with. */
 static void log_write(Actions *ac, Account *a, const IfsControlTarget *t, const char *command,
-                      const IfsError *err, const IfsActionResult *res, uid_t writer,
-                      Operation *op)
+                      const IfsError *err, const IfsActionResult *res, uid_t writer, Operation *op)
 {
     char *who = log_writer(writer);
     char *path = control_path(t);
     char *message = err && err->code ? g_strconcat(err->code, ": ", err->message, NULL)
-                    : g_strdup(err ? err->message : res->message ? res->message : res->op_status);
+                                     : g_strdup(err                ? err->message
+                                                    : res->message ? res->message
+                                                                   : res->op_status);
     ActionRecord r = {
         .writer = who,
         .path = path,
@@ -396,7 +393,9 @@ static void log_write(Actions *ac, Account *a, const IfsControlTarget *t, const 
         .result = err ? "failed" : "ok",
         .http_status = err ? err->http_status : res->http_status,
         .message = message,
-        .op_id = op ? op->job_id : err ? NULL : res->op_job_id,
+        .op_id = op ? op->job_id
+            : err   ? NULL
+                    : res->op_job_id,
     };
 
     log_action(ac, a, &r);
@@ -448,8 +447,8 @@ static void queue_fetch(Actions *ac, Account *a, const char *kind, const char *i
     queue_task(ac, task);
 }
 
-static int resource_control_write(Actions *ac, Account *a, IfsControlTarget *t,
-                                  const char *buf, size_t len, off_t offset, uid_t writer)
+static int resource_control_write(Actions *ac, Account *a, IfsControlTarget *t, const char *buf,
+                                  size_t len, off_t offset, uid_t writer)
 {
     const IfsControlSpec *spec = ifs_provider_control(a->type, t->res_kind, t->file);
     IfsError *err = NULL;
@@ -465,11 +464,13 @@ static int resource_control_write(Actions *ac, Account *a, IfsControlTarget *t,
     else if (offset != 0)
         err = ifs_error_new(EINVAL, 0, NULL,
                             "write the whole command at once, at offset 0 "
-                            "(as `echo cmd > %s` does)", t->file);
+                            "(as `echo cmd > %s` does)",
+                            t->file);
     else
         cmd = ifs_control_parse(spec, buf, len, &err);
     if (cmd && ac->model->opts.offline)
-        err = ifs_error_new(EROFS, 0, NULL, "mounted with -o offline: no request was sent; "
+        err = ifs_error_new(EROFS, 0, NULL,
+                            "mounted with -o offline: no request was sent; "
                             "remount without offline to act");
     else if (cmd && !a->pstate)
         err = ifs_error_copy(a->open_error);
@@ -499,8 +500,8 @@ static int resource_control_write(Actions *ac, Account *a, IfsControlTarget *t,
                 operation_unref(x->op);
             x->op = operation_ref(op);
             control_target_unref(x->wait_target);
-            x->wait_target = control_target_new(TARGET_OPERATION, a, t->res_kind, t->res_id,
-                                                "wait");
+            x->wait_target =
+                control_target_new(TARGET_OPERATION, a, t->res_kind, t->res_id, "wait");
             x->wait_target->op = operation_ref(op);
         }
         x->gen++;
@@ -530,8 +531,8 @@ static int resource_control_write(Actions *ac, Account *a, IfsControlTarget *t,
     return errnum;
 }
 
-static int refresh_control_write(Actions *ac, IfsControlTarget *t, const char *buf,
-                                 size_t len, off_t offset, uid_t writer)
+static int refresh_control_write(Actions *ac, IfsControlTarget *t, const char *buf, size_t len,
+                                 off_t offset, uid_t writer)
 {
     Account *a = t->account;
     IfsError *err = NULL;
@@ -575,8 +576,8 @@ void actions_reread(Actions *ac, Account *a, const char *kind, const char *id)
     queue_fetch(ac, a, kind, id, 0);
 }
 
-int actions_control_write(Actions *ac, IfsNode *node, const char *buf, size_t len,
-                          off_t offset, uid_t writer)
+int actions_control_write(Actions *ac, IfsNode *node, const char *buf, size_t len, off_t offset,
+                          uid_t writer)
 {
     IfsControlTarget *t = ifs_node_target(node);
 
@@ -589,8 +590,8 @@ int actions_control_write(Actions *ac, IfsNode *node, const char *buf, size_t le
 
 /* ---- operation/wait -------------------------------------------------------- */
 
-char *actions_wait_text(Actions *ac, IfsNode *node, gboolean (*give_up)(void *data),
-                        void *data, int *errnum)
+char *actions_wait_text(Actions *ac, IfsNode *node, gboolean (*give_up)(void *data), void *data,
+                        int *errnum)
 {
     Model *m = ac->model;
     IfsControlTarget *t = ifs_node_target(node);

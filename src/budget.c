@@ -49,9 +49,9 @@ void ifs_priority_enter(IfsPriorityScope scope)
 
 struct IfsBudget {
     GMutex lock; /* guards everything below */
-    guint limit;           /* per window; 0: unknown */
+    guint limit; /* per window; 0: unknown */
     guint window_s;
-    gboolean limit_fixed;  /* from the config or the provider: answers don't change it */
+    gboolean limit_fixed; /* from the config or the provider: answers don't change it */
     char source[64];
     guint share_pct;
     /* The requests sent in the last window, oldest first: send time (µs,
@@ -63,11 +63,11 @@ struct IfsBudget {
     gint64 api_left;
     gint64 api_reset;
     gint64 api_limit;
-    gint64 api_said;       /* the last X-RateLimit-Remaining itself */
+    gint64 api_said; /* the last X-RateLimit-Remaining itself */
     guint in_flight;
     guint64 sent_background, sent_user, answers_429;
-    guint interval_s;          /* the account's refresh interval; 0: unset */
-    guint64 refresh_began_at;  /* sent_background when the refresh began */
+    guint interval_s; /* the account's refresh interval; 0: unset */
+    guint64 refresh_began_at; /* sent_background when the refresh began */
 };
 
 IfsBudget *ifs_budget_new(guint limit, guint window_s, guint share_pct, const char *source)
@@ -225,7 +225,7 @@ void ifs_budget_answered(IfsBudget *b, gint64 limit, gint64 remaining, gint64 re
     if (remaining >= 0) {
         gint64 left = MAX(remaining - (gint64)b->in_flight, 0);
         gboolean new_window = b->api_left < 0 || reset_s > b->api_reset ||
-                              (b->api_reset > 0 && now_s >= b->api_reset);
+            (b->api_reset > 0 && now_s >= b->api_reset);
 
         b->api_said = remaining;
         b->api_left = new_window ? left : MIN(b->api_left, left);
@@ -278,8 +278,7 @@ double ifs_budget_seconds_for(IfsBudget *b, guint64 requests)
 
     g_mutex_lock(&b->lock);
     if (b->limit > 0)
-        seconds = (double)requests * (double)window_us(b) / G_USEC_PER_SEC /
-                  background_cap(b);
+        seconds = (double)requests * (double)window_us(b) / G_USEC_PER_SEC / background_cap(b);
     g_mutex_unlock(&b->lock);
     return seconds;
 }
@@ -304,8 +303,8 @@ guint64 ifs_budget_refresh_room(IfsBudget *b)
 
     g_mutex_lock(&b->lock);
     if (b->limit > 0 && b->interval_s > 0) {
-        guint64 per_interval = (guint64)background_cap(b) * b->interval_s * G_USEC_PER_SEC /
-                               (guint64)window_us(b);
+        guint64 per_interval =
+            (guint64)background_cap(b) * b->interval_s * G_USEC_PER_SEC / (guint64)window_us(b);
         guint64 spent = b->sent_background - b->refresh_began_at;
 
         room = per_interval > spent ? per_interval - spent : 0;

@@ -15,7 +15,7 @@ static const char *const known_kinds[] = {
 /* The last node built for a resource, to skip rebuilding unchanged ones. */
 typedef struct {
     IfsResource *res;
-    guint gen;      /* the extras' gen it was built with */
+    guint gen; /* the extras' gen it was built with */
     IfsNode *node;
     char *problems; /* what building it reported for last_error, or NULL */
 } Built;
@@ -36,8 +36,8 @@ AccountBuild *account_build_new(Account *a)
 
     ab->account = a;
     ab->built = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, built_free);
-    ab->kind_dirs = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
-                                          (GDestroyNotify)ifs_node_unref);
+    ab->kind_dirs =
+        g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)ifs_node_unref);
     ab->saved_mtimes = a->saved_mtimes;
     a->saved_mtimes = NULL;
     return ab;
@@ -151,8 +151,8 @@ static const IfsRenderer resource_json = {
     render_json, same_json, (void (*)(void *))ifs_resource_unref, retain_resource, NULL,
 };
 
-static IfsNode *build_resource(Account *a, IfsResource *r, const char *path,
-                               Extras *x, GString *problems)
+static IfsNode *build_resource(Account *a, IfsResource *r, const char *path, Extras *x,
+                               GString *problems)
 {
     IfsDirBuilder *b = ifs_dir_builder_new(path);
     gboolean has_controls = FALSE;
@@ -173,9 +173,11 @@ static IfsNode *build_resource(Account *a, IfsResource *r, const char *path,
         has_controls = TRUE;
         cpath = ifs_path_join(path, spec->file);
         line = ifs_control_commands_line(spec);
-        ifs_dir_builder_add(b, ifs_node_new_control(cpath, line,
-                            control_target_ref(extras_control_target(x, a, r, spec->file)),
-                            (IfsTargetFree)control_target_unref));
+        ifs_dir_builder_add(
+            b,
+            ifs_node_new_control(cpath, line,
+                                 control_target_ref(extras_control_target(x, a, r, spec->file)),
+                                 (IfsTargetFree)control_target_unref));
         g_free(line);
         g_free(cpath);
     }
@@ -184,7 +186,8 @@ static IfsNode *build_resource(Account *a, IfsResource *r, const char *path,
     if (x->op)
         ifs_dir_builder_add(b, build_operation_dir(path, x, a->model));
     if (extra) {
-        json_object_object_foreach(extra, name, value) {
+        json_object_object_foreach(extra, name, value)
+        {
             char *safe = ifs_name_escape(name, strlen(name));
             if (safe && json_object_is_type(value, json_type_string))
                 add_file(b, safe, json_object_get_string(value));
@@ -200,12 +203,11 @@ static IfsNode *build_resource(Account *a, IfsResource *r, const char *path,
     }
     {
         char *jpath = ifs_path_join(path, "json");
-        ifs_dir_builder_add(b, ifs_node_new_rendered(jpath, &resource_json,
-                                                     ifs_resource_ref(r), json_len, 0));
+        ifs_dir_builder_add(
+            b, ifs_node_new_rendered(jpath, &resource_json, ifs_resource_ref(r), json_len, 0));
         g_free(jpath);
     }
-    if (ifs_json_fill_dir(b, object, (const char *const *)reserved->pdata,
-                          field_problems) > 0)
+    if (ifs_json_fill_dir(b, object, (const char *const *)reserved->pdata, field_problems) > 0)
         g_string_append_printf(problems, "%s %s: %s", r->kind, r->id, field_problems->str);
     g_string_free(field_problems, TRUE);
     json_object_put(object);
@@ -230,16 +232,16 @@ static gboolean kind_has_controls(const Account *a, const char *kind)
 
 /* The resource's node, rebuilt only when the API data or our extras changed;
  * a rebuilt node still shares every unchanged file with the previous one. */
-static IfsNode *resource_node(AccountBuild *ab, IfsResource *r, const char *key,
-                              const char *path, GString *problems)
+static IfsNode *resource_node(AccountBuild *ab, IfsResource *r, const char *key, const char *path,
+                              GString *problems)
 {
     Account *a = ab->account;
     /* Only a resource with controls can gain extras of its own (targets,
      * last_action, an operation); the others share an empty one until an
      * action's re-read makes theirs. */
     static Extras no_extras;
-    Extras *x = kind_has_controls(a, r->kind) ? extras_get(a, key)
-                                              : g_hash_table_lookup(a->extras, key);
+    Extras *x =
+        kind_has_controls(a, r->kind) ? extras_get(a, key) : g_hash_table_lookup(a->extras, key);
     Built *prev = g_hash_table_lookup(ab->built, key);
     GString *own_problems;
     IfsNode *node;
@@ -297,12 +299,14 @@ static void build_kind_dirs(AccountBuild *ab, GString *problems)
 
         if (!b || !name || ifs_dir_builder_has(b, name)) {
             if (skipped++ < 5 && problems->len < MAX_PROBLEM_TEXT)
-                g_string_append_printf(problems, "skipped %s '%s': %s; ",
-                                       r->kind ? r->kind : "resource", r->id ? r->id : "",
-                                       !b ? "unknown kind"
-                                       : !r->id ? (r->problem ? r->problem
-                                                  : "no usable id (missing or not a string)")
-                                       : !name ? "id unusable as a file name" : "duplicate id");
+                g_string_append_printf(
+                    problems, "skipped %s '%s': %s; ", r->kind ? r->kind : "resource",
+                    r->id ? r->id : "",
+                    !b ? "unknown kind"
+                        : !r->id
+                        ? (r->problem ? r->problem : "no usable id (missing or not a string)")
+                        : !name ? "id unusable as a file name"
+                                : "duplicate id");
             g_free(name);
             continue;
         }
@@ -360,10 +364,10 @@ static char *budget_text(Account *a)
         g_string_append_printf(t, "refresh_cap %u\n", st.background_cap);
     else
         g_string_append(t, "refresh_cap unlimited\n");
-    g_string_append_printf(t, "refresh_used %u\nuser_used %u\n", st.used_background,
-                           st.used_user);
-    g_string_append_printf(t, "refresh_sent %" G_GUINT64_FORMAT "\nuser_sent %"
-                           G_GUINT64_FORMAT "\nanswers_429 %" G_GUINT64_FORMAT "\n",
+    g_string_append_printf(t, "refresh_used %u\nuser_used %u\n", st.used_background, st.used_user);
+    g_string_append_printf(t,
+                           "refresh_sent %" G_GUINT64_FORMAT "\nuser_sent %" G_GUINT64_FORMAT
+                           "\nanswers_429 %" G_GUINT64_FORMAT "\n",
                            st.sent_background, st.sent_user, st.answers_429);
     g_string_append_printf(t, "interval %d\neffective_interval %" G_GINT64_FORMAT "\n",
                            a->refresh_s, interval);
@@ -380,9 +384,10 @@ static char *progress_text(Account *a)
     if (started > 0) {
         char *when = ifs_iso_time(started);
 
-        g_string_append_printf(t, "state refreshing\nstarted %s\npages %u\nresources %u\n"
-                               "seconds %" G_GINT64_FORMAT "\n", when,
-                               g_atomic_int_get(&a->progress.pages),
+        g_string_append_printf(t,
+                               "state refreshing\nstarted %s\npages %u\nresources %u\n"
+                               "seconds %" G_GINT64_FORMAT "\n",
+                               when, g_atomic_int_get(&a->progress.pages),
                                g_atomic_int_get(&a->progress.resources),
                                MAX(store_now() - started, 0));
         g_free(when);
@@ -395,8 +400,9 @@ static char *progress_text(Account *a)
     if (a->last_requests > 0 || a->last_resources > 0)
         g_string_append_printf(t, "last_resources %u\n", a->last_resources);
     if (a->last_requests > 0)
-        g_string_append_printf(t, "last_requests %" G_GUINT64_FORMAT "\nlast_seconds %"
-                               G_GINT64_FORMAT "\n", a->last_requests, a->last_seconds);
+        g_string_append_printf(
+            t, "last_requests %" G_GUINT64_FORMAT "\nlast_seconds %" G_GINT64_FORMAT "\n",
+            a->last_requests, a->last_seconds);
     return g_string_free(t, FALSE);
 }
 
@@ -444,8 +450,9 @@ static IfsNode *build_provider_dir(Account *a, const char *problems)
     {
         char *cpath = ifs_path_join(path, "refresh");
         char *line = ifs_control_commands_line(&store_refresh_spec);
-        ifs_dir_builder_add(b, ifs_node_new_control(cpath, line, control_target_ref(a->refresh_target),
-                                                    (IfsTargetFree)control_target_unref));
+        ifs_dir_builder_add(b,
+                            ifs_node_new_control(cpath, line, control_target_ref(a->refresh_target),
+                                                 (IfsTargetFree)control_target_unref));
         g_free(line);
         g_free(cpath);
     }
@@ -549,14 +556,12 @@ static const char readme_text[] =
     "EAGAIN rate limited, EIO provider error, ETIMEDOUT/EHOSTUNREACH network.\n"
     "See man infrafs.\n";
 
-IfsNode *build_root(AccountBuild *const *builds, guint n, IfsNode *const *files,
-                    guint n_files)
+IfsNode *build_root(AccountBuild *const *builds, guint n, IfsNode *const *files, guint n_files)
 {
     IfsDirBuilder *root = ifs_dir_builder_new("");
     IfsDirBuilder *providers = ifs_dir_builder_new("providers");
 
-    ifs_dir_builder_add(root, ifs_node_new_file("README", readme_text,
-                                                sizeof readme_text - 1, 0));
+    ifs_dir_builder_add(root, ifs_node_new_file("README", readme_text, sizeof readme_text - 1, 0));
     for (guint i = 0; i < n_files; i++)
         ifs_dir_builder_add(root, files[i]);
     for (guint i = 0; i < n; i++) {

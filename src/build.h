@@ -12,10 +12,10 @@
  * the account (for the publisher). */
 typedef struct {
     Account *account;
-    GHashTable *built;        /* "kind/id" -> the last node built for it */
+    GHashTable *built; /* "kind/id" -> the last node built for it */
     GHashTable *saved_mtimes; /* from the saved copy, until the first build */
-    IfsNode *provider_dir;    /* providers/<account>/, NULL before the first build */
-    GHashTable *kind_dirs;    /* kind -> <kind>/<account>/ (IfsNode*) */
+    IfsNode *provider_dir; /* providers/<account>/, NULL before the first build */
+    GHashTable *kind_dirs; /* kind -> <kind>/<account>/ (IfsNode*) */
     /* As of the last build: whether the account had data (a refresh or
      * the disk cache gave it some), its state and why (last_error), and
      * whether a refresh ran (before, the state only says it is starting). */
@@ -23,7 +23,7 @@ typedef struct {
     char *state;
     char *reason;
     gboolean refreshed;
-    char *problems;           /* what the last build found wrong, for last_error */
+    char *problems; /* what the last build found wrong, for last_error */
 } AccountBuild;
 
 /* Takes the account's saved_mtimes, if any. */
@@ -40,5 +40,4 @@ void build_account_status(AccountBuild *b);
 /* The root over the accounts' last builds: README, the `n_files` entries
  * given (taken: the action log, the inventory and its links), providers/,
  * and one directory per kind that any account offers. */
-IfsNode *build_root(AccountBuild *const *builds, guint n, IfsNode *const *files,
-                    guint n_files);
+IfsNode *build_root(AccountBuild *const *builds, guint n, IfsNode *const *files, guint n_files);

@@ -20,13 +20,14 @@ static gboolean check_account(const IfsAccountConfig *acct)
         printf("%s: ok\n", acct->name);
     } else if (ok) {
         printf("%s: ok (the API answers; %s has no read endpoint to try a key on, so the "
-               "first control write will tell)\n", acct->name, acct->type);
+               "first control write will tell)\n",
+               acct->name, acct->type);
     } else if (err->errnum == EACCES) {
         printf("%s: unauthorized: %s; fix the secret (%s)\n", acct->name, err->message,
                acct->secret_source);
     } else if (err->errnum == EHOSTUNREACH || err->errnum == ETIMEDOUT) {
-        printf("%s: unreachable: %s; check url = %s and the network\n", acct->name,
-               err->message, acct->url);
+        printf("%s: unreachable: %s; check url = %s and the network\n", acct->name, err->message,
+               acct->url);
     } else {
         printf("%s: error: %s\n", acct->name, err->message);
     }

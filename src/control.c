@@ -11,7 +11,10 @@
 
 #define FORCE_WORD "force"
 
-const IfsCommandSpec ifs_trigger_commands[] = {{"1", IFS_FORCE_NEVER}, {NULL, 0}};
+const IfsCommandSpec ifs_trigger_commands[] = {
+    {"1",  IFS_FORCE_NEVER},
+    {NULL, 0              }
+};
 
 char *ifs_control_commands_line(const IfsControlSpec *spec)
 {
@@ -49,9 +52,9 @@ static void refuse(IfsError **err, const IfsControlSpec *spec, const char *what)
 {
     char *accepted = accepted_list(spec);
 
-    ifs_error_propagate(err, ifs_error_new(EINVAL, 0, NULL, "%s; %s accepts: %s", what,
-                                           spec && spec->file ? spec->file : "this file",
-                                           accepted));
+    ifs_error_propagate(err,
+                        ifs_error_new(EINVAL, 0, NULL, "%s; %s accepts: %s", what,
+                                      spec && spec->file ? spec->file : "this file", accepted));
     g_free(accepted);
 }
 
@@ -131,10 +134,10 @@ static IfsCommand *command_from_words(const IfsControlSpec *spec, char **words, 
         g_free(q);
     } else if (c->force == IFS_FORCE_REQUIRED && !force) {
         /* The documented confirmation: said plainly, without the list. */
-        ifs_error_propagate(err, ifs_error_new(EINVAL, 0, NULL,
-                                               "%s needs confirmation: write '%s " FORCE_WORD
-                                               "'",
-                                               c->verb, c->verb));
+        ifs_error_propagate(err,
+                            ifs_error_new(EINVAL, 0, NULL,
+                                          "%s needs confirmation: write '%s " FORCE_WORD "'",
+                                          c->verb, c->verb));
         return NULL;
     } else if (c->force == IFS_FORCE_NEVER && force) {
         msg = g_strdup_printf("'%s' cannot be forced: write '%s'", c->verb, c->verb);

@@ -4,8 +4,7 @@
 #include <errno.h>
 #include <stdarg.h>
 
-IfsError *ifs_error_new(int errnum, int http_status, const char *code,
-                        const char *fmt, ...)
+IfsError *ifs_error_new(int errnum, int http_status, const char *code, const char *fmt, ...)
 {
     IfsError *err = g_new0(IfsError, 1);
     va_list ap;
@@ -32,8 +31,7 @@ IfsError *ifs_error_copy(const IfsError *err)
 {
     if (!err)
         return NULL;
-    return ifs_error_new(err->errnum, err->http_status, err->code, "%s",
-                         err->message);
+    return ifs_error_new(err->errnum, err->http_status, err->code, "%s", err->message);
 }
 
 void ifs_error_propagate(IfsError **dest, IfsError *err)

@@ -53,8 +53,8 @@ void events_batch_add(EventBatch *b, const char *path, const char *change, const
 {
     old = old && *old ? old : NULL;
     fresh = fresh && *fresh ? fresh : NULL;
-    g_string_append_printf(b->text, "%s\t%s\t%s\t%s\t%s\n", b->when, path, change,
-                           old ? old : "-", fresh ? fresh : "-");
+    g_string_append_printf(b->text, "%s\t%s\t%s\t%s\t%s\n", b->when, path, change, old ? old : "-",
+                           fresh ? fresh : "-");
     g_string_append(b->json, "{\"time\":");
     ifs_json_append_string(b->json, b->when);
     g_string_append(b->json, ",\"path\":");

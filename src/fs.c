@@ -81,8 +81,8 @@ static IfsFs *fs_of(fuse_req_t req)
 static gboolean in_reading_walk(IfsFs *fs)
 {
     return g_get_monotonic_time() -
-               atomic_load_explicit(&fs->last_file_read, memory_order_relaxed) <
-           READING_WALK_US;
+        atomic_load_explicit(&fs->last_file_read, memory_order_relaxed) <
+        READING_WALK_US;
 }
 
 /* ---- control files' cached pages ---------------------------------------- */
@@ -191,8 +191,8 @@ static void fill_attr(const IfsFs *fs, const IfsNode *node, uint64_t st_ino, str
     case IFS_NODE_WAIT:
         st->st_mode = S_IFREG | 0444;
         st->st_nlink = 1;
-        st->st_size = ifs_node_has_content(node) ? (off_t)ifs_node_size(node)
-                                                 : IFS_WAIT_PENDING_SIZE;
+        st->st_size =
+            ifs_node_has_content(node) ? (off_t)ifs_node_size(node) : IFS_WAIT_PENDING_SIZE;
         break;
     case IFS_NODE_SYMLINK:
         st->st_mode = S_IFLNK | 0777; /* what a link's mode always is */
@@ -316,7 +316,7 @@ static void ifs_setattr(fuse_req_t req, fuse_ino_t id, struct stat *attr, int to
     uint64_t st_ino;
     IfsNode *node = ifs_store_stat(fs_of(req)->store, id, &st_ino);
     const int allowed = FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
-                        FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME;
+        FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME;
     struct stat st;
 
     (void)attr;
@@ -466,8 +466,7 @@ static void ifs_read(fuse_req_t req, fuse_ino_t id, size_t size, off_t off,
     else
         reply_content(req, node, size, off);
     if (node->type == IFS_NODE_FILE && off == 0) {
-        atomic_store_explicit(&fs->last_file_read, g_get_monotonic_time(),
-                              memory_order_relaxed);
+        atomic_store_explicit(&fs->last_file_read, g_get_monotonic_time(), memory_order_relaxed);
         ifs_page_pusher_file_read(fs->pusher, id);
     }
     if ((node->type == IFS_NODE_FILE || node->type == IFS_NODE_CONTROL) && off == 0)
@@ -519,8 +518,7 @@ static void ifs_write(fuse_req_t req, fuse_ino_t id, const char *buf, size_t siz
 
 /* One listing buffer; with `plus`, each entry also carries its attributes
  * and node id, and counts as a lookup. */
-static void reply_listing(fuse_req_t req, fuse_ino_t id, size_t size, off_t off,
-                          gboolean plus)
+static void reply_listing(fuse_req_t req, fuse_ino_t id, size_t size, off_t off, gboolean plus)
 {
     IfsFs *fs = fs_of(req);
     uint64_t dir_ino;
@@ -565,9 +563,9 @@ static void reply_listing(fuse_req_t req, fuse_ino_t id, size_t size, off_t off,
                            ifs_node_ino(child, dir_ino), &e);
             } else {
                 e.attr.st_ino = ifs_node_ino(child, dir_ino);
-                e.attr.st_mode = child->type == IFS_NODE_DIR       ? S_IFDIR
-                                 : child->type == IFS_NODE_SYMLINK ? S_IFLNK
-                                                                   : S_IFREG;
+                e.attr.st_mode = child->type == IFS_NODE_DIR ? S_IFDIR
+                    : child->type == IFS_NODE_SYMLINK        ? S_IFLNK
+                                                             : S_IFREG;
             }
         }
         need = plus ? fuse_add_direntry_plus(req, buf + used, size - used, name, &e, i + 1)
@@ -588,7 +586,7 @@ static void reply_listing(fuse_req_t req, fuse_ino_t id, size_t size, off_t off,
      * listed before, so their pages can be stored now, and the pusher
      * answers once they are. */
     pushing = plus && !listed_child && off > 2 && in_reading_walk(fs) &&
-              ifs_page_pusher_listed(fs->pusher, dir, id, req);
+        ifs_page_pusher_listed(fs->pusher, dir, id, req);
     if (!pushing)
         fuse_reply_buf(req, buf, used);
     g_free(buf);

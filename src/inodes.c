@@ -15,12 +15,12 @@
 #include <sys/mman.h>
 
 typedef struct {
-    uint64_t ino;          /* st_ino; 0: a free entry (no inode is 0) */
-    uint64_t nlookup;      /* the kernel's lookups of the directory */
+    uint64_t ino; /* st_ino; 0: a free entry (no inode is 0) */
+    uint64_t nlookup; /* the kernel's lookups of the directory */
     uint64_t file_lookups; /* ... of its files, all together */
-    uint32_t parent;       /* entry of its parent; of a free entry, the next free one */
+    uint32_t parent; /* entry of its parent; of a free entry, the next free one */
     uint32_t name;
-    uint32_t subdirs;      /* entries whose parent this is */
+    uint32_t subdirs; /* entries whose parent this is */
     uint32_t unused;
 } Dir;
 
@@ -35,18 +35,18 @@ typedef struct {
 struct IfsInodes {
     GMutex lock;
     Dir *dirs;
-    uint32_t n_dirs;     /* entries ever used (the high-water mark) */
+    uint32_t n_dirs; /* entries ever used (the high-water mark) */
     uint32_t dirs_alloc;
-    uint32_t live;       /* entries in use, the root's included */
-    uint32_t free_head;  /* NO_DIR when none */
-    uint32_t *slots;     /* entry + 1, 0 for a free slot; keyed by Dir.ino */
-    size_t capacity;     /* slots; any size, so that the table grows in small steps */
+    uint32_t live; /* entries in use, the root's included */
+    uint32_t free_head; /* NO_DIR when none */
+    uint32_t *slots; /* entry + 1, 0 for a free slot; keyed by Dir.ino */
+    size_t capacity; /* slots; any size, so that the table grows in small steps */
     size_t used;
     GHashTable *by_text; /* Name.text (the key) -> the same pointer */
-    Name **names;        /* by id; NULL where free */
+    Name **names; /* by id; NULL where free */
     guint n_ids;
     guint ids_alloc;
-    GArray *free_ids;    /* guint */
+    GArray *free_ids; /* guint */
     size_t name_bytes;
 };
 
@@ -278,8 +278,8 @@ static uint32_t dir_alloc(IfsInodes *in)
         if (in->n_dirs == MAX_DIRS)
             return NO_DIR;
         if (in->n_dirs == in->dirs_alloc) {
-            uint32_t alloc = (uint32_t)MIN((uint64_t)MAX_DIRS,
-                                           (uint64_t)in->dirs_alloc + in->dirs_alloc / 2);
+            uint32_t alloc =
+                (uint32_t)MIN((uint64_t)MAX_DIRS, (uint64_t)in->dirs_alloc + in->dirs_alloc / 2);
             Dir *grown = table_new((size_t)alloc * sizeof(Dir));
 
             memcpy(grown, in->dirs, (size_t)in->n_dirs * sizeof(Dir));
@@ -423,8 +423,8 @@ void ifs_inodes_free(IfsInodes *in)
 
 /* The names from directory `dir` up to the root, into names[0..*depth),
  * the last one a child of the root; FALSE when the chain breaks. */
-static gboolean names_up_locked(IfsInodes *in, uint32_t dir,
-                                const char *names[MAX_PATH_DEPTH], guint *depth)
+static gboolean names_up_locked(IfsInodes *in, uint32_t dir, const char *names[MAX_PATH_DEPTH],
+                                guint *depth)
 {
     *depth = 0;
     while (dir != ROOT_DIR) {
@@ -513,8 +513,7 @@ IfsNode *ifs_inodes_resolve(IfsInodes *in, IfsNode *root, uint64_t id, uint64_t 
     return node;
 }
 
-IfsNode *ifs_inodes_resolve_parent(IfsInodes *in, IfsNode *root, uint64_t id,
-                                   uint64_t *dir_id)
+IfsNode *ifs_inodes_resolve_parent(IfsInodes *in, IfsNode *root, uint64_t id, uint64_t *dir_id)
 {
     IfsNode *node = NULL;
     uint32_t dir, name;
@@ -658,8 +657,7 @@ uint64_t ifs_inodes_child_id(IfsInodes *in, uint64_t dir_id, const IfsNode *chil
     return on_child(in, dir_id, child, child_id_locked);
 }
 
-uint64_t ifs_inodes_known_id(IfsInodes *in, uint64_t parent_ino, uint64_t ino,
-                             const IfsNode *node)
+uint64_t ifs_inodes_known_id(IfsInodes *in, uint64_t parent_ino, uint64_t ino, const IfsNode *node)
 {
     uint64_t id = 0;
     uint32_t dir;
@@ -698,8 +696,8 @@ size_t ifs_inodes_bytes(IfsInodes *in)
     size_t bytes;
 
     g_mutex_lock(&in->lock);
-    bytes = in->capacity * sizeof *in->slots + (size_t)in->dirs_alloc * sizeof(Dir) +
-            in->name_bytes;
+    bytes =
+        in->capacity * sizeof *in->slots + (size_t)in->dirs_alloc * sizeof(Dir) + in->name_bytes;
     g_mutex_unlock(&in->lock);
     return bytes;
 }

@@ -15,7 +15,7 @@ struct Inventory {
     IfsNode *entries[INVENTORY_ENTRIES];
     /* Per account name, as of the last call: */
     GHashTable *had_data; /* a set: the names whose rows were real data */
-    GHashTable *states;   /* -> its state */
+    GHashTable *states; /* -> its state */
     /* Path -> the values of its events_fields (char**), for the resources
      * of accounts that list some: what the inventory does not show. */
     GHashTable *extra_before;
@@ -33,9 +33,9 @@ typedef struct {
     const Part *part;
     const char *entry; /* its directory's name: the id, escaped */
     char *name, *status, *ip, *region;
-    char *path;        /* kind/account/entry */
-    char **extra;      /* the values of its account's events_fields ("" for none), or NULL */
-    char **addresses;  /* what its table's `addresses` finds, or NULL */
+    char *path; /* kind/account/entry */
+    char **extra; /* the values of its account's events_fields ("" for none), or NULL */
+    char **addresses; /* what its table's `addresses` finds, or NULL */
 } Row;
 
 Inventory *inventory_new(void)
@@ -45,8 +45,8 @@ Inventory *inventory_new(void)
     inv->dirs = g_ptr_array_new_with_free_func((GDestroyNotify)ifs_node_unref);
     inv->had_data = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     inv->states = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-    inv->extra_before = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-                                              (GDestroyNotify)g_strfreev);
+    inv->extra_before =
+        g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_strfreev);
     return inv;
 }
 
@@ -283,8 +283,7 @@ static IfsNode *tsv_file(const GArray *rows)
 #define OR_EMPTY(s) ((s) ? (s) : "")
         g_string_append_printf(tsv, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r->part->kind,
                                a->cfg->name, a->type->schema.type, r->entry, OR_EMPTY(r->name),
-                               OR_EMPTY(r->status), OR_EMPTY(r->ip), OR_EMPTY(r->region),
-                               r->path);
+                               OR_EMPTY(r->status), OR_EMPTY(r->ip), OR_EMPTY(r->region), r->path);
 #undef OR_EMPTY
     }
     node = ifs_node_new_file("inventory", tsv->str, tsv->len, 0);
@@ -306,20 +305,19 @@ typedef struct {
 
 typedef struct {
     gatomicrefcount ref;
-    IfsNode *tsv;   /* the inventory file, referenced */
-    GArray *marks;  /* Mark of rows 0, JSON_STRIDE, 2 * JSON_STRIDE, ... */
+    IfsNode *tsv; /* the inventory file, referenced */
+    GArray *marks; /* Mark of rows 0, JSON_STRIDE, 2 * JSON_STRIDE, ... */
     guint rows;
-    size_t size;    /* of the JSON */
+    size_t size; /* of the JSON */
 } JsonView;
 
-static const char *const json_keys[] = {"kind", "account", "type", "id", "name",
-                                        "status", "ip", "region", "path"};
+static const char *const json_keys[] = {"kind",   "account", "type",   "id",  "name",
+                                        "status", "ip",      "region", "path"};
 
 /* Row `index` of `rows` rows, whose TSV line is `line` (without its
  * newline, `len` bytes), as it stands in the JSON: the object, then ",\n",
  * or "\n]\n" after the last. Empty columns are null. */
-static void append_json_row(GString *out, const char *line, size_t len, guint index,
-                            guint rows)
+static void append_json_row(GString *out, const char *line, size_t len, guint index, guint rows)
 {
     const char *p = line, *end = line + len;
 
@@ -339,8 +337,8 @@ static void append_json_row(GString *out, const char *line, size_t len, guint in
 
 /* The JSON from offset `json_at` of the row starting at `tsv_at`, copied
  * where it meets [off, off + len). */
-static void render_rows(const JsonView *v, size_t tsv_at, size_t json_at, guint index,
-                        size_t off, size_t len, char *out)
+static void render_rows(const JsonView *v, size_t tsv_at, size_t json_at, guint index, size_t off,
+                        size_t len, char *out)
 {
     const char *tsv = ifs_node_data(v->tsv);
     size_t tsv_size = ifs_node_size(v->tsv);
@@ -505,8 +503,8 @@ static void add_link(IfsDirBuilder *b, const char *dir_name, const Row *r, const
 
     if (name && counted(plain, v) > 1) {
         char *longer = counted(by_account, label) > 1
-                           ? g_strconcat(name, "@", account, "@", r->entry, NULL)
-                           : g_strconcat(name, "@", account, NULL);
+            ? g_strconcat(name, "@", account, "@", r->entry, NULL)
+            : g_strconcat(name, "@", account, NULL);
         g_free(name);
         name = longer;
     }
@@ -594,16 +592,15 @@ static GArray *old_rows(const IfsNode *tsv, char **copy)
     return rows;
 }
 
-static void compare_column(EventBatch *batch, const char *path, const char *change,
-                           const char *old, const char *fresh)
+static void compare_column(EventBatch *batch, const char *path, const char *change, const char *old,
+                           const char *fresh)
 {
     if (g_strcmp0(old, fresh ? fresh : "") != 0)
         events_batch_add(batch, path, change, old, fresh);
 }
 
 /* Accounts (by name) whose rows were real data before and are now. */
-static GHashTable *comparable_accounts(const Inventory *inv, AccountBuild *const *builds,
-                                       guint n)
+static GHashTable *comparable_accounts(const Inventory *inv, AccountBuild *const *builds, guint n)
 {
     GHashTable *set = g_hash_table_new(g_str_hash, g_str_equal);
 
@@ -614,8 +611,8 @@ static GHashTable *comparable_accounts(const Inventory *inv, AccountBuild *const
     return set;
 }
 
-static void compare_rows_with(const Inventory *inv, const GArray *rows,
-                              AccountBuild *const *builds, guint n, EventBatch *batch)
+static void compare_rows_with(const Inventory *inv, const GArray *rows, AccountBuild *const *builds,
+                              guint n, EventBatch *batch)
 {
     GHashTable *comparable = comparable_accounts(inv, builds, n);
     char *copy;
@@ -677,8 +674,8 @@ static void compare_accounts(Inventory *inv, AccountBuild *const *builds, guint 
         if (batch && before && strcmp(before, state) != 0) {
             char *path = g_strconcat("providers/", name, NULL);
             char *now = ab->reason && strcmp(state, "ok") != 0
-                            ? g_strdup_printf("%s (%s)", state, ab->reason)
-                            : g_strdup(state);
+                ? g_strdup_printf("%s (%s)", state, ab->reason)
+                : g_strdup(state);
             events_batch_add(batch, path, "state", before, now);
             g_free(now);
             g_free(path);

@@ -37,13 +37,13 @@
  * the limits' max_memory caps those. */
 #define W_OBJECT 800u
 #define W_ARRAY 144u
-#define W_SLOT 16u            /* every value inside an array */
-#define W_NAME 32u            /* a member's name, plus its length */
-#define W_STRING 80u          /* plus its length */
-#define W_NUMBER 64u          /* integer, true, false; plus the length */
-#define W_DOUBLE_TEXT 32u     /* a double also keeps its text */
-#define W_NULL 0u             /* json-c's null is a NULL pointer */
-#define TOKENER_BUFFER 2u     /* times the longest string */
+#define W_SLOT 16u /* every value inside an array */
+#define W_NAME 32u /* a member's name, plus its length */
+#define W_STRING 80u /* plus its length */
+#define W_NUMBER 64u /* integer, true, false; plus the length */
+#define W_DOUBLE_TEXT 32u /* a double also keeps its text */
+#define W_NULL 0u /* json-c's null is a NULL pointer */
+#define TOKENER_BUFFER 2u /* times the longest string */
 /* The tokener itself: a struct, a stack entry per level, a buffer. */
 #define W_TOKENER(depth) (1024u + 32u * (guint64)(depth))
 
@@ -54,11 +54,11 @@ const IfsJsonLimits ifs_json_answer_limits = {
 };
 
 enum {
-    ST_VALUE,   /* between tokens */
+    ST_VALUE, /* between tokens */
     ST_STRING,
-    ST_ESCAPE,  /* after a backslash in a string */
-    ST_SCALAR,  /* in a number or literal */
-    ST_END,     /* json-c stops before here: nothing more is weighed */
+    ST_ESCAPE, /* after a backslash in a string */
+    ST_SCALAR, /* in a number or literal */
+    ST_END, /* json-c stops before here: nothing more is weighed */
 };
 
 void ifs_json_scan_init(IfsJsonScan *scan, const IfsJsonLimits *limits)
@@ -166,15 +166,18 @@ static void token_ends(IfsJsonScan *s)
 
 static gboolean is_delimiter(char c)
 {
-    return c == ',' || c == ':' || c == ']' || c == '}' || c == '[' || c == '{' ||
-           c == '"' || c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\0';
+    return c == ',' || c == ':' || c == ']' || c == '}' || c == '[' || c == '{' || c == '"' ||
+        c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\0';
 }
 
 /* One byte between tokens. */
 static gboolean scan_value_byte(IfsJsonScan *s, char c)
 {
     switch (c) {
-    case ' ': case '\t': case '\n': case '\r':
+    case ' ':
+    case '\t':
+    case '\n':
+    case '\r':
         return TRUE;
     case '{':
         return open_container(s, TRUE);
@@ -348,7 +351,7 @@ static char *grouped(guint64 n)
  * has no place in a one-line file). */
 static char *size_text(guint64 bytes)
 {
-    static const char *const units[] = { "KiB", "MiB", "GiB", "TiB" };
+    static const char *const units[] = {"KiB", "MiB", "GiB", "TiB"};
     double value = (double)bytes;
     int unit = -1;
 
@@ -474,9 +477,8 @@ json_object *ifs_json_parse(const char *text, size_t len, const IfsJsonLimits *l
 
 const char *ifs_json_compact_view(json_object *obj, size_t *len)
 {
-    return json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN |
-                                                      JSON_C_TO_STRING_NOSLASHESCAPE,
-                                             len);
+    return json_object_to_json_string_length(
+        obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, len);
 }
 
 char *ifs_json_compact(json_object *obj, size_t *len)

@@ -15,7 +15,7 @@
 
 /* Element fields that name an entry of an array-of-objects directory, in
  * order of preference. */
-static const char *const element_name_keys[] = { "id", "identifier", "slug", "name" };
+static const char *const element_name_keys[] = {"id", "identifier", "slug", "name"};
 
 /* ---- snake_case ------------------------------------------------------- */
 
@@ -36,8 +36,8 @@ static gboolean is_digit(char c)
 
 static gboolean is_separator(char c)
 {
-    return c == '-' || c == '_' || c == ' ' || c == '\t' || c == '\n' || c == '\r' ||
-           c == '\v' || c == '\f';
+    return c == '-' || c == '_' || c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' ||
+        c == '\f';
 }
 
 /* Does a new word start at s[i], an uppercase letter?
@@ -75,8 +75,7 @@ static void snake_case_to(GString *out, const char *name)
             g_string_append_c(out, '_');
             continue;
         }
-        if (is_upper(c) && starts_word(name, i) && out->len > 0 &&
-            out->str[out->len - 1] != '_')
+        if (is_upper(c) && starts_word(name, i) && out->len > 0 && out->str[out->len - 1] != '_')
             g_string_append_c(out, '_');
         g_string_append_c(out, g_ascii_tolower(c));
     }
@@ -122,8 +121,8 @@ static const char *value_text(json_object *v, size_t *len_out)
         len = strlen(s);
         break;
     default: /* numbers, and containers as compact JSON */
-        s = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN |
-                                                  JSON_C_TO_STRING_NOSLASHESCAPE);
+        s = json_object_to_json_string_ext(v,
+                                           JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
         len = strlen(s);
         break;
     }
@@ -190,7 +189,7 @@ typedef struct {
     GString *problems;
     guint skipped;
     const char *const *reserved; /* top-level names that are not the API's */
-    GString *snake;              /* scratch for names: a fill makes millions */
+    GString *snake; /* scratch for names: a fill makes millions */
     GString *name;
 } FillState;
 
@@ -211,8 +210,8 @@ static void skip_field(IfsDirBuilder *dir, const char *key, const char *why, Fil
     cut = g_strndup(key, PROBLEM_KEY_MAX);
     shown = g_strescape(cut, NULL);
     g_string_append_printf(st->problems, "%s%sfield \"%s%s\" skipped: %s\n", path,
-                           *path ? ": " : "", shown,
-                           strlen(key) > PROBLEM_KEY_MAX ? "..." : "", why);
+                           *path ? ": " : "", shown, strlen(key) > PROBLEM_KEY_MAX ? "..." : "",
+                           why);
     g_free(shown);
     g_free(cut);
 }
@@ -258,7 +257,8 @@ static char *unreserved(char *name, const FillState *st, int depth)
 
 static void fill_object(IfsDirBuilder *dir, json_object *obj, FillState *st, int depth)
 {
-    json_object_object_foreach(obj, key, value) {
+    json_object_object_foreach(obj, key, value)
+    {
         char *name = NULL;
         gboolean owned = FALSE; /* st->name is reused below this call */
 
@@ -326,7 +326,7 @@ static void fill_array(IfsDirBuilder *dir, json_object *arr, FillState *st, int 
 guint ifs_json_fill_dir(IfsDirBuilder *dir, json_object *obj, const char *const *reserved,
                         GString *problems)
 {
-    FillState st = { problems, 0, reserved, NULL, NULL };
+    FillState st = {problems, 0, reserved, NULL, NULL};
 
     if (!dir)
         return 0;
@@ -345,9 +345,8 @@ guint ifs_json_fill_dir(IfsDirBuilder *dir, json_object *obj, const char *const 
  * slashes unescaped because URLs are common values. */
 char *ifs_json_pretty(json_object *obj, size_t *len_out)
 {
-    const char *s = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PRETTY |
-                                                            JSON_C_TO_STRING_SPACED |
-                                                            JSON_C_TO_STRING_NOSLASHESCAPE);
+    const char *s = json_object_to_json_string_ext(
+        obj, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE);
     char *out = g_strconcat(s, "\n", NULL);
 
     if (len_out)

@@ -10,17 +10,17 @@
 #include <unistd.h>
 
 struct IfsLineLog {
-    char *name;      /* of the node */
-    char *path;      /* NULL: memory only */
-    char *old_path;  /* path.1: the generation before */
+    char *name; /* of the node */
+    char *path; /* NULL: memory only */
+    char *old_path; /* path.1: the generation before */
     gsize max;
 
     /* Appends run one at a time, the file's writes in their order. */
     GMutex append_lock;
-    int fd;              /* -1: not open (yet, or after a failure) */
-    gboolean failing;    /* a write failed; warned once until one works */
-    gboolean torn;       /* the file does not end with a newline */
-    gboolean oversize;   /* it holds more than max (a bound made smaller) */
+    int fd; /* -1: not open (yet, or after a failure) */
+    gboolean failing; /* a write failed; warned once until one works */
+    gboolean torn; /* the file does not end with a newline */
+    gboolean oversize; /* it holds more than max (a bound made smaller) */
 
     /* The publisher takes the node while a slow disk holds an append. */
     GMutex node_lock;
@@ -29,8 +29,7 @@ struct IfsLineLog {
 
 /* The last `max` bytes of the file, from a line's start; "" when there is
  * no file. */
-static char *load_tail(const char *path, gsize max, gsize *len, time_t *mtime,
-                       gboolean *oversize)
+static char *load_tail(const char *path, gsize max, gsize *len, time_t *mtime, gboolean *oversize)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     struct stat st;
@@ -43,12 +42,12 @@ static char *load_tail(const char *path, gsize max, gsize *len, time_t *mtime,
     if (fd < 0) {
         if (errno != ENOENT && errno != ENOTDIR) /* else none yet, said at the write */
             g_warning("log %s: cannot read it: %s; its earlier lines are not shown in "
-                      "the tree", path, g_strerror(errno));
+                      "the tree",
+                      path, g_strerror(errno));
         return g_strdup("");
     }
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        g_warning("log %s: not a regular file; move it away to keep a log there",
-                  path);
+        g_warning("log %s: not a regular file; move it away to keep a log there", path);
         close(fd);
         return g_strdup("");
     }
@@ -141,8 +140,8 @@ static void report_failure(IfsLineLog *log, const char *what)
 {
     if (!log->failing)
         g_warning("log %s: cannot %s: %s; its lines are kept in /%s until it works "
-                  "again (is cache_dir writable, the disk full?)", log->path, what,
-                  g_strerror(errno), log->name);
+                  "again (is cache_dir writable, the disk full?)",
+                  log->path, what, g_strerror(errno), log->name);
     log->failing = TRUE;
     if (log->fd >= 0)
         close(log->fd);

@@ -35,8 +35,8 @@ static const char *level_word(GLogLevelFlags level)
     return "";
 }
 
-static void ifs_log_handler(const char *domain, GLogLevelFlags level,
-                            const char *message, gpointer data)
+static void ifs_log_handler(const char *domain, GLogLevelFlags level, const char *message,
+                            gpointer data)
 {
     int priority = syslog_priority(level);
 
@@ -61,8 +61,8 @@ static gboolean stderr_is_journal(void)
     struct stat st;
 
     return stream && sscanf(stream, "%llu:%llu", &dev, &ino) == 2 &&
-           fstat(STDERR_FILENO, &st) == 0 && (unsigned long long)st.st_dev == dev &&
-           (unsigned long long)st.st_ino == ino;
+        fstat(STDERR_FILENO, &st) == 0 && (unsigned long long)st.st_dev == dev &&
+        (unsigned long long)st.st_ino == ino;
 }
 
 /* The syslog priority a -o log_level= name stands for, or -1. */
@@ -72,8 +72,11 @@ static int level_priority(const char *name)
         const char *name;
         int priority;
     } levels[] = {
-        {"error", LOG_ERR}, {"warning", LOG_WARNING}, {"notice", LOG_NOTICE},
-        {"info", LOG_INFO}, {"debug", LOG_DEBUG},
+        {"error",   LOG_ERR    },
+        {"warning", LOG_WARNING},
+        {"notice",  LOG_NOTICE },
+        {"info",    LOG_INFO   },
+        {"debug",   LOG_DEBUG  },
     };
 
     for (size_t i = 0; i < G_N_ELEMENTS(levels); i++)
@@ -94,6 +97,6 @@ void ifs_log_init(gboolean foreground, gboolean debug, const char *level)
     log_to_journal = foreground && stderr_is_journal();
     if (log_to_syslog)
         openlog("infrafs", LOG_PID, LOG_DAEMON);
-    g_log_set_handler("infrafs", G_LOG_LEVEL_MASK | G_LOG_FLAG_FATAL |
-                      G_LOG_FLAG_RECURSION, ifs_log_handler, NULL);
+    g_log_set_handler("infrafs", G_LOG_LEVEL_MASK | G_LOG_FLAG_FATAL | G_LOG_FLAG_RECURSION,
+                      ifs_log_handler, NULL);
 }

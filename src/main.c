@@ -33,7 +33,6 @@
 #include "infrafs/provider.h"
 #include "infrafs/store.h"
 
-
 #define DEFAULT_REFRESH_S 60
 #define DEFAULT_STARTUP_TIMEOUT_S 30
 #define MIN_WORKER_THREADS 64
@@ -41,7 +40,7 @@
 typedef struct {
     char *config;
     char *cache_dir;
-    char *uid;           /* uid=, gid=, umask=, control_group= as given */
+    char *uid; /* uid=, gid=, umask=, control_group= as given */
     char *gid;
     char *umask;
     char *control_group;
@@ -50,7 +49,7 @@ typedef struct {
     gsize actions_max_bytes; /* what it says, 0 if not given */
     char *events_max;
     gsize events_max_bytes;
-    IfsFsOwner owner;    /* what they resolve to */
+    IfsFsOwner owner; /* what they resolve to */
     int offline;
     int refresh;
     int startup_timeout;
@@ -64,7 +63,10 @@ typedef struct {
 
 enum { KEY_HELP, KEY_VERSION, KEY_CHECK, KEY_ALLOW_OTHER };
 
-#define IFS_OPT(template, field, value) {template, offsetof(Options, field), value}
+#define IFS_OPT(template, field, value)                                                            \
+    {                                                                                              \
+        template, offsetof(Options, field), value                                                  \
+    }
 
 static const struct fuse_opt option_spec[] = {
     IFS_OPT("config=%s", config, 0),
@@ -143,8 +145,8 @@ static gboolean resolve_id(const char *opt, const char *text, gboolean is_group,
         *out = gr ? gr->gr_gid : pw->pw_uid;
         return TRUE;
     }
-    fprintf(stderr, "infrafs: %s=%s: no such %s; give a %s name or a number (see getent %s)\n",
-            opt, text, what, what, is_group ? "group" : "passwd");
+    fprintf(stderr, "infrafs: %s=%s: no such %s; give a %s name or a number (see getent %s)\n", opt,
+            text, what, what, is_group ? "group" : "passwd");
     return FALSE;
 }
 
@@ -179,8 +181,10 @@ static gboolean resolve_owner(Options *o)
         errno = 0;
         mask = g_ascii_strtoull(o->umask, &end, 8);
         if (!*o->umask || *end || errno || mask > 0777 || *o->umask == '-' || *o->umask == '+') {
-            fprintf(stderr, "infrafs: umask=%s: give octal digits from 000 to 777, e.g. "
-                    "umask=027\n", o->umask);
+            fprintf(stderr,
+                    "infrafs: umask=%s: give octal digits from 000 to 777, e.g. "
+                    "umask=027\n",
+                    o->umask);
             return FALSE;
         }
         o->owner.umask = (mode_t)mask;
@@ -203,8 +207,10 @@ static gboolean parse_log_max(const char *option, const char *text, gsize *out)
     if (!ifs_whole_number(digits, 1, G_MAXUINT32, &n) || n * unit < IFS_LINE_LOG_MIN_MAX ||
         n * unit > G_MAXUINT32) {
         g_free(digits);
-        fprintf(stderr, "infrafs: %s=%s: give the log's size in bytes, from %zu to 4G, "
-                "e.g. %s=4M\n", option, text, (size_t)IFS_LINE_LOG_MIN_MAX, option);
+        fprintf(stderr,
+                "infrafs: %s=%s: give the log's size in bytes, from %zu to 4G, "
+                "e.g. %s=4M\n",
+                option, text, (size_t)IFS_LINE_LOG_MIN_MAX, option);
         return FALSE;
     }
     g_free(digits);
@@ -269,48 +275,50 @@ static gboolean fuse_accepts_options(const struct fuse_args *args)
 
 static void print_usage(const char *prog)
 {
-    printf("usage: %s [-o OPTION[,OPTION...]] [SOURCE] MOUNTPOINT\n"
-           "\n"
-           "Shows your hosted infrastructure as files.\n"
-           "SOURCE names the configuration file (\"infrafs\" means the default).\n"
-           "\n"
-           "infrafs options:\n"
-           "    -o config=FILE          configuration file\n"
-           "                            ($XDG_CONFIG_HOME/infrafs/config or ~/.config/infrafs/config)\n"
-           "    -o refresh=SECONDS      refresh interval for accounts without `refresh` (%d)\n"
-           "    -o cache_dir=DIR        where each account's last good data is kept\n"
-           "                            ($XDG_CACHE_HOME/infrafs or ~/.cache/infrafs)\n"
-           "    -o offline              serve the kept data only; send no request\n"
-           "    -o startup_timeout=SECONDS\n"
-           "                            longest wait for the first refresh before the\n"
-           "                            command returns (%d)\n"
-           "    -o dumpable             for debugging: allow core dumps and debuggers\n"
-           "                            (off by default: they would show the secrets)\n"
-           "    -o uid=USER, -o gid=GROUP\n"
-           "                            owner of every file (the mounting user's)\n"
-           "    -o umask=OOO            taken off every mode (000): directories 0555,\n"
-           "                            files 0444, control files 0644\n"
-           "    -o control_group=GROUP  control files 0664 and of this group, so that its\n"
-           "                            members can act (with allow_other)\n"
-           "    -o log_level=LEVEL      least severe messages logged: error, warning,\n"
-           "                            notice, info (default) or debug\n"
-           "    -o actions_max=SIZE     size at which the action log (/actions, kept in\n"
-           "                            cache_dir/actions.log) starts over, keeping the\n"
-           "                            previous one as actions.log.1 (1M)\n"
-           "    -o events_max=SIZE      the same for the change stream (/events,\n"
-           "                            /events.ndjson; events.log, events.ndjson) (1M)\n"
-           "    -h, --help              print this help\n"
-           "    -V, --version           print the version\n"
-           "    --check [CONFIG]        try every account's url and secret with one\n"
-           "                            request each, say what is wrong, mount nothing\n"
-           "\n"
-           "fstab-only options (auto, noauto, user, nouser, users, _netdev, nofail, x-*)\n"
-           "are accepted and ignored.\n"
-           "\n"
-           "With -o allow_other, infrafs adds -o default_permissions itself: the kernel\n"
-           "then checks the modes, so only the owner (and control_group) can write\n"
-           "control files.\n"
-           "\n", prog, DEFAULT_REFRESH_S, DEFAULT_STARTUP_TIMEOUT_S);
+    printf(
+        "usage: %s [-o OPTION[,OPTION...]] [SOURCE] MOUNTPOINT\n"
+        "\n"
+        "Shows your hosted infrastructure as files.\n"
+        "SOURCE names the configuration file (\"infrafs\" means the default).\n"
+        "\n"
+        "infrafs options:\n"
+        "    -o config=FILE          configuration file\n"
+        "                            ($XDG_CONFIG_HOME/infrafs/config or ~/.config/infrafs/config)\n"
+        "    -o refresh=SECONDS      refresh interval for accounts without `refresh` (%d)\n"
+        "    -o cache_dir=DIR        where each account's last good data is kept\n"
+        "                            ($XDG_CACHE_HOME/infrafs or ~/.cache/infrafs)\n"
+        "    -o offline              serve the kept data only; send no request\n"
+        "    -o startup_timeout=SECONDS\n"
+        "                            longest wait for the first refresh before the\n"
+        "                            command returns (%d)\n"
+        "    -o dumpable             for debugging: allow core dumps and debuggers\n"
+        "                            (off by default: they would show the secrets)\n"
+        "    -o uid=USER, -o gid=GROUP\n"
+        "                            owner of every file (the mounting user's)\n"
+        "    -o umask=OOO            taken off every mode (000): directories 0555,\n"
+        "                            files 0444, control files 0644\n"
+        "    -o control_group=GROUP  control files 0664 and of this group, so that its\n"
+        "                            members can act (with allow_other)\n"
+        "    -o log_level=LEVEL      least severe messages logged: error, warning,\n"
+        "                            notice, info (default) or debug\n"
+        "    -o actions_max=SIZE     size at which the action log (/actions, kept in\n"
+        "                            cache_dir/actions.log) starts over, keeping the\n"
+        "                            previous one as actions.log.1 (1M)\n"
+        "    -o events_max=SIZE      the same for the change stream (/events,\n"
+        "                            /events.ndjson; events.log, events.ndjson) (1M)\n"
+        "    -h, --help              print this help\n"
+        "    -V, --version           print the version\n"
+        "    --check [CONFIG]        try every account's url and secret with one\n"
+        "                            request each, say what is wrong, mount nothing\n"
+        "\n"
+        "fstab-only options (auto, noauto, user, nouser, users, _netdev, nofail, x-*)\n"
+        "are accepted and ignored.\n"
+        "\n"
+        "With -o allow_other, infrafs adds -o default_permissions itself: the kernel\n"
+        "then checks the modes, so only the owner (and control_group) can write\n"
+        "control files.\n"
+        "\n",
+        prog, DEFAULT_REFRESH_S, DEFAULT_STARTUP_TIMEOUT_S);
     printf("FUSE options:\n");
     fuse_cmdline_help();
     fuse_lowlevel_help();
@@ -385,8 +393,8 @@ static gboolean is_mount_point(const char *dir, const struct stat *st)
 {
     char *parent = g_build_filename(dir, "..", NULL);
     struct stat pst;
-    gboolean mounted = stat(parent, &pst) == 0 &&
-                       (pst.st_dev != st->st_dev) && strcmp(dir, "/") != 0;
+    gboolean mounted =
+        stat(parent, &pst) == 0 && (pst.st_dev != st->st_dev) && strcmp(dir, "/") != 0;
 
     g_free(parent);
     return mounted;
@@ -399,27 +407,32 @@ static char *absolute_mountpoint(const char *path, IfsError **err)
 
     if (!realpath(path, resolved) || stat(resolved, &st) != 0) {
         int e = errno;
-        ifs_error_propagate(err, ifs_error_new(e, 0, NULL, "mountpoint %s: %s; %s", path,
-            g_strerror(e), e == ENOTCONN ? "a dead mount is left there: run fusermount3 -uz on it"
-                                         : "create it with mkdir -p, or check the path"));
+        ifs_error_propagate(
+            err,
+            ifs_error_new(e, 0, NULL, "mountpoint %s: %s; %s", path, g_strerror(e),
+                          e == ENOTCONN ? "a dead mount is left there: run fusermount3 -uz on it"
+                                        : "create it with mkdir -p, or check the path"));
         return NULL;
     }
     if (!S_ISDIR(st.st_mode)) {
-        ifs_error_propagate(err, ifs_error_new(ENOTDIR, 0, NULL,
-            "mountpoint %s is not a directory", path));
+        ifs_error_propagate(
+            err, ifs_error_new(ENOTDIR, 0, NULL, "mountpoint %s is not a directory", path));
         return NULL;
     }
     if (is_mount_point(resolved, &st)) {
-        ifs_error_propagate(err, ifs_error_new(EBUSY, 0, NULL,
-            "mountpoint %s is busy: something is already mounted there; unmount it first "
-            "(fusermount3 -u %s)", resolved, resolved));
+        ifs_error_propagate(
+            err,
+            ifs_error_new(
+                EBUSY, 0, NULL,
+                "mountpoint %s is busy: something is already mounted there; unmount it first "
+                "(fusermount3 -u %s)",
+                resolved, resolved));
         return NULL;
     }
     return g_strdup(resolved);
 }
 
-static void add_mount_options(struct fuse_args *args, const char *config_path,
-                              gboolean allow_other)
+static void add_mount_options(struct fuse_args *args, const char *config_path, gboolean allow_other)
 {
     char *opts = NULL;
 
@@ -501,8 +514,10 @@ static int serve(IfsConfig *config, struct fuse_args *args, struct fuse_cmdline_
     install_sighup();
     ifs_fs_attach(fs, se, mountpoint);
     if (fuse_session_mount(se, mountpoint) != 0) {
-        startup_report(FALSE, "cannot mount on %s (is it busy, or already mounted? is /dev/fuse "
-                      "usable?)", mountpoint);
+        startup_report(FALSE,
+                       "cannot mount on %s (is it busy, or already mounted? is /dev/fuse "
+                       "usable?)",
+                       mountpoint);
         goto out_pipe;
     }
     ifs_store_start(store);
@@ -612,9 +627,10 @@ int main(int argc, char *argv[])
         source = g_ptr_array_index(o.positionals, 0);
         mount_arg = g_ptr_array_index(o.positionals, 1);
     } else {
-        fprintf(stderr, "infrafs: %s\nusage: %s [-o OPTION[,OPTION...]] [SOURCE] MOUNTPOINT "
-                "(see --help)\n", o.positionals->len ? "too many arguments"
-                                                      : "no mountpoint given", argv[0]);
+        fprintf(stderr,
+                "infrafs: %s\nusage: %s [-o OPTION[,OPTION...]] [SOURCE] MOUNTPOINT "
+                "(see --help)\n",
+                o.positionals->len ? "too many arguments" : "no mountpoint given", argv[0]);
         goto out;
     }
     if (o.refresh < 0 || o.startup_timeout < 0) {
@@ -628,16 +644,20 @@ int main(int argc, char *argv[])
     if (o.events_max && !parse_log_max("events_max", o.events_max, &o.events_max_bytes))
         goto out;
     if (o.log_level && !ifs_log_level_valid(o.log_level)) {
-        fprintf(stderr, "infrafs: log_level=%s: give one of error, warning, notice, info, "
-                "debug\n", o.log_level);
+        fprintf(stderr,
+                "infrafs: log_level=%s: give one of error, warning, notice, info, "
+                "debug\n",
+                o.log_level);
         goto out;
     }
     /* Before any secret is read: a core file of this process would hold
      * every account's key, and so would the memory a debugger or another
      * process of the same user can read. Not dumpable, only root can. */
     if (!o.dumpable && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
-        fprintf(stderr, "infrafs: warning: cannot turn off core dumps (%s); a core file "
-                "of infrafs would hold the accounts' secrets\n", g_strerror(errno));
+        fprintf(stderr,
+                "infrafs: warning: cannot turn off core dumps (%s); a core file "
+                "of infrafs would hold the accounts' secrets\n",
+                g_strerror(errno));
     /* Absolute paths before daemonizing: the daemon runs from /. */
     mountpoint = absolute_mountpoint(mount_arg, &err);
     config_path = choose_config(&o, source);

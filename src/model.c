@@ -100,8 +100,8 @@ void model_init(Model *m, const IfsStoreOptions *opts)
     g_mutex_init(&m->op_lock);
     g_cond_init(&m->op_cond);
     {
-        char *path = opts->cache_dir ? g_build_filename(opts->cache_dir, "actions.log", NULL)
-                                     : NULL;
+        char *path =
+            opts->cache_dir ? g_build_filename(opts->cache_dir, "actions.log", NULL) : NULL;
         m->action_log = ifs_line_log_open("actions", path, opts->actions_max);
         g_free(path);
     }
@@ -171,8 +171,8 @@ void control_target_unref(IfsControlTarget *t)
     g_free(t);
 }
 
-Operation *operation_new(Account *a, const char *res_kind, const char *res_id,
-                         char *job_id, char *poll_url, char *status_text)
+Operation *operation_new(Account *a, const char *res_kind, const char *res_id, char *job_id,
+                         char *poll_url, char *status_text)
 {
     Operation *op = g_new0(Operation, 1);
 
@@ -273,8 +273,8 @@ Account *account_new(Model *m, const IfsAccountConfig *cfg, const IfsProviderTyp
     a->cfg = cfg;
     a->type = type;
     a->refresh_s = cfg->refresh_s > 0 ? cfg->refresh_s : m->opts.refresh_s;
-    a->max_resources = cfg->max_resources > 0 ? (guint)cfg->max_resources
-                                              : IFS_DEFAULT_MAX_RESOURCES;
+    a->max_resources =
+        cfg->max_resources > 0 ? (guint)cfg->max_resources : IFS_DEFAULT_MAX_RESOURCES;
     a->http = ifs_provider_http_new(type, cfg);
     ifs_budget_set_interval(ifs_http_budget(a->http), (guint)a->refresh_s);
     a->pstate = type->open(a->http, cfg, &a->open_error);
@@ -340,11 +340,10 @@ int account_request_refresh(Account *a, gboolean wait)
 
 /* ---- action results win ------------------------------------------------- */
 
-void account_replace_resource(Account *a, const char *kind, const char *id,
-                              IfsResource *fresh)
+void account_replace_resource(Account *a, const char *kind, const char *id, IfsResource *fresh)
 {
-    GPtrArray *next = g_ptr_array_new_full(a->resources->len + 1,
-                                           (GDestroyNotify)ifs_resource_unref);
+    GPtrArray *next =
+        g_ptr_array_new_full(a->resources->len + 1, (GDestroyNotify)ifs_resource_unref);
     gboolean placed = FALSE;
 
     ifs_resource_seal(fresh);

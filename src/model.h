@@ -42,10 +42,10 @@ typedef struct Operation Operation;
 /* What every stage of the store shares. */
 typedef struct {
     IfsStoreOptions opts; /* read-only once the store is made */
-    GPtrArray *accounts;  /* Account*: added before the store starts, fixed after */
-    gint stopping;        /* atomic; see model_stopping */
-    GMutex op_lock;       /* guards the fields of every Operation marked so */
-    GCond op_cond;        /* any of those changed, or the store is stopping */
+    GPtrArray *accounts; /* Account*: added before the store starts, fixed after */
+    gint stopping; /* atomic; see model_stopping */
+    GMutex op_lock; /* guards the fields of every Operation marked so */
+    GCond op_cond; /* any of those changed, or the store is stopping */
     /* /actions, kept in cache_dir/actions.log. Any thread. */
     IfsLineLog *action_log;
     /* /events and /events.ndjson (events.h). Any thread. */
@@ -80,7 +80,7 @@ struct IfsControlTarget {
     const char *res_kind;
     char *res_id;
     const char *file;
-    Operation *op;  /* TARGET_OPERATION: referenced */
+    Operation *op; /* TARGET_OPERATION: referenced */
     IfsControlTarget *next; /* TARGET_CONTROL: the next of its resource's Extras */
 };
 
@@ -120,8 +120,8 @@ struct Operation {
 };
 
 /* A pending operation; job_id, poll_url and status_text are taken. */
-Operation *operation_new(Account *a, const char *res_kind, const char *res_id,
-                         char *job_id, char *poll_url, char *status_text);
+Operation *operation_new(Account *a, const char *res_kind, const char *res_id, char *job_id,
+                         char *poll_url, char *status_text);
 Operation *operation_ref(Operation *op);
 void operation_unref(Operation *op);
 /* The operation's terminal state is in the tree: its readers may return. */
@@ -130,11 +130,11 @@ void operation_mark_done(Model *m, Operation *op);
 /* Per-resource state that is ours, not the API's. Guarded by Account.lock
  * (the table and every field). */
 typedef struct {
-    char *last_action;     /* one line with '\n', or NULL */
-    Operation *op;         /* latest operation, or NULL */
+    char *last_action; /* one line with '\n', or NULL */
+    Operation *op; /* latest operation, or NULL */
     IfsControlTarget *wait_target;
     IfsControlTarget *targets; /* one per control file, a list through ->next */
-    guint gen;             /* bumped whenever anything above changes */
+    guint gen; /* bumped whenever anything above changes */
 } Extras;
 
 /* The resource's extras, made empty when it has none yet. a->lock held. */
@@ -150,42 +150,42 @@ struct Account {
     const IfsAccountConfig *cfg;
     const IfsProviderType *type;
     IfsHttp *http;
-    gpointer pstate;       /* NULL when open() failed: open_error says why */
+    gpointer pstate; /* NULL when open() failed: open_error says why */
     IfsError *open_error;
     int refresh_s;
     guint max_resources;
     IfsControlTarget *refresh_target;
-    char *cache_path;      /* NULL: nothing is kept on disk */
-    char *cache_problem;   /* why the saved copy was not loaded, or NULL */
+    char *cache_path; /* NULL: nothing is kept on disk */
+    char *cache_problem; /* why the saved copy was not loaded, or NULL */
     /* From the saved copy, until the publisher takes them for its first
      * build (before the store starts). */
     GHashTable *saved_mtimes;
 
     /* Refresher thread only. */
     gboolean save_failing; /* the last save failed (warned) */
-    gboolean first_done;   /* the first refresh was counted */
+    gboolean first_done; /* the first refresh was counted */
     /* This refresh was asked for (refresh file, SIGHUP): the secret is read
      * again first, so that a fixed token_file works without a remount. */
     gboolean asked;
 
-    GMutex lock;           /* guards everything below */
-    GCond cond;            /* refresh requested or done, or stopping */
-    GPtrArray *resources;  /* IfsResource*, replaced wholesale (copy on write) */
+    GMutex lock; /* guards everything below */
+    GCond cond; /* refresh requested or done, or stopping */
+    GPtrArray *resources; /* IfsResource*, replaced wholesale (copy on write) */
     /* Action results win over lists read before them: every resource an
      * action replaced or removed, "kind/id" -> the change_gen it got. A
      * refresh that started at gen G keeps those above G as they are. */
     guint64 change_gen;
     GHashTable *changed_at;
-    GHashTable *extras;    /* "kind/id" -> Extras* */
+    GHashTable *extras; /* "kind/id" -> Extras* */
     char *state;
     char *last_error;
     char *provider_last_action;
-    gint64 last_refresh;   /* epoch seconds, 0 = never */
-    gint64 next_refresh;   /* epoch seconds */
-    gint64 next_due_mono;  /* monotonic microseconds */
+    gint64 last_refresh; /* epoch seconds, 0 = never */
+    gint64 next_refresh; /* epoch seconds */
+    gint64 next_due_mono; /* monotonic microseconds */
     gboolean ever_ok;
-    guint failures;        /* refreshes failed in a row */
-    gboolean save_wanted;  /* the next build hands its items to the saver */
+    guint failures; /* refreshes failed in a row */
+    gboolean save_wanted; /* the next build hands its items to the saver */
     GPtrArray *save_items; /* IfsCacheItem*, taken by the refresher */
     guint64 refresh_requested, refresh_started, refresh_done;
     int refresh_errnum;
@@ -217,8 +217,7 @@ int account_request_refresh(Account *a, gboolean wait);
  * an action's result: a new array, so that builders holding the old one
  * are not disturbed; the change is noted so that older lists cannot undo
  * it. `fresh` is sealed and referenced. */
-void account_replace_resource(Account *a, const char *kind, const char *id,
-                              IfsResource *fresh);
+void account_replace_resource(Account *a, const char *kind, const char *id, IfsResource *fresh);
 /* a->lock held. The keys of the resources actions changed after change
  * `since` (a set, or NULL when none); changes up to `since` are forgotten,
  * as the list that started then saw them. */

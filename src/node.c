@@ -108,7 +108,8 @@ static char *render_exact(const IfsNode *n)
     if (text && len == n->count)
         return text;
     g_warning("rendered %zu bytes for \"%s\" where %u were measured; "
-              "serving the measured size", text ? len : 0, name_of(n), n->count);
+              "serving the measured size",
+              text ? len : 0, name_of(n), n->count);
     out = g_malloc0((size_t)n->count + 1);
     if (text)
         memcpy(out, text, MIN(len, (size_t)n->count));
@@ -213,7 +214,7 @@ void ifs_node_scratch_end(void)
 static gboolean in_scratch(const IfsNode *n)
 {
     return scratch && (const char *)n >= scratch->base &&
-           (const char *)n < scratch->base + SCRATCH_SIZE;
+        (const char *)n < scratch->base + SCRATCH_SIZE;
 }
 
 /* Nodes in the scratch area and in blocks start at multiples of 8 bytes. */
@@ -334,11 +335,11 @@ static const char *basename_of(const char *path)
  * pointers for a directory), name, then `size` bytes of `data` unless data
  * is NULL. Sizes beyond 32 bits cannot come from an API whose answers are
  * capped far below: they are cut, loudly, rather than wrapped. */
-static IfsNode *node_alloc(IfsNodeType type, int form, const char *name, time_t mtime,
-                           guint count, const char *data, size_t size, gboolean newline)
+static IfsNode *node_alloc(IfsNodeType type, int form, const char *name, time_t mtime, guint count,
+                           const char *data, size_t size, gboolean newline)
 {
     size_t name_len = MIN(strlen(name), (size_t)UINT16_MAX);
-    IfsNode probe = { .form = (uint8_t)form, .count = count };
+    IfsNode probe = {.form = (uint8_t)form, .count = count};
     size_t head = fixed_size(&probe);
     IfsNode *n;
 
@@ -378,8 +379,8 @@ IfsNode *ifs_node_new_symlink(const char *path, const char *target)
     return node_at(IFS_NODE_SYMLINK, FORM_FILE, path, 0, target, strlen(target));
 }
 
-IfsNode *ifs_node_new_rendered(const char *path, const IfsRenderer *how, void *src,
-                               size_t size, time_t mtime)
+IfsNode *ifs_node_new_rendered(const char *path, const IfsRenderer *how, void *src, size_t size,
+                               time_t mtime)
 {
     IfsNode *n = node_at(IFS_NODE_FILE, FORM_RENDERED, path, mtime, NULL, 0);
     RenderedNode *r = (RenderedNode *)n;
@@ -391,8 +392,7 @@ IfsNode *ifs_node_new_rendered(const char *path, const IfsRenderer *how, void *s
 }
 
 static IfsNode *targeted_new(IfsNodeType type, const char *path, const char *text,
-                             IfsControlTarget *target, IfsTargetFree target_free,
-                             uint64_t own_ino)
+                             IfsControlTarget *target, IfsTargetFree target_free, uint64_t own_ino)
 {
     IfsNode *n = node_at(type, text ? FORM_TARGETED : FORM_TARGETED_NONE, path, 0, text,
                          text ? strlen(text) : 0);
@@ -404,8 +404,8 @@ static IfsNode *targeted_new(IfsNodeType type, const char *path, const char *tex
     return n;
 }
 
-IfsNode *ifs_node_new_control(const char *path, const char *commands_line,
-                              IfsControlTarget *target, IfsTargetFree target_free)
+IfsNode *ifs_node_new_control(const char *path, const char *commands_line, IfsControlTarget *target,
+                              IfsTargetFree target_free)
 {
     return targeted_new(IFS_NODE_CONTROL, path, commands_line ? commands_line : "", target,
                         target_free, 0);
@@ -413,9 +413,8 @@ IfsNode *ifs_node_new_control(const char *path, const char *commands_line,
 
 /* While the operation is pending the node holds no bytes: the FUSE layer
  * reports a placeholder size and blocks reads on the target. */
-IfsNode *ifs_node_new_wait(const char *path, const char *final_text,
-                           IfsControlTarget *target, IfsTargetFree target_free,
-                           const char *identity)
+IfsNode *ifs_node_new_wait(const char *path, const char *final_text, IfsControlTarget *target,
+                           IfsTargetFree target_free, const char *identity)
 {
     return targeted_new(IFS_NODE_WAIT, path, final_text, target, target_free,
                         identity ? ifs_ino_for_path(identity) : 0);
@@ -443,7 +442,7 @@ static size_t node_bytes_size(const IfsNode *n)
 static gboolean packable(const IfsNode *n)
 {
     return n->form == FORM_FILE || n->form == FORM_DIR ||
-           (n->form == FORM_RENDERED && ((const RenderedNode *)n)->how->retain);
+        (n->form == FORM_RENDERED && ((const RenderedNode *)n)->how->retain);
 }
 
 static size_t packed_size(const IfsNode *n)
@@ -533,7 +532,7 @@ static void block_free(Block *b)
 struct IfsDirBuilder {
     char *path;
     GPtrArray *children; /* IfsNode*, insertion order, owned */
-    GHashTable *names;   /* child name -> child, once there are many */
+    GHashTable *names; /* child name -> child, once there are many */
     guint dropped;
 };
 
@@ -593,11 +592,10 @@ void ifs_dir_builder_add(IfsDirBuilder *b, IfsNode *child)
     }
 }
 
-void ifs_dir_builder_add_file(IfsDirBuilder *b, const char *name, const char *data,
-                              size_t len, gboolean newline)
+void ifs_dir_builder_add_file(IfsDirBuilder *b, const char *name, const char *data, size_t len,
+                              gboolean newline)
 {
-    ifs_dir_builder_add(b, node_alloc(IFS_NODE_FILE, FORM_FILE, name, 0, 0, data, len,
-                                      newline));
+    ifs_dir_builder_add(b, node_alloc(IFS_NODE_FILE, FORM_FILE, name, 0, 0, data, len, newline));
 }
 
 guint ifs_dir_builder_dropped(IfsDirBuilder *b)
@@ -615,8 +613,7 @@ static int compare_children(const void *a, const void *b)
 
 /* A directory node over `children` (already sorted; the references are
  * taken, the array is not). */
-IfsNode *node_dir_new(const char *name, time_t mtime, IfsNode *const *children,
-                             guint n_children)
+IfsNode *node_dir_new(const char *name, time_t mtime, IfsNode *const *children, guint n_children)
 {
     IfsNode *n = node_alloc(IFS_NODE_DIR, FORM_DIR, name, mtime, n_children, NULL, 0, FALSE);
 
@@ -675,4 +672,3 @@ char *ifs_path_join(const char *dir, const char *name)
         return g_strconcat(dir, name, NULL);
     return g_strconcat(dir, "/", name, NULL);
 }
-

@@ -9,10 +9,10 @@
  * header, the form's fields, then the name and (FILE, TARGETED) the bytes,
  * each with a NUL after it so text can also be used as a C string. */
 enum {
-    FORM_FILE,         /* name, bytes */
-    FORM_RENDERED,     /* RenderedTail, name */
-    FORM_DIR,          /* children[count], name */
-    FORM_TARGETED,     /* TargetedTail, name, bytes */
+    FORM_FILE, /* name, bytes */
+    FORM_RENDERED, /* RenderedTail, name */
+    FORM_DIR, /* children[count], name */
+    FORM_TARGETED, /* TargetedTail, name, bytes */
     FORM_TARGETED_NONE /* TargetedTail, name: a pending wait file */
 };
 
@@ -68,10 +68,9 @@ static inline IfsNode **children_of(const IfsNode *n)
 static inline uint64_t own_ino(const IfsNode *n)
 {
     return n->form == FORM_TARGETED || n->form == FORM_TARGETED_NONE
-               ? ((const TargetedNode *)n)->own_ino
-               : 0;
+        ? ((const TargetedNode *)n)->own_ino
+        : 0;
 }
 
 /* A directory node holding `children` (their references taken), sorted. */
-IfsNode *node_dir_new(const char *name, time_t mtime, IfsNode *const *children,
-                      guint n_children);
+IfsNode *node_dir_new(const char *name, time_t mtime, IfsNode *const *children, guint n_children);

@@ -23,8 +23,8 @@ static gboolean same_bytes(const IfsNode *a, const IfsNode *b)
         return FALSE;
     if (a->form == FORM_RENDERED && b->form == FORM_RENDERED &&
         ((const RenderedNode *)a)->how == ((const RenderedNode *)b)->how)
-        return ((const RenderedNode *)a)->how->same(((const RenderedNode *)a)->src,
-                                                    ((const RenderedNode *)b)->src);
+        return ((const RenderedNode *)a)
+            ->how->same(((const RenderedNode *)a)->src, ((const RenderedNode *)b)->src);
     da = ifs_node_bytes(a, &own_a);
     db = ifs_node_bytes(b, &own_b);
     same = a->count == 0 || memcmp(da, db, a->count) == 0;
@@ -66,17 +66,17 @@ gboolean ifs_node_same_content(const IfsNode *a, const IfsNode *b)
 
 /* The result of merging a directory's children with the old ones. */
 typedef struct {
-    IfsNode **children;   /* merged, same order as fresh's, owned */
+    IfsNode **children; /* merged, same order as fresh's, owned */
     guint n;
     gboolean names_equal; /* fresh and old have the same entry names */
-    gboolean all_old;     /* every merged child is old's, and no name is new */
-    gboolean all_fresh;   /* no merged child was replaced by an old one */
+    gboolean all_old; /* every merged child is old's, and no name is new */
+    gboolean all_fresh; /* no merged child was replaced by an old one */
 } MergedChildren;
 
 /* Walks both sorted child lists once, merging children of the same name. */
 static MergedChildren merge_children(const IfsNode *fresh, const IfsNode *old)
 {
-    MergedChildren m = { NULL, ifs_node_n_children(fresh), TRUE, TRUE, TRUE };
+    MergedChildren m = {NULL, ifs_node_n_children(fresh), TRUE, TRUE, TRUE};
     guint i = 0;
     guint j = 0;
     guint matched = 0;
@@ -85,8 +85,8 @@ static MergedChildren merge_children(const IfsNode *fresh, const IfsNode *old)
         m.children = g_new(IfsNode *, m.n);
     while (i < ifs_node_n_children(fresh)) {
         IfsNode *fc = children_of(fresh)[i];
-        int c = j < ifs_node_n_children(old)
-                    ? strcmp(name_of(fc), name_of(children_of(old)[j])) : -1;
+        int c =
+            j < ifs_node_n_children(old) ? strcmp(name_of(fc), name_of(children_of(old)[j])) : -1;
 
         if (c > 0) {
             j++; /* old entry absent from fresh */
@@ -158,16 +158,15 @@ IfsNode *ifs_node_merge_unchanged(IfsNode *fresh, const IfsNode *old)
     }
     /* Same commands, new target: to the kernel the same file, and so the
      * same mtime (diff_node tells it nothing). */
-    if (fresh->type == IFS_NODE_CONTROL && old->type == IFS_NODE_CONTROL &&
-        same_bytes(fresh, old))
+    if (fresh->type == IFS_NODE_CONTROL && old->type == IFS_NODE_CONTROL && same_bytes(fresh, old))
         fresh->mtime = old->mtime;
     return fresh;
 }
 
 /* ---- diff ------------------------------------------------------------- */
 
-static void diff_node(const IfsNode *old, const IfsNode *fresh, uint64_t parent_ino,
-                      uint64_t ino, const IfsNodeDiffSink *sink);
+static void diff_node(const IfsNode *old, const IfsNode *fresh, uint64_t parent_ino, uint64_t ino,
+                      const IfsNodeDiffSink *sink);
 
 static void report_changed(const IfsNodeDiffSink *sink, uint64_t parent_ino, uint64_t ino,
                            const IfsNode *node)
@@ -185,8 +184,8 @@ static void report_removed(const IfsNodeDiffSink *sink, uint64_t parent_ino, con
 /* Recurses into children present in both, reports old children missing from
  * fresh, and reports the directory itself (`ino`) when its entry set
  * changed. */
-static void diff_dir(const IfsNode *old, const IfsNode *fresh, uint64_t parent_ino,
-                     uint64_t ino, const IfsNodeDiffSink *sink)
+static void diff_dir(const IfsNode *old, const IfsNode *fresh, uint64_t parent_ino, uint64_t ino,
+                     const IfsNodeDiffSink *sink)
 {
     guint i = 0;
     guint j = 0;
@@ -228,8 +227,8 @@ static void diff_dir(const IfsNode *old, const IfsNode *fresh, uint64_t parent_i
  * known (parent_ino 0), so only changed is reported there. Content or
  * mtime differences of files are changed: either may sit in the kernel's
  * caches. */
-static void diff_node(const IfsNode *old, const IfsNode *fresh, uint64_t parent_ino,
-                      uint64_t ino, const IfsNodeDiffSink *sink)
+static void diff_node(const IfsNode *old, const IfsNode *fresh, uint64_t parent_ino, uint64_t ino,
+                      const IfsNodeDiffSink *sink)
 {
     if (old == fresh)
         return;

@@ -32,7 +32,7 @@ typedef enum { JOB_SIBLINGS, JOB_LISTED, JOB_CHANGED, JOB_STOP } JobKind;
 
 typedef struct {
     JobKind kind;
-    uint64_t id;    /* a node id */
+    uint64_t id; /* a node id */
     fuse_req_t req; /* JOB_LISTED: the listing's end, answered after the push */
 } Job;
 
@@ -40,7 +40,7 @@ struct IfsPagePusher {
     IfsStore *store;
     struct fuse_session *se;
     GAsyncQueue *jobs; /* of Job*, taken by one thread, so pushes never race */
-    gint queued;       /* jobs in `jobs`, what the thread watches */
+    gint queued; /* jobs in `jobs`, what the thread watches */
     GThread *thread;
     GHashTable *pushed_dirs; /* node ids of directories pushed; pusher thread only */
     guint64 pushed_generation; /* the snapshot they were pushed from */
@@ -82,8 +82,8 @@ static void push_files_of(IfsPagePusher *p, IfsNode *dir, uint64_t dir_id, uint6
         g_hash_table_remove_all(p->pushed_dirs);
         p->pushed_generation = ifs_store_generation(p->store);
     }
-    if (dir->type != IFS_NODE_DIR || !g_hash_table_add(p->pushed_dirs,
-                                                       g_memdup2(&dir_id, sizeof dir_id))) {
+    if (dir->type != IFS_NODE_DIR ||
+        !g_hash_table_add(p->pushed_dirs, g_memdup2(&dir_id, sizeof dir_id))) {
         ifs_node_unref(dir);
         return;
     }

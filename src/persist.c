@@ -89,7 +89,7 @@ void ifs_cache_item_free(IfsCacheItem *item)
 /* ---- the checksum ---------------------------------------------------------- */
 
 #define CHECKSUM_BASIS 0xcbf29ce484222325ULL /* FNV-1a's 64-bit offset basis */
-#define CHECKSUM_PRIME 0x100000001b3ULL      /* and prime */
+#define CHECKSUM_PRIME 0x100000001b3ULL /* and prime */
 
 static inline guint64 checksum_step(guint64 h, guint64 word)
 {
@@ -235,8 +235,7 @@ static void put_mtimes(GString *out, const IfsNode *node, GArray *counts, GStrin
  * that are not an object are left out, as loading would refuse them too.
  * Resources are sealed when the store takes them, so their text is
  * spliced in as it is. */
-static gboolean put_record(GString *out, const IfsCacheItem *item, GArray *counts,
-                           GString *path)
+static gboolean put_record(GString *out, const IfsCacheItem *item, GArray *counts, GString *path)
 {
     const IfsResource *r = item->res;
     const char *text = r->text, *extra = r->extra_text;
@@ -304,10 +303,12 @@ static gboolean make_private_dir(const char *dir, const char *account, IfsError 
 {
     if (g_mkdir_with_parents(dir, 0700) != 0) {
         int e = errno;
-        ifs_error_propagate(err, ifs_error_new(e, 0, NULL,
-            "account '%s': cannot create the cache directory %s: %s; its data is not "
-            "kept on disk; set cache_dir= to a writable directory", account, dir,
-            g_strerror(e)));
+        ifs_error_propagate(
+            err,
+            ifs_error_new(e, 0, NULL,
+                          "account '%s': cannot create the cache directory %s: %s; its data is not "
+                          "kept on disk; set cache_dir= to a writable directory",
+                          account, dir, g_strerror(e)));
         return FALSE;
     }
     return TRUE;
@@ -368,28 +369,33 @@ gboolean ifs_cache_save(const char *path, const IfsAccountConfig *cfg, gint64 la
     gboolean ok;
 
     if (out->len > MAX_CACHE_BYTES) {
-        ifs_error_propagate(err, ifs_error_new(EFBIG, 0, NULL,
-            "account '%s': cannot save its data to %s: %" G_GSIZE_FORMAT " MiB is more "
-            "than a cache file may hold (%" G_GSIZE_FORMAT " MiB); the previous copy is "
-            "kept; lower max_resources to keep a copy on disk", cfg->name, path,
-            out->len >> 20, MAX_CACHE_BYTES >> 20));
+        ifs_error_propagate(
+            err,
+            ifs_error_new(
+                EFBIG, 0, NULL,
+                "account '%s': cannot save its data to %s: %" G_GSIZE_FORMAT " MiB is more "
+                "than a cache file may hold (%" G_GSIZE_FORMAT " MiB); the previous copy is "
+                "kept; lower max_resources to keep a copy on disk",
+                cfg->name, path, out->len >> 20, MAX_CACHE_BYTES >> 20));
         ok = FALSE;
     } else {
         ok = make_private_dir(dir, cfg->name, err);
     }
     if (ok)
         remove_stale_temporaries(dir, path);
-    ok = ok && g_file_set_contents_full(path, out->str, (gssize)out->len,
-                                  G_FILE_SET_CONTENTS_CONSISTENT | G_FILE_SET_CONTENTS_DURABLE,
-                                  0600, &gerr);
+    ok = ok &&
+        g_file_set_contents_full(path, out->str, (gssize)out->len,
+                                 G_FILE_SET_CONTENTS_CONSISTENT | G_FILE_SET_CONTENTS_DURABLE, 0600,
+                                 &gerr);
     if (!ok && gerr) {
-        ifs_error_propagate(err, ifs_error_new(EIO, 0, NULL,
-            "account '%s': cannot save its data to %s: %s; the previous copy is kept",
-            cfg->name, path, gerr->message));
+        ifs_error_propagate(
+            err,
+            ifs_error_new(EIO, 0, NULL,
+                          "account '%s': cannot save its data to %s: %s; the previous copy is kept",
+                          cfg->name, path, gerr->message));
         g_error_free(gerr);
     }
     g_string_free(out, TRUE);
     g_free(dir);
     return ok;
 }
-

@@ -41,16 +41,18 @@ IfsCacheData *persist_cache_data_new(void)
     IfsCacheData *data = g_new0(IfsCacheData, 1);
 
     data->resources = g_ptr_array_new_with_free_func((GDestroyNotify)ifs_resource_unref);
-    data->mtimes = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-                                         (GDestroyNotify)mtimes_free);
+    data->mtimes =
+        g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)mtimes_free);
     return data;
 }
 
 IfsError *persist_foreign(const char *path, const IfsAccountConfig *cfg, const char *what)
 {
-    return ifs_error_new(EINVAL, 0, NULL,
+    return ifs_error_new(
+        EINVAL, 0, NULL,
         "account '%s': ignoring the cache file %s: %s; it will be replaced after the "
-        "next successful refresh", cfg->name, path, what);
+        "next successful refresh",
+        cfg->name, path, what);
 }
 
 /* -- version 2 -- */
@@ -202,8 +204,8 @@ static void get_record(Reader *rd, IfsCacheData *data)
     g_hash_table_replace(data->mtimes, g_strconcat(r->kind, "/", r->id, NULL), m);
 }
 
-static IfsCacheData *load_v2(const char *path, const IfsAccountConfig *cfg,
-                             const guchar *text, gsize len, IfsError **err)
+static IfsCacheData *load_v2(const char *path, const IfsAccountConfig *cfg, const guchar *text,
+                             gsize len, IfsError **err)
 {
     Reader rd = {text + OFF_LENGTH, text + len, NULL};
     guint32 version, records;
@@ -214,15 +216,18 @@ static IfsCacheData *load_v2(const char *path, const IfsAccountConfig *cfg,
     char *why;
 
     if (len < OFF_COUNT + 4) {
-        ifs_error_propagate(err, persist_foreign(path, cfg, "it is truncated (shorter than its "
-                                                    "header)"));
+        ifs_error_propagate(err,
+                            persist_foreign(path, cfg,
+                                            "it is truncated (shorter than its "
+                                            "header)"));
         return NULL;
     }
     memcpy(&version, text + OFF_VERSION, sizeof version);
     version = GUINT32_FROM_LE(version);
     if (version != CACHE_VERSION) {
         why = g_strdup_printf("it is an infrafs cache of format version %u, which this "
-                              "infrafs does not read", version);
+                              "infrafs does not read",
+                              version);
         ifs_error_propagate(err, persist_foreign(path, cfg, why));
         g_free(why);
         return NULL;
@@ -231,14 +236,17 @@ static IfsCacheData *load_v2(const char *path, const IfsAccountConfig *cfg,
     stated_len = get_u64(&rd);
     if (stated_len != len) {
         why = g_strdup_printf("it is truncated or damaged (%" G_GSIZE_FORMAT " bytes, its "
-                              "header says %" G_GUINT64_FORMAT ")", len, stated_len);
+                              "header says %" G_GUINT64_FORMAT ")",
+                              len, stated_len);
         ifs_error_propagate(err, persist_foreign(path, cfg, why));
         g_free(why);
         return NULL;
     }
     if (GUINT64_FROM_LE(stated_sum) != persist_checksum(text + OFF_LENGTH, len - OFF_LENGTH)) {
-        ifs_error_propagate(err, persist_foreign(path, cfg, "it is damaged (its checksum does not "
-                                                    "match its content)"));
+        ifs_error_propagate(err,
+                            persist_foreign(path, cfg,
+                                            "it is damaged (its checksum does not "
+                                            "match its content)"));
         return NULL;
     }
     data = persist_cache_data_new();
@@ -247,11 +255,14 @@ static IfsCacheData *load_v2(const char *path, const IfsAccountConfig *cfg,
     account = get_str(&rd, &account_len);
     type = get_str(&rd, &type_len);
     url = get_str(&rd, &url_len);
-    if (!rd.why && (!str_is(account, account_len, cfg->name) ||
-                    !str_is(type, type_len, cfg->type) || !str_is(url, url_len, cfg->url))) {
+    if (!rd.why &&
+        (!str_is(account, account_len, cfg->name) || !str_is(type, type_len, cfg->type) ||
+         !str_is(url, url_len, cfg->url))) {
         ifs_cache_data_free(data);
-        ifs_error_propagate(err, persist_foreign(path, cfg, "it was saved for another account, "
-                                                    "type or url"));
+        ifs_error_propagate(err,
+                            persist_foreign(path, cfg,
+                                            "it was saved for another account, "
+                                            "type or url"));
         return NULL;
     }
     if (!rd.why && records > (gsize)(rd.end - rd.p) / MIN_RECORD_BYTES)
@@ -307,7 +318,8 @@ IfsCacheData *ifs_cache_load(const char *path, const IfsAccountConfig *cfg, IfsE
     if (stat(path, &st) != 0 && (errno == ENOENT || errno == ENOTDIR))
         return NULL;
     if (stat(path, &st) == 0 && (gsize)st.st_size > MAX_CACHE_BYTES) {
-        ifs_error_propagate(err, persist_foreign(path, cfg, "it is larger than any cache infrafs writes"));
+        ifs_error_propagate(
+            err, persist_foreign(path, cfg, "it is larger than any cache infrafs writes"));
         return NULL;
     }
     costly = file_has_v2_name(path) ? NULL : persist_v1_too_costly(path);
@@ -323,7 +335,8 @@ IfsCacheData *ifs_cache_load(const char *path, const IfsAccountConfig *cfg, IfsE
     }
     /* Checked again: the file may have grown since stat. */
     if (len > MAX_CACHE_BYTES) {
-        ifs_error_propagate(err, persist_foreign(path, cfg, "it is larger than any cache infrafs writes"));
+        ifs_error_propagate(
+            err, persist_foreign(path, cfg, "it is larger than any cache infrafs writes"));
         data = NULL;
     } else if (has_v2_name(text, len))
         data = load_v2(path, cfg, (const guchar *)text, len, err);

@@ -33,8 +33,8 @@ IfsError *persist_foreign(const char *path, const IfsAccountConfig *cfg, const c
 /* Why a version 1 file would take far more memory than its size, weighed
  * in pieces before it is read whole; NULL when it would not. */
 char *persist_v1_too_costly(const char *path);
-IfsCacheData *persist_load_v1(const char *path, const IfsAccountConfig *cfg,
-                              const char *text, gsize len, IfsError **err);
+IfsCacheData *persist_load_v1(const char *path, const IfsAccountConfig *cfg, const char *text,
+                              gsize len, IfsError **err);
 
 /* Fills in a version 2 file's length and checksum (`len` bytes, its other
  * header fields and records written), as a save does last. */
@@ -50,4 +50,3 @@ static inline gboolean persist_has_saved_mtime(const IfsNode *n)
 {
     return n->type != IFS_NODE_CONTROL && n->type != IFS_NODE_WAIT;
 }
-

@@ -29,7 +29,8 @@ static IfsCacheMtimes *mtimes_from_json(json_object *j)
         m->base = json_object_get_int64(base);
     if (json_object_object_get_ex(j, "other", &other) &&
         json_object_is_type(other, json_type_object)) {
-        json_object_object_foreach(other, path, value) {
+        json_object_object_foreach(other, path, value)
+        {
             if (json_object_is_type(value, json_type_int)) {
                 gint64 *t = g_new(gint64, 1);
                 *t = json_object_get_int64(value);
@@ -73,8 +74,8 @@ char *persist_v1_too_costly(const char *path)
     return why;
 }
 
-IfsCacheData *persist_load_v1(const char *path, const IfsAccountConfig *cfg,
-                             const char *text, gsize len, IfsError **err)
+IfsCacheData *persist_load_v1(const char *path, const IfsAccountConfig *cfg, const char *text,
+                              gsize len, IfsError **err)
 {
     json_object *top, *list, *v;
     IfsJsonResult parsed;
@@ -92,16 +93,20 @@ IfsCacheData *persist_load_v1(const char *path, const IfsAccountConfig *cfg,
         !json_object_object_get_ex(top, "resources", &list) ||
         !json_object_is_type(list, json_type_array)) {
         json_object_put(top);
-        ifs_error_propagate(err, persist_foreign(path, cfg, "it is corrupt or not an infrafs cache "
-                                                    "of this version"));
+        ifs_error_propagate(err,
+                            persist_foreign(path, cfg,
+                                            "it is corrupt or not an infrafs cache "
+                                            "of this version"));
         return NULL;
     }
     if (g_strcmp0(str_member(top, "account"), cfg->name) != 0 ||
         g_strcmp0(str_member(top, "type"), cfg->type) != 0 ||
         g_strcmp0(str_member(top, "url"), cfg->url) != 0) {
         json_object_put(top);
-        ifs_error_propagate(err, persist_foreign(path, cfg, "it was saved for another account, "
-                                                    "type or url"));
+        ifs_error_propagate(err,
+                            persist_foreign(path, cfg,
+                                            "it was saved for another account, "
+                                            "type or url"));
         return NULL;
     }
     data = persist_cache_data_new();

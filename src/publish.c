@@ -25,25 +25,25 @@ typedef struct {
     Account *account; /* NULL: stop the publisher */
     Done *done;
     Operation *finished_op; /* its terminal state is in this publish */
-    gboolean views_later;   /* the writer waiting need not wait for the views */
+    gboolean views_later; /* the writer waiting need not wait for the views */
 } PublishReq;
 
 struct Publisher {
     /* Set before the thread starts, read-only after. */
     Model *model;
     IfsInvalidator inv;
-    IfsInodes *inodes;        /* what the kernel holds, by which node ids */
+    IfsInodes *inodes; /* what the kernel holds, by which node ids */
     GThread *thread;
-    GAsyncQueue *queue;       /* PublishReq* */
+    GAsyncQueue *queue; /* PublishReq* */
 
     /* The publisher thread only. */
-    GPtrArray *builds;        /* AccountBuild*, one per account, in their order */
+    GPtrArray *builds; /* AccountBuild*, one per account, in their order */
     Inventory *inventory;
-    gboolean views_stale;     /* the root's views are older than its accounts */
+    gboolean views_stale; /* the root's views are older than its accounts */
 
-    GMutex pin_lock;          /* held across a swap of root; see ifs_store_pin */
-    guint64 generation;       /* root swaps so far; atomic */
-    GMutex root_lock;         /* guards root */
+    GMutex pin_lock; /* held across a swap of root; see ifs_store_pin */
+    guint64 generation; /* root swaps so far; atomic */
+    GMutex root_lock; /* guards root */
     IfsNode *root;
 };
 
@@ -103,8 +103,7 @@ static void changed_wait_free(ChangedWait *w)
     g_free(w);
 }
 
-static void sink_wait_changed(void *data, uint64_t parent_ino, uint64_t ino,
-                              const IfsNode *fresh)
+static void sink_wait_changed(void *data, uint64_t parent_ino, uint64_t ino, const IfsNode *fresh)
 {
     DiffSink *d = data;
     ChangedWait *w = g_new(ChangedWait, 1);
@@ -249,7 +248,8 @@ static AccountBuild *build_of(Publisher *p, const Account *a)
             return ab;
     }
     g_error("publisher: account '%s' was added after the store started; "
-            "add every account before ifs_store_start", a->cfg->name);
+            "add every account before ifs_store_start",
+            a->cfg->name);
     return NULL;
 }
 
@@ -291,8 +291,8 @@ static gpointer publisher_main(gpointer data)
     GPtrArray *to_build = g_ptr_array_new();
 
     for (;;) {
-        PublishReq *req = g_async_queue_timeout_pop(p->queue, p->views_stale ? VIEWS_LATER_US
-                                                                             : PROGRESS_TICK_US);
+        PublishReq *req =
+            g_async_queue_timeout_pop(p->queue, p->views_stale ? VIEWS_LATER_US : PROGRESS_TICK_US);
         GPtrArray *batch;
         GPtrArray *finished;
         gboolean stop = FALSE, views_later = TRUE;
@@ -385,8 +385,8 @@ void publisher_free(Publisher *p)
 
 /* Queues a publish of each of the `n` accounts, in one batch, and waits
  * until the publisher has finished it. */
-static void publish_batch(Publisher *p, Account *const *accounts, guint n,
-                          Operation *finished_op, gboolean views_later)
+static void publish_batch(Publisher *p, Account *const *accounts, guint n, Operation *finished_op,
+                          gboolean views_later)
 {
     Done d;
 

@@ -97,7 +97,8 @@ static void prune_extras(Account *a)
  * never before the API's Retry-After / rate-limit reset. */
 static gint64 retry_delay_us(Account *a)
 {
-    gint64 delay_s = ifs_backoff(RETRY_FIRST_S, a->refresh_s, a->failures > 0 ? a->failures - 1 : 0);
+    gint64 delay_s =
+        ifs_backoff(RETRY_FIRST_S, a->refresh_s, a->failures > 0 ? a->failures - 1 : 0);
     gint64 delay_us, held;
 
     delay_us = delay_s * G_USEC_PER_SEC;
@@ -164,8 +165,7 @@ static void keep_unchanged_resources(Account *a, GPtrArray *list)
     }
     for (guint i = 0; i < list->len && g_hash_table_size(by_key) > 0; i++) {
         IfsResource *fresh = g_ptr_array_index(list, i);
-        char *key = fresh->kind && fresh->id ? store_resource_key(fresh->kind, fresh->id)
-                                             : NULL;
+        char *key = fresh->kind && fresh->id ? store_resource_key(fresh->kind, fresh->id) : NULL;
         IfsResource *old = key ? g_hash_table_lookup(by_key, key) : NULL;
 
         /* The problem too: it is what last_error says of this refresh. */
@@ -193,8 +193,8 @@ static gboolean reread_secret(Account *a, gboolean *changed, IfsError **err)
     *changed = ifs_http_set_secret(a->http, secret);
     ifs_config_secret_free(secret);
     if (*changed)
-        g_message("account '%s': the secret changed in its %s; using the new one",
-                  a->cfg->name, a->cfg->secret_source);
+        g_message("account '%s': the secret changed in its %s; using the new one", a->cfg->name,
+                  a->cfg->secret_source);
     return TRUE;
 }
 
@@ -231,8 +231,7 @@ static gboolean list_in_background(Account *a, GPtrArray *list, IfsError **err)
     IfsPriorityScope before = ifs_priority_scope();
     gboolean ok;
 
-    g_atomic_int_set(&a->refresh_priority,
-                     a->asked ? IFS_PRIORITY_USER : IFS_PRIORITY_BACKGROUND);
+    g_atomic_int_set(&a->refresh_priority, a->asked ? IFS_PRIORITY_USER : IFS_PRIORITY_BACKGROUND);
     ifs_priority_follow(&a->refresh_priority);
     ifs_progress_attach(&a->progress);
     ok = list_resources(a, list, err);
@@ -247,8 +246,7 @@ static gboolean list_in_background(Account *a, GPtrArray *list, IfsError **err)
  * background requests need at the share, if that is longer (those of
  * users meanwhile, or of an asked refresh, are not refresh's). Returns
  * the delay from now. */
-static gint64 note_refresh_cost(Account *a, guint resources, guint64 requests,
-                                gint64 started_us)
+static gint64 note_refresh_cost(Account *a, guint resources, guint64 requests, gint64 started_us)
 {
     IfsBudget *budget = ifs_http_budget(a->http);
     gint64 now_us = g_get_monotonic_time();
@@ -278,7 +276,8 @@ int refresh_run(Refreshers *rf, Account *a)
 
     if (m->opts.offline) {
         ok = FALSE;
-        err = ifs_error_new(EROFS, 0, NULL, "mounted with -o offline: infrafs sends no "
+        err = ifs_error_new(EROFS, 0, NULL,
+                            "mounted with -o offline: infrafs sends no "
                             "request; remount without offline to refresh%s%s",
                             a->cache_problem ? "; nothing to show: " : "",
                             a->cache_problem ? a->cache_problem : "");
@@ -297,11 +296,12 @@ int refresh_run(Refreshers *rf, Account *a)
             /* Memory stays bounded whatever an API returns: refuse the
              * whole answer rather than show an arbitrary part of it. */
             ok = FALSE;
-            err = ifs_error_new(EIO, 0, NULL,
-                "account '%s': the API listed %u resources, more than max_resources "
-                "(%u); the last good data is kept; raise max_resources in the "
-                "account's section if this many are expected",
-                a->cfg->name, list->len, a->max_resources);
+            err =
+                ifs_error_new(EIO, 0, NULL,
+                              "account '%s': the API listed %u resources, more than max_resources "
+                              "(%u); the last good data is kept; raise max_resources in the "
+                              "account's section if this many are expected",
+                              a->cfg->name, list->len, a->max_resources);
         }
     } else {
         ok = FALSE;
@@ -329,8 +329,7 @@ int refresh_run(Refreshers *rf, Account *a)
         a->save_wanted = a->cache_path != NULL;
         prune_extras(a);
         delay_us = note_refresh_cost(a, list->len,
-                                     ifs_http_request_count(a->http) - requests_before,
-                                     started_us);
+                                     ifs_http_request_count(a->http) - requests_before, started_us);
     } else if (m->opts.offline) {
         g_free(a->state);
         a->state = g_strdup("offline");
@@ -350,8 +349,8 @@ int refresh_run(Refreshers *rf, Account *a)
          * asks (refresh control, SIGHUP) rather than hammering the API. */
         delay_us = errnum == EACCES ? G_MAXINT64 / 2 : retry_delay_us(a);
     }
-    a->next_refresh = delay_us >= G_MAXINT64 / 2 ? 0
-                                                 : (g_get_real_time() + delay_us) / G_USEC_PER_SEC;
+    a->next_refresh =
+        delay_us >= G_MAXINT64 / 2 ? 0 : (g_get_real_time() + delay_us) / G_USEC_PER_SEC;
     a->next_due_mono = g_get_monotonic_time() + MIN(delay_us, G_MAXINT64 / 2);
     g_mutex_unlock(&a->lock);
     ifs_progress_end(&a->progress);

@@ -10,11 +10,11 @@ typedef struct {
     /* Set before start, read-only after. */
     Model *model;
     Publisher *publisher;
-    GPtrArray *threads;   /* GThread*, one per account while started */
+    GPtrArray *threads; /* GThread*, one per account while started */
 
-    GMutex first_lock;    /* guards first_pending */
+    GMutex first_lock; /* guards first_pending */
     GCond first_cond;
-    guint first_pending;  /* accounts whose first refresh has not ended */
+    guint first_pending; /* accounts whose first refresh has not ended */
 } Refreshers;
 
 void refreshers_init(Refreshers *r, Model *m, Publisher *p);

@@ -38,7 +38,7 @@ struct IfsRestater {
     guint head, len, cap;
     gboolean stopping;
     _Atomic gboolean waiting; /* for activity: wake it */
-    _Atomic int64_t last_busy;    /* monotonic µs of the last READ or listing */
+    _Atomic int64_t last_busy; /* monotonic µs of the last READ or listing */
     _Atomic int64_t last_foreign; /* ... of another process's last request */
 };
 

@@ -64,8 +64,9 @@ int startup_parent_wait(int fd)
     }
     close(fd);
     if (msg->len == 0) {
-        fprintf(stderr, "infrafs: the filesystem process exited during startup; "
-                        "run with -f to see why\n");
+        fprintf(stderr,
+                "infrafs: the filesystem process exited during startup; "
+                "run with -f to see why\n");
         status = 1;
     } else if (msg->str[0] == '0') {
         printf("infrafs: %s\n", msg->str + 1);

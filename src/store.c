@@ -58,14 +58,17 @@ gboolean ifs_store_add_account_of(IfsStore *store, const IfsAccountConfig *cfg,
                                   const IfsProviderType *type, IfsError **err)
 {
     if (!type) {
-        ifs_error_propagate(err, ifs_error_new(EINVAL, 0, NULL,
-                            "account '%s': unknown type '%s'", cfg->name, cfg->type));
+        ifs_error_propagate(err,
+                            ifs_error_new(EINVAL, 0, NULL, "account '%s': unknown type '%s'",
+                                          cfg->name, cfg->type));
         return FALSE;
     }
     if (store->started) {
-        ifs_error_propagate(err, ifs_error_new(EBUSY, 0, NULL,
-                            "account '%s': added after the store started; "
-                            "add every account before ifs_store_start", cfg->name));
+        ifs_error_propagate(err,
+                            ifs_error_new(EBUSY, 0, NULL,
+                                          "account '%s': added after the store started; "
+                                          "add every account before ifs_store_start",
+                                          cfg->name));
         return FALSE;
     }
     {
@@ -183,11 +186,10 @@ char *ifs_store_progress_line(IfsStore *store)
 
         if (started == 0)
             continue;
-        g_string_append_printf(out, "%s%s: %u pages, %u resources, %" G_GINT64_FORMAT " s",
-                               out->len ? "; " : "", a->cfg->name,
-                               g_atomic_int_get(&a->progress.pages),
-                               g_atomic_int_get(&a->progress.resources),
-                               MAX(store_now() - started, 0));
+        g_string_append_printf(
+            out, "%s%s: %u pages, %u resources, %" G_GINT64_FORMAT " s", out->len ? "; " : "",
+            a->cfg->name, g_atomic_int_get(&a->progress.pages),
+            g_atomic_int_get(&a->progress.resources), MAX(store_now() - started, 0));
     }
     if (out->len == 0) {
         g_string_free(out, TRUE);
@@ -288,14 +290,14 @@ uint64_t ifs_store_hand_out(IfsStore *store, uint64_t dir_id, const IfsNode *chi
 
 /* ---- writes and waits -------------------------------------------------------- */
 
-int ifs_store_control_write(IfsStore *store, IfsNode *node, const char *buf,
-                            size_t len, off_t offset, uid_t writer)
+int ifs_store_control_write(IfsStore *store, IfsNode *node, const char *buf, size_t len,
+                            off_t offset, uid_t writer)
 {
     return actions_control_write(&store->actions, node, buf, len, offset, writer);
 }
 
-char *ifs_store_wait_text(IfsStore *store, IfsNode *node,
-                          gboolean (*give_up)(void *data), void *data, int *errnum)
+char *ifs_store_wait_text(IfsStore *store, IfsNode *node, gboolean (*give_up)(void *data),
+                          void *data, int *errnum)
 {
     return actions_wait_text(&store->actions, node, give_up, data, errnum);
 }

@@ -59,8 +59,8 @@ static gboolean parse_listen(const char *text, struct sockaddr_storage *ss)
 
 static enum MHD_Result answer(struct MHD_Connection *c, unsigned status, const char *text)
 {
-    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), (void *)text,
-                                                             MHD_RESPMEM_MUST_COPY);
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_MUST_COPY);
     enum MHD_Result result;
 
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain");
@@ -69,8 +69,7 @@ static enum MHD_Result answer(struct MHD_Connection *c, unsigned status, const c
     return result;
 }
 
-gboolean webhook_signature_ok(const char *secret, const char *header, const char *body,
-                              size_t len)
+gboolean webhook_signature_ok(const char *secret, const char *header, const char *body, size_t len)
 {
     GHmac *hmac;
     const char *mine;
@@ -116,18 +115,19 @@ static enum MHD_Result handle(Webhook *w, struct MHD_Connection *c, const GStrin
 {
     const char *name = w->account->cfg->name;
     const char *header_delivery = w->spec->delivery_header
-        ? MHD_lookup_connection_value(c, MHD_HEADER_KIND, w->spec->delivery_header) : NULL;
+        ? MHD_lookup_connection_value(c, MHD_HEADER_KIND, w->spec->delivery_header)
+        : NULL;
     char *kind = NULL, *id = NULL, *delivery = NULL;
     IfsError *err = NULL;
     enum MHD_Result result;
 
-    if (!webhook_signature_ok(w->account->cfg->webhook_secret,
-                              MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                          w->spec->signature_header),
-                              body->str, body->len)) {
+    if (!webhook_signature_ok(
+            w->account->cfg->webhook_secret,
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, w->spec->signature_header), body->str,
+            body->len)) {
         g_message("account '%s': webhook refused: missing or wrong %s (is "
-                  "webhook_secret_file the secret the sender signs with?)", name,
-                  w->spec->signature_header);
+                  "webhook_secret_file the secret the sender signs with?)",
+                  name, w->spec->signature_header);
         return answer(c, MHD_HTTP_UNAUTHORIZED, "bad or missing signature\n");
     }
     if (!w->spec->parse(body->str, body->len, &kind, &id, &delivery, &err)) {
@@ -157,9 +157,8 @@ static enum MHD_Result handle(Webhook *w, struct MHD_Connection *c, const GStrin
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **req_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **req_cls)
 {
     Webhook *w = cls;
     Upload *up = *req_cls;
@@ -167,8 +166,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     (void)url;
     (void)version;
     if (!up) { /* the headers: say no early where the body does not matter */
-        const char *length = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                         MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *length =
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
             return answer(c, MHD_HTTP_METHOD_NOT_ALLOWED, "POST only\n");
         if (length && g_ascii_strtoull(length, NULL, 10) > WEBHOOK_BODY_MAX)
@@ -216,10 +215,13 @@ Webhook *webhook_new(Actions *ac, Account *a, IfsError **err)
     if (!a->cfg->webhook_listen)
         return NULL;
     if (!a->type->webhook || !parse_listen(a->cfg->webhook_listen, &ss)) {
-        ifs_error_propagate(err, ifs_error_new(EINVAL, 0, NULL, "account '%s': "
-                            "webhook_listen = %s: %s", a->cfg->name, a->cfg->webhook_listen,
-                            a->type->webhook ? "not ADDRESS:PORT"
-                                             : "this type sends no webhooks"));
+        ifs_error_propagate(
+            err,
+            ifs_error_new(EINVAL, 0, NULL,
+                          "account '%s': "
+                          "webhook_listen = %s: %s",
+                          a->cfg->name, a->cfg->webhook_listen,
+                          a->type->webhook ? "not ADDRESS:PORT" : "this type sends no webhooks"));
         return NULL;
     }
     w = g_new0(Webhook, 1);
@@ -229,20 +231,20 @@ Webhook *webhook_new(Actions *ac, Account *a, IfsError **err)
     g_mutex_init(&w->seen_lock);
     w->seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     w->seen_order = g_queue_new();
-    w->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
-                                     (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
-                                 0, NULL, NULL, on_request, w,
-                                 MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, w,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT_S,
-                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONNECTIONS_MAX,
-                                 MHD_OPTION_END);
+    w->daemon = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0), 0, NULL,
+        NULL, on_request, w, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, w, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONNECTIONS_MAX,
+        MHD_OPTION_END);
     if (!w->daemon) {
         int e = errno;
-        ifs_error_propagate(err, ifs_error_new(e ? e : EADDRINUSE, 0, NULL,
-                            "account '%s': cannot listen for webhooks on %s: %s; is the "
-                            "port in use, or the address not this machine's?", a->cfg->name,
-                            a->cfg->webhook_listen, g_strerror(e ? e : EADDRINUSE)));
+        ifs_error_propagate(
+            err,
+            ifs_error_new(e ? e : EADDRINUSE, 0, NULL,
+                          "account '%s': cannot listen for webhooks on %s: %s; is the "
+                          "port in use, or the address not this machine's?",
+                          a->cfg->name, a->cfg->webhook_listen, g_strerror(e ? e : EADDRINUSE)));
         webhook_free(w);
         return NULL;
     }

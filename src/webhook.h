@@ -29,5 +29,4 @@ void webhook_free(Webhook *w);
 
 /* Whether `header` ("sha256=<hex>") is the HMAC-SHA256 of the body under
  * `secret`, compared in time that does not depend on where they differ. */
-gboolean webhook_signature_ok(const char *secret, const char *header, const char *body,
-                              size_t len);
+gboolean webhook_signature_ok(const char *secret, const char *header, const char *body, size_t len);

@@ -11,7 +11,7 @@
 #include <glib.h>
 
 typedef enum {
-    IFS_PRIORITY_USER,       /* the default of every thread */
+    IFS_PRIORITY_USER, /* the default of every thread */
     IFS_PRIORITY_BACKGROUND, /* periodic refresh */
 } IfsPriority;
 
@@ -67,14 +67,14 @@ gint64 ifs_budget_api_remaining(IfsBudget *b);
 gint64 ifs_budget_exhausted_until(IfsBudget *b, gint64 now_s);
 
 typedef struct {
-    guint limit;            /* requests per window; 0: unknown */
+    guint limit; /* requests per window; 0: unknown */
     guint window_s;
-    char source[64];        /* where limit came from */
+    char source[64]; /* where limit came from */
     guint share_pct;
-    guint background_cap;   /* background requests a window may hold; 0: unlimited */
-    guint used_background;  /* sent in the last window */
+    guint background_cap; /* background requests a window may hold; 0: unlimited */
+    guint used_background; /* sent in the last window */
     guint used_user;
-    gint64 remaining;       /* the API's last X-RateLimit-Remaining, -1: never said */
+    gint64 remaining; /* the API's last X-RateLimit-Remaining, -1: never said */
     guint64 sent_background; /* since the mount */
     guint64 sent_user;
     guint64 answers_429;

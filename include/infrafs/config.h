@@ -6,26 +6,26 @@
 /* What config.c needs to know about each provider type, so that it can
  * validate keys without knowing the providers themselves. */
 typedef struct {
-    const char *type;                /* "hostup" */
-    const char *default_url;         /* NULL: `url` is required */
-    gboolean needs_user;             /* `user` required (DeployHQ) */
-    const char *const *extra_keys;   /* NULL-terminated provider keys, e.g. "vps" */
-    const char *const *required_keys;/* NULL-terminated subset of extra_keys */
+    const char *type; /* "hostup" */
+    const char *default_url; /* NULL: `url` is required */
+    gboolean needs_user; /* `user` required (DeployHQ) */
+    const char *const *extra_keys; /* NULL-terminated provider keys, e.g. "vps" */
+    const char *const *required_keys; /* NULL-terminated subset of extra_keys */
 } IfsAccountSchema;
 
 typedef enum {
-    IFS_SECRET_INLINE,  /* token = ... in the config */
-    IFS_SECRET_FILE,    /* token_file */
+    IFS_SECRET_INLINE, /* token = ... in the config */
+    IFS_SECRET_FILE, /* token_file */
     IFS_SECRET_COMMAND, /* token_command */
-    IFS_SECRET_ENV,     /* INFRAFS_<ACCOUNT>_TOKEN */
+    IFS_SECRET_ENV, /* INFRAFS_<ACCOUNT>_TOKEN */
 } IfsSecretKind;
 
 typedef struct {
-    char *name;        /* section name = account name in the tree */
+    char *name; /* section name = account name in the tree */
     char *type;
-    char *url;         /* origin without trailing '/'; default filled in */
-    char *user;        /* or NULL */
-    char *secret;      /* resolved secret; never logged */
+    char *url; /* origin without trailing '/'; default filled in */
+    char *user; /* or NULL */
+    char *secret; /* resolved secret; never logged */
     char *secret_source; /* "token in /path:12", "token_file /x", ... for messages */
     /* Where the secret was read, to read it again (ifs_account_read_secret):
      * the token_file or token_command key as written, its line, and the
@@ -34,23 +34,23 @@ typedef struct {
     char *secret_key_value;
     int secret_key_line;
     char *config_path;
-    char *cacert;      /* absolute path or NULL */
-    int refresh_s;     /* -1: not set in the file */
-    int timeout_s;     /* longest HTTP request in seconds; -1: not set (30) */
+    char *cacert; /* absolute path or NULL */
+    int refresh_s; /* -1: not set in the file */
+    int timeout_s; /* longest HTTP request in seconds; -1: not set (30) */
     int max_resources; /* most resources a refresh may list; -1: not set */
-    unsigned rate_limit;    /* rate_limit = N/SECONDS: N, or 0 when not set */
+    unsigned rate_limit; /* rate_limit = N/SECONDS: N, or 0 when not set */
     unsigned rate_window_s; /* its SECONDS */
     unsigned refresh_share; /* percent of the limit for background refresh; 0: not set */
     char **events_fields; /* NULL-terminated files whose changes are events, or NULL */
     char *webhook_listen; /* "ADDRESS:PORT" where pushed changes arrive, or NULL */
     char *webhook_secret; /* what they are signed with (webhook_secret_file); never logged */
     GHashTable *extra; /* provider key -> value (both char*) */
-    int line;          /* line of the [section] header */
+    int line; /* line of the [section] header */
 } IfsAccountConfig;
 
 typedef struct {
-    char *path;         /* absolute path of the file read */
-    GPtrArray *accounts;/* IfsAccountConfig*, in file order */
+    char *path; /* absolute path of the file read */
+    GPtrArray *accounts; /* IfsAccountConfig*, in file order */
 } IfsConfig;
 
 /* HOME, else the passwd entry's home (boot mounts have no HOME), read afresh
@@ -71,8 +71,7 @@ char *ifs_config_default_path(void);
  * control character is refused.
  * A config file with an inline token, or a token_file, that is readable by
  * group or others is refused with the chmod 600 fix. */
-IfsConfig *ifs_config_load(const char *path,
-                           const IfsAccountSchema *const *schemas,
+IfsConfig *ifs_config_load(const char *path, const IfsAccountSchema *const *schemas,
                            IfsError **err);
 void ifs_config_free(IfsConfig *cfg);
 const char *ifs_account_extra(const IfsAccountConfig *acct, const char *key);

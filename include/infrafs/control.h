@@ -5,19 +5,19 @@
 #include "infrafs/error.h"
 
 typedef enum {
-    IFS_FORCE_NEVER,    /* "<verb> force" is refused */
+    IFS_FORCE_NEVER, /* "<verb> force" is refused */
     IFS_FORCE_OPTIONAL, /* "<verb>" and "<verb> force" both accepted */
     IFS_FORCE_REQUIRED, /* documented as forced/emergency: needs "force" */
 } IfsForceRule;
 
 typedef struct {
-    const char *verb;   /* "restart", or "1" for trigger files */
+    const char *verb; /* "restart", or "1" for trigger files */
     IfsForceRule force;
 } IfsCommandSpec;
 
 typedef struct {
-    const char *kind;            /* "vps", or "providers" for refresh */
-    const char *file;            /* "power" */
+    const char *kind; /* "vps", or "providers" for refresh */
+    const char *file; /* "power" */
     const IfsCommandSpec *commands; /* terminated by {NULL} */
 } IfsControlSpec;
 
@@ -37,8 +37,8 @@ char *ifs_control_commands_line(const IfsControlSpec *spec);
  * what is accepted): empty input, NUL bytes, more than one line, more than
  * 256 bytes, unknown verbs, unknown extra words, a missing or superfluous
  * `force`. */
-IfsCommand *ifs_control_parse(const IfsControlSpec *spec, const char *buf,
-                              size_t len, IfsError **err);
+IfsCommand *ifs_control_parse(const IfsControlSpec *spec, const char *buf, size_t len,
+                              IfsError **err);
 void ifs_command_free(IfsCommand *cmd);
 /* "reset force" / "restart": the command as it will be logged. */
 char *ifs_command_to_string(const IfsCommand *cmd);

@@ -17,17 +17,17 @@ gboolean ifs_deployhq_is_vps(json_object *item);
  * shapes; `where` ("account 'x': GET /path") starts that message. */
 
 /* GET /hosted_resources: a bare array; static sites are left out. */
-gboolean ifs_deployhq_parse_hosted_resources(json_object *answer, const char *where,
-                                             GPtrArray *out, IfsError **err);
+gboolean ifs_deployhq_parse_hosted_resources(json_object *answer, const char *where, GPtrArray *out,
+                                             IfsError **err);
 
 /* GET /managed_hosting/regions: {"regions":[...]}, a bare array, or
  * {"grouped_regions":{"<group>":[...]}}. A grouped region gets a `group`
  * file (extra_files, so `json` stays what the API sent) unless it has a
  * `group` field of its own. Entries may be objects with a `slug`, or bare
  * slug strings; a group may also map slug -> name or slug -> object. */
-gboolean ifs_deployhq_parse_regions(json_object *answer, const char *where,
-                                    GPtrArray *out, IfsError **err);
+gboolean ifs_deployhq_parse_regions(json_object *answer, const char *where, GPtrArray *out,
+                                    IfsError **err);
 
 /* GET /managed_hosting/sizes: {"sizes":[...]} or a bare array. */
-gboolean ifs_deployhq_parse_sizes(json_object *answer, const char *where,
-                                  GPtrArray *out, IfsError **err);
+gboolean ifs_deployhq_parse_sizes(json_object *answer, const char *where, GPtrArray *out,
+                                  IfsError **err);

@@ -21,8 +21,8 @@
 
 /* How old a detail given to IfsDetailSpec.merge is. */
 typedef enum {
-    IFS_DETAIL_FRESH,    /* read now: its fields win */
-    IFS_DETAIL_KEPT,     /* read before (this one failed or waits): the list's win */
+    IFS_DETAIL_FRESH, /* read now: its fields win */
+    IFS_DETAIL_KEPT, /* read before (this one failed or waits): the list's win */
     IFS_DETAIL_RESTORED, /* the resource a remount restored, list fields and all */
 } IfsDetailAge;
 
@@ -79,8 +79,8 @@ void ifs_details_clear(IfsDetails *d);
 /* The account keys detail_concurrency and detail_max_age (when the type
  * has them), set to the defaults given when absent: FALSE with an error
  * naming the key for a bad value. */
-gboolean ifs_details_config(const IfsAccountConfig *cfg, guint *concurrency,
-                            guint *max_age_s, IfsError **err);
+gboolean ifs_details_config(const IfsAccountConfig *cfg, guint *concurrency, guint *max_age_s,
+                            IfsError **err);
 
 /* Adds the fields of `extra` to `obj`, nested objects merged, other values
  * replaced when `override` is set and kept otherwise. */

@@ -5,14 +5,14 @@
 #include <glib.h>
 
 typedef struct IfsError {
-    int errnum;      /* positive errno the filesystem answers with */
+    int errnum; /* positive errno the filesystem answers with */
     int http_status; /* 0 when no HTTP answer was received */
-    char *code;      /* provider's machine-readable code, or NULL */
-    char *message;   /* human-readable, never contains a secret */
+    char *code; /* provider's machine-readable code, or NULL */
+    char *message; /* human-readable, never contains a secret */
 } IfsError;
 
-IfsError *ifs_error_new(int errnum, int http_status, const char *code,
-                        const char *fmt, ...) G_GNUC_PRINTF(4, 5);
+IfsError *ifs_error_new(int errnum, int http_status, const char *code, const char *fmt, ...)
+    G_GNUC_PRINTF(4, 5);
 void ifs_error_free(IfsError *err);
 IfsError *ifs_error_copy(const IfsError *err);
 /* Store `err` in *dest if dest is non-NULL and empty, else free it. */

@@ -10,21 +10,21 @@
 typedef enum {
     IFS_AUTH_NONE,
     IFS_AUTH_BEARER, /* Authorization: Bearer <secret> */
-    IFS_AUTH_BASIC,  /* HTTP Basic user:secret */
+    IFS_AUTH_BASIC, /* HTTP Basic user:secret */
     IFS_AUTH_HEADER, /* <auth_header>: <secret> */
 } IfsAuthScheme;
 
 typedef struct {
-    const char *account;     /* for messages: "account 'hostup'" */
-    const char *origin;      /* scheme://host[:port][/prefix], no trailing '/' */
+    const char *account; /* for messages: "account 'hostup'" */
+    const char *origin; /* scheme://host[:port][/prefix], no trailing '/' */
     IfsAuthScheme auth;
     const char *auth_header; /* IFS_AUTH_HEADER only, e.g. "x-api-key" */
-    const char *user;        /* IFS_AUTH_BASIC only */
+    const char *user; /* IFS_AUTH_BASIC only */
     const char *secret;
-    const char *cacert;      /* CA file; NULL uses the system's CAs */
+    const char *cacert; /* CA file; NULL uses the system's CAs */
     long connect_timeout_ms; /* 0: default 10000 */
-    long timeout_ms;         /* 0: default 30000 */
-    unsigned max_retries;    /* GET retries on 429/5xx/transport errors; default 3 */
+    long timeout_ms; /* 0: default 30000 */
+    unsigned max_retries; /* GET retries on 429/5xx/transport errors; default 3 */
     unsigned max_retry_wait_s; /* cap for one Retry-After sleep; 0: default 60 */
     /* The request budget (budget.h): rate_limit requests per rate_window_s
      * seconds (0: learnt from X-RateLimit-Limit), of which background
@@ -37,9 +37,9 @@ typedef struct {
 
 typedef struct {
     int status;
-    char *body;          /* NUL-terminated; body_len excludes the NUL */
+    char *body; /* NUL-terminated; body_len excludes the NUL */
     size_t body_len;
-    char *content_type;  /* may be NULL */
+    char *content_type; /* may be NULL */
 } IfsHttpResponse;
 
 typedef struct IfsHttp IfsHttp;
@@ -57,9 +57,8 @@ void ifs_http_free(IfsHttp *http);
  * with EINVAL and not sent: it would name another endpoint than meant (ids
  * go through ifs_api_path, which encodes them). Error messages never hold
  * the credential (see ifs_http_redact). */
-IfsHttpResponse *ifs_http_request(IfsHttp *http, const char *method,
-                                  const char *path, const char *json_body,
-                                  IfsError **err);
+IfsHttpResponse *ifs_http_request(IfsHttp *http, const char *method, const char *path,
+                                  const char *json_body, IfsError **err);
 void ifs_http_response_free(IfsHttpResponse *resp);
 
 /* The account's secret read again (a fixed token_file, say): requests from
@@ -77,9 +76,8 @@ gboolean ifs_http_set_secret(IfsHttp *http, const char *secret);
  * ifs_http_request; messages name the URL without query or user info. One
  * attempt whatever the method: it serves control actions, which must never
  * run twice. */
-IfsHttpResponse *ifs_http_request_url(IfsHttp *http, const char *method,
-                                      const char *url, const char *json_body,
-                                      IfsError **err);
+IfsHttpResponse *ifs_http_request_url(IfsHttp *http, const char *method, const char *url,
+                                      const char *json_body, IfsError **err);
 
 /* A copy of `text` (NULL in, NULL out) with every form of the account's
  * credential replaced by "[redacted]": the secret itself, its URL and
@@ -118,9 +116,8 @@ void ifs_http_cancel(IfsHttp *http);
  * {"error":{"code","message"}}, {"success":false,"error","message"},
  * {"message","code"}, {"error_code","hint"}, {"error":"..."},
  * {"errors":[...]}, field hashes, and plain text (truncated). */
-IfsError *ifs_http_error_from_response(int status, const char *content_type,
-                                       const char *body, size_t body_len,
-                                       const char *method, const char *path,
+IfsError *ifs_http_error_from_response(int status, const char *content_type, const char *body,
+                                       size_t body_len, const char *method, const char *path,
                                        const char *account);
 /* Retry-After: delta seconds or an HTTP-date -> seconds to wait (>= 0),
  * -1 when unparsable. */

@@ -37,8 +37,7 @@ IfsNode *ifs_inodes_resolve(IfsInodes *in, IfsNode *root, uint64_t id, uint64_t 
 char *ifs_inodes_path(IfsInodes *in, uint64_t id);
 /* The directory holding node id `id` in `root`, referenced, or NULL; its
  * own node id in *dir_id. */
-IfsNode *ifs_inodes_resolve_parent(IfsInodes *in, IfsNode *root, uint64_t id,
-                                   uint64_t *dir_id);
+IfsNode *ifs_inodes_resolve_parent(IfsInodes *in, IfsNode *root, uint64_t id, uint64_t *dir_id);
 /* Entry `name` of the directory at node id `parent` in `root`, referenced,
  * or NULL. Found counts as one lookup of it (a LOOKUP reply): its node id
  * in *id, its st_ino in *ino. */
@@ -60,8 +59,7 @@ uint64_t ifs_inodes_child_id(IfsInodes *in, uint64_t dir_id, const IfsNode *chil
 /* The node id of `node` (st_ino `ino`), an entry of the directory whose
  * st_ino is `parent_ino` (0 for the root itself), if the kernel may hold
  * it, else 0: for notifications about what a refresh changed. */
-uint64_t ifs_inodes_known_id(IfsInodes *in, uint64_t parent_ino, uint64_t ino,
-                             const IfsNode *node);
+uint64_t ifs_inodes_known_id(IfsInodes *in, uint64_t parent_ino, uint64_t ino, const IfsNode *node);
 /* The node id of the directory whose st_ino is `ino`, if the kernel holds
  * it, else 0. */
 uint64_t ifs_inodes_dir_id(IfsInodes *in, uint64_t ino);

@@ -28,9 +28,9 @@
 #define IFS_JSON_SCAN_MAX_DEPTH 64
 
 typedef struct {
-    int max_depth;       /* json-c's nesting limit, 1..IFS_JSON_SCAN_MAX_DEPTH */
-    guint64 max_memory;  /* a cap over the whole document; 0: none */
-    guint64 per_byte;    /* memory allowed per byte; 0: IFS_JSON_MEMORY_PER_BYTE */
+    int max_depth; /* json-c's nesting limit, 1..IFS_JSON_SCAN_MAX_DEPTH */
+    guint64 max_memory; /* a cap over the whole document; 0: none */
+    guint64 per_byte; /* memory allowed per byte; 0: IFS_JSON_MEMORY_PER_BYTE */
 } IfsJsonLimits;
 
 /* API answers: json-c's default depth (32), IFS_JSON_ANSWER_MAX_MEMORY,
@@ -42,20 +42,20 @@ typedef struct {
     IfsJsonLimits limits;
     gboolean started;
     guint8 state;
-    guint8 open;           /* containers open */
-    guint8 number;         /* in a number: 1, in a double: 2 */
-    char quote;            /* that the string being read ends with */
-    gboolean expect_key;   /* in an object, before a member's name */
-    guint64 in_object;     /* bit i: the container at level i is an object */
+    guint8 open; /* containers open */
+    guint8 number; /* in a number: 1, in a double: 2 */
+    char quote; /* that the string being read ends with */
+    gboolean expect_key; /* in an object, before a member's name */
+    guint64 in_object; /* bit i: the container at level i is an object */
     guint32 members[IFS_JSON_SCAN_MAX_DEPTH]; /* of the object at each level */
-    guint32 table[IFS_JSON_SCAN_MAX_DEPTH];   /* its hash table's entries */
-    guint64 offset;        /* bytes read */
-    guint64 tree;          /* weight of the values built so far */
-    guint64 string_len;    /* length of the string being read */
-    guint64 longest;       /* longest string so far (the tokener's buffer) */
-    guint64 elements;      /* values started */
-    guint64 weight;        /* tree + tokener buffer, at the refusal */
-    guint64 allowed;       /* the bound at the refusal */
+    guint32 table[IFS_JSON_SCAN_MAX_DEPTH]; /* its hash table's entries */
+    guint64 offset; /* bytes read */
+    guint64 tree; /* weight of the values built so far */
+    guint64 string_len; /* length of the string being read */
+    guint64 longest; /* longest string so far (the tokener's buffer) */
+    guint64 elements; /* values started */
+    guint64 weight; /* tree + tokener buffer, at the refusal */
+    guint64 allowed; /* the bound at the refusal */
     gboolean refused;
 } IfsJsonScan;
 
@@ -78,16 +78,16 @@ guint64 ifs_json_scan_elements(const IfsJsonScan *scan);
 char *ifs_json_scan_describe(const IfsJsonScan *scan);
 
 typedef enum {
-    IFS_JSON_OK,        /* a value other than null */
-    IFS_JSON_NULL,      /* the text is the JSON value null */
-    IFS_JSON_INVALID,   /* not JSON: syntax, truncated, NUL byte, data after it */
-    IFS_JSON_TOO_DEEP,  /* nested deeper than max_depth */
-    IFS_JSON_TOO_COSTLY,/* refused by the memory bound */
+    IFS_JSON_OK, /* a value other than null */
+    IFS_JSON_NULL, /* the text is the JSON value null */
+    IFS_JSON_INVALID, /* not JSON: syntax, truncated, NUL byte, data after it */
+    IFS_JSON_TOO_DEEP, /* nested deeper than max_depth */
+    IFS_JSON_TOO_COSTLY, /* refused by the memory bound */
 } IfsJsonStatus;
 
 typedef struct {
     IfsJsonStatus status;
-    char why[192];      /* what was wrong, for a message ("" when OK/NULL) */
+    char why[192]; /* what was wrong, for a message ("" when OK/NULL) */
 } IfsJsonResult;
 
 /* Parses all of `text` (`len` bytes; a NUL byte inside is an error) as one

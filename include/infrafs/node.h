@@ -15,9 +15,9 @@
 
 typedef enum {
     IFS_NODE_DIR,
-    IFS_NODE_FILE,    /* read-only 0444 */
+    IFS_NODE_FILE, /* read-only 0444 */
     IFS_NODE_CONTROL, /* 0644: read lists the commands, write performs one */
-    IFS_NODE_WAIT,    /* operation/wait: read blocks until terminal */
+    IFS_NODE_WAIT, /* operation/wait: read blocks until terminal */
     IFS_NODE_SYMLINK, /* its bytes are the target, a relative path */
 } IfsNodeType;
 
@@ -34,12 +34,12 @@ typedef struct IfsNode IfsNode;
  * a node alone keeps its reference count just before it, nodes in a block
  * share the block's, and the inode number is computed, not stored. */
 struct IfsNode {
-    uint8_t type;      /* IfsNodeType */
-    uint8_t form;      /* private: the layout of what follows */
+    uint8_t type; /* IfsNodeType */
+    uint8_t form; /* private: the layout of what follows */
     uint16_t name_len;
-    uint32_t count;    /* private: entries of a directory, bytes of a file */
-    uint32_t block;    /* private: 8-byte units back to its block, 0 if alone */
-    uint32_t mtime;    /* seconds since the epoch (until 2106): see ifs_node_mtime */
+    uint32_t count; /* private: entries of a directory, bytes of a file */
+    uint32_t block; /* private: 8-byte units back to its block, 0 if alone */
+    uint32_t mtime; /* seconds since the epoch (until 2106): see ifs_node_mtime */
 };
 
 /* A time as a node's mtime: clamped to what the field holds. */
@@ -87,10 +87,10 @@ IfsNode *ifs_node_new_file(const char *path, const char *data, size_t size, time
 /* A symbolic link to `target` (copied). */
 IfsNode *ifs_node_new_symlink(const char *path, const char *target);
 /* A file of `size` bytes that `how` renders from `src` (taken) when read. */
-IfsNode *ifs_node_new_rendered(const char *path, const IfsRenderer *how, void *src,
-                               size_t size, time_t mtime);
-IfsNode *ifs_node_new_control(const char *path, const char *commands_line,
-                              IfsControlTarget *target, IfsTargetFree target_free);
+IfsNode *ifs_node_new_rendered(const char *path, const IfsRenderer *how, void *src, size_t size,
+                               time_t mtime);
+IfsNode *ifs_node_new_control(const char *path, const char *commands_line, IfsControlTarget *target,
+                              IfsTargetFree target_free);
 /* A wait file's ino is that of `identity` (an operation's own name), not
  * its path's: each operation's is a new inode to the kernel. */
 IfsNode *ifs_node_new_wait(const char *path, const char *final_text /* NULL while pending */,
@@ -108,8 +108,8 @@ const char *ifs_dir_builder_path(IfsDirBuilder *b);
 /* Adds a file `name` holding `len` bytes of `data`, plus a '\n' if
  * `newline`: the common case of a JSON value, built without a path or a
  * copy of the value. */
-void ifs_dir_builder_add_file(IfsDirBuilder *b, const char *name, const char *data,
-                              size_t len, gboolean newline);
+void ifs_dir_builder_add_file(IfsDirBuilder *b, const char *name, const char *data, size_t len,
+                              gboolean newline);
 gboolean ifs_dir_builder_has(IfsDirBuilder *b, const char *name);
 void ifs_dir_builder_add(IfsDirBuilder *b, IfsNode *child);
 guint ifs_dir_builder_dropped(IfsDirBuilder *b);

@@ -29,9 +29,9 @@ typedef struct {
 
 /* What a cache file gave back. */
 typedef struct {
-    GPtrArray *resources;  /* IfsResource* */
-    GHashTable *mtimes;    /* "kind/id" -> IfsCacheMtimes* */
-    gint64 last_refresh;   /* epoch seconds of the refresh that was saved */
+    GPtrArray *resources; /* IfsResource* */
+    GHashTable *mtimes; /* "kind/id" -> IfsCacheMtimes* */
+    gint64 last_refresh; /* epoch seconds of the refresh that was saved */
 } IfsCacheData;
 
 /* $XDG_CACHE_HOME/infrafs, else ~/.cache/infrafs (home from the passwd entry
@@ -42,9 +42,8 @@ char *ifs_cache_file(const char *dir, const char *account);
 
 /* Writes `items` for account `cfg` to `path` (creating its directory,
  * mode 0700; the file is 0600). On failure the previous file is intact. */
-gboolean ifs_cache_save(const char *path, const IfsAccountConfig *cfg,
-                        gint64 last_refresh, GPtrArray *items /* IfsCacheItem* */,
-                        IfsError **err);
+gboolean ifs_cache_save(const char *path, const IfsAccountConfig *cfg, gint64 last_refresh,
+                        GPtrArray *items /* IfsCacheItem* */, IfsError **err);
 /* NULL without *err when there is no file; NULL with *err when the file is
  * unreadable, corrupt (its checksum says so), truncated, too large, of a
  * format version this infrafs does not read, or belongs to another

@@ -6,9 +6,9 @@
 #include <glib.h>
 
 typedef struct {
-    gint64 started;    /* epoch seconds; 0 while no refresh runs; atomic */
-    guint pages;       /* list pages read so far; atomic */
-    guint resources;   /* resources they held; atomic */
+    gint64 started; /* epoch seconds; 0 while no refresh runs; atomic */
+    guint pages; /* list pages read so far; atomic */
+    guint resources; /* resources they held; atomic */
 } IfsProgress;
 
 /* The calling thread's list() reports to `p` from now on (NULL: nowhere). */

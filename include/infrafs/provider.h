@@ -13,11 +13,11 @@
 
 typedef struct {
     gatomicrefcount ref;
-    char *kind;          /* "vps", "regions", ... */
-    char *id;            /* raw id, escaped by the store for the entry name */
+    char *kind; /* "vps", "regions", ... */
+    char *id; /* raw id, escaped by the store for the entry name */
     json_object *object; /* what the API returned (providers may merge the
                             answers of several endpoints), owned */
-    char *problem;       /* with id NULL: why no id could be used, for
+    char *problem; /* with id NULL: why no id could be used, for
                             last_error (e.g. an id holding a NUL byte);
                             with an id: the resource is shown, and this
                             says in last_error what it lacks (a detail
@@ -31,7 +31,7 @@ typedef struct {
      * of json-c objects takes about 13 times the memory of its text. The
      * texts are shared with every resource whose text is the same (read
      * only; set them with ifs_resource_set_texts). */
-    const char *text;       /* the object */
+    const char *text; /* the object */
     size_t text_len;
     const char *extra_text; /* extra_files, or NULL */
     size_t extra_len;
@@ -67,9 +67,9 @@ typedef enum {
 /* What an accepted action returned. */
 typedef struct {
     int http_status;
-    char *message;      /* provider's words, may be NULL */
+    char *message; /* provider's words, may be NULL */
     /* Asynchronous operation (HostUp's 202 envelope), all NULL otherwise */
-    char *op_status;    /* "queued" */
+    char *op_status; /* "queued" */
     char *op_job_id;
     char *op_poll_url;
     /* The action deleted the resource: it leaves the tree before write()
@@ -110,16 +110,16 @@ typedef struct {
      * and id, newly allocated), and the delivery id when the body has
      * one. TRUE with *kind NULL for an event that names nothing the tree
      * shows (ignored); FALSE with *err for a body that is no event. */
-    gboolean (*parse)(const char *body, size_t len, char **kind, char **id,
-                      char **delivery_id, IfsError **err);
+    gboolean (*parse)(const char *body, size_t len, char **kind, char **id, char **delivery_id,
+                      IfsError **err);
 } IfsWebhookSpec;
 
 typedef struct IfsProviderType IfsProviderType;
 struct IfsProviderType {
     IfsAccountSchema schema;
     IfsAuthScheme auth;
-    const char *auth_header;        /* for IFS_AUTH_HEADER */
-    const char *const *kinds;       /* NULL-terminated kinds it offers */
+    const char *auth_header; /* for IFS_AUTH_HEADER */
+    const char *const *kinds; /* NULL-terminated kinds it offers */
     const IfsControlSpec *controls; /* terminated by {NULL}; resource controls */
     /* One entry per kind, terminated by {NULL}; a kind without one has
      * only its id and path in the inventory. */
@@ -148,12 +148,10 @@ struct IfsProviderType {
      * again itself) and *err says what failed, for last_error. */
     gboolean (*list)(gpointer state, GPtrArray *out, IfsError **err);
     /* One resource, fresh; ENOENT when it no longer exists. */
-    IfsResource *(*fetch)(gpointer state, const char *kind, const char *id,
-                          IfsError **err);
+    IfsResource *(*fetch)(gpointer state, const char *kind, const char *id, IfsError **err);
     /* Perform a validated command on a resource's control file. */
-    gboolean (*act)(gpointer state, const char *kind, const char *id,
-                    const char *file, const IfsCommand *cmd,
-                    IfsActionResult *out, IfsError **err);
+    gboolean (*act)(gpointer state, const char *kind, const char *id, const char *file,
+                    const IfsCommand *cmd, IfsActionResult *out, IfsError **err);
     /* Poll an asynchronous operation; NULL if the provider has none. Sets
      * *status_text to the provider's status word ("in_progress"). */
     gboolean (*poll)(gpointer state, const char *poll_url, IfsOpState *state_out,
@@ -189,14 +187,14 @@ char *ifs_api_path(const char *prefix, const char *id, const char *suffix);
  * only), into *out, which keeps its value (the default) when the key is
  * absent. FALSE, with an error naming the key, the range and `unit` ("of
  * seconds", or NULL), for any other value. */
-gboolean ifs_account_number(const IfsAccountConfig *cfg, const char *key, guint64 min,
-                            guint64 max, const char *unit, guint64 *out, IfsError **err);
+gboolean ifs_account_number(const IfsAccountConfig *cfg, const char *key, guint64 min, guint64 max,
+                            const char *unit, guint64 *out, IfsError **err);
 /* Per-resource reads (details, logs) made at once: detail_concurrency
  * (details.h), at most this many. */
 #define IFS_DEFAULT_CONCURRENCY 4
 #define IFS_MAX_CONCURRENCY 8
-const IfsControlSpec *ifs_provider_control(const IfsProviderType *p,
-                                           const char *kind, const char *file);
+const IfsControlSpec *ifs_provider_control(const IfsProviderType *p, const char *kind,
+                                           const char *file);
 
 extern const IfsProviderType ifs_provider_hostup;
 extern const IfsProviderType ifs_provider_heo;

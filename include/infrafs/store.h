@@ -21,21 +21,20 @@ typedef struct {
 } IfsInvalidator;
 
 typedef struct {
-    int refresh_s;        /* default interval for accounts without `refresh` */
-    int op_poll_timeout_s;/* give up polling an operation after this long */
-    const char *cache_dir;/* each account's last good data is kept here;
+    int refresh_s; /* default interval for accounts without `refresh` */
+    int op_poll_timeout_s; /* give up polling an operation after this long */
+    const char *cache_dir; /* each account's last good data is kept here;
                              NULL: not kept (tests of the store alone) */
-    gboolean offline;     /* serve the cache only: no request is ever sent */
-    gsize actions_max;    /* bound of the action log (0: its default) */
-    gsize events_max;     /* bound of each of the change stream's logs (0: default) */
+    gboolean offline; /* serve the cache only: no request is ever sent */
+    gsize actions_max; /* bound of the action log (0: its default) */
+    gsize events_max; /* bound of each of the change stream's logs (0: default) */
 } IfsStoreOptions;
 
 IfsStore *ifs_store_new(const IfsStoreOptions *opts);
 /* Registers an account (config is borrowed and must outlive the store).
  * Fails only for programming-level problems (unknown type): an account that
  * cannot reach its API still mounts and says why in /providers/. */
-gboolean ifs_store_add_account(IfsStore *store, const IfsAccountConfig *cfg,
-                               IfsError **err);
+gboolean ifs_store_add_account(IfsStore *store, const IfsAccountConfig *cfg, IfsError **err);
 /* The same with the provider type given rather than found by cfg->type in
  * the registry: unit tests run the store on an in-process fake. `type`
  * must outlive the store; NULL fails as an unknown type. */
@@ -99,8 +98,8 @@ void ifs_store_forget(IfsStore *store, uint64_t id, uint64_t nlookup);
 /* Write to a control node by user `writer`: performs the command. Returns
  * 0 or a positive errno. Blocks until the API answered and the tree shows
  * the result. last_action names the writer. */
-int ifs_store_control_write(IfsStore *store, IfsNode *node, const char *buf,
-                            size_t len, off_t offset, uid_t writer);
+int ifs_store_control_write(IfsStore *store, IfsNode *node, const char *buf, size_t len,
+                            off_t offset, uid_t writer);
 
 /* Read of an operation/wait node: blocks until the operation is terminal
  * and shown in the tree, or until `give_up(data)` says so (checked every
@@ -108,8 +107,8 @@ int ifs_store_control_write(IfsStore *store, IfsNode *node, const char *buf,
  * serve (g_free), or NULL with *errnum set (EINTR, or EIO for a node that
  * is not a wait file). After a text was returned, the caller replies to
  * the kernel and then must call ifs_store_wait_replied. */
-char *ifs_store_wait_text(IfsStore *store, IfsNode *node,
-                          gboolean (*give_up)(void *data), void *data, int *errnum);
+char *ifs_store_wait_text(IfsStore *store, IfsNode *node, gboolean (*give_up)(void *data),
+                          void *data, int *errnum);
 void ifs_store_wait_replied(IfsStore *store, IfsNode *node);
 
 /* "hostup: ok, heo: unauthorized (HTTP 401 ...)": one phrase per account,

@@ -17,19 +17,19 @@ typedef struct {
 
 typedef struct {
     char *name;
-    int line;           /* line of the [section] header */
+    int line; /* line of the [section] header */
     GPtrArray *entries; /* RawEntry*, in file order */
 } RawSection;
 
 typedef struct {
-    const char *path;      /* absolute config path, for messages */
-    GPtrArray *sections;   /* RawSection*, in file order */
-    RawSection *current;   /* section the next key belongs to */
+    const char *path; /* absolute config path, for messages */
+    GPtrArray *sections; /* RawSection*, in file order */
+    RawSection *current; /* section the next key belongs to */
 } Parser;
 
 typedef struct {
-    const char *path;                       /* absolute config path */
-    char *dir;                              /* its directory */
+    const char *path; /* absolute config path */
+    char *dir; /* its directory */
     const IfsAccountSchema *const *schemas; /* NULL-terminated, or NULL */
 } Loader;
 
@@ -37,8 +37,8 @@ typedef struct {
 
 /* Every message has the shape "FILE:LINE: [section] key: what; fix", with
  * the parts that do not apply left out. */
-IfsError *config_error(int errnum, const char *path, int line, const char *section,
-                       const char *key, const char *fmt, ...) G_GNUC_PRINTF(6, 7);
+IfsError *config_error(int errnum, const char *path, int line, const char *section, const char *key,
+                       const char *fmt, ...) G_GNUC_PRINTF(6, 7);
 /* Only EINVAL, ENOENT and EACCES come out of the config reader. */
 int config_errnum_for_file(int e);
 /* "readable by group or others", ... for a mode that exposes a secret. */
@@ -64,8 +64,8 @@ const char *config_section_value(const RawSection *sec, const char *key);
 IfsAccountConfig *config_account_from_section(const Loader *ld, const RawSection *sec,
                                               IfsError **err);
 void config_account_free(gpointer data);
-gboolean config_resolve_webhook(const Loader *ld, const RawSection *sec,
-                                IfsAccountConfig *acct, IfsError **err);
+gboolean config_resolve_webhook(const Loader *ld, const RawSection *sec, IfsAccountConfig *acct,
+                                IfsError **err);
 
 /* ---- secrets.c: tokens from the file, a file, a command or the environment ---- */
 
@@ -76,5 +76,5 @@ gboolean config_check_mode(const char *path, const struct stat *st, GPtrArray *s
                            IfsError **err);
 char *config_read_token_file(const Loader *ld, const RawSection *sec, const RawEntry *e,
                              char **path_out, IfsError **err);
-gboolean config_resolve_secret(const Loader *ld, const RawSection *sec,
-                               IfsAccountConfig *acct, IfsError **err);
+gboolean config_resolve_secret(const Loader *ld, const RawSection *sec, IfsAccountConfig *acct,
+                               IfsError **err);

@@ -82,21 +82,23 @@ GString *config_read_fd(int fd, gsize max, int *error_out)
     return buf;
 }
 
-GString *config_read_file(const char *path, struct stat *st,
-                                 IfsError **err)
+GString *config_read_file(const char *path, struct stat *st, IfsError **err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
         if (e == ENOENT)
-            ifs_error_propagate(err, config_error(ENOENT, path, 0, NULL, NULL,
-                "config file not found; create it (see man infrafs) or name "
-                "another with -o config=FILE"));
+            ifs_error_propagate(
+                err,
+                config_error(ENOENT, path, 0, NULL, NULL,
+                             "config file not found; create it (see man infrafs) or name "
+                             "another with -o config=FILE"));
         else
-            ifs_error_propagate(err, config_error(config_errnum_for_file(e), path, 0,
-                NULL, NULL, "cannot open the config file: %s; check its "
-                "permissions or name another with -o config=FILE",
-                g_strerror(e)));
+            ifs_error_propagate(err,
+                                config_error(config_errnum_for_file(e), path, 0, NULL, NULL,
+                                             "cannot open the config file: %s; check its "
+                                             "permissions or name another with -o config=FILE",
+                                             g_strerror(e)));
         return NULL;
     }
     int e = 0;
@@ -109,11 +111,12 @@ GString *config_read_file(const char *path, struct stat *st,
         text = config_read_fd(fd, CONFIG_MAX_BYTES, &e);
     close(fd);
     if (!text)
-        ifs_error_propagate(err, config_error(e == EISDIR ? EINVAL
-                                                          : config_errnum_for_file(e),
-            path, 0, NULL, NULL, "cannot read the config file: %s; name the "
-            "file itself with -o config=FILE",
-            e == EFBIG ? "larger than 1 MiB" : g_strerror(e)));
+        ifs_error_propagate(err,
+                            config_error(e == EISDIR ? EINVAL : config_errnum_for_file(e), path, 0,
+                                         NULL, NULL,
+                                         "cannot read the config file: %s; name the "
+                                         "file itself with -o config=FILE",
+                                         e == EFBIG ? "larger than 1 MiB" : g_strerror(e)));
     return text;
 }
 
@@ -193,12 +196,11 @@ static gboolean valid_account_name(const char *name)
     return TRUE;
 }
 
-static gboolean malformed(Parser *p, int line, const char *what,
-                          IfsError **err)
+static gboolean malformed(Parser *p, int line, const char *what, IfsError **err)
 {
-    ifs_error_propagate(err, config_error(EINVAL, p->path, line,
-        p->current ? p->current->name : NULL, NULL,
-        "%s", what));
+    ifs_error_propagate(err,
+                        config_error(EINVAL, p->path, line, p->current ? p->current->name : NULL,
+                                     NULL, "%s", what));
     return FALSE;
 }
 
@@ -210,23 +212,30 @@ static gboolean parse_header(Parser *p, char *s, int line, IfsError **err)
     g_strchomp(s);
     size_t len = strlen(s);
     if (len < 2 || s[len - 1] != ']')
-        return malformed(p, line, "malformed section header; write it as "
-                         "'[account]'", err);
+        return malformed(p, line,
+                         "malformed section header; write it as "
+                         "'[account]'",
+                         err);
     s[len - 1] = '\0';
     char *name = g_strstrip(s + 1);
 
     if (!valid_account_name(name)) {
-        ifs_error_propagate(err, config_error(EINVAL, p->path, line, NULL,
-            NULL, "invalid account name '%s': it becomes a directory name, "
-            "so use only letters, digits, '.', '_' and '-' (not '.' or "
-            "'..', at most %d characters)", name, ACCOUNT_NAME_MAX));
+        ifs_error_propagate(
+            err,
+            config_error(EINVAL, p->path, line, NULL, NULL,
+                         "invalid account name '%s': it becomes a directory name, "
+                         "so use only letters, digits, '.', '_' and '-' (not '.' or "
+                         "'..', at most %d characters)",
+                         name, ACCOUNT_NAME_MAX));
         return FALSE;
     }
     const RawSection *first = find_section(p->sections, name);
     if (first) {
-        ifs_error_propagate(err, config_error(EINVAL, p->path, line, name,
-            NULL, "duplicate section (first at line %d); account names must "
-            "be unique, rename or merge one of them", first->line));
+        ifs_error_propagate(err,
+                            config_error(EINVAL, p->path, line, name, NULL,
+                                         "duplicate section (first at line %d); account names must "
+                                         "be unique, rename or merge one of them",
+                                         first->line));
         return FALSE;
     }
     RawSection *sec = g_new0(RawSection, 1);
@@ -238,24 +247,29 @@ static gboolean parse_header(Parser *p, char *s, int line, IfsError **err)
     return TRUE;
 }
 
-static gboolean parse_entry(Parser *p, char *s, char *eq, int line,
-                            IfsError **err)
+static gboolean parse_entry(Parser *p, char *s, char *eq, int line, IfsError **err)
 {
     *eq = '\0';
     char *key = g_strchomp(s);
     if (!valid_key_name(key))
-        return malformed(p, line, "malformed line: the key before '=' may "
-                         "hold only letters, digits, '_', '-' and '.'", err);
+        return malformed(p, line,
+                         "malformed line: the key before '=' may "
+                         "hold only letters, digits, '_', '-' and '.'",
+                         err);
     if (!p->current) {
-        ifs_error_propagate(err, config_error(EINVAL, p->path, line, NULL, key,
-            "key outside any section; put it below an '[account]' header"));
+        ifs_error_propagate(
+            err,
+            config_error(EINVAL, p->path, line, NULL, key,
+                         "key outside any section; put it below an '[account]' header"));
         return FALSE;
     }
     const RawEntry *first = config_section_get(p->current, key);
     if (first) {
-        ifs_error_propagate(err, config_error(EINVAL, p->path, line,
-            p->current->name, key, "duplicate key (first set at line %d); "
-            "keep only one", first->line));
+        ifs_error_propagate(err,
+                            config_error(EINVAL, p->path, line, p->current->name, key,
+                                         "duplicate key (first set at line %d); "
+                                         "keep only one",
+                                         first->line));
         return FALSE;
     }
     const char *problem = NULL;
@@ -266,8 +280,8 @@ static gboolean parse_entry(Parser *p, char *s, char *eq, int line,
         problem = "empty value; give a value or remove the line";
     }
     if (!value) {
-        ifs_error_propagate(err, config_error(EINVAL, p->path, line,
-            p->current->name, key, "%s", problem));
+        ifs_error_propagate(
+            err, config_error(EINVAL, p->path, line, p->current->name, key, "%s", problem));
         return FALSE;
     }
     RawEntry *e = g_new0(RawEntry, 1);
@@ -287,8 +301,10 @@ static gboolean parse_line(Parser *p, char *line, int lineno, IfsError **err)
         return parse_header(p, s, lineno, err);
     char *eq = strchr(s, '=');
     if (!eq)
-        return malformed(p, lineno, "malformed line; expected "
-                         "'key = value', '[account]' or a comment", err);
+        return malformed(p, lineno,
+                         "malformed line; expected "
+                         "'key = value', '[account]' or a comment",
+                         err);
     return parse_entry(p, s, eq, lineno, err);
 }
 
@@ -300,8 +316,9 @@ gboolean config_parse_text(Parser *p, GString *text, IfsError **err)
         int line = 1;
         for (const char *c = text->str; c < nul; c++)
             line += *c == '\n';
-        ifs_error_propagate(err, config_error(EINVAL, p->path, line, NULL,
-            NULL, "contains a NUL byte; the config must be a text file"));
+        ifs_error_propagate(err,
+                            config_error(EINVAL, p->path, line, NULL, NULL,
+                                         "contains a NUL byte; the config must be a text file"));
         return FALSE;
     }
     char *line = text->str;

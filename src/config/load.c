@@ -18,9 +18,8 @@
 
 /* Every message has the shape "FILE:LINE: [section] key: what; fix", with
  * the parts that do not apply left out. */
-IfsError *config_error(int errnum, const char *path, int line,
-                              const char *section, const char *key,
-                              const char *fmt, ...)
+IfsError *config_error(int errnum, const char *path, int line, const char *section, const char *key,
+                       const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -82,8 +81,8 @@ static char *passwd_home(void)
     char *buf = g_malloc((gsize)size);
     struct passwd pw, *found = NULL;
     char *home = NULL;
-    if (getpwuid_r(getuid(), &pw, buf, (size_t)size, &found) == 0 && found &&
-        found->pw_dir && g_path_is_absolute(found->pw_dir))
+    if (getpwuid_r(getuid(), &pw, buf, (size_t)size, &found) == 0 && found && found->pw_dir &&
+        g_path_is_absolute(found->pw_dir))
         home = g_strdup(found->pw_dir);
     g_free(buf);
     return home;
@@ -103,8 +102,7 @@ char *ifs_home_dir(void)
 /* Paths in the config: "~" and "~/..." are the home directory; relative
  * paths are relative to the config file's directory, not the current one,
  * so the file means the same wherever infrafs is started from. */
-char *config_expand_path(const Loader *ld, const char *value,
-                         const char **problem)
+char *config_expand_path(const Loader *ld, const char *value, const char **problem)
 {
     if (value[0] != '~')
         return g_canonicalize_filename(value, ld->dir);
@@ -150,8 +148,7 @@ char *ifs_config_env_name(const char *account)
 /* ------------------------------------------------------------------ */
 /* Loading                                                              */
 
-static GPtrArray *parse_config(const char *path, GString *text,
-                               IfsError **err)
+static GPtrArray *parse_config(const char *path, GString *text, IfsError **err)
 {
     Parser p = {
         .path = path,
@@ -162,17 +159,20 @@ static GPtrArray *parse_config(const char *path, GString *text,
         return NULL;
     }
     if (p.sections->len == 0) {
-        ifs_error_propagate(err, ifs_error_new(EINVAL, 0, NULL,
-            "no accounts configured in %s; add one [section] per account, "
-            "see man infrafs", path));
+        ifs_error_propagate(
+            err,
+            ifs_error_new(EINVAL, 0, NULL,
+                          "no accounts configured in %s; add one [section] per account, "
+                          "see man infrafs",
+                          path));
         g_ptr_array_unref(p.sections);
         return NULL;
     }
     return p.sections;
 }
 
-static gboolean build_accounts(const Loader *ld, GPtrArray *sections,
-                               GPtrArray *accounts, IfsError **err)
+static gboolean build_accounts(const Loader *ld, GPtrArray *sections, GPtrArray *accounts,
+                               IfsError **err)
 {
     for (guint i = 0; i < sections->len; i++) {
         IfsAccountConfig *acct =
@@ -183,28 +183,26 @@ static gboolean build_accounts(const Loader *ld, GPtrArray *sections,
     }
     for (guint i = 0; i < sections->len; i++)
         if (!config_resolve_secret(ld, g_ptr_array_index(sections, i),
-                            g_ptr_array_index(accounts, i), err) ||
+                                   g_ptr_array_index(accounts, i), err) ||
             !config_resolve_webhook(ld, g_ptr_array_index(sections, i),
-                             g_ptr_array_index(accounts, i), err))
+                                    g_ptr_array_index(accounts, i), err))
             return FALSE;
     return TRUE;
 }
 
-IfsConfig *ifs_config_load(const char *path,
-                           const IfsAccountSchema *const *schemas,
-                           IfsError **err)
+IfsConfig *ifs_config_load(const char *path, const IfsAccountSchema *const *schemas, IfsError **err)
 {
     g_return_val_if_fail(path != NULL, NULL);
     IfsConfig *cfg = g_new0(IfsConfig, 1);
     cfg->path = g_canonicalize_filename(path, NULL);
     cfg->accounts = g_ptr_array_new_with_free_func(config_account_free);
-    Loader ld = { cfg->path, g_path_get_dirname(cfg->path), schemas };
+    Loader ld = {cfg->path, g_path_get_dirname(cfg->path), schemas};
 
     struct stat st;
     GString *text = config_read_file(cfg->path, &st, err);
     GPtrArray *sections = text ? parse_config(cfg->path, text, err) : NULL;
     gboolean ok = sections && config_check_mode(cfg->path, &st, sections, err) &&
-                  build_accounts(&ld, sections, cfg->accounts, err);
+        build_accounts(&ld, sections, cfg->accounts, err);
 
     if (text)
         config_wipe_gstring(text); /* may hold inline tokens */

@@ -11,9 +11,9 @@
 
 /* Keys every account may have, whatever its type. */
 static const char *const common_keys[] = {
-    "type", "url", "token", "token_file", "token_command",
-    "user", "timeout", "max_resources", "cacert", "refresh", "events_fields",
-    "rate_limit", "refresh_share", "insecure_http", NULL,
+    "type",          "url",        "token",         "token_file",    "token_command",
+    "user",          "timeout",    "max_resources", "cacert",        "refresh",
+    "events_fields", "rate_limit", "refresh_share", "insecure_http", NULL,
 };
 
 /* ------------------------------------------------------------------ */
@@ -55,8 +55,7 @@ static char *known_keys(const IfsAccountSchema *schema)
     return g_string_free(list, FALSE);
 }
 
-static const IfsAccountSchema *section_schema(const Loader *ld,
-                                              const RawSection *sec,
+static const IfsAccountSchema *section_schema(const Loader *ld, const RawSection *sec,
                                               IfsError **err)
 {
     const RawEntry *type = config_section_get(sec, "type");
@@ -65,13 +64,15 @@ static const IfsAccountSchema *section_schema(const Loader *ld,
         return schema;
     char *types = known_types(ld);
     if (!type)
-        ifs_error_propagate(err, config_error(EINVAL, ld->path, sec->line,
-            sec->name, NULL, "missing required key 'type'; add 'type = TYPE' "
-            "with one of: %s", types));
+        ifs_error_propagate(err,
+                            config_error(EINVAL, ld->path, sec->line, sec->name, NULL,
+                                         "missing required key 'type'; add 'type = TYPE' "
+                                         "with one of: %s",
+                                         types));
     else
-        ifs_error_propagate(err, config_error(EINVAL, ld->path, type->line,
-            sec->name, "type", "unknown type '%s'; use one of: %s",
-            type->value, types));
+        ifs_error_propagate(err,
+                            config_error(EINVAL, ld->path, type->line, sec->name, "type",
+                                         "unknown type '%s'; use one of: %s", type->value, types));
     g_free(types);
     return NULL;
 }
@@ -84,30 +85,32 @@ static gboolean check_known_keys(const Loader *ld, const RawSection *sec,
         if (in_list(common_keys, e->key) || in_list(schema->extra_keys, e->key))
             continue;
         char *keys = known_keys(schema);
-        ifs_error_propagate(err, config_error(EINVAL, ld->path, e->line,
-            sec->name, NULL, "unknown key '%s' (known keys for type %s: %s); "
-            "remove it or correct its spelling", e->key, schema->type, keys));
+        ifs_error_propagate(err,
+                            config_error(EINVAL, ld->path, e->line, sec->name, NULL,
+                                         "unknown key '%s' (known keys for type %s: %s); "
+                                         "remove it or correct its spelling",
+                                         e->key, schema->type, keys));
         g_free(keys);
         return FALSE;
     }
     return TRUE;
 }
 
-static gboolean require_key(const Loader *ld, const RawSection *sec,
-                            const IfsAccountSchema *schema, const char *key,
-                            IfsError **err)
+static gboolean require_key(const Loader *ld, const RawSection *sec, const IfsAccountSchema *schema,
+                            const char *key, IfsError **err)
 {
     if (config_section_get(sec, key))
         return TRUE;
-    ifs_error_propagate(err, config_error(EINVAL, ld->path, sec->line,
-        sec->name, NULL, "missing required key '%s' for type %s; add "
-        "'%s = ...' to the section", key, schema->type, key));
+    ifs_error_propagate(err,
+                        config_error(EINVAL, ld->path, sec->line, sec->name, NULL,
+                                     "missing required key '%s' for type %s; add "
+                                     "'%s = ...' to the section",
+                                     key, schema->type, key));
     return FALSE;
 }
 
 static gboolean check_required_keys(const Loader *ld, const RawSection *sec,
-                                    const IfsAccountSchema *schema,
-                                    IfsError **err)
+                                    const IfsAccountSchema *schema, IfsError **err)
 {
     if (!schema->default_url && !require_key(ld, sec, schema, "url", err))
         return FALSE;
@@ -130,8 +133,8 @@ static gboolean host_is_loopback(const char *host)
 
     g_strdelimit(bare, "]", '\0');
     loopback = g_ascii_strcasecmp(bare, "localhost") == 0 ||
-               (inet_pton(AF_INET, bare, &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127) ||
-               (inet_pton(AF_INET6, bare, &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6));
+        (inet_pton(AF_INET, bare, &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127) ||
+        (inet_pton(AF_INET6, bare, &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6));
     g_free(bare);
     return loopback;
 }
@@ -165,8 +168,7 @@ static char *parse_url(const char *value, const char **problem, gboolean *loopba
     rc = u ? curl_url_set(u, CURLUPART_URL, value, 0) : CURLUE_OUT_OF_MEMORY;
     /* libcurl reads "https:///x" as host x. */
     if (rc == CURLUE_NO_HOST || strchr("/", value[strcspn(value, ":") + 3]) ||
-        (rc == CURLUE_OK &&
-                                 curl_url_get(u, CURLUPART_HOST, &part, 0) != CURLUE_OK)) {
+        (rc == CURLUE_OK && curl_url_get(u, CURLUPART_HOST, &part, 0) != CURLUE_OK)) {
         *problem = "has no host; write it as https://host[:port]";
         goto out;
     }
@@ -182,7 +184,8 @@ static char *parse_url(const char *value, const char **problem, gboolean *loopba
     }
     *loopback = host_is_loopback(part);
     url = g_strdup(value);
-    for (size_t len = strlen(url); len > 0 && url[len - 1] == '/';) /* the host keeps it non-empty */
+    for (size_t len = strlen(url);
+         len > 0 && url[len - 1] == '/';) /* the host keeps it non-empty */
         url[--len] = '\0';
 out:
     curl_free(part);
@@ -204,14 +207,14 @@ static gboolean get_insecure_http(const Loader *ld, const RawSection *sec, gbool
         *on = g_ascii_strcasecmp(e->value, "true") == 0;
         return TRUE;
     }
-    ifs_error_propagate(err, config_error(EINVAL, ld->path, e->line, sec->name,
-        "insecure_http", "'%s' is neither true nor false", e->value));
+    ifs_error_propagate(err,
+                        config_error(EINVAL, ld->path, e->line, sec->name, "insecure_http",
+                                     "'%s' is neither true nor false", e->value));
     return FALSE;
 }
 
-static gboolean set_url(const Loader *ld, const RawSection *sec,
-                        const IfsAccountSchema *schema, IfsAccountConfig *acct,
-                        IfsError **err)
+static gboolean set_url(const Loader *ld, const RawSection *sec, const IfsAccountSchema *schema,
+                        IfsAccountConfig *acct, IfsError **err)
 {
     const RawEntry *e = config_section_get(sec, "url");
     gboolean insecure;
@@ -228,8 +231,8 @@ static gboolean set_url(const Loader *ld, const RawSection *sec,
     if (acct->url && g_str_has_prefix(acct->url, "http://") && !loopback) {
         if (insecure) {
             g_warning("%s:%d: [%s] url %s: plain HTTP to another machine: the account's "
-                      "key travels unencrypted (insecure_http = true)", ld->path, e->line,
-                      sec->name, acct->url);
+                      "key travels unencrypted (insecure_http = true)",
+                      ld->path, e->line, sec->name, acct->url);
             return TRUE;
         }
         g_clear_pointer(&acct->url, g_free);
@@ -239,15 +242,15 @@ static gboolean set_url(const Loader *ld, const RawSection *sec,
     }
     if (acct->url)
         return TRUE;
-    ifs_error_propagate(err, config_error(EINVAL, ld->path, e->line,
-        sec->name, "url", "%s", problem));
+    ifs_error_propagate(err,
+                        config_error(EINVAL, ld->path, e->line, sec->name, "url", "%s", problem));
     return FALSE;
 }
 
 gboolean ifs_whole_number(const char *text, guint64 min, guint64 max, guint64 *out)
 {
     return strspn(text, "0123456789") == strlen(text) &&
-           g_ascii_string_to_unsigned(text, 10, min, max, out, NULL);
+        g_ascii_string_to_unsigned(text, 10, min, max, out, NULL);
 }
 
 /* A whole number in [1, max]. */
@@ -256,8 +259,8 @@ static gboolean parse_count(const char *text, guint64 max, guint64 *out)
     return ifs_whole_number(text, 1, max, out);
 }
 
-static gboolean set_refresh(const Loader *ld, const RawSection *sec,
-                            IfsAccountConfig *acct, IfsError **err)
+static gboolean set_refresh(const Loader *ld, const RawSection *sec, IfsAccountConfig *acct,
+                            IfsError **err)
 {
     const RawEntry *e = config_section_get(sec, "refresh");
     acct->refresh_s = -1;
@@ -268,9 +271,11 @@ static gboolean set_refresh(const Loader *ld, const RawSection *sec,
         acct->refresh_s = (int)seconds;
         return TRUE;
     }
-    ifs_error_propagate(err, config_error(EINVAL, ld->path, e->line,
-        sec->name, "refresh", "'%s' is not a positive whole number of "
-        "seconds; write e.g. refresh = 60", e->value));
+    ifs_error_propagate(err,
+                        config_error(EINVAL, ld->path, e->line, sec->name, "refresh",
+                                     "'%s' is not a positive whole number of "
+                                     "seconds; write e.g. refresh = 60",
+                                     e->value));
     return FALSE;
 }
 
@@ -279,8 +284,8 @@ static gboolean set_refresh(const Loader *ld, const RawSection *sec,
 #define TIMEOUT_MAX_S 3600
 #define MAX_RESOURCES_MAX 10000000
 
-static gboolean set_limits(const Loader *ld, const RawSection *sec,
-                           IfsAccountConfig *acct, IfsError **err)
+static gboolean set_limits(const Loader *ld, const RawSection *sec, IfsAccountConfig *acct,
+                           IfsError **err)
 {
     const RawEntry *timeout = config_section_get(sec, "timeout");
     const RawEntry *max_res = config_section_get(sec, "max_resources");
@@ -290,19 +295,23 @@ static gboolean set_limits(const Loader *ld, const RawSection *sec,
     acct->max_resources = -1;
     if (timeout) {
         if (!parse_count(timeout->value, TIMEOUT_MAX_S, &n)) {
-            ifs_error_propagate(err, config_error(EINVAL, ld->path, timeout->line,
-                sec->name, "timeout", "'%s' is not a whole number of seconds from 1 "
-                "to %d; write e.g. timeout = 30", timeout->value, TIMEOUT_MAX_S));
+            ifs_error_propagate(err,
+                                config_error(EINVAL, ld->path, timeout->line, sec->name, "timeout",
+                                             "'%s' is not a whole number of seconds from 1 "
+                                             "to %d; write e.g. timeout = 30",
+                                             timeout->value, TIMEOUT_MAX_S));
             return FALSE;
         }
         acct->timeout_s = (int)n;
     }
     if (max_res) {
         if (!parse_count(max_res->value, MAX_RESOURCES_MAX, &n)) {
-            ifs_error_propagate(err, config_error(EINVAL, ld->path, max_res->line,
-                sec->name, "max_resources", "'%s' is not a whole number from 1 to "
-                "%d; write e.g. max_resources = 200000", max_res->value,
-                MAX_RESOURCES_MAX));
+            ifs_error_propagate(err,
+                                config_error(EINVAL, ld->path, max_res->line, sec->name,
+                                             "max_resources",
+                                             "'%s' is not a whole number from 1 to "
+                                             "%d; write e.g. max_resources = 200000",
+                                             max_res->value, MAX_RESOURCES_MAX));
             return FALSE;
         }
         acct->max_resources = (int)n;
@@ -324,7 +333,7 @@ static gboolean parse_rate_limit(const char *text, guint64 *limit, guint64 *wind
         g_strstrip(parts[0]);
         g_strstrip(parts[1]);
         ok = parse_count(parts[0], RATE_LIMIT_MAX, limit) &&
-             parse_count(parts[1], RATE_WINDOW_MAX_S, window);
+            parse_count(parts[1], RATE_WINDOW_MAX_S, window);
     }
     g_strfreev(parts);
     return ok;
@@ -339,10 +348,12 @@ static gboolean set_budget(const Loader *ld, const RawSection *sec, IfsAccountCo
 
     if (rate) {
         if (!parse_rate_limit(rate->value, &limit, &window)) {
-            ifs_error_propagate(err, config_error(EINVAL, ld->path, rate->line, sec->name,
-                "rate_limit", "'%s' is not REQUESTS/SECONDS (whole numbers, at most %d "
-                "requests per up to %d seconds); write e.g. rate_limit = 600/60",
-                rate->value, RATE_LIMIT_MAX, RATE_WINDOW_MAX_S));
+            ifs_error_propagate(
+                err,
+                config_error(EINVAL, ld->path, rate->line, sec->name, "rate_limit",
+                             "'%s' is not REQUESTS/SECONDS (whole numbers, at most %d "
+                             "requests per up to %d seconds); write e.g. rate_limit = 600/60",
+                             rate->value, RATE_LIMIT_MAX, RATE_WINDOW_MAX_S));
             return FALSE;
         }
         acct->rate_limit = (guint)limit;
@@ -358,9 +369,12 @@ static gboolean set_budget(const Loader *ld, const RawSection *sec, IfsAccountCo
         ok = parse_count(g_strstrip(text), 100, &n);
         g_free(text);
         if (!ok) {
-            ifs_error_propagate(err, config_error(EINVAL, ld->path, share->line, sec->name,
-                "refresh_share", "'%s' is not a percentage from 1 to 100; write e.g. "
-                "refresh_share = 50%%", share->value));
+            ifs_error_propagate(err,
+                                config_error(EINVAL, ld->path, share->line, sec->name,
+                                             "refresh_share",
+                                             "'%s' is not a percentage from 1 to 100; write e.g. "
+                                             "refresh_share = 50%%",
+                                             share->value));
             return FALSE;
         }
         acct->refresh_share = (guint)n;
@@ -385,8 +399,8 @@ static gboolean field_path_ok(const char *path)
     return ok;
 }
 
-static gboolean set_events_fields(const Loader *ld, const RawSection *sec,
-                                  IfsAccountConfig *acct, IfsError **err)
+static gboolean set_events_fields(const Loader *ld, const RawSection *sec, IfsAccountConfig *acct,
+                                  IfsError **err)
 {
     const RawEntry *e = config_section_get(sec, "events_fields");
     char **fields;
@@ -399,10 +413,12 @@ static gboolean set_events_fields(const Loader *ld, const RawSection *sec,
     for (char **f = fields; *f; f++) {
         char *path = g_strstrip(*f);
         if (!field_path_ok(path) || kept->len >= EVENTS_FIELDS_MAX) {
-            ifs_error_propagate(err, config_error(EINVAL, ld->path, e->line, sec->name,
-                "events_fields", "'%s' is not a list of at most %d files of a resource "
-                "directory; write e.g. events_fields = cpu_cores, location/city",
-                e->value, EVENTS_FIELDS_MAX));
+            ifs_error_propagate(
+                err,
+                config_error(EINVAL, ld->path, e->line, sec->name, "events_fields",
+                             "'%s' is not a list of at most %d files of a resource "
+                             "directory; write e.g. events_fields = cpu_cores, location/city",
+                             e->value, EVENTS_FIELDS_MAX));
             g_strfreev(fields);
             g_ptr_array_unref(kept);
             return FALSE;
@@ -415,8 +431,8 @@ static gboolean set_events_fields(const Loader *ld, const RawSection *sec,
     return TRUE;
 }
 
-static gboolean set_cacert(const Loader *ld, const RawSection *sec,
-                           IfsAccountConfig *acct, IfsError **err)
+static gboolean set_cacert(const Loader *ld, const RawSection *sec, IfsAccountConfig *acct,
+                           IfsError **err)
 {
     const RawEntry *e = config_section_get(sec, "cacert");
     if (!e)
@@ -424,8 +440,8 @@ static gboolean set_cacert(const Loader *ld, const RawSection *sec,
     const char *problem = NULL;
     char *path = config_expand_path(ld, e->value, &problem);
     if (!path) {
-        ifs_error_propagate(err, config_error(EINVAL, ld->path, e->line,
-            sec->name, "cacert", "%s", problem));
+        ifs_error_propagate(
+            err, config_error(EINVAL, ld->path, e->line, sec->name, "cacert", "%s", problem));
         return FALSE;
     }
     struct stat st;
@@ -442,21 +458,21 @@ static gboolean set_cacert(const Loader *ld, const RawSection *sec,
         acct->cacert = path;
         return TRUE;
     }
-    ifs_error_propagate(err, config_error(errnum, ld->path, e->line,
-        sec->name, "cacert", "cannot use %s: %s; give the path of a PEM CA "
-        "bundle or remove the line", path, why));
+    ifs_error_propagate(err,
+                        config_error(errnum, ld->path, e->line, sec->name, "cacert",
+                                     "cannot use %s: %s; give the path of a PEM CA "
+                                     "bundle or remove the line",
+                                     path, why));
     g_free(path);
     return FALSE;
 }
 
-static void set_extra(const RawSection *sec, const IfsAccountSchema *schema,
-                      IfsAccountConfig *acct)
+static void set_extra(const RawSection *sec, const IfsAccountSchema *schema, IfsAccountConfig *acct)
 {
     for (guint i = 0; i < sec->entries->len; i++) {
         const RawEntry *e = g_ptr_array_index(sec->entries, i);
         if (in_list(schema->extra_keys, e->key))
-            g_hash_table_insert(acct->extra, g_strdup(e->key),
-                                g_strdup(e->value));
+            g_hash_table_insert(acct->extra, g_strdup(e->key), g_strdup(e->value));
     }
 }
 
@@ -483,8 +499,7 @@ void config_account_free(gpointer data)
 }
 
 /* Step 2: everything but the secret. */
-IfsAccountConfig *config_account_from_section(const Loader *ld,
-                                              const RawSection *sec,
+IfsAccountConfig *config_account_from_section(const Loader *ld, const RawSection *sec,
                                               IfsError **err)
 {
     const IfsAccountSchema *schema = section_schema(ld, sec, err);
@@ -499,12 +514,9 @@ IfsAccountConfig *config_account_from_section(const Loader *ld,
     acct->line = sec->line;
     acct->extra = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     set_extra(sec, schema, acct);
-    if (!set_url(ld, sec, schema, acct, err) ||
-        !set_refresh(ld, sec, acct, err) ||
-        !set_limits(ld, sec, acct, err) ||
-        !set_budget(ld, sec, acct, err) ||
-        !set_events_fields(ld, sec, acct, err) ||
-        !set_cacert(ld, sec, acct, err)) {
+    if (!set_url(ld, sec, schema, acct, err) || !set_refresh(ld, sec, acct, err) ||
+        !set_limits(ld, sec, acct, err) || !set_budget(ld, sec, acct, err) ||
+        !set_events_fields(ld, sec, acct, err) || !set_cacert(ld, sec, acct, err)) {
         config_account_free(acct);
         return NULL;
     }
@@ -531,8 +543,8 @@ static gboolean listen_address_ok(const char *text)
     return ok;
 }
 
-gboolean config_resolve_webhook(const Loader *ld, const RawSection *sec,
-                                IfsAccountConfig *acct, IfsError **err)
+gboolean config_resolve_webhook(const Loader *ld, const RawSection *sec, IfsAccountConfig *acct,
+                                IfsError **err)
 {
     const RawEntry *listen = config_section_get(sec, "webhook_listen");
     const RawEntry *file = config_section_get(sec, "webhook_secret_file");
@@ -541,16 +553,21 @@ gboolean config_resolve_webhook(const Loader *ld, const RawSection *sec,
     if (!listen && !file)
         return TRUE;
     if (!listen || !file) {
-        ifs_error_propagate(err, config_error(EINVAL, ld->path, (listen ? listen : file)->line,
-            sec->name, listen ? "webhook_listen" : "webhook_secret_file",
-            "webhooks need both webhook_listen and webhook_secret_file; add the other "
-            "or remove this one"));
+        ifs_error_propagate(
+            err,
+            config_error(EINVAL, ld->path, (listen ? listen : file)->line, sec->name,
+                         listen ? "webhook_listen" : "webhook_secret_file",
+                         "webhooks need both webhook_listen and webhook_secret_file; add the other "
+                         "or remove this one"));
         return FALSE;
     }
     if (!listen_address_ok(listen->value)) {
-        ifs_error_propagate(err, config_error(EINVAL, ld->path, listen->line, sec->name,
-            "webhook_listen", "'%s' is not ADDRESS:PORT with a numeric address; write "
-            "e.g. webhook_listen = 127.0.0.1:8089 (or [::1]:8089)", listen->value));
+        ifs_error_propagate(err,
+                            config_error(EINVAL, ld->path, listen->line, sec->name,
+                                         "webhook_listen",
+                                         "'%s' is not ADDRESS:PORT with a numeric address; write "
+                                         "e.g. webhook_listen = 127.0.0.1:8089 (or [::1]:8089)",
+                                         listen->value));
         return FALSE;
     }
     acct->webhook_secret = config_read_token_file(ld, sec, file, &path, err);

@@ -63,8 +63,8 @@ static char *control_char_in(const char *s)
 
 /* doc/SEMANTICS.md §2.4: a config with an inline token must not be readable by group or others (nor, whatever holds the secrets, writable by group or others). Checked before any account is validated, so the user
  * learns about an exposed secret first. */
-gboolean config_check_mode(const char *path, const struct stat *st,
-                                  GPtrArray *sections, IfsError **err)
+gboolean config_check_mode(const char *path, const struct stat *st, GPtrArray *sections,
+                           IfsError **err)
 {
     for (guint i = 0; i < sections->len && (st->st_mode & SECRET_FILE_EXPOSED); i++) {
         const RawSection *sec = g_ptr_array_index(sections, i);
@@ -72,10 +72,13 @@ gboolean config_check_mode(const char *path, const struct stat *st,
         if (!token)
             continue;
         char *fix = config_shell_word(path);
-        ifs_error_propagate(err, ifs_error_new(EACCES, 0, NULL,
-            "%s: holds a secret (token in [%s], line %d) but is %s (mode "
-            "%04o); run: chmod 600 %s", path, sec->name, token->line,
-            config_exposure(st->st_mode), (unsigned)(st->st_mode & 07777), fix));
+        ifs_error_propagate(
+            err,
+            ifs_error_new(EACCES, 0, NULL,
+                          "%s: holds a secret (token in [%s], line %d) but is %s (mode "
+                          "%04o); run: chmod 600 %s",
+                          path, sec->name, token->line, config_exposure(st->st_mode),
+                          (unsigned)(st->st_mode & 07777), fix));
         g_free(fix);
         return FALSE;
     }
@@ -83,58 +86,62 @@ gboolean config_check_mode(const char *path, const struct stat *st,
      * the keys go to and the token_command infrafs runs. */
     if (st->st_mode & (S_IWGRP | S_IWOTH)) {
         char *fix = config_shell_word(path);
-        ifs_error_propagate(err, ifs_error_new(EACCES, 0, NULL,
-            "%s: is writable by %s (mode %04o), who could send the accounts' keys "
-            "elsewhere or choose the token_command infrafs runs; run: chmod go-w %s",
-            path, (st->st_mode & S_IWOTH) ? "others" : "its group",
-            (unsigned)(st->st_mode & 07777), fix));
+        ifs_error_propagate(
+            err,
+            ifs_error_new(EACCES, 0, NULL,
+                          "%s: is writable by %s (mode %04o), who could send the accounts' keys "
+                          "elsewhere or choose the token_command infrafs runs; run: chmod go-w %s",
+                          path, (st->st_mode & S_IWOTH) ? "others" : "its group",
+                          (unsigned)(st->st_mode & 07777), fix));
         g_free(fix);
         return FALSE;
     }
     return TRUE;
 }
 
-static IfsError *token_file_error(int errnum, const Loader *ld,
-                                  const RawSection *sec, const RawEntry *e,
-                                  const char *fmt, ...) G_GNUC_PRINTF(5, 6);
+static IfsError *token_file_error(int errnum, const Loader *ld, const RawSection *sec,
+                                  const RawEntry *e, const char *fmt, ...) G_GNUC_PRINTF(5, 6);
 
-static IfsError *token_file_error(int errnum, const Loader *ld,
-                                  const RawSection *sec, const RawEntry *e,
-                                  const char *fmt, ...)
+static IfsError *token_file_error(int errnum, const Loader *ld, const RawSection *sec,
+                                  const RawEntry *e, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     char *what = g_strdup_vprintf(fmt, ap);
     va_end(ap);
-    IfsError *err = config_error(errnum, ld->path, e->line, sec->name,
-                                 e->key, "%s", what);
+    IfsError *err = config_error(errnum, ld->path, e->line, sec->name, e->key, "%s", what);
     g_free(what);
     return err;
 }
 
 /* Opens a token file and checks it may hold a secret; -1 on error.
  * O_NONBLOCK keeps a FIFO from hanging the open; it is refused below. */
-static int open_token_file(const Loader *ld, const RawSection *sec,
-                           const RawEntry *e, const char *path, IfsError **err)
+static int open_token_file(const Loader *ld, const RawSection *sec, const RawEntry *e,
+                           const char *path, IfsError **err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
         int errnum = errno;
-        ifs_error_propagate(err, token_file_error(config_errnum_for_file(errnum), ld,
-            sec, e, "cannot open %s: %s; create it or fix the path", path,
-            g_strerror(errnum)));
+        ifs_error_propagate(err,
+                            token_file_error(config_errnum_for_file(errnum), ld, sec, e,
+                                             "cannot open %s: %s; create it or fix the path", path,
+                                             g_strerror(errnum)));
         return -1;
     }
     struct stat st;
     IfsError *bad = NULL;
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        bad = token_file_error(EINVAL, ld, sec, e, "%s is not a regular file; "
-                               "the secret must be in a file of its own", path);
+        bad = token_file_error(EINVAL, ld, sec, e,
+                               "%s is not a regular file; "
+                               "the secret must be in a file of its own",
+                               path);
     } else if (st.st_mode & SECRET_FILE_EXPOSED) {
         char *fix = config_shell_word(path);
-        bad = token_file_error(EACCES, ld, sec, e, "%s holds a secret but is "
-            "%s (mode %04o); run: chmod 600 %s", path, config_exposure(st.st_mode),
-            (unsigned)(st.st_mode & 07777), fix);
+        bad = token_file_error(EACCES, ld, sec, e,
+                               "%s holds a secret but is "
+                               "%s (mode %04o); run: chmod 600 %s",
+                               path, config_exposure(st.st_mode), (unsigned)(st.st_mode & 07777),
+                               fix);
         g_free(fix);
     }
     if (!bad)
@@ -144,14 +151,13 @@ static int open_token_file(const Loader *ld, const RawSection *sec,
     return -1;
 }
 
-char *config_read_token_file(const Loader *ld, const RawSection *sec,
-                             const RawEntry *e, char **path_out, IfsError **err)
+char *config_read_token_file(const Loader *ld, const RawSection *sec, const RawEntry *e,
+                             char **path_out, IfsError **err)
 {
     const char *problem = NULL;
     char *path = config_expand_path(ld, e->value, &problem);
     if (!path) {
-        ifs_error_propagate(err, token_file_error(EINVAL, ld, sec, e, "%s",
-                                                  problem));
+        ifs_error_propagate(err, token_file_error(EINVAL, ld, sec, e, "%s", problem));
         return NULL;
     }
     int fd = open_token_file(ld, sec, e, path, err);
@@ -170,18 +176,24 @@ char *config_read_token_file(const Loader *ld, const RawSection *sec,
     char *control = secret ? control_char_in(secret) : NULL;
     if (!secret)
         bad = token_file_error(config_errnum_for_file(errnum), ld, sec, e,
-            "cannot read %s: %s; it must hold only the secret", path,
-            errnum == EFBIG ? "larger than 64 KiB" : g_strerror(errnum));
+                               "cannot read %s: %s; it must hold only the secret", path,
+                               errnum == EFBIG ? "larger than 64 KiB" : g_strerror(errnum));
     else if (!*secret)
-        bad = token_file_error(EINVAL, ld, sec, e, "%s is empty; put the "
-                               "secret in it", path);
+        bad = token_file_error(EINVAL, ld, sec, e,
+                               "%s is empty; put the "
+                               "secret in it",
+                               path);
     else if (control && strcmp(control, "a line break") == 0)
-        bad = token_file_error(EINVAL, ld, sec, e, "%s holds more than one "
-                               "line; it must hold only the secret", path);
+        bad = token_file_error(EINVAL, ld, sec, e,
+                               "%s holds more than one "
+                               "line; it must hold only the secret",
+                               path);
     else if (control)
-        bad = token_file_error(EINVAL, ld, sec, e, "the secret in %s holds %s; "
+        bad = token_file_error(EINVAL, ld, sec, e,
+                               "the secret in %s holds %s; "
                                "remove it, the file must hold only the secret "
-                               "(printable characters on one line)", path, control);
+                               "(printable characters on one line)",
+                               path, control);
     g_free(control);
     if (bad) {
         ifs_error_propagate(err, bad);
@@ -196,17 +208,16 @@ char *config_read_token_file(const Loader *ld, const RawSection *sec,
 /* token_command ------------------------------------------------------ */
 
 typedef struct {
-    GString *out;       /* stdout: the secret */
-    GString *err;       /* stderr: for the error message */
-    gboolean overflow;  /* stdout exceeded SECRET_MAX_BYTES */
+    GString *out; /* stdout: the secret */
+    GString *err; /* stderr: for the error message */
+    gboolean overflow; /* stdout exceeded SECRET_MAX_BYTES */
     gboolean timed_out;
-    int status;         /* as from waitpid(); 0 when it could not be known */
+    int status; /* as from waitpid(); 0 when it could not be known */
 } CommandRun;
 
 /* Reads what is available on `fd` into `buf` (beyond `max` bytes it is
  * drained and dropped). FALSE at end of file or on a hard error. */
-static gboolean read_available(int fd, GString *buf, gsize max,
-                               gboolean *overflow)
+static gboolean read_available(int fd, GString *buf, gsize max, gboolean *overflow)
 {
     char chunk[4096];
     ssize_t n = read(fd, chunk, sizeof chunk);
@@ -223,12 +234,14 @@ static gboolean read_available(int fd, GString *buf, gsize max,
 }
 
 /* Collects stdout and stderr until both are closed or the deadline. */
-static void collect_output(int out_fd, int err_fd, gint64 deadline,
-                           CommandRun *run)
+static void collect_output(int out_fd, int err_fd, gint64 deadline, CommandRun *run)
 {
-    struct pollfd fds[2] = { { out_fd, POLLIN, 0 }, { err_fd, POLLIN, 0 } };
-    GString *bufs[2] = { run->out, run->err };
-    gboolean overflow[2] = { FALSE, FALSE };
+    struct pollfd fds[2] = {
+        {out_fd, POLLIN, 0},
+        {err_fd, POLLIN, 0}
+    };
+    GString *bufs[2] = {run->out, run->err};
+    gboolean overflow[2] = {FALSE, FALSE};
 
     while (fds[0].fd >= 0 || fds[1].fd >= 0) {
         gint64 left_ms = (deadline - g_get_monotonic_time()) / 1000;
@@ -243,8 +256,7 @@ static void collect_output(int out_fd, int err_fd, gint64 deadline,
             break;
         for (int i = 0; i < 2; i++)
             if (fds[i].fd >= 0 && fds[i].revents &&
-                !read_available(fds[i].fd, bufs[i], SECRET_MAX_BYTES,
-                                &overflow[i]))
+                !read_available(fds[i].fd, bufs[i], SECRET_MAX_BYTES, &overflow[i]))
                 fds[i].fd = -1; /* poll() skips negative descriptors */
     }
     run->overflow = overflow[0];
@@ -300,10 +312,8 @@ static void command_child_setup(gpointer data)
 static gboolean is_env_secret(const char *entry)
 {
     size_t name_len = strcspn(entry, "=");
-    return name_len > strlen("INFRAFS__TOKEN") &&
-           g_str_has_prefix(entry, "INFRAFS_") &&
-           strncmp(entry + name_len - strlen("_TOKEN"), "_TOKEN",
-                   strlen("_TOKEN")) == 0;
+    return name_len > strlen("INFRAFS__TOKEN") && g_str_has_prefix(entry, "INFRAFS_") &&
+        strncmp(entry + name_len - strlen("_TOKEN"), "_TOKEN", strlen("_TOKEN")) == 0;
 }
 
 /* Our environment without any account's secret: a token_command is
@@ -326,18 +336,15 @@ static char **command_environment(void)
 /* Runs `command` with /bin/sh -c in `cwd`, stdin from /dev/null. Not
  * g_spawn_sync(): it has no timeout, and a hanging password manager must
  * not hang the mount. */
-static gboolean run_command(const char *command, const char *cwd,
-                            CommandRun *run, GError **gerr)
+static gboolean run_command(const char *command, const char *cwd, CommandRun *run, GError **gerr)
 {
-    char *argv[] = { "/bin/sh", "-c", (char *)command, NULL };
+    char *argv[] = {"/bin/sh", "-c", (char *)command, NULL};
     char **envp = command_environment();
     GPid pid;
     int out_fd = -1, err_fd = -1;
-    gboolean spawned = g_spawn_async_with_pipes(cwd, argv, envp,
-                                                G_SPAWN_DO_NOT_REAP_CHILD |
-                                                    G_SPAWN_CLOEXEC_PIPES,
-                                                command_child_setup, NULL, &pid,
-                                                NULL, &out_fd, &err_fd, gerr);
+    gboolean spawned =
+        g_spawn_async_with_pipes(cwd, argv, envp, G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_CLOEXEC_PIPES,
+                                 command_child_setup, NULL, &pid, NULL, &out_fd, &err_fd, gerr);
     g_strfreev(envp);
     if (!spawned)
         return FALSE;
@@ -370,36 +377,40 @@ static char *command_problem(const CommandRun *run, const char *secret)
     char *control = NULL;
     if (run->timed_out)
         problem = g_strdup_printf("did not finish within %d s (%s); make it "
-            "non-interactive or faster", COMMAND_TIMEOUT_S, excerpt);
+                                  "non-interactive or faster",
+                                  COMMAND_TIMEOUT_S, excerpt);
     else if (WIFSIGNALED(run->status))
         problem = g_strdup_printf("killed by signal %d (%s); run it by hand "
-            "to check it prints the secret", WTERMSIG(run->status), excerpt);
+                                  "to check it prints the secret",
+                                  WTERMSIG(run->status), excerpt);
     else if (WIFEXITED(run->status) && WEXITSTATUS(run->status) != 0)
         problem = g_strdup_printf("exited with status %d (%s); run it by hand "
-            "to check it prints the secret", WEXITSTATUS(run->status), excerpt);
+                                  "to check it prints the secret",
+                                  WEXITSTATUS(run->status), excerpt);
     else if (run->overflow)
         problem = g_strdup("printed more than 64 KiB; it must print only the "
                            "secret");
     else if (!*secret)
         problem = g_strdup_printf("printed nothing on standard output (%s); it "
-            "must print the secret", excerpt);
-    else if ((control = control_char_in(secret)) &&
-             strcmp(control, "a line break") == 0)
+                                  "must print the secret",
+                                  excerpt);
+    else if ((control = control_char_in(secret)) && strcmp(control, "a line break") == 0)
         problem = g_strdup("printed more than one line; it must print only "
                            "the secret, e.g. append '| head -n 1'");
     else if (control)
         problem = g_strdup_printf("printed %s in the secret; it must print "
                                   "only the secret (printable characters on "
-                                  "one line)", control);
+                                  "one line)",
+                                  control);
     g_free(control);
     g_free(excerpt);
     return problem;
 }
 
-static char *run_token_command(const Loader *ld, const RawSection *sec,
-                               const RawEntry *e, IfsError **err)
+static char *run_token_command(const Loader *ld, const RawSection *sec, const RawEntry *e,
+                               IfsError **err)
 {
-    CommandRun run = { g_string_new(NULL), g_string_new(NULL), FALSE, FALSE, 0 };
+    CommandRun run = {g_string_new(NULL), g_string_new(NULL), FALSE, FALSE, 0};
     GError *gerr = NULL;
     char *secret = NULL;
     char *problem = NULL;
@@ -414,8 +425,8 @@ static char *run_token_command(const Loader *ld, const RawSection *sec,
     g_string_free(run.err, TRUE);
     if (!problem)
         return secret;
-    ifs_error_propagate(err, config_error(EINVAL, ld->path, e->line,
-        sec->name, "token_command", "%s", problem));
+    ifs_error_propagate(
+        err, config_error(EINVAL, ld->path, e->line, sec->name, "token_command", "%s", problem));
     g_free(problem);
     config_wipe_free(secret);
     return NULL;
@@ -423,9 +434,9 @@ static char *run_token_command(const Loader *ld, const RawSection *sec,
 
 char *ifs_account_read_secret(const IfsAccountConfig *acct, IfsError **err)
 {
-    Loader ld = { .path = acct->config_path };
-    RawSection sec = { .name = acct->name, .line = acct->line };
-    RawEntry e = { .value = acct->secret_key_value, .line = acct->secret_key_line };
+    Loader ld = {.path = acct->config_path};
+    RawSection sec = {.name = acct->name, .line = acct->line};
+    RawEntry e = {.value = acct->secret_key_value, .line = acct->secret_key_line};
     char *secret = NULL, *file_path = NULL;
 
     if (acct->secret_kind != IFS_SECRET_FILE && acct->secret_kind != IFS_SECRET_COMMAND)
@@ -452,37 +463,39 @@ void ifs_config_secret_free(char *secret)
 /* Exactly one secret source per account (doc/SEMANTICS.md §2.3). An empty
  * environment variable counts as unset. */
 static gboolean check_one_secret_source(const Loader *ld, const RawSection *sec,
-                                        const char *env_name, gboolean env_set,
-                                        IfsError **err)
+                                        const char *env_name, gboolean env_set, IfsError **err)
 {
-    static const char *const keys[] = { "token", "token_file", "token_command", NULL };
+    static const char *const keys[] = {"token", "token_file", "token_command", NULL};
     GString *found = g_string_new(NULL);
     int count = 0;
     for (const char *const *k = keys; *k; k++) {
         const RawEntry *e = config_section_get(sec, *k);
         if (e)
-            g_string_append_printf(found, "%s%s (line %d)", count++ ? ", " : "",
-                                   *k, e->line);
+            g_string_append_printf(found, "%s%s (line %d)", count++ ? ", " : "", *k, e->line);
     }
     if (env_set)
-        g_string_append_printf(found, "%senvironment variable %s",
-                               count++ ? ", " : "", env_name);
+        g_string_append_printf(found, "%senvironment variable %s", count++ ? ", " : "", env_name);
     if (count == 0)
-        ifs_error_propagate(err, config_error(EINVAL, ld->path, sec->line,
-            sec->name, NULL, "no secret given; add token_file = PATH, "
-            "token_command = COMMAND or token = TOKEN (then chmod 600 the "
-            "config), or set %s", env_name));
+        ifs_error_propagate(
+            err,
+            config_error(EINVAL, ld->path, sec->line, sec->name, NULL,
+                         "no secret given; add token_file = PATH, "
+                         "token_command = COMMAND or token = TOKEN (then chmod 600 the "
+                         "config), or set %s",
+                         env_name));
     else if (count > 1)
-        ifs_error_propagate(err, config_error(EINVAL, ld->path, sec->line,
-            sec->name, NULL, "more than one secret given: %s; keep exactly "
-            "one", found->str));
+        ifs_error_propagate(err,
+                            config_error(EINVAL, ld->path, sec->line, sec->name, NULL,
+                                         "more than one secret given: %s; keep exactly "
+                                         "one",
+                                         found->str));
     g_string_free(found, TRUE);
     return count == 1;
 }
 
 /* Step 3: fills acct->secret and acct->secret_source. */
-gboolean config_resolve_secret(const Loader *ld, const RawSection *sec,
-                               IfsAccountConfig *acct, IfsError **err)
+gboolean config_resolve_secret(const Loader *ld, const RawSection *sec, IfsAccountConfig *acct,
+                               IfsError **err)
 {
     char *env_name = ifs_config_env_name(sec->name);
     const char *env = g_getenv(env_name);
@@ -497,14 +510,15 @@ gboolean config_resolve_secret(const Loader *ld, const RawSection *sec,
     if (!ok) {
         /* reported above */
     } else if (token && (control = control_char_in(token->value))) {
-        ifs_error_propagate(err, config_error(EINVAL, ld->path, token->line,
-            sec->name, "token", "the secret holds %s; remove it (a secret is "
-            "printable characters on one line; check for a stray paste)",
-            control));
+        ifs_error_propagate(
+            err,
+            config_error(EINVAL, ld->path, token->line, sec->name, "token",
+                         "the secret holds %s; remove it (a secret is "
+                         "printable characters on one line; check for a stray paste)",
+                         control));
     } else if (token) {
         acct->secret = g_strdup(token->value);
-        acct->secret_source = g_strdup_printf("token in %s:%d", ld->path,
-                                              token->line);
+        acct->secret_source = g_strdup_printf("token in %s:%d", ld->path, token->line);
         acct->secret_kind = IFS_SECRET_INLINE;
     } else if (file) {
         acct->secret = config_read_token_file(ld, sec, file, &file_path, err);
@@ -516,20 +530,20 @@ gboolean config_resolve_secret(const Loader *ld, const RawSection *sec,
     } else if (command) {
         acct->secret = run_token_command(ld, sec, command, err);
         if (acct->secret)
-            acct->secret_source = g_strdup_printf("token_command at %s:%d",
-                                                  ld->path, command->line);
+            acct->secret_source =
+                g_strdup_printf("token_command at %s:%d", ld->path, command->line);
         acct->secret_kind = IFS_SECRET_COMMAND;
         acct->secret_key_value = g_strdup(command->value);
         acct->secret_key_line = command->line;
     } else if ((control = control_char_in(env))) {
-        ifs_error_propagate(err, config_error(EINVAL, ld->path, sec->line,
-            sec->name, NULL, "environment variable %s holds %s; set it to "
-            "the token alone (printable characters on one line)", env_name,
-            control));
+        ifs_error_propagate(err,
+                            config_error(EINVAL, ld->path, sec->line, sec->name, NULL,
+                                         "environment variable %s holds %s; set it to "
+                                         "the token alone (printable characters on one line)",
+                                         env_name, control));
     } else {
         acct->secret = g_strdup(env);
-        acct->secret_source = g_strdup_printf("environment variable %s",
-                                              env_name);
+        acct->secret_source = g_strdup_printf("environment variable %s", env_name);
         acct->secret_kind = IFS_SECRET_ENV;
     }
     acct->config_path = g_strdup(ld->path);

@@ -52,8 +52,7 @@ static char *html_title(const char *text)
         char *end = start ? strstr(start, "</title") : NULL;
 
         if (end)
-            title = ifs_one_line(text + (start + 1 - lower), end - (start + 1),
-                             MAX_DETAIL_CHARS);
+            title = ifs_one_line(text + (start + 1 - lower), end - (start + 1), MAX_DETAIL_CHARS);
     }
     g_free(lower);
     return title;
@@ -61,8 +60,7 @@ static char *html_title(const char *text)
 
 static gboolean looks_like_html(const char *content_type, const char *text)
 {
-    return (content_type && strstr(content_type, "html")) ||
-           *skip_space(text) == '<';
+    return (content_type && strstr(content_type, "html")) || *skip_space(text) == '<';
 }
 
 static char *text_detail(const char *content_type, const char *text)
@@ -90,20 +88,17 @@ static const char *string_member(json_object *obj, const char *key)
     json_object *val;
     const char *s;
 
-    if (!json_object_object_get_ex(obj, key, &val) ||
-        !json_object_is_type(val, json_type_string))
+    if (!json_object_object_get_ex(obj, key, &val) || !json_object_is_type(val, json_type_string))
         return NULL;
     s = json_object_get_string(val);
     return *s ? s : NULL;
 }
 
-static json_object *member_of_type(json_object *obj, const char *key,
-                                   json_type type)
+static json_object *member_of_type(json_object *obj, const char *key, json_type type)
 {
     json_object *val;
 
-    if (json_object_object_get_ex(obj, key, &val) &&
-        json_object_is_type(val, type))
+    if (json_object_object_get_ex(obj, key, &val) && json_object_is_type(val, type))
         return val;
     return NULL;
 }
@@ -114,8 +109,8 @@ static json_object *member_of_type(json_object *obj, const char *key,
 static gboolean error_member_is_code(json_object *obj)
 {
     return string_member(obj, "error") &&
-           (string_member(obj, "message") || string_member(obj, "detail") ||
-            string_member(obj, "error_description"));
+        (string_member(obj, "message") || string_member(obj, "detail") ||
+         string_member(obj, "error_description"));
 }
 
 static char *code_from_object(json_object *obj)
@@ -125,15 +120,14 @@ static char *code_from_object(json_object *obj)
 
     /* HostUp and Dokploy say `code` (HostAtlas may send a number). */
     if (json_object_object_get_ex(obj, "code", &val) &&
-        (json_object_is_type(val, json_type_string) ||
-         json_object_is_type(val, json_type_int)) &&
+        (json_object_is_type(val, json_type_string) || json_object_is_type(val, json_type_int)) &&
         *json_object_get_string(val))
         return g_strdup(json_object_get_string(val));
-    if (string_member(obj, "error_code"))   /* DeployHQ */
+    if (string_member(obj, "error_code")) /* DeployHQ */
         return g_strdup(string_member(obj, "error_code"));
-    if (nested)                             /* HostAtlas {error:{code}} */
+    if (nested) /* HostAtlas {error:{code}} */
         return code_from_object(nested);
-    if (error_member_is_code(obj))          /* HEO */
+    if (error_member_is_code(obj)) /* HEO */
         return g_strdup(string_member(obj, "error"));
     /* DeployHQ's {"status":"not_found",...}; a numeric status is HTTP's. */
     return g_strdup(string_member(obj, "status"));
@@ -167,7 +161,7 @@ static void append_listed_error(GString *out, json_object *item)
     } else if (path && json_object_array_length(path) > 0) {
         for (size_t i = 0; i < json_object_array_length(path); i++)
             g_string_append_printf(out, "%s%s", i ? "." : "",
-                json_object_get_string(json_object_array_get_idx(path, i)));
+                                   json_object_get_string(json_object_array_get_idx(path, i)));
         g_string_append(out, ": ");
     }
     g_string_append(out, text);
@@ -188,8 +182,7 @@ static char *join_listed_errors(json_object *list)
             g_string_truncate(out, before); /* entry had nothing to say */
     }
     if (n > MAX_LISTED_ERRORS)
-        g_string_append_printf(out, "; and %zu more",
-                               n - MAX_LISTED_ERRORS);
+        g_string_append_printf(out, "; and %zu more", n - MAX_LISTED_ERRORS);
     if (out->len == 0) {
         g_string_free(out, TRUE);
         return NULL;
@@ -203,7 +196,8 @@ static char *field_hash_message(json_object *obj)
 {
     GString *out = g_string_new(NULL);
 
-    json_object_object_foreach(obj, field, val) {
+    json_object_object_foreach(obj, field, val)
+    {
         if (!json_object_is_type(val, json_type_array))
             continue;
         for (size_t i = 0; i < json_object_array_length(val); i++) {
@@ -213,8 +207,7 @@ static char *field_hash_message(json_object *obj)
                 continue;
             g_string_append_printf(out, "%s%s%s%s", out->len ? "; " : "",
                                    strcmp(field, "base") ? field : "",
-                                   strcmp(field, "base") ? " " : "",
-                                   json_object_get_string(item));
+                                   strcmp(field, "base") ? " " : "", json_object_get_string(item));
         }
     }
     if (out->len == 0) {
@@ -227,7 +220,7 @@ static char *field_hash_message(json_object *obj)
 /* The sentence of an error object, most specific field first. */
 static const char *headline_of_object(json_object *obj)
 {
-    static const char *const keys[] = { "detail", "message", NULL };
+    static const char *const keys[] = {"detail", "message", NULL};
     json_object *nested = member_of_type(obj, "error", json_type_object);
 
     for (int i = 0; keys[i]; i++)
@@ -293,14 +286,13 @@ static gboolean may_be_json(const char *content_type, const char *text)
 {
     char first = *skip_space(text);
 
-    return first == '{' || first == '[' ||
-           (content_type && strstr(content_type, "json"));
+    return first == '{' || first == '[' || (content_type && strstr(content_type, "json"));
 }
 
 /* The provider's code (or NULL) and a one-line sentence (or NULL) from any
  * error body: JSON of every provider's form, HTML, or plain text. */
-static void provider_detail(const char *content_type, const char *body,
-                            size_t body_len, char **code, char **message)
+static void provider_detail(const char *content_type, const char *body, size_t body_len,
+                            char **code, char **message)
 {
     /* Up to the first NUL byte: a body with NULs is broken anyway, and
      * everything below may treat it as a C string. */
@@ -323,11 +315,10 @@ static void provider_detail(const char *content_type, const char *body,
     g_free(text);
 }
 
-char *ifs_http_describe_request(const char *account, const char *method,
-                              const char *path)
+char *ifs_http_describe_request(const char *account, const char *method, const char *path)
 {
-    return g_strdup_printf("account '%s': %s %s", account ? account : "?",
-                           method ? method : "?", path ? path : "?");
+    return g_strdup_printf("account '%s': %s %s", account ? account : "?", method ? method : "?",
+                           path ? path : "?");
 }
 
 static const char *advice_for_status(int status)
@@ -342,9 +333,8 @@ static const char *advice_for_status(int status)
     }
 }
 
-IfsError *ifs_http_error_from_response(int status, const char *content_type,
-                                       const char *body, size_t body_len,
-                                       const char *method, const char *path,
+IfsError *ifs_http_error_from_response(int status, const char *content_type, const char *body,
+                                       size_t body_len, const char *method, const char *path,
                                        const char *account)
 {
     char *where = ifs_http_describe_request(account, method, path);
@@ -353,11 +343,9 @@ IfsError *ifs_http_error_from_response(int status, const char *content_type,
     IfsError *err;
 
     provider_detail(content_type, body, body_len, &code, &message);
-    err = ifs_error_new(ifs_errno_for_http_status(status), status, code,
-                        "%s: HTTP %d%s%s%s%s%s", where, status,
-                        code ? " " : "", code ? code : "",
-                        message ? ": " : "", message ? message : "",
-                        advice_for_status(status));
+    err = ifs_error_new(ifs_errno_for_http_status(status), status, code, "%s: HTTP %d%s%s%s%s%s",
+                        where, status, code ? " " : "", code ? code : "", message ? ": " : "",
+                        message ? message : "", advice_for_status(status));
     g_free(where);
     g_free(code);
     g_free(message);
@@ -458,9 +446,9 @@ IfsError *ifs_http_refused_answer(const char *where, const char *method, int sta
 {
     gboolean read = strcmp(method, "GET") == 0;
 
-    return ifs_error_new(EIO, status, NULL, "%s: refused the response: %s; %s; check `url`",
-                         where, why, read ? "the last good data is kept"
-                                          : "the request itself may have taken effect");
+    return ifs_error_new(
+        EIO, status, NULL, "%s: refused the response: %s; %s; check `url`", where, why,
+        read ? "the last good data is kept" : "the request itself may have taken effect");
 }
 
 /* Why a 2xx body is of no use, in words a user can act on: a web page
@@ -479,17 +467,18 @@ static IfsError *unreadable_answer(const char *where, const IfsHttpResponse *res
         return ifs_http_refused_answer(where, "GET", resp->status, result->why);
     if (result->status == IFS_JSON_TOO_DEEP)
         return ifs_error_new(EIO, resp->status, NULL,
-                             "%s: unreadable response (%s; infrafs does not read it)",
-                             where, result->why);
+                             "%s: unreadable response (%s; infrafs does not read it)", where,
+                             result->why);
     if (!type || strstr(type, "json") || resp->body_len == 0)
-        return ifs_error_new(EIO, resp->status, NULL, "%s: unreadable response (%s)",
-                             where, result->status == IFS_JSON_NULL ? "JSON null" : result->why);
+        return ifs_error_new(EIO, resp->status, NULL, "%s: unreadable response (%s)", where,
+                             result->status == IFS_JSON_NULL ? "JSON null" : result->why);
     text = g_strndup(resp->body, MIN(resp->body_len, IFS_HTTP_MAX_ERROR_BODY));
     excerpt = text_detail(type, text);
     err = ifs_error_new(EIO, resp->status, NULL,
                         "%s: unreadable response: HTTP %d with %s%s%s%s instead of JSON; "
-                        "check `url`", where, resp->status, type,
-                        excerpt ? " (\"" : "", excerpt ? excerpt : "", excerpt ? "\")" : "");
+                        "check `url`",
+                        where, resp->status, type, excerpt ? " (\"" : "", excerpt ? excerpt : "",
+                        excerpt ? "\")" : "");
     g_free(excerpt);
     g_free(text);
     return err;

@@ -86,8 +86,7 @@ CURL *http_pool_acquire(IfsHttp *http)
 
     g_mutex_lock(&http->pool_lock);
     if (http->idle_handles->len > 0)
-        curl = g_ptr_array_steal_index(http->idle_handles,
-                                       http->idle_handles->len - 1);
+        curl = g_ptr_array_steal_index(http->idle_handles, http->idle_handles->len - 1);
     g_mutex_unlock(&http->pool_lock);
     return curl ? curl : curl_easy_init();
 }
@@ -124,8 +123,7 @@ static void note_attempts(IfsError *err, unsigned attempts)
 
     if (attempts < 2)
         return;
-    message = g_strdup_printf("%s (gave up after %u attempts)", err->message,
-                              attempts);
+    message = g_strdup_printf("%s (gave up after %u attempts)", err->message, attempts);
     g_free(err->message);
     err->message = message;
 }
@@ -151,21 +149,20 @@ static const char *bad_segment(const char *path)
     return NULL;
 }
 
-static IfsError *refuse_request(const IfsHttp *http, const char *path,
-                                const char *where)
+static IfsError *refuse_request(const IfsHttp *http, const char *path, const char *where)
 {
     const char *bad;
 
     if (!path || path[0] != '/')
         return ifs_error_new(EINVAL, 0, NULL,
-                             "%s: the path does not start with '/' (internal error)",
-                             where);
+                             "%s: the path does not start with '/' (internal error)", where);
     bad = bad_segment(path);
     if (bad)
         return ifs_error_new(EINVAL, 0, NULL,
                              "%s: not sent: the path has %s, which would make it name "
                              "another endpoint (an id or link from the API is to blame; "
-                             "report it to the provider)", where, bad);
+                             "report it to the provider)",
+                             where, bad);
     if (http_credential_unusable(http))
         return ifs_error_new(EINVAL, 0, NULL,
                              "%s: the account's secret contains a line break or "
@@ -174,14 +171,13 @@ static IfsError *refuse_request(const IfsHttp *http, const char *path,
     return NULL;
 }
 
-IfsHttpResponse *ifs_http_request(IfsHttp *http, const char *method,
-                                  const char *path, const char *json_body,
-                                  IfsError **err)
+IfsHttpResponse *ifs_http_request(IfsHttp *http, const char *method, const char *path,
+                                  const char *json_body, IfsError **err)
 {
     char *where;
     gboolean retryable;
     IfsError *refusal;
-    Attempt a = { 0 };
+    Attempt a = {0};
     unsigned attempt;
     char *url;
     Target to;
@@ -196,13 +192,13 @@ IfsHttpResponse *ifs_http_request(IfsHttp *http, const char *method,
         return NULL;
     }
     url = g_strconcat(http->origin, path, NULL);
-    to = (Target){ .url = url, .shown = path, .origin = http->origin, .own_origin = TRUE };
+    to = (Target){.url = url, .shown = path, .origin = http->origin, .own_origin = TRUE};
     retryable = http_method_is_retryable(method);
     for (attempt = 0;; attempt++) {
         if (atomic_load(&http->cancelled)) {
             /* (the previous attempt's error was freed below) */
-            a = (Attempt){ .err = ifs_error_new(ECANCELED, 0, NULL,
-                "%s: not sent because infrafs is stopping", where) };
+            a = (Attempt){.err = ifs_error_new(ECANCELED, 0, NULL,
+                                               "%s: not sent because infrafs is stopping", where)};
             http_redact_error(http, a.err);
             break;
         }
@@ -232,12 +228,12 @@ IfsHttpResponse *ifs_http_request(IfsHttp *http, const char *method,
  * them: comparing what curl will connect to leaves no room for two parsers
  * disagreeing about the host. */
 typedef struct {
-    char *scheme;  /* lower case */
+    char *scheme; /* lower case */
     char *host;
-    char *port;    /* explicit or the scheme's default */
+    char *port; /* explicit or the scheme's default */
     gboolean port_given;
-    char *path;    /* at least "/" */
-    char *url;     /* normalized, as requested */
+    char *path; /* at least "/" */
+    char *url; /* normalized, as requested */
 } UrlParts;
 
 static void url_parts_clear(UrlParts *p)
@@ -261,9 +257,9 @@ static gboolean url_parts(const char *text, UrlParts *out)
         return FALSE;
     /* Unknown schemes parse too, so that they are refused by name below. */
     ok = text && curl_url_set(u, CURLUPART_URL, text, CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK &&
-         curl_url_get(u, CURLUPART_SCHEME, &out->scheme, 0) == CURLUE_OK &&
-         curl_url_get(u, CURLUPART_PATH, &out->path, 0) == CURLUE_OK &&
-         curl_url_get(u, CURLUPART_URL, &out->url, 0) == CURLUE_OK;
+        curl_url_get(u, CURLUPART_SCHEME, &out->scheme, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_PATH, &out->path, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_URL, &out->url, 0) == CURLUE_OK;
     /* file:/// has no host; http(s) always has one. */
     if (ok && curl_url_get(u, CURLUPART_HOST, &out->host, 0) != CURLUE_OK)
         out->host = NULL;
@@ -291,54 +287,53 @@ static gboolean on_own_origin(const IfsHttp *http, const UrlParts *url)
     if (!url_parts(http->origin, &own))
         return FALSE;
     same = own.host && url->host && strcmp(own.scheme, url->scheme) == 0 &&
-           g_ascii_strcasecmp(own.host, url->host) == 0 &&
-           g_strcmp0(own.port, url->port) == 0;
+        g_ascii_strcasecmp(own.host, url->host) == 0 && g_strcmp0(own.port, url->port) == 0;
     if (same) {
         size_t prefix = strlen(own.path);
 
         while (prefix > 0 && own.path[prefix - 1] == '/')
             prefix--;
         same = strncmp(url->path, own.path, prefix) == 0 &&
-               (url->path[prefix] == '\0' || url->path[prefix] == '/');
+            (url->path[prefix] == '\0' || url->path[prefix] == '/');
     }
     url_parts_clear(&own);
     return same;
 }
 
-IfsHttpResponse *ifs_http_request_url(IfsHttp *http, const char *method,
-                                      const char *url, const char *json_body,
-                                      IfsError **err)
+IfsHttpResponse *ifs_http_request_url(IfsHttp *http, const char *method, const char *url,
+                                      const char *json_body, IfsError **err)
 {
     UrlParts parts;
     char *origin = NULL;
     char *shown = NULL;
     char *where;
     Target to;
-    Attempt a = { 0 };
+    Attempt a = {0};
     IfsError *refusal = NULL;
 
     g_return_val_if_fail(http && method, NULL);
     if (!url_parts(url, &parts)) {
         where = ifs_http_describe_request(http->account, method, "(a link from the API)");
-        refusal = ifs_error_new(EINVAL, 0, NULL,
-            "%s: not an absolute URL; refusing to request it", where);
+        refusal = ifs_error_new(EINVAL, 0, NULL, "%s: not an absolute URL; refusing to request it",
+                                where);
         http_redact_error(http, refusal);
         ifs_error_propagate(err, refusal);
         g_free(where);
         return NULL;
     }
     origin = g_strdup_printf("%s://%s%s%s", parts.scheme, parts.host ? parts.host : "",
-                             parts.port_given ? ":" : "",
-                             parts.port_given ? parts.port : "");
+                             parts.port_given ? ":" : "", parts.port_given ? parts.port : "");
     /* Neither query nor user info: a message needs no more to say where. */
     shown = g_strconcat(origin, parts.path, NULL);
     where = ifs_http_describe_request(http->account, method, shown);
-    to = (Target){ .url = parts.url, .shown = shown, .origin = origin,
-                   .own_origin = on_own_origin(http, &parts) };
+    to = (Target){.url = parts.url,
+                  .shown = shown,
+                  .origin = origin,
+                  .own_origin = on_own_origin(http, &parts)};
     if (strcmp(parts.scheme, "http") != 0 && strcmp(parts.scheme, "https") != 0)
         refusal = ifs_error_new(EINVAL, 0, NULL,
-            "%s: refusing a '%s' URL; infrafs only requests http and https",
-            where, parts.scheme);
+                                "%s: refusing a '%s' URL; infrafs only requests http and https",
+                                where, parts.scheme);
     else if (to.own_origin)
         refusal = refuse_request(http, parts.path, where);
     if (refusal) {
@@ -398,12 +393,12 @@ IfsHttp *ifs_http_new(const IfsHttpConfig *cfg)
     /* Kept even without auth: it is still what messages must never show. */
     http_set_credential(http, cfg);
     http->cacert = g_strdup(cfg->cacert);
-    http->connect_timeout_ms = cfg->connect_timeout_ms > 0 ?
-        cfg->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
+    http->connect_timeout_ms =
+        cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
     http->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : DEFAULT_TIMEOUT_MS;
     http->max_retries = cfg->max_retries ? cfg->max_retries : DEFAULT_MAX_RETRIES;
-    http->max_retry_wait_s = cfg->max_retry_wait_s ?
-        cfg->max_retry_wait_s : DEFAULT_MAX_RETRY_WAIT_S;
+    http->max_retry_wait_s =
+        cfg->max_retry_wait_s ? cfg->max_retry_wait_s : DEFAULT_MAX_RETRY_WAIT_S;
     g_mutex_init(&http->pool_lock);
     http->idle_handles = g_ptr_array_new();
     share_init(http);

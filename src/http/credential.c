@@ -65,8 +65,8 @@ static void add_url_forms(GPtrArray *forms, const char *text)
  * escaped or not, as json-c and most encoders differ). */
 static void add_json_forms(GPtrArray *forms, const char *text)
 {
-    static const int flags[] = { JSON_C_TO_STRING_PLAIN,
-                                 JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE };
+    static const int flags[] = {JSON_C_TO_STRING_PLAIN,
+                                JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE};
 
     for (gsize i = 0; i < G_N_ELEMENTS(flags); i++) {
         json_object *str = json_object_new_string(text);
@@ -149,8 +149,8 @@ char *ifs_http_redact(IfsHttp *http, const char *text)
     out = g_string_sized_new(strlen(text));
     g_mutex_lock(&http->cred_lock);
     for (const char *p = text; *p;) {
-        size_t len = longest_form_at(p, http->old_secret_forms,
-                                     longest_form_at(p, http->secret_forms, 0));
+        size_t len =
+            longest_form_at(p, http->old_secret_forms, longest_form_at(p, http->secret_forms, 0));
         if (len) {
             g_string_append(out, "[redacted]");
             p += len;

@@ -19,7 +19,7 @@ struct IfsHttp {
     char *origin;
     IfsAuthScheme auth;
     char *user;
-    char *auth_header;      /* IFS_AUTH_HEADER's header name, or NULL */
+    char *auth_header; /* IFS_AUTH_HEADER's header name, or NULL */
     /* The credential: read again while requests run (ifs_http_set_secret),
      * so these change together under cred_lock, and requests copy what
      * they use (curl copies options and headers). */
@@ -50,7 +50,7 @@ struct IfsHttp {
 
     atomic_uint_fast64_t requests_sent;
 
-    GMutex throttle_lock;  /* guards reads_not_before_us */
+    GMutex throttle_lock; /* guards reads_not_before_us */
     /* Monotonic time (µs) before which no GET may go out: Retry-After. */
     gint64 reads_not_before_us;
     /* How many requests may go, and whose first (budget.h). */
@@ -68,17 +68,17 @@ struct IfsHttp {
  * credentials and feed its rate-limit bookkeeping; an absolute URL on
  * another origin (ifs_http_request_url) does neither. */
 typedef struct {
-    const char *url;      /* what curl requests */
-    const char *shown;    /* the path (or URL) messages name */
-    const char *origin;   /* the origin messages name */
+    const char *url; /* what curl requests */
+    const char *shown; /* the path (or URL) messages name */
+    const char *origin; /* the origin messages name */
     gboolean own_origin;
 } Target;
 
 /* The outcome of one attempt, and whether another may do better. */
 typedef struct {
     IfsHttpResponse *response; /* 2xx */
-    IfsError *err;             /* anything else */
-    gboolean transient;        /* 429, 502-504, most transport failures */
+    IfsError *err; /* anything else */
+    gboolean transient; /* 429, 502-504, most transport failures */
     gboolean server_said_when; /* Retry-After named the wait */
 } Attempt;
 
@@ -102,4 +102,5 @@ gint64 http_note_retry_after(IfsHttp *http, CURL *curl, int status);
 /* wire.c */
 gboolean http_credential_unusable(const IfsHttp *http);
 gboolean http_method_is_retryable(const char *method);
-Attempt http_attempt_once(IfsHttp *http, const char *method, const Target *to, const char *json_body, const char *where);
+Attempt http_attempt_once(IfsHttp *http, const char *method, const Target *to,
+                          const char *json_body, const char *where);

@@ -55,9 +55,9 @@ gint64 ifs_http_reads_held_until(IfsHttp *http)
     deadline = http->reads_not_before_us;
     g_mutex_unlock(&http->throttle_lock);
     if (exhausted > 0)
-        deadline = MAX(deadline, g_get_monotonic_time() +
-                       MIN(exhausted - now_s, (gint64)http->max_retry_wait_s) *
-                           G_USEC_PER_SEC);
+        deadline = MAX(deadline,
+                       g_get_monotonic_time() +
+                           MIN(exhausted - now_s, (gint64)http->max_retry_wait_s) * G_USEC_PER_SEC);
     return deadline;
 }
 
@@ -85,8 +85,7 @@ gboolean http_budget_reserve(IfsHttp *http, gboolean read)
      * moves it with every answer), a request waits for the API's count at
      * most this long in all, so that a wrong clock or header cannot stall
      * the account. Our own pacing is never longer than a window. */
-    gint64 give_up_us = g_get_monotonic_time() +
-                        (gint64)http->max_retry_wait_s * G_USEC_PER_SEC;
+    gint64 give_up_us = g_get_monotonic_time() + (gint64)http->max_retry_wait_s * G_USEC_PER_SEC;
 
     for (;;) {
         gint64 now_us = g_get_monotonic_time();
@@ -98,15 +97,15 @@ gboolean http_budget_reserve(IfsHttp *http, gboolean read)
             g_mutex_unlock(&http->throttle_lock);
         }
         if (wait_us == 0) {
-            wait_us = ifs_budget_try_send(http->budget, priority, now_us < give_up_us,
-                                          now_us, g_get_real_time() / G_USEC_PER_SEC);
+            wait_us = ifs_budget_try_send(http->budget, priority, now_us < give_up_us, now_us,
+                                          g_get_real_time() / G_USEC_PER_SEC);
             if (wait_us == 0)
                 return TRUE;
             if (now_us < give_up_us)
                 wait_us = MIN(wait_us, give_up_us - now_us);
         }
-        g_debug("account '%s': %s request waits %.1f s for the API's rate limit",
-                http->account, priority == IFS_PRIORITY_BACKGROUND ? "a background" : "a",
+        g_debug("account '%s': %s request waits %.1f s for the API's rate limit", http->account,
+                priority == IFS_PRIORITY_BACKGROUND ? "a background" : "a",
                 (double)wait_us / G_USEC_PER_SEC);
         if (!http_sleep_unless_cancelled(http, wait_us, TRUE))
             return FALSE;
@@ -124,8 +123,9 @@ void http_budget_settle(IfsHttp *http, CURL *curl)
 {
     gint64 remaining = header_number(curl, "X-RateLimit-Remaining");
     gint64 limit = header_number(curl, "X-RateLimit-Limit");
-    gint64 reset = curl ? ifs_http_parse_rate_limit_reset(
-                              http_response_header(curl, "X-RateLimit-Reset")) : -1;
+    gint64 reset = curl
+        ? ifs_http_parse_rate_limit_reset(http_response_header(curl, "X-RateLimit-Reset"))
+        : -1;
     long status = 0;
 
     if (curl)

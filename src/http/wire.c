@@ -20,13 +20,13 @@
 
 typedef struct {
     GByteArray *body;
-    size_t received;   /* decoded bytes, kept or not */
+    size_t received; /* decoded bytes, kept or not */
     gboolean too_large;
     char errbuf[CURL_ERROR_SIZE];
     CURL *curl;
     const char *method;
-    gboolean weigh;    /* a 2xx answer: its JSON is weighed as it arrives */
-    IfsJsonScan scan;  /* started by the first bytes */
+    gboolean weigh; /* a 2xx answer: its JSON is weighed as it arrives */
+    IfsJsonScan scan; /* started by the first bytes */
 } Transfer;
 
 static size_t collect_body(char *data, size_t size, size_t nmemb, void *userdata)
@@ -49,9 +49,9 @@ static size_t collect_body(char *data, size_t size, size_t nmemb, void *userdata
     /* An error answer is only read for its first lines
      * (ifs_http_error_from_response): the rest is read past, not kept. */
     if (!t->weigh) {
-        g_byte_array_append(t->body, (const guint8 *)data,
-                            (guint)MIN(n, IFS_HTTP_MAX_ERROR_BODY - MIN(t->body->len,
-                                                                     IFS_HTTP_MAX_ERROR_BODY)));
+        g_byte_array_append(
+            t->body, (const guint8 *)data,
+            (guint)MIN(n, IFS_HTTP_MAX_ERROR_BODY - MIN(t->body->len, IFS_HTTP_MAX_ERROR_BODY)));
         return n;
     }
     /* A 2xx answer's JSON is weighed as it arrives, so that one which
@@ -62,7 +62,6 @@ static size_t collect_body(char *data, size_t size, size_t nmemb, void *userdata
     g_byte_array_append(t->body, (const guint8 *)data, (guint)n);
     return n;
 }
-
 
 static IfsError *refused_transfer(const Transfer *t, const char *where)
 {
@@ -78,8 +77,8 @@ static IfsError *refused_transfer(const Transfer *t, const char *where)
 
 /* Called by curl about once a second even while nothing arrives: lets
  * ifs_http_cancel end a transfer stuck on a silent server at once. */
-static int check_cancelled(void *data, curl_off_t dltotal, curl_off_t dlnow,
-                           curl_off_t ultotal, curl_off_t ulnow)
+static int check_cancelled(void *data, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                           curl_off_t ulnow)
 {
     IfsHttp *http = data;
 
@@ -108,9 +107,8 @@ static struct curl_slist *request_headers(const IfsHttp *http, gboolean has_body
     headers = curl_slist_append(headers, "Accept: application/json");
     /* Without a body no Content-Type; an empty value also stops curl from
      * adding its form-encoding default to a bodiless POST. */
-    headers = curl_slist_append(headers, has_body ?
-                                "Content-Type: application/json" :
-                                "Content-Type:");
+    headers =
+        curl_slist_append(headers, has_body ? "Content-Type: application/json" : "Content-Type:");
     /* No "100 Continue" round trip before sending a body. */
     headers = curl_slist_append(headers, "Expect:");
     if (with_auth) {
@@ -152,10 +150,8 @@ static void set_method(CURL *curl, const char *method, const char *json_body)
     }
 }
 
-static void configure_transfer(CURL *curl, IfsHttp *http,
-                               const char *method, const Target *to,
-                               const char *json_body,
-                               struct curl_slist *headers, Transfer *t)
+static void configure_transfer(CURL *curl, IfsHttp *http, const char *method, const Target *to,
+                               const char *json_body, struct curl_slist *headers, Transfer *t)
 {
     /* Not CURLOPT_PATH_AS_IS: libcurl resolves only literal "." and ".."
      * segments, and no such path gets here (refuse_request refuses them, and
@@ -204,18 +200,17 @@ static void count_if_sent(IfsHttp *http, CURL *curl)
         atomic_fetch_add(&http->requests_sent, 1);
 }
 
-static Attempt transport_failure(const char *origin, CURL *curl, CURLcode rc,
-                                 const Transfer *t, const char *where)
+static Attempt transport_failure(const char *origin, CURL *curl, CURLcode rc, const Transfer *t,
+                                 const char *where)
 {
     const char *detail = t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc);
     long os_errno = 0;
-    Attempt a = { .transient = TRUE };
+    Attempt a = {.transient = TRUE};
 
     switch (rc) {
     case CURLE_OPERATION_TIMEDOUT:
-        a.err = ifs_error_new(ETIMEDOUT, 0, NULL,
-                              "%s: no answer from %s in time (%s)",
-                              where, origin, detail);
+        a.err = ifs_error_new(ETIMEDOUT, 0, NULL, "%s: no answer from %s in time (%s)", where,
+                              origin, detail);
         break;
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:
@@ -223,14 +218,13 @@ static Attempt transport_failure(const char *origin, CURL *curl, CURLcode rc,
         /* "Connection refused" says more than curl's long sentence. */
         curl_easy_getinfo(curl, CURLINFO_OS_ERRNO, &os_errno);
         a.err = ifs_error_new(EHOSTUNREACH, 0, NULL,
-                              "%s: no connection to %s (%s); check `url` and the network",
-                              where, origin,
-                              os_errno ? g_strerror((int)os_errno) : detail);
+                              "%s: no connection to %s (%s); check `url` and the network", where,
+                              origin, os_errno ? g_strerror((int)os_errno) : detail);
         break;
     case CURLE_ABORTED_BY_CALLBACK:
         a.transient = FALSE;
-        a.err = ifs_error_new(ECANCELED, 0, NULL,
-                              "%s: abandoned because infrafs is stopping", where);
+        a.err =
+            ifs_error_new(ECANCELED, 0, NULL, "%s: abandoned because infrafs is stopping", where);
         break;
     case CURLE_WRITE_ERROR:
     case CURLE_FILESIZE_EXCEEDED:
@@ -239,31 +233,31 @@ static Attempt transport_failure(const char *origin, CURL *curl, CURLcode rc,
             a.err = refused_transfer(t, where);
             break;
         }
-        a.err = (rc == CURLE_FILESIZE_EXCEEDED || t->too_large) ?
-            ifs_error_new(EIO, 0, NULL,
-                          "%s: the response is larger than %zu MiB, far more than any "
-                          "answer infrafs expects; not reading it (check `url`)",
-                          where, MAX_BODY_BYTES / (1024 * 1024)) :
-            ifs_error_new(EIO, 0, NULL, "%s: transfer from %s failed (%s)",
-                          where, origin, detail);
+        a.err = (rc == CURLE_FILESIZE_EXCEEDED || t->too_large)
+            ? ifs_error_new(EIO, 0, NULL,
+                            "%s: the response is larger than %zu MiB, far more than any "
+                            "answer infrafs expects; not reading it (check `url`)",
+                            where, MAX_BODY_BYTES / (1024 * 1024))
+            : ifs_error_new(EIO, 0, NULL, "%s: transfer from %s failed (%s)", where, origin,
+                            detail);
         break;
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CACERT_BADFILE:
     case CURLE_SSL_CERTPROBLEM:
         a.transient = FALSE;
-        a.err = ifs_error_new(EIO, 0, NULL,
-                              "%s: TLS certificate of %s not accepted (%s); check `url` and `cacert`",
-                              where, origin, detail);
+        a.err = ifs_error_new(
+            EIO, 0, NULL, "%s: TLS certificate of %s not accepted (%s); check `url` and `cacert`",
+            where, origin, detail);
         break;
     case CURLE_URL_MALFORMAT:
     case CURLE_UNSUPPORTED_PROTOCOL:
         a.transient = FALSE;
-        a.err = ifs_error_new(EIO, 0, NULL, "%s: unusable URL %s (%s); check `url`",
-                              where, origin, detail);
+        a.err = ifs_error_new(EIO, 0, NULL, "%s: unusable URL %s (%s); check `url`", where, origin,
+                              detail);
         break;
     default:
-        a.err = ifs_error_new(EIO, 0, NULL, "%s: transfer from %s failed (%s)",
-                              where, origin, detail);
+        a.err =
+            ifs_error_new(EIO, 0, NULL, "%s: transfer from %s failed (%s)", where, origin, detail);
         break;
     }
     return a;
@@ -293,18 +287,17 @@ static void explain_redirect(IfsError *err, CURL *curl)
 
     if (!location)
         return;
-    message = g_strdup_printf("%s; the API redirects to %s, check `url`",
-                              err->message, location);
+    message = g_strdup_printf("%s; the API redirects to %s, check `url`", err->message, location);
     g_free(err->message);
     err->message = message;
 }
 
-static Attempt http_answer(IfsHttp *http, CURL *curl, Transfer *t,
-                           const char *method, const Target *to)
+static Attempt http_answer(IfsHttp *http, CURL *curl, Transfer *t, const char *method,
+                           const Target *to)
 {
     long status = 0;
     const char *content_type = NULL;
-    Attempt a = { 0 };
+    Attempt a = {0};
     gint64 retry_after = -1;
     char *body, *redacted;
 
@@ -323,9 +316,8 @@ static Attempt http_answer(IfsHttp *http, CURL *curl, Transfer *t,
      * it anyway.) */
     body = g_strndup((const char *)t->body->data, MIN(t->body->len, IFS_HTTP_MAX_ERROR_BODY));
     redacted = ifs_http_redact(http, body);
-    a.err = ifs_http_error_from_response((int)status, content_type, redacted,
-                                         strlen(redacted), method, to->shown,
-                                         http->account);
+    a.err = ifs_http_error_from_response((int)status, content_type, redacted, strlen(redacted),
+                                         method, to->shown, http->account);
     http_free_secret(redacted);
     http_free_secret(body);
     if (status >= 300 && status < 400)
@@ -341,23 +333,21 @@ gboolean http_method_is_retryable(const char *method)
     return strcmp(method, "GET") == 0;
 }
 
-Attempt http_attempt_once(IfsHttp *http, const char *method,
-                            const Target *to, const char *json_body,
-                            const char *where)
+Attempt http_attempt_once(IfsHttp *http, const char *method, const Target *to,
+                          const char *json_body, const char *where)
 {
     CURL *curl = http_pool_acquire(http);
-    Transfer t = { .body = g_byte_array_new(), .curl = curl, .method = method };
-    struct curl_slist *headers = request_headers(http, json_body != NULL,
-                                                 to->own_origin);
+    Transfer t = {.body = g_byte_array_new(), .curl = curl, .method = method};
+    struct curl_slist *headers = request_headers(http, json_body != NULL, to->own_origin);
     CURLcode rc;
     Attempt a;
 
     if (!curl) {
-        a = (Attempt){ .err = ifs_error_new(EIO, 0, NULL,
-                                            "%s: cannot create a curl handle", where) };
+        a = (Attempt){.err = ifs_error_new(EIO, 0, NULL, "%s: cannot create a curl handle", where)};
     } else {
         configure_transfer(curl, http, method, to, json_body, headers, &t);
-        gboolean counted = to->own_origin && http_budget_reserve(http, http_method_is_retryable(method));
+        gboolean counted =
+            to->own_origin && http_budget_reserve(http, http_method_is_retryable(method));
 
         rc = curl_easy_perform(curl);
         if (counted)

@@ -34,9 +34,9 @@ static const char *const deployhq_kinds[] = {"vps", "regions", "sizes", NULL};
 
 /* Trigger files: one word, "1". */
 static const IfsControlSpec deployhq_controls[] = {
-    {"vps", "sync", ifs_trigger_commands},
+    {"vps", "sync",            ifs_trigger_commands},
     {"vps", "retry_provision", ifs_trigger_commands},
-    {NULL, NULL, NULL},
+    {NULL,  NULL,              NULL                },
 };
 
 /* ---- parsing (exported for the unit tests) ------------------------------ */
@@ -49,7 +49,7 @@ gboolean ifs_deployhq_is_vps(json_object *item)
     if (!json_object_object_get_ex(item, "kind", &kind) || !kind)
         return TRUE;
     return json_object_is_type(kind, json_type_string) &&
-           strcmp(json_object_get_string(kind), "hosted_resource") == 0;
+        strcmp(json_object_get_string(kind), "hosted_resource") == 0;
 }
 
 /* A resource named by item[key]; `item` is taken. Without a usable name the
@@ -70,9 +70,9 @@ static IfsResource *named_resource(const char *kind, json_object *item, const ch
         g_free(why);
     } else {
         const char *label = ifs_json_string_field(item, "name");
-        r->problem = g_strdup_printf("%s #%u%s%s%s has no %s string", what, index + 1,
-                                     label ? " ('" : "", label ? label : "",
-                                     label ? "')" : "", key);
+        r->problem =
+            g_strdup_printf("%s #%u%s%s%s has no %s string", what, index + 1, label ? " ('" : "",
+                            label ? label : "", label ? "')" : "", key);
     }
     return r;
 }
@@ -111,8 +111,8 @@ static void add_slug_entry(const char *kind, const char *what, json_object *entr
     g_ptr_array_add(out, r);
 }
 
-static void add_slug_list(const char *kind, const char *what, json_object *list,
-                          const char *group, guint *index, GPtrArray *out)
+static void add_slug_list(const char *kind, const char *what, json_object *list, const char *group,
+                          guint *index, GPtrArray *out)
 {
     for (size_t i = 0; i < json_object_array_length(list); i++)
         add_slug_entry(kind, what, json_object_array_get_idx(list, i), group, index, out);
@@ -120,18 +120,18 @@ static void add_slug_list(const char *kind, const char *what, json_object *list,
 
 /* A group given as {slug: name} or {slug: {...}}: each member becomes an
  * object with its slug (and name). */
-static void add_slug_map(const char *kind, const char *what, json_object *map,
-                         const char *group, guint *index, GPtrArray *out)
+static void add_slug_map(const char *kind, const char *what, json_object *map, const char *group,
+                         guint *index, GPtrArray *out)
 {
-    json_object_object_foreach(map, slug, value) {
+    json_object_object_foreach(map, slug, value)
+    {
         json_object *item = json_object_new_object();
         IfsResource *r;
 
         json_object_object_add(item, "slug", json_object_new_string(slug));
         if (json_object_is_type(value, json_type_object)) {
-            json_object_object_foreach(value, key, member)
-                if (strcmp(key, "slug") != 0)
-                    json_object_object_add(item, key, json_object_get(member));
+            json_object_object_foreach(value, key, member) if (strcmp(key, "slug") != 0)
+                json_object_object_add(item, key, json_object_get(member));
         } else {
             json_object_object_add(item, "name", json_object_get(value));
         }
@@ -143,13 +143,13 @@ static void add_slug_map(const char *kind, const char *what, json_object *map,
 
 static gboolean bad_shape(const char *where, const char *expected, IfsError **err)
 {
-    ifs_error_propagate(err, ifs_error_new(EIO, 0, NULL,
-        "%s: unrecognised answer: expected %s", where, expected));
+    ifs_error_propagate(
+        err, ifs_error_new(EIO, 0, NULL, "%s: unrecognised answer: expected %s", where, expected));
     return FALSE;
 }
 
-gboolean ifs_deployhq_parse_hosted_resources(json_object *answer, const char *where,
-                                             GPtrArray *out, IfsError **err)
+gboolean ifs_deployhq_parse_hosted_resources(json_object *answer, const char *where, GPtrArray *out,
+                                             IfsError **err)
 {
     if (!json_object_is_type(answer, json_type_array))
         return bad_shape(where, "a JSON array of hosted resources", err);
@@ -158,14 +158,15 @@ gboolean ifs_deployhq_parse_hosted_resources(json_object *answer, const char *wh
 
         if (json_object_is_type(item, json_type_object) && !ifs_deployhq_is_vps(item))
             continue; /* a static site, not a VPS */
-        g_ptr_array_add(out, named_resource("vps", json_object_get(item), "identifier",
-                                            "hosted resource", (guint)i));
+        g_ptr_array_add(out,
+                        named_resource("vps", json_object_get(item), "identifier",
+                                       "hosted resource", (guint)i));
     }
     return TRUE;
 }
 
-gboolean ifs_deployhq_parse_regions(json_object *answer, const char *where,
-                                    GPtrArray *out, IfsError **err)
+gboolean ifs_deployhq_parse_regions(json_object *answer, const char *where, GPtrArray *out,
+                                    IfsError **err)
 {
     static const char expected[] =
         "{\"regions\":[...]}, {\"grouped_regions\":{...}} or an array of regions";
@@ -191,23 +192,24 @@ gboolean ifs_deployhq_parse_regions(json_object *answer, const char *where,
     }
     if (!json_object_is_type(list, json_type_object))
         return bad_shape(where, expected, err);
-    json_object_object_foreach(list, group, members) {
+    json_object_object_foreach(list, group, members)
+    {
         if (json_object_is_type(members, json_type_array))
             add_slug_list("regions", "region", members, group, &index, out);
         else if (json_object_is_type(members, json_type_object))
             add_slug_map("regions", "region", members, group, &index, out);
         else {
             IfsResource *r = ifs_resource_new("regions", NULL, NULL);
-            r->problem = g_strdup_printf("region group '%s' is neither a list nor an object",
-                                         group);
+            r->problem =
+                g_strdup_printf("region group '%s' is neither a list nor an object", group);
             g_ptr_array_add(out, r);
         }
     }
     return TRUE;
 }
 
-gboolean ifs_deployhq_parse_sizes(json_object *answer, const char *where,
-                                  GPtrArray *out, IfsError **err)
+gboolean ifs_deployhq_parse_sizes(json_object *answer, const char *where, GPtrArray *out,
+                                  IfsError **err)
 {
     json_object *list = answer;
     guint index = 0;
@@ -278,11 +280,11 @@ static void note_partial(IfsError **partial, const char *kind, const IfsError *e
     /* These endpoints need the account's beta_features flag: without it they
      * are refused (403) or unknown (404), which says nothing about the VPSes. */
     const char *hint = err->http_status == 403 || err->http_status == 404
-                           ? "; the managed hosting endpoints need the account's beta "
-                             "features (Settings in DeployHQ)"
-                           : "";
-    char *text = g_strdup_printf("%s not refreshed, showing the last good list: %s%s",
-                                 kind, err->message, hint);
+        ? "; the managed hosting endpoints need the account's beta "
+          "features (Settings in DeployHQ)"
+        : "";
+    char *text = g_strdup_printf("%s not refreshed, showing the last good list: %s%s", kind,
+                                 err->message, hint);
 
     if (!*partial) {
         *partial = ifs_error_new(err->errnum, err->http_status, err->code, "%s", text);
@@ -344,10 +346,10 @@ static gboolean deployhq_list(gpointer state, GPtrArray *out, IfsError **err)
 
     if (!get_list(d, "/hosted_resources", ifs_deployhq_parse_hosted_resources, out, err))
         return FALSE;
-    refresh_part(d, "/managed_hosting/regions", "regions", ifs_deployhq_parse_regions,
-                 &d->regions, &partial);
-    refresh_part(d, "/managed_hosting/sizes", "sizes", ifs_deployhq_parse_sizes,
-                 &d->sizes, &partial);
+    refresh_part(d, "/managed_hosting/regions", "regions", ifs_deployhq_parse_regions, &d->regions,
+                 &partial);
+    refresh_part(d, "/managed_hosting/sizes", "sizes", ifs_deployhq_parse_sizes, &d->sizes,
+                 &partial);
     append_all(out, d->regions);
     append_all(out, d->sizes);
     if (partial)
@@ -364,14 +366,19 @@ static IfsResource *fetch_vps(Deployhq *d, const char *id, IfsError **err)
     if (!obj) {
         /* nothing to add: err says what failed */
     } else if (!json_object_is_type(obj, json_type_object)) {
-        ifs_error_propagate(err, ifs_error_new(EIO, 0, NULL,
-            "account '%s': GET %s: expected a JSON object; the API answered something else",
-            d->account, path));
+        ifs_error_propagate(
+            err,
+            ifs_error_new(
+                EIO, 0, NULL,
+                "account '%s': GET %s: expected a JSON object; the API answered something else",
+                d->account, path));
     } else if (!ifs_deployhq_is_vps(obj)) {
         const char *kind = ifs_json_string_field(obj, "kind");
-        ifs_error_propagate(err, ifs_error_new(ENOENT, 0, NULL,
-            "account '%s': GET %s: %s is no longer a Managed VPS (kind '%s')", d->account,
-            path, id, kind ? kind : "?"));
+        ifs_error_propagate(
+            err,
+            ifs_error_new(ENOENT, 0, NULL,
+                          "account '%s': GET %s: %s is no longer a Managed VPS (kind '%s')",
+                          d->account, path, id, kind ? kind : "?"));
     } else {
         r = ifs_resource_new("vps", id, json_object_get(obj));
     }
@@ -381,32 +388,31 @@ static IfsResource *fetch_vps(Deployhq *d, const char *id, IfsError **err)
 }
 
 /* Regions and sizes have no detail endpoint: read the list, pick the slug. */
-static IfsResource *fetch_from_list(Deployhq *d, const char *kind, const char *id,
-                                    IfsError **err)
+static IfsResource *fetch_from_list(Deployhq *d, const char *kind, const char *id, IfsError **err)
 {
     gboolean regions = strcmp(kind, "regions") == 0;
     const char *path = regions ? "/managed_hosting/regions" : "/managed_hosting/sizes";
     GPtrArray *all = g_ptr_array_new_with_free_func((GDestroyNotify)ifs_resource_unref);
     IfsResource *found = NULL;
 
-    if (get_list(d, path, regions ? ifs_deployhq_parse_regions : ifs_deployhq_parse_sizes,
-                 all, err)) {
+    if (get_list(d, path, regions ? ifs_deployhq_parse_regions : ifs_deployhq_parse_sizes, all,
+                 err)) {
         for (guint i = 0; i < all->len && !found; i++) {
             IfsResource *r = g_ptr_array_index(all, i);
             if (r->id && strcmp(r->id, id) == 0)
                 found = ifs_resource_ref(r);
         }
         if (!found)
-            ifs_error_propagate(err, ifs_error_new(ENOENT, 0, NULL,
-                "account '%s': GET %s: %s '%s' is no longer listed", d->account, path,
-                kind, id));
+            ifs_error_propagate(err,
+                                ifs_error_new(ENOENT, 0, NULL,
+                                              "account '%s': GET %s: %s '%s' is no longer listed",
+                                              d->account, path, kind, id));
     }
     g_ptr_array_unref(all);
     return found;
 }
 
-static IfsResource *deployhq_fetch(gpointer state, const char *kind, const char *id,
-                                   IfsError **err)
+static IfsResource *deployhq_fetch(gpointer state, const char *kind, const char *id, IfsError **err)
 {
     Deployhq *d = state;
 
@@ -414,16 +420,17 @@ static IfsResource *deployhq_fetch(gpointer state, const char *kind, const char 
         return fetch_vps(d, id, err);
     if (strcmp(kind, "regions") == 0 || strcmp(kind, "sizes") == 0)
         return fetch_from_list(d, kind, id, err);
-    ifs_error_propagate(err, ifs_error_new(ENOENT, 0, NULL,
-        "account '%s': DeployHQ has no resources of kind '%s'", d->account, kind));
+    ifs_error_propagate(err,
+                        ifs_error_new(ENOENT, 0, NULL,
+                                      "account '%s': DeployHQ has no resources of kind '%s'",
+                                      d->account, kind));
     return NULL;
 }
 
 /* POST /hosted_resources/{identifier}/{sync|retry_provision}, no body; the
  * answer is {"status":"sync_requested"} (or another status word). */
-static gboolean deployhq_act(gpointer state, const char *kind, const char *id,
-                             const char *file, const IfsCommand *cmd, IfsActionResult *out,
-                             IfsError **err)
+static gboolean deployhq_act(gpointer state, const char *kind, const char *id, const char *file,
+                             const IfsCommand *cmd, IfsActionResult *out, IfsError **err)
 {
     Deployhq *d = state;
     char *suffix = g_strconcat("/", file, NULL);
@@ -448,10 +455,14 @@ static gboolean deployhq_act(gpointer state, const char *kind, const char *id,
     if (*body)
         answer = ifs_json_parse(body, resp->body_len - (size_t)(body - resp->body), NULL, NULL);
     if (*body && !json_object_is_type(answer, json_type_object)) {
-        ifs_error_propagate(err, ifs_error_new(EIO, resp->status, NULL,
-            "account '%s': POST %s: DeployHQ answered HTTP %d but the answer could not be "
-            "read; the %s may have been requested: check status and updated_at before "
-            "trying again", d->account, path, resp->status, file));
+        ifs_error_propagate(
+            err,
+            ifs_error_new(
+                EIO, resp->status, NULL,
+                "account '%s': POST %s: DeployHQ answered HTTP %d but the answer could not be "
+                "read; the %s may have been requested: check status and updated_at before "
+                "trying again",
+                d->account, path, resp->status, file));
         ok = FALSE;
     } else {
         const char *status = ifs_json_string_field(answer, "status");
@@ -465,27 +476,28 @@ static gboolean deployhq_act(gpointer state, const char *kind, const char *id,
 }
 
 static const IfsInventoryColumns deployhq_inventory[] = {
-    {"vps", .name = "name", .status = "status", .ip = "ip_address", .region = "region"},
+    {"vps",               .name = "name", .status = "status", .ip = "ip_address", .region = "region"},
     {"regions", .name = "name", .region = "slug"},
     {"sizes", .name = "label"},
-    {.kind = NULL},
+    {.kind = NULL          },
 };
 
 const IfsProviderType ifs_provider_deployhq = {
-    .schema = {
-        .type = "deployhq",
-        .default_url = NULL, /* every account has its own host */
-        .needs_user = TRUE,  /* HTTP Basic: the user's email and the API key */
-        .extra_keys = NULL,
-        .required_keys = NULL,
-    },
+    .schema =
+        {
+                 .type = "deployhq",
+                 .default_url = NULL, /* every account has its own host */
+            .needs_user = TRUE, /* HTTP Basic: the user's email and the API key */
+            .extra_keys = NULL,
+                 .required_keys = NULL,
+                 },
     .auth = IFS_AUTH_BASIC,
     .kinds = deployhq_kinds,
     .inventory = deployhq_inventory,
     .controls = deployhq_controls,
     .check_path = "/hosted_resources",
     .check_proves_key = TRUE,
-    /* The API sends no X-RateLimit-Limit and documents no number: a
+ /* The API sends no X-RateLimit-Limit and documents no number: a
      * guess to pace by until the account's rate_limit says better. */
     .default_rate_limit = 600,
     .default_rate_window_s = 60,

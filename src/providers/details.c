@@ -12,13 +12,13 @@
  * reference counts are not atomic, so nothing here may share an object
  * with what the publisher reads. */
 typedef struct {
-    char *text;        /* compact JSON (a tree would take a dozen times the memory) */
-    guint64 item_key;  /* the list item it was read for; 0: any (restored, fetched) */
-    gint64 read_at;    /* epoch seconds */
+    char *text; /* compact JSON (a tree would take a dozen times the memory) */
+    guint64 item_key; /* the list item it was read for; 0: any (restored, fetched) */
+    gint64 read_at; /* epoch seconds */
     /* Or the resource a remount restored, list fields and all: its sealed
      * text, shared rather than copied. */
     IfsResource *restored;
-    gboolean settled;  /* read while spec->settled held: final */
+    gboolean settled; /* read while spec->settled held: final */
 } Kept;
 
 struct IfsDetails {
@@ -27,8 +27,8 @@ struct IfsDetails {
     IfsHttp *http;
     guint concurrency;
     gint64 max_age_s;
-    GMutex lock;       /* guards kept */
-    GHashTable *kept;  /* id -> Kept* */
+    GMutex lock; /* guards kept */
+    GHashTable *kept; /* id -> Kept* */
 };
 
 static void kept_free(gpointer data)
@@ -72,14 +72,14 @@ void ifs_details_clear(IfsDetails *d)
     g_mutex_unlock(&d->lock);
 }
 
-gboolean ifs_details_config(const IfsAccountConfig *cfg, guint *concurrency,
-                            guint *max_age_s, IfsError **err)
+gboolean ifs_details_config(const IfsAccountConfig *cfg, guint *concurrency, guint *max_age_s,
+                            IfsError **err)
 {
     guint64 n = *concurrency, age = *max_age_s;
 
     if (!ifs_account_number(cfg, "detail_concurrency", 1, IFS_MAX_CONCURRENCY, NULL, &n, err) ||
-        !ifs_account_number(cfg, "detail_max_age", 0, IFS_MAX_DETAIL_MAX_AGE_S, "of seconds",
-                            &age, err))
+        !ifs_account_number(cfg, "detail_max_age", 0, IFS_MAX_DETAIL_MAX_AGE_S, "of seconds", &age,
+                            err))
         return FALSE;
     *concurrency = (guint)n;
     *max_age_s = (guint)age;
@@ -88,7 +88,8 @@ gboolean ifs_details_config(const IfsAccountConfig *cfg, guint *concurrency,
 
 void ifs_json_merge_fields(json_object *obj, json_object *extra, gboolean override)
 {
-    json_object_object_foreach(extra, key, value) {
+    json_object_object_foreach(extra, key, value)
+    {
         json_object *mine = NULL;
 
         if (json_object_object_get_ex(obj, key, &mine) &&
@@ -155,9 +156,8 @@ static void show_kept(IfsDetails *d, IfsResource *r, const IfsError *failure)
         json_object_put(kept);
     }
     if (failure)
-        r->problem = g_strdup_printf("%s (%s)", kept ? d->spec->kept_problem
-                                                     : d->spec->missing_problem,
-                                     failure->message);
+        r->problem = g_strdup_printf(
+            "%s (%s)", kept ? d->spec->kept_problem : d->spec->missing_problem, failure->message);
 }
 
 void ifs_details_show(IfsDetails *d, IfsResource *r)
@@ -176,8 +176,7 @@ void ifs_details_forget(IfsDetails *d, const char *id)
 /* No answer at all, as opposed to an answer saying no. */
 static gboolean api_unreachable(const IfsError *err)
 {
-    return err->errnum == ETIMEDOUT || err->errnum == EHOSTUNREACH ||
-           err->errnum == ECANCELED;
+    return err->errnum == ETIMEDOUT || err->errnum == EHOSTUNREACH || err->errnum == ECANCELED;
 }
 
 /* One resource's read, `key` its list item's. */
@@ -214,7 +213,7 @@ void ifs_details_read_now(IfsDetails *d, IfsResource *r)
 typedef struct {
     IfsResource *r;
     guint64 key;
-    int rank;        /* 0: its list item changed; 1: never read; 2: too old */
+    int rank; /* 0: its list item changed; 1: never read; 2: too old */
     gint64 read_at;
 } Wanted;
 
@@ -229,7 +228,7 @@ static gint compare_wanted(gconstpointer a, gconstpointer b)
 
 typedef struct {
     IfsDetails *d;
-    GArray *wanted;  /* Wanted, each touched by one call only */
+    GArray *wanted; /* Wanted, each touched by one call only */
     gint unreachable;
 } ReadRun;
 
@@ -321,7 +320,8 @@ void ifs_details_apply(IfsDetails *d, GPtrArray *resources)
     reads = (guint)MIN((guint64)run.wanted->len, room / MAX(d->spec->requests_per_read, 1));
     if (reads < run.wanted->len)
         g_debug("%u details wait for a later refresh: the rate limit's share leaves "
-                "room for %u now", run.wanted->len - reads, reads);
+                "room for %u now",
+                run.wanted->len - reads, reads);
     ifs_run_concurrently(reads, d->concurrency, read_one, &run);
     /* The rest keep what was read before, until a later refresh. */
     for (guint i = reads; i < run.wanted->len; i++) {

@@ -18,7 +18,7 @@
 typedef struct {
     char *field; /* "applicationId" or "composeId" */
     char *id;
-    char *path;  /* "/api/deployment.all?applicationId=..." */
+    char *path; /* "/api/deployment.all?applicationId=..." */
 } Owner;
 
 typedef struct {
@@ -37,9 +37,9 @@ static const char *const dokploy_kinds[] = {"deployments", NULL};
 static const char *const dokploy_keys[] = {"detail_concurrency", NULL};
 
 static const IfsControlSpec dokploy_controls[] = {
-    {"deployments", "kill", ifs_trigger_commands},
+    {"deployments", "kill",   ifs_trigger_commands},
     {"deployments", "remove", ifs_trigger_commands},
-    {NULL, NULL, NULL},
+    {NULL,          NULL,     NULL                },
 };
 
 /* ---- small helpers ------------------------------------------------------- */
@@ -92,8 +92,9 @@ static json_object *array_member(json_object *obj, const char *key)
  * queued, so not finished either). */
 static gboolean status_is_finished(const char *status)
 {
-    return status && (strcmp(status, "done") == 0 || strcmp(status, "error") == 0 ||
-                      strcmp(status, "cancelled") == 0);
+    return status &&
+        (strcmp(status, "done") == 0 || strcmp(status, "error") == 0 ||
+         strcmp(status, "cancelled") == 0);
 }
 
 /* The log text as shown: at most LOG_TAIL_LINES lines and LOG_MAX_BYTES
@@ -203,8 +204,8 @@ static void collect_services(json_object *holder, const char *project, GPtrArray
     static const struct {
         const char *list, *field, *proc, *what;
     } kinds[] = {
-        {"applications", "applicationId", "deployment.all", "an application"},
-        {"compose", "composeId", "deployment.allByCompose", "a compose service"},
+        {"applications", "applicationId", "deployment.all",          "an application"   },
+        {"compose",      "composeId",     "deployment.allByCompose", "a compose service"},
     };
 
     for (gsize k = 0; k < G_N_ELEMENTS(kinds); k++) {
@@ -213,7 +214,8 @@ static void collect_services(json_object *holder, const char *project, GPtrArray
         for (size_t i = 0; list && i < json_object_array_length(list); i++) {
             json_object *item = json_object_array_get_idx(list, i);
             const char *id = json_object_is_type(item, json_type_object)
-                                 ? ifs_json_string_field(item, kinds[k].field) : NULL;
+                ? ifs_json_string_field(item, kinds[k].field)
+                : NULL;
             Owner *o;
 
             if (!id || !*id) {
@@ -305,14 +307,16 @@ static json_object *read_log(gpointer provider, const IfsResource *r, IfsError *
     json_object *log = NULL;
 
     if (json_object_is_type(body, json_type_string)) {
-        char *text = bound_log(json_object_get_string(body),
-                               (gsize)json_object_get_string_len(body));
+        char *text =
+            bound_log(json_object_get_string(body), (gsize)json_object_get_string_len(body));
 
         log = json_object_new_string(text);
         g_free(text);
     } else if (body) {
-        ifs_error_propagate(err, ifs_error_new(EIO, 0, NULL,
-            "account '%s': GET %s: expected the log as a JSON string", d->account, path));
+        ifs_error_propagate(err,
+                            ifs_error_new(EIO, 0, NULL,
+                                          "account '%s': GET %s: expected the log as a JSON string",
+                                          d->account, path));
     }
     json_object_put(body);
     g_free(path);
@@ -342,8 +346,7 @@ static json_object *saved_log(const IfsResource *saved)
     json_object *extra = ifs_resource_extra_files(saved);
     json_object *log = NULL;
 
-    if (json_object_object_get_ex(extra, "log", &log) &&
-        json_object_is_type(log, json_type_string))
+    if (json_object_object_get_ex(extra, "log", &log) && json_object_is_type(log, json_type_string))
         json_object_get(log);
     else
         log = NULL;
@@ -432,8 +435,7 @@ static gboolean dokploy_list(gpointer state, GPtrArray *out, IfsError **err)
 /* There is no single-deployment read: list the owner's deployments again and
  * pick this one. The log shown is the last one read (the refresher reads
  * logs, this is called after actions). */
-static IfsResource *dokploy_fetch(gpointer state, const char *kind, const char *id,
-                                  IfsError **err)
+static IfsResource *dokploy_fetch(gpointer state, const char *kind, const char *id, IfsError **err)
 {
     Dokploy *d = state;
     GPtrArray *rows;
@@ -447,9 +449,12 @@ static IfsResource *dokploy_fetch(gpointer state, const char *kind, const char *
     g_mutex_unlock(&d->lock);
     if (!o) {
         /* Not ENOENT: that would drop a deployment that may well exist. */
-        ifs_error_propagate(err, ifs_error_new(EIO, 0, NULL,
-            "account '%s': deployment %s: its application or compose service is not "
-            "known until the next refresh", d->account, id));
+        ifs_error_propagate(
+            err,
+            ifs_error_new(EIO, 0, NULL,
+                          "account '%s': deployment %s: its application or compose service is not "
+                          "known until the next refresh",
+                          d->account, id));
         return NULL;
     }
     rows = g_ptr_array_new_with_free_func((GDestroyNotify)ifs_resource_unref);
@@ -460,9 +465,11 @@ static IfsResource *dokploy_fetch(gpointer state, const char *kind, const char *
                 found = ifs_resource_ref(r);
         }
         if (!found)
-            ifs_error_propagate(err, ifs_error_new(ENOENT, 0, NULL,
-                "account '%s': deployment %s is no longer listed by GET %s",
-                d->account, id, o->path));
+            ifs_error_propagate(
+                err,
+                ifs_error_new(ENOENT, 0, NULL,
+                              "account '%s': deployment %s is no longer listed by GET %s",
+                              d->account, id, o->path));
     }
     if (found)
         ifs_details_show(d->logs, found);
@@ -478,8 +485,7 @@ static gboolean dokploy_act(gpointer state, const char *kind, const char *id, co
 {
     Dokploy *d = state;
     gboolean remove = strcmp(file, "remove") == 0;
-    const char *path = remove ? "/api/deployment.removeDeployment"
-                              : "/api/deployment.killProcess";
+    const char *path = remove ? "/api/deployment.removeDeployment" : "/api/deployment.killProcess";
     json_object *body = json_object_new_object();
     IfsHttpResponse *resp;
 
@@ -487,8 +493,9 @@ static gboolean dokploy_act(gpointer state, const char *kind, const char *id, co
     (void)cmd; /* "1" is the only command; control.c has checked it */
     json_object_object_add(body, "deploymentId", json_object_new_string(id));
     resp = ifs_http_request(d->http, "POST", path,
-                            json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN |
-                                                           JSON_C_TO_STRING_NOSLASHESCAPE), err);
+                            json_object_to_json_string_ext(
+                                body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE),
+                            err);
     json_object_put(body);
     if (!resp)
         return FALSE;
@@ -510,18 +517,19 @@ static gboolean dokploy_act(gpointer state, const char *kind, const char *id, co
 }
 
 static const IfsInventoryColumns dokploy_inventory[] = {
-    {"deployments", .name = "title", .status = "status"},
+    {"deployments",       .name = "title", .status = "status"},
     {.kind = NULL},
 };
 
 const IfsProviderType ifs_provider_dokploy = {
-    .schema = {
-        .type = "dokploy",
-        .default_url = NULL, /* self-hosted: there is no public origin */
-        .needs_user = FALSE,
-        .extra_keys = dokploy_keys,
-        .required_keys = NULL,
-    },
+    .schema =
+        {
+                 .type = "dokploy",
+                 .default_url = NULL, /* self-hosted: there is no public origin */
+            .needs_user = FALSE,
+                 .extra_keys = dokploy_keys,
+                 .required_keys = NULL,
+                 },
     .auth = IFS_AUTH_HEADER,
     .auth_header = "x-api-key",
     .kinds = dokploy_kinds,

@@ -25,15 +25,15 @@
 
 /* The last request HEO accepted for one VPS. */
 typedef struct {
-    char *action;  /* "start", "stop", "reset" */
-    gint64 at;     /* epoch seconds when HEO's answer arrived */
+    char *action; /* "start", "stop", "reset" */
+    gint64 at; /* epoch seconds when HEO's answer arrived */
     char *message; /* HEO's message ("Start action sent"), or NULL */
 } Request;
 
 typedef struct {
     IfsHttp *http;
     char *account;
-    GPtrArray *ids;     /* char*, in config order; fixed after open */
+    GPtrArray *ids; /* char*, in config order; fixed after open */
     GHashTable *id_set; /* the same strings, for lookups */
     /* act() runs on FUSE threads while list()/fetch() run on the refresher
      * and the store's workers: `requests` is only touched under `lock`. */
@@ -49,15 +49,15 @@ static const char *const heo_keys[] = {"vps", NULL};
  * neither takes `force`. `reset` "requires confirmation with force=true":
  * that is a forced action (doc/SEMANTICS.md §5.3, the force rule), written `reset force`. */
 static const IfsCommandSpec power_commands[] = {
-    {"start", IFS_FORCE_NEVER},
-    {"stop", IFS_FORCE_NEVER},
+    {"start", IFS_FORCE_NEVER   },
+    {"stop",  IFS_FORCE_NEVER   },
     {"reset", IFS_FORCE_REQUIRED},
-    {NULL, 0},
+    {NULL,    0                 },
 };
 
 static const IfsControlSpec heo_controls[] = {
     {"vps", "power", power_commands},
-    {NULL, NULL, NULL},
+    {NULL,  NULL,    NULL          },
 };
 
 static void request_free(gpointer data)
@@ -100,8 +100,8 @@ static const char *id_problem(const char *id)
 static IfsError *id_error(const Heo *h, const char *id, const char *what)
 {
     char *shown = g_strescape(id, NULL);
-    IfsError *err = ifs_error_new(EINVAL, 0, NULL, "account '%s': vps: id '%s' %s",
-                                  h->account, shown, what);
+    IfsError *err =
+        ifs_error_new(EINVAL, 0, NULL, "account '%s': vps: id '%s' %s", h->account, shown, what);
 
     g_free(shown);
     return err;
@@ -136,13 +136,16 @@ static gboolean parse_ids(Heo *h, const char *value, IfsError **err)
                 g_free(what);
                 ok = FALSE;
             } else if (g_hash_table_contains(h->id_set, *w)) {
-                ifs_error_propagate(err, id_error(h, *w,
-                                    "is listed twice; list each VPS once in `vps =`"));
+                ifs_error_propagate(
+                    err, id_error(h, *w, "is listed twice; list each VPS once in `vps =`"));
                 ok = FALSE;
             } else if (h->ids->len >= MAX_VPS) {
-                ifs_error_propagate(err, ifs_error_new(EINVAL, 0, NULL,
-                    "account '%s': vps: more than %d ids; split them over several accounts",
-                    h->account, MAX_VPS));
+                ifs_error_propagate(
+                    err,
+                    ifs_error_new(
+                        EINVAL, 0, NULL,
+                        "account '%s': vps: more than %d ids; split them over several accounts",
+                        h->account, MAX_VPS));
                 ok = FALSE;
             } else {
                 g_ptr_array_add(h->ids, g_strdup(*w));
@@ -150,18 +153,23 @@ static gboolean parse_ids(Heo *h, const char *value, IfsError **err)
             }
         }
         if (ok && found == 0 && n_entries > 1) {
-            ifs_error_propagate(err, ifs_error_new(EINVAL, 0, NULL,
-                "account '%s': vps: empty id (entry %u of %u between commas); "
-                "remove the extra comma", h->account, i + 1, n_entries));
+            ifs_error_propagate(
+                err,
+                ifs_error_new(EINVAL, 0, NULL,
+                              "account '%s': vps: empty id (entry %u of %u between commas); "
+                              "remove the extra comma",
+                              h->account, i + 1, n_entries));
             ok = FALSE;
         }
         g_strfreev(words);
     }
     if (ok && h->ids->len == 0) {
-        ifs_error_propagate(err, ifs_error_new(EINVAL, 0, NULL,
-            "account '%s': vps lists no VPS ids; HEO's API cannot list them, so "
-            "write the ids from the HEO dashboard, e.g. vps = vps_123 vps_456",
-            h->account));
+        ifs_error_propagate(
+            err,
+            ifs_error_new(EINVAL, 0, NULL,
+                          "account '%s': vps lists no VPS ids; HEO's API cannot list them, so "
+                          "write the ids from the HEO dashboard, e.g. vps = vps_123 vps_456",
+                          h->account));
         ok = FALSE;
     }
     g_strfreev(entries);
@@ -245,8 +253,9 @@ static gboolean heo_list(gpointer state, GPtrArray *out, IfsError **err)
 static IfsError *unknown_id(const Heo *h, const char *id)
 {
     char *shown = g_strescape(id, NULL);
-    IfsError *err = ifs_error_new(ENOENT, 0, NULL,
-        "account '%s': '%s' is not in the account's `vps =` list", h->account, shown);
+    IfsError *err =
+        ifs_error_new(ENOENT, 0, NULL, "account '%s': '%s' is not in the account's `vps =` list",
+                      h->account, shown);
 
     g_free(shown);
     return err;
@@ -307,9 +316,11 @@ static char *read_answer(const Heo *h, const char *path, const char *id, const c
     } else if (!json_object_get_boolean(success)) {
         char *error = one_line(ifs_json_string_field(body, "error"));
         char *said = one_line(ifs_json_string_field(body, "message"));
-        problem = g_strdup_printf("it says \"success\": false (%s%s%s)",
-                                  error ? error : "", error && said ? ": " : "",
-                                  said ? said : error ? "" : "no reason given");
+        problem = g_strdup_printf("it says \"success\": false (%s%s%s)", error ? error : "",
+                                  error && said ? ": " : "",
+                                  said        ? said
+                                      : error ? ""
+                                              : "no reason given");
         code = error;
         g_free(said);
     } else if ((action = ifs_json_string_field(body, "action")) && strcmp(action, verb) != 0) {
@@ -328,10 +339,14 @@ static char *read_answer(const Heo *h, const char *path, const char *id, const c
             message = g_strdup("requested");
     }
     if (problem)
-        ifs_error_propagate(err, ifs_error_new(EIO, resp->status, code,
-            "account '%s': POST %s: HEO answered HTTP %d but %s; not recorded as "
-            "requested, and HEO cannot say whether the VPS got the action: check it in "
-            "the HEO dashboard before trying again", h->account, path, resp->status, problem));
+        ifs_error_propagate(
+            err,
+            ifs_error_new(
+                EIO, resp->status, code,
+                "account '%s': POST %s: HEO answered HTTP %d but %s; not recorded as "
+                "requested, and HEO cannot say whether the VPS got the action: check it in "
+                "the HEO dashboard before trying again",
+                h->account, path, resp->status, problem));
     g_free(problem);
     g_free(code);
     json_object_put(body);
@@ -408,24 +423,25 @@ static gboolean heo_act(gpointer state, const char *kind, const char *id, const 
  * id and the path. */
 static const IfsInventoryColumns heo_inventory[] = {
     {"vps", .name = NULL},
-    {.kind = NULL},
+    {.kind = NULL    },
 };
 
 const IfsProviderType ifs_provider_heo = {
-    .schema = {
-        .type = "heo",
-        .default_url = "https://api.heo-systems.net",
-        .needs_user = FALSE,
-        .extra_keys = heo_keys,
-        .required_keys = heo_keys,
-    },
+    .schema =
+        {
+                 .type = "heo",
+                 .default_url = "https://api.heo-systems.net",
+                 .needs_user = FALSE,
+                 .extra_keys = heo_keys,
+                 .required_keys = heo_keys,
+                 },
     .auth = IFS_AUTH_BEARER,
     .kinds = heo_kinds,
     .inventory = heo_inventory,
     .controls = heo_controls,
     .check_path = "/v1/status",
     .check_proves_key = FALSE,
-    /* The API sends no X-RateLimit-Limit and documents no number: a
+ /* The API sends no X-RateLimit-Limit and documents no number: a
      * guess to pace by until the account's rate_limit says better. */
     .default_rate_limit = 300,
     .default_rate_window_s = 60,

@@ -23,7 +23,7 @@ typedef struct {
      * the last read is older than detail_max_age (details.h). */
     IfsDetails *details;
 
-    GMutex lock;           /* guards ping_urls */
+    GMutex lock; /* guards ping_urls */
     /* heartbeat id -> ping_url as the API last gave it */
     GHashTable *ping_urls;
 } Hostatlas;
@@ -34,7 +34,7 @@ static const char *const hostatlas_keys[] = {"detail_concurrency", "detail_max_a
 
 static const IfsControlSpec hostatlas_controls[] = {
     {"heartbeats", "ping", ifs_trigger_commands},
-    {NULL, NULL, NULL},
+    {NULL,         NULL,   NULL                },
 };
 
 static const IfsDetailSpec server_details;
@@ -106,8 +106,8 @@ static char *item_id(json_object *item)
 typedef gboolean (*ItemFn)(Hostatlas *h, json_object *item, gpointer data);
 
 typedef struct {
-    char *cursor;          /* cursor form: what to send next, or NULL */
-    guint page;            /* page form: the page to ask for next */
+    char *cursor; /* cursor form: what to send next, or NULL */
+    guint page; /* page form: the page to ask for next */
     gboolean done;
 } PagePlan;
 
@@ -148,9 +148,12 @@ static gboolean plan_next(Hostatlas *h, const char *path, json_object *body, gui
     next = next_cursor_of(body, meta);
     if (next) {
         if (!g_hash_table_add(cursors, g_strdup(next))) {
-            ifs_error_propagate(err, ifs_error_new(EIO, 0, NULL,
-                "account '%s': GET %s: the API handed out cursor '%s' a second time; "
-                "stopping rather than paging in circles", h->account, path, next));
+            ifs_error_propagate(
+                err,
+                ifs_error_new(EIO, 0, NULL,
+                              "account '%s': GET %s: the API handed out cursor '%s' a second time; "
+                              "stopping rather than paging in circles",
+                              h->account, path, next));
             return FALSE;
         }
         g_free(plan->cursor);
@@ -164,17 +167,20 @@ static gboolean plan_next(Hostatlas *h, const char *path, json_object *body, gui
     }
     if (meta && (int_field(meta, "page", &page) || int_field(meta, "current_page", &page)) &&
         page != plan->page) {
-        ifs_error_propagate(err, ifs_error_new(EIO, 0, NULL,
-            "account '%s': GET %s: the API answered page %" G_GINT64_FORMAT
-            " instead of page %u; stopping rather than reading the same page forever",
-            h->account, path, page, plan->page));
+        ifs_error_propagate(
+            err,
+            ifs_error_new(EIO, 0, NULL,
+                          "account '%s': GET %s: the API answered page %" G_GINT64_FORMAT
+                          " instead of page %u; stopping rather than reading the same page forever",
+                          h->account, path, page, plan->page));
         return FALSE;
     }
     if (meta && (int_field(meta, "last_page", &last) || int_field(meta, "total_pages", &last)))
         plan->done = plan->page >= last;
     else if (meta && int_field(meta, "total", &total))
-        plan->done = (gint64)plan->page * (int_field(meta, "per_page", &per_page) && per_page > 0
-                                              ? per_page : PER_PAGE) >= total;
+        plan->done = (gint64)plan->page *
+                (int_field(meta, "per_page", &per_page) && per_page > 0 ? per_page : PER_PAGE) >=
+            total;
     else
         plan->done = items < PER_PAGE; /* no meta: a short page is the last */
     plan->page++;
@@ -198,9 +204,12 @@ static gboolean walk_list(Hostatlas *h, const char *what, ItemFn each, gpointer 
         guint fresh = 0, n = 0;
 
         if (++pages > MAX_PAGES) {
-            ifs_error_propagate(err, ifs_error_new(EIO, 0, NULL,
-                "account '%s': listing %s: more than %d pages; stopping rather than "
-                "paging forever", h->account, what, MAX_PAGES));
+            ifs_error_propagate(
+                err,
+                ifs_error_new(EIO, 0, NULL,
+                              "account '%s': listing %s: more than %d pages; stopping rather than "
+                              "paging forever",
+                              h->account, what, MAX_PAGES));
             ok = FALSE;
         } else if (!(body = ifs_http_get_json(h->http, path, err))) {
             ok = FALSE;
@@ -209,8 +218,11 @@ static gboolean walk_list(Hostatlas *h, const char *what, ItemFn each, gpointer 
             plan.done = TRUE;
         } else if (!json_object_object_get_ex(body, "data", &items) ||
                    !json_object_is_type(items, json_type_array)) {
-            ifs_error_propagate(err, ifs_error_new(EIO, 0, NULL,
-                "account '%s': GET %s: the answer has no \"data\" array", h->account, path));
+            ifs_error_propagate(
+                err,
+                ifs_error_new(EIO, 0, NULL,
+                              "account '%s': GET %s: the answer has no \"data\" array", h->account,
+                              path));
             ok = FALSE;
         }
         if (ok) {
@@ -235,9 +247,12 @@ static gboolean walk_list(Hostatlas *h, const char *what, ItemFn each, gpointer 
             ok = plan_next(h, path, body, n, &plan, cursors, err);
         /* A page of nothing new, with more to come, would come again. */
         if (ok && !stopped && !plan.done && n > 0 && fresh == 0) {
-            ifs_error_propagate(err, ifs_error_new(EIO, 0, NULL,
-                "account '%s': GET %s: every item on this page was already read; "
-                "the API seems to ignore paging, stopping", h->account, path));
+            ifs_error_propagate(
+                err,
+                ifs_error_new(EIO, 0, NULL,
+                              "account '%s': GET %s: every item on this page was already read; "
+                              "the API seems to ignore paging, stopping",
+                              h->account, path));
             ok = FALSE;
         }
         json_object_put(body);
@@ -301,16 +316,17 @@ static gboolean find_item(Hostatlas *h, json_object *item, gpointer data)
 
 /* One incident or heartbeat, looked up in its list: the API documents no
  * endpoint for a single one. */
-static json_object *find_in_list(Hostatlas *h, const char *kind, const char *id,
-                                 IfsError **err)
+static json_object *find_in_list(Hostatlas *h, const char *kind, const char *id, IfsError **err)
 {
     Find f = {.id = id};
 
     if (!walk_list(h, kind, find_item, &f, err))
         return NULL;
     if (!f.found)
-        ifs_error_propagate(err, ifs_error_new(ENOENT, 0, NULL,
-            "account '%s': %s %s is no longer listed", h->account, kind, id));
+        ifs_error_propagate(err,
+                            ifs_error_new(ENOENT, 0, NULL,
+                                          "account '%s': %s %s is no longer listed", h->account,
+                                          kind, id));
     return f.found;
 }
 
@@ -331,8 +347,7 @@ static json_object *get_detail(Hostatlas *h, const char *id, IfsError **err)
     return obj;
 }
 
-static json_object *read_server_detail(gpointer provider, const IfsResource *r,
-                                       IfsError **err)
+static json_object *read_server_detail(gpointer provider, const IfsResource *r, IfsError **err)
 {
     return get_detail(provider, r->id, err);
 }
@@ -383,8 +398,8 @@ static gboolean hostatlas_list(gpointer state, GPtrArray *out, IfsError **err)
     /* Every list first: a failed one fails the refresh before any detail
      * request is spent. */
     gboolean ok = walk_list(h, "servers", collect_item, &c_servers, err) &&
-                  walk_list(h, "incidents", collect_item, &c_incidents, err) &&
-                  walk_list(h, "heartbeats", collect_item, &c_heartbeats, err);
+        walk_list(h, "incidents", collect_item, &c_incidents, err) &&
+        walk_list(h, "heartbeats", collect_item, &c_heartbeats, err);
 
     if (ok) {
         ifs_details_apply(h->details, servers);
@@ -454,9 +469,12 @@ static char *ping_url_of(Hostatlas *h, const char *id, IfsError **err)
     remember_ping_url(h, id, heartbeat);
     json_object_put(heartbeat);
     if (!url)
-        ifs_error_propagate(err, ifs_error_new(EIO, 0, NULL,
-            "account '%s': heartbeat %s has no ping_url in the API's answer; "
-            "nothing to request", h->account, id));
+        ifs_error_propagate(
+            err,
+            ifs_error_new(EIO, 0, NULL,
+                          "account '%s': heartbeat %s has no ping_url in the API's answer; "
+                          "nothing to request",
+                          h->account, id));
     return url;
 }
 
@@ -464,9 +482,8 @@ static char *ping_url_of(Hostatlas *h, const char *id, IfsError **err)
  * points (HostAtlas documents GET or POST for its ping URLs, and every
  * example is a plain `curl URL`). The key goes along only when the URL is
  * on the account's own origin. */
-static gboolean hostatlas_act(gpointer state, const char *kind, const char *id,
-                              const char *file, const IfsCommand *cmd,
-                              IfsActionResult *out, IfsError **err)
+static gboolean hostatlas_act(gpointer state, const char *kind, const char *id, const char *file,
+                              const IfsCommand *cmd, IfsActionResult *out, IfsError **err)
 {
     Hostatlas *h = state;
     IfsError *failure = NULL;
@@ -475,8 +492,10 @@ static gboolean hostatlas_act(gpointer state, const char *kind, const char *id,
 
     (void)cmd;
     if (strcmp(kind, "heartbeats") != 0 || strcmp(file, "ping") != 0) {
-        ifs_error_propagate(err, ifs_error_new(EINVAL, 0, NULL,
-            "account '%s': %s/%s accepts no commands", h->account, kind, file));
+        ifs_error_propagate(err,
+                            ifs_error_new(EINVAL, 0, NULL,
+                                          "account '%s': %s/%s accepts no commands", h->account,
+                                          kind, file));
         return FALSE;
     }
     url = ping_url_of(h, id, err);
@@ -500,10 +519,10 @@ static gboolean hostatlas_act(gpointer state, const char *kind, const char *id,
 }
 
 static const IfsInventoryColumns hostatlas_inventory[] = {
-    {"servers", .name = "hostname", .status = "status", .ip = "ip_address"},
+    {"servers",           .name = "hostname", .status = "status", .ip = "ip_address"},
     {"incidents", .name = "title", .status = "status"},
-    {"heartbeats", .name = "name", .status = "status"},
-    {.kind = NULL},
+    {"heartbeats",                   .name = "name", .status = "status"},
+    {.kind = NULL   },
 };
 
 /* ---- webhooks --------------------------------------------------------------- */
@@ -516,14 +535,14 @@ static const struct {
     const char *member;
     const char *kind;
 } webhook_events[] = {
-    {"server.offline", "server", "servers"},
-    {"server.online", "server", "servers"},
-    {"incident.created", "incident", "incidents"},
-    {"incident.resolved", "incident", "incidents"},
-    {"heartbeat.missed", "heartbeat", "heartbeats"},
-    {"alert.triggered", "server", "servers"},
-    {"alert.resolved", "server", "servers"},
-    {"ssl.expiring", "server", "servers"},
+    {"server.offline",    "server",    "servers"   },
+    {"server.online",     "server",    "servers"   },
+    {"incident.created",  "incident",  "incidents" },
+    {"incident.resolved", "incident",  "incidents" },
+    {"heartbeat.missed",  "heartbeat", "heartbeats"},
+    {"alert.triggered",   "server",    "servers"   },
+    {"alert.resolved",    "server",    "servers"   },
+    {"ssl.expiring",      "server",    "servers"   },
 };
 
 static gboolean hostatlas_webhook_parse(const char *body, size_t len, char **kind, char **id,
@@ -537,8 +556,10 @@ static gboolean hostatlas_webhook_parse(const char *body, size_t len, char **kin
 
     *kind = *id = *delivery_id = NULL;
     if (!event) {
-        ifs_error_propagate(err, ifs_error_new(EINVAL, 400, NULL, "not a HostAtlas event: "
-                            "no JSON object with a string \"event\""));
+        ifs_error_propagate(err,
+                            ifs_error_new(EINVAL, 400, NULL,
+                                          "not a HostAtlas event: "
+                                          "no JSON object with a string \"event\""));
         json_object_put(root);
         return FALSE;
     }
@@ -562,13 +583,14 @@ static const IfsWebhookSpec hostatlas_webhook = {
 };
 
 const IfsProviderType ifs_provider_hostatlas = {
-    .schema = {
-        .type = "hostatlas",
-        .default_url = "https://api.hostatlas.app",
-        .needs_user = FALSE,
-        .extra_keys = hostatlas_keys,
-        .required_keys = NULL,
-    },
+    .schema =
+        {
+                 .type = "hostatlas",
+                 .default_url = "https://api.hostatlas.app",
+                 .needs_user = FALSE,
+                 .extra_keys = hostatlas_keys,
+                 .required_keys = NULL,
+                 },
     .auth = IFS_AUTH_BEARER,
     .kinds = hostatlas_kinds,
     .inventory = hostatlas_inventory,

@@ -27,8 +27,8 @@ typedef struct {
 } Hostup;
 
 static const char *const hostup_kinds[] = {"vps", NULL};
-static const char *const hostup_keys[] = {"detail_limit", "detail_concurrency",
-                                          "detail_max_age", NULL};
+static const char *const hostup_keys[] = {"detail_limit", "detail_concurrency", "detail_max_age",
+                                          NULL};
 /* HostUp's limit is strict and its detail reads come two at a time: one
  * reader unless the account says more. */
 #define DEFAULT_DETAIL_CONCURRENCY 1
@@ -36,17 +36,17 @@ static const char *const hostup_keys[] = {"detail_limit", "detail_concurrency",
 /* start: when stopped; shutdown: graceful; stop: emergency forced power-off;
  * restart: graceful, `force` escalates; reset: always a hard reboot. */
 static const IfsCommandSpec power_commands[] = {
-    {"start", IFS_FORCE_NEVER},
-    {"shutdown", IFS_FORCE_NEVER},
-    {"stop", IFS_FORCE_REQUIRED},
-    {"restart", IFS_FORCE_OPTIONAL},
-    {"reset", IFS_FORCE_REQUIRED},
-    {NULL, 0},
+    {"start",    IFS_FORCE_NEVER   },
+    {"shutdown", IFS_FORCE_NEVER   },
+    {"stop",     IFS_FORCE_REQUIRED},
+    {"restart",  IFS_FORCE_OPTIONAL},
+    {"reset",    IFS_FORCE_REQUIRED},
+    {NULL,       0                 },
 };
 
 static const IfsControlSpec hostup_controls[] = {
     {"vps", "power", power_commands},
-    {NULL, NULL, NULL},
+    {NULL,  NULL,    NULL          },
 };
 
 static const IfsDetailSpec vps_details;
@@ -147,17 +147,20 @@ static char *list_page(Hostup *h, const char *cursor, GPtrArray *out, gboolean *
                        IfsError **err)
 {
     char *escaped = cursor ? g_uri_escape_string(cursor, NULL, FALSE) : NULL;
-    char *path = g_strdup_printf("/api/v2/vps?limit=%d%s%s", PAGE_LIMIT,
-                                 escaped ? "&cursor=" : "", escaped ? escaped : "");
+    char *path = g_strdup_printf("/api/v2/vps?limit=%d%s%s", PAGE_LIMIT, escaped ? "&cursor=" : "",
+                                 escaped ? escaped : "");
     json_object *page = ifs_http_get_json(h->http, path, err);
     json_object *data = NULL, *more = NULL, *next = NULL;
     char *next_cursor = NULL;
 
     *failed = page == NULL;
-    if (page && (!json_object_object_get_ex(page, "data", &data) ||
-                 !json_object_is_type(data, json_type_array))) {
-        ifs_error_propagate(err, ifs_error_new(EIO, 0, NULL,
-            "account '%s': GET %s: the answer has no \"data\" array", h->account, path));
+    if (page &&
+        (!json_object_object_get_ex(page, "data", &data) ||
+         !json_object_is_type(data, json_type_array))) {
+        ifs_error_propagate(err,
+                            ifs_error_new(EIO, 0, NULL,
+                                          "account '%s': GET %s: the answer has no \"data\" array",
+                                          h->account, path));
         *failed = TRUE;
     }
     if (!*failed) {
@@ -202,10 +205,12 @@ static gboolean hostup_list(gpointer state, GPtrArray *out, IfsError **err)
             for (; sealed < found->len; sealed++)
                 ifs_resource_seal(g_ptr_array_index(found, sealed));
         if (cursor && (!g_hash_table_add(seen, g_strdup(cursor)) || ++pages > MAX_PAGES)) {
-            ifs_error_propagate(err, ifs_error_new(EIO, 0, NULL,
-                "account '%s': listing VPSes: the API returned cursor '%s' twice "
-                "(or more than %d pages); giving up to avoid looping forever",
-                h->account, cursor, MAX_PAGES));
+            ifs_error_propagate(
+                err,
+                ifs_error_new(EIO, 0, NULL,
+                              "account '%s': listing VPSes: the API returned cursor '%s' twice "
+                              "(or more than %d pages); giving up to avoid looping forever",
+                              h->account, cursor, MAX_PAGES));
             failed = TRUE;
         }
     } while (cursor && !failed);
@@ -272,10 +277,13 @@ static gboolean check_gate(Hostup *h, const char *id, const char *verb, IfsError
         json_object_object_get_ex(gate, "allowed", &allowed) &&
         json_object_is_type(allowed, json_type_boolean) && !json_object_get_boolean(allowed)) {
         const char *why = json_object_object_get_ex(gate, "reason", &reason) &&
-                          json_object_is_type(reason, json_type_string)
-                              ? json_object_get_string(reason) : "no reason given";
-        ifs_error_propagate(err, ifs_error_new(EBUSY, 0, gate_name,
-            "account '%s': %s is not allowed for %s now: %s", h->account, verb, id, why));
+                json_object_is_type(reason, json_type_string)
+            ? json_object_get_string(reason)
+            : "no reason given";
+        ifs_error_propagate(err,
+                            ifs_error_new(EBUSY, 0, gate_name,
+                                          "account '%s': %s is not allowed for %s now: %s",
+                                          h->account, verb, id, why));
         ok = FALSE;
     }
     g_free(gate_name);
@@ -325,10 +333,14 @@ static gboolean hostup_act(gpointer state, const char *kind, const char *id, con
     answer = ifs_json_parse(resp->body, resp->body_len, NULL, NULL);
     ok = answer && parse_operation(answer, out);
     if (!ok && (resp->status == 202 || !json_object_is_type(answer, json_type_object)))
-        ifs_error_propagate(err, ifs_error_new(EIO, resp->status, NULL,
-            "account '%s': POST %s: HostUp answered HTTP %d but the answer could not be "
-            "read; the action may have been accepted: check the VPS's state before "
-            "trying again", h->account, path, resp->status));
+        ifs_error_propagate(
+            err,
+            ifs_error_new(
+                EIO, resp->status, NULL,
+                "account '%s': POST %s: HostUp answered HTTP %d but the answer could not be "
+                "read; the action may have been accepted: check the VPS's state before "
+                "trying again",
+                h->account, path, resp->status));
     else if (!ok) {
         ok = TRUE; /* a JSON answer without an operation: done, nothing to poll */
         out->message = g_strdup("accepted");
@@ -348,9 +360,11 @@ static gboolean hostup_poll(gpointer state, const char *poll_url, IfsOpState *st
     gboolean ok = TRUE;
 
     if (!poll_url || poll_url[0] != '/' || poll_url[1] == '/') {
-        ifs_error_propagate(err, ifs_error_new(EIO, 0, NULL,
-            "account '%s': refusing to poll '%s': not a path on the API's host",
-            h->account, poll_url ? poll_url : "(none)"));
+        ifs_error_propagate(
+            err,
+            ifs_error_new(EIO, 0, NULL,
+                          "account '%s': refusing to poll '%s': not a path on the API's host",
+                          h->account, poll_url ? poll_url : "(none)"));
         return FALSE;
     }
     body = ifs_http_get_json(h->http, poll_url, err);
@@ -360,24 +374,31 @@ static gboolean hostup_poll(gpointer state, const char *poll_url, IfsOpState *st
         const char *status = ifs_json_string_field(op, "status");
         *status_text = g_strdup(status);
         *state_out = strcmp(status, "completed") == 0 ? IFS_OP_COMPLETED
-                     : strcmp(status, "failed") == 0 ? IFS_OP_FAILED : IFS_OP_PENDING;
+            : strcmp(status, "failed") == 0           ? IFS_OP_FAILED
+                                                      : IFS_OP_PENDING;
     } else if (json_object_object_get_ex(body, "data", &data) &&
                json_object_is_type(data, json_type_object)) {
         /* The legacy jobs shape: isCompleted / isFailed flags. */
-        gboolean done = json_object_object_get_ex(data, "isCompleted", &v) &&
-                        json_object_get_boolean(v);
-        gboolean failed = json_object_object_get_ex(data, "isFailed", &v) &&
-                          json_object_get_boolean(v);
+        gboolean done =
+            json_object_object_get_ex(data, "isCompleted", &v) && json_object_get_boolean(v);
+        gboolean failed =
+            json_object_object_get_ex(data, "isFailed", &v) && json_object_get_boolean(v);
         const char *word = ifs_json_string_field(data, "state");
         if (!word)
             word = ifs_json_string_field(data, "status");
         *state_out = failed ? IFS_OP_FAILED : done ? IFS_OP_COMPLETED : IFS_OP_PENDING;
-        *status_text = g_strdup(failed ? "failed" : done ? "completed"
-                                                         : word ? word : "in_progress");
+        *status_text = g_strdup(failed     ? "failed"
+                                    : done ? "completed"
+                                    : word ? word
+                                           : "in_progress");
     } else {
-        ifs_error_propagate(err, ifs_error_new(EIO, 0, NULL,
-            "account '%s': GET %s: unrecognised job answer (neither \"operation\" nor "
-            "\"data\")", h->account, poll_url));
+        ifs_error_propagate(
+            err,
+            ifs_error_new(
+                EIO, 0, NULL,
+                "account '%s': GET %s: unrecognised job answer (neither \"operation\" nor "
+                "\"data\")",
+                h->account, poll_url));
         ok = FALSE;
     }
     json_object_put(body);
@@ -385,19 +406,20 @@ static gboolean hostup_poll(gpointer state, const char *poll_url, IfsOpState *st
 }
 
 static const IfsInventoryColumns hostup_inventory[] = {
-    {"vps", .name = "name", .status = "power_state", .ip = "primary_ip",
+    {"vps",                    .name = "name", .status = "power_state", .ip = "primary_ip",
      .region = "location/datacenter", .addresses = "ip_addresses/*/address"},
     {.kind = NULL},
 };
 
 const IfsProviderType ifs_provider_hostup = {
-    .schema = {
-        .type = "hostup",
-        .default_url = "https://cloud.hostup.se",
-        .needs_user = FALSE,
-        .extra_keys = hostup_keys,
-        .required_keys = NULL,
-    },
+    .schema =
+        {
+                 .type = "hostup",
+                 .default_url = "https://cloud.hostup.se",
+                 .needs_user = FALSE,
+                 .extra_keys = hostup_keys,
+                 .required_keys = NULL,
+                 },
     .auth = IFS_AUTH_BEARER,
     .kinds = hostup_kinds,
     .inventory = hostup_inventory,

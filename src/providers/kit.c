@@ -10,8 +10,8 @@ static IfsError *unexpected(const char *account, const char *path, const char *e
 {
     return ifs_error_new(EIO, 0, NULL,
                          "account '%s': GET %s: expected a JSON %s; the API answered "
-                         "something else%s%s", account, path, expected, hint ? " " : "",
-                         hint ? hint : "");
+                         "something else%s%s",
+                         account, path, expected, hint ? " " : "", hint ? hint : "");
 }
 
 json_object *ifs_kit_get_object(IfsHttp *http, const char *account, const char *path,

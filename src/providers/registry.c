@@ -6,12 +6,8 @@
 #include <string.h>
 
 static const IfsProviderType *const providers[] = {
-    &ifs_provider_hostup,
-    &ifs_provider_heo,
-    &ifs_provider_dokploy,
-    &ifs_provider_deployhq,
-    &ifs_provider_hostatlas,
-    NULL,
+    &ifs_provider_hostup,   &ifs_provider_heo,       &ifs_provider_dokploy,
+    &ifs_provider_deployhq, &ifs_provider_hostatlas, NULL,
 };
 
 const IfsProviderType *const *ifs_provider_all(void)
@@ -80,8 +76,8 @@ const char *ifs_json_string_field(json_object *obj, const char *key)
     json_object *v;
     const char *text;
 
-    if (!json_object_is_type(obj, json_type_object) ||
-        !json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_string))
+    if (!json_object_is_type(obj, json_type_object) || !json_object_object_get_ex(obj, key, &v) ||
+        !json_object_is_type(v, json_type_string))
         return NULL;
     text = json_object_get_string(v);
     return strlen(text) == (size_t)json_object_get_string_len(v) ? text : NULL;
@@ -123,7 +119,7 @@ typedef struct {
 
 typedef struct {
     TextKey key; /* first: the table's keys are SharedTexts */
-    guint refs;  /* under texts_lock, which also guards the table */
+    guint refs; /* under texts_lock, which also guards the table */
     char bytes[];
 } SharedText;
 
@@ -275,8 +271,8 @@ json_object *ifs_resource_extra_files(const IfsResource *r)
     return ifs_json_parse_compact(r->extra_text, r->extra_len);
 }
 
-static gboolean same_json(json_object *obj_a, const char *text_a, size_t len_a,
-                          json_object *obj_b, const char *text_b, size_t len_b)
+static gboolean same_json(json_object *obj_a, const char *text_a, size_t len_a, json_object *obj_b,
+                          const char *text_b, size_t len_b)
 {
     char *owned_a = NULL, *owned_b = NULL;
     gboolean same;
@@ -296,8 +292,7 @@ static gboolean same_json(json_object *obj_a, const char *text_a, size_t len_a,
 
 gboolean ifs_resource_same_object(const IfsResource *a, const IfsResource *b)
 {
-    return a == b ||
-           same_json(a->object, a->text, a->text_len, b->object, b->text, b->text_len);
+    return a == b || same_json(a->object, a->text, a->text_len, b->object, b->text, b->text_len);
 }
 
 gboolean ifs_resource_same(const IfsResource *a, const IfsResource *b)
@@ -307,8 +302,8 @@ gboolean ifs_resource_same(const IfsResource *a, const IfsResource *b)
     if (!a || !b || g_strcmp0(a->kind, b->kind) != 0 || g_strcmp0(a->id, b->id) != 0)
         return FALSE;
     return ifs_resource_same_object(a, b) &&
-           same_json(a->extra_files, a->extra_text, a->extra_len, b->extra_files,
-                     b->extra_text, b->extra_len);
+        same_json(a->extra_files, a->extra_text, a->extra_len, b->extra_files, b->extra_text,
+                  b->extra_len);
 }
 
 void ifs_action_result_clear(IfsActionResult *r)
@@ -321,8 +316,8 @@ void ifs_action_result_clear(IfsActionResult *r)
     memset(r, 0, sizeof *r);
 }
 
-gboolean ifs_account_number(const IfsAccountConfig *cfg, const char *key, guint64 min,
-                            guint64 max, const char *unit, guint64 *out, IfsError **err)
+gboolean ifs_account_number(const IfsAccountConfig *cfg, const char *key, guint64 min, guint64 max,
+                            const char *unit, guint64 *out, IfsError **err)
 {
     const char *text = ifs_account_extra(cfg, key);
     guint64 n;
@@ -330,10 +325,12 @@ gboolean ifs_account_number(const IfsAccountConfig *cfg, const char *key, guint6
     if (!text)
         return TRUE;
     if (!ifs_whole_number(text, min, max, &n)) {
-        ifs_error_propagate(err, ifs_error_new(EINVAL, 0, NULL,
-            "account '%s': %s must be a whole number%s%s from %" G_GUINT64_FORMAT " to %"
-            G_GUINT64_FORMAT ", not '%s'", cfg->name, key, unit ? " " : "", unit ? unit : "",
-            min, max, text));
+        ifs_error_propagate(
+            err,
+            ifs_error_new(EINVAL, 0, NULL,
+                          "account '%s': %s must be a whole number%s%s from %" G_GUINT64_FORMAT
+                          " to %" G_GUINT64_FORMAT ", not '%s'",
+                          cfg->name, key, unit ? " " : "", unit ? unit : "", min, max, text));
         return FALSE;
     }
     *out = n;

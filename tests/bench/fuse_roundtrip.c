@@ -66,15 +66,17 @@ static const struct fuse_lowlevel_ops rt_ops = {
 /* The child: mount, say so on `ready`, serve until SIGTERM. */
 static int serve(const char *mnt, int ready)
 {
-    char *argv[] = { "fuse-roundtrip", NULL };
+    char *argv[] = {"fuse-roundtrip", NULL};
     struct fuse_args args = FUSE_ARGS_INIT(1, argv);
     struct fuse_session *se = fuse_session_new(&args, &rt_ops, sizeof rt_ops, NULL);
     struct fuse_loop_config *loop;
     int rc;
 
     if (!se || fuse_set_signal_handlers(se) != 0 || fuse_session_mount(se, mnt) != 0) {
-        fprintf(stderr, "fuse-roundtrip: cannot mount %s (is /dev/fuse there, and are "
-                        "we root?)\n", mnt);
+        fprintf(stderr,
+                "fuse-roundtrip: cannot mount %s (is /dev/fuse there, and are "
+                "we root?)\n",
+                mnt);
         return 1;
     }
     if (write(ready, "1", 1) != 1)
@@ -118,8 +120,7 @@ int main(int argc, char **argv)
     pid_t child;
 
     if (per_batch < 1 || batches < 1 || batches > MAX_BATCHES) {
-        fprintf(stderr, "usage: fuse-roundtrip [STATS_PER_BATCH [BATCHES <= %d]]\n",
-                MAX_BATCHES);
+        fprintf(stderr, "usage: fuse-roundtrip [STATS_PER_BATCH [BATCHES <= %d]]\n", MAX_BATCHES);
         return 2;
     }
     if (!mkdtemp(mnt) || pipe(ready) != 0) {

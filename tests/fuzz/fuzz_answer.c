@@ -33,8 +33,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             __builtin_trap(); /* a value, or why there is none */
         json_object_put(json);
     } else {
-        err = ifs_http_error_from_response(resp.status, resp.content_type, resp.body,
-                                           resp.body_len, "GET", "/path", "fuzz");
+        err = ifs_http_error_from_response(resp.status, resp.content_type, resp.body, resp.body_len,
+                                           "GET", "/path", "fuzz");
         if (!err || !g_utf8_validate(err->message, -1, NULL))
             __builtin_trap(); /* messages end up in one-line files */
     }

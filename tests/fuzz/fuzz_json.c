@@ -34,8 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     compact = ifs_json_compact(json, &compact_len);
     pretty = ifs_json_pretty(json, &pretty_len);
     /* The size a file's stat shows must be what reading it gives. */
-    if (ifs_json_pretty_size(compact, compact_len) != pretty_len ||
-        strlen(pretty) != pretty_len)
+    if (ifs_json_pretty_size(compact, compact_len) != pretty_len || strlen(pretty) != pretty_len)
         __builtin_trap();
     json_object_put(ifs_json_parse_compact(compact, compact_len));
     g_free(pretty);

@@ -14,11 +14,11 @@
 /* An account as the simulator's demo config has it, reading one item at
  * a time so that the answers are taken in one order. */
 static const char *const configs[][2] = {
-    {"hostup", "detail_concurrency = 1\n"},
-    {"heo", "vps = vps_101 vps_102\n"},
-    {"dokploy", "detail_concurrency = 1\n"},
-    {"deployhq", "user = demo@example.com\n"},
-    {"hostatlas", "detail_concurrency = 1\n"},
+    {"hostup",    "detail_concurrency = 1\n" },
+    {"heo",       "vps = vps_101 vps_102\n"  },
+    {"dokploy",   "detail_concurrency = 1\n" },
+    {"deployhq",  "user = demo@example.com\n"},
+    {"hostatlas", "detail_concurrency = 1\n" },
 };
 
 static const IfsProviderType *type;
@@ -32,8 +32,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc;
     (void)argv;
     type = ifs_provider_find(FUZZ_PROVIDER);
-    g_string_append_printf(text, "[fuzz]\ntype = %s\nurl = http://127.0.0.1:9\n"
-                           "token = fuzz-token\n", FUZZ_PROVIDER);
+    g_string_append_printf(text,
+                           "[fuzz]\ntype = %s\nurl = http://127.0.0.1:9\n"
+                           "token = fuzz-token\n",
+                           FUZZ_PROVIDER);
     for (gsize i = 0; i < G_N_ELEMENTS(configs); i++)
         if (strcmp(configs[i][0], FUZZ_PROVIDER) == 0)
             g_string_append(text, configs[i][1]);

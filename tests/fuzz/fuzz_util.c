@@ -72,7 +72,8 @@ IfsNode *fuzz_build_resource(IfsResource *r)
     object = ifs_resource_object(r);
     extra = ifs_resource_extra_files(r);
     if (extra) {
-        json_object_object_foreach(extra, key, value) {
+        json_object_object_foreach(extra, key, value)
+        {
             char *safe = ifs_name_escape(key, strlen(key));
 
             if (safe && json_object_is_type(value, json_type_string))

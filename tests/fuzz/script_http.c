@@ -32,7 +32,7 @@ typedef struct {
     size_t len;
 } Answer;
 
-static GPtrArray *script;  /* Answer*, the current input's */
+static GPtrArray *script; /* Answer*, the current input's */
 static guint next_answer;
 static gboolean trace;
 
@@ -127,8 +127,7 @@ void ifs_http_free(IfsHttp *http)
     g_free(http);
 }
 
-static IfsHttpResponse *answer(IfsHttp *http, const char *method, const char *where,
-                               IfsError **err)
+static IfsHttpResponse *answer(IfsHttp *http, const char *method, const char *where, IfsError **err)
 {
     Answer *a;
     IfsHttpResponse *resp;
@@ -137,16 +136,18 @@ static IfsHttpResponse *answer(IfsHttp *http, const char *method, const char *wh
         fprintf(stderr, "request %s %s\n", method, where);
     http->requests++;
     if (!script || next_answer >= script->len) {
-        ifs_error_propagate(err, ifs_error_new(EHOSTUNREACH, 0, NULL,
-                                               "account '%s': %s %s: the script has no "
-                                               "more answers", http->account, method, where));
+        ifs_error_propagate(err,
+                            ifs_error_new(EHOSTUNREACH, 0, NULL,
+                                          "account '%s': %s %s: the script has no "
+                                          "more answers",
+                                          http->account, method, where));
         return NULL;
     }
     a = g_ptr_array_index(script, next_answer++);
     if (a->status < 200 || a->status > 299) {
-        ifs_error_propagate(err, ifs_http_error_from_response(a->status, a->content_type,
-                                                              a->body, a->len, method,
-                                                              where, http->account));
+        ifs_error_propagate(err,
+                            ifs_http_error_from_response(a->status, a->content_type, a->body,
+                                                         a->len, method, where, http->account));
         return NULL;
     }
     resp = g_new0(IfsHttpResponse, 1);

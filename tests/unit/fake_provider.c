@@ -15,27 +15,27 @@ typedef struct {
 } Entry;
 
 struct FakeProvider {
-    int ref;               /* guarded by the registry's lock */
+    int ref; /* guarded by the registry's lock */
     char *account;
 
-    GMutex lock;           /* guards everything below */
+    GMutex lock; /* guards everything below */
     GCond cond;
-    GPtrArray *entries;    /* Entry*, in listing order */
-    int list_errnum;       /* 0: lists succeed */
+    GPtrArray *entries; /* Entry*, in listing order */
+    int list_errnum; /* 0: lists succeed */
     char *list_message;
     gboolean list_partial;
-    int act_errnum;        /* 0: acts succeed */
+    int act_errnum; /* 0: acts succeed */
     int act_http_status;
     char *act_code;
     char *act_message;
     gboolean act_returns_resource;
-    gboolean operations;   /* power commands start operations */
+    gboolean operations; /* power commands start operations */
     guint n_operations;
     gboolean operations_end; /* polls report ops_end_state */
     IfsOpState ops_end_state;
-    GHashTable *pending;   /* poll URL -> "kind\nid\nverb" of its command */
+    GHashTable *pending; /* poll URL -> "kind\nid\nverb" of its command */
     gboolean hold;
-    guint held;            /* list() calls waiting right now */
+    guint held; /* list() calls waiting right now */
     guint calls[FAKE_N_CALLS];
     char *last_act;
 };
@@ -188,8 +188,8 @@ void fake_provider_append(FakeProvider *f, const char *kind, const char *id, con
     g_mutex_unlock(&f->lock);
 }
 
-void fake_provider_set_field(FakeProvider *f, const char *kind, const char *id,
-                             const char *field, const char *json_value)
+void fake_provider_set_field(FakeProvider *f, const char *kind, const char *id, const char *field,
+                             const char *json_value)
 {
     /* json-c parses "null" as a NULL object, which is the JSON null. */
     json_object *value = strcmp(json_value, "null") == 0 ? NULL : parse_or_die(json_value);
@@ -216,8 +216,7 @@ gboolean fake_provider_remove(FakeProvider *f, const char *kind, const char *id)
     return found;
 }
 
-void fake_provider_fail_lists(FakeProvider *f, int errnum, const char *message,
-                              gboolean partial)
+void fake_provider_fail_lists(FakeProvider *f, int errnum, const char *message, gboolean partial)
 {
     g_mutex_lock(&f->lock);
     f->list_errnum = errnum;
@@ -227,8 +226,8 @@ void fake_provider_fail_lists(FakeProvider *f, int errnum, const char *message,
     g_mutex_unlock(&f->lock);
 }
 
-void fake_provider_fail_acts(FakeProvider *f, int errnum, int http_status,
-                             const char *code, const char *message)
+void fake_provider_fail_acts(FakeProvider *f, int errnum, int http_status, const char *code,
+                             const char *message)
 {
     g_mutex_lock(&f->lock);
     f->act_errnum = errnum;
@@ -398,9 +397,10 @@ static gpointer fake_open(IfsHttp *http, const IfsAccountConfig *cfg, IfsError *
 
     (void)http; /* a fake sends no request */
     if (!f) {
-        ifs_error_propagate(err, ifs_error_new(ENOENT, 0, NULL,
-                            "account '%s': no fake provider was created for it",
-                            cfg->name));
+        ifs_error_propagate(err,
+                            ifs_error_new(ENOENT, 0, NULL,
+                                          "account '%s': no fake provider was created for it",
+                                          cfg->name));
         return NULL;
     }
     g_mutex_lock(&f->lock);
@@ -460,8 +460,7 @@ static gboolean fake_list(gpointer state, GPtrArray *out, IfsError **err)
     return ok;
 }
 
-static IfsResource *fake_fetch(gpointer state, const char *kind, const char *id,
-                               IfsError **err)
+static IfsResource *fake_fetch(gpointer state, const char *kind, const char *id, IfsError **err)
 {
     FakeProvider *f = state;
     IfsResource *r = NULL;
@@ -474,8 +473,8 @@ static IfsResource *fake_fetch(gpointer state, const char *kind, const char *id,
         r = entry_resource(e);
     g_mutex_unlock(&f->lock);
     if (!r)
-        ifs_error_propagate(err, ifs_error_new(ENOENT, 404, "not_found",
-                            "fake provider: no %s '%s'", kind, id));
+        ifs_error_propagate(
+            err, ifs_error_new(ENOENT, 404, "not_found", "fake provider: no %s '%s'", kind, id));
     return r;
 }
 
@@ -495,12 +494,12 @@ static gboolean fake_act(gpointer state, const char *kind, const char *id, const
     g_mutex_lock(&f->lock);
     count_call(f, FAKE_ACT);
     g_free(f->last_act);
-    f->last_act = g_strdup_printf("%s/%s %s %s%s", kind, id, file, cmd->verb,
-                                  cmd->force ? " force" : "");
+    f->last_act =
+        g_strdup_printf("%s/%s %s %s%s", kind, id, file, cmd->verb, cmd->force ? " force" : "");
     e = find_entry(f, kind, id, &index);
     if (f->act_errnum) {
-        failure = ifs_error_new(f->act_errnum, f->act_http_status, f->act_code, "%s",
-                                f->act_message);
+        failure =
+            ifs_error_new(f->act_errnum, f->act_http_status, f->act_code, "%s", f->act_message);
     } else if (!e) {
         failure = ifs_error_new(ENOENT, 404, "not_found", "fake provider: no %s '%s'", kind, id);
     } else if (strcmp(file, "power") == 0 && f->operations) {
@@ -546,8 +545,9 @@ static gboolean fake_poll(gpointer state, const char *poll_url, IfsOpState *stat
     what = g_hash_table_lookup(f->pending, poll_url);
     if (!what) {
         g_mutex_unlock(&f->lock);
-        ifs_error_propagate(err, ifs_error_new(ENOENT, 404, "not_found",
-                            "fake provider: no operation at %s", poll_url));
+        ifs_error_propagate(
+            err,
+            ifs_error_new(ENOENT, 404, "not_found", "fake provider: no operation at %s", poll_url));
         return FALSE;
     }
     if (!f->operations_end) {
@@ -574,21 +574,21 @@ static gboolean fake_poll(gpointer state, const char *poll_url, IfsOpState *stat
 static const char *const fake_kinds[] = {"vps", NULL};
 /* No ip: a column the API lacks stays empty. */
 static const IfsInventoryColumns fake_inventory[] = {
-    {"vps", .name = "name", .status = "power_state", .region = "location/city"},
+    {"vps",                    .name = "name", .status = "power_state", .region = "location/city"},
     {.kind = NULL},
 };
 
 static const IfsCommandSpec power_commands[] = {
-    {"start", IFS_FORCE_NEVER},
-    {"stop", IFS_FORCE_OPTIONAL},
-    {"restart", IFS_FORCE_NEVER},
-    {NULL, 0},
+    {"start",   IFS_FORCE_NEVER   },
+    {"stop",    IFS_FORCE_OPTIONAL},
+    {"restart", IFS_FORCE_NEVER   },
+    {NULL,      0                 },
 };
 
 static const IfsControlSpec fake_controls[] = {
-    {"vps", "power", power_commands},
+    {"vps", "power",  power_commands      },
     {"vps", "delete", ifs_trigger_commands},
-    {NULL, NULL, NULL},
+    {NULL,  NULL,     NULL                },
 };
 
 const IfsProviderType fake_provider_type = {

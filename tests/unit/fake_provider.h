@@ -48,19 +48,18 @@ void fake_provider_put(FakeProvider *f, const char *kind, const char *id, const 
 void fake_provider_append(FakeProvider *f, const char *kind, const char *id, const char *json);
 /* Sets one member of an existing resource to `json_value` (a JSON text:
  * "\"web-02\"", "4", "null"). */
-void fake_provider_set_field(FakeProvider *f, const char *kind, const char *id,
-                             const char *field, const char *json_value);
+void fake_provider_set_field(FakeProvider *f, const char *kind, const char *id, const char *field,
+                             const char *json_value);
 /* FALSE when there was no such resource. */
 gboolean fake_provider_remove(FakeProvider *f, const char *kind, const char *id);
 
 /* From now on every list() fails with this error (partial FALSE), or lists
  * everything and reports it as a partial refresh (partial TRUE), until
  * called with errnum 0. */
-void fake_provider_fail_lists(FakeProvider *f, int errnum, const char *message,
-                              gboolean partial);
+void fake_provider_fail_lists(FakeProvider *f, int errnum, const char *message, gboolean partial);
 /* From now on every act() fails with this error, until errnum 0. */
-void fake_provider_fail_acts(FakeProvider *f, int errnum, int http_status,
-                             const char *code, const char *message);
+void fake_provider_fail_acts(FakeProvider *f, int errnum, int http_status, const char *code,
+                             const char *message);
 /* Whether act() hands back the resource as it is after the action (the
  * default), so the store shows it at once; otherwise the store re-reads
  * it with fetch(). */
@@ -85,8 +84,7 @@ gboolean fake_provider_wait_list_held(FakeProvider *f, guint timeout_ms);
 /* Calls made so far, counted as they start. */
 guint fake_provider_calls(FakeProvider *f, FakeCall which);
 /* Waits up to timeout_ms until at least `n` calls of `which` were made. */
-gboolean fake_provider_wait_calls(FakeProvider *f, FakeCall which, guint n,
-                                  guint timeout_ms);
+gboolean fake_provider_wait_calls(FakeProvider *f, FakeCall which, guint n, guint timeout_ms);
 /* "vps/vps_1 power stop force": the last command act() received, or NULL
  * (g_free it). */
 char *fake_provider_last_act(FakeProvider *f);

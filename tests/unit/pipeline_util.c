@@ -65,8 +65,7 @@ char *recorder_events(Recorder *r)
 
     g_mutex_lock(&r->lock);
     for (guint i = 0; i < r->events->len; i++)
-        g_string_append_printf(out, "%s%s", i ? ", " : "",
-                               (char *)g_ptr_array_index(r->events, i));
+        g_string_append_printf(out, "%s%s", i ? ", " : "", (char *)g_ptr_array_index(r->events, i));
     g_mutex_unlock(&r->lock);
     return g_string_free(out, FALSE);
 }
@@ -217,8 +216,8 @@ void assert_published(Pipeline *p, const char *path, const char *expected)
 Operation *pipeline_start_operation(Pipeline *p, const char *job, const char *poll_url)
 {
     Account *a = p->account;
-    Operation *op = operation_new(a, "vps", "vps_1", g_strdup(job), g_strdup(poll_url),
-                                  g_strdup("queued"));
+    Operation *op =
+        operation_new(a, "vps", "vps_1", g_strdup(job), g_strdup(poll_url), g_strdup("queued"));
     Extras *x;
 
     g_mutex_lock(&a->lock);

@@ -28,8 +28,8 @@ typedef struct {
     IfsAccountConfig *cfg;
     Model model;
     Account *account;
-    Publisher *publisher;   /* made by pipeline_init, started on demand */
-    IfsInodes *inodes;      /* what the "kernel" holds: see recorder_know */
+    Publisher *publisher; /* made by pipeline_init, started on demand */
+    IfsInodes *inodes; /* what the "kernel" holds: see recorder_know */
     Refreshers refreshers;
     Actions actions;
     Recorder rec;
@@ -46,8 +46,8 @@ void pipeline_clear(Pipeline *p);
 /* A sealed resource of the fake's kind from a JSON object's text. */
 IfsResource *pipeline_resource(const char *id, const char *json);
 /* Sets the account's resources as a refresh would (under its lock). */
-void pipeline_set_resources(Pipeline *p, const char *id1, const char *json1, ...)
-    G_GNUC_NULL_TERMINATED;
+void pipeline_set_resources(Pipeline *p, const char *id1, const char *json1,
+                            ...) G_GNUC_NULL_TERMINATED;
 
 /* An operation on vps_1 with its wait file, as an action leaves it: job
  * `job`, polled at `poll_url` (both copied). The caller's reference. */

@@ -196,8 +196,7 @@ static void test_an_action_without_its_result_is_re_read(Fixture *fx, gconstpoin
     assert_published(&fx->p, "vps/acct/vps_1/power_state", "stopped\n");
 }
 
-static void test_delete_removes_the_resource_before_the_write_returns(Fixture *fx,
-                                                                      gconstpointer d)
+static void test_delete_removes_the_resource_before_the_write_returns(Fixture *fx, gconstpointer d)
 {
     (void)d;
     g_assert_cmpint(write_control(fx, "vps/acct/vps_1/delete", "1\n"), ==, 0);
@@ -225,8 +224,8 @@ static gpointer wait_in_thread(gpointer data)
 {
     WaitCall *call = data;
 
-    call->text = actions_wait_text(&call->fx->p.actions, call->wait, never_give_up, NULL,
-                                   &call->errnum);
+    call->text =
+        actions_wait_text(&call->fx->p.actions, call->wait, never_give_up, NULL, &call->errnum);
     if (call->text)
         actions_wait_replied(&call->fx->p.actions, call->wait);
     return NULL;
@@ -307,8 +306,9 @@ static void test_offline_acts_on_nothing(Fixture *fx, gconstpointer d)
     g_test_assert_expected_messages();
     g_assert_cmpuint(fake_provider_calls(fx->p.fake, FAKE_ACT), ==, 0);
     /* Refused, and logged all the same. */
-    assert_logged(fx, 0, "vps/acct/vps_1/power\tstop\tfailed\t-\tmounted with -o offline: "
-                         "no request was sent; remount without offline to act\t-");
+    assert_logged(fx, 0,
+                  "vps/acct/vps_1/power\tstop\tfailed\t-\tmounted with -o offline: "
+                  "no request was sent; remount without offline to act\t-");
 }
 
 static void test_the_log_never_shows_the_secret(Fixture *fx, gconstpointer d)

@@ -68,8 +68,8 @@ static void test_an_exhausted_api_holds_everyone_until_reset(void)
     ifs_budget_answered(b, 100, 0, T0_S + 30, TRUE, T0_S);
     g_assert_cmpint(ifs_budget_exhausted_until(b, T0_S), ==, T0_S + 30);
     g_assert_cmpint(send_at(b, IFS_PRIORITY_USER, T0_US + 10 * S), ==, 20 * S);
-    g_assert_cmpint(ifs_budget_try_send(b, IFS_PRIORITY_USER, FALSE, T0_US + 10 * S,
-                                        T0_S + 10), ==, 0);
+    g_assert_cmpint(ifs_budget_try_send(b, IFS_PRIORITY_USER, FALSE, T0_US + 10 * S, T0_S + 10), ==,
+                    0);
     ifs_budget_answered(b, -1, -1, -1, FALSE, T0_S + 10);
     g_assert_cmpint(send_at(b, IFS_PRIORITY_USER, T0_US + 30 * S), ==, 0);
     ifs_budget_stats(b, T0_US + 30 * S, &st);
@@ -197,7 +197,8 @@ int main(int argc, char **argv)
                     test_users_are_never_behind_background);
     g_test_add_func("/budget/exhausted-api-holds-everyone-until-reset",
                     test_an_exhausted_api_holds_everyone_until_reset);
-    g_test_add_func("/budget/absurd-headers", test_absurd_headers_neither_overflow_nor_hold_for_years);
+    g_test_add_func("/budget/absurd-headers",
+                    test_absurd_headers_neither_overflow_nor_hold_for_years);
     g_test_add_func("/budget/background-leaves-the-users-part",
                     test_background_leaves_the_users_part_of_what_is_left);
     g_test_add_func("/budget/answers-only-lower-within-a-window",

@@ -9,8 +9,9 @@
 #include "infrafs/jsontree.h"
 #include "test_util.h"
 
-#define VPS_1 "{\"id\": \"vps_1\", \"name\": \"web-01\", \"power_state\": \"running\", " \
-              "\"cpu_cores\": 2, \"location\": {\"city\": \"Stockholm\"}, \"notes\": null}"
+#define VPS_1                                                                                      \
+    "{\"id\": \"vps_1\", \"name\": \"web-01\", \"power_state\": \"running\", "                     \
+    "\"cpu_cores\": 2, \"location\": {\"city\": \"Stockholm\"}, \"notes\": null}"
 #define VPS_2 "{\"id\": \"vps_2\", \"name\": \"db-01\"}"
 
 typedef struct {
@@ -131,8 +132,8 @@ static void test_unchanged_resources_keep_their_nodes(Fixture *fx, gconstpointer
     kind_dir = ifs_node_ref((IfsNode *)node(fx, "vps/acct"));
 
     /* Listed again as new resources, vps_1 the same text, vps_2 changed. */
-    pipeline_set_resources(&fx->p, "vps_1", VPS_1,
-                           "vps_2", "{\"id\": \"vps_2\", \"name\": \"db-02\"}", NULL);
+    pipeline_set_resources(&fx->p, "vps_1", VPS_1, "vps_2",
+                           "{\"id\": \"vps_2\", \"name\": \"db-02\"}", NULL);
     build(fx);
     g_assert_true(node(fx, "vps/acct/vps_1") == vps1);
     g_assert_false(node(fx, "vps/acct/vps_2") == vps2);

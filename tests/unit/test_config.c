@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char *const heo_keys[] = { "vps", NULL };
+static const char *const heo_keys[] = {"vps", NULL};
 
 static const IfsAccountSchema hostup_schema = {
     "hostup", "https://cloud.hostup.se", FALSE, NULL, NULL,
@@ -26,18 +26,27 @@ static const IfsAccountSchema deployhq_schema = {
     "deployhq", NULL, TRUE, NULL, NULL,
 };
 static const IfsAccountSchema *const schemas[] = {
-    &hostup_schema, &heo_schema, &deployhq_schema, NULL,
+    &hostup_schema,
+    &heo_schema,
+    &deployhq_schema,
+    NULL,
 };
 
 /* Environment the tests change; restored after each test. */
 static const char *const saved_vars[] = {
-    "HOME", "XDG_CONFIG_HOME", "INFRAFS_HOSTUP_TOKEN", "INFRAFS_HEO_TOKEN",
-    "INFRAFS_DEPLOYHQ_TOKEN", "INFRAFS_MY_HOST_1_TOKEN", "INFRAFS_OTHER_TOKEN",
-    "INFRAFS_NOT_A_SECRET", NULL,
+    "HOME",
+    "XDG_CONFIG_HOME",
+    "INFRAFS_HOSTUP_TOKEN",
+    "INFRAFS_HEO_TOKEN",
+    "INFRAFS_DEPLOYHQ_TOKEN",
+    "INFRAFS_MY_HOST_1_TOKEN",
+    "INFRAFS_OTHER_TOKEN",
+    "INFRAFS_NOT_A_SECRET",
+    NULL,
 };
 
 typedef struct {
-    char *dir;   /* temporary directory, removed afterwards */
+    char *dir; /* temporary directory, removed afterwards */
     char *saved[G_N_ELEMENTS(saved_vars)];
 } Fixture;
 
@@ -70,8 +79,7 @@ static void fixture_teardown(Fixture *fx, gconstpointer data)
 }
 
 /* Writes `content` to dir/name with exactly `mode` (whatever the umask). */
-static char *write_file(const char *dir, const char *name, const char *content,
-                        mode_t mode)
+static char *write_file(const char *dir, const char *name, const char *content, mode_t mode)
 {
     char *path = g_build_filename(dir, name, NULL);
     char *parent = g_path_get_dirname(path);
@@ -84,8 +92,7 @@ static char *write_file(const char *dir, const char *name, const char *content,
     return path;
 }
 
-static IfsConfig *load_text(Fixture *fx, const char *text, mode_t mode,
-                            IfsError **err)
+static IfsConfig *load_text(Fixture *fx, const char *text, mode_t mode, IfsError **err)
 {
     char *path = write_file(fx->dir, "config", text, mode);
     IfsConfig *cfg = ifs_config_load(path, schemas, err);
@@ -106,11 +113,10 @@ static IfsConfig *load_ok(Fixture *fx, const char *text)
 
 /* Asserts the load fails with `errnum` and a message that contains every
  * string of the NULL-terminated list. */
-static void expect_error(Fixture *fx, const char *text, mode_t mode,
-                         int errnum, ...) G_GNUC_NULL_TERMINATED;
+static void expect_error(Fixture *fx, const char *text, mode_t mode, int errnum,
+                         ...) G_GNUC_NULL_TERMINATED;
 
-static void expect_error(Fixture *fx, const char *text, mode_t mode,
-                         int errnum, ...)
+static void expect_error(Fixture *fx, const char *text, mode_t mode, int errnum, ...)
 {
     IfsError *err = NULL;
     IfsConfig *cfg = load_text(fx, text, mode, &err);
@@ -151,25 +157,25 @@ static void test_contract_example(Fixture *fx, gconstpointer data)
 {
     (void)data;
     g_setenv("HOME", fx->dir, TRUE);
-    g_free(write_file(fx->dir, ".config/infrafs/hostup.token",
-                      "hostup-secret\n", 0600));
-    IfsConfig *cfg = load_ok(fx,
-        "[hostup]                 # section name = account name in the tree\n"
-        "type = hostup            # hostup | heo | deployhq | hostatlas | dokploy\n"
-        "url = https://cloud.hostup.se\n"
-        "token_file = ~/.config/infrafs/hostup.token\n"
-        "refresh = 60\n"
-        "\n"
-        "[heo]\n"
-        "type = heo\n"
-        "token_command = echo heo-secret   # stdout is the secret\n"
-        "vps = vps_123 vps_456               # HEO has no list endpoint\n"
-        "\n"
-        "[deployhq]\n"
-        "type = deployhq\n"
-        "url = https://acme.deployhq.com\n"
-        "user = ops@example.com\n"
-        "token = dhq-secret                   # inline: file must be 0600\n");
+    g_free(write_file(fx->dir, ".config/infrafs/hostup.token", "hostup-secret\n", 0600));
+    IfsConfig *cfg =
+        load_ok(fx,
+                "[hostup]                 # section name = account name in the tree\n"
+                "type = hostup            # hostup | heo | deployhq | hostatlas | dokploy\n"
+                "url = https://cloud.hostup.se\n"
+                "token_file = ~/.config/infrafs/hostup.token\n"
+                "refresh = 60\n"
+                "\n"
+                "[heo]\n"
+                "type = heo\n"
+                "token_command = echo heo-secret   # stdout is the secret\n"
+                "vps = vps_123 vps_456               # HEO has no list endpoint\n"
+                "\n"
+                "[deployhq]\n"
+                "type = deployhq\n"
+                "url = https://acme.deployhq.com\n"
+                "user = ops@example.com\n"
+                "token = dhq-secret                   # inline: file must be 0600\n");
     char *path = config_path(fx);
     g_assert_cmpstr(cfg->path, ==, path);
     g_assert_cmpuint(cfg->accounts->len, ==, 3);
@@ -215,11 +221,11 @@ static void test_inline_token(Fixture *fx, gconstpointer data)
 {
     (void)data;
     IfsConfig *cfg = load_ok(fx,
-        "; a full-line comment\n"
-        "# another one\n"
-        "[hostup]\n"
-        "type=hostup\n"
-        "token = pass#1;x ; trailing remark\n");
+                             "; a full-line comment\n"
+                             "# another one\n"
+                             "[hostup]\n"
+                             "type=hostup\n"
+                             "token = pass#1;x ; trailing remark\n");
     g_assert_cmpstr(account(cfg, 0)->secret, ==, "pass#1;x");
     ifs_config_free(cfg);
 }
@@ -228,39 +234,35 @@ static void test_quoted_value(Fixture *fx, gconstpointer data)
 {
     (void)data;
     IfsConfig *cfg = load_ok(fx,
-        "[hostup]\n"
-        "type = \"hostup\"\n"
-        "token = \"abc #def ; g\"   # the quotes keep ' #'\n"
-        "url = \"https://sim.example:8443/\"\n");
+                             "[hostup]\n"
+                             "type = \"hostup\"\n"
+                             "token = \"abc #def ; g\"   # the quotes keep ' #'\n"
+                             "url = \"https://sim.example:8443/\"\n");
     g_assert_cmpstr(account(cfg, 0)->secret, ==, "abc #def ; g");
     g_assert_cmpstr(account(cfg, 0)->url, ==, "https://sim.example:8443");
     ifs_config_free(cfg);
 
-    expect_error(fx, "[hostup]\ntype = hostup\ntoken = \"abc #def\n", 0600,
-                 EINVAL, ":3: [hostup] token: unterminated double quote", NULL);
-    expect_error(fx, "[hostup]\ntype = hostup\ntoken = \"abc\"def\n", 0600,
-                 EINVAL, ":3: [hostup] token: text after the closing quote",
-                 NULL);
+    expect_error(fx, "[hostup]\ntype = hostup\ntoken = \"abc #def\n", 0600, EINVAL,
+                 ":3: [hostup] token: unterminated double quote", NULL);
+    expect_error(fx, "[hostup]\ntype = hostup\ntoken = \"abc\"def\n", 0600, EINVAL,
+                 ":3: [hostup] token: text after the closing quote", NULL);
 }
 
 static void test_token_file(Fixture *fx, gconstpointer data)
 {
     (void)data;
     char *token = write_file(fx->dir, "hostup.token", "  file-secret \n\n", 0600);
-    char *text = g_strdup_printf("[hostup]\ntype = hostup\ntoken_file = %s\n",
-                                 token);
+    char *text = g_strdup_printf("[hostup]\ntype = hostup\ntoken_file = %s\n", token);
     IfsConfig *cfg = load_ok(fx, text);
     g_assert_cmpstr(account(cfg, 0)->secret, ==, "file-secret");
     ifs_config_free(cfg);
 
     g_free(write_file(fx->dir, "hostup.token", "\n  \n", 0600));
-    expect_error(fx, text, 0600, EINVAL, ":3: [hostup] token_file: ", token,
-                 "is empty", NULL);
+    expect_error(fx, text, 0600, EINVAL, ":3: [hostup] token_file: ", token, "is empty", NULL);
     g_free(write_file(fx->dir, "hostup.token", "line1\nline2\n", 0600));
     expect_error(fx, text, 0600, EINVAL, "more than one line", NULL);
     g_remove(token);
-    expect_error(fx, text, 0600, ENOENT, ":3: [hostup] token_file: cannot open",
-                 token, NULL);
+    expect_error(fx, text, 0600, ENOENT, ":3: [hostup] token_file: cannot open", token, NULL);
     g_free(text);
     g_free(token);
 }
@@ -274,7 +276,8 @@ static void test_read_secret_again(Fixture *fx, gconstpointer data)
     g_free(write_file(fx->dir, "cmd.token", "old-cmd\n", 0600));
     char *text = g_strdup_printf("[hostup]\ntype = hostup\ntoken_file = %s\n"
                                  "[heo]\ntype = heo\nvps = vps_1\ntoken_command = cat cmd.token\n"
-                                 "[inline]\ntype = hostup\ntoken = inline-secret\n", token);
+                                 "[inline]\ntype = hostup\ntoken = inline-secret\n",
+                                 token);
     IfsConfig *cfg = load_ok(fx, text);
     IfsError *err = NULL;
     char *again;
@@ -320,8 +323,8 @@ static void test_token_file_relative(Fixture *fx, gconstpointer data)
     /* Started from elsewhere: the path is still relative to the config. */
     char *cwd = g_get_current_dir();
     g_assert_cmpint(chdir("/"), ==, 0);
-    IfsConfig *cfg = load_ok(fx,
-        "[hostup]\ntype = hostup\ntoken_file = secrets/../secrets/h.token\n");
+    IfsConfig *cfg =
+        load_ok(fx, "[hostup]\ntype = hostup\ntoken_file = secrets/../secrets/h.token\n");
     g_assert_cmpint(chdir(cwd), ==, 0);
     g_assert_cmpstr(account(cfg, 0)->secret, ==, "rel-secret");
     char *expected = g_build_filename(fx->dir, "secrets", "h.token", NULL);
@@ -339,8 +342,7 @@ static void test_tilde_without_home(Fixture *fx, gconstpointer data)
     g_unsetenv("HOME");
     char *home = passwd_home();
     char *name = g_strdup_printf("infrafs-test-missing-%d.token", (int)getpid());
-    char *text = g_strdup_printf("[hostup]\ntype = hostup\ntoken_file = ~/%s\n",
-                                 name);
+    char *text = g_strdup_printf("[hostup]\ntype = hostup\ntoken_file = ~/%s\n", name);
     char *expected = g_build_filename(home, name, NULL);
     expect_error(fx, text, 0600, ENOENT, expected, NULL);
     g_free(expected);
@@ -357,8 +359,8 @@ static void test_tilde_with_home(Fixture *fx, gconstpointer data)
     IfsConfig *cfg = load_ok(fx, "[hostup]\ntype = hostup\ntoken_file = ~/t\n");
     g_assert_cmpstr(account(cfg, 0)->secret, ==, "home-secret");
     ifs_config_free(cfg);
-    expect_error(fx, "[hostup]\ntype = hostup\ntoken_file = ~bob/t\n", 0600,
-                 EINVAL, "'~user' paths are not supported", NULL);
+    expect_error(fx, "[hostup]\ntype = hostup\ntoken_file = ~bob/t\n", 0600, EINVAL,
+                 "'~user' paths are not supported", NULL);
 }
 
 static void test_token_command(Fixture *fx, gconstpointer data)
@@ -366,8 +368,7 @@ static void test_token_command(Fixture *fx, gconstpointer data)
     (void)data;
     /* Runs in the config's directory, so relative paths work there too. */
     g_free(write_file(fx->dir, "cmd.token", "cmd-secret\n", 0600));
-    IfsConfig *cfg = load_ok(fx,
-        "[heo]\ntype = heo\nvps = vps_1\ntoken_command = cat cmd.token\n");
+    IfsConfig *cfg = load_ok(fx, "[heo]\ntype = heo\nvps = vps_1\ntoken_command = cat cmd.token\n");
     g_assert_cmpstr(account(cfg, 0)->secret, ==, "cmd-secret");
     ifs_config_free(cfg);
 }
@@ -375,11 +376,10 @@ static void test_token_command(Fixture *fx, gconstpointer data)
 static void test_token_command_fails(Fixture *fx, gconstpointer data)
 {
     (void)data;
-    const char *text =
-        "[heo]\ntype = heo\nvps = vps_1\n"
-        "token_command = echo leaked-secret; echo 'gpg: no key' >&2; exit 1\n";
-    expect_error(fx, text, 0600, EINVAL, ":4: [heo] token_command: ",
-                 "exited with status 1", "stderr: gpg: no key", NULL);
+    const char *text = "[heo]\ntype = heo\nvps = vps_1\n"
+                       "token_command = echo leaked-secret; echo 'gpg: no key' >&2; exit 1\n";
+    expect_error(fx, text, 0600, EINVAL, ":4: [heo] token_command: ", "exited with status 1",
+                 "stderr: gpg: no key", NULL);
 
     IfsError *err = NULL;
     g_assert_null(load_text(fx, text, 0600, &err));
@@ -390,10 +390,10 @@ static void test_token_command_fails(Fixture *fx, gconstpointer data)
 static void test_token_command_empty(Fixture *fx, gconstpointer data)
 {
     (void)data;
-    expect_error(fx, "[heo]\ntype = heo\nvps = v\ntoken_command = true\n",
-                 0600, EINVAL, ":4: [heo] token_command: ",
-                 "printed nothing on standard output", NULL);
-    expect_error(fx, "[heo]\ntype = heo\nvps = v\n"
+    expect_error(fx, "[heo]\ntype = heo\nvps = v\ntoken_command = true\n", 0600, EINVAL,
+                 ":4: [heo] token_command: ", "printed nothing on standard output", NULL);
+    expect_error(fx,
+                 "[heo]\ntype = heo\nvps = v\n"
                  "token_command = printf 'a\\nb\\n'\n",
                  0600, EINVAL, "printed more than one line", NULL);
 }
@@ -406,8 +406,8 @@ static void test_token_command_timeout(Fixture *fx, gconstpointer data)
         g_test_skip("takes 10 s; run with -m slow");
         return;
     }
-    expect_error(fx, "[heo]\ntype = heo\nvps = v\ntoken_command = sleep 30\n",
-                 0600, EINVAL, "did not finish within 10 s", NULL);
+    expect_error(fx, "[heo]\ntype = heo\nvps = v\ntoken_command = sleep 30\n", 0600, EINVAL,
+                 "did not finish within 10 s", NULL);
 }
 
 static void test_env_token(Fixture *fx, gconstpointer data)
@@ -422,8 +422,7 @@ static void test_env_token(Fixture *fx, gconstpointer data)
 
     /* An empty variable counts as unset. */
     g_setenv("INFRAFS_MY_HOST_1_TOKEN", "", TRUE);
-    expect_error(fx, "[my-host.1]\ntype = hostup\n", 0600, EINVAL,
-                 "no secret given", NULL);
+    expect_error(fx, "[my-host.1]\ntype = hostup\n", 0600, EINVAL, "no secret given", NULL);
 }
 
 static void test_env_name(void)
@@ -437,15 +436,15 @@ static void test_two_secrets(Fixture *fx, gconstpointer data)
 {
     (void)data;
     g_free(write_file(fx->dir, "t", "x", 0600));
-    expect_error(fx, "[hostup]\ntype = hostup\ntoken_file = t\n"
-                 "token_command = echo y\n", 0600, EINVAL,
-                 ":1: [hostup] more than one secret given",
-                 "token_file (line 3)", "token_command (line 4)", NULL);
+    expect_error(fx,
+                 "[hostup]\ntype = hostup\ntoken_file = t\n"
+                 "token_command = echo y\n",
+                 0600, EINVAL, ":1: [hostup] more than one secret given", "token_file (line 3)",
+                 "token_command (line 4)", NULL);
 
     g_setenv("INFRAFS_HOSTUP_TOKEN", "z", TRUE);
-    expect_error(fx, "[hostup]\ntype = hostup\ntoken = y\n", 0600, EINVAL,
-                 "token (line 3)", "environment variable INFRAFS_HOSTUP_TOKEN",
-                 NULL);
+    expect_error(fx, "[hostup]\ntype = hostup\ntoken = y\n", 0600, EINVAL, "token (line 3)",
+                 "environment variable INFRAFS_HOSTUP_TOKEN", NULL);
 }
 
 static void test_no_secret(Fixture *fx, gconstpointer data)
@@ -462,13 +461,13 @@ static void test_inline_token_in_open_config(Fixture *fx, gconstpointer data)
     char *path = config_path(fx);
     char *fix = g_strdup_printf("run: chmod 600 %s", path);
     char *head = g_strdup_printf("%s: holds a secret (token in [deployhq], "
-                                 "line 6)", path);
-    const char *text =
-        "[hostup]\ntype = hostup\ntoken_command = echo a\n"
-        "[deployhq]\ntype = deployhq\ntoken = s3cret\n"
-        "url = https://acme.deployhq.com\nuser = ops\n";
-    expect_error(fx, text, 0644, EACCES, head, "mode 0644", fix,
-                 "readable by group or others", NULL);
+                                 "line 6)",
+                                 path);
+    const char *text = "[hostup]\ntype = hostup\ntoken_command = echo a\n"
+                       "[deployhq]\ntype = deployhq\ntoken = s3cret\n"
+                       "url = https://acme.deployhq.com\nuser = ops\n";
+    expect_error(fx, text, 0644, EACCES, head, "mode 0644", fix, "readable by group or others",
+                 NULL);
     expect_error(fx, text, 0602, EACCES, "writable by others", NULL);
 
     IfsError *err = NULL;
@@ -489,8 +488,8 @@ static void test_open_token_file(Fixture *fx, gconstpointer data)
     (void)data;
     char *token = write_file(fx->dir, "h.token", "x\n", 0644);
     char *fix = g_strdup_printf("run: chmod 600 %s", token);
-    expect_error(fx, "[hostup]\ntype = hostup\ntoken_file = h.token\n", 0600,
-                 EACCES, ":3: [hostup] token_file: ", "mode 0644", fix, NULL);
+    expect_error(fx, "[hostup]\ntype = hostup\ntoken_file = h.token\n", 0600, EACCES,
+                 ":3: [hostup] token_file: ", "mode 0644", fix, NULL);
     g_free(fix);
     g_free(token);
 }
@@ -501,8 +500,7 @@ static void test_open_config_without_token(Fixture *fx, gconstpointer data)
     (void)data;
     g_free(write_file(fx->dir, "h.token", "x\n", 0600));
     IfsError *err = NULL;
-    IfsConfig *cfg = load_text(fx,
-        "[hostup]\ntype = hostup\ntoken_file = h.token\n", 0644, &err);
+    IfsConfig *cfg = load_text(fx, "[hostup]\ntype = hostup\ntoken_file = h.token\n", 0644, &err);
     g_assert_null(err);
     g_assert_cmpstr(account(cfg, 0)->secret, ==, "x");
     ifs_config_free(cfg);
@@ -527,35 +525,33 @@ static void test_config_others_can_write(Fixture *fx, gconstpointer data)
 static void test_unknown_key(Fixture *fx, gconstpointer data)
 {
     (void)data;
-    expect_error(fx, "[hostup]\ntype = hostup\ntoken = x\n\nrefrsh = 5\n",
-                 0600, EINVAL,
+    expect_error(fx, "[hostup]\ntype = hostup\ntoken = x\n\nrefrsh = 5\n", 0600, EINVAL,
                  ":5: [hostup] unknown key 'refrsh' (known keys for type "
                  "hostup: type, url, token, token_file, token_command, user, "
                  "timeout, max_resources, cacert, refresh, events_fields, rate_limit, "
-                 "refresh_share, insecure_http)", NULL);
-    expect_error(fx, "[heo]\ntype = heo\ntoken = x\nvps = a\nvpss = b\n",
-                 0600, EINVAL, ":5: [heo] unknown key 'vpss'", "insecure_http, vps)",
+                 "refresh_share, insecure_http)",
                  NULL);
+    expect_error(fx, "[heo]\ntype = heo\ntoken = x\nvps = a\nvpss = b\n", 0600, EINVAL,
+                 ":5: [heo] unknown key 'vpss'", "insecure_http, vps)", NULL);
 }
 
 static void test_unknown_type(Fixture *fx, gconstpointer data)
 {
     (void)data;
     expect_error(fx, "[a]\ntoken = x\ntype = aws\n", 0600, EINVAL,
-                 ":3: [a] type: unknown type 'aws'",
-                 "hostup, heo, deployhq", NULL);
-    expect_error(fx, "[a]\ntoken = x\n", 0600, EINVAL,
-                 ":1: [a] missing required key 'type'", NULL);
+                 ":3: [a] type: unknown type 'aws'", "hostup, heo, deployhq", NULL);
+    expect_error(fx, "[a]\ntoken = x\n", 0600, EINVAL, ":1: [a] missing required key 'type'", NULL);
 }
 
 static void test_missing_required(Fixture *fx, gconstpointer data)
 {
     (void)data;
-    expect_error(fx, "# x\n[dhq]\ntype = deployhq\nuser = u\ntoken = t\n",
-                 0600, EINVAL, ":2: [dhq] missing required key 'url' for type "
-                 "deployhq", NULL);
-    expect_error(fx, "[dhq]\ntype = deployhq\nurl = https://a.b\ntoken = t\n",
-                 0600, EINVAL, ":1: [dhq] missing required key 'user'", NULL);
+    expect_error(fx, "# x\n[dhq]\ntype = deployhq\nuser = u\ntoken = t\n", 0600, EINVAL,
+                 ":2: [dhq] missing required key 'url' for type "
+                 "deployhq",
+                 NULL);
+    expect_error(fx, "[dhq]\ntype = deployhq\nurl = https://a.b\ntoken = t\n", 0600, EINVAL,
+                 ":1: [dhq] missing required key 'user'", NULL);
     expect_error(fx, "[heo]\ntype = heo\ntoken = t\n", 0600, EINVAL,
                  ":1: [heo] missing required key 'vps'", NULL);
 }
@@ -563,18 +559,17 @@ static void test_missing_required(Fixture *fx, gconstpointer data)
 static void test_url(Fixture *fx, gconstpointer data)
 {
     (void)data;
-    IfsConfig *cfg = load_ok(fx,
-        "[a]\ntype = hostup\ntoken = t\nurl = http://127.0.0.1:8080/prefix//\n");
+    IfsConfig *cfg =
+        load_ok(fx, "[a]\ntype = hostup\ntoken = t\nurl = http://127.0.0.1:8080/prefix//\n");
     g_assert_cmpstr(account(cfg, 0)->url, ==, "http://127.0.0.1:8080/prefix");
     ifs_config_free(cfg);
 
-    expect_error(fx, "[a]\ntype = hostup\ntoken = t\nurl = ftp://x\n", 0600,
-                 EINVAL, ":4: [a] url: must start with http:// or https://",
-                 NULL);
-    expect_error(fx, "[a]\ntype = hostup\ntoken = t\nurl = https:///x\n", 0600,
-                 EINVAL, "has no host", NULL);
-    expect_error(fx, "[a]\ntype = hostup\ntoken = t\nurl = https://u:pw@h\n",
-                 0600, EINVAL, "must not contain credentials", NULL);
+    expect_error(fx, "[a]\ntype = hostup\ntoken = t\nurl = ftp://x\n", 0600, EINVAL,
+                 ":4: [a] url: must start with http:// or https://", NULL);
+    expect_error(fx, "[a]\ntype = hostup\ntoken = t\nurl = https:///x\n", 0600, EINVAL,
+                 "has no host", NULL);
+    expect_error(fx, "[a]\ntype = hostup\ntoken = t\nurl = https://u:pw@h\n", 0600, EINVAL,
+                 "must not contain credentials", NULL);
 }
 
 /* Plain HTTP only to this machine, unless insecure_http = true says the
@@ -587,8 +582,7 @@ static void test_plain_http_only_to_loopback(Fixture *fx, gconstpointer data)
 
     (void)data;
     for (gsize i = 0; i < G_N_ELEMENTS(loopback); i++) {
-        char *text = g_strdup_printf("[a]\ntype = hostup\ntoken = t\nurl = %s\n",
-                                     loopback[i]);
+        char *text = g_strdup_printf("[a]\ntype = hostup\ntoken = t\nurl = %s\n", loopback[i]);
 
         if (g_str_has_prefix(loopback[i], "HTTP"))
             expect_error(fx, text, 0600, EINVAL, "must start with http:// or https://", NULL);
@@ -597,18 +591,20 @@ static void test_plain_http_only_to_loopback(Fixture *fx, gconstpointer data)
         g_free(text);
     }
     expect_error(fx, "[a]\ntype = hostup\ntoken = t\nurl = http://192.0.2.1\n", 0600, EINVAL,
-                 ":4: [a] url: is plain http:// to another machine",
-                 "set insecure_http = true", NULL);
+                 ":4: [a] url: is plain http:// to another machine", "set insecure_http = true",
+                 NULL);
     expect_error(fx, "[a]\ntype = hostup\ntoken = t\nurl = http://128.0.0.1\n", 0600, EINVAL,
                  "plain http:// to another machine", NULL);
     expect_error(fx, "[a]\ntype = hostup\ntoken = t\nurl = http://[::2]\n", 0600, EINVAL,
                  "plain http:// to another machine", NULL);
-    expect_error(fx, "[a]\ntype = hostup\ntoken = t\ninsecure_http = yes\n"
-                 "url = http://192.0.2.1\n", 0600, EINVAL,
-                 ":4: [a] insecure_http: 'yes' is neither true nor false", NULL);
+    expect_error(fx,
+                 "[a]\ntype = hostup\ntoken = t\ninsecure_http = yes\n"
+                 "url = http://192.0.2.1\n",
+                 0600, EINVAL, ":4: [a] insecure_http: 'yes' is neither true nor false", NULL);
     g_test_expect_message("infrafs", G_LOG_LEVEL_WARNING,
                           "*[a] url http://192.0.2.1: plain HTTP to another machine*");
-    cfg = load_ok(fx, "[a]\ntype = hostup\ntoken = t\ninsecure_http = true\n"
+    cfg = load_ok(fx,
+                  "[a]\ntype = hostup\ntoken = t\ninsecure_http = true\n"
                   "url = http://192.0.2.1\n");
     g_test_assert_expected_messages();
     g_assert_cmpstr(account(cfg, 0)->url, ==, "http://192.0.2.1");
@@ -618,9 +614,8 @@ static void test_plain_http_only_to_loopback(Fixture *fx, gconstpointer data)
 static void test_duplicates(Fixture *fx, gconstpointer data)
 {
     (void)data;
-    expect_error(fx, "[a]\ntype = hostup\ntoken = x\ntype = heo\n", 0600,
-                 EINVAL, ":4: [a] type: duplicate key (first set at line 2)",
-                 NULL);
+    expect_error(fx, "[a]\ntype = hostup\ntoken = x\ntype = heo\n", 0600, EINVAL,
+                 ":4: [a] type: duplicate key (first set at line 2)", NULL);
     expect_error(fx, "[a]\ntype = hostup\ntoken = x\n[a]\n", 0600, EINVAL,
                  ":4: [a] duplicate section (first at line 1)", NULL);
 }
@@ -643,7 +638,7 @@ static void expect_bad_values(Fixture *fx, const char *key, const char *const *b
 static void test_bad_refresh(Fixture *fx, gconstpointer data)
 {
     (void)data;
-    const char *bad[] = { "0", "-5", "abc", "60s", "+60", "99999999999" };
+    const char *bad[] = {"0", "-5", "abc", "60s", "+60", "99999999999"};
     expect_bad_values(fx, "refresh", bad, G_N_ELEMENTS(bad), "positive whole number of seconds",
                       NULL);
 }
@@ -652,18 +647,18 @@ static void test_limits(Fixture *fx, gconstpointer data)
 {
     (void)data;
     IfsConfig *cfg = load_ok(fx,
-        "[a]\ntype = hostup\ntoken = x\ntimeout = 5\nmax_resources = 1000\n"
-        "[b]\ntype = hostup\ntoken = y\n");
+                             "[a]\ntype = hostup\ntoken = x\ntimeout = 5\nmax_resources = 1000\n"
+                             "[b]\ntype = hostup\ntoken = y\n");
     g_assert_cmpint(account(cfg, 0)->timeout_s, ==, 5);
     g_assert_cmpint(account(cfg, 0)->max_resources, ==, 1000);
     g_assert_cmpint(account(cfg, 1)->timeout_s, ==, -1);
     g_assert_cmpint(account(cfg, 1)->max_resources, ==, -1);
     ifs_config_free(cfg);
 
-    const char *bad_timeout[] = { "0", "-1", "1.5", "3601", "30s", "+30" };
+    const char *bad_timeout[] = {"0", "-1", "1.5", "3601", "30s", "+30"};
     expect_bad_values(fx, "timeout", bad_timeout, G_N_ELEMENTS(bad_timeout),
                       "whole number of seconds from 1 to 3600", NULL);
-    const char *bad_max[] = { "0", "many", "10000001", "1e6" };
+    const char *bad_max[] = {"0", "many", "10000001", "1e6"};
     expect_bad_values(fx, "max_resources", bad_max, G_N_ELEMENTS(bad_max),
                       "whole number from 1 to 10000000", NULL);
 }
@@ -671,10 +666,11 @@ static void test_limits(Fixture *fx, gconstpointer data)
 static void test_budget_keys(Fixture *fx, gconstpointer data)
 {
     (void)data;
-    IfsConfig *cfg = load_ok(fx,
-        "[a]\ntype = hostup\ntoken = x\nrate_limit = 600 / 60\nrefresh_share = 25%\n"
-        "[b]\ntype = hostup\ntoken = y\nrefresh_share = 100\n"
-        "[c]\ntype = hostup\ntoken = z\n");
+    IfsConfig *cfg =
+        load_ok(fx,
+                "[a]\ntype = hostup\ntoken = x\nrate_limit = 600 / 60\nrefresh_share = 25%\n"
+                "[b]\ntype = hostup\ntoken = y\nrefresh_share = 100\n"
+                "[c]\ntype = hostup\ntoken = z\n");
     g_assert_cmpuint(account(cfg, 0)->rate_limit, ==, 600);
     g_assert_cmpuint(account(cfg, 0)->rate_window_s, ==, 60);
     g_assert_cmpuint(account(cfg, 0)->refresh_share, ==, 25);
@@ -683,11 +679,11 @@ static void test_budget_keys(Fixture *fx, gconstpointer data)
     g_assert_cmpuint(account(cfg, 2)->refresh_share, ==, 0);
     ifs_config_free(cfg);
 
-    const char *bad_rate[] = { "600", "600/0", "0/60", "x/60", "600/60/1", "-1/60",
-                               "600/86401", "1000001/60" };
-    expect_bad_values(fx, "rate_limit", bad_rate, G_N_ELEMENTS(bad_rate),
-                      "is not REQUESTS/SECONDS", "rate_limit = 600/60");
-    const char *bad_share[] = { "0", "101", "50%%", "half", "%", "-5" };
+    const char *bad_rate[] = {"600",      "600/0", "0/60",      "x/60",
+                              "600/60/1", "-1/60", "600/86401", "1000001/60"};
+    expect_bad_values(fx, "rate_limit", bad_rate, G_N_ELEMENTS(bad_rate), "is not REQUESTS/SECONDS",
+                      "rate_limit = 600/60");
+    const char *bad_share[] = {"0", "101", "50%%", "half", "%", "-5"};
     expect_bad_values(fx, "refresh_share", bad_share, G_N_ELEMENTS(bad_share),
                       "is not a percentage from 1 to 100", NULL);
 }
@@ -695,9 +691,10 @@ static void test_budget_keys(Fixture *fx, gconstpointer data)
 static void test_events_fields(Fixture *fx, gconstpointer data)
 {
     (void)data;
-    IfsConfig *cfg = load_ok(fx,
-        "[a]\ntype = hostup\ntoken = x\nevents_fields = cpu_cores , location/city,tags\n"
-        "[b]\ntype = hostup\ntoken = y\n");
+    IfsConfig *cfg =
+        load_ok(fx,
+                "[a]\ntype = hostup\ntoken = x\nevents_fields = cpu_cores , location/city,tags\n"
+                "[b]\ntype = hostup\ntoken = y\n");
     g_assert_cmpuint(g_strv_length(account(cfg, 0)->events_fields), ==, 3);
     g_assert_cmpstr(account(cfg, 0)->events_fields[0], ==, "cpu_cores");
     g_assert_cmpstr(account(cfg, 0)->events_fields[1], ==, "location/city");
@@ -705,10 +702,11 @@ static void test_events_fields(Fixture *fx, gconstpointer data)
     g_assert_null(account(cfg, 1)->events_fields);
     ifs_config_free(cfg);
 
-    const char *bad[] = { "a,,b", "../x", "a/../b", "/abs", "a/", ".", "x,y/" };
+    const char *bad[] = {"a,,b", "../x", "a/../b", "/abs", "a/", ".", "x,y/"};
     for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
         char *text = g_strdup_printf("[a]\ntype = hostup\ntoken = x\n"
-                                     "events_fields = %s\n", bad[i]);
+                                     "events_fields = %s\n",
+                                     bad[i]);
         expect_error(fx, text, 0600, EINVAL, ":4: [a] events_fields: ",
                      "write e.g. events_fields = cpu_cores, location/city", NULL);
         g_free(text);
@@ -718,12 +716,10 @@ static void test_events_fields(Fixture *fx, gconstpointer data)
 static void test_bad_section_name(Fixture *fx, gconstpointer data)
 {
     (void)data;
-    const char *bad[] = { "[a/b]", "[..]", "[.]", "[]", "[a b]", "[ä]" };
+    const char *bad[] = {"[a/b]", "[..]", "[.]", "[]", "[a b]", "[ä]"};
     for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
-        char *text = g_strdup_printf("# x\n%s\ntype = hostup\ntoken = x\n",
-                                     bad[i]);
-        expect_error(fx, text, 0600, EINVAL, ":2: invalid account name",
-                     "directory name", NULL);
+        char *text = g_strdup_printf("# x\n%s\ntype = hostup\ntoken = x\n", bad[i]);
+        expect_error(fx, text, 0600, EINVAL, ":2: invalid account name", "directory name", NULL);
         g_free(text);
     }
 }
@@ -731,16 +727,14 @@ static void test_bad_section_name(Fixture *fx, gconstpointer data)
 static void test_syntax_errors(Fixture *fx, gconstpointer data)
 {
     (void)data;
-    expect_error(fx, "type = hostup\n[a]\n", 0600, EINVAL,
-                 ":1: type: key outside any section", NULL);
-    expect_error(fx, "[a]\ntype = hostup\njust words\n", 0600, EINVAL,
-                 ":3: [a] malformed line", NULL);
-    expect_error(fx, "[a\ntype = hostup\n", 0600, EINVAL,
-                 ":1: malformed section header", NULL);
-    expect_error(fx, "[a]\ntype = hostup\n = x\n", 0600, EINVAL,
-                 ":3: [a] malformed line", NULL);
-    expect_error(fx, "[a]\ntype = hostup\ntoken =   # nothing\n", 0600,
-                 EINVAL, ":3: [a] token: empty value", NULL);
+    expect_error(fx, "type = hostup\n[a]\n", 0600, EINVAL, ":1: type: key outside any section",
+                 NULL);
+    expect_error(fx, "[a]\ntype = hostup\njust words\n", 0600, EINVAL, ":3: [a] malformed line",
+                 NULL);
+    expect_error(fx, "[a\ntype = hostup\n", 0600, EINVAL, ":1: malformed section header", NULL);
+    expect_error(fx, "[a]\ntype = hostup\n = x\n", 0600, EINVAL, ":3: [a] malformed line", NULL);
+    expect_error(fx, "[a]\ntype = hostup\ntoken =   # nothing\n", 0600, EINVAL,
+                 ":3: [a] token: empty value", NULL);
 }
 
 static void test_empty_config(Fixture *fx, gconstpointer data)
@@ -748,8 +742,7 @@ static void test_empty_config(Fixture *fx, gconstpointer data)
     (void)data;
     char *path = config_path(fx);
     char *msg = g_strdup_printf("no accounts configured in %s", path);
-    expect_error(fx, "# nothing yet\n\n", 0600, EINVAL, msg, "man infrafs",
-                 NULL);
+    expect_error(fx, "# nothing yet\n\n", 0600, EINVAL, msg, "man infrafs", NULL);
     g_free(msg);
     g_free(path);
 }
@@ -774,16 +767,15 @@ static void test_unreadable_config(Fixture *fx, gconstpointer data)
         g_test_skip("root can read any file");
         return;
     }
-    expect_error(fx, "[a]\ntype = hostup\ntoken = x\n", 0000, EACCES,
-                 "cannot open the config file", NULL);
+    expect_error(fx, "[a]\ntype = hostup\ntoken = x\n", 0000, EACCES, "cannot open the config file",
+                 NULL);
 }
 
 /* The path in cfg->path is absolute even when given relative. */
 static void test_relative_config_path(Fixture *fx, gconstpointer data)
 {
     (void)data;
-    g_free(write_file(fx->dir, "config", "[a]\ntype = hostup\ntoken = x\n",
-                      0600));
+    g_free(write_file(fx->dir, "config", "[a]\ntype = hostup\ntoken = x\n", 0600));
     char *cwd = g_get_current_dir();
     g_assert_cmpint(chdir(fx->dir), ==, 0);
     IfsError *err = NULL;
@@ -803,15 +795,13 @@ static void test_cacert(Fixture *fx, gconstpointer data)
 {
     (void)data;
     g_free(write_file(fx->dir, "ca/sim.pem", "---\n", 0644));
-    IfsConfig *cfg = load_ok(fx,
-        "[a]\ntype = hostup\ntoken = x\ncacert = ca/sim.pem\n");
+    IfsConfig *cfg = load_ok(fx, "[a]\ntype = hostup\ntoken = x\ncacert = ca/sim.pem\n");
     char *expected = g_build_filename(fx->dir, "ca", "sim.pem", NULL);
     g_assert_cmpstr(account(cfg, 0)->cacert, ==, expected);
     g_free(expected);
     ifs_config_free(cfg);
-    expect_error(fx, "[a]\ntype = hostup\ntoken = x\ncacert = missing.pem\n",
-                 0600, ENOENT, ":4: [a] cacert: cannot use", "missing.pem",
-                 NULL);
+    expect_error(fx, "[a]\ntype = hostup\ntoken = x\ncacert = missing.pem\n", 0600, ENOENT,
+                 ":4: [a] cacert: cannot use", "missing.pem", NULL);
 }
 
 static void test_default_path(Fixture *fx, gconstpointer data)
@@ -872,8 +862,7 @@ static void test_control_char_in_inline_token(Fixture *fx, gconstpointer data)
     (void)data;
     /* What the fuzzer found, quoted and not. */
     expect_secret_error(fx, "[hostup]\ntype = hostup\ntoken = \"x \x03" SECRET_PART "\"\n",
-                        ":3: [hostup] token: ", "control character (byte 0x03)",
-                        "remove it", NULL);
+                        ":3: [hostup] token: ", "control character (byte 0x03)", "remove it", NULL);
     expect_secret_error(fx, "[hostup]\ntype = hostup\ntoken = a\x1b" SECRET_PART "\n",
                         ":3: [hostup] token: ", "byte 0x1B", NULL);
     expect_secret_error(fx, "[hostup]\ntype = hostup\ntoken = a\t" SECRET_PART "\n",
@@ -898,11 +887,15 @@ static void test_control_char_in_token_file(Fixture *fx, gconstpointer data)
 static void test_control_char_in_token_command(Fixture *fx, gconstpointer data)
 {
     (void)data;
-    expect_secret_error(fx, "[heo]\ntype = heo\nvps = v\n"
+    expect_secret_error(fx,
+                        "[heo]\ntype = heo\nvps = v\n"
                         "token_command = printf 'a\\033" SECRET_PART "\\n'\n",
-                        ":4: [heo] token_command: ", "printed a control character "
-                        "(byte 0x1B)", NULL);
-    IfsConfig *cfg = load_ok(fx, "[heo]\ntype = heo\nvps = v\n"
+                        ":4: [heo] token_command: ",
+                        "printed a control character "
+                        "(byte 0x1B)",
+                        NULL);
+    IfsConfig *cfg = load_ok(fx,
+                             "[heo]\ntype = heo\nvps = v\n"
                              "token_command = printf '" SECRET_PART "\\n'\n");
     g_assert_cmpstr(account(cfg, 0)->secret, ==, SECRET_PART);
     ifs_config_free(cfg);
@@ -912,9 +905,8 @@ static void test_control_char_in_env_token(Fixture *fx, gconstpointer data)
 {
     (void)data;
     g_setenv("INFRAFS_HOSTUP_TOKEN", "a\x03" SECRET_PART, TRUE);
-    expect_secret_error(fx, "# x\n[hostup]\ntype = hostup\n",
-                        ":2: [hostup] ", "INFRAFS_HOSTUP_TOKEN",
-                        "control character (byte 0x03)", NULL);
+    expect_secret_error(fx, "# x\n[hostup]\ntype = hostup\n", ":2: [hostup] ",
+                        "INFRAFS_HOSTUP_TOKEN", "control character (byte 0x03)", NULL);
 }
 
 /* A token_command is another program: it must not see any account's
@@ -925,7 +917,8 @@ static void test_token_command_sees_no_env_secret(Fixture *fx, gconstpointer dat
     g_setenv("INFRAFS_HOSTUP_TOKEN", "env-" SECRET_PART, TRUE);
     g_setenv("INFRAFS_OTHER_TOKEN", "other-" SECRET_PART, TRUE);
     g_setenv("INFRAFS_NOT_A_SECRET", "kept", TRUE);
-    IfsConfig *cfg = load_ok(fx, "[hostup]\ntype = hostup\n"
+    IfsConfig *cfg = load_ok(fx,
+                             "[hostup]\ntype = hostup\n"
                              "[heo]\ntype = heo\nvps = v\n"
                              "token_command = env > env.out; echo cmd-secret\n");
     g_assert_cmpstr(account(cfg, 0)->secret, ==, "env-" SECRET_PART);
@@ -957,8 +950,7 @@ static void test_forget_env_secrets(Fixture *fx, gconstpointer data)
         g_assert_null(strstr(*e, SECRET_PART));
 }
 
-#define ADD(name, fn) \
-    g_test_add(name, Fixture, NULL, fixture_setup, fn, fixture_teardown)
+#define ADD(name, fn) g_test_add(name, Fixture, NULL, fixture_setup, fn, fixture_teardown)
 
 int main(int argc, char **argv)
 {

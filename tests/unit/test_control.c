@@ -6,20 +6,20 @@
 #include <string.h>
 
 static const IfsCommandSpec power_commands[] = {
-    { "start", IFS_FORCE_NEVER },
-    { "shutdown", IFS_FORCE_NEVER },
-    { "stop", IFS_FORCE_OPTIONAL },
-    { "restart", IFS_FORCE_OPTIONAL },
-    { "reset", IFS_FORCE_REQUIRED },
-    { NULL, IFS_FORCE_NEVER },
+    {"start",    IFS_FORCE_NEVER   },
+    {"shutdown", IFS_FORCE_NEVER   },
+    {"stop",     IFS_FORCE_OPTIONAL},
+    {"restart",  IFS_FORCE_OPTIONAL},
+    {"reset",    IFS_FORCE_REQUIRED},
+    {NULL,       IFS_FORCE_NEVER   },
 };
-static const IfsControlSpec power = { "vps", "power", power_commands };
+static const IfsControlSpec power = {"vps", "power", power_commands};
 
 static const IfsCommandSpec trigger_commands[] = {
-    { "1", IFS_FORCE_NEVER },
-    { NULL, IFS_FORCE_NEVER },
+    {"1",  IFS_FORCE_NEVER},
+    {NULL, IFS_FORCE_NEVER},
 };
-static const IfsControlSpec refresh = { "providers", "refresh", trigger_commands };
+static const IfsControlSpec refresh = {"providers", "refresh", trigger_commands};
 
 typedef struct {
     const char *input;
@@ -66,33 +66,33 @@ static void test_commands_line(void)
 static void test_parse_power_table(void)
 {
     static const ParseCase cases[] = {
-        { "restart\n", 0, "restart", FALSE },          /* echo */
-        { "restart", 0, "restart", FALSE },            /* printf */
-        { "  reset force \n", 0, "reset", TRUE },
-        { "\treset\t \tforce\r\n", 0, "reset", TRUE },
-        { "restart force", 0, "restart", TRUE },
-        { "stop", 0, "stop", FALSE },
-        { "stop force\n", 0, "stop", TRUE },
-        { "start\n\n", 0, "start", FALSE },
-        { "reset", 0, NULL, FALSE },                  /* needs force */
-        { "reset\n", 0, NULL, FALSE },
-        { "start force", 0, NULL, FALSE },            /* never forced */
-        { "shutdown force\n", 0, NULL, FALSE },
-        { "bogus", 0, NULL, FALSE },
-        { "RESTART", 0, NULL, FALSE },
-        { "Restart", 0, NULL, FALSE },
-        { "", 0, NULL, FALSE },
-        { "\n", 0, NULL, FALSE },
-        { " \t\r\n ", 0, NULL, FALSE },
-        { "restart\nstop", 0, NULL, FALSE },
-        { "restart\rstop", 0, NULL, FALSE },
-        { "restart now", 0, NULL, FALSE },
-        { "reset force now", 0, NULL, FALSE },
-        { "reset force force", 0, NULL, FALSE },
-        { "force", 0, NULL, FALSE },
-        { "restart\0", 8, NULL, FALSE },              /* NUL byte */
-        { "re\0start", 8, NULL, FALSE },
-        { "1", 0, NULL, FALSE },
+        {"restart\n",             0, "restart", FALSE}, /* echo */
+        {"restart",               0, "restart", FALSE}, /* printf */
+        {"  reset force \n",      0, "reset",   TRUE },
+        {"\treset\t \tforce\r\n", 0, "reset",   TRUE },
+        {"restart force",         0, "restart", TRUE },
+        {"stop",                  0, "stop",    FALSE},
+        {"stop force\n",          0, "stop",    TRUE },
+        {"start\n\n",             0, "start",   FALSE},
+        {"reset",                 0, NULL,      FALSE}, /* needs force */
+        {"reset\n",               0, NULL,      FALSE},
+        {"start force",           0, NULL,      FALSE}, /* never forced */
+        {"shutdown force\n",      0, NULL,      FALSE},
+        {"bogus",                 0, NULL,      FALSE},
+        {"RESTART",               0, NULL,      FALSE},
+        {"Restart",               0, NULL,      FALSE},
+        {"",                      0, NULL,      FALSE},
+        {"\n",                    0, NULL,      FALSE},
+        {" \t\r\n ",              0, NULL,      FALSE},
+        {"restart\nstop",         0, NULL,      FALSE},
+        {"restart\rstop",         0, NULL,      FALSE},
+        {"restart now",           0, NULL,      FALSE},
+        {"reset force now",       0, NULL,      FALSE},
+        {"reset force force",     0, NULL,      FALSE},
+        {"force",                 0, NULL,      FALSE},
+        {"restart\0",             8, NULL,      FALSE}, /* NUL byte */
+        {"re\0start",             8, NULL,      FALSE},
+        {"1",                     0, NULL,      FALSE},
     };
 
     for (guint i = 0; i < G_N_ELEMENTS(cases); i++)
@@ -102,14 +102,14 @@ static void test_parse_power_table(void)
 static void test_parse_trigger_table(void)
 {
     static const ParseCase cases[] = {
-        { "1\n", 0, "1", FALSE },
-        { "1", 0, "1", FALSE },
-        { " 1 ", 0, "1", FALSE },
-        { "1 force", 0, NULL, FALSE },
-        { "0", 0, NULL, FALSE },
-        { "11", 0, NULL, FALSE },
-        { "yes", 0, NULL, FALSE },
-        { "1\n1\n", 0, NULL, FALSE },
+        {"1\n",     0, "1",  FALSE},
+        {"1",       0, "1",  FALSE},
+        {" 1 ",     0, "1",  FALSE},
+        {"1 force", 0, NULL, FALSE},
+        {"0",       0, NULL, FALSE},
+        {"11",      0, NULL, FALSE},
+        {"yes",     0, NULL, FALSE},
+        {"1\n1\n",  0, NULL, FALSE},
     };
 
     for (guint i = 0; i < G_N_ELEMENTS(cases); i++)
@@ -119,8 +119,8 @@ static void test_parse_trigger_table(void)
 static void test_parse_length_limit(void)
 {
     char buf[300];
-    ParseCase c = { buf, sizeof(buf), NULL, FALSE };
-    ParseCase padded = { buf, 256, "restart", FALSE };
+    ParseCase c = {buf, sizeof(buf), NULL, FALSE};
+    ParseCase padded = {buf, 256, "restart", FALSE};
 
     /* 300 bytes: refused even though it is white space around a verb. */
     memset(buf, ' ', sizeof(buf));

@@ -95,13 +95,16 @@ static void assert_contains(const char *haystack, const char *needle)
 
 static void test_is_vps(void)
 {
-    static const struct { const char *item; gboolean vps; } cases[] = {
-        {"{\"identifier\":\"a\"}", TRUE},
-        {"{\"kind\":null}", TRUE},
-        {"{\"kind\":\"hosted_resource\"}", TRUE},
-        {"{\"kind\":\"hosted_website\"}", FALSE},
-        {"{\"kind\":\"\"}", FALSE},
-        {"{\"kind\":42}", FALSE},
+    static const struct {
+        const char *item;
+        gboolean vps;
+    } cases[] = {
+        {"{\"identifier\":\"a\"}",         TRUE },
+        {"{\"kind\":null}",                TRUE },
+        {"{\"kind\":\"hosted_resource\"}", TRUE },
+        {"{\"kind\":\"hosted_website\"}",  FALSE},
+        {"{\"kind\":\"\"}",                FALSE},
+        {"{\"kind\":42}",                  FALSE},
         {"{\"kind\":\"Hosted_Resource\"}", FALSE},
     };
 
@@ -114,12 +117,13 @@ static void test_is_vps(void)
 
 static void test_hosted_resources_keep_vpses_and_drop_static_sites(void)
 {
-    GPtrArray *out = accepted(ifs_deployhq_parse_hosted_resources,
-        "[{\"identifier\":\"u-1\",\"kind\":\"hosted_resource\",\"status\":\"active\","
-        "  \"ssh_key\":{\"identifier\":\"k-1\",\"fingerprint\":\"SHA256:x\"}},"
-        " {\"identifier\":\"site-1\",\"kind\":\"hosted_website\",\"subdomain\":\"docs\"},"
-        " {\"identifier\":\"u-2\",\"status\":\"suspended\"},"
-        " {\"identifier\":\"u-3\",\"kind\":null,\"status\":\"destroying\"}]");
+    GPtrArray *out =
+        accepted(ifs_deployhq_parse_hosted_resources,
+                 "[{\"identifier\":\"u-1\",\"kind\":\"hosted_resource\",\"status\":\"active\","
+                 "  \"ssh_key\":{\"identifier\":\"k-1\",\"fingerprint\":\"SHA256:x\"}},"
+                 " {\"identifier\":\"site-1\",\"kind\":\"hosted_website\",\"subdomain\":\"docs\"},"
+                 " {\"identifier\":\"u-2\",\"status\":\"suspended\"},"
+                 " {\"identifier\":\"u-3\",\"kind\":null,\"status\":\"destroying\"}]");
     g_autofree char *got = ids(out);
 
     g_assert_cmpstr(got, ==, "u-1 u-2 u-3");
@@ -173,8 +177,8 @@ static void test_hosted_resources_refuse_other_shapes(void)
 static void test_regions_documented_object(void)
 {
     GPtrArray *out = accepted(ifs_deployhq_parse_regions,
-        "{\"regions\":[{\"slug\":\"nyc1\",\"name\":\"New York 1\"},"
-        "{\"slug\":\"ams3\",\"name\":\"Amsterdam 3\"}]}");
+                              "{\"regions\":[{\"slug\":\"nyc1\",\"name\":\"New York 1\"},"
+                              "{\"slug\":\"ams3\",\"name\":\"Amsterdam 3\"}]}");
     g_autofree char *got = ids(out);
 
     g_assert_cmpstr(got, ==, "nyc1 ams3");
@@ -186,22 +190,24 @@ static void test_regions_documented_object(void)
 
 static void test_regions_bare_array(void)
 {
-    GPtrArray *out = accepted(ifs_deployhq_parse_regions,
-        "[{\"slug\":\"fra1\",\"name\":\"Frankfurt 1\",\"available\":true},"
-        "{\"slug\":\"sgp1\",\"name\":\"Singapore 1\",\"available\":false}, \"lon1\"]");
+    GPtrArray *out =
+        accepted(ifs_deployhq_parse_regions,
+                 "[{\"slug\":\"fra1\",\"name\":\"Frankfurt 1\",\"available\":true},"
+                 "{\"slug\":\"sgp1\",\"name\":\"Singapore 1\",\"available\":false}, \"lon1\"]");
     g_autofree char *got = ids(out);
 
     g_assert_cmpstr(got, ==, "fra1 sgp1 lon1");
     g_assert_cmpstr(field(at(out, 1), "available"), ==, "false");
     /* A bare slug string is shown as {"slug": ...}. */
-    g_assert_cmpstr(json_object_to_json_string_ext(at(out, 2)->object, JSON_C_TO_STRING_PLAIN),
-                    ==, "{\"slug\":\"lon1\"}");
+    g_assert_cmpstr(json_object_to_json_string_ext(at(out, 2)->object, JSON_C_TO_STRING_PLAIN), ==,
+                    "{\"slug\":\"lon1\"}");
     g_ptr_array_unref(out);
 }
 
 static void test_regions_grouped_show_their_group(void)
 {
-    GPtrArray *out = accepted(ifs_deployhq_parse_regions,
+    GPtrArray *out = accepted(
+        ifs_deployhq_parse_regions,
         "{\"grouped_regions\":{"
         "  \"Europe\":[{\"slug\":\"ams3\",\"name\":\"Amsterdam 3\"},"
         "             {\"slug\":\"fra1\",\"name\":\"Frankfurt 1\",\"group\":\"EU-central\"}],"
@@ -221,11 +227,12 @@ static void test_regions_grouped_show_their_group(void)
 
 static void test_regions_grouped_other_member_forms(void)
 {
-    GPtrArray *out = accepted(ifs_deployhq_parse_regions,
-        "{\"grouped_regions\":{"
-        "  \"Europe\":{\"ams3\":\"Amsterdam 3\",\"fra1\":{\"name\":\"Frankfurt 1\"}},"
-        "  \"Asia\":[\"sgp1\"],"
-        "  \"Broken\":17}}");
+    GPtrArray *out =
+        accepted(ifs_deployhq_parse_regions,
+                 "{\"grouped_regions\":{"
+                 "  \"Europe\":{\"ams3\":\"Amsterdam 3\",\"fra1\":{\"name\":\"Frankfurt 1\"}},"
+                 "  \"Asia\":[\"sgp1\"],"
+                 "  \"Broken\":17}}");
     g_autofree char *got = ids(out);
 
     g_assert_cmpstr(got, ==, "ams3 fra1 sgp1 -");
@@ -240,8 +247,8 @@ static void test_regions_grouped_other_member_forms(void)
 
 static void test_regions_grouped_as_a_plain_list(void)
 {
-    GPtrArray *out = accepted(ifs_deployhq_parse_regions,
-                              "{\"grouped_regions\":[{\"slug\":\"nyc1\"}]}");
+    GPtrArray *out =
+        accepted(ifs_deployhq_parse_regions, "{\"grouped_regions\":[{\"slug\":\"nyc1\"}]}");
     g_autofree char *got = ids(out);
 
     g_assert_cmpstr(got, ==, "nyc1");
@@ -251,8 +258,9 @@ static void test_regions_grouped_as_a_plain_list(void)
 
 static void test_regions_without_slug_say_why(void)
 {
-    GPtrArray *out = accepted(ifs_deployhq_parse_regions,
-        "{\"regions\":[{\"name\":\"Nowhere\"},{\"slug\":null},true,{\"slug\":\"ok1\"}]}");
+    GPtrArray *out =
+        accepted(ifs_deployhq_parse_regions,
+                 "{\"regions\":[{\"name\":\"Nowhere\"},{\"slug\":null},true,{\"slug\":\"ok1\"}]}");
     g_autofree char *got = ids(out);
 
     g_assert_cmpstr(got, ==, "- - - ok1");
@@ -265,9 +273,15 @@ static void test_regions_without_slug_say_why(void)
 static void test_regions_refuse_unknown_shapes(void)
 {
     static const char *const shapes[] = {
-        "{}", "{\"regions\":{}}", "{\"regions\":null}", "{\"data\":[]}",
-        "{\"grouped_regions\":\"Europe\"}", "{\"grouped_regions\":null}",
-        "\"nyc1\"", "42", "null",
+        "{}",
+        "{\"regions\":{}}",
+        "{\"regions\":null}",
+        "{\"data\":[]}",
+        "{\"grouped_regions\":\"Europe\"}",
+        "{\"grouped_regions\":null}",
+        "\"nyc1\"",
+        "42",
+        "null",
     };
 
     for (gsize i = 0; i < G_N_ELEMENTS(shapes); i++)
@@ -278,11 +292,12 @@ static void test_regions_refuse_unknown_shapes(void)
 
 static void test_sizes_documented_object(void)
 {
-    GPtrArray *out = accepted(ifs_deployhq_parse_sizes,
-        "{\"sizes\":[{\"slug\":\"s-1vcpu-1gb\",\"label\":\"1 vCPU / 1 GB\","
-        "\"monthly_cost\":6.0,\"currency\":\"gbp\"},"
-        "{\"slug\":\"s-2vcpu-4gb\",\"label\":\"2 vCPU / 4 GB\",\"monthly_cost\":18.0,"
-        "\"currency\":\"gbp\"}]}");
+    GPtrArray *out =
+        accepted(ifs_deployhq_parse_sizes,
+                 "{\"sizes\":[{\"slug\":\"s-1vcpu-1gb\",\"label\":\"1 vCPU / 1 GB\","
+                 "\"monthly_cost\":6.0,\"currency\":\"gbp\"},"
+                 "{\"slug\":\"s-2vcpu-4gb\",\"label\":\"2 vCPU / 4 GB\",\"monthly_cost\":18.0,"
+                 "\"currency\":\"gbp\"}]}");
     g_autofree char *got = ids(out);
 
     g_assert_cmpstr(got, ==, "s-1vcpu-1gb s-2vcpu-4gb");
@@ -293,9 +308,10 @@ static void test_sizes_documented_object(void)
 
 static void test_sizes_bare_array(void)
 {
-    GPtrArray *out = accepted(ifs_deployhq_parse_sizes,
-        "[{\"slug\":\"s-1vcpu-1gb\",\"description\":\"Basic\",\"price_monthly\":6,"
-        "\"price_hourly\":0.00893,\"memory\":1024,\"vcpus\":1,\"disk\":25}]");
+    GPtrArray *out =
+        accepted(ifs_deployhq_parse_sizes,
+                 "[{\"slug\":\"s-1vcpu-1gb\",\"description\":\"Basic\",\"price_monthly\":6,"
+                 "\"price_hourly\":0.00893,\"memory\":1024,\"vcpus\":1,\"disk\":25}]");
     g_autofree char *got = ids(out);
 
     g_assert_cmpstr(got, ==, "s-1vcpu-1gb");
@@ -324,41 +340,42 @@ static void test_error_forms(void)
         const char *code; /* NULL: none */
         const char *words;
     } cases[] = {
-        /* {"error": "..."}: the sentence itself, no code */
-        {422, "{\"error\":\"Hosted resource is not in an error state\"}", EINVAL, NULL,
-         "HTTP 422: Hosted resource is not in an error state"},
-        {403, "{\"error\":\"email_verification_required\"}", EACCES, NULL,
-         "HTTP 403: email_verification_required"},
-        /* {"errors": [...]} */
-        {422, "{\"errors\":[\"Name can't be blank\",\"Size is not included in the list\"]}",
-         EINVAL, NULL, "HTTP 422: Name can't be blank; Size is not included in the list"},
-        /* field hash, object-level errors under base */
-        {422, "{\"base\":[\"Server limit reached\"],\"hostname\":[\"must be present\"]}",
-         EINVAL, NULL, "HTTP 422: Server limit reached; hostname must be present"},
-        {400, "{\"region\":[\"is not available\"]}", EINVAL, NULL,
-         "HTTP 400: region is not available"},
-        /* {"status": word, "error_code", "hint"} */
-        {404, "{\"status\":\"not_found\",\"error_code\":\"record_not_found\","
-              "\"hint\":\"Check the identifier\"}", ENOENT, "record_not_found",
-         "HTTP 404 record_not_found: hint: Check the identifier"},
-        {403, "{\"status\":\"forbidden\",\"error_code\":\"api_access_restricted\","
-              "\"hint\":\"Enable API access\"}", EACCES, "api_access_restricted",
-         "hint: Enable API access"},
-        {400, "{\"status\":\"bad_request\",\"error_code\":\"invalid_json\"}", EINVAL,
-         "invalid_json", "HTTP 400 invalid_json"},
-        {503, "{\"status\":\"service_unavailable\",\"error_code\":\"service_unavailable\","
-              "\"hint\":\"Try again shortly\"}", EIO, "service_unavailable", "Try again"},
-        {500, "{\"status\":\"internal_server_error\",\"error_code\":\"internal_error\","
-              "\"error\":\"Something went wrong\",\"hint\":\"Contact support\"}", EIO,
-         "internal_error", "internal_error: Something went wrong; hint: Contact support"},
-        /* the OpenAPI schema: {status: integer, error} (the number is no code) */
-        {401, "{\"status\":401,\"error\":\"Unauthorized\"}", EACCES, NULL,
-         "HTTP 401: Unauthorized"},
-        {404, "{\"status\":404,\"error\":\"Not Found\"}", ENOENT, NULL, "HTTP 404: Not Found"},
-        {429, "{\"error\":\"Provisioning rate limit reached\"}", EAGAIN, NULL,
-         "Provisioning rate limit reached"},
-        {409, "{\"error\":\"A sync is already running\"}", EBUSY, NULL,
-         "A sync is already running"},
+  /* {"error": "..."}: the sentence itself, no code */
+        {422, "{\"error\":\"Hosted resource is not in an error state\"}",                    EINVAL, NULL,
+         "HTTP 422: Hosted resource is not in an error state"                                                                                                                                  },
+        {403, "{\"error\":\"email_verification_required\"}",                                 EACCES, NULL,
+         "HTTP 403: email_verification_required"                                                                                                                                               },
+ /* {"errors": [...]} */
+        {422, "{\"errors\":[\"Name can't be blank\",\"Size is not included in the list\"]}", EINVAL,
+         NULL,                                                                                                                "HTTP 422: Name can't be blank; Size is not included in the list"},
+ /* field hash, object-level errors under base */
+        {422, "{\"base\":[\"Server limit reached\"],\"hostname\":[\"must be present\"]}",    EINVAL,
+         NULL,                                                                                                                "HTTP 422: Server limit reached; hostname must be present"       },
+        {400, "{\"region\":[\"is not available\"]}",                                         EINVAL, NULL,
+         "HTTP 400: region is not available"                                                                                                                                                   },
+ /* {"status": word, "error_code", "hint"} */
+        {404,
+         "{\"status\":\"not_found\",\"error_code\":\"record_not_found\","
+         "\"hint\":\"Check the identifier\"}",                                               ENOENT, "record_not_found",      "HTTP 404 record_not_found: hint: Check the identifier"          },
+        {403,
+         "{\"status\":\"forbidden\",\"error_code\":\"api_access_restricted\","
+         "\"hint\":\"Enable API access\"}",                                                  EACCES, "api_access_restricted", "hint: Enable API access"                                        },
+        {400, "{\"status\":\"bad_request\",\"error_code\":\"invalid_json\"}",                EINVAL,
+         "invalid_json",                                                                                                      "HTTP 400 invalid_json"                                          },
+        {503,
+         "{\"status\":\"service_unavailable\",\"error_code\":\"service_unavailable\","
+         "\"hint\":\"Try again shortly\"}",                                                  EIO,    "service_unavailable",   "Try again"                                                      },
+        {500,
+         "{\"status\":\"internal_server_error\",\"error_code\":\"internal_error\","
+         "\"error\":\"Something went wrong\",\"hint\":\"Contact support\"}",                 EIO,    "internal_error",        "internal_error: Something went wrong; hint: Contact support"    },
+ /* the OpenAPI schema: {status: integer, error} (the number is no code) */
+        {401, "{\"status\":401,\"error\":\"Unauthorized\"}",                                 EACCES, NULL,
+         "HTTP 401: Unauthorized"                                                                                                                                                              },
+        {404, "{\"status\":404,\"error\":\"Not Found\"}",                                    ENOENT, NULL,                    "HTTP 404: Not Found"                                            },
+        {429, "{\"error\":\"Provisioning rate limit reached\"}",                             EAGAIN, NULL,
+         "Provisioning rate limit reached"                                                                                                                                                     },
+        {409, "{\"error\":\"A sync is already running\"}",                                   EBUSY,  NULL,
+         "A sync is already running"                                                                                                                                                           },
     };
 
     for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
@@ -369,8 +386,8 @@ static void test_error_forms(void)
         g_assert_cmpint(err->errnum, ==, cases[i].errnum);
         g_assert_cmpint(err->http_status, ==, cases[i].status);
         g_assert_cmpstr(err->code, ==, cases[i].code);
-        g_assert_true(g_str_has_prefix(err->message,
-                                       "account 'dhq': POST /hosted_resources/u-1/sync: "));
+        g_assert_true(
+            g_str_has_prefix(err->message, "account 'dhq': POST /hosted_resources/u-1/sync: "));
         assert_contains(err->message, cases[i].words);
     }
 }

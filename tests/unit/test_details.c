@@ -11,9 +11,9 @@
 
 typedef struct {
     GMutex lock;
-    GHashTable *reads;    /* id -> how often read */
-    GHashTable *failing;  /* id -> errno to fail with */
-    int version;          /* what the detail says */
+    GHashTable *reads; /* id -> how often read */
+    GHashTable *failing; /* id -> errno to fail with */
+    int version; /* what the detail says */
 } FakeApi;
 
 static json_object *fake_read(gpointer provider, const IfsResource *r, IfsError **err)
@@ -23,7 +23,8 @@ static json_object *fake_read(gpointer provider, const IfsResource *r, IfsError 
     json_object *detail;
 
     g_mutex_lock(&api->lock);
-    g_hash_table_replace(api->reads, g_strdup(r->id),
+    g_hash_table_replace(
+        api->reads, g_strdup(r->id),
         GINT_TO_POINTER(GPOINTER_TO_INT(g_hash_table_lookup(api->reads, r->id)) + 1));
     errnum = GPOINTER_TO_INT(g_hash_table_lookup(api->failing, r->id));
     g_mutex_unlock(&api->lock);
@@ -97,7 +98,8 @@ static GPtrArray *list_of(guint n, const char *changed_id)
 
         json_object_object_add(item, "id", json_object_new_string(id));
         json_object_object_add(item, "name", json_object_new_string("from-list"));
-        json_object_object_add(item, "status",
+        json_object_object_add(
+            item, "status",
             json_object_new_string(g_strcmp0(id, changed_id) == 0 ? "offline" : "online"));
         g_ptr_array_add(list, ifs_resource_new("servers", id, item));
         g_free(id);
@@ -201,7 +203,8 @@ static void test_reads_are_spread_over_refreshes_by_the_budget(void)
     list = list_of(25, NULL);
     apply(&fx, list);
     g_assert_cmpuint(total_reads(&fx), ==, 9);
-    g_assert_null(((IfsResource *)g_ptr_array_index(list, 24))->problem); /* waiting is no failure */
+    g_assert_null(
+        ((IfsResource *)g_ptr_array_index(list, 24))->problem); /* waiting is no failure */
     g_ptr_array_unref(list);
     /* The budget counts only requests sent; none was. */
     list = list_of(25, NULL);
@@ -238,8 +241,9 @@ static void test_a_failed_read_keeps_the_last_good_detail(void)
     name = field(list, 0, "name");
     g_assert_cmpstr(kernel, ==, "1");
     g_assert_cmpstr(name, ==, "from-list"); /* an old detail's fields give way */
-    g_assert_nonnull(strstr(r->problem, "details not refreshed, the detail fields "
-                                        "(kernel, ...) are from the last successful read"));
+    g_assert_nonnull(strstr(r->problem,
+                            "details not refreshed, the detail fields "
+                            "(kernel, ...) are from the last successful read"));
     g_assert_nonnull(strstr(((IfsResource *)g_ptr_array_index(list, 2))->problem,
                             "details not read, only the list's fields are shown"));
     g_assert_null(((IfsResource *)g_ptr_array_index(list, 1))->problem);
@@ -254,11 +258,10 @@ static void test_an_unreachable_api_is_not_asked_again_within_a_refresh(void)
     GPtrArray *list;
 
     fixture_set_up(&fx, 0, 0);
-    fx.details = (ifs_details_free(fx.details),
-                  ifs_details_new(&fake_spec, &fx.api, fx.http, 1, 0));
+    fx.details =
+        (ifs_details_free(fx.details), ifs_details_new(&fake_spec, &fx.api, fx.http, 1, 0));
     for (guint i = 1; i <= 6; i++)
-        g_hash_table_insert(fx.api.failing, g_strdup_printf("%u", i),
-                            GINT_TO_POINTER(ETIMEDOUT));
+        g_hash_table_insert(fx.api.failing, g_strdup_printf("%u", i), GINT_TO_POINTER(ETIMEDOUT));
     list = list_of(6, NULL);
     apply(&fx, list);
     g_assert_cmpuint(total_reads(&fx), ==, 1);

@@ -45,7 +45,7 @@ typedef struct {
 
 static void fixture_setup(Fixture *fx, gconstpointer data)
 {
-    IfsHttpConfig hc = { 0 };
+    IfsHttpConfig hc = {0};
 
     (void)data;
     fx->server = canned_start();
@@ -100,8 +100,8 @@ static const char *field(IfsResource *r, const char *key)
     if (!json_object_object_get_ex(obj, key, &v))
         g_strlcpy(value, "(absent)", sizeof value);
     else
-        g_strlcpy(value, json_object_is_type(v, json_type_null) ? "(null)"
-                                                                : json_object_get_string(v),
+        g_strlcpy(value,
+                  json_object_is_type(v, json_type_null) ? "(null)" : json_object_get_string(v),
                   sizeof value);
     json_object_put(obj);
     return value;
@@ -125,7 +125,8 @@ static const char *log_of(IfsResource *r)
 /* One project in today's shape, one in the pre-0.25 shape. */
 static void serve_two_projects(TestServer *c)
 {
-    test_server_route(c, "GET /api/project.all", 200,
+    test_server_route(
+        c, "GET /api/project.all", 200,
         "[{\"projectId\":\"p1\",\"name\":\"shop\",\"environments\":[{\"environmentId\":\"e1\","
         "\"applications\":[{\"applicationId\":\"app1\",\"name\":\"web\"},{\"name\":\"no-id\"}],"
         "\"compose\":[{\"composeId\":\"cmp1\",\"name\":\"mon\"}]}]},"
@@ -143,16 +144,19 @@ static void test_list_discovers_both_shapes_and_fills_in_the_owner(Fixture *fx, 
     serve_two_projects(fx->server);
     /* A row that leaves its owner out gets it from where it was listed. */
     test_server_route(fx->server, "GET /api/deployment.all?applicationId=app1", 200,
-               "[{\"deploymentId\":\"d1\",\"status\":\"done\"}]");
+                      "[{\"deploymentId\":\"d1\",\"status\":\"done\"}]");
     test_server_route(fx->server, "GET /api/deployment.allByCompose?composeId=cmp1", 200,
-               "[{\"deploymentId\":\"d2\",\"status\":\"running\",\"applicationId\":null,"
-               "\"composeId\":\"cmp1\"}]");
-    test_server_route(fx->server, "GET /api/deployment.all?applicationId=app2", 200,
-               "[{\"deploymentId\":\"d3\",\"status\":\"error\",\"applicationId\":\"app2\"}]");
+                      "[{\"deploymentId\":\"d2\",\"status\":\"running\",\"applicationId\":null,"
+                      "\"composeId\":\"cmp1\"}]");
+    test_server_route(
+        fx->server, "GET /api/deployment.all?applicationId=app2", 200,
+        "[{\"deploymentId\":\"d3\",\"status\":\"error\",\"applicationId\":\"app2\"}]");
     test_server_route(fx->server, "GET /api/deployment.readLogs?deploymentId=d1&tail=200", 200,
-               "\"one\\ntwo\"");
-    test_server_route(fx->server, "GET /api/deployment.readLogs?deploymentId=d2&tail=200", 200, "\"\"");
-    test_server_route(fx->server, "GET /api/deployment.readLogs?deploymentId=d3&tail=200", 200, "null");
+                      "\"one\\ntwo\"");
+    test_server_route(fx->server, "GET /api/deployment.readLogs?deploymentId=d2&tail=200", 200,
+                      "\"\"");
+    test_server_route(fx->server, "GET /api/deployment.readLogs?deploymentId=d3&tail=200", 200,
+                      "null");
 
     list = list_ok(fx);
 
@@ -167,10 +171,10 @@ static void test_list_discovers_both_shapes_and_fills_in_the_owner(Fixture *fx, 
     r = find(list, "d2");
     g_assert_nonnull(r);
     g_assert_cmpstr(field(r, "composeId"), ==, "cmp1");
-    g_assert_cmpstr(log_of(r), ==, "");            /* no logPath: an empty log */
+    g_assert_cmpstr(log_of(r), ==, ""); /* no logPath: an empty log */
     r = find(list, "d3");
-    g_assert_nonnull(r);                           /* the legacy project shape */
-    g_assert_null(log_of(r));                      /* not a string: no log file */
+    g_assert_nonnull(r); /* the legacy project shape */
+    g_assert_null(log_of(r)); /* not a string: no log file */
     for (guint i = 0; i < list->len; i++) {
         IfsResource *p = g_ptr_array_index(list, i);
         if (!p->id) {
@@ -189,10 +193,11 @@ static void test_an_id_with_a_nul_byte_is_reported_not_cut(Fixture *fx, gconstpo
     IfsResource *r;
 
     (void)d;
-    test_server_route(fx->server, "GET /api/project.all", 200,
-               "[{\"name\":\"p\",\"environments\":[{\"applications\":[{\"applicationId\":\"a\"}]}]}]");
+    test_server_route(
+        fx->server, "GET /api/project.all", 200,
+        "[{\"name\":\"p\",\"environments\":[{\"applications\":[{\"applicationId\":\"a\"}]}]}]");
     test_server_route(fx->server, "GET /api/deployment.all?applicationId=a", 200,
-               "[{\"deploymentId\":\"d\\u0000x\",\"status\":\"done\"}]");
+                      "[{\"deploymentId\":\"d\\u0000x\",\"status\":\"done\"}]");
 
     list = list_ok(fx);
 
@@ -217,10 +222,11 @@ static void test_log_is_bounded_valid_and_without_nul(Fixture *fx, gconstpointer
         g_string_append_printf(log, "line %d%s\\n", i, i == 300 ? " \\u0000end" : "");
     g_string_append(log, "\"");
     test_server_route(fx->server, "GET /api/project.all", 200,
-               "[{\"environments\":[{\"applications\":[{\"applicationId\":\"a\"}]}]}]");
+                      "[{\"environments\":[{\"applications\":[{\"applicationId\":\"a\"}]}]}]");
     test_server_route(fx->server, "GET /api/deployment.all?applicationId=a", 200,
-               "[{\"deploymentId\":\"d\",\"status\":\"done\"}]");
-    test_server_route(fx->server, "GET /api/deployment.readLogs?deploymentId=d&tail=200", 200, log->str);
+                      "[{\"deploymentId\":\"d\",\"status\":\"done\"}]");
+    test_server_route(fx->server, "GET /api/deployment.readLogs?deploymentId=d&tail=200", 200,
+                      log->str);
 
     list = list_ok(fx);
     shown = log_of(g_ptr_array_index(list, 0));
@@ -230,7 +236,9 @@ static void test_log_is_bounded_valid_and_without_nul(Fixture *fx, gconstpointer
     lines = g_strsplit(shown, "\n", -1);
     g_assert_cmpuint(g_strv_length(lines), ==, 201); /* 200 lines and "" after the last \n */
     g_assert_cmpstr(lines[0], ==, "line 101");
-    g_assert_cmpstr(lines[199], ==, "line 300 \xEF\xBF\xBD" "end");
+    g_assert_cmpstr(lines[199], ==,
+                    "line 300 \xEF\xBF\xBD"
+                    "end");
     g_strfreev(lines);
     g_string_free(log, TRUE);
     g_ptr_array_unref(list);
@@ -266,16 +274,16 @@ static void test_fetch_relists_the_owner_and_says_enoent_once_gone(Fixture *fx, 
     g_clear_pointer(&err, ifs_error_free);
 
     test_server_route(fx->server, "GET /api/project.all", 200,
-               "[{\"environments\":[{\"applications\":[{\"applicationId\":\"a\"}]}]}]");
+                      "[{\"environments\":[{\"applications\":[{\"applicationId\":\"a\"}]}]}]");
     test_server_route(fx->server, "GET /api/deployment.all?applicationId=a", 200,
-               "[{\"deploymentId\":\"d1\",\"status\":\"running\",\"applicationId\":\"a\"}]");
+                      "[{\"deploymentId\":\"d1\",\"status\":\"running\",\"applicationId\":\"a\"}]");
     test_server_route(fx->server, "GET /api/deployment.readLogs?deploymentId=d1&tail=200", 200,
-               "\"building\"");
+                      "\"building\"");
     list = list_ok(fx);
     g_ptr_array_unref(list);
 
     test_server_route(fx->server, "GET /api/deployment.all?applicationId=a", 200,
-               "[{\"deploymentId\":\"d1\",\"status\":\"error\",\"applicationId\":\"a\"}]");
+                      "[{\"deploymentId\":\"d1\",\"status\":\"error\",\"applicationId\":\"a\"}]");
     r = ifs_provider_dokploy.fetch(fx->state, "deployments", "d1", &err);
     g_assert_nonnull(r);
     g_assert_cmpstr(field(r, "status"), ==, "error");
@@ -297,74 +305,81 @@ static void test_logs_of_finished_deployments_are_read_once(Fixture *fx, gconstp
 
     (void)d;
     test_server_route(fx->server, "GET /api/project.all", 200,
-               "[{\"environments\":[{\"applications\":[{\"applicationId\":\"a\"}]}]}]");
+                      "[{\"environments\":[{\"applications\":[{\"applicationId\":\"a\"}]}]}]");
     test_server_route(fx->server, "GET /api/deployment.all?applicationId=a", 200,
-               "[{\"deploymentId\":\"old\",\"status\":\"done\",\"applicationId\":\"a\"},"
-               "{\"deploymentId\":\"new\",\"status\":\"running\",\"applicationId\":\"a\"}]");
+                      "[{\"deploymentId\":\"old\",\"status\":\"done\",\"applicationId\":\"a\"},"
+                      "{\"deploymentId\":\"new\",\"status\":\"running\",\"applicationId\":\"a\"}]");
     test_server_route(fx->server, "GET /api/deployment.readLogs?deploymentId=old&tail=200", 200,
-               "\"finished\"");
+                      "\"finished\"");
     test_server_route(fx->server, "GET /api/deployment.readLogs?deploymentId=new&tail=200", 200,
-               "\"building\"");
+                      "\"building\"");
     for (int round = 1; round <= 3; round++) {
         list = list_ok(fx);
         g_assert_cmpstr(log_of(find(list, "old")), ==, "finished\n");
         g_assert_cmpstr(log_of(find(list, "new")), ==, "building\n");
         g_ptr_array_unref(list);
-        g_assert_cmpuint(test_server_count(fx->server,
-                             "GET /api/deployment.readLogs?deploymentId=old&tail=200"), ==, 1);
-        g_assert_cmpuint(test_server_count(fx->server,
-                             "GET /api/deployment.readLogs?deploymentId=new&tail=200"), ==,
-                         (guint)round);
+        g_assert_cmpuint(
+            test_server_count(fx->server, "GET /api/deployment.readLogs?deploymentId=old&tail=200"),
+            ==, 1);
+        g_assert_cmpuint(
+            test_server_count(fx->server, "GET /api/deployment.readLogs?deploymentId=new&tail=200"),
+            ==, (guint)round);
     }
 }
 
 static void test_kill_and_remove_post_the_id(Fixture *fx, gconstpointer d)
 {
-    IfsCommand cmd = { .verb = (char *)"1", .force = FALSE };
-    IfsActionResult res = { 0 };
+    IfsCommand cmd = {.verb = (char *)"1", .force = FALSE};
+    IfsActionResult res = {0};
     IfsError *err = NULL;
 
     (void)d;
     test_server_route(fx->server, "POST /api/deployment.killProcess", 200, "");
     test_server_route(fx->server, "POST /api/deployment.removeDeployment", 200,
-               "{\"deploymentId\":\"a/b\",\"status\":\"done\"}");
+                      "{\"deploymentId\":\"a/b\",\"status\":\"done\"}");
 
-    g_assert_true(ifs_provider_dokploy.act(fx->state, "deployments", "a/b", "kill", &cmd,
-                                           &res, &err));
+    g_assert_true(
+        ifs_provider_dokploy.act(fx->state, "deployments", "a/b", "kill", &cmd, &res, &err));
     g_assert_cmpint(res.http_status, ==, 200);
     g_assert_false(res.resource_gone);
     ifs_action_result_clear(&res);
-    g_assert_true(ifs_provider_dokploy.act(fx->state, "deployments", "a/b", "remove", &cmd,
-                                           &res, &err));
+    g_assert_true(
+        ifs_provider_dokploy.act(fx->state, "deployments", "a/b", "remove", &cmd, &res, &err));
     g_assert_true(res.resource_gone);
     ifs_action_result_clear(&res);
 
-    g_assert_cmpuint(test_server_count(fx->server,
-        "POST /api/deployment.killProcess\n{\"deploymentId\":\"a/b\"}"), ==, 1);
-    g_assert_cmpuint(test_server_count(fx->server,
-        "POST /api/deployment.removeDeployment\n{\"deploymentId\":\"a/b\"}"), ==, 1);
+    g_assert_cmpuint(
+        test_server_count(fx->server,
+                          "POST /api/deployment.killProcess\n{\"deploymentId\":\"a/b\"}"),
+        ==, 1);
+    g_assert_cmpuint(
+        test_server_count(fx->server,
+                          "POST /api/deployment.removeDeployment\n{\"deploymentId\":\"a/b\"}"),
+        ==, 1);
 }
 
-static void test_kill_of_a_finished_deployment_is_einval_with_dokploys_words(
-    Fixture *fx, gconstpointer d)
+static void test_kill_of_a_finished_deployment_is_einval_with_dokploys_words(Fixture *fx,
+                                                                             gconstpointer d)
 {
-    IfsCommand cmd = { .verb = (char *)"1", .force = FALSE };
-    IfsActionResult res = { 0 };
+    IfsCommand cmd = {.verb = (char *)"1", .force = FALSE};
+    IfsActionResult res = {0};
     IfsError *err = NULL;
 
     (void)d;
-    test_server_route(fx->server, "POST /api/deployment.killProcess", 400,
-               "{\"message\":\"Deployment is not running\",\"code\":\"BAD_REQUEST\",\"data\":"
-               "{\"code\":\"BAD_REQUEST\",\"httpStatus\":400,\"path\":\"deployment.killProcess\"}}");
+    test_server_route(
+        fx->server, "POST /api/deployment.killProcess", 400,
+        "{\"message\":\"Deployment is not running\",\"code\":\"BAD_REQUEST\",\"data\":"
+        "{\"code\":\"BAD_REQUEST\",\"httpStatus\":400,\"path\":\"deployment.killProcess\"}}");
 
-    g_assert_false(ifs_provider_dokploy.act(fx->state, "deployments", "x", "kill", &cmd,
-                                            &res, &err));
+    g_assert_false(
+        ifs_provider_dokploy.act(fx->state, "deployments", "x", "kill", &cmd, &res, &err));
 
     g_assert_cmpint(err->errnum, ==, EINVAL);
     g_assert_cmpint(err->http_status, ==, 400);
     g_assert_cmpstr(err->code, ==, "BAD_REQUEST");
-    assert_contains(err->message, "POST /api/deployment.killProcess: HTTP 400 BAD_REQUEST: "
-                                  "Deployment is not running");
+    assert_contains(err->message,
+                    "POST /api/deployment.killProcess: HTTP 400 BAD_REQUEST: "
+                    "Deployment is not running");
     g_assert_cmpuint(test_server_count(fx->server, "POST"), ==, 1); /* never retried */
     ifs_error_free(err);
     ifs_action_result_clear(&res);
@@ -380,13 +395,13 @@ static void test_registration(void)
     IfsCommand *cmd;
 
     g_assert_true(p == &ifs_provider_dokploy);
-    g_assert_null(p->schema.default_url);   /* self-hosted: url is required */
+    g_assert_null(p->schema.default_url); /* self-hosted: url is required */
     g_assert_false(p->schema.needs_user);
     g_assert_cmpint(p->auth, ==, IFS_AUTH_HEADER);
     g_assert_cmpstr(p->auth_header, ==, "x-api-key");
     g_assert_cmpstr(p->kinds[0], ==, "deployments");
     g_assert_null(p->kinds[1]);
-    g_assert_null(p->poll);                 /* Dokploy's actions are synchronous */
+    g_assert_null(p->poll); /* Dokploy's actions are synchronous */
     for (const char *const *f = (const char *const[]){"kill", "remove", NULL}; *f; f++) {
         const IfsControlSpec *spec = ifs_provider_control(p, "deployments", *f);
         char *line;
@@ -424,8 +439,10 @@ static void test_config_requires_url(void)
     assert_contains(err->message, "dk");
     g_clear_pointer(&err, ifs_error_free);
 
-    g_file_set_contents(path, "[dk]\ntype = dokploy\nurl = https://dokploy.example.com/\n"
-                        "token = t\n", -1, &gerr);
+    g_file_set_contents(path,
+                        "[dk]\ntype = dokploy\nurl = https://dokploy.example.com/\n"
+                        "token = t\n",
+                        -1, &gerr);
     g_assert_no_error(gerr);
     g_assert_cmpint(g_chmod(path, 0600), ==, 0); /* a rewrite made a new file */
     cfg = ifs_config_load(path, ifs_provider_schemas(), &err);
@@ -455,24 +472,24 @@ static void test_error_shapes(void)
         const char *code;
         const char *words;
     } cases[] = {
-        {400, "{\"message\":\"Deployment is not running\",\"code\":\"BAD_REQUEST\"}",
-         EINVAL, "BAD_REQUEST", "HTTP 400 BAD_REQUEST: Deployment is not running"},
-        /* The key wrapper's refusal (foreign, expired or rate-limited key). */
-        {401, "{\"message\":\"Unauthorized\"}", EACCES, NULL,
-         "HTTP 401: Unauthorized; check the account's token"},
-        /* An ownership refusal from a procedure. */
-        {401, "{\"message\":\"You don't have access to this server.\",\"code\":"
-              "\"UNAUTHORIZED\",\"data\":{\"httpStatus\":401}}",
-         EACCES, "UNAUTHORIZED", "You don't have access to this server."},
-        {404, "{\"message\":\"Deployment not found\",\"code\":\"NOT_FOUND\"}", ENOENT,
-         "NOT_FOUND", "Deployment not found"},
-        {400, "{\"message\":\"Input validation failed\",\"code\":\"BAD_REQUEST\",\"issues\":"
-              "[{\"code\":\"invalid_type\",\"path\":[\"deploymentId\"],\"message\":\"Required\"}]}",
-         EINVAL, "BAD_REQUEST", "Input validation failed: deploymentId: Required"},
-        {415, "{\"message\":\"Unsupported content-type\",\"code\":\"UNSUPPORTED_MEDIA_TYPE\"}",
-         EIO, "UNSUPPORTED_MEDIA_TYPE", "Unsupported content-type"},
-        {500, "{\"message\":\"Internal server error\",\"code\":\"INTERNAL_SERVER_ERROR\"}", EIO,
-         "INTERNAL_SERVER_ERROR", "Internal server error"},
+        {400, "{\"message\":\"Deployment is not running\",\"code\":\"BAD_REQUEST\"}",           EINVAL,
+         "BAD_REQUEST",                                                                                                 "HTTP 400 BAD_REQUEST: Deployment is not running"},
+ /* The key wrapper's refusal (foreign, expired or rate-limited key). */
+        {401, "{\"message\":\"Unauthorized\"}",                                                 EACCES, NULL,
+         "HTTP 401: Unauthorized; check the account's token"                                                                                                             },
+ /* An ownership refusal from a procedure. */
+        {401,
+         "{\"message\":\"You don't have access to this server.\",\"code\":"
+         "\"UNAUTHORIZED\",\"data\":{\"httpStatus\":401}}",                                     EACCES, "UNAUTHORIZED", "You don't have access to this server."          },
+        {404, "{\"message\":\"Deployment not found\",\"code\":\"NOT_FOUND\"}",                  ENOENT, "NOT_FOUND",
+         "Deployment not found"                                                                                                                                          },
+        {400,
+         "{\"message\":\"Input validation failed\",\"code\":\"BAD_REQUEST\",\"issues\":"
+         "[{\"code\":\"invalid_type\",\"path\":[\"deploymentId\"],\"message\":\"Required\"}]}", EINVAL, "BAD_REQUEST",  "Input validation failed: deploymentId: Required"},
+        {415, "{\"message\":\"Unsupported content-type\",\"code\":\"UNSUPPORTED_MEDIA_TYPE\"}", EIO,
+         "UNSUPPORTED_MEDIA_TYPE",                                                                                      "Unsupported content-type"                       },
+        {500, "{\"message\":\"Internal server error\",\"code\":\"INTERNAL_SERVER_ERROR\"}",     EIO,
+         "INTERNAL_SERVER_ERROR",                                                                                       "Internal server error"                          },
     };
 
     for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
@@ -493,7 +510,7 @@ int main(int argc, char **argv)
     g_test_add_func("/dokploy/registration", test_registration);
     g_test_add_func("/dokploy/config-requires-url", test_config_requires_url);
     g_test_add_func("/dokploy/error-shapes", test_error_shapes);
-#define ADD(name, fn) \
+#define ADD(name, fn)                                                                              \
     g_test_add("/dokploy/" name, Fixture, NULL, fixture_setup, fn, fixture_teardown)
     ADD("list/discovery", test_list_discovers_both_shapes_and_fills_in_the_owner);
     ADD("list/nul-id", test_an_id_with_a_nul_byte_is_reported_not_cut);

@@ -5,10 +5,22 @@
 
 static void test_status_table(void)
 {
-    static const struct { int status; int errnum; } table[] = {
-        {400, EINVAL}, {422, EINVAL}, {401, EACCES}, {403, EACCES}, {404, ENOENT},
-        {409, EBUSY},  {429, EAGAIN}, {500, EIO},    {502, EIO},    {503, EIO},
-        {418, EIO},    {302, EIO},
+    static const struct {
+        int status;
+        int errnum;
+    } table[] = {
+        {400, EINVAL},
+        {422, EINVAL},
+        {401, EACCES},
+        {403, EACCES},
+        {404, ENOENT},
+        {409, EBUSY },
+        {429, EAGAIN},
+        {500, EIO   },
+        {502, EIO   },
+        {503, EIO   },
+        {418, EIO   },
+        {302, EIO   },
     };
 
     for (gsize i = 0; i < G_N_ELEMENTS(table); i++)

@@ -24,8 +24,7 @@ static const IfsProviderType *heo(void)
 /* The scripted server (test_server.h): infrafs opens a fresh connection    */
 /* for every action, and every answer queued must have been used.          */
 
-static void server_answer(TestServer *srv, int status, const char *content_type,
-                          const char *body)
+static void server_answer(TestServer *srv, int status, const char *content_type, const char *body)
 {
     test_server_reply_closing(srv, status, content_type, body);
 }
@@ -58,8 +57,10 @@ static void account_free(Account *a)
 static Account *account_open(const char *origin, const char *ids, IfsError **err)
 {
     Account *a = g_new0(Account, 1);
-    IfsHttpConfig hc = { .account = "heo", .origin = origin ? origin : "http://127.0.0.1:9",
-                         .auth = IFS_AUTH_BEARER, .secret = SECRET };
+    IfsHttpConfig hc = {.account = "heo",
+                        .origin = origin ? origin : "http://127.0.0.1:9",
+                        .auth = IFS_AUTH_BEARER,
+                        .secret = SECRET};
 
     a->cfg.name = (char *)"heo";
     a->cfg.type = (char *)"heo";
@@ -98,8 +99,8 @@ static void test_schema(void)
 static void test_force_rules(void)
 {
     const IfsControlSpec *power = ifs_provider_control(heo(), "vps", "power");
-    static const char *const refused[] = { "reset", "stop force", "start force", "restart",
-                                           "shutdown", NULL };
+    static const char *const refused[] = {"reset",   "stop force", "start force",
+                                          "restart", "shutdown",   NULL};
     IfsError *err = NULL;
     IfsCommand *cmd = ifs_control_parse(power, "reset force\n", 12, &err);
 
@@ -133,9 +134,9 @@ static void assert_ids(Account *a, const char *const *want)
 
 static void test_ids_accepted_forms(void)
 {
-    static const char *const want[] = { "vps_1", "vps-2", "VPS.3", "x", NULL };
-    static const char *const forms[] = { "vps_1 vps-2 VPS.3 x", "  vps_1\tvps-2   VPS.3 x ",
-                                         "vps_1,vps-2, VPS.3 ,x", NULL };
+    static const char *const want[] = {"vps_1", "vps-2", "VPS.3", "x", NULL};
+    static const char *const forms[] = {"vps_1 vps-2 VPS.3 x", "  vps_1\tvps-2   VPS.3 x ",
+                                        "vps_1,vps-2, VPS.3 ,x", NULL};
 
     for (const char *const *f = forms; *f; f++) {
         IfsError *err = NULL;
@@ -156,20 +157,20 @@ typedef struct {
 static void test_ids_refused(void)
 {
     static const Refusal cases[] = {
-        { "", "lists no VPS ids" },
-        { "   \t ", "lists no VPS ids" },
-        { NULL, "lists no VPS ids" },
-        { "vps_1 vps_2 vps_1", "id 'vps_1' is listed twice; list each VPS once in `vps =`" },
-        { "vps_1,,vps_2", "empty id (entry 2 of 3" },
-        { "vps_1,", "empty id (entry 2 of 2" },
-        { ",vps_1", "empty id (entry 1 of 2" },
-        { "vps_1 ../etc", "id '../etc' is not usable: it starts with '.'" },
-        { "..", "id '..' is not usable" },
-        { "vps/1", "id 'vps/1' is not usable: ids may hold only" },
-        { "vps%2F1", "id 'vps%2F1' is not usable" },
-        { "vps_1?force=true", "id 'vps_1?force=true' is not usable" },
-        { "vps_\xc3\xa9", "is not usable" },
-        { "vps_\x01", "id 'vps_\\001' is not usable" },
+        {"",                  "lists no VPS ids"                                         },
+        {"   \t ",            "lists no VPS ids"                                         },
+        {NULL,                "lists no VPS ids"                                         },
+        {"vps_1 vps_2 vps_1", "id 'vps_1' is listed twice; list each VPS once in `vps =`"},
+        {"vps_1,,vps_2",      "empty id (entry 2 of 3"                                   },
+        {"vps_1,",            "empty id (entry 2 of 2"                                   },
+        {",vps_1",            "empty id (entry 1 of 2"                                   },
+        {"vps_1 ../etc",      "id '../etc' is not usable: it starts with '.'"            },
+        {"..",                "id '..' is not usable"                                    },
+        {"vps/1",             "id 'vps/1' is not usable: ids may hold only"              },
+        {"vps%2F1",           "id 'vps%2F1' is not usable"                               },
+        {"vps_1?force=true",  "id 'vps_1?force=true' is not usable"                      },
+        {"vps_\xc3\xa9",      "is not usable"                                            },
+        {"vps_\x01",          "id 'vps_\\001' is not usable"                             },
     };
 
     for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
@@ -265,7 +266,7 @@ static void test_fetch_of_an_unlisted_id_is_enoent(void)
 static gboolean act(Account *a, const char *id, const char *verb, gboolean force,
                     IfsActionResult *res, IfsError **err)
 {
-    IfsCommand cmd = { .verb = (char *)verb, .force = force };
+    IfsCommand cmd = {.verb = (char *)verb, .force = force};
 
     return heo()->act(a->state, "vps", id, "power", &cmd, res, err);
 }
@@ -286,7 +287,7 @@ static void test_start_is_recorded_from_heos_answer(void)
 {
     TestServer *srv = test_server_start();
     IfsError *err = NULL;
-    IfsActionResult res = { 0 };
+    IfsActionResult res = {0};
     Account *a;
     char *req;
 
@@ -307,9 +308,10 @@ static void test_start_is_recorded_from_heos_answer(void)
     g_assert_cmpstr(json_object_get_string(field(res.resource, "message")), ==,
                     "Start action sent");
     g_assert_true(g_regex_match_simple("^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ$",
-        json_object_get_string(field(res.resource, "requested_at")), 0, 0));
-    g_assert_true(g_regex_match_simple(
-        "^start requested at \\S+Z \\(HEO reports no live state\\)$", status_of(a, "vps_1"), 0, 0));
+                                       json_object_get_string(field(res.resource, "requested_at")),
+                                       0, 0));
+    g_assert_true(g_regex_match_simple("^start requested at \\S+Z \\(HEO reports no live state\\)$",
+                                       status_of(a, "vps_1"), 0, 0));
     g_assert_cmpstr(status_of(a, "vps_2"), ==,
                     "nothing requested since mount (HEO reports no live state)");
 
@@ -327,7 +329,7 @@ static void test_reset_force_sends_force_true(void)
 {
     TestServer *srv = test_server_start();
     IfsError *err = NULL;
-    IfsActionResult res = { 0 };
+    IfsActionResult res = {0};
     Account *a;
     char *req;
 
@@ -338,8 +340,8 @@ static void test_reset_force_sends_force_true(void)
 
     g_assert_true(act(a, "vps_1", "reset", TRUE, &res, &err));
     req = test_server_request(srv, 0);
-    g_assert_true(g_str_has_prefix(req,
-        "POST /v1/hosting/cloud/vps-custom/vps_1/reset?force=true HTTP/1.1\r\n"));
+    g_assert_true(g_str_has_prefix(
+        req, "POST /v1/hosting/cloud/vps-custom/vps_1/reset?force=true HTTP/1.1\r\n"));
     g_free(req);
     g_assert_true(g_str_has_prefix(status_of(a, "vps_1"), "reset requested at "));
     ifs_action_result_clear(&res);
@@ -351,27 +353,27 @@ static void test_reset_force_sends_force_true(void)
  * recorded, and the answer's own words in the message. */
 typedef struct {
     const char *body;
-    const char *code;  /* expected err->code */
+    const char *code; /* expected err->code */
     const char *says;
 } BadAnswer;
 
 static void test_a_200_that_is_not_success_is_eio_and_not_recorded(void)
 {
     static const BadAnswer cases[] = {
-        { "{\"success\":false,\"error\":\"provider_error\",\"message\":\"Failed to send action\"}",
-          "provider_error", "\"success\": false (provider_error: Failed to send action)" },
-        { "{\"success\":false}", NULL, "\"success\": false (no reason given)" },
-        { "{\"action\":\"start\",\"vps_id\":\"vps_1\",\"status\":\"requested\"}", NULL,
-          "no \"success\": true" },
-        { "{\"success\":\"true\"}", NULL, "no \"success\": true" },
-        { "", NULL, "not a JSON object" },
-        { "Start action sent", NULL, "not a JSON object" },
-        { "[{\"success\":true}]", NULL, "not a JSON object" },
-        { "{\"success\":true} trailing", NULL, "not a JSON object" },
-        { "{\"success\":true,\"action\":\"stop\",\"vps_id\":\"vps_1\"}", NULL,
-          "about action 'stop', not 'start'" },
-        { "{\"success\":true,\"action\":\"start\",\"vps_id\":\"vps_2\"}", NULL,
-          "about VPS 'vps_2', not 'vps_1'" },
+        {"{\"success\":false,\"error\":\"provider_error\",\"message\":\"Failed to send action\"}",
+         "provider_error",                                                                               "\"success\": false (provider_error: Failed to send action)"},
+        {"{\"success\":false}",                                                                    NULL, "\"success\": false (no reason given)"                      },
+        {"{\"action\":\"start\",\"vps_id\":\"vps_1\",\"status\":\"requested\"}",                   NULL,
+         "no \"success\": true"                                                                                                                                      },
+        {"{\"success\":\"true\"}",                                                                 NULL, "no \"success\": true"                                      },
+        {"",                                                                                       NULL, "not a JSON object"                                         },
+        {"Start action sent",                                                                      NULL, "not a JSON object"                                         },
+        {"[{\"success\":true}]",                                                                   NULL, "not a JSON object"                                         },
+        {"{\"success\":true} trailing",                                                            NULL, "not a JSON object"                                         },
+        {"{\"success\":true,\"action\":\"stop\",\"vps_id\":\"vps_1\"}",                            NULL,
+         "about action 'stop', not 'start'"                                                                                                                          },
+        {"{\"success\":true,\"action\":\"start\",\"vps_id\":\"vps_2\"}",                           NULL,
+         "about VPS 'vps_2', not 'vps_1'"                                                                                                                            },
     };
     TestServer *srv = test_server_start();
     IfsError *err = NULL;
@@ -381,7 +383,7 @@ static void test_a_200_that_is_not_success_is_eio_and_not_recorded(void)
         server_answer(srv, 200, "application/json", cases[i].body);
     a = account_open(test_server_origin(srv), "vps_1", &err);
     for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
-        IfsActionResult res = { 0 };
+        IfsActionResult res = {0};
 
         if (act(a, "vps_1", "start", FALSE, &res, &err))
             g_error("'%s' taken as success", cases[i].body);
@@ -408,7 +410,7 @@ static void test_success_without_message_or_ids_is_accepted(void)
 {
     TestServer *srv = test_server_start();
     IfsError *err = NULL;
-    IfsActionResult res = { 0 };
+    IfsActionResult res = {0};
     Account *a;
 
     server_answer(srv, 200, "application/json", "{\"success\":true,\"status\":\"requested\"}");
@@ -438,31 +440,26 @@ typedef struct {
 static void test_heo_errors_map_to_errno(void)
 {
     static const ErrorCase cases[] = {
-        { 400, "application/json",
-          "{\"success\":false,\"error\":\"confirmation_required\","
-          "\"message\":\"Reset requires force=true\"}",
-          EINVAL, "confirmation_required",
-          "HTTP 400 confirmation_required: Reset requires force=true" },
-        { 401, "application/json",
-          "{\"success\":false,\"error\":\"unauthorized\","
-          "\"message\":\"Missing, invalid, or revoked API key\"}",
-          EACCES, "unauthorized", "revoked API key; check the account's token" },
-        { 403, "application/json",
-          "{\"success\":false,\"error\":\"unauthorized\","
-          "\"message\":\"You do not have access to this VPS\"}",
-          EACCES, "unauthorized",
-          "You do not have access to this VPS; the API key may not act on this VPS" },
-        { 404, "application/json",
-          "{\"success\":false,\"error\":\"not_found\",\"message\":\"Endpoint not found\"}",
-          ENOENT, "not_found", "HTTP 404 not_found: Endpoint not found" },
-        { 405, "application/json",
-          "{\"success\":false,\"error\":\"method_not_allowed\",\"message\":\"Method not allowed\"}",
-          EIO, "method_not_allowed", "HTTP 405 method_not_allowed" },
-        { 429, "text/plain", "Too many requests\n", EAGAIN, NULL,
-          "HTTP 429: Too many requests; the API is rate limiting infrafs" },
-        { 502, "application/json",
-          "{\"success\":false,\"error\":\"provider_error\",\"message\":\"Failed to send action\"}",
-          EIO, "provider_error", "Failed to send action; HEO could not pass the action on" },
+        {400, "application/json",
+         "{\"success\":false,\"error\":\"confirmation_required\","
+         "\"message\":\"Reset requires force=true\"}",                                              EINVAL, "confirmation_required",
+         "HTTP 400 confirmation_required: Reset requires force=true"                                                                                                                          },
+        {401, "application/json",
+         "{\"success\":false,\"error\":\"unauthorized\","
+         "\"message\":\"Missing, invalid, or revoked API key\"}",                                   EACCES, "unauthorized",          "revoked API key; check the account's token"             },
+        {403, "application/json",
+         "{\"success\":false,\"error\":\"unauthorized\","
+         "\"message\":\"You do not have access to this VPS\"}",                                     EACCES, "unauthorized",
+         "You do not have access to this VPS; the API key may not act on this VPS"                                                                                                            },
+        {404, "application/json",
+         "{\"success\":false,\"error\":\"not_found\",\"message\":\"Endpoint not found\"}",          ENOENT,
+         "not_found",                                                                                                                "HTTP 404 not_found: Endpoint not found"                 },
+        {405, "application/json",
+         "{\"success\":false,\"error\":\"method_not_allowed\",\"message\":\"Method not allowed\"}", EIO,    "method_not_allowed",    "HTTP 405 method_not_allowed"                            },
+        {429, "text/plain",       "Too many requests\n",                                            EAGAIN, NULL,
+         "HTTP 429: Too many requests; the API is rate limiting infrafs"                                                                                                                      },
+        {502, "application/json",
+         "{\"success\":false,\"error\":\"provider_error\",\"message\":\"Failed to send action\"}",  EIO,    "provider_error",        "Failed to send action; HEO could not pass the action on"},
     };
     TestServer *srv = test_server_start();
     IfsError *err = NULL;
@@ -472,7 +469,7 @@ static void test_heo_errors_map_to_errno(void)
         server_answer(srv, cases[i].status, cases[i].content_type, cases[i].body);
     a = account_open(test_server_origin(srv), "vps_1", &err);
     for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
-        IfsActionResult res = { 0 };
+        IfsActionResult res = {0};
 
         g_assert_false(act(a, "vps_1", "start", FALSE, &res, &err));
         g_assert_cmpint(err->errnum, ==, cases[i].errnum);
@@ -495,7 +492,7 @@ static void test_heo_errors_map_to_errno(void)
 static void test_act_on_an_unlisted_id_sends_nothing(void)
 {
     IfsError *err = NULL;
-    IfsActionResult res = { 0 };
+    IfsActionResult res = {0};
     Account *a = account_open(NULL, "vps_1", &err);
 
     g_assert_false(act(a, "vps_9", "start", FALSE, &res, &err));

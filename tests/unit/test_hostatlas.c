@@ -144,8 +144,8 @@ static void test_a_cursor_handed_out_twice_stops_the_list(Fixture *fx, gconstpoi
 
 static gboolean ping(Fixture *fx, const char *id, IfsActionResult *res, IfsError **err)
 {
-    const IfsControlSpec *spec = ifs_provider_control(&ifs_provider_hostatlas, "heartbeats",
-                                                      "ping");
+    const IfsControlSpec *spec =
+        ifs_provider_control(&ifs_provider_hostatlas, "heartbeats", "ping");
     IfsCommand *cmd = ifs_control_parse(spec, "1", 1, NULL);
     gboolean ok;
 
@@ -199,14 +199,14 @@ static void test_webhook_bodies(void)
 {
     static const WebhookCase cases[] = {
         {"{\"event\":\"server.offline\",\"delivery_id\":\"d1\",\"data\":{\"server\":{\"id\":47}}}",
-         TRUE, "servers", "47", "d1"},
-        {"{\"event\":\"heartbeat.missed\",\"data\":{\"heartbeat\":{\"id\":\"hb-1\"}}}", TRUE,
-         "heartbeats", "hb-1", NULL},
-        {"{\"event\":\"alert.triggered\",\"data\":{}}", TRUE, NULL, NULL, NULL},
-        {"{\"event\":\"something.new\"}", TRUE, NULL, NULL, NULL},
-        {"{\"event\":7}", FALSE, NULL, NULL, NULL},
-        {"[1,2]", FALSE, NULL, NULL, NULL},
-        {"not json", FALSE, NULL, NULL, NULL},
+         TRUE,                                                                                             "servers", "47",   "d1"},
+        {"{\"event\":\"heartbeat.missed\",\"data\":{\"heartbeat\":{\"id\":\"hb-1\"}}}",             TRUE,
+         "heartbeats",                                                                                                "hb-1", NULL},
+        {"{\"event\":\"alert.triggered\",\"data\":{}}",                                             TRUE,  NULL,      NULL,   NULL},
+        {"{\"event\":\"something.new\"}",                                                           TRUE,  NULL,      NULL,   NULL},
+        {"{\"event\":7}",                                                                           FALSE, NULL,      NULL,   NULL},
+        {"[1,2]",                                                                                   FALSE, NULL,      NULL,   NULL},
+        {"not json",                                                                                FALSE, NULL,      NULL,   NULL},
     };
     const IfsWebhookSpec *spec = ifs_provider_hostatlas.webhook;
 
@@ -214,8 +214,8 @@ static void test_webhook_bodies(void)
     for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
         char *kind = NULL, *id = NULL, *delivery = NULL;
         IfsError *err = NULL;
-        gboolean ok = spec->parse(cases[i].body, strlen(cases[i].body), &kind, &id, &delivery,
-                                  &err);
+        gboolean ok =
+            spec->parse(cases[i].body, strlen(cases[i].body), &kind, &id, &delivery, &err);
 
         g_assert_cmpint(ok, ==, cases[i].ok);
         if (ok) {

@@ -41,7 +41,7 @@ static double seconds_since(gint64 start_us)
 /* An origin on which nothing listens: a port just released by us. */
 static char *refusing_origin(void)
 {
-    struct sockaddr_in addr = { .sin_family = AF_INET };
+    struct sockaddr_in addr = {.sin_family = AF_INET};
     socklen_t addr_len = sizeof addr;
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     char *origin;
@@ -66,9 +66,8 @@ static void assert_no_secret(const IfsError *err)
 
 static IfsError *error_for(int status, const char *content_type, const char *body)
 {
-    IfsError *err = ifs_http_error_from_response(status, content_type, body,
-                                                 body ? strlen(body) : 0,
-                                                 "GET", "/some/path", "acct");
+    IfsError *err = ifs_http_error_from_response(
+        status, content_type, body, body ? strlen(body) : 0, "GET", "/some/path", "acct");
 
     g_assert_nonnull(err);
     g_assert_nonnull(err->message);
@@ -86,11 +85,25 @@ static void assert_contains(const char *haystack, const char *needle)
 
 static void test_status_errno(void)
 {
-    static const struct { int status; int errnum; } table[] = {
-        { 400, EINVAL }, { 422, EINVAL }, { 401, EACCES }, { 403, EACCES },
-        { 404, ENOENT }, { 409, EBUSY }, { 429, EAGAIN }, { 500, EIO },
-        { 502, EIO }, { 503, EIO }, { 504, EIO }, { 418, EIO }, { 301, EIO },
-        { 405, EIO }, { 100, EIO },
+    static const struct {
+        int status;
+        int errnum;
+    } table[] = {
+        {400, EINVAL},
+        {422, EINVAL},
+        {401, EACCES},
+        {403, EACCES},
+        {404, ENOENT},
+        {409, EBUSY },
+        {429, EAGAIN},
+        {500, EIO   },
+        {502, EIO   },
+        {503, EIO   },
+        {504, EIO   },
+        {418, EIO   },
+        {301, EIO   },
+        {405, EIO   },
+        {100, EIO   },
     };
 
     for (gsize i = 0; i < G_N_ELEMENTS(table); i++) {
@@ -102,29 +115,28 @@ static void test_status_errno(void)
 
 static void test_error_hostup_problem(void)
 {
-    static const char body[] =
-        "{\"type\":\"https://developer.hostup.se/errors/vps_not_found\","
-        "\"title\":\"VPS not found\",\"status\":404,"
-        "\"detail\":\"VPS vps_x does not exist\",\"code\":\"vps_not_found\","
-        "\"instance\":\"/api/v2/vps/vps_x\",\"requestId\":\"req_1\"}";
+    static const char body[] = "{\"type\":\"https://developer.hostup.se/errors/vps_not_found\","
+                               "\"title\":\"VPS not found\",\"status\":404,"
+                               "\"detail\":\"VPS vps_x does not exist\",\"code\":\"vps_not_found\","
+                               "\"instance\":\"/api/v2/vps/vps_x\",\"requestId\":\"req_1\"}";
     g_autoptr(IfsError) err = ifs_http_error_from_response(
-        404, "application/problem+json", body, sizeof body - 1,
-        "GET", "/api/v2/vps", "hostup");
+        404, "application/problem+json", body, sizeof body - 1, "GET", "/api/v2/vps", "hostup");
 
     g_assert_cmpint(err->errnum, ==, ENOENT);
     g_assert_cmpint(err->http_status, ==, 404);
     g_assert_cmpstr(err->code, ==, "vps_not_found");
     g_assert_cmpstr(err->message, ==,
-        "account 'hostup': GET /api/v2/vps: HTTP 404 vps_not_found: "
-        "VPS vps_x does not exist");
+                    "account 'hostup': GET /api/v2/vps: HTTP 404 vps_not_found: "
+                    "VPS vps_x does not exist");
 }
 
 static void test_error_hostup_invalid_request(void)
 {
-    g_autoptr(IfsError) err = error_for(400, "application/json",
-        "{\"title\":\"Invalid request\",\"status\":400,\"code\":\"invalid_request\","
-        "\"detail\":\"The request is invalid\",\"errors\":["
-        "{\"pointer\":\"/force\",\"detail\":\"must be a boolean\",\"code\":\"type\"}]}");
+    g_autoptr(IfsError) err =
+        error_for(400, "application/json",
+                  "{\"title\":\"Invalid request\",\"status\":400,\"code\":\"invalid_request\","
+                  "\"detail\":\"The request is invalid\",\"errors\":["
+                  "{\"pointer\":\"/force\",\"detail\":\"must be a boolean\",\"code\":\"type\"}]}");
 
     g_assert_cmpint(err->errnum, ==, EINVAL);
     g_assert_cmpstr(err->code, ==, "invalid_request");
@@ -134,8 +146,8 @@ static void test_error_hostup_invalid_request(void)
 static void test_error_heo(void)
 {
     g_autoptr(IfsError) err = error_for(403, "application/json",
-        "{\"success\":false,\"error\":\"unauthorized\","
-        "\"message\":\"You do not have access to this VPS\"}");
+                                        "{\"success\":false,\"error\":\"unauthorized\","
+                                        "\"message\":\"You do not have access to this VPS\"}");
 
     g_assert_cmpint(err->errnum, ==, EACCES);
     g_assert_cmpstr(err->code, ==, "unauthorized");
@@ -144,7 +156,8 @@ static void test_error_heo(void)
 
 static void test_error_heo_provider_error(void)
 {
-    g_autoptr(IfsError) err = error_for(502, "application/json",
+    g_autoptr(IfsError) err = error_for(
+        502, "application/json",
         "{\"success\":false,\"error\":\"provider_error\",\"message\":\"Failed to send action\"}");
 
     g_assert_cmpint(err->errnum, ==, EIO);
@@ -154,8 +167,8 @@ static void test_error_heo_provider_error(void)
 
 static void test_error_deployhq_error_string(void)
 {
-    g_autoptr(IfsError) err = error_for(422, "application/json",
-        "{\"error\":\"Resource is not in an error state\"}");
+    g_autoptr(IfsError) err =
+        error_for(422, "application/json", "{\"error\":\"Resource is not in an error state\"}");
 
     g_assert_cmpint(err->errnum, ==, EINVAL);
     g_assert_null(err->code);
@@ -164,8 +177,8 @@ static void test_error_deployhq_error_string(void)
 
 static void test_error_deployhq_errors_array(void)
 {
-    g_autoptr(IfsError) err = error_for(422, NULL,
-        "{\"errors\":[\"Name can't be blank\",\"Size is invalid\"]}");
+    g_autoptr(IfsError) err =
+        error_for(422, NULL, "{\"errors\":[\"Name can't be blank\",\"Size is invalid\"]}");
 
     g_assert_null(err->code);
     assert_contains(err->message, "Name can't be blank; Size is invalid");
@@ -173,8 +186,9 @@ static void test_error_deployhq_errors_array(void)
 
 static void test_error_deployhq_field_hash(void)
 {
-    g_autoptr(IfsError) err = error_for(422, "application/json",
-        "{\"base\":[\"Server limit reached\"],\"hostname\":[\"must be present\"]}");
+    g_autoptr(IfsError) err =
+        error_for(422, "application/json",
+                  "{\"base\":[\"Server limit reached\"],\"hostname\":[\"must be present\"]}");
 
     g_assert_cmpint(err->errnum, ==, EINVAL);
     assert_contains(err->message, "Server limit reached; hostname must be present");
@@ -182,9 +196,10 @@ static void test_error_deployhq_field_hash(void)
 
 static void test_error_deployhq_error_code_hint(void)
 {
-    g_autoptr(IfsError) err = error_for(404, "application/json",
-        "{\"status\":\"not_found\",\"error_code\":\"record_not_found\","
-        "\"hint\":\"Check the identifier\"}");
+    g_autoptr(IfsError) err =
+        error_for(404, "application/json",
+                  "{\"status\":\"not_found\",\"error_code\":\"record_not_found\","
+                  "\"hint\":\"Check the identifier\"}");
 
     g_assert_cmpint(err->errnum, ==, ENOENT);
     g_assert_cmpstr(err->code, ==, "record_not_found");
@@ -193,8 +208,8 @@ static void test_error_deployhq_error_code_hint(void)
 
 static void test_error_deployhq_spec_status(void)
 {
-    g_autoptr(IfsError) err = error_for(404, "application/json",
-        "{\"status\":404,\"error\":\"Not Found\"}");
+    g_autoptr(IfsError) err =
+        error_for(404, "application/json", "{\"status\":404,\"error\":\"Not Found\"}");
 
     g_assert_null(err->code);
     assert_contains(err->message, "HTTP 404: Not Found");
@@ -202,10 +217,11 @@ static void test_error_deployhq_spec_status(void)
 
 static void test_error_hostatlas(void)
 {
-    g_autoptr(IfsError) nested = error_for(404, "application/json",
+    g_autoptr(IfsError) nested = error_for(
+        404, "application/json",
         "{\"error\":{\"code\":\"server_not_found\",\"message\":\"Server 47 not found\"}}");
-    g_autoptr(IfsError) flat = error_for(429, "application/json",
-        "{\"code\":\"rate_limited\",\"message\":\"Slow down\"}");
+    g_autoptr(IfsError) flat =
+        error_for(429, "application/json", "{\"code\":\"rate_limited\",\"message\":\"Slow down\"}");
 
     g_assert_cmpstr(nested->code, ==, "server_not_found");
     assert_contains(nested->message, "HTTP 404 server_not_found: Server 47 not found");
@@ -218,11 +234,14 @@ static void test_error_hostatlas(void)
  * HTTP status beside them, field errors inside the nested object. */
 static void test_error_hostatlas_variants(void)
 {
-    g_autoptr(IfsError) numeric = error_for(403, "application/json",
-        "{\"code\":40301,\"message\":\"Key lacks scope servers:read\",\"status\":403}");
-    g_autoptr(IfsError) with_status = error_for(401, "application/json",
-        "{\"status\":401,\"code\":\"unauthenticated\",\"message\":\"Invalid API key\"}");
-    g_autoptr(IfsError) fields = error_for(422, "application/json",
+    g_autoptr(IfsError) numeric =
+        error_for(403, "application/json",
+                  "{\"code\":40301,\"message\":\"Key lacks scope servers:read\",\"status\":403}");
+    g_autoptr(IfsError) with_status =
+        error_for(401, "application/json",
+                  "{\"status\":401,\"code\":\"unauthenticated\",\"message\":\"Invalid API key\"}");
+    g_autoptr(IfsError) fields = error_for(
+        422, "application/json",
         "{\"error\":{\"code\":\"validation_failed\",\"message\":\"The given data was invalid.\","
         "\"errors\":{\"per_page\":[\"must be at most 100\"]}}}");
 
@@ -239,20 +258,23 @@ static void test_error_hostatlas_variants(void)
 
 static void test_error_dokploy(void)
 {
-    g_autoptr(IfsError) trpc = error_for(404, "application/json",
+    g_autoptr(IfsError) trpc = error_for(
+        404, "application/json",
         "{\"message\":\"Deployment not found\",\"code\":\"NOT_FOUND\",\"data\":"
         "{\"code\":\"NOT_FOUND\",\"httpStatus\":404,\"path\":\"deployment.removeDeployment\"}}");
-    g_autoptr(IfsError) issues = error_for(400, "application/json",
+    g_autoptr(IfsError) issues = error_for(
+        400, "application/json",
         "{\"message\":\"Input validation failed\",\"code\":\"BAD_REQUEST\",\"issues\":"
         "[{\"code\":\"too_small\",\"message\":\"String must contain at least 1 character(s)\","
         "\"path\":[\"deploymentId\"]}]}");
-    g_autoptr(IfsError) unauthorized = error_for(401, "application/json",
-        "{\"message\":\"Unauthorized\"}");
+    g_autoptr(IfsError) unauthorized =
+        error_for(401, "application/json", "{\"message\":\"Unauthorized\"}");
 
     g_assert_cmpstr(trpc->code, ==, "NOT_FOUND");
     assert_contains(trpc->message, "HTTP 404 NOT_FOUND: Deployment not found");
     g_assert_cmpstr(issues->code, ==, "BAD_REQUEST");
-    assert_contains(issues->message,
+    assert_contains(
+        issues->message,
         "Input validation failed: deploymentId: String must contain at least 1 character(s)");
     g_assert_cmpint(unauthorized->errnum, ==, EACCES);
     g_assert_null(unauthorized->code);
@@ -261,8 +283,8 @@ static void test_error_dokploy(void)
 
 static void test_error_plain_text(void)
 {
-    g_autoptr(IfsError) err = error_for(429, "text/plain",
-        "\n  Too many requests  \nsecond line\n");
+    g_autoptr(IfsError) err =
+        error_for(429, "text/plain", "\n  Too many requests  \nsecond line\n");
 
     g_assert_null(err->code);
     assert_contains(err->message, "HTTP 429: Too many requests");
@@ -271,9 +293,10 @@ static void test_error_plain_text(void)
 
 static void test_error_html(void)
 {
-    g_autoptr(IfsError) err = error_for(502, "text/html",
-        "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n"
-        "<body><center><h1>502 Bad Gateway</h1></center></body></html>");
+    g_autoptr(IfsError) err =
+        error_for(502, "text/html",
+                  "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n"
+                  "<body><center><h1>502 Bad Gateway</h1></center></body></html>");
 
     assert_contains(err->message, "HTTP 502: 502 Bad Gateway");
     g_assert_null(strstr(err->message, "<"));
@@ -308,14 +331,30 @@ static void test_error_huge_json_message(void)
 static void test_error_hostile_bodies(void)
 {
     static const char *const bodies[] = {
-        "", " ", "\n\n\n", "null", "true", "42", "-1e999", "[]", "{}",
-        "[1,2,3]", "[\"first\",{\"message\":\"second\"},3]", "\"just a string\"",
-        "{\"message\":", "{\"message\":123,\"code\":{\"x\":1},\"error\":[1]}",
-        "{\"errors\":[1,null,{}]}", "{\"errors\":{}}", "{\"issues\":[{\"path\":[1,{}]}]}",
+        "",
+        " ",
+        "\n\n\n",
+        "null",
+        "true",
+        "42",
+        "-1e999",
+        "[]",
+        "{}",
+        "[1,2,3]",
+        "[\"first\",{\"message\":\"second\"},3]",
+        "\"just a string\"",
+        "{\"message\":",
+        "{\"message\":123,\"code\":{\"x\":1},\"error\":[1]}",
+        "{\"errors\":[1,null,{}]}",
+        "{\"errors\":{}}",
+        "{\"issues\":[{\"path\":[1,{}]}]}",
         "{\"message\":\"line one\\nline two\\r\\n\\u0000tab\\tend\"}",
         "{\"message\":\"\\ud800 lone surrogate\"}",
-        "\xff\xfe\xfd invalid utf-8 \xc3", "<title>unterminated", "<html><title></title>",
-        "{\"hint\":\"only a hint\"}", "{\"status\":\"teapot\"}",
+        "\xff\xfe\xfd invalid utf-8 \xc3",
+        "<title>unterminated",
+        "<html><title></title>",
+        "{\"hint\":\"only a hint\"}",
+        "{\"status\":\"teapot\"}",
         "{\"error\":{\"error\":{\"error\":{}}}}",
     };
     GString *deep = g_string_new(NULL);
@@ -342,11 +381,11 @@ static void test_error_nul_bytes_and_null_args(void)
     static const char body[] = "{\"message\":\"before\"}\0{\"message\":\"after\"}";
     g_autoptr(IfsError) with_nul = ifs_http_error_from_response(
         400, "application/json", body, sizeof body - 1, "POST", "/x", "acct");
-    g_autoptr(IfsError) nothing = ifs_http_error_from_response(
-        503, NULL, NULL, 0, NULL, NULL, NULL);
+    g_autoptr(IfsError) nothing =
+        ifs_http_error_from_response(503, NULL, NULL, 0, NULL, NULL, NULL);
     /* A body that is not NUL-terminated within body_len. */
-    g_autoptr(IfsError) unterminated = ifs_http_error_from_response(
-        500, "text/plain", "abcdef", 3, "GET", "/y", "acct");
+    g_autoptr(IfsError) unterminated =
+        ifs_http_error_from_response(500, "text/plain", "abcdef", 3, "GET", "/y", "acct");
 
     assert_contains(with_nul->message, "before");
     g_assert_null(strstr(with_nul->message, "after"));
@@ -415,7 +454,7 @@ static void exchange_with_auth(IfsHttpConfig *cfg, char **get_seen, char **post_
     cfg->origin = test_server_origin(srv);
     test_server_reply(srv, 200, NULL, "application/json", "{}");
     test_server_reply(srv, 401, NULL, "application/json",
-                 "{\"message\":\"invalid key " SECRET "\",\"code\":\"" SECRET "\"}");
+                      "{\"message\":\"invalid key " SECRET "\",\"code\":\"" SECRET "\"}");
     http = ifs_http_new(cfg);
     resp = ifs_http_request(http, "GET", "/auth", NULL, &err);
     g_assert_nonnull(resp);
@@ -568,15 +607,15 @@ static void test_not_found_problem(void)
     cfg.account = "hostup";
     http = ifs_http_new(&cfg);
     test_server_reply(srv, 404, NULL, "application/problem+json",
-                 "{\"title\":\"Not found\",\"status\":404,\"code\":\"vps_not_found\","
-                 "\"detail\":\"VPS vps_x does not exist\"}");
+                      "{\"title\":\"Not found\",\"status\":404,\"code\":\"vps_not_found\","
+                      "\"detail\":\"VPS vps_x does not exist\"}");
     g_assert_null(ifs_http_request(http, "GET", "/api/v2/vps/vps_x", NULL, &err));
     g_assert_cmpint(err->errnum, ==, ENOENT);
     g_assert_cmpint(err->http_status, ==, 404);
     g_assert_cmpstr(err->code, ==, "vps_not_found");
     g_assert_cmpstr(err->message, ==,
-        "account 'hostup': GET /api/v2/vps/vps_x: HTTP 404 vps_not_found: "
-        "VPS vps_x does not exist");
+                    "account 'hostup': GET /api/v2/vps/vps_x: HTTP 404 vps_not_found: "
+                    "VPS vps_x does not exist");
     /* 404 is an answer, not a hiccup: no retry. */
     g_assert_cmpuint(ifs_http_request_count(http), ==, 1);
     ifs_http_free(http);
@@ -661,7 +700,7 @@ static void test_retry_after_honoured(void)
     gint64 start = g_get_monotonic_time();
 
     test_server_reply(srv, 429, "Retry-After: 1\r\n", "application/json",
-                 "{\"code\":\"rate_limited\",\"detail\":\"slow down\"}");
+                      "{\"code\":\"rate_limited\",\"detail\":\"slow down\"}");
     test_server_reply(srv, 200, NULL, "application/json", "{}");
     resp = ifs_http_request(http, "GET", "/limited", NULL, &err);
     g_assert_null(err);
@@ -708,7 +747,7 @@ static void test_rate_limit_remaining_recorded(void)
 
     g_assert_cmpint(ifs_http_rate_limit_remaining(http), ==, -1);
     test_server_reply(srv, 200, "x-ratelimit-limit: 60\r\nx-ratelimit-remaining: 7\r\n",
-                 "application/json", "{}");
+                      "application/json", "{}");
     test_server_reply(srv, 200, NULL, "application/json", "{}");
     resp = ifs_http_request(http, "GET", "/a", NULL, &err);
     ifs_http_response_free(resp);
@@ -734,8 +773,8 @@ static void test_exhausted_budget_slows_reads(void)
     g_autoptr(GDateTime) now = g_date_time_new_now_utc();
     g_autoptr(GDateTime) later = g_date_time_add_hours(now, 1);
     g_autofree char *iso = g_date_time_format_iso8601(later);
-    g_autofree char *headers = g_strdup_printf(
-        "X-RATELIMIT-REMAINING: 0\r\nX-RateLimit-Reset: %s\r\n", iso);
+    g_autofree char *headers =
+        g_strdup_printf("X-RATELIMIT-REMAINING: 0\r\nX-RateLimit-Reset: %s\r\n", iso);
     gint64 start;
 
     cfg.max_retry_wait_s = 1;
@@ -868,7 +907,8 @@ static void test_too_large_body(void)
 static void test_unreadable_cacert(void)
 {
     TestServer *srv = test_server_start();
-    g_autofree char *https = g_strdup_printf("https://%s", test_server_origin(srv) + strlen("http://"));
+    g_autofree char *https =
+        g_strdup_printf("https://%s", test_server_origin(srv) + strlen("http://"));
     IfsHttpConfig cfg = config_for(https);
     IfsHttp *http;
     g_autoptr(IfsError) err = NULL;
@@ -892,7 +932,7 @@ static void test_redirect_not_followed(void)
     g_autoptr(IfsError) err = NULL;
 
     test_server_reply(srv, 301, "Location: https://elsewhere.example/api\r\n", "text/html",
-                 "<html><title>Moved</title></html>");
+                      "<html><title>Moved</title></html>");
     g_assert_null(ifs_http_request(http, "GET", "/api", NULL, &err));
     g_assert_cmpint(err->errnum, ==, EIO);
     assert_contains(err->message, "redirects to https://elsewhere.example/api");
@@ -942,14 +982,15 @@ static void test_get_json_web_page(void)
     g_autoptr(IfsError) err = NULL;
 
     test_server_reply(srv, 200, NULL, "text/html; charset=utf-8",
-                 "<!DOCTYPE html>\n<html><head><title>Sign in</title></head>"
-                 "<body>...</body></html>");
+                      "<!DOCTYPE html>\n<html><head><title>Sign in</title></head>"
+                      "<body>...</body></html>");
     g_assert_null(ifs_http_get_json(http, "/api/v2/vps", &err));
     g_assert_cmpint(err->errnum, ==, EIO);
     g_assert_cmpint(err->http_status, ==, 200);
-    assert_contains(err->message, "account 'acct': GET /api/v2/vps: unreadable response: "
-                                  "HTTP 200 with text/html; charset=utf-8 (\"Sign in\") "
-                                  "instead of JSON; check `url`");
+    assert_contains(err->message,
+                    "account 'acct': GET /api/v2/vps: unreadable response: "
+                    "HTTP 200 with text/html; charset=utf-8 (\"Sign in\") "
+                    "instead of JSON; check `url`");
     ifs_http_free(http);
     test_server_stop(srv);
 }
@@ -979,8 +1020,9 @@ static void test_get_json_too_deep(void)
     test_server_reply(srv, 200, NULL, "application/json", fine->str);
     g_assert_null(ifs_http_get_json(http, "/deep", &err));
     g_assert_cmpint(err->errnum, ==, EIO);
-    assert_contains(err->message, "account 'acct': GET /deep: unreadable response (JSON "
-                                  "nested more than 32 levels deep");
+    assert_contains(err->message,
+                    "account 'acct': GET /deep: unreadable response (JSON "
+                    "nested more than 32 levels deep");
     json = ifs_http_get_json(http, "/fine", &ok_err);
     g_assert_null(ok_err);
     g_assert_nonnull(json);
@@ -1026,8 +1068,9 @@ static void test_cancel_ends_a_stalled_request(void)
     g_assert_null(ifs_http_request(http, "GET", "/silent", NULL, &err));
     g_thread_join(t);
     g_assert_cmpint(err->errnum, ==, ECANCELED);
-    assert_contains(err->message, "account 'acct': GET /silent: abandoned because infrafs "
-                                  "is stopping");
+    assert_contains(err->message,
+                    "account 'acct': GET /silent: abandoned because infrafs "
+                    "is stopping");
     g_assert_cmpfloat(seconds_since(start), <, 2.5);
     g_assert_cmpuint(test_server_request_count(srv), ==, 1); /* not retried */
 
@@ -1096,10 +1139,12 @@ static void test_concurrent_requests(void)
     /* The test server serves one connection at a time, so every answer
      * closes its connection to let the next thread in. */
     for (int i = 0; i < 20; i++)
-        test_server_reply_raw(srv, "HTTP/1.1 200 OK\r\nConnection: close\r\n"
-                              "Content-Length: 2\r\n\r\n{}", TRUE);
+        test_server_reply_raw(srv,
+                              "HTTP/1.1 200 OK\r\nConnection: close\r\n"
+                              "Content-Length: 2\r\n\r\n{}",
+                              TRUE);
     for (int i = 0; i < 4; i++) {
-        workers[i] = (Worker){ .http = http };
+        workers[i] = (Worker){.http = http};
         threads[i] = g_thread_new("worker", fetch_many, &workers[i]);
     }
     for (int i = 0; i < 4; i++) {
@@ -1155,7 +1200,7 @@ static void test_url_own_origin_gets_credentials(void)
  * another origin. */
 static void test_url_foreign_origin_gets_no_credentials(void)
 {
-    static const IfsAuthScheme schemes[] = { IFS_AUTH_BEARER, IFS_AUTH_BASIC, IFS_AUTH_HEADER };
+    static const IfsAuthScheme schemes[] = {IFS_AUTH_BEARER, IFS_AUTH_BASIC, IFS_AUTH_HEADER};
 
     for (gsize i = 0; i < G_N_ELEMENTS(schemes); i++) {
         TestServer *own = test_server_start();
@@ -1163,8 +1208,8 @@ static void test_url_foreign_origin_gets_no_credentials(void)
         IfsHttpConfig cfg = config_for(test_server_origin(own));
         IfsHttp *http;
         g_autofree char *url = g_strconcat(test_server_origin(other), "/hb/1", NULL);
-        g_autofree char *renamed = g_strdup_printf("http://localhost:%s/hb/2",
-                                                   strrchr(test_server_origin(own), ':') + 1);
+        g_autofree char *renamed =
+            g_strdup_printf("http://localhost:%s/hb/2", strrchr(test_server_origin(own), ':') + 1);
         IfsHttpResponse *resp;
 
         cfg.auth = schemes[i];
@@ -1203,8 +1248,8 @@ static void test_url_path_prefix(void)
     g_autofree char *origin = g_strconcat(test_server_origin(srv), "/api/", NULL);
     IfsHttpConfig cfg = config_for(origin);
     IfsHttp *http = ifs_http_new(&cfg);
-    static const char *const paths[] = { "/api/hb/1", "/api", "/apiary/hb/1", "/other/hb" };
-    static const gboolean owned[] = { TRUE, TRUE, FALSE, FALSE };
+    static const char *const paths[] = {"/api/hb/1", "/api", "/apiary/hb/1", "/other/hb"};
+    static const gboolean owned[] = {TRUE, TRUE, FALSE, FALSE};
 
     for (gsize i = 0; i < G_N_ELEMENTS(paths); i++) {
         g_autoptr(IfsError) err = NULL;
@@ -1229,9 +1274,14 @@ static void test_url_refuses_other_schemes(void)
     IfsHttpConfig cfg = config_for(test_server_origin(srv));
     IfsHttp *http = ifs_http_new(&cfg);
     g_autofree char *ftp = g_strconcat("ftp", strchr(test_server_origin(srv), ':'), "/hb", NULL);
-    const char *const urls[] = { ftp, "file:///etc/passwd", "gopher://127.0.0.1/x",
-                                 "javascript:alert(1)", "/heartbeat/abc", "",
-                                 "http://exa mple.com/x", NULL };
+    const char *const urls[] = {ftp,
+                                "file:///etc/passwd",
+                                "gopher://127.0.0.1/x",
+                                "javascript:alert(1)",
+                                "/heartbeat/abc",
+                                "",
+                                "http://exa mple.com/x",
+                                NULL};
 
     for (gsize i = 0; i < G_N_ELEMENTS(urls); i++) {
         g_autoptr(IfsError) err = NULL;
@@ -1262,16 +1312,17 @@ static void test_url_errors_mapped_and_not_retried(void)
     IfsHttpConfig cfg = config_for(test_server_origin(own));
     IfsHttp *http = ifs_http_new(&cfg);
     g_autofree char *url = g_strconcat(test_server_origin(other), "/heartbeat/abc?token=q", NULL);
-    g_autofree char *shown = g_strconcat("account 'acct': GET ", test_server_origin(other),
-                                         "/heartbeat/abc: HTTP 404 not_found: Heartbeat gone", NULL);
+    g_autofree char *shown =
+        g_strconcat("account 'acct': GET ", test_server_origin(other),
+                    "/heartbeat/abc: HTTP 404 not_found: Heartbeat gone", NULL);
     g_autoptr(IfsError) gone = NULL;
     g_autoptr(IfsError) limited = NULL;
     g_autoptr(IfsError) down = NULL;
 
     test_server_reply(other, 404, NULL, "application/json",
-                 "{\"error\":{\"code\":\"not_found\",\"message\":\"Heartbeat gone\"}}");
+                      "{\"error\":{\"code\":\"not_found\",\"message\":\"Heartbeat gone\"}}");
     test_server_reply(other, 429, "Retry-After: 0\r\n", "application/json",
-                 "{\"code\":\"rate_limited\",\"message\":\"Slow down\"}");
+                      "{\"code\":\"rate_limited\",\"message\":\"Slow down\"}");
     test_server_reply(other, 503, "Retry-After: 0\r\n", "text/plain", "maintenance");
     test_server_reply(other, 200, NULL, "text/plain", "OK");
     g_assert_null(ifs_http_request_url(http, "GET", url, NULL, &gone));
@@ -1300,8 +1351,8 @@ static void test_url_foreign_rate_limit_ignored(void)
     IfsHttpConfig cfg = config_for(test_server_origin(own));
     IfsHttp *http = ifs_http_new(&cfg);
     g_autofree char *url = g_strconcat(test_server_origin(other), "/hb", NULL);
-    g_autofree char *reset = g_strdup_printf("%" G_GINT64_FORMAT,
-                                             g_get_real_time() / G_USEC_PER_SEC + 3600);
+    g_autofree char *reset =
+        g_strdup_printf("%" G_GINT64_FORMAT, g_get_real_time() / G_USEC_PER_SEC + 3600);
     g_autofree char *headers = g_strdup_printf(
         "X-RateLimit-Remaining: 0\r\nX-RateLimit-Reset: %s\r\nRetry-After: 3600\r\n", reset);
     g_autoptr(IfsError) err = NULL;
@@ -1369,8 +1420,8 @@ static IfsHttpConfig budget_config_for(const char *origin)
 static char *budget_headers(int remaining, int limit, int in_s)
 {
     return g_strdup_printf("X-RateLimit-Limit: %d\r\nX-RateLimit-Remaining: %d\r\n"
-                           "X-RateLimit-Reset: %" G_GINT64_FORMAT "\r\n", limit, remaining,
-                           g_get_real_time() / G_USEC_PER_SEC + in_s);
+                           "X-RateLimit-Reset: %" G_GINT64_FORMAT "\r\n",
+                           limit, remaining, g_get_real_time() / G_USEC_PER_SEC + in_s);
 }
 
 /* Seconds one GET took. */
@@ -1421,8 +1472,8 @@ static void test_budget_only_shrinks_within_a_window(void)
     test_server_reply(srv, 200, stale, "application/json", "{}");
     test_server_reply(srv, 200, next_window, "application/json", "{}");
     test_server_reply(srv, 200, NULL, "application/json", "{}");
-    g_assert_cmpfloat(timed_get(http, "/a"), <, 0.5);  /* leaves 1 */
-    g_assert_cmpfloat(timed_get(http, "/b"), <, 0.5);  /* takes it; "5" ignored */
+    g_assert_cmpfloat(timed_get(http, "/a"), <, 0.5); /* leaves 1 */
+    g_assert_cmpfloat(timed_get(http, "/b"), <, 0.5); /* takes it; "5" ignored */
     g_assert_cmpfloat(timed_get(http, "/c"), >=, 0.9); /* waits; then 4 left */
     g_assert_cmpfloat(timed_get(http, "/d"), <, 0.5);
     g_assert_cmpint(ifs_http_rate_limit_remaining(http), ==, 4);
@@ -1465,7 +1516,7 @@ static void test_budget_actions_count_and_wait(void)
     test_server_reply(srv, 202, NULL, "application/json", "{}");
     test_server_reply(srv, 202, NULL, "application/json", "{}");
     g_assert_cmpfloat(timed_get(http, "/a"), <, 0.5);
-    for (int i = 0; i < 2; i++) {  /* the first takes the last one; the second waits */
+    for (int i = 0; i < 2; i++) { /* the first takes the last one; the second waits */
         start = g_get_monotonic_time();
         resp = ifs_http_request(http, "POST", "/act", NULL, &err);
         g_assert_null(err);
@@ -1508,7 +1559,8 @@ static void test_budget_concurrent_readers_never_overdraw(void)
     IfsHttp *http = ifs_http_new(&cfg);
     g_autofree char *three = budget_headers(3, 3, 2);
     g_autofree char *first = g_strdup_printf("HTTP/1.1 200 OK\r\n%sConnection: close\r\n"
-                                             "Content-Length: 2\r\n\r\n{}", three);
+                                             "Content-Length: 2\r\n\r\n{}",
+                                             three);
     TimedReader readers[5];
     GThread *threads[5];
     double seconds[5];
@@ -1516,11 +1568,13 @@ static void test_budget_concurrent_readers_never_overdraw(void)
     /* One connection at a time: each answer closes its connection. */
     test_server_reply_raw(srv, first, TRUE);
     for (int i = 0; i < 5; i++)
-        test_server_reply_raw(srv, "HTTP/1.1 200 OK\r\nConnection: close\r\n"
-                              "Content-Length: 2\r\n\r\n{}", TRUE);
+        test_server_reply_raw(srv,
+                              "HTTP/1.1 200 OK\r\nConnection: close\r\n"
+                              "Content-Length: 2\r\n\r\n{}",
+                              TRUE);
     g_assert_cmpfloat(timed_get(http, "/list"), <, 0.5);
     for (int i = 0; i < 5; i++) {
-        readers[i] = (TimedReader){ .http = http };
+        readers[i] = (TimedReader){.http = http};
         threads[i] = g_thread_new("reader", timed_reader, &readers[i]);
     }
     for (int i = 0; i < 5; i++) {
@@ -1577,11 +1631,11 @@ static void test_redact_every_form_of_the_credential(void)
     assert_redacts(http, b64);
     assert_redacts(http, unpadded);
     assert_redacts(http, url_safe);
-    assert_redacts(http, "s3cr3t%2F%2Bk%3Dy%20%22q%22~~%3F");   /* percent-encoded */
-    assert_redacts(http, "s3cr3t%2f%2bk%3dy%20%22q%22~~%3f");   /* lower-case hex */
-    assert_redacts(http, "s3cr3t%2F%2Bk%3Dy+%22q%22~~%3F");     /* form-encoded */
-    assert_redacts(http, "s3cr3t\\/+k=y \\\"q\\\"~~?");          /* JSON, '/' escaped */
-    assert_redacts(http, "s3cr3t/+k=y \\\"q\\\"~~?");            /* JSON */
+    assert_redacts(http, "s3cr3t%2F%2Bk%3Dy%20%22q%22~~%3F"); /* percent-encoded */
+    assert_redacts(http, "s3cr3t%2f%2bk%3dy%20%22q%22~~%3f"); /* lower-case hex */
+    assert_redacts(http, "s3cr3t%2F%2Bk%3Dy+%22q%22~~%3F"); /* form-encoded */
+    assert_redacts(http, "s3cr3t\\/+k=y \\\"q\\\"~~?"); /* JSON, '/' escaped */
+    assert_redacts(http, "s3cr3t/+k=y \\\"q\\\"~~?"); /* JSON */
     g_assert_null(ifs_http_redact(http, NULL));
     untouched = ifs_http_redact(http, "user " BASIC_USER " is no secret");
     g_assert_cmpstr(untouched, ==, "user " BASIC_USER " is no secret");
@@ -1635,7 +1689,8 @@ static void test_basic_credential_echoed_in_error_is_redacted(void)
     g_autofree char *b64 = base64_of(BASIC_USER ":" SECRET);
     g_autofree char *body = g_strdup_printf(
         "{\"error\":\"bad_request\",\"message\":\"request was: GET /hosted_resources "
-        "Authorization: Basic %s\"}", b64);
+        "Authorization: Basic %s\"}",
+        b64);
     g_autofree char *url = g_strconcat(test_server_origin(srv), "/ping", NULL);
 
     cfg.auth = IFS_AUTH_BASIC;
@@ -1650,7 +1705,7 @@ static void test_basic_credential_echoed_in_error_is_redacted(void)
     g_assert_null(ifs_http_request(http, "GET", "/hosted_resources", NULL, &get_err));
     g_assert_null(ifs_http_request(http, "POST", "/hosted_resources/x/sync", NULL, &post_err));
     g_assert_null(ifs_http_request_url(http, "POST", url, NULL, &url_err));
-    for (IfsError *const *e = (IfsError *const[]){ get_err, post_err, url_err, NULL }; *e; e++) {
+    for (IfsError *const *e = (IfsError *const[]){get_err, post_err, url_err, NULL}; *e; e++) {
         g_test_message("%s", (*e)->message);
         g_assert_null(strstr((*e)->message, b64));
         assert_contains((*e)->message, "Authorization: Basic [redacted]");
@@ -1672,8 +1727,7 @@ static void test_credential_cut_by_truncation_is_redacted(void)
     g_autofree char *head = g_strnfill(153, 'x');
     /* 13 + 153 + 22 characters before the credential: the message's cut
      * after 200 characters falls 12 characters into it. */
-    g_autofree char *body = g_strdup_printf("request was: %s Authorization: Basic %s",
-                                            head, b64);
+    g_autofree char *body = g_strdup_printf("request was: %s Authorization: Basic %s", head, b64);
     g_autofree char *start = g_strndup(b64, 8);
 
     cfg.auth = IFS_AUTH_BASIC;
@@ -1692,9 +1746,14 @@ static void test_credential_cut_by_truncation_is_redacted(void)
 static void test_dot_segment_in_path_refused(void)
 {
     static const char *const refused[] = {
-        "/api/v2/vps/../details", "/api/v2/vps/./details", "/api/v2/vps/..",
-        "/api/v2/vps/.", "/api/v2/vps/..?x=1", "/api/v2/vps//details",
-        "/..", NULL,
+        "/api/v2/vps/../details",
+        "/api/v2/vps/./details",
+        "/api/v2/vps/..",
+        "/api/v2/vps/.",
+        "/api/v2/vps/..?x=1",
+        "/api/v2/vps//details",
+        "/..",
+        NULL,
     };
     TestServer *srv = test_server_start();
     IfsHttpConfig cfg = config_for(test_server_origin(srv));
@@ -1745,15 +1804,17 @@ static void test_encoded_dot_segment_sent_verbatim(void)
 
 static void test_api_path_encodes_dot_ids(void)
 {
-    static const struct { const char *id, *path; } table[] = {
-        { "..", "/api/v2/vps/%2E%2E/details" },
-        { ".", "/api/v2/vps/%2E/details" },
-        { "...", "/api/v2/vps/%2E%2E%2E/details" },
-        { "a.b", "/api/v2/vps/a.b/details" },
-        { "../x", "/api/v2/vps/..%2Fx/details" },
-        { "a/b?c=d&e#f", "/api/v2/vps/a%2Fb%3Fc%3Dd%26e%23f/details" },
-        { "%2E%2E", "/api/v2/vps/%252E%252E/details" },
-        { "vps_01 é", "/api/v2/vps/vps_01%20%C3%A9/details" },
+    static const struct {
+        const char *id, *path;
+    } table[] = {
+        {"..",          "/api/v2/vps/%2E%2E/details"               },
+        {".",           "/api/v2/vps/%2E/details"                  },
+        {"...",         "/api/v2/vps/%2E%2E%2E/details"            },
+        {"a.b",         "/api/v2/vps/a.b/details"                  },
+        {"../x",        "/api/v2/vps/..%2Fx/details"               },
+        {"a/b?c=d&e#f", "/api/v2/vps/a%2Fb%3Fc%3Dd%26e%23f/details"},
+        {"%2E%2E",      "/api/v2/vps/%252E%252E/details"           },
+        {"vps_01 é",   "/api/v2/vps/vps_01%20%C3%A9/details"      },
     };
 
     for (gsize i = 0; i < G_N_ELEMENTS(table); i++) {
@@ -1804,9 +1865,11 @@ int main(int argc, char **argv)
     g_test_add_func("/http/request/post-not-retried", test_post_not_retried);
     g_test_add_func("/http/request/get-gives-up", test_get_gives_up_after_max_retries);
     g_test_add_func("/http/request/retry-after-honoured", test_retry_after_honoured);
-    g_test_add_func("/http/request/retry-after-holds-later-reads", test_retry_after_holds_later_reads);
+    g_test_add_func("/http/request/retry-after-holds-later-reads",
+                    test_retry_after_holds_later_reads);
     g_test_add_func("/http/request/rate-limit-remaining", test_rate_limit_remaining_recorded);
-    g_test_add_func("/http/request/exhausted-budget-slows-reads", test_exhausted_budget_slows_reads);
+    g_test_add_func("/http/request/exhausted-budget-slows-reads",
+                    test_exhausted_budget_slows_reads);
     g_test_add_func("/http/request/timeout", test_timeout);
     g_test_add_func("/http/request/connection-refused", test_connection_refused);
     g_test_add_func("/http/request/truncated-body", test_truncated_body);
@@ -1821,8 +1884,7 @@ int main(int argc, char **argv)
     g_test_add_func("/http/budget/only-shrinks-within-a-window",
                     test_budget_only_shrinks_within_a_window);
     g_test_add_func("/http/budget/refills-after-reset", test_budget_refills_after_reset);
-    g_test_add_func("/http/budget/actions-count-and-wait",
-                    test_budget_actions_count_and_wait);
+    g_test_add_func("/http/budget/actions-count-and-wait", test_budget_actions_count_and_wait);
     g_test_add_func("/http/budget/concurrent-readers-never-overdraw",
                     test_budget_concurrent_readers_never_overdraw);
     g_test_add_func("/http/url/own-origin-gets-credentials", test_url_own_origin_gets_credentials);

@@ -191,12 +191,11 @@ static void test_known_ids(void)
     g_assert_cmpuint(ifs_inodes_known_id(in, d0_ino, d0_status_ino, d0_status), ==, status_id);
     g_assert_cmpuint(ifs_inodes_dir_id(in, d0_ino), ==, d0_id);
     g_assert_cmpuint(ifs_inodes_dir_id(in, IFS_ROOT_INO), ==, IFS_ROOT_INO);
-    g_assert_cmpuint(ifs_inodes_child_id(in, d0_id, ifs_node_child(d0, "status")), ==,
-                     status_id);
+    g_assert_cmpuint(ifs_inodes_child_id(in, d0_id, ifs_node_child(d0, "status")), ==, status_id);
     /* never looked up: nothing to tell */
     g_assert_cmpuint(ifs_inodes_known_id(in, IFS_ROOT_INO, d1_ino, d1), ==, 0);
-    g_assert_cmpuint(ifs_inodes_known_id(in, d1_ino, ifs_ino_for_path("d1/status"), d1_status),
-                     ==, 0);
+    g_assert_cmpuint(ifs_inodes_known_id(in, d1_ino, ifs_ino_for_path("d1/status"), d1_status), ==,
+                     0);
     g_assert_cmpuint(ifs_inodes_dir_id(in, d1_ino), ==, 0);
     g_assert_cmpuint(ifs_inodes_child_id(in, d0_id, ifs_node_child(d0, "sub")), ==, 0);
     /* "may hold": a name no file of the kernel's has is known to be absent */
@@ -305,8 +304,8 @@ static void test_children_counted_and_dropped(void)
             IfsNode *c = ifs_node_child_at(d, j);
             uint64_t d_ino = ifs_ino_child(IFS_ROOT_INO, ifs_node_name(d));
             uint64_t id = c->type == IFS_NODE_DIR
-                              ? ifs_inodes_known_id(in, d_ino, ifs_node_ino(c, d_ino), c)
-                              : ifs_inodes_child_id(in, ids[i], c);
+                ? ifs_inodes_known_id(in, d_ino, ifs_node_ino(c, d_ino), c)
+                : ifs_inodes_child_id(in, ids[i], c);
 
             g_assert_cmpuint(id, !=, 0);
             ifs_inodes_forget(in, id, 2);
@@ -326,7 +325,7 @@ static void test_children_counted_and_dropped(void)
 typedef struct {
     IfsNode *node;
     guint parent; /* index of its directory in the list; G_MAXUINT for the root's entries */
-    uint64_t id;  /* as last handed out */
+    uint64_t id; /* as last handed out */
     guint64 count;
     uint64_t ino; /* its path's */
 } Entry;
@@ -368,8 +367,8 @@ static void test_against_oracle(void)
             /* the kernel looks up only in directories it holds */
             if (parent && parent->count == 0)
                 continue;
-            uint64_t id = look(in, root, parent ? parent->id : IFS_ROOT_INO,
-                               ifs_node_name(e->node));
+            uint64_t id =
+                look(in, root, parent ? parent->id : IFS_ROOT_INO, ifs_node_name(e->node));
 
             if (e->count > 0)
                 g_assert_cmpuint(id, ==, e->id);

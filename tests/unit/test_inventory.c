@@ -32,32 +32,33 @@ static void test_one_row_per_resource_sorted_by_name(Fixture *fx, gconstpointer 
     Pipeline *p = &fx->p;
 
     (void)d;
-    pipeline_set_resources(p,
-        "vps_2", "{\"id\": \"vps_2\", \"name\": \"web-01\", \"power_state\": \"running\", "
-                 "\"location\": {\"city\": \"Stockholm\"}}",
-        "vps_1", "{\"id\": \"vps_1\", \"name\": \"db-01\", \"power_state\": null}",
-        "vps_3", "{\"id\": \"vps_3\"}", NULL);
+    pipeline_set_resources(
+        p, "vps_2",
+        "{\"id\": \"vps_2\", \"name\": \"web-01\", \"power_state\": \"running\", "
+        "\"location\": {\"city\": \"Stockholm\"}}",
+        "vps_1", "{\"id\": \"vps_1\", \"name\": \"db-01\", \"power_state\": null}", "vps_3",
+        "{\"id\": \"vps_3\"}", NULL);
     publish_account(p->publisher, p->account);
 
     /* No name sorts first; a null or missing field is an empty column,
      * and so is the ip, which the fake's table does not name. */
     assert_published(&fx->p, "inventory",
-                "kind\taccount\ttype\tid\tname\tstatus\tip\tregion\tpath\n"
-                "vps\tacct\tfake\tvps_3\t\t\t\t\tvps/acct/vps_3\n"
-                "vps\tacct\tfake\tvps_1\tdb-01\t\t\t\tvps/acct/vps_1\n"
-                "vps\tacct\tfake\tvps_2\tweb-01\trunning\t\tStockholm\tvps/acct/vps_2\n");
+                     "kind\taccount\ttype\tid\tname\tstatus\tip\tregion\tpath\n"
+                     "vps\tacct\tfake\tvps_3\t\t\t\t\tvps/acct/vps_3\n"
+                     "vps\tacct\tfake\tvps_1\tdb-01\t\t\t\tvps/acct/vps_1\n"
+                     "vps\tacct\tfake\tvps_2\tweb-01\trunning\t\tStockholm\tvps/acct/vps_2\n");
     assert_published(&fx->p, "inventory.json",
-                "[\n"
-                "{\"kind\":\"vps\",\"account\":\"acct\",\"type\":\"fake\",\"id\":\"vps_3\","
-                "\"name\":null,\"status\":null,\"ip\":null,\"region\":null,"
-                "\"path\":\"vps/acct/vps_3\"},\n"
-                "{\"kind\":\"vps\",\"account\":\"acct\",\"type\":\"fake\",\"id\":\"vps_1\","
-                "\"name\":\"db-01\",\"status\":null,\"ip\":null,\"region\":null,"
-                "\"path\":\"vps/acct/vps_1\"},\n"
-                "{\"kind\":\"vps\",\"account\":\"acct\",\"type\":\"fake\",\"id\":\"vps_2\","
-                "\"name\":\"web-01\",\"status\":\"running\",\"ip\":null,"
-                "\"region\":\"Stockholm\",\"path\":\"vps/acct/vps_2\"}\n"
-                "]\n");
+                     "[\n"
+                     "{\"kind\":\"vps\",\"account\":\"acct\",\"type\":\"fake\",\"id\":\"vps_3\","
+                     "\"name\":null,\"status\":null,\"ip\":null,\"region\":null,"
+                     "\"path\":\"vps/acct/vps_3\"},\n"
+                     "{\"kind\":\"vps\",\"account\":\"acct\",\"type\":\"fake\",\"id\":\"vps_1\","
+                     "\"name\":\"db-01\",\"status\":null,\"ip\":null,\"region\":null,"
+                     "\"path\":\"vps/acct/vps_1\"},\n"
+                     "{\"kind\":\"vps\",\"account\":\"acct\",\"type\":\"fake\",\"id\":\"vps_2\","
+                     "\"name\":\"web-01\",\"status\":\"running\",\"ip\":null,"
+                     "\"region\":\"Stockholm\",\"path\":\"vps/acct/vps_2\"}\n"
+                     "]\n");
 }
 
 static void test_no_resources_is_a_header_and_an_empty_array(Fixture *fx, gconstpointer d)
@@ -113,8 +114,8 @@ static void test_json_read_in_pieces_is_the_whole(Fixture *fx, gconstpointer d)
     for (int i = 0; i < 300; i++) { /* several marks apart */
         char *id = g_strdup_printf("vps_%03d", i);
         char *text = g_strdup_printf("{\"id\": \"%s\", \"name\": \"n\\\"%d\", "
-                                     "\"power_state\": %s}", id, i % 17,
-                                     i % 3 ? "\"running\"" : "null");
+                                     "\"power_state\": %s}",
+                                     id, i % 17, i % 3 ? "\"running\"" : "null");
         g_ptr_array_add(p->account->resources, pipeline_resource(id, text));
         g_free(text);
         g_free(id);
@@ -165,8 +166,9 @@ static void test_the_same_nodes_until_a_resource_changes(Fixture *fx, gconstpoin
     publish_account(p->publisher, p->account);
     after = published_node(p, "inventory");
     g_assert_true(before != after);
-    assert_published(p, "inventory", "kind\taccount\ttype\tid\tname\tstatus\tip\tregion\tpath\n"
-                                      "vps\tacct\tfake\tvps_1\tweb-02\t\t\t\tvps/acct/vps_1\n");
+    assert_published(p, "inventory",
+                     "kind\taccount\ttype\tid\tname\tstatus\tip\tregion\tpath\n"
+                     "vps\tacct\tfake\tvps_1\tweb-02\t\t\t\tvps/acct/vps_1\n");
     ifs_node_unref(before);
     ifs_node_unref(json_before);
     ifs_node_unref(after);
@@ -183,20 +185,18 @@ static void assert_link(Fixture *fx, const char *path, const char *target)
     ifs_node_unref(link);
 }
 
-static void test_links_by_name_and_address_told_apart_when_shared(Fixture *fx,
-                                                                  gconstpointer d)
+static void test_links_by_name_and_address_told_apart_when_shared(Fixture *fx, gconstpointer d)
 {
     Pipeline *p = &fx->p;
     char *names;
     IfsNode *root;
 
     (void)d;
-    pipeline_set_resources(p,
-        "vps_1", "{\"id\": \"vps_1\", \"name\": \"web-01\"}",
-        "vps_2", "{\"id\": \"vps_2\", \"name\": \"web-01\"}",
-        "vps_3", "{\"id\": \"vps_3\", \"name\": \"../../etc\"}",
-        "vps_4", "{\"id\": \"vps_4\", \"name\": \"db-01\"}",
-        "vps_5", "{\"id\": \"vps_5\"}", NULL);
+    pipeline_set_resources(p, "vps_1", "{\"id\": \"vps_1\", \"name\": \"web-01\"}", "vps_2",
+                           "{\"id\": \"vps_2\", \"name\": \"web-01\"}", "vps_3",
+                           "{\"id\": \"vps_3\", \"name\": \"../../etc\"}", "vps_4",
+                           "{\"id\": \"vps_4\", \"name\": \"db-01\"}", "vps_5",
+                           "{\"id\": \"vps_5\"}", NULL);
     publish_account(p->publisher, p->account);
 
     root = publisher_root(p->publisher);
@@ -263,15 +263,16 @@ static void test_changes_between_publishes_are_events(Fixture *fx, gconstpointer
 
     (void)d;
     set_account(p, TRUE, "ok", NULL);
-    pipeline_set_resources(p,
-        "vps_1", "{\"id\": \"vps_1\", \"name\": \"web-01\", \"power_state\": \"running\"}",
+    pipeline_set_resources(
+        p, "vps_1", "{\"id\": \"vps_1\", \"name\": \"web-01\", \"power_state\": \"running\"}",
         "vps_2", "{\"id\": \"vps_2\", \"name\": \"db-01\"}", NULL);
     publish_account(p->publisher, p->account);
     assert_published(&fx->p, "events", ""); /* the first look is no change */
 
-    pipeline_set_resources(p,
-        "vps_1", "{\"id\": \"vps_1\", \"name\": \"web-01\", \"power_state\": \"stopped\", "
-                 "\"location\": {\"city\": \"Oslo\"}}",
+    pipeline_set_resources(
+        p, "vps_1",
+        "{\"id\": \"vps_1\", \"name\": \"web-01\", \"power_state\": \"stopped\", "
+        "\"location\": {\"city\": \"Oslo\"}}",
         "vps_3", "{\"id\": \"vps_3\", \"name\": \"new-01\"}", NULL);
     publish_account(p->publisher, p->account);
     events = events_after_time(fx);
@@ -299,8 +300,7 @@ static void test_changes_between_publishes_are_events(Fixture *fx, gconstpointer
     g_free(events);
 }
 
-static void test_an_accounts_first_data_is_no_flood_of_appearances(Fixture *fx,
-                                                                    gconstpointer d)
+static void test_an_accounts_first_data_is_no_flood_of_appearances(Fixture *fx, gconstpointer d)
 {
     Pipeline *p = &fx->p;
     char *events;
@@ -316,13 +316,13 @@ static void test_an_accounts_first_data_is_no_flood_of_appearances(Fixture *fx,
     set_account(p, TRUE, "unauthorized", "HTTP 401 from the API: invalid key");
     publish_account(p->publisher, p->account);
     events = events_after_time(fx);
-    g_assert_cmpstr(events, ==, "providers/acct\tstate\tok\tunauthorized (HTTP 401 from the "
-                                "API: invalid key)\n");
+    g_assert_cmpstr(events, ==,
+                    "providers/acct\tstate\tok\tunauthorized (HTTP 401 from the "
+                    "API: invalid key)\n");
     g_free(events);
 }
 
-static void test_the_fields_events_fields_lists_are_compared_too(Fixture *fx,
-                                                                  gconstpointer d)
+static void test_the_fields_events_fields_lists_are_compared_too(Fixture *fx, gconstpointer d)
 {
     Pipeline *p = &fx->p;
     static const char *const fields[] = {"cpu_cores", "location/country", NULL};
@@ -331,15 +331,20 @@ static void test_the_fields_events_fields_lists_are_compared_too(Fixture *fx,
     (void)d;
     p->cfg->events_fields = g_strdupv((char **)fields);
     set_account(p, TRUE, "ok", NULL);
-    pipeline_set_resources(p, "vps_1", "{\"id\": \"vps_1\", \"cpu_cores\": 2, "
-                                       "\"location\": {\"country\": \"SE\"}}", NULL);
+    pipeline_set_resources(p, "vps_1",
+                           "{\"id\": \"vps_1\", \"cpu_cores\": 2, "
+                           "\"location\": {\"country\": \"SE\"}}",
+                           NULL);
     publish_account(p->publisher, p->account);
-    pipeline_set_resources(p, "vps_1", "{\"id\": \"vps_1\", \"cpu_cores\": 4, "
-                                       "\"location\": {}}", NULL);
+    pipeline_set_resources(p, "vps_1",
+                           "{\"id\": \"vps_1\", \"cpu_cores\": 4, "
+                           "\"location\": {}}",
+                           NULL);
     publish_account(p->publisher, p->account);
     events = events_after_time(fx);
-    g_assert_cmpstr(events, ==, "vps/acct/vps_1\tcpu_cores\t2\t4\n"
-                                "vps/acct/vps_1\tlocation/country\tSE\t-\n");
+    g_assert_cmpstr(events, ==,
+                    "vps/acct/vps_1\tcpu_cores\t2\t4\n"
+                    "vps/acct/vps_1\tlocation/country\tSE\t-\n");
     g_free(events);
 }
 
@@ -347,8 +352,7 @@ int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
 #define ADD(name, fn) g_test_add(name, Fixture, NULL, setup, fn, teardown)
-    ADD("/inventory/one-row-per-resource-sorted-by-name",
-        test_one_row_per_resource_sorted_by_name);
+    ADD("/inventory/one-row-per-resource-sorted-by-name", test_one_row_per_resource_sorted_by_name);
     ADD("/inventory/no-resources", test_no_resources_is_a_header_and_an_empty_array);
     ADD("/inventory/hostile-values", test_hostile_values_stay_one_row_and_valid_json);
     ADD("/inventory/same-nodes-until-a-change", test_the_same_nodes_until_a_resource_changes);

@@ -42,8 +42,7 @@ static void assert_parses(const char *text)
     json_object_put(obj);
 }
 
-static void assert_refused(const char *text, size_t len, IfsJsonStatus status,
-                           const char *why_part)
+static void assert_refused(const char *text, size_t len, IfsJsonStatus status, const char *why_part)
 {
     IfsJsonResult r;
 
@@ -72,9 +71,10 @@ static void test_object_bomb_is_refused_within_kilobytes(void)
     g_assert_cmpuint(fed, <, 8 * 1024);
     why = ifs_json_scan_describe(&scan);
     g_test_message("refused after %zu bytes: %s", fed + 1024, why);
-    g_assert_true(g_str_has_prefix(why, "its JSON would take more than 1.2 MiB of memory "
-                                        "for 4.6 KiB of text (1,559 elements; infrafs "
-                                        "allows 48 bytes per byte, plus 1.0 MiB)"));
+    g_assert_true(g_str_has_prefix(why,
+                                   "its JSON would take more than 1.2 MiB of memory "
+                                   "for 4.6 KiB of text (1,559 elements; infrafs "
+                                   "allows 48 bytes per byte, plus 1.0 MiB)"));
     g_free(why);
     assert_refused(bomb->str, bomb->len, IFS_JSON_TOO_COSTLY, "its JSON would take more than");
     g_string_free(bomb, TRUE);
@@ -106,8 +106,8 @@ static void test_scalar_bomb_is_stopped_by_the_answer_cap(void)
 {
     GString *bomb = repeated("1", 12 * MIB);
     GString *small = repeated("1", MIB);
-    IfsJsonLimits capped = { .max_depth = JSON_TOKENER_DEFAULT_DEPTH, .max_memory = 16 * MIB };
-    IfsJsonLimits uncapped = { .max_depth = JSON_TOKENER_DEFAULT_DEPTH, .max_memory = 0 };
+    IfsJsonLimits capped = {.max_depth = JSON_TOKENER_DEFAULT_DEPTH, .max_memory = 16 * MIB};
+    IfsJsonLimits uncapped = {.max_depth = JSON_TOKENER_DEFAULT_DEPTH, .max_memory = 0};
     IfsJsonResult r;
     json_object *obj;
 
@@ -116,8 +116,9 @@ static void test_scalar_bomb_is_stopped_by_the_answer_cap(void)
                    "for one document (");
     g_assert_null(ifs_json_parse(small->str, small->len, &capped, &r));
     g_assert_cmpint(r.status, ==, IFS_JSON_TOO_COSTLY);
-    g_assert_true(g_str_has_prefix(r.why, "its JSON would take more than 16.0 MiB of memory, "
-                                          "the most infrafs allows for one document ("));
+    g_assert_true(g_str_has_prefix(r.why,
+                                   "its JSON would take more than 16.0 MiB of memory, "
+                                   "the most infrafs allows for one document ("));
     /* Without the cap the bound per byte lets it through. */
     obj = ifs_json_parse(small->str, small->len, &uncapped, &r);
     g_assert_cmpint(r.status, ==, IFS_JSON_OK);
@@ -138,8 +139,7 @@ static void test_verdict_does_not_depend_on_the_pieces(void)
 
     /* Real-looking at first, then a bomb. */
     for (int i = 0; i < 200; i++)
-        g_string_append_printf(text, "{\"id\":\"vps_%d\",\"name\":\"web-%d\",\"tags\":[]},",
-                               i, i);
+        g_string_append_printf(text, "{\"id\":\"vps_%d\",\"name\":\"web-%d\",\"tags\":[]},", i, i);
     for (int i = 0; i < 100000; i++)
         g_string_append(text, "{},");
     g_string_append(text, "{}]}");
@@ -178,16 +178,14 @@ static void test_nesting_depth(void)
     GString *deep = nested(33);
     GString *very = nested(200000);
     GString *cache = nested(36);
-    IfsJsonLimits deeper = { .max_depth = 36, .max_memory = 0 };
+    IfsJsonLimits deeper = {.max_depth = 36, .max_memory = 0};
     IfsJsonResult r;
     json_object *obj;
 
     assert_parses(fine->str);
-    assert_refused(deep->str, deep->len, IFS_JSON_TOO_DEEP,
-                   "JSON nested more than 32 levels deep");
+    assert_refused(deep->str, deep->len, IFS_JSON_TOO_DEEP, "JSON nested more than 32 levels deep");
     /* 200,000 levels weigh nothing past the limit json-c stops at. */
-    assert_refused(very->str, very->len, IFS_JSON_TOO_DEEP,
-                   "JSON nested more than 32 levels deep");
+    assert_refused(very->str, very->len, IFS_JSON_TOO_DEEP, "JSON nested more than 32 levels deep");
     obj = ifs_json_parse(cache->str, cache->len, &deeper, &r);
     g_assert_cmpint(r.status, ==, IFS_JSON_OK);
     json_object_put(obj);
@@ -234,8 +232,8 @@ static void test_truncated_input(void)
 static void test_strict_json(void)
 {
     static const char *const lax[] = {
-        "['a']", "{\"a\":'b'}", "[1,]", "{\"a\":1,}", "/* c */ {}", "[1] // c", "[TRUE]",
-        "[nan]", "[01]", "{\"a\" 1}",
+        "['a']",    "{\"a\":'b'}", "[1,]",  "{\"a\":1,}", "/* c */ {}",
+        "[1] // c", "[TRUE]",      "[nan]", "[01]",       "{\"a\" 1}",
     };
 
     for (guint i = 0; i < G_N_ELEMENTS(lax); i++) {
@@ -301,7 +299,7 @@ static GString *list_of(const char *item, int count)
 static double weight_per_byte(const GString *text)
 {
     IfsJsonScan scan;
-    IfsJsonLimits unbounded = { JSON_TOKENER_DEFAULT_DEPTH, 0, G_MAXUINT64 };
+    IfsJsonLimits unbounded = {JSON_TOKENER_DEFAULT_DEPTH, 0, G_MAXUINT64};
 
     ifs_json_scan_init(&scan, &unbounded);
     g_assert_true(ifs_json_scan_feed(&scan, text->str, text->len));
@@ -379,7 +377,7 @@ static gboolean heap_is_measurable(void)
  * weight for it. */
 static void measure(const GString *text, gsize *heap, guint64 *weight)
 {
-    IfsJsonLimits unbounded = { JSON_TOKENER_DEFAULT_DEPTH, 0, G_MAXUINT64 };
+    IfsJsonLimits unbounded = {JSON_TOKENER_DEFAULT_DEPTH, 0, G_MAXUINT64};
     IfsJsonScan scan;
     json_tokener *tok;
     json_object *obj;
@@ -411,10 +409,21 @@ static GString *members(const char *value, int count)
 static void test_weights_cover_json_c_real_figures(void)
 {
     static const char *const elements[] = {
-        "{}", "[]", "1", "1.5", "true", "null", "\"\"", "\"abcdefgh\"", "{\"a\":1}",
-        "{\"a\":{}}", "[[]]", "[1,2,3]", "\"a string of forty characters, or nearly\"",
+        "{}",
+        "[]",
+        "1",
+        "1.5",
+        "true",
+        "null",
+        "\"\"",
+        "\"abcdefgh\"",
+        "{\"a\":1}",
+        "{\"a\":{}}",
+        "[[]]",
+        "[1,2,3]",
+        "\"a string of forty characters, or nearly\"",
     };
-    static const int counts[] = { 1, 11, 12, 23, 44, 1000, 100000 };
+    static const int counts[] = {1, 11, 12, 23, 44, 1000, 100000};
 
     if (!heap_is_measurable()) {
         g_test_skip("mallinfo2 does not see this build's allocator (sanitizers)");
@@ -431,10 +440,11 @@ static void test_weights_cover_json_c_real_figures(void)
             g_string_append_c(text, ']');
             measure(text, &heap, &weight);
             if (n >= 8000)
-                g_test_message("%7d x %-12s: json-c %9zu bytes (%5.1f per byte), weight %9"
-                               G_GUINT64_FORMAT " (%.2f of it)", n, elements[i], heap,
-                               (double)heap / (double)text->len, weight,
-                               (double)weight / (double)heap);
+                g_test_message(
+                    "%7d x %-12s: json-c %9zu bytes (%5.1f per byte), weight %9" G_GUINT64_FORMAT
+                    " (%.2f of it)",
+                    n, elements[i], heap, (double)heap / (double)text->len, weight,
+                    (double)weight / (double)heap);
             g_assert_cmpuint(weight, >=, heap);
             /* and not far above: the weights are json-c's costs, not guesses */
             if (n >= 8000 && strcmp(elements[i], "null") != 0)
@@ -445,7 +455,7 @@ static void test_weights_cover_json_c_real_figures(void)
     /* Objects as their hash tables grow (json-c doubles them at 2/3). */
     for (guint i = 0; i < G_N_ELEMENTS(counts); i++) {
         for (guint v = 0; v < 3; v++) {
-            GString *text = members((const char *[]){ "null", "1", "{}" }[v], counts[i]);
+            GString *text = members((const char *[]){"null", "1", "{}"}[v], counts[i]);
             gsize heap;
             guint64 weight;
 

@@ -94,35 +94,35 @@ static void assert_safe_tree(const IfsNode *n, const char *path)
 static void test_snake_case_table(void)
 {
     static const char *const cases[][2] = {
-        { "createdAt", "created_at" },
-        { "primaryIp", "primary_ip" },
-        { "HTTPServer", "http_server" },
-        { "cpuUsagePercent", "cpu_usage_percent" },
-        { "already_snake", "already_snake" },
-        { "IPv4Address", "ipv4_address" },
-        { "IPv6Addresses", "ipv6_addresses" },
-        { "kebab-case", "kebab_case" },
-        { "with space", "with_space" },
-        { "memoryGb", "memory_gb" },
-        { "ipv6Addresses", "ipv6_addresses" },
-        { "id", "id" },
-        { "ID", "id" },
-        { "IDs", "ids" },
-        { "userIDs", "user_ids" },
-        { "URLs", "urls" },
-        { "PascalCase", "pascal_case" },
-        { "getHTTPResponseCode", "get_http_response_code" },
-        { "S3Bucket", "s3_bucket" },
-        { "EC2Instance", "ec2_instance" },
-        { "ABTest", "ab_test" },
-        { "_id", "_id" },
-        { "x-Y", "x_y" },
-        { "snake_Case", "snake_case" },
-        { "two  spaces", "two__spaces" },
-        { "v2", "v2" },
-        { "caf\xc3\xa9Name", "caf\xc3\xa9_name" },
-        { "a.b", "a.b" },
-        { "", "" },
+        {"createdAt",           "created_at"            },
+        {"primaryIp",           "primary_ip"            },
+        {"HTTPServer",          "http_server"           },
+        {"cpuUsagePercent",     "cpu_usage_percent"     },
+        {"already_snake",       "already_snake"         },
+        {"IPv4Address",         "ipv4_address"          },
+        {"IPv6Addresses",       "ipv6_addresses"        },
+        {"kebab-case",          "kebab_case"            },
+        {"with space",          "with_space"            },
+        {"memoryGb",            "memory_gb"             },
+        {"ipv6Addresses",       "ipv6_addresses"        },
+        {"id",                  "id"                    },
+        {"ID",                  "id"                    },
+        {"IDs",                 "ids"                   },
+        {"userIDs",             "user_ids"              },
+        {"URLs",                "urls"                  },
+        {"PascalCase",          "pascal_case"           },
+        {"getHTTPResponseCode", "get_http_response_code"},
+        {"S3Bucket",            "s3_bucket"             },
+        {"EC2Instance",         "ec2_instance"          },
+        {"ABTest",              "ab_test"               },
+        {"_id",                 "_id"                   },
+        {"x-Y",                 "x_y"                   },
+        {"snake_Case",          "snake_case"            },
+        {"two  spaces",         "two__spaces"           },
+        {"v2",                  "v2"                    },
+        {"caf\xc3\xa9Name",     "caf\xc3\xa9_name"      },
+        {"a.b",                 "a.b"                   },
+        {"",                    ""                      },
     };
 
     for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
@@ -366,8 +366,8 @@ static void test_long_and_weird_values(void)
     g_assert_nonnull(strstr(problems->str, "d: field \"kkkk"));
     g_assert_nonnull(strstr(problems->str, "...\" skipped"));
     /* Bytes kept as they are, NUL included. */
-    g_assert_cmpmem(ifs_node_data(at(dir, "bad\xff\xfeutf8")), ifs_node_size(at(dir, "bad\xff\xfeutf8")),
-                    "\xff\x00\xfe\n", 4);
+    g_assert_cmpmem(ifs_node_data(at(dir, "bad\xff\xfeutf8")),
+                    ifs_node_size(at(dir, "bad\xff\xfeutf8")), "\xff\x00\xfe\n", 4);
     assert_file(dir, "line_break", "x\n");
     assert_safe_tree(dir, "d");
     ifs_node_unref(dir);
@@ -527,22 +527,26 @@ static void test_not_an_object(void)
 static json_object *random_value(GRand *rand, int depth)
 {
     static const char *const strings[] = {
-        "", "plain", "with \"quotes\"", "back\\slash", "a/b", "{[,:]}", "tab\there",
-        "line\nbreak", "\x01ctl", "caf\xc3\xa9",
+        "",       "plain",     "with \"quotes\"", "back\\slash", "a/b",
+        "{[,:]}", "tab\there", "line\nbreak",     "\x01ctl",     "caf\xc3\xa9",
     };
-    static const char *const doubles[] = { "1.50", "1e5", "-0.0", "3.14159" };
+    static const char *const doubles[] = {"1.50", "1e5", "-0.0", "3.14159"};
     int pick = g_rand_int_range(rand, 0, depth > 0 ? 9 : 6);
 
     switch (pick) {
-    case 0: return NULL;
-    case 1: return json_object_new_boolean(g_rand_boolean(rand));
-    case 2: return json_object_new_int64((gint64)g_rand_int(rand) - G_MAXINT32);
+    case 0:
+        return NULL;
+    case 1:
+        return json_object_new_boolean(g_rand_boolean(rand));
+    case 2:
+        return json_object_new_int64((gint64)g_rand_int(rand) - G_MAXINT32);
     case 3: {
         const char *d = doubles[g_rand_int_range(rand, 0, G_N_ELEMENTS(doubles))];
         return json_object_new_double_s(g_ascii_strtod(d, NULL), d);
     }
     case 4:
-    case 5: return json_object_new_string(strings[g_rand_int_range(rand, 0, G_N_ELEMENTS(strings))]);
+    case 5:
+        return json_object_new_string(strings[g_rand_int_range(rand, 0, G_N_ELEMENTS(strings))]);
     case 6: {
         json_object *a = json_object_new_array();
         for (int n = g_rand_int_range(rand, 0, 4); n > 0; n--)
@@ -584,7 +588,7 @@ static void test_pretty_size_matches_printer(void)
 /* Text that is not compact JSON of our making gets 0: the caller prints. */
 static void test_pretty_size_refuses_other_text(void)
 {
-    const char *const others[] = { "{ }", "{\"a\": 1}", "[1,\n2]", "{\"a\":1", "}", "\"open" };
+    const char *const others[] = {"{ }", "{\"a\": 1}", "[1,\n2]", "{\"a\":1", "}", "\"open"};
 
     for (guint i = 0; i < G_N_ELEMENTS(others); i++)
         g_assert_cmpuint(ifs_json_pretty_size(others[i], strlen(others[i])), ==, 0);
@@ -610,6 +614,7 @@ int main(int argc, char **argv)
     g_test_add_func("/jsontree/robust/deep-arrays", test_deep_arrays);
     g_test_add_func("/jsontree/robust/huge-arrays", test_huge_arrays);
     g_test_add_func("/jsontree/pretty-size/matches-printer", test_pretty_size_matches_printer);
-    g_test_add_func("/jsontree/pretty-size/refuses-other-text", test_pretty_size_refuses_other_text);
+    g_test_add_func("/jsontree/pretty-size/refuses-other-text",
+                    test_pretty_size_refuses_other_text);
     return g_test_run();
 }

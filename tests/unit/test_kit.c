@@ -29,8 +29,7 @@ static void test_a_usable_id_names_the_resource(void)
 static void test_an_id_with_a_nul_byte_is_refused_and_shown_escaped(void)
 {
     static const char text[] = "{\"deploymentId\":\"d\\u0000x\"}";
-    IfsResource *r = ifs_kit_resource("deployments", parse(text, sizeof text - 1),
-                                      "deploymentId");
+    IfsResource *r = ifs_kit_resource("deployments", parse(text, sizeof text - 1), "deploymentId");
 
     g_assert_null(r->id);
     g_assert_cmpstr(r->problem, ==, "deploymentId 'd%00x' holds a NUL byte");

@@ -11,7 +11,7 @@
 typedef struct {
     char *dir;
     char *path; /* dir/actions.log */
-    char *old;  /* dir/actions.log.1 */
+    char *old; /* dir/actions.log.1 */
 } Fixture;
 
 static void setup(Fixture *fx, gconstpointer data)
@@ -112,8 +112,7 @@ static void test_the_same_node_until_the_next_line(Fixture *fx, gconstpointer d)
     ifs_line_log_free(log);
 }
 
-static void test_a_full_log_starts_over_and_keeps_one_generation(Fixture *fx,
-                                                                 gconstpointer d)
+static void test_a_full_log_starts_over_and_keeps_one_generation(Fixture *fx, gconstpointer d)
 {
     IfsLineLog *log = ifs_line_log_open("actions", fx->path, 1024);
     GString *first = g_string_new(NULL), *second = g_string_new(NULL);
@@ -164,8 +163,7 @@ static void test_memory_only_is_bounded_the_same_way(Fixture *fx, gconstpointer 
     ifs_line_log_free(log);
 }
 
-static void test_a_file_over_the_bound_shows_its_last_whole_lines(Fixture *fx,
-                                                                   gconstpointer d)
+static void test_a_file_over_the_bound_shows_its_last_whole_lines(Fixture *fx, gconstpointer d)
 {
     GString *big = g_string_new(NULL);
     IfsLineLog *log;
@@ -173,8 +171,10 @@ static void test_a_file_over_the_bound_shows_its_last_whole_lines(Fixture *fx,
 
     (void)d;
     for (int i = 0; i < 30; i++)
-        g_string_append_printf(big, "line %02d ..............................................."
-                                    "..................................\n", i);
+        g_string_append_printf(big,
+                               "line %02d ..............................................."
+                               "..................................\n",
+                               i);
     g_assert_true(g_file_set_contents(fx->path, big->str, (gssize)big->len, NULL));
     log = ifs_line_log_open("actions", fx->path, 1024); /* a bound made smaller since */
     text = shown(log);
@@ -206,8 +206,7 @@ static void test_a_line_cut_by_a_crash_is_ended_first(Fixture *fx, gconstpointer
     ifs_line_log_free(log);
 }
 
-static void test_an_unwritable_place_warns_once_and_keeps_showing(Fixture *fx,
-                                                                  gconstpointer d)
+static void test_an_unwritable_place_warns_once_and_keeps_showing(Fixture *fx, gconstpointer d)
 {
     char *blocker = g_build_filename(fx->dir, "file", NULL);
     char *path = g_build_filename(blocker, "actions.log", NULL); /* under a file */
@@ -259,17 +258,14 @@ int main(int argc, char *argv[])
 {
     g_test_init(&argc, &argv, NULL);
 #define ADD(name, fn) g_test_add(name, Fixture, NULL, setup, fn, teardown)
-    ADD("/linelog/lines-are-shown-and-kept-in-the-file",
-        test_lines_are_shown_and_kept_in_the_file);
+    ADD("/linelog/lines-are-shown-and-kept-in-the-file", test_lines_are_shown_and_kept_in_the_file);
     ADD("/linelog/the-same-node-until-the-next-line", test_the_same_node_until_the_next_line);
     ADD("/linelog/a-full-log-starts-over-and-keeps-one-generation",
         test_a_full_log_starts_over_and_keeps_one_generation);
-    ADD("/linelog/memory-only-is-bounded-the-same-way",
-        test_memory_only_is_bounded_the_same_way);
+    ADD("/linelog/memory-only-is-bounded-the-same-way", test_memory_only_is_bounded_the_same_way);
     ADD("/linelog/a-file-over-the-bound-shows-its-last-whole-lines",
         test_a_file_over_the_bound_shows_its_last_whole_lines);
-    ADD("/linelog/a-line-cut-by-a-crash-is-ended-first",
-        test_a_line_cut_by_a_crash_is_ended_first);
+    ADD("/linelog/a-line-cut-by-a-crash-is-ended-first", test_a_line_cut_by_a_crash_is_ended_first);
     ADD("/linelog/a-batch-over-the-bound-shows-its-last-lines",
         test_a_batch_over_the_bound_shows_its_last_lines);
     ADD("/linelog/an-unwritable-place-warns-once-and-keeps-showing",

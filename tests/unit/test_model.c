@@ -104,8 +104,8 @@ static void test_operation_lives_while_a_wait_target_holds_it(void)
     IfsControlTarget *wait;
 
     pipeline_init(&p, NULL);
-    op = operation_new(p.account, "vps", "vps_1", g_strdup("job-1"),
-                       g_strdup("fake://poll/job-1"), g_strdup("queued"));
+    op = operation_new(p.account, "vps", "vps_1", g_strdup("job-1"), g_strdup("fake://poll/job-1"),
+                       g_strdup("queued"));
     g_assert_cmpint(op->state, ==, IFS_OP_PENDING);
     g_assert_false(op->done);
     g_assert_false(op->shown_final);
@@ -155,8 +155,8 @@ static void test_replacing_a_resource_copies_the_list_and_notes_the_change(void)
     g_assert_cmpstr(resource_ids(before, ids), ==, "vps_1 vps_2 vps_3");
     g_assert_false(g_ptr_array_index(before, 1) == fresh);
 
-    account_replace_resource(a, "vps", "vps_9", added);   /* new: at the end */
-    account_replace_resource(a, "vps", "vps_1", NULL);    /* removed */
+    account_replace_resource(a, "vps", "vps_9", added); /* new: at the end */
+    account_replace_resource(a, "vps", "vps_1", NULL); /* removed */
     g_assert_cmpstr(resource_ids(a->resources, ids), ==, "vps_2 vps_3 vps_9");
     g_assert_cmpuint(a->change_gen, ==, 3);
 
@@ -247,7 +247,8 @@ int main(int argc, char **argv)
     g_test_add_func("/model/account/open-failure", test_account_that_cannot_open_keeps_why);
     g_test_add_func("/model/extras/made-once", test_extras_and_targets_are_made_once);
     g_test_add_func("/model/operation/lifetime", test_operation_lives_while_a_wait_target_holds_it);
-    g_test_add_func("/model/resources/replace", test_replacing_a_resource_copies_the_list_and_notes_the_change);
+    g_test_add_func("/model/resources/replace",
+                    test_replacing_a_resource_copies_the_list_and_notes_the_change);
     g_test_add_func("/model/refresh-requests", test_refresh_requests_count_and_end_at_shutdown);
     g_test_add_func("/model/helpers", test_text_helpers);
     return g_test_run();

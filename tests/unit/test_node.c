@@ -67,7 +67,7 @@ static GByteArray *unescape(const char *name)
         guint8 c = (guint8)*p;
 
         if (*p == '%') {
-            char hex[3] = { p[1], p[2], '\0' };
+            char hex[3] = {p[1], p[2], '\0'};
 
             c = (guint8)strtoul(hex, NULL, 16);
             p += 2;
@@ -142,10 +142,9 @@ static void test_leaf_nodes(void)
     IfsNode *f = ifs_node_new_file("vps/acct/1/name", "web\0x\n", 6, 1000);
     IfsNode *c = ifs_node_new_control("vps/acct/1/power", "start stop\n",
                                       (IfsControlTarget *)&target_a, count_free);
-    IfsNode *w = ifs_node_new_wait("vps/acct/1/operation/wait", NULL,
-                                   (IfsControlTarget *)&target_a, count_free, "op#1");
-    IfsNode *done = ifs_node_new_wait("vps/acct/1/operation/wait", "completed\n", NULL, NULL,
-                                      NULL);
+    IfsNode *w = ifs_node_new_wait("vps/acct/1/operation/wait", NULL, (IfsControlTarget *)&target_a,
+                                   count_free, "op#1");
+    IfsNode *done = ifs_node_new_wait("vps/acct/1/operation/wait", "completed\n", NULL, NULL, NULL);
     IfsNode *now = ifs_node_new_file("x", "", 0, 0);
 
     g_assert_cmpint(f->type, ==, IFS_NODE_FILE);
@@ -287,18 +286,18 @@ static void test_name_escape_table(void)
         size_t len;
         const char *escaped;
     } cases[] = {
-        { "web-1", 5, "web-1" },
-        { "a/b", 3, "a%2Fb" },
-        { "../x", 4, "..%2Fx" },
-        { ".", 1, "%2E" },
-        { "..", 2, "%2E%2E" },
-        { "...", 3, "..." },
-        { ".hidden", 7, ".hidden" },
-        { "100%", 4, "100%25" },
-        { "%2F", 3, "%252F" },
-        { "a\0b", 3, "a%00b" },
-        { "/", 1, "%2F" },
-        { "caf\xc3\xa9", 5, "caf\xc3\xa9" },
+        {"web-1",       5, "web-1"      },
+        {"a/b",         3, "a%2Fb"      },
+        {"../x",        4, "..%2Fx"     },
+        {".",           1, "%2E"        },
+        {"..",          2, "%2E%2E"     },
+        {"...",         3, "..."        },
+        {".hidden",     7, ".hidden"    },
+        {"100%",        4, "100%25"     },
+        {"%2F",         3, "%252F"      },
+        {"a\0b",        3, "a%00b"      },
+        {"/",           1, "%2F"        },
+        {"caf\xc3\xa9", 5, "caf\xc3\xa9"},
     };
 
     for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
@@ -313,8 +312,8 @@ static void test_name_escape_table(void)
 
 static void test_name_escape_round_trip(void)
 {
-    static const char *const raws[] = { "a/b", "%", "%25", ".", "..", "x%2Fy/z", "plain" };
-    const char with_nul[] = { 'n', '\0', '/', '%' };
+    static const char *const raws[] = {"a/b", "%", "%25", ".", "..", "x%2Fy/z", "plain"};
+    const char with_nul[] = {'n', '\0', '/', '%'};
 
     for (guint i = 0; i < G_N_ELEMENTS(raws); i++) {
         char *e = ifs_name_escape(raws[i], strlen(raws[i]));
@@ -356,10 +355,10 @@ static void test_name_escape_length(void)
 /* ---- merge -------------------------------------------------------------- */
 
 static const ResourceSpec before[] = {
-    { "vps_1", "running\n", "5.00\n" },
-    { "vps_2", "running\n", "9.00\n" },
-    { "vps_3", "stopped\n", "1.00\n" },
-    { NULL, NULL, NULL },
+    {"vps_1", "running\n", "5.00\n"},
+    {"vps_2", "running\n", "9.00\n"},
+    {"vps_3", "stopped\n", "1.00\n"},
+    {NULL,    NULL,        NULL    },
 };
 
 static void test_merge_identical_returns_old(void)
@@ -377,10 +376,10 @@ static void test_merge_identical_returns_old(void)
 static void test_merge_keeps_unchanged_mtimes(void)
 {
     static const ResourceSpec after[] = {
-        { "vps_1", "stopped\n", "5.00\n" }, /* status changed */
-        { "vps_2", "running\n", "9.00\n" }, /* unchanged */
-        { "vps_3", "stopped\n", "2.00\n" }, /* billing/amount changed */
-        { NULL, NULL, NULL },
+        {"vps_1", "stopped\n", "5.00\n"}, /* status changed */
+        {"vps_2", "running\n", "9.00\n"}, /* unchanged */
+        {"vps_3", "stopped\n", "2.00\n"}, /* billing/amount changed */
+        {NULL,    NULL,        NULL    },
     };
     IfsNode *old = account(before, 1000);
     IfsNode *merged = ifs_node_merge_unchanged(account(after, 2000), old);
@@ -407,9 +406,9 @@ static void test_merge_keeps_unchanged_mtimes(void)
 static void test_merge_entry_set_change_new_dir_mtime(void)
 {
     static const ResourceSpec after[] = {
-        { "vps_2", "running\n", "9.00\n" },
-        { "vps_4", "running\n", "3.00\n" },
-        { NULL, NULL, NULL },
+        {"vps_2", "running\n", "9.00\n"},
+        {"vps_4", "running\n", "3.00\n"},
+        {NULL,    NULL,        NULL    },
     };
     IfsNode *old = account(before, 1000);
     IfsNode *merged = ifs_node_merge_unchanged(account(after, 2000), old);
@@ -482,10 +481,10 @@ typedef struct {
 } Changed;
 
 typedef struct {
-    guint64 top;      /* the ino of the diff's top */
-    GArray *changed;  /* Changed */
+    guint64 top; /* the ino of the diff's top */
+    GArray *changed; /* Changed */
     GPtrArray *removed; /* "parent_ino name" */
-    GArray *attrs;    /* Changed: wait files whose operation ended */
+    GArray *attrs; /* Changed: wait files whose operation ended */
 } DiffLog;
 
 static void log_attrs(void *data, uint64_t parent_ino, uint64_t ino, const IfsNode *fresh)
@@ -521,7 +520,10 @@ static DiffLog *diff_log(const IfsNode *old, const IfsNode *fresh, const char *p
 {
     DiffLog *log = g_new0(DiffLog, 1);
     IfsNodeDiffSink sink = {
-        .changed = log_changed, .removed = log_removed, .wait_changed = log_attrs, .data = log,
+        .changed = log_changed,
+        .removed = log_removed,
+        .wait_changed = log_attrs,
+        .data = log,
     };
 
     log->top = ifs_ino_for_path(path);
@@ -569,8 +571,8 @@ static gboolean changed_has(const DiffLog *log, const char *path)
 
 static gboolean removed_has(const DiffLog *log, const char *parent, const char *name)
 {
-    char *want = g_strdup_printf("%" G_GUINT64_FORMAT " %s",
-                                 (guint64)ifs_ino_for_path(parent), name);
+    char *want =
+        g_strdup_printf("%" G_GUINT64_FORMAT " %s", (guint64)ifs_ino_for_path(parent), name);
     gboolean found = FALSE;
 
     for (guint i = 0; i < log->removed->len; i++)
@@ -593,10 +595,10 @@ static void test_diff_same_pointer_is_silent(void)
 static void test_diff_reports_exactly_what_changed(void)
 {
     static const ResourceSpec after[] = {
-        { "vps_1", "stopped\n", "5.00\n" }, /* status changed */
-        { "vps_2", "running\n", "9.00\n" }, /* unchanged */
-        { "vps_4", "running\n", "3.00\n" }, /* added; vps_3 removed */
-        { NULL, NULL, NULL },
+        {"vps_1", "stopped\n", "5.00\n"}, /* status changed */
+        {"vps_2", "running\n", "9.00\n"}, /* unchanged */
+        {"vps_4", "running\n", "3.00\n"}, /* added; vps_3 removed */
+        {NULL,    NULL,        NULL    },
     };
     IfsNode *old = account(before, 1000);
     IfsNode *merged = ifs_node_merge_unchanged(account(after, 2000), old);
@@ -670,7 +672,7 @@ static void test_merge_diff_large(void)
 
     for (int i = 0; i < n; i++) {
         ids[i] = g_strdup_printf("vps_%06d", i);
-        specs[i] = (ResourceSpec){ ids[i], "running\n", "5.00\n" };
+        specs[i] = (ResourceSpec){ids[i], "running\n", "5.00\n"};
     }
     old = account(specs, 1000);
     specs[n / 2].status = "stopped\n";
@@ -685,7 +687,6 @@ static void test_merge_diff_large(void)
     g_strfreev(ids);
     g_free(specs);
 }
-
 
 /* A wait file whose operation ended is reported apart (its reader must be
  * woken before its pages are invalidated). A wait file of another operation (new ino under
@@ -765,8 +766,8 @@ static void *retain_source(void *src)
     return src;
 }
 
-static const IfsRenderer source_renderer = {render_source, same_source, free_source,
-                                            retain_source, NULL};
+static const IfsRenderer source_renderer = {render_source, same_source, free_source, retain_source,
+                                            NULL};
 
 static IfsNode *rendered(const char *text, size_t measured, time_t mtime, Source **out)
 {
@@ -919,8 +920,9 @@ static IfsNode *packable_resource(Source **src, int *target, time_t mtime, const
 
     ifs_dir_builder_add(b, rendered("{ \"id\": 1 }\n", 12, mtime, src));
     ifs_dir_builder_add_file(b, "name", name, strlen(name), TRUE);
-    ifs_dir_builder_add(b, ifs_node_new_control("vps/acct/a/power", "start stop\n",
-                                                (IfsControlTarget *)target, count_target_frees));
+    ifs_dir_builder_add(b,
+                        ifs_node_new_control("vps/acct/a/power", "start stop\n",
+                                             (IfsControlTarget *)target, count_target_frees));
     ifs_dir_builder_add_file(billing, "amount", "9.90", 4, TRUE);
     ifs_dir_builder_add(b, ifs_dir_builder_finish(billing, mtime));
     return ifs_dir_builder_finish(b, mtime);
@@ -946,19 +948,18 @@ static void test_pack_keeps_content_and_lifetimes(void)
     g_assert_cmpint(amount->mtime, ==, amount_mtime);
     g_assert_cmpint(packed->mtime, ==, 500);
     g_assert_cmpstr(ifs_node_data(ifs_node_child(packed, "name")), ==, "web-01\n");
-    g_assert_cmpstr(ifs_node_bytes(ifs_node_child(packed, "json"), &owned), ==,
-                    "{ \"id\": 1 }\n");
+    g_assert_cmpstr(ifs_node_bytes(ifs_node_child(packed, "json"), &owned), ==, "{ \"id\": 1 }\n");
     g_free(owned);
     /* the control file is shared, not copied */
     g_assert_true(ifs_node_child(packed, "power") == power);
-    g_assert_cmpint(src->refs, ==, 1);   /* the original's was released */
+    g_assert_cmpint(src->refs, ==, 1); /* the original's was released */
 
     /* a reference to an inner node keeps the block */
     ifs_node_ref(amount);
     ifs_node_unref(packed);
     g_assert_cmpstr(ifs_node_data(amount), ==, "9.90\n");
     g_assert_cmpint(target_frees, ==, 0);
-    ifs_node_unref(amount);              /* the block goes, and its source */
+    ifs_node_unref(amount); /* the block goes, and its source */
     g_assert_cmpint(target_frees, ==, 0); /* power is still ours */
     ifs_node_unref(power);
     g_assert_cmpint(target_frees, ==, 1);
@@ -972,16 +973,16 @@ static void test_pack_after_merge(void)
     int target_frees = 0;
     Source *old_src;
     IfsNode *old = ifs_node_pack(packable_resource(&old_src, &target_frees, 100, "web-01"));
-    IfsNode *same = ifs_node_pack(ifs_node_merge_unchanged(
-        packable_resource(NULL, &target_frees, 200, "web-01"), old));
+    IfsNode *same = ifs_node_pack(
+        ifs_node_merge_unchanged(packable_resource(NULL, &target_frees, 200, "web-01"), old));
     IfsDirBuilder *kb;
     IfsNode *merged, *old_kind, *kind;
 
     g_assert_true(same == old); /* nothing changed: the old block itself */
     ifs_node_unref(same);
 
-    merged = ifs_node_pack(ifs_node_merge_unchanged(
-        packable_resource(NULL, &target_frees, 300, "web-02"), old));
+    merged = ifs_node_pack(
+        ifs_node_merge_unchanged(packable_resource(NULL, &target_frees, 300, "web-02"), old));
     g_assert_true(merged != old);
     g_assert_cmpstr(ifs_node_data(ifs_node_child(merged, "name")), ==, "web-02\n");
     g_assert_cmpint(merged->mtime, ==, 100); /* the same entries */
@@ -1026,10 +1027,9 @@ static void test_pack_from_scratch(void)
 
     g_assert_cmpstr(ifs_node_data(ifs_node_child(first, "name")), ==, "web-01\n");
     g_assert_cmpstr(ifs_node_data(ifs_node_child(second, "name")), ==, "db-01\n");
-    g_assert_cmpstr(ifs_node_data(ifs_node_child(ifs_node_child(first, "billing"), "amount")),
-                    ==, "9.90\n");
-    g_assert_cmpstr(ifs_node_bytes(ifs_node_child(first, "json"), &owned), ==,
-                    "{ \"id\": 1 }\n");
+    g_assert_cmpstr(ifs_node_data(ifs_node_child(ifs_node_child(first, "billing"), "amount")), ==,
+                    "9.90\n");
+    g_assert_cmpstr(ifs_node_bytes(ifs_node_child(first, "json"), &owned), ==, "{ \"id\": 1 }\n");
     g_free(owned);
     g_assert_cmpstr(ifs_node_data(ifs_node_child(first, "power")), ==, "start stop\n");
     ifs_node_unref(first);

@@ -24,7 +24,9 @@ static void fixture_setup(Fixture *fx, gconstpointer data)
     fx->dir = g_dir_make_tmp("infrafs-persist-XXXXXX", NULL);
     g_assert_nonnull(fx->dir);
     fx->cfg = (IfsAccountConfig){
-        .name = "acct", .type = "hostup", .url = "http://127.0.0.1:1",
+        .name = "acct",
+        .type = "hostup",
+        .url = "http://127.0.0.1:1",
         .refresh_s = -1,
     };
 }
@@ -268,7 +270,7 @@ static void test_round_trip(Fixture *fx, gconstpointer data)
 /* Entry names may hold any byte but '/' and control characters: the
  * mtimes written for them must stay valid JSON. */
 static void test_names_with_quotes_and_backslashes_keep_their_mtimes(Fixture *fx,
-                                                                      gconstpointer data)
+                                                                     gconstpointer data)
 {
     json_object *obj = json_tokener_parse(
         "{\"id\":\"vps_1\",\"say\\\"hi\\\"\":\"x\",\"back\\\\slash\":{\"a\\\"b\":1}}");
@@ -383,8 +385,10 @@ static void test_files_that_are_not_a_cache_are_refused(Fixture *fx, gconstpoint
     write_text(fx, "infrafs-cache", -1); /* shorter than the format's name */
     expect_ignored(fx, corrupt);
     /* JSON of a version other than 1 */
-    write_text(fx, "{\"format\":\"infrafs-cache\",\"version\":2,\"account\":\"acct\","
-                   "\"type\":\"hostup\",\"url\":\"http://127.0.0.1:1\",\"resources\":[]}", -1);
+    write_text(fx,
+               "{\"format\":\"infrafs-cache\",\"version\":2,\"account\":\"acct\","
+               "\"type\":\"hostup\",\"url\":\"http://127.0.0.1:1\",\"resources\":[]}",
+               -1);
     expect_ignored(fx, corrupt);
     /* Nesting beyond any cache infrafs writes: refused without recursing. */
     text = g_string_new(NULL);
@@ -402,8 +406,9 @@ static void test_a_later_format_version_is_refused(Fixture *fx, gconstpointer da
 
     (void)data;
     spec_finish(fx, out);
-    expect_ignored(fx, "it is an infrafs cache of format version 3, which this infrafs does "
-                       "not read");
+    expect_ignored(fx,
+                   "it is an infrafs cache of format version 3, which this infrafs does "
+                   "not read");
 }
 
 static void test_another_accounts_file_is_refused(Fixture *fx, gconstpointer data)
@@ -483,7 +488,8 @@ static void test_every_changed_byte_is_refused(Fixture *fx, gconstpointer data)
             message = load_error(fx);
             if (!message)
                 g_error("a file with byte %" G_GSIZE_FORMAT " of %" G_GSIZE_FORMAT
-                        " changed (xor 0x%02x) was loaded", i, len, flips[f]);
+                        " changed (xor 0x%02x) was loaded",
+                        i, len, flips[f]);
             g_assert_nonnull(strstr(message, "ignoring the cache file"));
             g_free(message);
         }
@@ -504,7 +510,8 @@ static void test_every_truncation_is_refused(Fixture *fx, gconstpointer data)
         message = load_error(fx);
         if (!message)
             g_error("a file cut to %" G_GSIZE_FORMAT " of %" G_GSIZE_FORMAT " bytes was "
-                    "loaded", cut, len);
+                    "loaded",
+                    cut, len);
         g_free(message);
     }
     write_text(fx, good, (gssize)(len - 1));
@@ -622,8 +629,7 @@ static void test_records_that_cannot_be_ours_are_refused(Fixture *fx, gconstpoin
     expect_ignored(fx, "it is corrupt (bytes follow its last record)");
 
     out = spec_header(fx, 2, 2); /* one record fewer than it says */
-    spec_record(out, "vps", "a", "{\"pad\":\"a text long enough for two records\"}", NULL,
-                1);
+    spec_record(out, "vps", "a", "{\"pad\":\"a text long enough for two records\"}", NULL, 1);
     spec_finish(fx, out);
     expect_ignored(fx, "it is corrupt (a field runs past the end of the file)");
 }
@@ -691,8 +697,12 @@ static void test_a_file_written_to_the_description_loads(Fixture *fx, gconstpoin
 static void test_odd_content_round_trips(Fixture *fx, gconstpointer data)
 {
     static const char *const ids[] = {
-        "quote\"d", "back\\slash", "line\nbreak\ttab", "caf\xc3\xa9 \xe2\x98\x83 \xf0\x9f\x90\xa7",
-        "\x01\x02\x1f\x7f \xff\xfe bytes", "%2F/%00",
+        "quote\"d",
+        "back\\slash",
+        "line\nbreak\ttab",
+        "caf\xc3\xa9 \xe2\x98\x83 \xf0\x9f\x90\xa7",
+        "\x01\x02\x1f\x7f \xff\xfe bytes",
+        "%2F/%00",
     };
     GPtrArray *items = g_ptr_array_new_with_free_func((GDestroyNotify)ifs_cache_item_free);
     GPtrArray *texts = g_ptr_array_new_with_free_func(g_free);
@@ -844,7 +854,8 @@ static void test_a_version_1_file_loads(Fixture *fx, gconstpointer data)
     json_object *obj;
 
     (void)data;
-    write_text(fx,
+    write_text(
+        fx,
         "{\"format\":\"infrafs-cache\",\"version\":1,\"account\":\"acct\","
         "\"type\":\"hostup\",\"url\":\"http://127.0.0.1:1\",\"last_refresh\":99,"
         "\"resources\":[{\"kind\":\"vps\",\"id\":\"a\",\"object\":{\"id\": \"a\", "
@@ -860,7 +871,8 @@ static void test_a_version_1_file_loads(Fixture *fx, gconstpointer data)
     g_assert_cmpuint(saved->resources->len, ==, 2);
     r = g_ptr_array_index(saved->resources, 0);
     g_assert_null(r->object);
-    g_assert_cmpstr(r->text, ==, "{\"id\":\"a\",\"name\":\"web\",\"location\":{\"city\":\"Oslo\"}}");
+    g_assert_cmpstr(r->text, ==,
+                    "{\"id\":\"a\",\"name\":\"web\",\"location\":{\"city\":\"Oslo\"}}");
     g_assert_cmpstr(r->extra_text, ==, "{\"log\":\"l\"}");
     m = g_hash_table_lookup(saved->mtimes, "vps/a");
     obj = ifs_resource_object(r);
@@ -888,12 +900,13 @@ static void test_unusable_entries_are_skipped(Fixture *fx, gconstpointer data)
 
     (void)data;
     write_text(fx,
-        "{\"format\":\"infrafs-cache\",\"version\":1,\"account\":\"acct\","
-        "\"type\":\"hostup\",\"url\":\"http://127.0.0.1:1\",\"last_refresh\":5,"
-        "\"resources\":[{\"kind\":\"vps\",\"object\":{}},"
-        "{\"kind\":\"vps\",\"id\":\"b\",\"object\":[]},"
-        "\"junk\","
-        "{\"kind\":\"vps\",\"id\":\"c\",\"object\":{\"name\":\"ok\"},\"mtimes\":7}]}", -1);
+               "{\"format\":\"infrafs-cache\",\"version\":1,\"account\":\"acct\","
+               "\"type\":\"hostup\",\"url\":\"http://127.0.0.1:1\",\"last_refresh\":5,"
+               "\"resources\":[{\"kind\":\"vps\",\"object\":{}},"
+               "{\"kind\":\"vps\",\"id\":\"b\",\"object\":[]},"
+               "\"junk\","
+               "{\"kind\":\"vps\",\"id\":\"c\",\"object\":{\"name\":\"ok\"},\"mtimes\":7}]}",
+               -1);
     saved = ifs_cache_load(path, &fx->cfg, &err);
     g_assert_null(err);
     g_assert_cmpuint(saved->resources->len, ==, 1);
@@ -969,8 +982,8 @@ static void test_save_failure_says_where_and_what_to_do(Fixture *fx, gconstpoint
     g_assert_false(ifs_cache_save(path, &fx->cfg, 1, items, &err));
     g_assert_nonnull(err);
     g_test_message("%s", err->message);
-    g_assert_true(g_str_has_prefix(err->message,
-                                   "account 'acct': cannot create the cache directory "));
+    g_assert_true(
+        g_str_has_prefix(err->message, "account 'acct': cannot create the cache directory "));
     g_assert_nonnull(strstr(err->message, "set cache_dir= to a writable directory"));
     ifs_error_free(err);
     g_ptr_array_unref(items);
@@ -981,8 +994,7 @@ static void test_save_failure_says_where_and_what_to_do(Fixture *fx, gconstpoint
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
-#define ADD(name, fn) \
-    g_test_add(name, Fixture, NULL, fixture_setup, fn, fixture_teardown)
+#define ADD(name, fn) g_test_add(name, Fixture, NULL, fixture_setup, fn, fixture_teardown)
     ADD("/persist/round-trip", test_round_trip);
     ADD("/persist/odd-names", test_names_with_quotes_and_backslashes_keep_their_mtimes);
     ADD("/persist/no-file", test_no_file_is_no_error);

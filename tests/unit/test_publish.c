@@ -60,8 +60,8 @@ static void test_a_swap_invalidates_what_changed(Fixture *fx, gconstpointer d)
     assert_events(fx, "");
 
     /* One field changed: that file and json, nothing else. */
-    pipeline_set_resources(p, "vps_1", "{\"id\": \"vps_1\", \"name\": \"web-02\"}",
-                           "vps_2", VPS_2, NULL);
+    pipeline_set_resources(p, "vps_1", "{\"id\": \"vps_1\", \"name\": \"web-02\"}", "vps_2", VPS_2,
+                           NULL);
     publish_account(p->publisher, p->account);
     assert_events(fx, "inode vps/acct/vps_1/json, inode vps/acct/vps_1/name");
     assert_published(&fx->p, "vps/acct/vps_1/name", "web-02\n");

@@ -155,9 +155,9 @@ static gpointer refresh_in_thread(gpointer data)
 static void test_an_action_result_wins_over_an_older_list(Fixture *fx, gconstpointer d)
 {
     Account *a = fx->p.account;
-    IfsResource *after_action =
-        pipeline_resource("vps_1", "{\"id\": \"vps_1\", \"name\": \"web-01\", "
-                                   "\"power_state\": \"stopped\"}");
+    IfsResource *after_action = pipeline_resource("vps_1",
+                                                  "{\"id\": \"vps_1\", \"name\": \"web-01\", "
+                                                  "\"power_state\": \"stopped\"}");
     RefreshCall call = {fx, -1};
     GThread *thread;
 

@@ -12,24 +12,24 @@
 
 /* One scripted answer, used for the next request that arrives. */
 typedef struct {
-    char *raw;         /* exact bytes to send; NULL: close without answering */
+    char *raw; /* exact bytes to send; NULL: close without answering */
     gsize raw_len;
-    guint delay_ms;    /* wait this long before answering */
+    guint delay_ms; /* wait this long before answering */
     gboolean close_after;
 } Step;
 
 struct TestServer {
     int listen_fd;
-    int wake[2];       /* written to by test_server_stop() */
+    int wake[2]; /* written to by test_server_stop() */
     char *origin;
     GThread *thread;
-    GMutex lock;       /* guards everything below */
-    GPtrArray *steps;  /* Step* */
+    GMutex lock; /* guards everything below */
+    GPtrArray *steps; /* Step* */
     guint next_step;
     GHashTable *routes; /* "METHOD /path?query" -> Step* */
-    char *required;    /* a header line every request must carry, or NULL */
-    Step *refusal;     /* the answer to a request without it */
-    Step *exhausted;   /* the answer when no step or route is left */
+    char *required; /* a header line every request must carry, or NULL */
+    Step *refusal; /* the answer to a request without it */
+    Step *exhausted; /* the answer when no step or route is left */
     GPtrArray *requests; /* char*: request head and body as received */
     guint connections;
 };
@@ -59,16 +59,14 @@ static char *answer_text(int status, const char *extra_headers, const char *cont
     return g_strdup_printf("HTTP/1.1 %d Scripted\r\n%s%s%s%s%s"
                            "Content-Length: %zu\r\n\r\n%s",
                            status, extra_headers ? extra_headers : "",
-                           content_type ? "Content-Type: " : "",
-                           content_type ? content_type : "",
-                           content_type ? "\r\n" : "",
-                           close ? "Connection: close\r\n" : "",
+                           content_type ? "Content-Type: " : "", content_type ? content_type : "",
+                           content_type ? "\r\n" : "", close ? "Connection: close\r\n" : "",
                            strlen(body), body);
 }
 
 static gboolean woken(TestServer *srv)
 {
-    struct pollfd p = { .fd = srv->wake[0], .events = POLLIN };
+    struct pollfd p = {.fd = srv->wake[0], .events = POLLIN};
 
     return poll(&p, 1, 0) > 0;
 }
@@ -77,8 +75,8 @@ static gboolean woken(TestServer *srv)
 static int wait_readable(TestServer *srv, int fd, int timeout_ms)
 {
     struct pollfd p[2] = {
-        { .fd = srv->wake[0], .events = POLLIN },
-        { .fd = fd, .events = POLLIN },
+        {.fd = srv->wake[0], .events = POLLIN},
+        {.fd = fd,           .events = POLLIN},
     };
     int n = poll(p, fd >= 0 ? 2 : 1, timeout_ms);
 
@@ -116,9 +114,9 @@ static gsize content_length_of(const char *head, gsize head_len)
 static gboolean new_connection_while_idle(TestServer *srv, int fd)
 {
     struct pollfd p[3] = {
-        { .fd = fd, .events = POLLIN },
-        { .fd = srv->listen_fd, .events = POLLIN },
-        { .fd = srv->wake[0], .events = POLLIN },
+        {.fd = fd,             .events = POLLIN},
+        {.fd = srv->listen_fd, .events = POLLIN},
+        {.fd = srv->wake[0],   .events = POLLIN},
     };
 
     if (poll(p, 3, -1) <= 0 || (p[0].revents & (POLLIN | POLLHUP)) || (p[2].revents & POLLIN))
@@ -252,7 +250,7 @@ static gpointer serve(gpointer data)
 TestServer *test_server_start(void)
 {
     TestServer *srv = g_new0(TestServer, 1);
-    struct sockaddr_in addr = { .sin_family = AF_INET };
+    struct sockaddr_in addr = {.sin_family = AF_INET};
     socklen_t addr_len = sizeof addr;
 
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -266,8 +264,8 @@ TestServer *test_server_start(void)
     g_mutex_init(&srv->lock);
     srv->steps = g_ptr_array_new_with_free_func(step_free);
     srv->routes = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, step_free);
-    srv->exhausted = step_new(answer_text(500, NULL, "text/plain", "no scripted response", TRUE),
-                              0, TRUE);
+    srv->exhausted =
+        step_new(answer_text(500, NULL, "text/plain", "no scripted response", TRUE), 0, TRUE);
     srv->requests = g_ptr_array_new_with_free_func(g_free);
     srv->thread = g_thread_new("test-http-server", serve, srv);
     return srv;
@@ -306,8 +304,8 @@ void test_server_add_step(TestServer *srv, char *raw, gsize raw_len, guint delay
 void test_server_reply(TestServer *srv, int status, const char *extra_headers,
                        const char *content_type, const char *body)
 {
-    test_server_add_step(srv, answer_text(status, extra_headers, content_type, body, FALSE), 0,
-                         0, FALSE);
+    test_server_add_step(srv, answer_text(status, extra_headers, content_type, body, FALSE), 0, 0,
+                         FALSE);
 }
 
 void test_server_reply_closing(TestServer *srv, int status, const char *content_type,
@@ -356,8 +354,8 @@ void test_server_drop(TestServer *srv)
 
 void test_server_reply_late(TestServer *srv, guint delay_ms)
 {
-    test_server_add_step(srv, g_strdup("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"),
-                    0, delay_ms, TRUE);
+    test_server_add_step(srv, g_strdup("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"), 0,
+                         delay_ms, TRUE);
 }
 
 guint test_server_request_count(TestServer *srv)
@@ -390,7 +388,6 @@ guint test_server_connection_count(TestServer *srv)
     g_mutex_unlock(&srv->lock);
     return n;
 }
-
 
 guint test_server_count(TestServer *srv, const char *prefix)
 {

@@ -33,8 +33,7 @@ void test_server_reply_late(TestServer *srv, guint delay_ms);
  * answer, as often as it comes. */
 void test_server_route(TestServer *srv, const char *request, int status, const char *body);
 /* A request without `header_line` ("x-api-key: K\r\n") gets this answer. */
-void test_server_require(TestServer *srv, const char *header_line, int status,
-                         const char *body);
+void test_server_require(TestServer *srv, const char *header_line, int status, const char *body);
 /* The answer when no route or step is left. */
 void test_server_otherwise(TestServer *srv, int status, const char *body);
 

@@ -22,9 +22,10 @@
 #define SECRET "s3cr3t-fake-token"
 #define FIRST_REFRESH_S 5
 
-#define VPS_1 "{\"id\": \"vps_1\", \"name\": \"web-01\", \"power_state\": \"running\", " \
-              "\"cpu_cores\": 2, \"location\": {\"city\": \"Stockholm\"}, "             \
-              "\"tags\": [\"a\", \"b\"], \"notes\": null}"
+#define VPS_1                                                                                      \
+    "{\"id\": \"vps_1\", \"name\": \"web-01\", \"power_state\": \"running\", "                     \
+    "\"cpu_cores\": 2, \"location\": {\"city\": \"Stockholm\"}, "                                  \
+    "\"tags\": [\"a\", \"b\"], \"notes\": null}"
 #define VPS_2 "{\"id\": \"vps_2\", \"name\": \"db-01\", \"power_state\": \"stopped\"}"
 
 /* ---- what the store asked the kernel to drop ------------------------------ */
@@ -36,8 +37,8 @@ typedef struct {
 
 typedef struct {
     GMutex lock;
-    IfsStore *store;    /* whose registry names the node ids */
-    GPtrArray *inodes;  /* char*: paths, or "?<node id>" */
+    IfsStore *store; /* whose registry names the node ids */
+    GPtrArray *inodes; /* char*: paths, or "?<node id>" */
     GPtrArray *entries; /* EntryInval* */
 } Record;
 
@@ -384,8 +385,9 @@ static void test_first_refresh_publishes_a_directory_per_resource(Fixture *fx, g
     fake_provider_put(fx->fake, "vps", "vps_2", VPS_2);
     start(fx);
 
-    assert_entries(fx->store, "", "README actions by-ip by-name events events.ndjson inventory "
-                                  "inventory.json providers vps");
+    assert_entries(fx->store, "",
+                   "README actions by-ip by-name events events.ndjson inventory "
+                   "inventory.json providers vps");
     assert_entries(fx->store, "vps", ACCOUNT);
     assert_entries(fx->store, "vps/acct", "vps_1 vps_2");
     assert_entries(fx->store, "vps/acct/vps_1",
@@ -439,8 +441,7 @@ static void test_first_refresh_publishes_a_directory_per_resource(Fixture *fx, g
     g_assert_cmpuint(fake_provider_calls(fx->fake, FAKE_ACT), ==, 0);
 }
 
-static void test_unchanged_refresh_keeps_nodes_and_invalidates_nothing(Fixture *fx,
-                                                                      gconstpointer d)
+static void test_unchanged_refresh_keeps_nodes_and_invalidates_nothing(Fixture *fx, gconstpointer d)
 {
     IfsNode *kind_dir, *vps_1, *name, *json;
 
@@ -667,8 +668,9 @@ static void test_unusable_resources_are_skipped_and_named(Fixture *fx, gconstpoi
 
     /* The first of a duplicate wins; a kind the type does not offer is
      * not shown; the refresh still succeeds, and says what it left out. */
-    assert_entries(fx->store, "", "README actions by-ip by-name events events.ndjson inventory "
-                                  "inventory.json providers vps");
+    assert_entries(fx->store, "",
+                   "README actions by-ip by-name events events.ndjson inventory "
+                   "inventory.json providers vps");
     assert_entries(fx->store, "vps/acct", "vps_1");
     assert_text(fx->store, "vps/acct/vps_1/name", "web-01\n");
     assert_text(fx->store, "providers/acct/state", "ok\n");
@@ -768,10 +770,10 @@ static void test_control_write_acts_once_and_shows_the_result(Fixture *fx, gcons
     g_free(last);
     assert_text(fx->store, "vps/acct/vps_1/power_state", "stopped\n");
     assert_text(fx->store, "vps/acct/vps_1/last_command", "stop\n");
-    assert_last_action(fx->store, "vps/acct/vps_1/last_action",
-                       "stop force ok 200 accepted stop");
-    assert_invalidated(fx, "vps/acct/vps_1 vps/acct/vps_1/json vps/acct/vps_1/last_action "
-                           "vps/acct/vps_1/power_state");
+    assert_last_action(fx->store, "vps/acct/vps_1/last_action", "stop force ok 200 accepted stop");
+    assert_invalidated(fx,
+                       "vps/acct/vps_1 vps/acct/vps_1/json vps/acct/vps_1/last_action "
+                       "vps/acct/vps_1/power_state");
     /* No refresh was needed for it. */
     g_assert_cmpuint(fake_provider_calls(fx->fake, FAKE_LIST), ==, 1);
 }
@@ -783,11 +785,11 @@ static void test_refused_command_makes_no_call(Fixture *fx, gconstpointer d)
         const char *input;
         const char *logged;
     } refused[] = {
-        {"explode\n", "explode"},
-        {"start force\n", "start_force"},
-        {"stop now\n", "stop_now"},
-        {"\n", "(empty)"},
-        {"", "(empty)"},
+        {"explode\n",     "explode"       },
+        {"start force\n", "start_force"   },
+        {"stop now\n",    "stop_now"      },
+        {"\n",            "(empty)"       },
+        {"",              "(empty)"       },
         {"stop\nstart\n", "stop\\x0Astart"},
     };
     IfsNode *node;
@@ -1032,10 +1034,10 @@ static void test_lookups_are_counted_and_forget_drops_them(Fixture *fx, gconstpo
 
         for (guint i = 0; i < n; i++) {
             ids[i] = ifs_store_hand_out(fx->store, dir_id, ifs_node_child_at(dir, i));
-            g_assert_cmpuint(ifs_store_hand_out(fx->store, dir_id, ifs_node_child_at(dir, i)),
-                             ==, ids[i]);
-            g_assert_cmpuint(ifs_store_child_id(fx->store, dir_id, ifs_node_child_at(dir, i)),
-                             ==, ids[i]);
+            g_assert_cmpuint(ifs_store_hand_out(fx->store, dir_id, ifs_node_child_at(dir, i)), ==,
+                             ids[i]);
+            g_assert_cmpuint(ifs_store_child_id(fx->store, dir_id, ifs_node_child_at(dir, i)), ==,
+                             ids[i]);
         }
         for (guint i = 0; i < n; i++) {
             IfsNode *child = ifs_store_get(fx->store, ids[i]);
@@ -1160,8 +1162,8 @@ static void test_churn_leaves_only_what_is_held(Fixture *fx, gconstpointer d)
     acct = lookup(fx->store, vps_id, ACCOUNT, &acct_id);
     for (guint r = 0; r < CHURN_ROUNDS; r++) {
         char *id = g_strdup_printf("vps_%u", r);
-        char *json = g_strdup_printf("{\"id\": \"%s\", \"round\": %u, \"nested\": {\"x\": 1}}",
-                                     id, r);
+        char *json =
+            g_strdup_printf("{\"id\": \"%s\", \"round\": %u, \"nested\": {\"x\": 1}}", id, r);
 
         fake_provider_put(fx->fake, "vps", id, json);
         if (r >= CHURN_KEPT) {
@@ -1250,8 +1252,8 @@ static void make_cache_dir(Fixture *fx)
 static void assert_same_tree(const IfsNode *a, const IfsNode *b, const char *path)
 {
     if (strcmp(ifs_node_name(a), ifs_node_name(b)) != 0 || a->type != b->type)
-        g_error("%s differs: %s/%d vs %s/%d", path, ifs_node_name(a), a->type,
-                ifs_node_name(b), b->type);
+        g_error("%s differs: %s/%d vs %s/%d", path, ifs_node_name(a), a->type, ifs_node_name(b),
+                b->type);
     if (a->type != IFS_NODE_CONTROL && a->mtime != b->mtime)
         g_error("%s: mtime %ld vs %ld", path, (long)a->mtime, (long)b->mtime);
     if (a->type == IFS_NODE_DIR) {
@@ -1406,8 +1408,7 @@ int main(int argc, char **argv)
         test_failed_list_keeps_last_good_data_and_says_why);
     ADD("/store/failure/partial-list-is-shown-with-what-failed",
         test_partial_list_is_shown_with_what_failed);
-    ADD("/store/failure/first-refresh-failure-shows-error",
-        test_first_refresh_failure_shows_error);
+    ADD("/store/failure/first-refresh-failure-shows-error", test_first_refresh_failure_shows_error);
     ADD("/store/failure/unusable-resources-are-skipped-and-named",
         test_unusable_resources_are_skipped_and_named);
     ADD("/store/failure/too-many-resources-fail-the-refresh",
@@ -1433,8 +1434,7 @@ int main(int argc, char **argv)
         test_shutdown_ends_a_write_waiting_for_a_refresh);
     ADD("/store/inodes/lookups-are-counted-and-forget-drops-them",
         test_lookups_are_counted_and_forget_drops_them);
-    ADD("/store/inodes/removed-resource-is-gone-from-get",
-        test_removed_resource_is_gone_from_get);
+    ADD("/store/inodes/removed-resource-is-gone-from-get", test_removed_resource_is_gone_from_get);
     ADD("/store/inodes/churn-leaves-only-what-is-held", test_churn_leaves_only_what_is_held);
     ADD("/store/cache/offline-store-serves-the-saved-tree",
         test_offline_store_serves_the_saved_tree);

@@ -74,8 +74,7 @@ char *tree_names(const IfsNode *root, const char *path)
         g_error("no directory at %s", path);
     g_assert_cmpint(dir->type, ==, IFS_NODE_DIR);
     for (guint i = 0; i < ifs_node_n_children(dir); i++)
-        g_string_append_printf(out, "%s%s", i ? " " : "",
-                               ifs_node_name(ifs_node_child_at(dir, i)));
+        g_string_append_printf(out, "%s%s", i ? " " : "", ifs_node_name(ifs_node_child_at(dir, i)));
     ifs_node_unref(dir);
     return g_string_free(out, FALSE);
 }
