@@ -4,7 +4,7 @@
 set -e
 packages="meson ninja-build pkg-config gcc libfuse3-dev fuse3 libcurl4-openssl-dev
 libjson-c-dev libglib2.0-dev libsystemd-dev libmicrohttpd-dev python3 python3-pytest ca-certificates
-openssl scdoc man-db clang"
+openssl scdoc man-db clang clang-format"
 
 install_missing() {
     missing=""
