@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "test_server.h"
+#include "provider_fixture.h"
 
 #define KEY "dokploy-test-key"
 
@@ -21,52 +21,23 @@ static void assert_contains(const char *haystack, const char *needle)
 }
 
 /* ======================================================================== */
-/* The scripted server (test_server.h), answering by "METHOD /path?query",  */
-/* with Dokploy's 401 for a missing key and 404 for anything unknown.       */
+/* The provider over the scripted server (provider_fixture.h), answering by */
+/* "METHOD /path?query", with Dokploy's 401 for a missing key and 404 for   */
+/* anything unknown.                                                        */
 
-static TestServer *canned_start(void)
-{
-    TestServer *srv = test_server_start();
-
-    test_server_require(srv, "x-api-key: " KEY "\r\n", 401, "{\"message\":\"Unauthorized\"}");
-    test_server_otherwise(srv, 404, "{\"message\":\"Not found\",\"code\":\"NOT_FOUND\"}");
-    return srv;
-}
-
-/* ======================================================================== */
-/* The provider over the scripted server                                      */
-
-typedef struct {
-    TestServer *server;
-    IfsHttp *http;
-    IfsAccountConfig cfg;
-    gpointer state;
-} Fixture;
+typedef ProviderFixture Fixture;
 
 static void fixture_setup(Fixture *fx, gconstpointer data)
 {
-    IfsHttpConfig hc = {0};
-
     (void)data;
-    fx->server = canned_start();
-    hc.account = "dk";
-    hc.origin = test_server_origin(fx->server);
-    hc.auth = ifs_provider_dokploy.auth;
-    hc.auth_header = ifs_provider_dokploy.auth_header;
-    hc.secret = KEY;
-    hc.max_retries = 1; /* a missing canned answer must fail fast */
-    fx->http = ifs_http_new(&hc);
-    fx->cfg.name = (char *)"dk";
-    fx->state = ifs_provider_dokploy.open(fx->http, &fx->cfg, NULL);
-    g_assert_nonnull(fx->state);
+    provider_fixture_open(fx, &ifs_provider_dokploy, "dk", KEY, "{\"message\":\"Unauthorized\"}",
+                          "{\"message\":\"Not found\",\"code\":\"NOT_FOUND\"}", NULL);
 }
 
 static void fixture_teardown(Fixture *fx, gconstpointer data)
 {
     (void)data;
-    ifs_provider_dokploy.close(fx->state);
-    ifs_http_free(fx->http);
-    test_server_stop(fx->server);
+    provider_fixture_close(fx);
 }
 
 static GPtrArray *list_ok(Fixture *fx)

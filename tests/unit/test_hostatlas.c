@@ -7,60 +7,37 @@
 #include <errno.h>
 #include <string.h>
 
-#include "test_server.h"
+#include "provider_fixture.h"
 
 #define KEY "hostatlas-unit-key"
 #define SERVERS "GET /api/v1/servers?page=1&per_page=100"
 #define INCIDENTS "GET /api/v1/incidents?page=1&per_page=100"
 #define HEARTBEATS "GET /api/v1/heartbeats?page=1&per_page=100"
 
-typedef struct {
-    TestServer *server;
-    IfsHttp *http;
-    IfsAccountConfig cfg;
-    gpointer state;
-} Fixture;
+typedef ProviderFixture Fixture;
 
+/* Incidents and heartbeats listed empty unless a test says otherwise. */
 static void fixture_setup(Fixture *fx, gconstpointer data)
 {
-    IfsHttpConfig hc = {0};
+    static const char *const extra[] = {"detail_concurrency", "1", NULL};
 
     (void)data;
-    fx->server = test_server_start();
-    test_server_require(fx->server, "Authorization: Bearer " KEY "\r\n", 401,
-                        "{\"message\":\"Unauthenticated.\"}");
-    test_server_otherwise(fx->server, 404, "{\"message\":\"Not found\"}");
+    provider_fixture_open(fx, &ifs_provider_hostatlas, "ha", KEY,
+                          "{\"message\":\"Unauthenticated.\"}", "{\"message\":\"Not found\"}",
+                          extra);
     test_server_route(fx->server, INCIDENTS, 200, "[]");
     test_server_route(fx->server, HEARTBEATS, 200, "[]");
-    hc.account = "ha";
-    hc.origin = test_server_origin(fx->server);
-    hc.auth = ifs_provider_hostatlas.auth;
-    hc.secret = KEY;
-    hc.max_retries = 1;
-    fx->http = ifs_http_new(&hc);
-    fx->cfg.name = (char *)"ha";
-    fx->cfg.extra = g_hash_table_new(g_str_hash, g_str_equal);
-    g_hash_table_insert(fx->cfg.extra, (gpointer) "detail_concurrency", (gpointer) "1");
-    fx->state = ifs_provider_hostatlas.open(fx->http, &fx->cfg, NULL);
-    g_assert_nonnull(fx->state);
 }
 
 static void fixture_teardown(Fixture *fx, gconstpointer data)
 {
     (void)data;
-    ifs_provider_hostatlas.close(fx->state);
-    ifs_http_free(fx->http);
-    g_hash_table_destroy(fx->cfg.extra);
-    test_server_stop(fx->server);
+    provider_fixture_close(fx);
 }
 
 static GPtrArray *list(Fixture *fx, IfsError **err)
 {
-    GPtrArray *out = g_ptr_array_new_with_free_func((GDestroyNotify)ifs_resource_unref);
-
-    if (!ifs_provider_hostatlas.list(fx->state, out, err))
-        g_ptr_array_set_size(out, 0);
-    return out;
+    return provider_fixture_list(fx, err);
 }
 
 static void assert_contains(const char *text, const char *part)

@@ -7,57 +7,33 @@
 #include <errno.h>
 #include <string.h>
 
-#include "test_server.h"
+#include "provider_fixture.h"
 
 #define KEY "hostup-unit-key"
 #define FIRST_PAGE "GET /api/v2/vps?limit=100"
 
-typedef struct {
-    TestServer *server;
-    IfsHttp *http;
-    IfsAccountConfig cfg;
-    gpointer state;
-} Fixture;
+typedef ProviderFixture Fixture;
 
 /* An account that reads no details (detail_limit = 0): only the list. */
 static void fixture_setup(Fixture *fx, gconstpointer data)
 {
-    IfsHttpConfig hc = {0};
+    static const char *const extra[] = {"detail_limit", "0", NULL};
 
     (void)data;
-    fx->server = test_server_start();
-    test_server_require(fx->server, "Authorization: Bearer " KEY "\r\n", 401,
-                        "{\"error\":{\"code\":\"UNAUTHORIZED\",\"message\":\"bad key\"}}");
-    test_server_otherwise(fx->server, 404, "{\"error\":{\"code\":\"NOT_FOUND\"}}");
-    hc.account = "hu";
-    hc.origin = test_server_origin(fx->server);
-    hc.auth = ifs_provider_hostup.auth;
-    hc.secret = KEY;
-    hc.max_retries = 1;
-    fx->http = ifs_http_new(&hc);
-    fx->cfg.name = (char *)"hu";
-    fx->cfg.extra = g_hash_table_new(g_str_hash, g_str_equal);
-    g_hash_table_insert(fx->cfg.extra, (gpointer) "detail_limit", (gpointer) "0");
-    fx->state = ifs_provider_hostup.open(fx->http, &fx->cfg, NULL);
-    g_assert_nonnull(fx->state);
+    provider_fixture_open(fx, &ifs_provider_hostup, "hu", KEY,
+                          "{\"error\":{\"code\":\"UNAUTHORIZED\",\"message\":\"bad key\"}}",
+                          "{\"error\":{\"code\":\"NOT_FOUND\"}}", extra);
 }
 
 static void fixture_teardown(Fixture *fx, gconstpointer data)
 {
     (void)data;
-    ifs_provider_hostup.close(fx->state);
-    ifs_http_free(fx->http);
-    g_hash_table_destroy(fx->cfg.extra);
-    test_server_stop(fx->server);
+    provider_fixture_close(fx);
 }
 
 static GPtrArray *list(Fixture *fx, IfsError **err)
 {
-    GPtrArray *out = g_ptr_array_new_with_free_func((GDestroyNotify)ifs_resource_unref);
-
-    if (!ifs_provider_hostup.list(fx->state, out, err))
-        g_ptr_array_set_size(out, 0);
-    return out;
+    return provider_fixture_list(fx, err);
 }
 
 static void assert_contains(const char *text, const char *part)
