@@ -32,8 +32,9 @@ void provider_fixture_open(ProviderFixture *fx, const IfsProviderType *type, con
     g_free(credential);
 }
 
-void provider_fixture_close(ProviderFixture *fx)
+void provider_fixture_teardown(ProviderFixture *fx, gconstpointer data)
 {
+    (void)data;
     fx->type->close(fx->state);
     ifs_http_free(fx->http);
     g_hash_table_destroy(fx->cfg.extra);

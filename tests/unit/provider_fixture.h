@@ -21,6 +21,7 @@ typedef struct {
 void provider_fixture_open(ProviderFixture *fx, const IfsProviderType *type, const char *name,
                            const char *key, const char *refusal, const char *missing,
                            const char *const *extra);
-void provider_fixture_close(ProviderFixture *fx);
+/* Closes the account and stops the server (a g_test_add teardown). */
+void provider_fixture_teardown(ProviderFixture *fx, gconstpointer data);
 /* type->list into a new array; empty when it failed (*err says why). */
 GPtrArray *provider_fixture_list(ProviderFixture *fx, IfsError **err);

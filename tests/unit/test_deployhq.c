@@ -7,6 +7,7 @@
 #include "infrafs/deployhq.h"
 #include "infrafs/http.h"
 #include "infrafs/provider.h"
+#include "test_util.h"
 
 #define WHERE "account 'dhq': GET /x"
 
@@ -83,12 +84,6 @@ static const char *group_file(IfsResource *r)
     if (!r->extra_files || !json_object_object_get_ex(r->extra_files, "group", &v))
         return NULL;
     return json_object_get_string(v);
-}
-
-static void assert_contains(const char *haystack, const char *needle)
-{
-    if (!haystack || !strstr(haystack, needle))
-        g_error("expected \"%s\" in \"%s\"", needle, haystack ? haystack : "(null)");
 }
 
 /* ---- hosted resources ---------------------------------------------------- */

@@ -11,14 +11,9 @@
 #include <string.h>
 
 #include "provider_fixture.h"
+#include "test_util.h"
 
 #define KEY "dokploy-test-key"
-
-static void assert_contains(const char *haystack, const char *needle)
-{
-    if (!haystack || !strstr(haystack, needle))
-        g_error("expected \"%s\" in \"%s\"", needle, haystack ? haystack : "(null)");
-}
 
 /* ======================================================================== */
 /* The provider over the scripted server (provider_fixture.h), answering by */
@@ -32,12 +27,6 @@ static void fixture_setup(Fixture *fx, gconstpointer data)
     (void)data;
     provider_fixture_open(fx, &ifs_provider_dokploy, "dk", KEY, "{\"message\":\"Unauthorized\"}",
                           "{\"message\":\"Not found\",\"code\":\"NOT_FOUND\"}", NULL);
-}
-
-static void fixture_teardown(Fixture *fx, gconstpointer data)
-{
-    (void)data;
-    provider_fixture_close(fx);
 }
 
 static GPtrArray *list_ok(Fixture *fx)
@@ -482,7 +471,7 @@ int main(int argc, char **argv)
     g_test_add_func("/dokploy/config-requires-url", test_config_requires_url);
     g_test_add_func("/dokploy/error-shapes", test_error_shapes);
 #define ADD(name, fn)                                                                              \
-    g_test_add("/dokploy/" name, Fixture, NULL, fixture_setup, fn, fixture_teardown)
+    g_test_add("/dokploy/" name, Fixture, NULL, fixture_setup, fn, provider_fixture_teardown)
     ADD("list/discovery", test_list_discovers_both_shapes_and_fills_in_the_owner);
     ADD("list/nul-id", test_an_id_with_a_nul_byte_is_reported_not_cut);
     ADD("list/log-bounds", test_log_is_bounded_valid_and_without_nul);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "test_server.h"
+#include "test_util.h"
 
 #define SECRET "heo-S3cret-key"
 #define START_PATH "/v1/hosting/cloud/vps-custom/vps_1/start"
@@ -70,12 +71,6 @@ static Account *account_open(const char *origin, const char *ids, IfsError **err
     a->http = ifs_http_new(&hc);
     a->state = heo()->open(a->http, &a->cfg, err);
     return a;
-}
-
-static void assert_contains(const char *text, const char *part)
-{
-    if (!strstr(text, part))
-        g_error("\"%s\" does not contain \"%s\"", text, part);
 }
 
 /* ======================================================================== */

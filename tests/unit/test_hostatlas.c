@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "provider_fixture.h"
+#include "test_util.h"
 
 #define KEY "hostatlas-unit-key"
 #define SERVERS "GET /api/v1/servers?page=1&per_page=100"
@@ -27,23 +28,6 @@ static void fixture_setup(Fixture *fx, gconstpointer data)
                           extra);
     test_server_route(fx->server, INCIDENTS, 200, "[]");
     test_server_route(fx->server, HEARTBEATS, 200, "[]");
-}
-
-static void fixture_teardown(Fixture *fx, gconstpointer data)
-{
-    (void)data;
-    provider_fixture_close(fx);
-}
-
-static GPtrArray *list(Fixture *fx, IfsError **err)
-{
-    return provider_fixture_list(fx, err);
-}
-
-static void assert_contains(const char *text, const char *part)
-{
-    if (!text || !strstr(text, part))
-        g_error("expected \"%s\" in: %s", part, text ? text : "(null)");
 }
 
 static IfsResource *find(GPtrArray *resources, const char *kind, const char *id)
@@ -73,7 +57,7 @@ static void test_pages_to_the_last_once_each(Fixture *fx, gconstpointer data)
                       "\"meta\":{\"page\":2,\"last_page\":2}}");
     test_server_route(fx->server, "GET /api/v1/servers/3", 200,
                       "{\"data\":{\"id\":3,\"services\":[{\"name\":\"nginx\"}]}}");
-    out = list(fx, &err);
+    out = provider_fixture_list(fx, &err);
     g_assert_null(err);
     g_assert_cmpuint(out->len, ==, 3);
     g_assert_nonnull(find(out, "servers", "1"));
@@ -93,7 +77,7 @@ static void test_a_page_other_than_asked_stops_the_list(Fixture *fx, gconstpoint
                       "{\"data\":[{\"id\":1}],\"meta\":{\"page\":1,\"last_page\":3}}");
     test_server_route(fx->server, "GET /api/v1/servers?page=2&per_page=100", 200,
                       "{\"data\":[{\"id\":2}],\"meta\":{\"page\":1,\"last_page\":3}}");
-    out = list(fx, &err);
+    out = provider_fixture_list(fx, &err);
     g_assert_cmpuint(out->len, ==, 0);
     g_assert_cmpint(err->errnum, ==, EIO);
     assert_contains(err->message, "answered page 1 instead of page 2");
@@ -111,7 +95,7 @@ static void test_a_cursor_handed_out_twice_stops_the_list(Fixture *fx, gconstpoi
                       "{\"data\":[{\"id\":1}],\"meta\":{\"next_cursor\":\"k\"}}");
     test_server_route(fx->server, "GET /api/v1/servers?per_page=100&cursor=k", 200,
                       "{\"data\":[{\"id\":2}],\"meta\":{\"next_cursor\":\"k\"}}");
-    out = list(fx, &err);
+    out = provider_fixture_list(fx, &err);
     g_assert_cmpuint(out->len, ==, 0);
     g_assert_cmpint(err->errnum, ==, EIO);
     assert_contains(err->message, "handed out cursor 'k' a second time");
@@ -214,7 +198,7 @@ static void test_webhook_bodies(void)
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
-#define ADD(path, fn) g_test_add(path, Fixture, NULL, fixture_setup, fn, fixture_teardown)
+#define ADD(path, fn) g_test_add(path, Fixture, NULL, fixture_setup, fn, provider_fixture_teardown)
     ADD("/hostatlas/pages-once-each", test_pages_to_the_last_once_each);
     ADD("/hostatlas/other-page", test_a_page_other_than_asked_stops_the_list);
     ADD("/hostatlas/cursor-again", test_a_cursor_handed_out_twice_stops_the_list);

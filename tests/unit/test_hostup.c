@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "provider_fixture.h"
+#include "test_util.h"
 
 #define KEY "hostup-unit-key"
 #define FIRST_PAGE "GET /api/v2/vps?limit=100"
@@ -25,23 +26,6 @@ static void fixture_setup(Fixture *fx, gconstpointer data)
                           "{\"error\":{\"code\":\"NOT_FOUND\"}}", extra);
 }
 
-static void fixture_teardown(Fixture *fx, gconstpointer data)
-{
-    (void)data;
-    provider_fixture_close(fx);
-}
-
-static GPtrArray *list(Fixture *fx, IfsError **err)
-{
-    return provider_fixture_list(fx, err);
-}
-
-static void assert_contains(const char *text, const char *part)
-{
-    if (!text || !strstr(text, part))
-        g_error("expected \"%s\" in: %s", part, text ? text : "(null)");
-}
-
 static void test_the_list_follows_cursors_escaped(Fixture *fx, gconstpointer data)
 {
     IfsError *err = NULL;
@@ -53,7 +37,7 @@ static void test_the_list_follows_cursors_escaped(Fixture *fx, gconstpointer dat
                       "\"hasMore\":true,\"nextCursor\":\"a/b c\"}");
     test_server_route(fx->server, FIRST_PAGE "&cursor=a%2Fb%20c", 200,
                       "{\"data\":[{\"id\":\"vps_3\"},\"not an object\"],\"hasMore\":false}");
-    out = list(fx, &err);
+    out = provider_fixture_list(fx, &err);
     g_assert_null(err);
     g_assert_cmpuint(out->len, ==, 3);
     g_assert_cmpstr(((IfsResource *)g_ptr_array_index(out, 2))->id, ==, "vps_3");
@@ -70,7 +54,7 @@ static void test_a_cursor_that_comes_again_stops_the_list(Fixture *fx, gconstpoi
                       "{\"data\":[{\"id\":\"vps_1\"}],\"hasMore\":true,\"nextCursor\":\"c1\"}");
     test_server_route(fx->server, FIRST_PAGE "&cursor=c1", 200,
                       "{\"data\":[{\"id\":\"vps_2\"}],\"hasMore\":true,\"nextCursor\":\"c1\"}");
-    out = list(fx, &err);
+    out = provider_fixture_list(fx, &err);
     g_assert_cmpuint(out->len, ==, 0);
     g_assert_nonnull(err);
     g_assert_cmpint(err->errnum, ==, EIO);
@@ -87,7 +71,7 @@ static void test_a_page_without_data_fails_the_list(Fixture *fx, gconstpointer d
 
     (void)data;
     test_server_route(fx->server, FIRST_PAGE, 200, "{\"vps\":[]}");
-    out = list(fx, &err);
+    out = provider_fixture_list(fx, &err);
     g_assert_cmpuint(out->len, ==, 0);
     g_assert_cmpint(err->errnum, ==, EIO);
     assert_contains(err->message, "the answer has no \"data\" array");
@@ -104,7 +88,7 @@ static void test_an_id_with_a_nul_byte_is_shown_as_a_problem(Fixture *fx, gconst
     (void)data;
     test_server_route(fx->server, FIRST_PAGE, 200,
                       "{\"data\":[{\"id\":\"vps\\u0000x\"},{\"id\":\"vps_2\"}]}");
-    out = list(fx, &err);
+    out = provider_fixture_list(fx, &err);
     g_assert_null(err);
     g_assert_cmpuint(out->len, ==, 2);
     r = g_ptr_array_index(out, 0);
@@ -180,7 +164,7 @@ static void test_an_unreadable_202_says_the_action_may_have_run(Fixture *fx, gco
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
-#define ADD(path, fn) g_test_add(path, Fixture, NULL, fixture_setup, fn, fixture_teardown)
+#define ADD(path, fn) g_test_add(path, Fixture, NULL, fixture_setup, fn, provider_fixture_teardown)
     ADD("/hostup/cursors-escaped", test_the_list_follows_cursors_escaped);
     ADD("/hostup/cursor-again", test_a_cursor_that_comes_again_stops_the_list);
     ADD("/hostup/page-without-data", test_a_page_without_data_fails_the_list);

@@ -5,6 +5,7 @@
 #include "infrafs/provider.h"
 
 #include "test_server.h"
+#include "test_util.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -75,12 +76,6 @@ static IfsError *error_for(int status, const char *content_type, const char *bod
     g_assert_null(strchr(err->message, '\n'));
     g_assert_cmpint(err->http_status, ==, status);
     return err;
-}
-
-static void assert_contains(const char *haystack, const char *needle)
-{
-    if (!strstr(haystack, needle))
-        g_error("expected \"%s\" in \"%s\"", needle, haystack);
 }
 
 static void test_status_errno(void)

@@ -223,12 +223,6 @@ static void assert_text(IfsStore *store, const char *path, const char *expected)
     g_free(text);
 }
 
-static void assert_contains(const char *text, const char *part)
-{
-    if (!strstr(text, part))
-        g_error("\"%s\" does not contain \"%s\"", text, part);
-}
-
 /* The names in directory `path`, space-separated in their order. */
 static char *entry_names(IfsStore *store, const char *path)
 {

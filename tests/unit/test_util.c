@@ -87,3 +87,9 @@ char *test_writer_end(void)
         return g_strdup_printf("by %s (uid %u)\n", pw->pw_name, (unsigned)getuid());
     return g_strdup_printf("by uid %u\n", (unsigned)getuid());
 }
+
+void assert_contains(const char *text, const char *part)
+{
+    if (!text || !strstr(text, part))
+        g_error("expected \"%s\" in \"%s\"", part, text ? text : "(null)");
+}

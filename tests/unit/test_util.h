@@ -20,3 +20,6 @@ char *tree_names(const IfsNode *root, const char *path);
 /* How last_action ends for a write by this process's user: "by NAME (uid
  * N)\n", or "by uid N\n" without a name. */
 char *test_writer_end(void);
+
+/* Fails the test, showing both, unless `text` (may be NULL) contains `part`. */
+void assert_contains(const char *text, const char *part);
