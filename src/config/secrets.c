@@ -61,39 +61,46 @@ static char *control_char_in(const char *s)
     return NULL;
 }
 
-/* doc/SEMANTICS.md §2.4: a config with an inline token must not be readable by group or others (nor, whatever holds the secrets, writable by group or others). Checked before any account is validated, so the user
- * learns about an exposed secret first. */
+/* "PATH: WHAT (mode 0644); run: chmod FIX PATH", EACCES. */
+static IfsError *mode_error(const char *path, const struct stat *st, const char *what,
+                            const char *fix)
+{
+    char *word = config_shell_word(path);
+    IfsError *err = ifs_error_new(EACCES, 0, NULL, "%s: %s (mode %04o); run: chmod %s %s", path,
+                                  what, (unsigned)(st->st_mode & 07777), fix, word);
+
+    g_free(word);
+    return err;
+}
+
+/* doc/SEMANTICS.md §2.4: a config with an inline token must not be
+ * readable by group or others, nor writable by others; whatever holds the
+ * secrets, it must not be writable by group or others, who could choose
+ * the url the keys go to and the token_command infrafs runs. Checked
+ * before any account is validated, so the user learns of it first. */
 gboolean config_check_mode(const char *path, const struct stat *st, GPtrArray *sections,
                            IfsError **err)
 {
     for (guint i = 0; i < sections->len && (st->st_mode & SECRET_FILE_EXPOSED); i++) {
         const RawSection *sec = g_ptr_array_index(sections, i);
         const RawEntry *token = config_section_get(sec, "token");
+        char *what;
+
         if (!token)
             continue;
-        char *fix = config_shell_word(path);
-        ifs_error_propagate(
-            err,
-            ifs_error_new(EACCES, 0, NULL,
-                          "%s: holds a secret (token in [%s], line %d) but is %s (mode "
-                          "%04o); run: chmod 600 %s",
-                          path, sec->name, token->line, config_exposure(st->st_mode),
-                          (unsigned)(st->st_mode & 07777), fix));
-        g_free(fix);
+        what = g_strdup_printf("holds a secret (token in [%s], line %d) but is %s", sec->name,
+                               token->line, config_exposure(st->st_mode));
+        ifs_error_propagate(err, mode_error(path, st, what, "600"));
+        g_free(what);
         return FALSE;
     }
-    /* Whatever holds the secrets: who can write the file chooses the url
-     * the keys go to and the token_command infrafs runs. */
     if (st->st_mode & (S_IWGRP | S_IWOTH)) {
-        char *fix = config_shell_word(path);
-        ifs_error_propagate(
-            err,
-            ifs_error_new(EACCES, 0, NULL,
-                          "%s: is writable by %s (mode %04o), who could send the accounts' keys "
-                          "elsewhere or choose the token_command infrafs runs; run: chmod go-w %s",
-                          path, (st->st_mode & S_IWOTH) ? "others" : "its group",
-                          (unsigned)(st->st_mode & 07777), fix));
-        g_free(fix);
+        char *what = g_strdup_printf("is writable by %s, who could send the accounts' keys "
+                                     "elsewhere or choose the token_command infrafs runs",
+                                     (st->st_mode & S_IWOTH) ? "others" : "its group");
+
+        ifs_error_propagate(err, mode_error(path, st, what, "go-w"));
+        g_free(what);
         return FALSE;
     }
     return TRUE;
