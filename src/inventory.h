@@ -35,5 +35,9 @@ void inventory_entries(Inventory *inv, AccountBuild *const *builds, guint n, Eve
  * (nothing set) before the first. */
 gboolean inventory_last_entries(Inventory *inv, IfsNode *out[INVENTORY_ENTRIES]);
 
+/* /inventory.json for the TSV file `tsv` of `rows` rows, rendered from it
+ * when read (inventory_json.c); takes a reference to `tsv`. */
+IfsNode *inventory_json_file(IfsNode *tsv, guint rows);
+
 /* The header line of /inventory, its columns in order. */
 extern const char inventory_header[];
