@@ -153,7 +153,7 @@ static char *passwd_home(void)
 /* ------------------------------------------------------------------ */
 
 /* A three-account example with inline comments, in the shape man infrafs (CONFIGURATION) and the README show, parses as documented (doc/SEMANTICS.md §2). */
-static void test_contract_example(Fixture *fx, gconstpointer data)
+static void test_documented_example(Fixture *fx, gconstpointer data)
 {
     (void)data;
     g_setenv("HOME", fx->dir, TRUE);
@@ -957,7 +957,7 @@ static void test_forget_env_secrets(Fixture *fx, gconstpointer data)
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
-    ADD("/config/contract-example", test_contract_example);
+    ADD("/config/documented-example", test_documented_example);
     ADD("/config/inline-token-and-comments", test_inline_token);
     ADD("/config/quoted-value", test_quoted_value);
     ADD("/config/token-file", test_token_file);
