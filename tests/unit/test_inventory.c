@@ -215,6 +215,45 @@ static void test_links_by_name_and_address_told_apart_when_shared(Fixture *fx, g
     assert_link(fx, "by-name/..%2F..%2Fetc", "../vps/acct/vps_3");
 }
 
+/* A value is cut at 512 bytes in the inventory; a name whose link would
+ * be longer than an entry name may be (255 bytes) gets no link. */
+static void test_long_values_are_cut_and_make_no_link(Fixture *fx, gconstpointer d)
+{
+    Pipeline *p = &fx->p;
+    char *long_name = g_strnfill(600, 'n');
+    char *fits = g_strnfill(255, 'f');
+    char *too_long = g_strnfill(256, 't');
+    char *json1 = g_strdup_printf("{\"id\": \"vps_1\", \"name\": \"%s\"}", long_name);
+    char *json2 = g_strdup_printf("{\"id\": \"vps_2\", \"name\": \"%s\"}", fits);
+    char *json3 = g_strdup_printf("{\"id\": \"vps_3\", \"name\": \"%s\"}", too_long);
+    char *inventory, *names, *row, **columns, *cut = g_strnfill(512, 'n');
+    IfsNode *root;
+
+    (void)d;
+    pipeline_set_resources(p, "vps_1", json1, "vps_2", json2, "vps_3", json3, NULL);
+    publish_account(p->publisher, p->account);
+
+    inventory = published_text(p, "inventory");
+    row = strstr(inventory, "\tvps_1\t");
+    g_assert_nonnull(row);
+    columns = g_strsplit(row + 1, "\t", 3); /* id, name, the rest */
+    g_assert_cmpstr(columns[1], ==, cut); /* 512 of its 600 bytes */
+    g_strfreev(columns);
+    root = publisher_root(p->publisher);
+    names = tree_names(root, "by-name");
+    g_assert_cmpstr(names, ==, fits); /* 255 bytes: a link; 256 and 600: none */
+    g_free(names);
+    ifs_node_unref(root);
+    g_free(inventory);
+    g_free(cut);
+    g_free(json3);
+    g_free(json2);
+    g_free(json1);
+    g_free(too_long);
+    g_free(fits);
+    g_free(long_name);
+}
+
 /* /events after its time column, one "path change old new" per line. */
 static char *events_after_time(Fixture *fx)
 {
@@ -352,6 +391,7 @@ int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
 #define ADD(name, fn) g_test_add(name, Fixture, NULL, setup, fn, teardown)
+    ADD("/inventory/long-values-cut-no-link", test_long_values_are_cut_and_make_no_link);
     ADD("/inventory/one-row-per-resource-sorted-by-name", test_one_row_per_resource_sorted_by_name);
     ADD("/inventory/no-resources", test_no_resources_is_a_header_and_an_empty_array);
     ADD("/inventory/hostile-values", test_hostile_values_stay_one_row_and_valid_json);
