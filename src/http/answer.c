@@ -355,7 +355,8 @@ IfsError *ifs_http_error_from_response(int status, const char *content_type, con
 /* ------------------------------------------------------------------------ */
 /* Retry-After and X-RateLimit-Reset                                          */
 
-gboolean ifs_http_parse_seconds(const char *value, gint64 *out)
+/* Whole non-negative decimal number, surrounding white space allowed. */
+static gboolean parse_seconds(const char *value, gint64 *out)
 {
     char *copy = g_strstrip(g_strdup(value));
     guint64 n;
@@ -371,7 +372,7 @@ gint64 ifs_http_parse_header_number(const char *value)
 {
     gint64 n;
 
-    return value && ifs_http_parse_seconds(value, &n) ? n : -1;
+    return value && parse_seconds(value, &n) ? n : -1;
 }
 
 gint64 ifs_http_parse_retry_after(const char *value, gint64 now_epoch)
@@ -381,7 +382,7 @@ gint64 ifs_http_parse_retry_after(const char *value, gint64 now_epoch)
 
     if (!value || !*skip_space(value))
         return -1;
-    if (ifs_http_parse_seconds(value, &seconds))
+    if (parse_seconds(value, &seconds))
         return seconds;
     if (g_ascii_isdigit(*skip_space(value)) || *skip_space(value) == '-')
         return -1; /* a malformed number, not a date */
@@ -418,7 +419,7 @@ static gint64 parse_epoch_seconds(const char *text)
     if (digits == 0 || *fraction)
         return -1;
     whole = g_strndup(text, digits);
-    if (!ifs_http_parse_seconds(whole, &epoch))
+    if (!parse_seconds(whole, &epoch))
         epoch = -1;
     g_free(whole);
     return epoch;

@@ -13,9 +13,6 @@ char *ifs_http_describe_request(const char *account, const char *method, const c
 IfsError *ifs_http_refused_answer(const char *where, const char *method, int status,
                                   const char *why);
 
-/* Whole non-negative decimal number, surrounding white space allowed. */
-gboolean ifs_http_parse_seconds(const char *value, gint64 *out);
-
 /* An X-RateLimit-Limit or -Remaining value; -1 when absent or not a number. */
 gint64 ifs_http_parse_header_number(const char *value);
 
