@@ -202,18 +202,13 @@ char *ifs_store_progress_line(IfsStore *store)
 
 IfsNode *ifs_store_stat(IfsStore *store, uint64_t id, uint64_t *ino)
 {
-    IfsNode *root = publisher_root(store->publisher);
-    IfsNode *node;
+    g_autoptr(IfsNode) root = publisher_root(store->publisher);
 
-    if (!root)
-        return NULL;
     /* By path, not by st_ino: a wait file replaced by a newer operation's
      * (another inode at the same path) answers as that one, so a reader
      * that raced the replacement waits for the newer operation rather
      * than failing. */
-    node = ifs_inodes_resolve(store->inodes, root, id, ino);
-    ifs_node_unref(root);
-    return node;
+    return root ? ifs_inodes_resolve(store->inodes, root, id, ino) : NULL;
 }
 
 IfsNode *ifs_store_get(IfsStore *store, uint64_t id)
@@ -223,29 +218,19 @@ IfsNode *ifs_store_get(IfsStore *store, uint64_t id)
 
 IfsNode *ifs_store_parent(IfsStore *store, uint64_t id, uint64_t *dir_id)
 {
-    IfsNode *root = publisher_root(store->publisher);
-    IfsNode *dir;
+    g_autoptr(IfsNode) root = publisher_root(store->publisher);
 
     *dir_id = 0;
-    if (!root)
-        return NULL;
-    dir = ifs_inodes_resolve_parent(store->inodes, root, id, dir_id);
-    ifs_node_unref(root);
-    return dir;
+    return root ? ifs_inodes_resolve_parent(store->inodes, root, id, dir_id) : NULL;
 }
 
 IfsNode *ifs_store_lookup(IfsStore *store, uint64_t parent, const char *name, uint64_t *id,
                           uint64_t *ino)
 {
-    IfsNode *root = publisher_root(store->publisher);
-    IfsNode *node;
+    g_autoptr(IfsNode) root = publisher_root(store->publisher);
 
     *id = 0;
-    if (!root)
-        return NULL;
-    node = ifs_inodes_lookup(store->inodes, root, parent, name, id, ino);
-    ifs_node_unref(root);
-    return node;
+    return root ? ifs_inodes_lookup(store->inodes, root, parent, name, id, ino) : NULL;
 }
 
 guint64 ifs_store_generation(IfsStore *store)

@@ -78,6 +78,7 @@ uint64_t ifs_node_ino(const IfsNode *n, uint64_t dir_ino);
 
 IfsNode *ifs_node_ref(IfsNode *n);
 void ifs_node_unref(IfsNode *n);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(IfsNode, ifs_node_unref)
 /* References held on the node (on its block, for a packed one). */
 guint ifs_node_ref_count(const IfsNode *n);
 
