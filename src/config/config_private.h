@@ -39,6 +39,9 @@ typedef struct {
  * the parts that do not apply left out. */
 IfsError *config_error(int errnum, const char *path, int line, const char *section, const char *key,
                        const char *fmt, ...) G_GNUC_PRINTF(6, 7);
+/* EINVAL for entry `e` of `sec`, its key named: always FALSE. */
+gboolean config_refuse(const Loader *ld, const RawSection *sec, const RawEntry *e, IfsError **err,
+                       const char *fmt, ...) G_GNUC_PRINTF(5, 6);
 /* Only EINVAL, ENOENT and EACCES come out of the config reader. */
 int config_errnum_for_file(int e);
 /* "readable by group or others", ... for a mode that exposes a secret. */

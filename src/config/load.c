@@ -18,15 +18,12 @@
 
 /* Every message has the shape "FILE:LINE: [section] key: what; fix", with
  * the parts that do not apply left out. */
-IfsError *config_error(int errnum, const char *path, int line, const char *section, const char *key,
-                       const char *fmt, ...)
+static IfsError *config_verror(int errnum, const char *path, int line, const char *section,
+                               const char *key, const char *fmt, va_list ap)
 {
-    va_list ap;
-    va_start(ap, fmt);
     char *what = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
-
     GString *msg = g_string_new(path);
+
     if (line > 0)
         g_string_append_printf(msg, ":%d", line);
     g_string_append(msg, ": ");
@@ -40,6 +37,29 @@ IfsError *config_error(int errnum, const char *path, int line, const char *secti
     g_string_free(msg, TRUE);
     g_free(what);
     return err;
+}
+
+IfsError *config_error(int errnum, const char *path, int line, const char *section, const char *key,
+                       const char *fmt, ...)
+{
+    va_list ap;
+    IfsError *err;
+
+    va_start(ap, fmt);
+    err = config_verror(errnum, path, line, section, key, fmt, ap);
+    va_end(ap);
+    return err;
+}
+
+gboolean config_refuse(const Loader *ld, const RawSection *sec, const RawEntry *e, IfsError **err,
+                       const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    ifs_error_propagate(err, config_verror(EINVAL, ld->path, e->line, sec->name, e->key, fmt, ap));
+    va_end(ap);
+    return FALSE;
 }
 
 /* Only EINVAL, ENOENT and EACCES leave here (a config error stops the mount: doc/SEMANTICS.md §2.1). */

@@ -200,17 +200,10 @@ static gboolean get_insecure_http(const Loader *ld, const RawSection *sec, gbool
 {
     const RawEntry *e = config_section_get(sec, "insecure_http");
 
-    *on = FALSE;
-    if (!e)
+    *on = e && g_ascii_strcasecmp(e->value, "true") == 0;
+    if (!e || *on || g_ascii_strcasecmp(e->value, "false") == 0)
         return TRUE;
-    if (g_ascii_strcasecmp(e->value, "true") == 0 || g_ascii_strcasecmp(e->value, "false") == 0) {
-        *on = g_ascii_strcasecmp(e->value, "true") == 0;
-        return TRUE;
-    }
-    ifs_error_propagate(err,
-                        config_error(EINVAL, ld->path, e->line, sec->name, "insecure_http",
-                                     "'%s' is neither true nor false", e->value));
-    return FALSE;
+    return config_refuse(ld, sec, e, err, "'%s' is neither true nor false", e->value);
 }
 
 static gboolean set_url(const Loader *ld, const RawSection *sec, const IfsAccountSchema *schema,
@@ -242,9 +235,7 @@ static gboolean set_url(const Loader *ld, const RawSection *sec, const IfsAccoun
     }
     if (acct->url)
         return TRUE;
-    ifs_error_propagate(err,
-                        config_error(EINVAL, ld->path, e->line, sec->name, "url", "%s", problem));
-    return FALSE;
+    return config_refuse(ld, sec, e, err, "%s", problem);
 }
 
 gboolean ifs_whole_number(const char *text, guint64 min, guint64 max, guint64 *out)
@@ -271,12 +262,10 @@ static gboolean set_refresh(const Loader *ld, const RawSection *sec, IfsAccountC
         acct->refresh_s = (int)seconds;
         return TRUE;
     }
-    ifs_error_propagate(err,
-                        config_error(EINVAL, ld->path, e->line, sec->name, "refresh",
-                                     "'%s' is not a positive whole number of "
-                                     "seconds; write e.g. refresh = 60",
-                                     e->value));
-    return FALSE;
+    return config_refuse(ld, sec, e, err,
+                         "'%s' is not a positive whole number of "
+                         "seconds; write e.g. refresh = 60",
+                         e->value);
 }
 
 /* Bounds of every HTTP request of the account, and of how many resources
@@ -295,24 +284,19 @@ static gboolean set_limits(const Loader *ld, const RawSection *sec, IfsAccountCo
     acct->max_resources = -1;
     if (timeout) {
         if (!parse_count(timeout->value, TIMEOUT_MAX_S, &n)) {
-            ifs_error_propagate(err,
-                                config_error(EINVAL, ld->path, timeout->line, sec->name, "timeout",
-                                             "'%s' is not a whole number of seconds from 1 "
-                                             "to %d; write e.g. timeout = 30",
-                                             timeout->value, TIMEOUT_MAX_S));
-            return FALSE;
+            return config_refuse(ld, sec, timeout, err,
+                                 "'%s' is not a whole number of seconds from 1 "
+                                 "to %d; write e.g. timeout = 30",
+                                 timeout->value, TIMEOUT_MAX_S);
         }
         acct->timeout_s = (int)n;
     }
     if (max_res) {
         if (!parse_count(max_res->value, MAX_RESOURCES_MAX, &n)) {
-            ifs_error_propagate(err,
-                                config_error(EINVAL, ld->path, max_res->line, sec->name,
-                                             "max_resources",
-                                             "'%s' is not a whole number from 1 to "
-                                             "%d; write e.g. max_resources = 200000",
-                                             max_res->value, MAX_RESOURCES_MAX));
-            return FALSE;
+            return config_refuse(ld, sec, max_res, err,
+                                 "'%s' is not a whole number from 1 to "
+                                 "%d; write e.g. max_resources = 200000",
+                                 max_res->value, MAX_RESOURCES_MAX);
         }
         acct->max_resources = (int)n;
     }
@@ -348,13 +332,10 @@ static gboolean set_budget(const Loader *ld, const RawSection *sec, IfsAccountCo
 
     if (rate) {
         if (!parse_rate_limit(rate->value, &limit, &window)) {
-            ifs_error_propagate(
-                err,
-                config_error(EINVAL, ld->path, rate->line, sec->name, "rate_limit",
-                             "'%s' is not REQUESTS/SECONDS (whole numbers, at most %d "
-                             "requests per up to %d seconds); write e.g. rate_limit = 600/60",
-                             rate->value, RATE_LIMIT_MAX, RATE_WINDOW_MAX_S));
-            return FALSE;
+            return config_refuse(ld, sec, rate, err,
+                                 "'%s' is not REQUESTS/SECONDS (whole numbers, at most %d "
+                                 "requests per up to %d seconds); write e.g. rate_limit = 600/60",
+                                 rate->value, RATE_LIMIT_MAX, RATE_WINDOW_MAX_S);
         }
         acct->rate_limit = (guint)limit;
         acct->rate_window_s = (guint)window;
@@ -369,13 +350,10 @@ static gboolean set_budget(const Loader *ld, const RawSection *sec, IfsAccountCo
         ok = parse_count(g_strstrip(text), 100, &n);
         g_free(text);
         if (!ok) {
-            ifs_error_propagate(err,
-                                config_error(EINVAL, ld->path, share->line, sec->name,
-                                             "refresh_share",
-                                             "'%s' is not a percentage from 1 to 100; write e.g. "
-                                             "refresh_share = 50%%",
-                                             share->value));
-            return FALSE;
+            return config_refuse(ld, sec, share, err,
+                                 "'%s' is not a percentage from 1 to 100; write e.g. "
+                                 "refresh_share = 50%%",
+                                 share->value);
         }
         acct->refresh_share = (guint)n;
     }
@@ -440,9 +418,7 @@ static gboolean set_cacert(const Loader *ld, const RawSection *sec, IfsAccountCo
     const char *problem = NULL;
     char *path = config_expand_path(ld, e->value, &problem);
     if (!path) {
-        ifs_error_propagate(
-            err, config_error(EINVAL, ld->path, e->line, sec->name, "cacert", "%s", problem));
-        return FALSE;
+        return config_refuse(ld, sec, e, err, "%s", problem);
     }
     struct stat st;
     int errnum = 0;
@@ -562,13 +538,10 @@ gboolean config_resolve_webhook(const Loader *ld, const RawSection *sec, IfsAcco
         return FALSE;
     }
     if (!listen_address_ok(listen->value)) {
-        ifs_error_propagate(err,
-                            config_error(EINVAL, ld->path, listen->line, sec->name,
-                                         "webhook_listen",
-                                         "'%s' is not ADDRESS:PORT with a numeric address; write "
-                                         "e.g. webhook_listen = 127.0.0.1:8089 (or [::1]:8089)",
-                                         listen->value));
-        return FALSE;
+        return config_refuse(ld, sec, listen, err,
+                             "'%s' is not ADDRESS:PORT with a numeric address; write "
+                             "e.g. webhook_listen = 127.0.0.1:8089 (or [::1]:8089)",
+                             listen->value);
     }
     acct->webhook_secret = config_read_token_file(ld, sec, file, &path, err);
     g_free(path);
