@@ -10,6 +10,7 @@
  * sent synchronously, and a control file's cached pages are never complete
  * after a write, so reads are sent too. */
 #include "infrafs/fs.h"
+#include "infrafs/controlpages.h"
 #include "infrafs/pagepush.h"
 #include "infrafs/restat.h"
 
@@ -24,51 +25,11 @@ struct IfsFs {
     struct fuse_session *se;
     IfsFsOwner owner;
     gboolean no_open;
-    /* Control files' cached pages are dropped and filled by threads of
-     * their own (see drop_control_page, fill_control_page): a drop may wait
-     * for the page of a write still in progress, and that writer may be
-     * waiting for the store's publisher, so neither the publisher nor a
-     * request thread may send them. */
-    GThreadPool *drops; /* of uint64_t* node ids */
-    GThreadPool *fills; /* of ControlFill* */
+    IfsControlPages *control_pages;
     IfsPagePusher *pusher;
     IfsRestater *restater;
     _Atomic int64_t last_file_read; /* monotonic µs of the last READ of a file */
 };
-
-/* Where a fill of a control file's page stands; shared by the request
- * thread that waits for it and the thread that sends it, and freed by the
- * last of them. */
-typedef enum { FILL_QUEUED, FILL_STARTED, FILL_DONE, FILL_CANCELLED } FillState;
-
-typedef struct {
-    gatomicrefcount ref;
-    GMutex lock;
-    GCond cond;
-    FillState state;
-    uint64_t id; /* the file's node id */
-    char *commands;
-    size_t size;
-} ControlFill;
-
-static void control_fill_unref(ControlFill *f)
-{
-    if (!g_atomic_ref_count_dec(&f->ref))
-        return;
-    g_mutex_clear(&f->lock);
-    g_cond_clear(&f->cond);
-    g_free(f->commands);
-    g_free(f);
-}
-
-/* How long a truncation of a control file waits for its fill to start
- * (see cache_control_page). */
-#define CONTROL_FILL_WAIT_MS 1000
-/* Threads that drop control files' pages, started as needed: each may wait
- * for one slow write. */
-#define CONTROL_DROP_THREADS 8
-/* Threads that fill them: a fill never waits for a write. */
-#define CONTROL_FILL_THREADS 2
 
 /* Listings push their files while something reads files (grep -r), not
  * for walks that only list (find, ls -lR). */
@@ -83,85 +44,6 @@ static gboolean in_reading_walk(IfsFs *fs)
     return g_get_monotonic_time() -
         atomic_load_explicit(&fs->last_file_read, memory_order_relaxed) <
         READING_WALK_US;
-}
-
-/* ---- control files' cached pages ---------------------------------------- */
-
-/* The kernel sends a write's bytes from the page cache, not from the
- * writer's buffer: a control file's page is filled only while that file's
- * inode is locked by a truncation we are answering (see cache_control_page),
- * so that no fill can overwrite a command between write() and our reading
- * of it. Drops are safe at any time: a write in flight holds its page. */
-static void queue_control_drop(IfsFs *fs, uint64_t id)
-{
-    g_thread_pool_push(fs->drops, g_memdup2(&id, sizeof id), NULL);
-}
-
-/* Runs on a drop thread: it may wait for the page lock of a write still in
- * progress (the kernel holds it until our reply when the page was not
- * cached), which costs nobody anything there. */
-static void drop_control_page(gpointer data, gpointer user)
-{
-    uint64_t *id = data;
-    IfsFs *fs = user;
-
-    fuse_lowlevel_notify_inval_inode(fs->se, *id, 0, 0);
-    g_free(id);
-}
-
-static void fill_control_page(gpointer data, gpointer user)
-{
-    ControlFill *f = data;
-    IfsFs *fs = user;
-    gboolean send;
-
-    g_mutex_lock(&f->lock);
-    send = f->state == FILL_QUEUED;
-    if (send)
-        f->state = FILL_STARTED;
-    g_mutex_unlock(&f->lock);
-    if (send) {
-        struct fuse_bufvec bufv = FUSE_BUFVEC_INIT(f->size);
-
-        bufv.buf[0].mem = f->commands;
-        fuse_lowlevel_notify_store(fs->se, f->id, 0, &bufv, 0);
-        g_mutex_lock(&f->lock);
-        f->state = FILL_DONE;
-        g_cond_broadcast(&f->cond);
-        g_mutex_unlock(&f->lock);
-    }
-    control_fill_unref(f);
-}
-
-/* Caches the command list as one complete page before a truncating write
- * (`echo cmd > power`): the kernel then does not keep that page locked
- * during the write's API call, so readers meanwhile are not stalled.
- * Called while answering the truncation, when the kernel holds the inode
- * lock that every write takes: a fill must end before we answer, or never
- * happen. A fill not started within the bound (the fill threads busy) is
- * cancelled; a started one ends quickly, as no write can hold the page. */
-static void cache_control_page(IfsFs *fs, const IfsNode *node, uint64_t id)
-{
-    ControlFill *f = g_new0(ControlFill, 1);
-    gint64 until = g_get_monotonic_time() + CONTROL_FILL_WAIT_MS * G_TIME_SPAN_MILLISECOND;
-
-    g_atomic_ref_count_init(&f->ref);
-    g_atomic_ref_count_inc(&f->ref); /* one for us, one for the fill thread */
-    g_mutex_init(&f->lock);
-    g_cond_init(&f->cond);
-    f->id = id;
-    f->commands = g_memdup2(ifs_node_data(node), ifs_node_size(node));
-    f->size = ifs_node_size(node);
-    g_thread_pool_push(fs->fills, f, NULL);
-    g_mutex_lock(&f->lock);
-    while (f->state == FILL_QUEUED && g_cond_wait_until(&f->cond, &f->lock, until))
-        ;
-    if (f->state == FILL_QUEUED)
-        f->state = FILL_CANCELLED;
-    while (f->state == FILL_STARTED)
-        g_cond_wait(&f->cond, &f->lock);
-    g_mutex_unlock(&f->lock);
-    control_fill_unref(f);
 }
 
 /* ---- requests ------------------------------------------------------------ */
@@ -331,7 +213,7 @@ static void ifs_setattr(fuse_req_t req, fuse_ino_t id, struct stat *attr, int to
         return;
     }
     /* `echo cmd > power` truncates, then writes. */
-    cache_control_page(fs_of(req), node, id);
+    ifs_control_pages_fill(fs_of(req)->control_pages, ifs_node_data(node), ifs_node_size(node), id);
     fill_attr(fs_of(req), node, st_ino, &st);
     fuse_reply_attr(req, &st, IFS_CACHE_TIMEOUT);
     ifs_node_unref(node);
@@ -498,13 +380,13 @@ static void ifs_write(fuse_req_t req, fuse_ino_t id, const char *buf, size_t siz
         /* Dirty pages of a shared writable mapping, flushed by msync or
          * writeback: not a write() at offset 0, so never a command. */
         fuse_reply_err(req, EACCES);
-        queue_control_drop(fs, id);
+        ifs_control_pages_drop(fs->control_pages, id);
         ifs_node_unref(node);
         return;
     }
     /* Dropped now too, so that readers during a slow API call read the
      * commands from us. */
-    queue_control_drop(fs, id);
+    ifs_control_pages_drop(fs->control_pages, id);
     /* The API call happens here, inside write(): errors are never deferred
      * to close(), which most programs ignore. */
     errnum = ifs_store_control_write(fs->store, node, buf, size, off, fuse_req_ctx(req)->uid);
@@ -512,7 +394,7 @@ static void ifs_write(fuse_req_t req, fuse_ino_t id, const char *buf, size_t siz
         fuse_reply_err(req, errnum);
     else
         fuse_reply_write(req, size);
-    queue_control_drop(fs, id);
+    ifs_control_pages_drop(fs->control_pages, id);
     ifs_node_unref(node);
 }
 
@@ -682,23 +564,19 @@ void ifs_fs_attach(IfsFs *fs, struct fuse_session *se, const char *mountpoint)
 {
     fs->se = se;
     fs->restater = ifs_restater_new(fs->store, mountpoint);
-    fs->drops = g_thread_pool_new(drop_control_page, fs, CONTROL_DROP_THREADS, FALSE, NULL);
-    fs->fills = g_thread_pool_new(fill_control_page, fs, CONTROL_FILL_THREADS, FALSE, NULL);
+    fs->control_pages = ifs_control_pages_new(se);
     fs->pusher = ifs_page_pusher_new(fs->store, se);
 }
 
 void ifs_fs_detach(IfsFs *fs)
 {
-    if (!fs->drops)
+    if (!fs->control_pages)
         return;
     ifs_restater_stop(fs->restater);
     ifs_page_pusher_free(fs->pusher);
     fs->pusher = NULL;
-    /* What is queued is done; no fill is queued once requests have ended. */
-    g_thread_pool_free(fs->fills, FALSE, TRUE);
-    g_thread_pool_free(fs->drops, FALSE, TRUE);
-    fs->fills = NULL;
-    fs->drops = NULL;
+    ifs_control_pages_free(fs->control_pages);
+    fs->control_pages = NULL;
     fs->se = NULL;
 }
 
