@@ -4,6 +4,7 @@
 #include "infrafs/names.h"
 
 #include <errno.h>
+#include <stdarg.h>
 
 static IfsError *unexpected(const char *account, const char *path, const char *expected,
                             const char *hint)
@@ -69,4 +70,131 @@ IfsResource *ifs_kit_resource(const char *kind, json_object *item, const char *k
     if (!r->id)
         r->problem = ifs_kit_id_problem(item, key);
     return r;
+}
+
+static IfsError *paging_error(const char *account, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+
+static IfsError *paging_error(const char *account, const char *fmt, ...)
+{
+    va_list ap;
+    char *what;
+    IfsError *e;
+
+    va_start(ap, fmt);
+    what = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    e = ifs_error_new(EIO, 0, NULL, "account '%s': %s", account, what);
+    g_free(what);
+    return e;
+}
+
+gboolean ifs_kit_read_pages(IfsHttp *http, const char *account, const IfsKitPager *pager,
+                            gpointer ctx, IfsError **err)
+{
+    GHashTable *cursors = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    IfsKitPage page = {.number = 1};
+    char *cursor = NULL;
+    gboolean ok = TRUE;
+
+    while (ok && !page.done) {
+        char *path;
+        json_object *answer;
+
+        if (page.number > pager->max_pages) {
+            ifs_error_propagate(err,
+                                paging_error(account,
+                                             "%s: more than %u pages; stopping rather than "
+                                             "paging forever",
+                                             pager->what, pager->max_pages));
+            ok = FALSE;
+            break;
+        }
+        page.cursor = cursor;
+        page.next_cursor = NULL;
+        path = pager->path(ctx, &page);
+        answer = ifs_http_get_json(http, path, err);
+        ok = answer && pager->take(ctx, path, answer, &page, err);
+        if (ok && !page.done && page.next_cursor) {
+            if (g_hash_table_add(cursors, g_strdup(page.next_cursor))) {
+                g_free(cursor);
+                cursor = g_strdup(page.next_cursor);
+            } else {
+                ifs_error_propagate(err,
+                                    paging_error(account,
+                                                 "GET %s: the API handed out cursor '%s' a "
+                                                 "second time; stopping rather than paging "
+                                                 "in circles",
+                                                 path, page.next_cursor));
+                ok = FALSE;
+            }
+        }
+        page.number++;
+        json_object_put(answer);
+        g_free(path);
+    }
+    g_free(cursor);
+    g_hash_table_destroy(cursors);
+    return ok;
+}
+
+struct IfsKitKeptList {
+    char *kind;
+    GPtrArray *last; /* IfsResource* */
+};
+
+IfsKitKeptList *ifs_kit_kept_list_new(const char *kind)
+{
+    IfsKitKeptList *kept = g_new0(IfsKitKeptList, 1);
+
+    kept->kind = g_strdup(kind);
+    kept->last = g_ptr_array_new_with_free_func((GDestroyNotify)ifs_resource_unref);
+    return kept;
+}
+
+void ifs_kit_kept_list_free(IfsKitKeptList *kept)
+{
+    if (!kept)
+        return;
+    g_ptr_array_unref(kept->last);
+    g_free(kept->kind);
+    g_free(kept);
+}
+
+void ifs_kit_kept_list_restore(IfsKitKeptList *kept, GPtrArray *restored)
+{
+    for (guint i = 0; i < restored->len; i++) {
+        IfsResource *r = g_ptr_array_index(restored, i);
+
+        if (g_strcmp0(r->kind, kept->kind) == 0)
+            g_ptr_array_add(kept->last, ifs_resource_ref(r));
+    }
+}
+
+void ifs_kit_kept_list_replace(IfsKitKeptList *kept, GPtrArray *fresh)
+{
+    g_ptr_array_unref(kept->last);
+    kept->last = fresh;
+}
+
+void ifs_kit_kept_list_failed(IfsKitKeptList *kept, const IfsError *failure, const char *hint,
+                              IfsError **partial)
+{
+    char *text = g_strdup_printf("%s not refreshed, showing the last good list: %s%s", kept->kind,
+                                 failure->message, hint ? hint : "");
+
+    if (!*partial) {
+        *partial = ifs_error_new(failure->errnum, failure->http_status, failure->code, "%s", text);
+    } else {
+        char *both = g_strconcat((*partial)->message, "; ", text, NULL);
+
+        g_free((*partial)->message);
+        (*partial)->message = both;
+    }
+    g_free(text);
+}
+
+void ifs_kit_kept_list_append(const IfsKitKeptList *kept, GPtrArray *out)
+{
+    for (guint i = 0; i < kept->last->len; i++)
+        g_ptr_array_add(out, ifs_resource_ref(g_ptr_array_index(kept->last, i)));
 }

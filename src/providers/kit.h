@@ -21,3 +21,55 @@ char *ifs_kit_id_problem(json_object *obj, const char *key);
  * usable id the resource has id NULL, and says why when the id holds a
  * NUL byte (the caller may say more for other cases). */
 IfsResource *ifs_kit_resource(const char *kind, json_object *item, const char *key);
+
+/* ---- paged lists ---- */
+
+/* One page of a paged list: what was asked for, and what the provider's
+ * reading of the answer says comes next. */
+typedef struct {
+    guint number; /* 1, 2, ...: the page asked for (APIs that number pages) */
+    const char *cursor; /* the cursor sent, or NULL (the first page, or numbered pages) */
+    /* Set by IfsKitPager.take: */
+    const char *next_cursor; /* the cursor to send next (may point into the answer) */
+    gboolean done; /* no page comes after this one */
+} IfsKitPage;
+
+typedef struct {
+    const char *what; /* for messages: "listing VPSes" */
+    guint max_pages;
+    /* The request path of `page` (g_free). */
+    char *(*path)(gpointer ctx, const IfsKitPage *page);
+    /* Takes the items of `answer`, the page at `path`, and says what comes
+     * next (next_cursor, done, or neither: the next page number). FALSE
+     * with *err when the answer is of no use. */
+    gboolean (*take)(gpointer ctx, const char *path, json_object *answer, IfsKitPage *page,
+                     IfsError **err);
+} IfsKitPager;
+
+/* Reads pages until one is the last: numbered pages until the provider
+ * hands out a cursor, cursors from then on. Stops with EIO, naming the
+ * account, at more than max_pages pages or a cursor handed out twice, an
+ * API paging in circles. */
+gboolean ifs_kit_read_pages(IfsHttp *http, const char *account, const IfsKitPager *pager,
+                            gpointer ctx, IfsError **err);
+
+/* ---- a list kept while its endpoint fails ---- */
+
+/* The last good list of one kind whose endpoint is secondary to the
+ * account's main list (DeployHQ's regions and sizes): a failed read keeps
+ * it and makes the refresh partial (provider.h), and the list saved on
+ * disk stands in after a remount until the endpoint answers. */
+typedef struct IfsKitKeptList IfsKitKeptList;
+
+IfsKitKeptList *ifs_kit_kept_list_new(const char *kind);
+void ifs_kit_kept_list_free(IfsKitKeptList *kept);
+/* The resources of its kind among those a remount restored. */
+void ifs_kit_kept_list_restore(IfsKitKeptList *kept, GPtrArray *restored);
+/* A read that succeeded: `fresh` (taken) becomes the list. */
+void ifs_kit_kept_list_replace(IfsKitKeptList *kept, GPtrArray *fresh);
+/* A read that failed: the list stays, and `failure` (with `hint`, or "")
+ * joins *partial: "KIND not refreshed, showing the last good list: ...". */
+void ifs_kit_kept_list_failed(IfsKitKeptList *kept, const IfsError *failure, const char *hint,
+                              IfsError **partial);
+/* Adds a reference to each resource of the list to `out`. */
+void ifs_kit_kept_list_append(const IfsKitKeptList *kept, GPtrArray *out);
