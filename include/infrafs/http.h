@@ -14,6 +14,12 @@ typedef enum {
     IFS_AUTH_HEADER, /* <auth_header>: <secret> */
 } IfsAuthScheme;
 
+/* A provider's reading of its own JSON error bodies (in src/providers/):
+ * from `body`, a JSON object, its code and its sentence, newly allocated
+ * (either may be NULL), or both left NULL when `body` is not of its shape,
+ * and the generic reading then applies (ifs_http_error_from_response). */
+typedef void (*IfsHttpErrorReader)(json_object *body, char **code, char **message);
+
 typedef struct {
     const char *account; /* for messages: "account 'hostup'" */
     const char *origin; /* scheme://host[:port][/prefix], no trailing '/' */
@@ -33,6 +39,7 @@ typedef struct {
     unsigned rate_window_s;
     unsigned refresh_share;
     const char *rate_limit_source; /* for the budget file: "rate_limit in ..." */
+    IfsHttpErrorReader error_reader; /* NULL: the generic reading only */
 } IfsHttpConfig;
 
 typedef struct {
@@ -112,13 +119,28 @@ void ifs_http_wake(IfsHttp *http);
 void ifs_http_cancel(IfsHttp *http);
 
 /* Pure helpers, exposed for tests. */
-/* Error answer -> IfsError. Understands RFC 7807 (code/title/detail),
- * {"error":{"code","message"}}, {"success":false,"error","message"},
- * {"message","code"}, {"error_code","hint"}, {"error":"..."},
- * {"errors":[...]}, field hashes, and plain text (truncated). */
+/* Error answer -> IfsError: the errno of its status (doc/SEMANTICS.md
+ * §5.5), and the provider's code and sentence as `reader` finds them in a
+ * JSON body. Where it finds neither (or `reader` is NULL), what any API
+ * may send: an object's `detail`, `message` or `title`, a JSON string or
+ * array of strings, an HTML page's title, a plain text's first line. Both
+ * are cut to one short line. */
 IfsError *ifs_http_error_from_response(int status, const char *content_type, const char *body,
                                        size_t body_len, const char *method, const char *path,
-                                       const char *account);
+                                       const char *account, IfsHttpErrorReader reader);
+
+/* For the providers' error readers: what their bodies have in common. */
+/* A member's text when it is a non-empty string, else NULL (also when `obj`
+ * is no object). */
+const char *ifs_http_error_text(json_object *obj, const char *key);
+/* `headline`, then after ": " what the first entries of `list` say: a
+ * string as it is, an object as its member `text_key`, after its member
+ * `where_key` and ": " when it has one (a string, or an array of path
+ * parts, joined by "."). NULL when that is nothing. `headline`, `list` and
+ * the keys may be NULL, `list` of any type. */
+char *ifs_http_error_message(const char *headline, json_object *list, const char *where_key,
+                             const char *text_key);
+
 /* Retry-After: delta seconds or an HTTP-date -> seconds to wait (>= 0),
  * -1 when unparsable. */
 gint64 ifs_http_parse_retry_after(const char *value, gint64 now_epoch);

@@ -137,6 +137,9 @@ struct IfsProviderType {
      * 0: none (learnt from the answers, or no limit). */
     unsigned default_rate_limit;
     unsigned default_rate_window_s;
+    /* Its API's error bodies read (http.h); NULL: only the shapes any API
+     * may send. */
+    IfsHttpErrorReader error_reader;
 
     /* Per-account state; `http` is owned by the caller and outlives it. */
     gpointer (*open)(IfsHttp *http, const IfsAccountConfig *cfg, IfsError **err);

@@ -1,6 +1,7 @@
-/* What an API answered, read without the network: error bodies of every
- * provider into IfsError, Retry-After and X-RateLimit-* values, and a 2xx
- * body into JSON (src/http/answer.h). Pure functions: the client (client.c, wire.c)
+/* What an API answered, read without the network: error bodies into
+ * IfsError (each provider's own shapes by its IfsHttpErrorReader, in its
+ * file), Retry-After and X-RateLimit-* values, and a 2xx body into JSON
+ * (src/http/answer.h). Pure functions: the client (client.c, wire.c)
  * calls them on what libcurl received, and the fuzz targets on anything. */
 #ifndef G_LOG_DOMAIN
 #define G_LOG_DOMAIN "infrafs"
@@ -17,7 +18,7 @@
 /* Provider text in a message: enough for a sentence, never a page. */
 #define MAX_DETAIL_CHARS 200
 #define MAX_CODE_CHARS 64
-/* How many entries of an `errors`/`issues` list a message lists. */
+/* How many entries of a list of errors a message lists. */
 #define MAX_LISTED_ERRORS 5
 
 /* ------------------------------------------------------------------------ */
@@ -73,7 +74,8 @@ static char *text_detail(const char *content_type, const char *text)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Reading the error bodies of the five providers                            */
+/* Reading JSON error bodies: what any API may send, and what the         */
+/* providers' readers (IfsHttpErrorReader) share                            */
 
 /* Every body is read through the one bounded parser, with the limits for
  * API answers: json-c's depth, and the memory bound of jsonparse.h. */
@@ -82,8 +84,7 @@ static json_object *parse_json_text(const char *text, size_t len, IfsJsonResult 
     return ifs_json_parse(text, len, &ifs_json_answer_limits, result);
 }
 
-/* A member's text when it is a non-empty string, else NULL. */
-static const char *string_member(json_object *obj, const char *key)
+const char *ifs_http_error_text(json_object *obj, const char *key)
 {
     json_object *val;
     const char *s;
@@ -94,80 +95,39 @@ static const char *string_member(json_object *obj, const char *key)
     return *s ? s : NULL;
 }
 
-static json_object *member_of_type(json_object *obj, const char *key, json_type type)
+/* Where a listed error is: "/force", "per_page", or zod's path
+ * ["items", 0, "name"] as "items.0.name"; NULL when it does not say. */
+static char *error_location(json_object *where)
 {
-    json_object *val;
+    GString *out = g_string_new(NULL);
 
-    if (json_object_object_get_ex(obj, key, &val) && json_object_is_type(val, type))
-        return val;
-    return NULL;
-}
+    if (json_object_is_type(where, json_type_string)) {
+        g_string_append(out, json_object_get_string(where));
+    } else if (json_object_is_type(where, json_type_array)) {
+        for (size_t i = 0; i < json_object_array_length(where); i++) {
+            const char *part = json_object_get_string(json_object_array_get_idx(where, i));
 
-/* HEO's {"error":"unauthorized","message":"..."} and OAuth's
- * {"error":"invalid_token","error_description":"..."} put a code in `error`;
- * DeployHQ's lone {"error":"..."} puts the sentence there. */
-static gboolean error_member_is_code(json_object *obj)
-{
-    return string_member(obj, "error") &&
-        (string_member(obj, "message") || string_member(obj, "detail") ||
-         string_member(obj, "error_description"));
-}
-
-static char *code_from_object(json_object *obj)
-{
-    json_object *val;
-    json_object *nested = member_of_type(obj, "error", json_type_object);
-
-    /* HostUp and Dokploy say `code` (HostAtlas may send a number). */
-    if (json_object_object_get_ex(obj, "code", &val) &&
-        (json_object_is_type(val, json_type_string) || json_object_is_type(val, json_type_int)) &&
-        *json_object_get_string(val))
-        return g_strdup(json_object_get_string(val));
-    if (string_member(obj, "error_code")) /* DeployHQ */
-        return g_strdup(string_member(obj, "error_code"));
-    if (nested) /* HostAtlas {error:{code}} */
-        return code_from_object(nested);
-    if (error_member_is_code(obj)) /* HEO */
-        return g_strdup(string_member(obj, "error"));
-    /* DeployHQ's {"status":"not_found",...}; a numeric status is HTTP's. */
-    return g_strdup(string_member(obj, "status"));
-}
-
-/* One entry of an `errors` or `issues` list: a string, HostUp's
- * {pointer,detail}, Dokploy's zod issue {path:[...],message}. */
-static void append_listed_error(GString *out, json_object *item)
-{
-    const char *text;
-    const char *where;
-    json_object *path;
-
-    if (json_object_is_type(item, json_type_string)) {
-        g_string_append(out, json_object_get_string(item));
-        return;
+            g_string_append_printf(out, "%s%s", i ? "." : "", part ? part : "null");
+        }
     }
-    if (!json_object_is_type(item, json_type_object))
-        return;
-    text = string_member(item, "detail");
-    if (!text)
-        text = string_member(item, "message");
-    if (!text)
-        return;
-    where = string_member(item, "pointer");
-    if (!where)
-        where = string_member(item, "field");
-    path = member_of_type(item, "path", json_type_array);
-    if (where) {
-        g_string_append_printf(out, "%s: ", where);
-    } else if (path && json_object_array_length(path) > 0) {
-        for (size_t i = 0; i < json_object_array_length(path); i++)
-            g_string_append_printf(out, "%s%s", i ? "." : "",
-                                   json_object_get_string(json_object_array_get_idx(path, i)));
-        g_string_append(out, ": ");
-    }
-    g_string_append(out, text);
+    return g_string_free(out, out->len == 0);
 }
 
-static char *join_listed_errors(json_object *list)
+static void append_listed_error(GString *out, json_object *entry, const char *where_key,
+                                const char *text_key)
+{
+    const char *text = text_key ? ifs_http_error_text(entry, text_key) : NULL;
+    char *where =
+        where_key && text ? error_location(json_object_object_get(entry, where_key)) : NULL;
+
+    if (json_object_is_type(entry, json_type_string))
+        g_string_append(out, json_object_get_string(entry));
+    else if (text)
+        g_string_append_printf(out, "%s%s%s", where ? where : "", where ? ": " : "", text);
+    g_free(where);
+}
+
+static char *join_listed_errors(json_object *list, const char *where_key, const char *text_key)
 {
     GString *out = g_string_new(NULL);
     size_t n = json_object_array_length(list);
@@ -177,108 +137,52 @@ static char *join_listed_errors(json_object *list)
 
         if (before > 0)
             g_string_append(out, "; ");
-        append_listed_error(out, json_object_array_get_idx(list, i));
+        append_listed_error(out, json_object_array_get_idx(list, i), where_key, text_key);
         if (out->len == before + (before > 0 ? 2 : 0))
             g_string_truncate(out, before); /* entry had nothing to say */
     }
     if (n > MAX_LISTED_ERRORS)
         g_string_append_printf(out, "; and %zu more", n - MAX_LISTED_ERRORS);
-    if (out->len == 0) {
-        g_string_free(out, TRUE);
-        return NULL;
-    }
-    return g_string_free(out, FALSE);
+    return g_string_free(out, out->len == 0); /* NULL when nothing was said */
 }
 
-/* DeployHQ's 422: {"base":["Server limit reached"],"hostname":["must be
- * present"]}; `base` holds sentences about the whole object. */
-static char *field_hash_message(json_object *obj)
+char *ifs_http_error_message(const char *headline, json_object *list, const char *where_key,
+                             const char *text_key)
 {
-    GString *out = g_string_new(NULL);
+    char *listed = json_object_is_type(list, json_type_array)
+        ? join_listed_errors(list, where_key, text_key)
+        : NULL;
+    char *message;
 
-    json_object_object_foreach(obj, field, val)
-    {
-        if (!json_object_is_type(val, json_type_array))
-            continue;
-        for (size_t i = 0; i < json_object_array_length(val); i++) {
-            json_object *item = json_object_array_get_idx(val, i);
-
-            if (!json_object_is_type(item, json_type_string))
-                continue;
-            g_string_append_printf(out, "%s%s%s%s", out->len ? "; " : "",
-                                   strcmp(field, "base") ? field : "",
-                                   strcmp(field, "base") ? " " : "", json_object_get_string(item));
-        }
-    }
-    if (out->len == 0) {
-        g_string_free(out, TRUE);
-        return NULL;
-    }
-    return g_string_free(out, FALSE);
-}
-
-/* The sentence of an error object, most specific field first. */
-static const char *headline_of_object(json_object *obj)
-{
-    static const char *const keys[] = {"detail", "message", NULL};
-    json_object *nested = member_of_type(obj, "error", json_type_object);
-
-    for (int i = 0; keys[i]; i++)
-        if (string_member(obj, keys[i]))
-            return string_member(obj, keys[i]);
-    if (nested && headline_of_object(nested))
-        return headline_of_object(nested);
-    if (string_member(obj, "error") && !error_member_is_code(obj))
-        return string_member(obj, "error");
-    if (string_member(obj, "error_description"))
-        return string_member(obj, "error_description");
-    return string_member(obj, "title");
-}
-
-static char *message_from_object(json_object *obj)
-{
-    const char *headline = headline_of_object(obj);
-    const char *hint = string_member(obj, "hint");
-    json_object *list = member_of_type(obj, "errors", json_type_array);
-    char *listed;
-    GString *out = g_string_new(headline);
-
-    if (!list)
-        list = member_of_type(obj, "issues", json_type_array);
-    listed = list ? join_listed_errors(list) : NULL;
-    if (!listed && !headline)
-        listed = field_hash_message(obj);
-    if (listed)
-        g_string_append_printf(out, "%s%s", out->len ? ": " : "", listed);
-    if (hint && (!headline || strcmp(hint, headline) != 0))
-        g_string_append_printf(out, "%shint: %s", out->len ? "; " : "", hint);
+    if (!listed)
+        return g_strdup(headline);
+    if (!headline)
+        return listed;
+    message = g_strdup_printf("%s: %s", headline, listed);
     g_free(listed);
-    if (out->len == 0) {
-        g_string_free(out, TRUE);
-        return NULL;
-    }
-    return g_string_free(out, FALSE);
+    return message;
 }
 
-/* Provider's code and sentence from a JSON error body; both NULL when the
- * JSON is of no known form (the caller then shows the raw text). */
-static void detail_from_json(json_object *json, char **code, char **message)
+/* What any API may answer: an object's sentence under a common name, a
+ * string, or an array of strings; NULL for anything else (the caller then
+ * shows the raw text). It has no code: where a code is, is the provider's
+ * knowledge. */
+static char *generic_message(json_object *json)
 {
-    *code = NULL;
-    *message = NULL;
+    static const char *const keys[] = {"detail", "message", "title"};
+
     switch (json_object_get_type(json)) {
     case json_type_object:
-        *code = code_from_object(json);
-        *message = message_from_object(json);
-        break;
+        for (gsize i = 0; i < G_N_ELEMENTS(keys); i++)
+            if (ifs_http_error_text(json, keys[i]))
+                return g_strdup(ifs_http_error_text(json, keys[i]));
+        return NULL;
     case json_type_array:
-        *message = join_listed_errors(json);
-        break;
+        return ifs_http_error_message(NULL, json, NULL, NULL);
     case json_type_string:
-        *message = g_strdup(json_object_get_string(json));
-        break;
+        return g_strdup(json_object_get_string(json));
     default:
-        break;
+        return NULL;
     }
 }
 
@@ -290,9 +194,10 @@ static gboolean may_be_json(const char *content_type, const char *text)
 }
 
 /* The provider's code (or NULL) and a one-line sentence (or NULL) from any
- * error body: JSON of every provider's form, HTML, or plain text. */
+ * error body: JSON as `reader` or the generic reading finds it, HTML, or
+ * plain text. */
 static void provider_detail(const char *content_type, const char *body, size_t body_len,
-                            char **code, char **message)
+                            IfsHttpErrorReader reader, char **code, char **message)
 {
     /* Up to the first NUL byte: a body with NULs is broken anyway, and
      * everything below may treat it as a C string. */
@@ -303,7 +208,11 @@ static void provider_detail(const char *content_type, const char *body, size_t b
     if (may_be_json(content_type, text)) {
         json_object *json = parse_json_text(text, strlen(text), NULL);
 
-        detail_from_json(json, &raw_code, &raw_message);
+        /* Every provider's shapes are objects; the rest is generic. */
+        if (reader && json_object_is_type(json, json_type_object))
+            reader(json, &raw_code, &raw_message);
+        if (!raw_code && !raw_message)
+            raw_message = generic_message(json);
         json_object_put(json);
     }
     *code = raw_code ? ifs_one_line(raw_code, -1, MAX_CODE_CHARS) : NULL;
@@ -335,14 +244,14 @@ static const char *advice_for_status(int status)
 
 IfsError *ifs_http_error_from_response(int status, const char *content_type, const char *body,
                                        size_t body_len, const char *method, const char *path,
-                                       const char *account)
+                                       const char *account, IfsHttpErrorReader reader)
 {
     char *where = ifs_http_describe_request(account, method, path);
     char *code;
     char *message;
     IfsError *err;
 
-    provider_detail(content_type, body, body_len, &code, &message);
+    provider_detail(content_type, body, body_len, reader, &code, &message);
     err = ifs_error_new(ifs_errno_for_http_status(status), status, code, "%s: HTTP %d%s%s%s%s%s",
                         where, status, code ? " " : "", code ? code : "", message ? ": " : "",
                         message ? message : "", advice_for_status(status));

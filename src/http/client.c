@@ -399,6 +399,7 @@ IfsHttp *ifs_http_new(const IfsHttpConfig *cfg)
     http->max_retries = cfg->max_retries ? cfg->max_retries : DEFAULT_MAX_RETRIES;
     http->max_retry_wait_s =
         cfg->max_retry_wait_s ? cfg->max_retry_wait_s : DEFAULT_MAX_RETRY_WAIT_S;
+    http->error_reader = cfg->error_reader;
     g_mutex_init(&http->pool_lock);
     http->idle_handles = g_ptr_array_new();
     share_init(http);

@@ -39,6 +39,7 @@ struct IfsHttp {
     long timeout_ms;
     unsigned max_retries;
     unsigned max_retry_wait_s;
+    IfsHttpErrorReader error_reader; /* the provider's error bodies, or NULL */
 
     GMutex pool_lock;
     GPtrArray *idle_handles; /* CURL* */

@@ -317,7 +317,7 @@ static Attempt http_answer(IfsHttp *http, CURL *curl, Transfer *t, const char *m
     body = g_strndup((const char *)t->body->data, MIN(t->body->len, IFS_HTTP_MAX_ERROR_BODY));
     redacted = ifs_http_redact(http, body);
     a.err = ifs_http_error_from_response((int)status, content_type, redacted, strlen(redacted),
-                                         method, to->shown, http->account);
+                                         method, to->shown, http->account, http->error_reader);
     http_free_secret(redacted);
     http_free_secret(body);
     if (status >= 300 && status < 400)

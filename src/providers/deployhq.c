@@ -475,6 +475,53 @@ static gboolean deployhq_act(gpointer state, const char *kind, const char *id, c
     return ok;
 }
 
+/* A 422's field hash: {"base":["Server limit reached"],"hostname":["must
+ * be present"]}; `base` holds sentences about the whole object. */
+static char *field_hash_message(json_object *obj)
+{
+    GString *out = g_string_new(NULL);
+
+    json_object_object_foreach(obj, field, val)
+    {
+        gboolean base = strcmp(field, "base") == 0;
+
+        for (size_t i = 0;
+             json_object_is_type(val, json_type_array) && i < json_object_array_length(val); i++) {
+            json_object *item = json_object_array_get_idx(val, i);
+
+            if (json_object_is_type(item, json_type_string))
+                g_string_append_printf(out, "%s%s%s%s", out->len ? "; " : "", base ? "" : field,
+                                       base ? "" : " ", json_object_get_string(item));
+        }
+    }
+    return g_string_free(out, out->len == 0); /* NULL when nothing was said */
+}
+
+/* Every form DeployHQ documents (its CLI tries them in this order): a lone
+ * {"error":"<sentence>"} (a sentence even when it reads like a code, as
+ * email_verification_required does), {"errors":["..."]}, a field hash; and
+ * {"status":"not_found","error_code":..,"hint":..}, whose `status` word is
+ * the code when there is no `error_code`. The OpenAPI schema's numeric
+ * `status` is HTTP's, no code. */
+static void deployhq_read_error(json_object *body, char **code, char **message)
+{
+    const char *error_code = ifs_http_error_text(body, "error_code");
+    const char *sentence = ifs_http_error_text(body, "error");
+    const char *hint = ifs_http_error_text(body, "hint");
+    char *said =
+        ifs_http_error_message(sentence, json_object_object_get(body, "errors"), NULL, NULL);
+    GString *out;
+
+    *code = g_strdup(error_code ? error_code : ifs_http_error_text(body, "status"));
+    if (!said)
+        said = field_hash_message(body);
+    out = g_string_new(said);
+    if (hint && g_strcmp0(hint, sentence) != 0)
+        g_string_append_printf(out, "%shint: %s", out->len ? "; " : "", hint);
+    g_free(said);
+    *message = g_string_free(out, out->len == 0);
+}
+
 static const IfsInventoryColumns deployhq_inventory[] = {
     {"vps",               .name = "name", .status = "status", .ip = "ip_address", .region = "region"},
     {"regions", .name = "name", .region = "slug"},
@@ -482,30 +529,25 @@ static const IfsInventoryColumns deployhq_inventory[] = {
     {.kind = NULL          },
 };
 
+/* Every account has its own host: no default url. HTTP Basic: the user's
+ * email and the API key. The API sends no X-RateLimit-Limit and documents
+ * no number: default_rate_limit is a guess to pace by until the account's
+ * rate_limit says better. */
 const IfsProviderType ifs_provider_deployhq = {
-    .schema =
-        {
-                 .type = "deployhq",
-                 .default_url = NULL, /* every account has its own host */
-            .needs_user = TRUE, /* HTTP Basic: the user's email and the API key */
-            .extra_keys = NULL,
-                 .required_keys = NULL,
-                 },
+    .schema = {.type = "deployhq", .needs_user = TRUE},
     .auth = IFS_AUTH_BASIC,
     .kinds = deployhq_kinds,
     .inventory = deployhq_inventory,
     .controls = deployhq_controls,
     .check_path = "/hosted_resources",
     .check_proves_key = TRUE,
- /* The API sends no X-RateLimit-Limit and documents no number: a
-     * guess to pace by until the account's rate_limit says better. */
     .default_rate_limit = 600,
     .default_rate_window_s = 60,
+    .error_reader = deployhq_read_error,
     .open = deployhq_open,
     .close = deployhq_close,
     .list = deployhq_list,
     .fetch = deployhq_fetch,
     .act = deployhq_act,
-    .poll = NULL,
     .restore = deployhq_restore,
 };

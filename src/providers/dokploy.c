@@ -516,20 +516,24 @@ static gboolean dokploy_act(gpointer state, const char *kind, const char *id, co
     return TRUE;
 }
 
+/* tRPC's {message, code, data, issues?}: the key wrapper's 401 has no
+ * code; `issues` are zod's, for input that failed validation:
+ * {code, path:["deploymentId"], message}. */
+static void dokploy_read_error(json_object *body, char **code, char **message)
+{
+    *code = g_strdup(ifs_http_error_text(body, "code"));
+    *message = ifs_http_error_message(ifs_http_error_text(body, "message"),
+                                      json_object_object_get(body, "issues"), "path", "message");
+}
+
 static const IfsInventoryColumns dokploy_inventory[] = {
     {"deployments",       .name = "title", .status = "status"},
     {.kind = NULL},
 };
 
+/* Self-hosted: there is no public origin, so no default url. */
 const IfsProviderType ifs_provider_dokploy = {
-    .schema =
-        {
-                 .type = "dokploy",
-                 .default_url = NULL, /* self-hosted: there is no public origin */
-            .needs_user = FALSE,
-                 .extra_keys = dokploy_keys,
-                 .required_keys = NULL,
-                 },
+    .schema = {.type = "dokploy", .extra_keys = dokploy_keys},
     .auth = IFS_AUTH_HEADER,
     .auth_header = "x-api-key",
     .kinds = dokploy_kinds,
@@ -537,11 +541,11 @@ const IfsProviderType ifs_provider_dokploy = {
     .controls = dokploy_controls,
     .check_path = "/api/project.all",
     .check_proves_key = TRUE,
+    .error_reader = dokploy_read_error,
     .open = dokploy_open,
     .close = dokploy_close,
     .list = dokploy_list,
     .fetch = dokploy_fetch,
     .act = dokploy_act,
-    .poll = NULL,
     .restore = dokploy_restore,
 };

@@ -421,34 +421,40 @@ static gboolean heo_act(gpointer state, const char *kind, const char *id, const 
 /* HEO reports no live state (its `status` file says what was last asked
  * of the VPS, not how it is), and names no VPS, address or place: only the
  * id and the path. */
+/* The control endpoints' {"success":false,"error":"<code>","message":..};
+ * /v1/status (--check) answers 503 {"status":"error"}. */
+static void heo_read_error(json_object *body, char **code, char **message)
+{
+    const char *word = ifs_http_error_text(body, "error");
+
+    *code = g_strdup(word ? word : ifs_http_error_text(body, "status"));
+    *message = g_strdup(ifs_http_error_text(body, "message"));
+}
+
 static const IfsInventoryColumns heo_inventory[] = {
     {"vps", .name = NULL},
     {.kind = NULL    },
 };
 
+/* The API sends no X-RateLimit-Limit and documents no number:
+ * default_rate_limit is a guess to pace by until the account's rate_limit
+ * says better. */
 const IfsProviderType ifs_provider_heo = {
-    .schema =
-        {
-                 .type = "heo",
-                 .default_url = "https://api.heo-systems.net",
-                 .needs_user = FALSE,
-                 .extra_keys = heo_keys,
-                 .required_keys = heo_keys,
-                 },
+    .schema = {.type = "heo",
+               .default_url = "https://api.heo-systems.net",
+               .extra_keys = heo_keys,
+               .required_keys = heo_keys},
     .auth = IFS_AUTH_BEARER,
     .kinds = heo_kinds,
     .inventory = heo_inventory,
     .controls = heo_controls,
     .check_path = "/v1/status",
-    .check_proves_key = FALSE,
- /* The API sends no X-RateLimit-Limit and documents no number: a
-     * guess to pace by until the account's rate_limit says better. */
     .default_rate_limit = 300,
     .default_rate_window_s = 60,
+    .error_reader = heo_read_error,
     .open = heo_open,
     .close = heo_close,
     .list = heo_list,
     .fetch = heo_fetch,
     .act = heo_act,
-    .poll = NULL,
 };

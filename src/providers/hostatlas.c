@@ -518,6 +518,28 @@ static gboolean hostatlas_act(gpointer state, const char *kind, const char *id, 
     return TRUE;
 }
 
+/* HostAtlas documents "a machine-readable error code, a human-readable
+ * message, the HTTP status" but not their names: {"error":{"code",
+ * "message"}} and {"code","message","status"} are read, a numeric code as
+ * well, and field errors listed as {field, message}; so is OAuth's
+ * {"error":"<code>","error_description"}, as bearer-key APIs answer. */
+static void hostatlas_read_error(json_object *body, char **code, char **message)
+{
+    json_object *nested = json_object_object_get(body, "error");
+    json_object *holder = json_object_is_type(nested, json_type_object) ? nested : body;
+    json_object *number = json_object_object_get(holder, "code");
+    const char *text = ifs_http_error_text(holder, "message");
+
+    if (json_object_is_type(number, json_type_int) || ifs_http_error_text(holder, "code")) {
+        *code = g_strdup(json_object_get_string(number));
+    } else if (ifs_http_error_text(body, "error_description")) {
+        *code = g_strdup(ifs_http_error_text(body, "error"));
+        text = ifs_http_error_text(body, "error_description");
+    }
+    *message =
+        ifs_http_error_message(text, json_object_object_get(holder, "errors"), "field", "message");
+}
+
 static const IfsInventoryColumns hostatlas_inventory[] = {
     {"servers",           .name = "hostname", .status = "status", .ip = "ip_address"},
     {"incidents", .name = "title", .status = "status"},
@@ -583,14 +605,9 @@ static const IfsWebhookSpec hostatlas_webhook = {
 };
 
 const IfsProviderType ifs_provider_hostatlas = {
-    .schema =
-        {
-                 .type = "hostatlas",
-                 .default_url = "https://api.hostatlas.app",
-                 .needs_user = FALSE,
-                 .extra_keys = hostatlas_keys,
-                 .required_keys = NULL,
-                 },
+    .schema = {.type = "hostatlas",
+               .default_url = "https://api.hostatlas.app",
+               .extra_keys = hostatlas_keys},
     .auth = IFS_AUTH_BEARER,
     .kinds = hostatlas_kinds,
     .inventory = hostatlas_inventory,
@@ -598,11 +615,11 @@ const IfsProviderType ifs_provider_hostatlas = {
     .controls = hostatlas_controls,
     .check_path = "/api/v1/servers?page=1&per_page=1",
     .check_proves_key = TRUE,
+    .error_reader = hostatlas_read_error,
     .open = hostatlas_open,
     .close = hostatlas_close,
     .list = hostatlas_list,
     .fetch = hostatlas_fetch,
     .act = hostatlas_act,
-    .poll = NULL,
     .restore = hostatlas_restore,
 };

@@ -405,6 +405,26 @@ static gboolean hostup_poll(gpointer state, const char *poll_url, IfsOpState *st
     return ok;
 }
 
+/* RFC 7807 problem details: `code` is HostUp's stable word (the one to
+ * branch on), `detail` the sentence (else `title`), `errors` what failed
+ * validation ({pointer, detail, code}). The legacy API's {error, message, code}: its 429 has no
+ * `code`, and then `error` is the code. */
+static void hostup_read_error(json_object *body, char **code, char **message)
+{
+    const char *word = ifs_http_error_text(body, "code");
+    const char *text = ifs_http_error_text(body, "detail");
+
+    if (!text)
+        text = ifs_http_error_text(body, "message");
+    if (!word && text)
+        word = ifs_http_error_text(body, "error");
+    if (!text)
+        text = ifs_http_error_text(body, "title");
+    *code = g_strdup(word);
+    *message =
+        ifs_http_error_message(text, json_object_object_get(body, "errors"), "pointer", "detail");
+}
+
 static const IfsInventoryColumns hostup_inventory[] = {
     {"vps",                    .name = "name", .status = "power_state", .ip = "primary_ip",
      .region = "location/datacenter", .addresses = "ip_addresses/*/address"},
@@ -412,20 +432,16 @@ static const IfsInventoryColumns hostup_inventory[] = {
 };
 
 const IfsProviderType ifs_provider_hostup = {
-    .schema =
-        {
-                 .type = "hostup",
-                 .default_url = "https://cloud.hostup.se",
-                 .needs_user = FALSE,
-                 .extra_keys = hostup_keys,
-                 .required_keys = NULL,
-                 },
+    .schema = {.type = "hostup",
+               .default_url = "https://cloud.hostup.se",
+               .extra_keys = hostup_keys},
     .auth = IFS_AUTH_BEARER,
     .kinds = hostup_kinds,
     .inventory = hostup_inventory,
     .controls = hostup_controls,
     .check_path = "/api/v2/vps?limit=1",
     .check_proves_key = TRUE,
+    .error_reader = hostup_read_error,
     .open = hostup_open,
     .close = hostup_close,
     .list = hostup_list,

@@ -42,6 +42,7 @@ IfsHttp *ifs_provider_http_new(const IfsProviderType *type, const IfsAccountConf
         .rate_window_s = configured ? cfg->rate_window_s : type->default_rate_window_s,
         .refresh_share = cfg->refresh_share,
         .rate_limit_source = source,
+        .error_reader = type->error_reader,
     };
 
     http = ifs_http_new(&hc);

@@ -1,10 +1,11 @@
 /* One API answer, read as the HTTP client reads it: the first line is
  * "NNN content/type", the rest the body. An error status goes through
- * the error-body readers of every provider's shape; a 2xx body is read
- * as the JSON a GET expects. */
+ * every provider's error reader (IfsHttpErrorReader) and the generic
+ * reading alone; a 2xx body is read as the JSON a GET expects. */
 #include "fuzz_util.h"
 
 #include "../../src/http/answer.h"
+#include "infrafs/provider.h"
 
 #include <string.h>
 
@@ -33,10 +34,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             __builtin_trap(); /* a value, or why there is none */
         json_object_put(json);
     } else {
-        err = ifs_http_error_from_response(resp.status, resp.content_type, resp.body, resp.body_len,
-                                           "GET", "/path", "fuzz");
-        if (!err || !g_utf8_validate(err->message, -1, NULL))
-            __builtin_trap(); /* messages end up in one-line files */
+        const IfsProviderType *const *p = ifs_provider_all();
+
+        /* Each provider's reader, then (at the list's NULL) none. */
+        do {
+            err = ifs_http_error_from_response(resp.status, resp.content_type, resp.body,
+                                               resp.body_len, "GET", "/path", "fuzz",
+                                               *p ? (*p)->error_reader : NULL);
+            if (!err || !g_utf8_validate(err->message, -1, NULL) || strchr(err->message, '\n'))
+                __builtin_trap(); /* messages end up in one-line files */
+            g_clear_pointer(&err, ifs_error_free);
+        } while (*p++);
     }
     ifs_error_free(err);
     g_free(resp.body);

@@ -21,6 +21,7 @@
 
 struct IfsHttp {
     char *account;
+    IfsHttpErrorReader error_reader;
     IfsBudget *budget;
     guint64 requests;
 };
@@ -113,6 +114,7 @@ IfsHttp *ifs_http_new(const IfsHttpConfig *cfg)
     IfsHttp *http = g_new0(IfsHttp, 1);
 
     http->account = g_strdup(cfg->account ? cfg->account : "?");
+    http->error_reader = cfg->error_reader;
     http->budget = ifs_budget_new(cfg->rate_limit, cfg->rate_window_s, cfg->refresh_share,
                                   cfg->rate_limit_source);
     return http;
@@ -147,7 +149,8 @@ static IfsHttpResponse *answer(IfsHttp *http, const char *method, const char *wh
     if (a->status < 200 || a->status > 299) {
         ifs_error_propagate(err,
                             ifs_http_error_from_response(a->status, a->content_type, a->body,
-                                                         a->len, method, where, http->account));
+                                                         a->len, method, where, http->account,
+                                                         http->error_reader));
         return NULL;
     }
     resp = g_new0(IfsHttpResponse, 1);

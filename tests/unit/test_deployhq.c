@@ -376,13 +376,44 @@ static void test_error_forms(void)
     for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
         g_autoptr(IfsError) err = ifs_http_error_from_response(
             cases[i].status, "application/json; charset=utf-8", cases[i].body,
-            strlen(cases[i].body), "POST", "/hosted_resources/u-1/sync", "dhq");
+            strlen(cases[i].body), "POST", "/hosted_resources/u-1/sync", "dhq",
+            ifs_provider_deployhq.error_reader);
 
         g_assert_cmpint(err->errnum, ==, cases[i].errnum);
         g_assert_cmpint(err->http_status, ==, cases[i].status);
         g_assert_cmpstr(err->code, ==, cases[i].code);
         g_assert_true(
             g_str_has_prefix(err->message, "account 'dhq': POST /hosted_resources/u-1/sync: "));
+        assert_contains(err->message, cases[i].words);
+    }
+}
+
+/* Shapes of other APIs are no DeployHQ code or sentence: the generic
+ * reading says what they hold. */
+static void test_foreign_error_shapes(void)
+{
+    static const struct {
+        int status;
+        const char *body;
+        const char *code;
+        const char *words;
+    } cases[] = {
+  /* Dokploy's {message, code}: DeployHQ has no `code`, so no code */
+        {404, "{\"message\":\"Deployment not found\",\"code\":\"NOT_FOUND\"}", NULL,
+         "HTTP 404: Deployment not found"                                                                             },
+ /* HostAtlas's nested error: nothing DeployHQ names, the raw text */
+        {404, "{\"error\":{\"code\":\"server_not_found\"}}",                   NULL,
+         "HTTP 404: {\"error\":{\"code\":\"server_not_found\"}}"                                                      },
+ /* a plain JSON string */
+        {500, "\"Internal Server Error\"",                                     NULL, "HTTP 500: Internal Server Error"},
+    };
+
+    for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autoptr(IfsError) err = ifs_http_error_from_response(
+            cases[i].status, "application/json", cases[i].body, strlen(cases[i].body), "POST",
+            "/hosted_resources/u-1/sync", "dhq", ifs_provider_deployhq.error_reader);
+
+        g_assert_cmpstr(err->code, ==, cases[i].code);
         assert_contains(err->message, cases[i].words);
     }
 }
@@ -433,6 +464,7 @@ int main(int argc, char *argv[])
     g_test_add_func("/deployhq/sizes/bare-array", test_sizes_bare_array);
     g_test_add_func("/deployhq/sizes/unknown-shapes", test_sizes_refuse_unknown_shapes);
     g_test_add_func("/deployhq/errors/every-documented-form", test_error_forms);
+    g_test_add_func("/deployhq/errors/foreign-shapes", test_foreign_error_shapes);
     g_test_add_func("/deployhq/provider/type", test_provider_type);
     return g_test_run();
 }

@@ -29,6 +29,22 @@ static void fixture_setup(Fixture *fx, gconstpointer data)
                           "{\"message\":\"Not found\",\"code\":\"NOT_FOUND\"}", NULL);
 }
 
+/* The account again, on a client made as the registry makes it
+ * (ifs_provider_http_new): provider_fixture.c's client does not read
+ * Dokploy's error bodies, which is what a test of last_action's words needs. */
+static void reopen_as_registered(Fixture *fx)
+{
+    IfsAccountConfig cfg = fx->cfg;
+
+    ifs_provider_dokploy.close(fx->state);
+    ifs_http_free(fx->http);
+    cfg.url = (char *)test_server_origin(fx->server);
+    cfg.secret = (char *)KEY;
+    fx->http = ifs_provider_http_new(&ifs_provider_dokploy, &cfg);
+    fx->state = ifs_provider_dokploy.open(fx->http, &fx->cfg, NULL);
+    g_assert_nonnull(fx->state);
+}
+
 static GPtrArray *list_ok(Fixture *fx)
 {
     GPtrArray *out = g_ptr_array_new_with_free_func((GDestroyNotify)ifs_resource_unref);
@@ -326,6 +342,7 @@ static void test_kill_of_a_finished_deployment_is_einval_with_dokploys_words(Fix
     IfsError *err = NULL;
 
     (void)d;
+    reopen_as_registered(fx);
     test_server_route(
         fx->server, "POST /api/deployment.killProcess", 400,
         "{\"message\":\"Deployment is not running\",\"code\":\"BAD_REQUEST\",\"data\":"
@@ -420,7 +437,8 @@ static void test_config_requires_url(void)
 static IfsError *error_for(int status, const char *body)
 {
     return ifs_http_error_from_response(status, "application/json", body, strlen(body), "POST",
-                                        "/api/deployment.killProcess", "dk");
+                                        "/api/deployment.killProcess", "dk",
+                                        ifs_provider_dokploy.error_reader);
 }
 
 static void test_error_shapes(void)
@@ -464,12 +482,37 @@ static void test_error_shapes(void)
     }
 }
 
+/* Bodies not of tRPC's shape: no Dokploy code, the generic reading. */
+static void test_foreign_error_shapes(void)
+{
+    IfsError *deployhq = error_for(422, "{\"error\":\"Resource is not in an error state\"}");
+    IfsError *problem = error_for(404, "{\"title\":\"Not Found\",\"status\":404}");
+    IfsError *issues = error_for(400,
+                                 "{\"message\":\"Input validation failed\",\"issues\":"
+                                 "[{\"path\":[\"a\",0],\"message\":\"Required\"},"
+                                 "{\"message\":\"Too long\"},{\"path\":[\"b\"]}]}");
+
+    g_assert_null(deployhq->code);
+    assert_contains(deployhq->message,
+                    "HTTP 422: {\"error\":\"Resource is not in an error state\"}");
+    g_assert_null(problem->code);
+    assert_contains(problem->message, "HTTP 404: Not Found");
+    /* an issue without a path says only its message; one without a
+     * message says nothing */
+    assert_contains(issues->message, "HTTP 400: Input validation failed: a.0: Required; Too long");
+    g_assert_true(g_str_has_suffix(issues->message, "Too long"));
+    ifs_error_free(deployhq);
+    ifs_error_free(problem);
+    ifs_error_free(issues);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/dokploy/registration", test_registration);
     g_test_add_func("/dokploy/config-requires-url", test_config_requires_url);
     g_test_add_func("/dokploy/error-shapes", test_error_shapes);
+    g_test_add_func("/dokploy/error-shapes/foreign", test_foreign_error_shapes);
 #define ADD(name, fn)                                                                              \
     g_test_add("/dokploy/" name, Fixture, NULL, fixture_setup, fn, provider_fixture_teardown)
     ADD("list/discovery", test_list_discovers_both_shapes_and_fills_in_the_owner);

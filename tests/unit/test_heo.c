@@ -61,7 +61,8 @@ static Account *account_open(const char *origin, const char *ids, IfsError **err
     IfsHttpConfig hc = {.account = "heo",
                         .origin = origin ? origin : "http://127.0.0.1:9",
                         .auth = IFS_AUTH_BEARER,
-                        .secret = SECRET};
+                        .secret = SECRET,
+                        .error_reader = heo()->error_reader};
 
     a->cfg.name = (char *)"heo";
     a->cfg.type = (char *)"heo";
@@ -497,6 +498,35 @@ static void test_act_on_an_unlisted_id_sends_nothing(void)
     account_free(a);
 }
 
+/* HEO's reader takes the code from `error` (and /v1/status's word from
+ * `status`); a body of another shape is left to the generic reading. */
+static void test_heo_reads_its_own_shapes_only(void)
+{
+    static const ErrorCase cases[] = {
+        {503, "application/json",         "{\"status\":\"error\"}",                         EIO,    "error", "HTTP 503 error"       },
+        {403, "application/json",         "{\"success\":false,\"error\":\"unauthorized\"}", EACCES,
+         "unauthorized",                                                                                     "HTTP 403 unauthorized"},
+ /* DeployHQ's field hash: the raw text, not a made-up code */
+        {422, "application/json",         "{\"base\":[\"Server limit reached\"]}",          EINVAL, NULL,
+         "HTTP 422: {\"base\":[\"Server limit reached\"]}"                                                                          },
+ /* a proxy's RFC 7807 problem: its detail */
+        {502, "application/problem+json",
+         "{\"title\":\"Bad Gateway\",\"detail\":\"upstream down\"}",                        EIO,    NULL,
+         "HTTP 502: upstream down"                                                                                                  },
+    };
+
+    for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+        const ErrorCase *c = &cases[i];
+        g_autoptr(IfsError) err =
+            ifs_http_error_from_response(c->status, c->content_type, c->body, strlen(c->body),
+                                         "POST", START_PATH, "heo", heo()->error_reader);
+
+        g_assert_cmpint(err->errnum, ==, c->errnum);
+        g_assert_cmpstr(err->code, ==, c->code);
+        assert_contains(err->message, c->says);
+    }
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -514,6 +544,7 @@ int main(int argc, char **argv)
                     test_a_200_that_is_not_success_is_eio_and_not_recorded);
     g_test_add_func("/heo/act/success-minimal", test_success_without_message_or_ids_is_accepted);
     g_test_add_func("/heo/act/errors", test_heo_errors_map_to_errno);
+    g_test_add_func("/heo/errors/own-shapes-only", test_heo_reads_its_own_shapes_only);
     g_test_add_func("/heo/act/unlisted-id", test_act_on_an_unlisted_id_sends_nothing);
     return g_test_run();
 }

@@ -195,6 +195,34 @@ static void test_webhook_bodies(void)
     }
 }
 
+static IfsError *error_for(int status, const char *body)
+{
+    return ifs_http_error_from_response(status, "application/json", body, strlen(body), "GET",
+                                        "/api/v1/servers", "ha",
+                                        ifs_provider_hostatlas.error_reader);
+}
+
+/* HostAtlas's reader beyond test_http.c's /http/error/hostatlas*: field
+ * errors as a list, OAuth's answer; another API's shape gets no code. */
+static void test_error_shapes(void)
+{
+    g_autoptr(IfsError) fields =
+        error_for(422,
+                  "{\"code\":\"validation_failed\",\"message\":\"Invalid\",\"errors\":"
+                  "[{\"field\":\"per_page\",\"message\":\"must be at most 100\"},\"odd\"]}");
+    g_autoptr(IfsError) oauth =
+        error_for(401, "{\"error\":\"invalid_token\",\"error_description\":\"The token expired\"}");
+    g_autoptr(IfsError) deployhq = error_for(422, "{\"base\":[\"Server limit reached\"]}");
+
+    g_assert_cmpstr(fields->code, ==, "validation_failed");
+    assert_contains(fields->message,
+                    "HTTP 422 validation_failed: Invalid: per_page: must be at most 100; odd");
+    g_assert_cmpstr(oauth->code, ==, "invalid_token");
+    assert_contains(oauth->message, "HTTP 401 invalid_token: The token expired");
+    g_assert_null(deployhq->code);
+    assert_contains(deployhq->message, "HTTP 422: {\"base\":[\"Server limit reached\"]}");
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -205,5 +233,6 @@ int main(int argc, char **argv)
     ADD("/hostatlas/key-to-own-origin-only", test_the_key_goes_only_to_the_own_origin);
 #undef ADD
     g_test_add_func("/hostatlas/webhook-bodies", test_webhook_bodies);
+    g_test_add_func("/hostatlas/error-shapes", test_error_shapes);
     return g_test_run();
 }

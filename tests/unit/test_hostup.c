@@ -161,6 +161,40 @@ static void test_an_unreadable_202_says_the_action_may_have_run(Fixture *fx, gco
     ifs_action_result_clear(&res);
 }
 
+static IfsError *error_for(int status, const char *body)
+{
+    return ifs_http_error_from_response(status, "application/json", body, strlen(body), "POST",
+                                        "/api/v2/vps/vps_1/actions/restart", "hu",
+                                        ifs_provider_hostup.error_reader);
+}
+
+/* HostUp's reader: RFC 7807 (test_http.c has the full problem), the legacy
+ * API's 429 without `code`, a problem with a title only, a list of errors
+ * cut after five; another API's shape gets no HostUp code. */
+static void test_error_shapes(void)
+{
+    g_autoptr(IfsError) legacy = error_for(
+        429, "{\"error\":\"rate_limited\",\"message\":\"Too many requests\",\"retryAfter\":30}");
+    g_autoptr(IfsError) title = error_for(403, "{\"title\":\"Forbidden\",\"code\":\"forbidden\"}");
+    g_autoptr(IfsError) many =
+        error_for(400,
+                  "{\"code\":\"invalid_request\",\"detail\":\"Invalid\",\"errors\":["
+                  "{\"pointer\":\"/a\",\"detail\":\"1\"},{\"pointer\":\"\",\"detail\":\"2\"},"
+                  "{\"detail\":\"3\"},{\"pointer\":\"/d\"},{\"pointer\":\"/e\",\"detail\":\"5\"},"
+                  "{\"detail\":\"6\"},{\"detail\":\"7\"}]}");
+    g_autoptr(IfsError) heo = error_for(403, "{\"success\":false,\"error\":\"unauthorized\"}");
+
+    g_assert_cmpstr(legacy->code, ==, "rate_limited");
+    assert_contains(legacy->message, "HTTP 429 rate_limited: Too many requests");
+    g_assert_cmpstr(title->code, ==, "forbidden");
+    assert_contains(title->message, "HTTP 403 forbidden: Forbidden");
+    g_assert_cmpstr(many->code, ==, "invalid_request");
+    assert_contains(many->message,
+                    "HTTP 400 invalid_request: Invalid: /a: 1; 2; 3; /e: 5; and 2 more");
+    g_assert_null(heo->code);
+    assert_contains(heo->message, "HTTP 403: {\"success\":false,\"error\":\"unauthorized\"}");
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -173,5 +207,6 @@ int main(int argc, char **argv)
     ADD("/hostup/accepted-action", test_an_accepted_action_gives_its_operation);
     ADD("/hostup/unreadable-202", test_an_unreadable_202_says_the_action_may_have_run);
 #undef ADD
+    g_test_add_func("/hostup/error-shapes", test_error_shapes);
     return g_test_run();
 }

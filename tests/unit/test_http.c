@@ -65,10 +65,18 @@ static void assert_no_secret(const IfsError *err)
 /* ======================================================================== */
 /* Pure helpers: error bodies                                               */
 
-static IfsError *error_for(int status, const char *content_type, const char *body)
+/* Each provider's reading of its own error bodies; NULL, the generic one. */
+#define HOSTUP ifs_provider_hostup.error_reader
+#define HEO ifs_provider_heo.error_reader
+#define DEPLOYHQ ifs_provider_deployhq.error_reader
+#define HOSTATLAS ifs_provider_hostatlas.error_reader
+#define DOKPLOY ifs_provider_dokploy.error_reader
+
+static IfsError *error_for(IfsHttpErrorReader reader, int status, const char *content_type,
+                           const char *body)
 {
     IfsError *err = ifs_http_error_from_response(
-        status, content_type, body, body ? strlen(body) : 0, "GET", "/some/path", "acct");
+        status, content_type, body, body ? strlen(body) : 0, "GET", "/some/path", "acct", reader);
 
     g_assert_nonnull(err);
     g_assert_nonnull(err->message);
@@ -102,7 +110,7 @@ static void test_status_errno(void)
     };
 
     for (gsize i = 0; i < G_N_ELEMENTS(table); i++) {
-        g_autoptr(IfsError) err = error_for(table[i].status, NULL, "");
+        g_autoptr(IfsError) err = error_for(NULL, table[i].status, NULL, "");
 
         g_assert_cmpint(err->errnum, ==, table[i].errnum);
     }
@@ -114,8 +122,9 @@ static void test_error_hostup_problem(void)
                                "\"title\":\"VPS not found\",\"status\":404,"
                                "\"detail\":\"VPS vps_x does not exist\",\"code\":\"vps_not_found\","
                                "\"instance\":\"/api/v2/vps/vps_x\",\"requestId\":\"req_1\"}";
-    g_autoptr(IfsError) err = ifs_http_error_from_response(
-        404, "application/problem+json", body, sizeof body - 1, "GET", "/api/v2/vps", "hostup");
+    g_autoptr(IfsError) err =
+        ifs_http_error_from_response(404, "application/problem+json", body, sizeof body - 1, "GET",
+                                     "/api/v2/vps", "hostup", HOSTUP);
 
     g_assert_cmpint(err->errnum, ==, ENOENT);
     g_assert_cmpint(err->http_status, ==, 404);
@@ -128,7 +137,7 @@ static void test_error_hostup_problem(void)
 static void test_error_hostup_invalid_request(void)
 {
     g_autoptr(IfsError) err =
-        error_for(400, "application/json",
+        error_for(HOSTUP, 400, "application/json",
                   "{\"title\":\"Invalid request\",\"status\":400,\"code\":\"invalid_request\","
                   "\"detail\":\"The request is invalid\",\"errors\":["
                   "{\"pointer\":\"/force\",\"detail\":\"must be a boolean\",\"code\":\"type\"}]}");
@@ -140,7 +149,7 @@ static void test_error_hostup_invalid_request(void)
 
 static void test_error_heo(void)
 {
-    g_autoptr(IfsError) err = error_for(403, "application/json",
+    g_autoptr(IfsError) err = error_for(HEO, 403, "application/json",
                                         "{\"success\":false,\"error\":\"unauthorized\","
                                         "\"message\":\"You do not have access to this VPS\"}");
 
@@ -152,7 +161,7 @@ static void test_error_heo(void)
 static void test_error_heo_provider_error(void)
 {
     g_autoptr(IfsError) err = error_for(
-        502, "application/json",
+        HEO, 502, "application/json",
         "{\"success\":false,\"error\":\"provider_error\",\"message\":\"Failed to send action\"}");
 
     g_assert_cmpint(err->errnum, ==, EIO);
@@ -162,8 +171,8 @@ static void test_error_heo_provider_error(void)
 
 static void test_error_deployhq_error_string(void)
 {
-    g_autoptr(IfsError) err =
-        error_for(422, "application/json", "{\"error\":\"Resource is not in an error state\"}");
+    g_autoptr(IfsError) err = error_for(DEPLOYHQ, 422, "application/json",
+                                        "{\"error\":\"Resource is not in an error state\"}");
 
     g_assert_cmpint(err->errnum, ==, EINVAL);
     g_assert_null(err->code);
@@ -172,8 +181,8 @@ static void test_error_deployhq_error_string(void)
 
 static void test_error_deployhq_errors_array(void)
 {
-    g_autoptr(IfsError) err =
-        error_for(422, NULL, "{\"errors\":[\"Name can't be blank\",\"Size is invalid\"]}");
+    g_autoptr(IfsError) err = error_for(
+        DEPLOYHQ, 422, NULL, "{\"errors\":[\"Name can't be blank\",\"Size is invalid\"]}");
 
     g_assert_null(err->code);
     assert_contains(err->message, "Name can't be blank; Size is invalid");
@@ -182,7 +191,7 @@ static void test_error_deployhq_errors_array(void)
 static void test_error_deployhq_field_hash(void)
 {
     g_autoptr(IfsError) err =
-        error_for(422, "application/json",
+        error_for(DEPLOYHQ, 422, "application/json",
                   "{\"base\":[\"Server limit reached\"],\"hostname\":[\"must be present\"]}");
 
     g_assert_cmpint(err->errnum, ==, EINVAL);
@@ -192,7 +201,7 @@ static void test_error_deployhq_field_hash(void)
 static void test_error_deployhq_error_code_hint(void)
 {
     g_autoptr(IfsError) err =
-        error_for(404, "application/json",
+        error_for(DEPLOYHQ, 404, "application/json",
                   "{\"status\":\"not_found\",\"error_code\":\"record_not_found\","
                   "\"hint\":\"Check the identifier\"}");
 
@@ -204,7 +213,7 @@ static void test_error_deployhq_error_code_hint(void)
 static void test_error_deployhq_spec_status(void)
 {
     g_autoptr(IfsError) err =
-        error_for(404, "application/json", "{\"status\":404,\"error\":\"Not Found\"}");
+        error_for(DEPLOYHQ, 404, "application/json", "{\"status\":404,\"error\":\"Not Found\"}");
 
     g_assert_null(err->code);
     assert_contains(err->message, "HTTP 404: Not Found");
@@ -213,10 +222,10 @@ static void test_error_deployhq_spec_status(void)
 static void test_error_hostatlas(void)
 {
     g_autoptr(IfsError) nested = error_for(
-        404, "application/json",
+        HOSTATLAS, 404, "application/json",
         "{\"error\":{\"code\":\"server_not_found\",\"message\":\"Server 47 not found\"}}");
-    g_autoptr(IfsError) flat =
-        error_for(429, "application/json", "{\"code\":\"rate_limited\",\"message\":\"Slow down\"}");
+    g_autoptr(IfsError) flat = error_for(HOSTATLAS, 429, "application/json",
+                                         "{\"code\":\"rate_limited\",\"message\":\"Slow down\"}");
 
     g_assert_cmpstr(nested->code, ==, "server_not_found");
     assert_contains(nested->message, "HTTP 404 server_not_found: Server 47 not found");
@@ -230,13 +239,13 @@ static void test_error_hostatlas(void)
 static void test_error_hostatlas_variants(void)
 {
     g_autoptr(IfsError) numeric =
-        error_for(403, "application/json",
+        error_for(HOSTATLAS, 403, "application/json",
                   "{\"code\":40301,\"message\":\"Key lacks scope servers:read\",\"status\":403}");
     g_autoptr(IfsError) with_status =
-        error_for(401, "application/json",
+        error_for(HOSTATLAS, 401, "application/json",
                   "{\"status\":401,\"code\":\"unauthenticated\",\"message\":\"Invalid API key\"}");
     g_autoptr(IfsError) fields = error_for(
-        422, "application/json",
+        HOSTATLAS, 422, "application/json",
         "{\"error\":{\"code\":\"validation_failed\",\"message\":\"The given data was invalid.\","
         "\"errors\":{\"per_page\":[\"must be at most 100\"]}}}");
 
@@ -254,16 +263,16 @@ static void test_error_hostatlas_variants(void)
 static void test_error_dokploy(void)
 {
     g_autoptr(IfsError) trpc = error_for(
-        404, "application/json",
+        DOKPLOY, 404, "application/json",
         "{\"message\":\"Deployment not found\",\"code\":\"NOT_FOUND\",\"data\":"
         "{\"code\":\"NOT_FOUND\",\"httpStatus\":404,\"path\":\"deployment.removeDeployment\"}}");
     g_autoptr(IfsError) issues = error_for(
-        400, "application/json",
+        DOKPLOY, 400, "application/json",
         "{\"message\":\"Input validation failed\",\"code\":\"BAD_REQUEST\",\"issues\":"
         "[{\"code\":\"too_small\",\"message\":\"String must contain at least 1 character(s)\","
         "\"path\":[\"deploymentId\"]}]}");
     g_autoptr(IfsError) unauthorized =
-        error_for(401, "application/json", "{\"message\":\"Unauthorized\"}");
+        error_for(DOKPLOY, 401, "application/json", "{\"message\":\"Unauthorized\"}");
 
     g_assert_cmpstr(trpc->code, ==, "NOT_FOUND");
     assert_contains(trpc->message, "HTTP 404 NOT_FOUND: Deployment not found");
@@ -276,10 +285,34 @@ static void test_error_dokploy(void)
     assert_contains(unauthorized->message, "HTTP 401: Unauthorized");
 }
 
+/* Without a provider's reader, what any API may send: a sentence under a
+ * common name (detail first), a string, strings in an array (five, then a
+ * count); never a code, and a vendor's shape is shown as its text. */
+static void test_error_generic(void)
+{
+    g_autoptr(IfsError) named =
+        error_for(NULL, 400, "application/json",
+                  "{\"message\":\"m\",\"detail\":\"d\",\"title\":\"t\",\"code\":\"c\"}");
+    g_autoptr(IfsError) titled = error_for(NULL, 404, NULL, "{\"title\":\"Not Found\"}");
+    g_autoptr(IfsError) string = error_for(NULL, 500, "application/json", "\"Server error\"");
+    g_autoptr(IfsError) listed =
+        error_for(NULL, 422, NULL, "[\"a\",1,\"b\",{\"message\":\"c\"},\"d\",\"e\",\"f\",\"g\"]");
+    g_autoptr(IfsError) vendor =
+        error_for(NULL, 403, "application/json", "{\"success\":false,\"error\":\"unauthorized\"}");
+
+    g_assert_null(named->code);
+    assert_contains(named->message, "HTTP 400: d");
+    assert_contains(titled->message, "HTTP 404: Not Found");
+    assert_contains(string->message, "HTTP 500: Server error");
+    assert_contains(listed->message, "HTTP 422: a; b; d; and 3 more");
+    g_assert_null(vendor->code);
+    assert_contains(vendor->message, "HTTP 403: {\"success\":false,\"error\":\"unauthorized\"}");
+}
+
 static void test_error_plain_text(void)
 {
     g_autoptr(IfsError) err =
-        error_for(429, "text/plain", "\n  Too many requests  \nsecond line\n");
+        error_for(NULL, 429, "text/plain", "\n  Too many requests  \nsecond line\n");
 
     g_assert_null(err->code);
     assert_contains(err->message, "HTTP 429: Too many requests");
@@ -289,7 +322,7 @@ static void test_error_plain_text(void)
 static void test_error_html(void)
 {
     g_autoptr(IfsError) err =
-        error_for(502, "text/html",
+        error_for(NULL, 502, "text/html",
                   "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n"
                   "<body><center><h1>502 Bad Gateway</h1></center></body></html>");
 
@@ -305,7 +338,7 @@ static void test_error_huge_body(void)
 
     memset(body, 'a', len);
     body[len] = '\0';
-    err = error_for(500, "text/plain", body);
+    err = error_for(NULL, 500, "text/plain", body);
     g_assert_cmpuint(strlen(err->message), <, 400);
     g_free(body);
 }
@@ -318,7 +351,7 @@ static void test_error_huge_json_message(void)
     for (int i = 0; i < 10000; i++)
         g_string_append(body, "word ");
     g_string_append(body, "\",\"code\":\"x\"}");
-    err = error_for(400, "application/json", body->str);
+    err = error_for(NULL, 400, "application/json", body->str);
     g_assert_cmpuint(strlen(err->message), <, 400);
     g_string_free(body, TRUE);
 }
@@ -351,20 +384,29 @@ static void test_error_hostile_bodies(void)
         "{\"hint\":\"only a hint\"}",
         "{\"status\":\"teapot\"}",
         "{\"error\":{\"error\":{\"error\":{}}}}",
+        "{\"error\":{\"code\":{},\"message\":[]},\"code\":1.5}",
+        "{\"issues\":[{\"path\":[null,[]],\"message\":\"m\"}],\"code\":\"\"}",
+        "{\"errors\":[{\"pointer\":\"\",\"detail\":\"\"},{\"field\":1,\"message\":2}]}",
+        "{\"base\":[1,\"x\"],\"f\":\"not a list\",\"hint\":\"x\",\"error\":\"x\"}",
+        "{\"error\":\"e\",\"error_description\":\"\",\"status\":{}}",
     };
+    /* Whatever reads them: every provider's reader, and the generic one. */
+    const IfsHttpErrorReader readers[] = {HOSTUP, HEO, DEPLOYHQ, HOSTATLAS, DOKPLOY, NULL};
     GString *deep = g_string_new(NULL);
 
-    for (gsize i = 0; i < G_N_ELEMENTS(bodies); i++) {
-        g_autoptr(IfsError) err = error_for(500, "application/json", bodies[i]);
-        g_autoptr(IfsError) untyped = error_for(400, NULL, bodies[i]);
+    for (gsize r = 0; r < G_N_ELEMENTS(readers); r++) {
+        for (gsize i = 0; i < G_N_ELEMENTS(bodies); i++) {
+            g_autoptr(IfsError) err = error_for(readers[r], 500, "application/json", bodies[i]);
+            g_autoptr(IfsError) untyped = error_for(readers[r], 400, NULL, bodies[i]);
 
-        assert_contains(err->message, "HTTP 500");
-        g_assert_cmpint(untyped->errnum, ==, EINVAL);
+            assert_contains(err->message, "HTTP 500");
+            g_assert_cmpint(untyped->errnum, ==, EINVAL);
+        }
     }
     for (int i = 0; i < 100000; i++)
         g_string_append_c(deep, '[');
     {
-        g_autoptr(IfsError) err = error_for(500, NULL, deep->str);
+        g_autoptr(IfsError) err = error_for(NULL, 500, NULL, deep->str);
 
         assert_contains(err->message, "HTTP 500");
     }
@@ -375,12 +417,12 @@ static void test_error_nul_bytes_and_null_args(void)
 {
     static const char body[] = "{\"message\":\"before\"}\0{\"message\":\"after\"}";
     g_autoptr(IfsError) with_nul = ifs_http_error_from_response(
-        400, "application/json", body, sizeof body - 1, "POST", "/x", "acct");
+        400, "application/json", body, sizeof body - 1, "POST", "/x", "acct", NULL);
     g_autoptr(IfsError) nothing =
-        ifs_http_error_from_response(503, NULL, NULL, 0, NULL, NULL, NULL);
+        ifs_http_error_from_response(503, NULL, NULL, 0, NULL, NULL, NULL, NULL);
     /* A body that is not NUL-terminated within body_len. */
     g_autoptr(IfsError) unterminated =
-        ifs_http_error_from_response(500, "text/plain", "abcdef", 3, "GET", "/y", "acct");
+        ifs_http_error_from_response(500, "text/plain", "abcdef", 3, "GET", "/y", "acct", NULL);
 
     assert_contains(with_nul->message, "before");
     g_assert_null(strstr(with_nul->message, "after"));
@@ -600,6 +642,7 @@ static void test_not_found_problem(void)
     g_autoptr(IfsError) err = NULL;
 
     cfg.account = "hostup";
+    cfg.error_reader = HOSTUP;
     http = ifs_http_new(&cfg);
     test_server_reply(srv, 404, NULL, "application/problem+json",
                       "{\"title\":\"Not found\",\"status\":404,\"code\":\"vps_not_found\","
@@ -1305,7 +1348,7 @@ static void test_url_errors_mapped_and_not_retried(void)
     TestServer *own = test_server_start();
     TestServer *other = test_server_start();
     IfsHttpConfig cfg = config_for(test_server_origin(own));
-    IfsHttp *http = ifs_http_new(&cfg);
+    IfsHttp *http;
     g_autofree char *url = g_strconcat(test_server_origin(other), "/heartbeat/abc?token=q", NULL);
     g_autofree char *shown =
         g_strconcat("account 'acct': GET ", test_server_origin(other),
@@ -1314,6 +1357,8 @@ static void test_url_errors_mapped_and_not_retried(void)
     g_autoptr(IfsError) limited = NULL;
     g_autoptr(IfsError) down = NULL;
 
+    cfg.error_reader = HOSTATLAS; /* a heartbeat's ping_url */
+    http = ifs_http_new(&cfg);
     test_server_reply(other, 404, NULL, "application/json",
                       "{\"error\":{\"code\":\"not_found\",\"message\":\"Heartbeat gone\"}}");
     test_server_reply(other, 429, "Retry-After: 0\r\n", "application/json",
@@ -1824,6 +1869,7 @@ int main(int argc, char **argv)
     g_test_init(&argc, &argv, NULL);
 
     g_test_add_func("/http/error/status-errno", test_status_errno);
+    g_test_add_func("/http/error/generic", test_error_generic);
     g_test_add_func("/http/get-json/web-page", test_get_json_web_page);
     g_test_add_func("/http/get-json/too-deep", test_get_json_too_deep);
     g_test_add_func("/http/cancel/stalled-request", test_cancel_ends_a_stalled_request);
