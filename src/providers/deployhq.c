@@ -18,17 +18,29 @@
 typedef struct {
     IfsHttp *http;
     char *account;
-    /* The last good regions and sizes (IfsResource*), listed again when
-     * their endpoints fail while the VPSes can still be listed: a part that
-     * fails never blanks what was there (doc/SEMANTICS.md §6.4.2). Only restore() and
-     * list() touch them, and the store runs one list() per account at a
-     * time, after restore(). */
-    GPtrArray *regions;
-    GPtrArray *sizes;
+    /* The last good regions and sizes, one per entry of `parts`, listed
+     * again when their endpoints fail while the VPSes can still be listed:
+     * a part that fails never blanks what was there (doc/SEMANTICS.md
+     * §6.4.2). Only restore() and list() touch them, and the store runs one
+     * list() per account at a time, after restore(). */
+    IfsKitKeptList *kept[2];
 } Deployhq;
 
 typedef gboolean (*ListParser)(json_object *answer, const char *where, GPtrArray *out,
                                IfsError **err);
+
+/* The managed hosting lists: secondary to the VPSes, and read alike. */
+typedef struct {
+    const char *kind;
+    const char *path;
+    ListParser parse;
+} Part;
+
+static const Part parts[] = {
+    {"regions", "/managed_hosting/regions", ifs_deployhq_parse_regions},
+    {"sizes",   "/managed_hosting/sizes",   ifs_deployhq_parse_sizes  },
+};
+G_STATIC_ASSERT(G_N_ELEMENTS(parts) == G_N_ELEMENTS(((Deployhq *)NULL)->kept));
 
 static const char *const deployhq_kinds[] = {"vps", "regions", "sizes", NULL};
 
@@ -233,8 +245,8 @@ static gpointer deployhq_open(IfsHttp *http, const IfsAccountConfig *cfg, IfsErr
     (void)err;
     d->http = http;
     d->account = g_strdup(cfg->name);
-    d->regions = g_ptr_array_new_with_free_func((GDestroyNotify)ifs_resource_unref);
-    d->sizes = g_ptr_array_new_with_free_func((GDestroyNotify)ifs_resource_unref);
+    for (gsize i = 0; i < G_N_ELEMENTS(parts); i++)
+        d->kept[i] = ifs_kit_kept_list_new(parts[i].kind);
     return d;
 }
 
@@ -242,8 +254,8 @@ static void deployhq_close(gpointer state)
 {
     Deployhq *d = state;
 
-    g_ptr_array_unref(d->regions);
-    g_ptr_array_unref(d->sizes);
+    for (gsize i = 0; i < G_N_ELEMENTS(parts); i++)
+        ifs_kit_kept_list_free(d->kept[i]);
     g_free(d->account);
     g_free(d);
 }
@@ -274,50 +286,27 @@ static gboolean get_list(Deployhq *d, const char *path, ListParser parse, GPtrAr
     return ok;
 }
 
-/* Add a failed part to the partial-refresh error. */
-static void note_partial(IfsError **partial, const char *kind, const IfsError *err)
-{
-    /* These endpoints need the account's beta_features flag: without it they
-     * are refused (403) or unknown (404), which says nothing about the VPSes. */
-    const char *hint = err->http_status == 403 || err->http_status == 404
-        ? "; the managed hosting endpoints need the account's beta "
-          "features (Settings in DeployHQ)"
-        : "";
-    char *text = g_strdup_printf("%s not refreshed, showing the last good list: %s%s", kind,
-                                 err->message, hint);
-
-    if (!*partial) {
-        *partial = ifs_error_new(err->errnum, err->http_status, err->code, "%s", text);
-    } else {
-        char *both = g_strconcat((*partial)->message, "; ", text, NULL);
-        g_free((*partial)->message);
-        (*partial)->message = both;
-    }
-    g_free(text);
-}
-
-/* Refresh one managed hosting list: on success it replaces *last, on
- * failure *last stays and the failure goes to *partial. */
-static void refresh_part(Deployhq *d, const char *path, const char *kind, ListParser parse,
-                         GPtrArray **last, IfsError **partial)
+/* Refresh one managed hosting list: on success it replaces the kept one;
+ * on failure that stays and the failure goes to *partial. */
+static void refresh_part(Deployhq *d, gsize i, IfsError **partial)
 {
     GPtrArray *fresh = g_ptr_array_new_with_free_func((GDestroyNotify)ifs_resource_unref);
     IfsError *err = NULL;
 
-    if (get_list(d, path, parse, fresh, &err)) {
-        g_ptr_array_unref(*last);
-        *last = fresh;
+    if (get_list(d, parts[i].path, parts[i].parse, fresh, &err)) {
+        ifs_kit_kept_list_replace(d->kept[i], fresh);
         return;
     }
     g_ptr_array_unref(fresh);
-    note_partial(partial, kind, err);
+    /* These endpoints need the account's beta_features flag: without it they
+     * are refused (403) or unknown (404), which says nothing about the VPSes. */
+    ifs_kit_kept_list_failed(d->kept[i], err,
+                             err->http_status == 403 || err->http_status == 404
+                                 ? "; the managed hosting endpoints need the account's beta "
+                                   "features (Settings in DeployHQ)"
+                                 : NULL,
+                             partial);
     ifs_error_free(err);
-}
-
-static void append_all(GPtrArray *out, GPtrArray *from)
-{
-    for (guint i = 0; i < from->len; i++)
-        g_ptr_array_add(out, ifs_resource_ref(g_ptr_array_index(from, i)));
 }
 
 /* The regions and sizes saved on disk are the last good ones until the
@@ -327,14 +316,8 @@ static void deployhq_restore(gpointer state, GPtrArray *resources, gint64 saved_
     Deployhq *d = state;
 
     (void)saved_at;
-    for (guint i = 0; i < resources->len; i++) {
-        IfsResource *r = g_ptr_array_index(resources, i);
-
-        if (g_strcmp0(r->kind, "regions") == 0)
-            g_ptr_array_add(d->regions, ifs_resource_ref(r));
-        else if (g_strcmp0(r->kind, "sizes") == 0)
-            g_ptr_array_add(d->sizes, ifs_resource_ref(r));
-    }
+    for (gsize i = 0; i < G_N_ELEMENTS(parts); i++)
+        ifs_kit_kept_list_restore(d->kept[i], resources);
 }
 
 /* The VPSes decide whether the refresh succeeded; regions and sizes that
@@ -346,12 +329,10 @@ static gboolean deployhq_list(gpointer state, GPtrArray *out, IfsError **err)
 
     if (!get_list(d, "/hosted_resources", ifs_deployhq_parse_hosted_resources, out, err))
         return FALSE;
-    refresh_part(d, "/managed_hosting/regions", "regions", ifs_deployhq_parse_regions, &d->regions,
-                 &partial);
-    refresh_part(d, "/managed_hosting/sizes", "sizes", ifs_deployhq_parse_sizes, &d->sizes,
-                 &partial);
-    append_all(out, d->regions);
-    append_all(out, d->sizes);
+    for (gsize i = 0; i < G_N_ELEMENTS(parts); i++) {
+        refresh_part(d, i, &partial);
+        ifs_kit_kept_list_append(d->kept[i], out);
+    }
     if (partial)
         ifs_error_propagate(err, partial);
     return TRUE;
@@ -388,15 +369,12 @@ static IfsResource *fetch_vps(Deployhq *d, const char *id, IfsError **err)
 }
 
 /* Regions and sizes have no detail endpoint: read the list, pick the slug. */
-static IfsResource *fetch_from_list(Deployhq *d, const char *kind, const char *id, IfsError **err)
+static IfsResource *fetch_from_list(Deployhq *d, const Part *part, const char *id, IfsError **err)
 {
-    gboolean regions = strcmp(kind, "regions") == 0;
-    const char *path = regions ? "/managed_hosting/regions" : "/managed_hosting/sizes";
     GPtrArray *all = g_ptr_array_new_with_free_func((GDestroyNotify)ifs_resource_unref);
     IfsResource *found = NULL;
 
-    if (get_list(d, path, regions ? ifs_deployhq_parse_regions : ifs_deployhq_parse_sizes, all,
-                 err)) {
+    if (get_list(d, part->path, part->parse, all, err)) {
         for (guint i = 0; i < all->len && !found; i++) {
             IfsResource *r = g_ptr_array_index(all, i);
             if (r->id && strcmp(r->id, id) == 0)
@@ -406,7 +384,7 @@ static IfsResource *fetch_from_list(Deployhq *d, const char *kind, const char *i
             ifs_error_propagate(err,
                                 ifs_error_new(ENOENT, 0, NULL,
                                               "account '%s': GET %s: %s '%s' is no longer listed",
-                                              d->account, path, kind, id));
+                                              d->account, part->path, part->kind, id));
     }
     g_ptr_array_unref(all);
     return found;
@@ -415,16 +393,15 @@ static IfsResource *fetch_from_list(Deployhq *d, const char *kind, const char *i
 static IfsResource *deployhq_fetch(gpointer state, const char *kind, const char *id, IfsError **err)
 {
     Deployhq *d = state;
+    gsize i = 0;
 
     if (strcmp(kind, "vps") == 0)
         return fetch_vps(d, id, err);
-    if (strcmp(kind, "regions") == 0 || strcmp(kind, "sizes") == 0)
-        return fetch_from_list(d, kind, id, err);
-    ifs_error_propagate(err,
-                        ifs_error_new(ENOENT, 0, NULL,
-                                      "account '%s': DeployHQ has no resources of kind '%s'",
-                                      d->account, kind));
-    return NULL;
+    /* Any other kind is one of `parts`: fetch() is asked only for kinds
+     * that list() gave. */
+    while (i + 1 < G_N_ELEMENTS(parts) && strcmp(kind, parts[i].kind) != 0)
+        i++;
+    return fetch_from_list(d, &parts[i], id, err);
 }
 
 /* POST /hosted_resources/{identifier}/{sync|retry_provision}, no body; the
