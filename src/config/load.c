@@ -19,6 +19,9 @@
 /* Every message has the shape "FILE:LINE: [section] key: what; fix", with
  * the parts that do not apply left out. */
 static IfsError *config_verror(int errnum, const char *path, int line, const char *section,
+                               const char *key, const char *fmt, va_list ap) G_GNUC_PRINTF(6, 0);
+
+static IfsError *config_verror(int errnum, const char *path, int line, const char *section,
                                const char *key, const char *fmt, va_list ap)
 {
     char *what = g_strdup_vprintf(fmt, ap);

@@ -20,6 +20,7 @@ void provider_fixture_open(ProviderFixture *fx, const IfsProviderType *type, con
     hc.origin = test_server_origin(fx->server);
     hc.auth = type->auth;
     hc.auth_header = type->auth_header;
+    hc.error_reader = type->error_reader;
     hc.secret = key;
     hc.max_retries = 1;
     fx->http = ifs_http_new(&hc);

@@ -30,8 +30,8 @@ static void fixture_setup(Fixture *fx, gconstpointer data)
 }
 
 /* The account again, on a client made as the registry makes it
- * (ifs_provider_http_new): provider_fixture.c's client does not read
- * Dokploy's error bodies, which is what a test of last_action's words needs. */
+ * (ifs_provider_http_new), so that a test of last_action's words also
+ * checks that the registry gives the client Dokploy's error reader. */
 static void reopen_as_registered(Fixture *fx)
 {
     IfsAccountConfig cfg = fx->cfg;
