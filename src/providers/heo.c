@@ -418,9 +418,6 @@ static gboolean heo_act(gpointer state, const char *kind, const char *id, const 
     return TRUE;
 }
 
-/* HEO reports no live state (its `status` file says what was last asked
- * of the VPS, not how it is), and names no VPS, address or place: only the
- * id and the path. */
 /* The control endpoints' {"success":false,"error":"<code>","message":..};
  * /v1/status (--check) answers 503 {"status":"error"}. */
 static void heo_read_error(json_object *body, char **code, char **message)
@@ -431,6 +428,9 @@ static void heo_read_error(json_object *body, char **code, char **message)
     *message = g_strdup(ifs_http_error_text(body, "message"));
 }
 
+/* HEO reports no live state (its `status` file says what was last asked
+ * of the VPS, not how it is), and names no VPS, address or place: only the
+ * id and the path. */
 static const IfsInventoryColumns heo_inventory[] = {
     {"vps", .name = NULL},
     {.kind = NULL    },

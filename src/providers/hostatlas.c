@@ -105,22 +105,27 @@ static char *item_id(json_object *item)
  * FALSE to stop the walk (the item sought was found). */
 typedef gboolean (*ItemFn)(Hostatlas *h, json_object *item, gpointer data);
 
+/* A walk of one paged list. */
 typedef struct {
-    char *cursor; /* cursor form: what to send next, or NULL */
-    guint page; /* page form: the page to ask for next */
-    gboolean done;
-} PagePlan;
+    Hostatlas *h;
+    const char *what; /* "servers" */
+    ItemFn each;
+    gpointer data;
+    GHashTable *ids; /* of the items read */
+} ListWalk;
 
-static char *page_path(const char *what, const PagePlan *plan)
+static char *page_path(gpointer ctx, const IfsKitPage *page)
 {
+    ListWalk *w = ctx;
     char *path;
 
-    if (plan->cursor) {
-        char *escaped = g_uri_escape_string(plan->cursor, NULL, FALSE);
-        path = g_strdup_printf(API_PREFIX "%s?per_page=%d&cursor=%s", what, PER_PAGE, escaped);
+    if (page->cursor) {
+        char *escaped = g_uri_escape_string(page->cursor, NULL, FALSE);
+        path = g_strdup_printf(API_PREFIX "%s?per_page=%d&cursor=%s", w->what, PER_PAGE, escaped);
         g_free(escaped);
     } else {
-        path = g_strdup_printf(API_PREFIX "%s?page=%u&per_page=%d", what, plan->page, PER_PAGE);
+        path =
+            g_strdup_printf(API_PREFIX "%s?page=%u&per_page=%d", w->what, page->number, PER_PAGE);
     }
     return path;
 }
@@ -134,57 +139,87 @@ static const char *next_cursor_of(json_object *body, json_object *meta)
 }
 
 /* Decide what comes after the page just read. FALSE with *err when the API
- * is paging in circles. */
-static gboolean plan_next(Hostatlas *h, const char *path, json_object *body, guint items,
-                          PagePlan *plan, GHashTable *cursors, IfsError **err)
+ * answered another page than the one asked for. */
+static gboolean plan_next(ListWalk *w, const char *path, json_object *body, guint items,
+                          IfsKitPage *page, IfsError **err)
 {
     json_object *meta = NULL;
-    const char *next;
-    gint64 page, last, total, per_page;
+    gint64 number, last, total, per_page;
 
     if (json_object_object_get_ex(body, "meta", &meta) &&
         !json_object_is_type(meta, json_type_object))
         meta = NULL;
-    next = next_cursor_of(body, meta);
-    if (next) {
-        if (!g_hash_table_add(cursors, g_strdup(next))) {
-            ifs_error_propagate(
-                err,
-                ifs_error_new(EIO, 0, NULL,
-                              "account '%s': GET %s: the API handed out cursor '%s' a second time; "
-                              "stopping rather than paging in circles",
-                              h->account, path, next));
-            return FALSE;
-        }
-        g_free(plan->cursor);
-        plan->cursor = g_strdup(next);
+    page->next_cursor = next_cursor_of(body, meta);
+    if (page->next_cursor)
         return TRUE;
-    }
     /* The cursor form ends without a next cursor. */
-    if (plan->cursor || items == 0) {
-        plan->done = TRUE;
+    if (page->cursor || items == 0) {
+        page->done = TRUE;
         return TRUE;
     }
-    if (meta && (int_field(meta, "page", &page) || int_field(meta, "current_page", &page)) &&
-        page != plan->page) {
+    if (meta && (int_field(meta, "page", &number) || int_field(meta, "current_page", &number)) &&
+        number != page->number) {
         ifs_error_propagate(
             err,
             ifs_error_new(EIO, 0, NULL,
                           "account '%s': GET %s: the API answered page %" G_GINT64_FORMAT
                           " instead of page %u; stopping rather than reading the same page forever",
-                          h->account, path, page, plan->page));
+                          w->h->account, path, number, page->number));
         return FALSE;
     }
     if (meta && (int_field(meta, "last_page", &last) || int_field(meta, "total_pages", &last)))
-        plan->done = plan->page >= last;
+        page->done = page->number >= last;
     else if (meta && int_field(meta, "total", &total))
-        plan->done = (gint64)plan->page *
+        page->done = (gint64)page->number *
                 (int_field(meta, "per_page", &per_page) && per_page > 0 ? per_page : PER_PAGE) >=
             total;
     else
-        plan->done = items < PER_PAGE; /* no meta: a short page is the last */
-    plan->page++;
+        page->done = items < PER_PAGE; /* no meta: a short page is the last */
     return TRUE;
+}
+
+/* One page: a bare array (an unpaged answer, everything at once), or
+ * {"data":[...], "meta":{...}}. */
+static gboolean take_page(gpointer ctx, const char *path, json_object *body, IfsKitPage *page,
+                          IfsError **err)
+{
+    ListWalk *w = ctx;
+    json_object *items = NULL;
+    guint fresh = 0, n;
+    gboolean stopped = FALSE;
+
+    if (json_object_is_type(body, json_type_array)) {
+        items = body;
+        page->done = TRUE;
+    } else if (!json_object_object_get_ex(body, "data", &items) ||
+               !json_object_is_type(items, json_type_array)) {
+        ifs_error_propagate(err,
+                            ifs_error_new(EIO, 0, NULL,
+                                          "account '%s': GET %s: the answer has no \"data\" array",
+                                          w->h->account, path));
+        return FALSE;
+    }
+    n = (guint)json_object_array_length(items);
+    for (guint i = 0; i < n && !stopped; i++) {
+        json_object *item = json_object_array_get_idx(items, i);
+        char *id;
+
+        if (!json_object_is_type(item, json_type_object))
+            continue;
+        id = item_id(item);
+        /* Items that move between pages while we read show up twice. */
+        if (id && !g_hash_table_add(w->ids, id))
+            continue;
+        fresh++;
+        stopped = !w->each(w->h, item, w->data);
+    }
+    ifs_progress_page(fresh);
+    if (stopped || page->done) {
+        page->done = TRUE;
+        return TRUE;
+    }
+    page->nothing_new = n > 0 && fresh == 0;
+    return plan_next(w, path, body, n, page, err);
 }
 
 /* Every item of `what` ("servers"), page by page, `page`/`per_page` with
@@ -192,75 +227,19 @@ static gboolean plan_next(Hostatlas *h, const char *path, json_object *body, gui
 static gboolean walk_list(Hostatlas *h, const char *what, ItemFn each, gpointer data,
                           IfsError **err)
 {
-    GHashTable *ids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-    GHashTable *cursors = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-    PagePlan plan = {.page = 1};
-    gboolean ok = TRUE, stopped = FALSE;
-    guint pages = 0;
+    ListWalk w = {h, what, each, data,
+                  g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL)};
+    char *listing = g_strconcat("listing ", what, NULL);
+    IfsKitPager pager = {
+        .what = listing,
+        .max_pages = MAX_PAGES,
+        .path = page_path,
+        .take = take_page,
+    };
+    gboolean ok = ifs_kit_read_pages(h->http, h->account, &pager, &w, err);
 
-    while (ok && !stopped && !plan.done) {
-        char *path = page_path(what, &plan);
-        json_object *body = NULL, *items = NULL;
-        guint fresh = 0, n = 0;
-
-        if (++pages > MAX_PAGES) {
-            ifs_error_propagate(
-                err,
-                ifs_error_new(EIO, 0, NULL,
-                              "account '%s': listing %s: more than %d pages; stopping rather than "
-                              "paging forever",
-                              h->account, what, MAX_PAGES));
-            ok = FALSE;
-        } else if (!(body = ifs_http_get_json(h->http, path, err))) {
-            ok = FALSE;
-        } else if (json_object_is_type(body, json_type_array)) {
-            items = body; /* an unpaged answer: everything at once */
-            plan.done = TRUE;
-        } else if (!json_object_object_get_ex(body, "data", &items) ||
-                   !json_object_is_type(items, json_type_array)) {
-            ifs_error_propagate(
-                err,
-                ifs_error_new(EIO, 0, NULL,
-                              "account '%s': GET %s: the answer has no \"data\" array", h->account,
-                              path));
-            ok = FALSE;
-        }
-        if (ok) {
-            n = (guint)json_object_array_length(items);
-            for (guint i = 0; i < n && !stopped; i++) {
-                json_object *item = json_object_array_get_idx(items, i);
-                char *id;
-
-                if (!json_object_is_type(item, json_type_object))
-                    continue;
-                id = item_id(item);
-                /* Items that move between pages while we read show up twice. */
-                if (id && !g_hash_table_add(ids, id))
-                    continue;
-                fresh++;
-                stopped = !each(h, item, data);
-            }
-        }
-        if (ok)
-            ifs_progress_page(fresh);
-        if (ok && !stopped && !plan.done)
-            ok = plan_next(h, path, body, n, &plan, cursors, err);
-        /* A page of nothing new, with more to come, would come again. */
-        if (ok && !stopped && !plan.done && n > 0 && fresh == 0) {
-            ifs_error_propagate(
-                err,
-                ifs_error_new(EIO, 0, NULL,
-                              "account '%s': GET %s: every item on this page was already read; "
-                              "the API seems to ignore paging, stopping",
-                              h->account, path));
-            ok = FALSE;
-        }
-        json_object_put(body);
-        g_free(path);
-    }
-    g_free(plan.cursor);
-    g_hash_table_destroy(cursors);
-    g_hash_table_destroy(ids);
+    g_free(listing);
+    g_hash_table_destroy(w.ids);
     return ok;
 }
 

@@ -141,92 +141,86 @@ static IfsResource *vps_resource(json_object *item)
     return ifs_kit_resource("vps", json_object_get(item), "id");
 }
 
-/* One page of the cursor-paginated list. Returns the next cursor (g_free),
- * NULL at the end; *failed on error. */
-static char *list_page(Hostup *h, const char *cursor, GPtrArray *out, gboolean *failed,
-                       IfsError **err)
+/* A walk of the cursor-paginated list: the VPSes found so far. */
+typedef struct {
+    Hostup *h;
+    GPtrArray *found;
+    guint sealed; /* found's first `sealed` are sealed */
+} VpsWalk;
+
+static char *vps_page_path(gpointer ctx, const IfsKitPage *page)
 {
-    char *escaped = cursor ? g_uri_escape_string(cursor, NULL, FALSE) : NULL;
+    char *escaped = page->cursor ? g_uri_escape_string(page->cursor, NULL, FALSE) : NULL;
     char *path = g_strdup_printf("/api/v2/vps?limit=%d%s%s", PAGE_LIMIT, escaped ? "&cursor=" : "",
                                  escaped ? escaped : "");
-    json_object *page = ifs_http_get_json(h->http, path, err);
-    json_object *data = NULL, *more = NULL, *next = NULL;
-    char *next_cursor = NULL;
 
-    *failed = page == NULL;
-    if (page &&
-        (!json_object_object_get_ex(page, "data", &data) ||
-         !json_object_is_type(data, json_type_array))) {
+    (void)ctx;
+    g_free(escaped);
+    return path;
+}
+
+/* {"data":[...],"hasMore":true,"nextCursor":"..."}; the list ends at a
+ * page without both. */
+static gboolean take_vps_page(gpointer ctx, const char *path, json_object *answer, IfsKitPage *page,
+                              IfsError **err)
+{
+    VpsWalk *w = ctx;
+    json_object *data = NULL, *more = NULL, *next = NULL;
+    guint before = w->found->len;
+
+    if (!json_object_object_get_ex(answer, "data", &data) ||
+        !json_object_is_type(data, json_type_array)) {
         ifs_error_propagate(err,
                             ifs_error_new(EIO, 0, NULL,
                                           "account '%s': GET %s: the answer has no \"data\" array",
-                                          h->account, path));
-        *failed = TRUE;
+                                          w->h->account, path));
+        return FALSE;
     }
-    if (!*failed) {
-        guint before = out->len;
-
-        for (size_t i = 0; i < json_object_array_length(data); i++) {
-            json_object *item = json_object_array_get_idx(data, i);
-            if (json_object_is_type(item, json_type_object))
-                g_ptr_array_add(out, vps_resource(item));
-        }
-        ifs_progress_page(out->len - before);
-        json_object_object_get_ex(page, "hasMore", &more);
-        json_object_object_get_ex(page, "nextCursor", &next);
-        if (json_object_get_boolean(more) && json_object_is_type(next, json_type_string) &&
-            json_object_get_string_len(next) > 0)
-            next_cursor = g_strdup(json_object_get_string(next));
+    for (size_t i = 0; i < json_object_array_length(data); i++) {
+        json_object *item = json_object_array_get_idx(data, i);
+        if (json_object_is_type(item, json_type_object))
+            g_ptr_array_add(w->found, vps_resource(item));
     }
-    json_object_put(page);
-    g_free(path);
-    g_free(escaped);
-    return next_cursor;
+    ifs_progress_page(w->found->len - before);
+    /* Too many for details: nothing will change these any more, so keep
+     * them as text now rather than every page's tree until the end (at
+     * 100,000 VPSes that is the refresh's peak memory). */
+    if ((long)w->found->len > w->h->detail_limit)
+        for (; w->sealed < w->found->len; w->sealed++)
+            ifs_resource_seal(g_ptr_array_index(w->found, w->sealed));
+    json_object_object_get_ex(answer, "hasMore", &more);
+    json_object_object_get_ex(answer, "nextCursor", &next);
+    if (json_object_get_boolean(more) && json_object_is_type(next, json_type_string) &&
+        json_object_get_string_len(next) > 0)
+        page->next_cursor = json_object_get_string(next);
+    else
+        page->done = TRUE;
+    return TRUE;
 }
+
+static const IfsKitPager vps_pager = {
+    .what = "listing VPSes",
+    .max_pages = MAX_PAGES,
+    .path = vps_page_path,
+    .take = take_vps_page,
+};
 
 static gboolean hostup_list(gpointer state, GPtrArray *out, IfsError **err)
 {
     Hostup *h = state;
-    GHashTable *seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-    GPtrArray *found = g_ptr_array_new_with_free_func((GDestroyNotify)ifs_resource_unref);
-    char *cursor = NULL;
-    gboolean failed = FALSE;
-    guint pages = 0;
-    guint sealed = 0;
+    VpsWalk w = {h, g_ptr_array_new_with_free_func((GDestroyNotify)ifs_resource_unref), 0};
 
-    do {
-        char *next = list_page(h, cursor, found, &failed, err);
-        g_free(cursor);
-        cursor = next;
-        /* Too many for details: nothing will change these any more, so
-         * keep them as text now rather than every page's tree until the
-         * end (at 100,000 VPSes that is the refresh's peak memory). */
-        if ((long)found->len > h->detail_limit)
-            for (; sealed < found->len; sealed++)
-                ifs_resource_seal(g_ptr_array_index(found, sealed));
-        if (cursor && (!g_hash_table_add(seen, g_strdup(cursor)) || ++pages > MAX_PAGES)) {
-            ifs_error_propagate(
-                err,
-                ifs_error_new(EIO, 0, NULL,
-                              "account '%s': listing VPSes: the API returned cursor '%s' twice "
-                              "(or more than %d pages); giving up to avoid looping forever",
-                              h->account, cursor, MAX_PAGES));
-            failed = TRUE;
-        }
-    } while (cursor && !failed);
-    g_free(cursor);
-    g_hash_table_destroy(seen);
-    if (failed) {
-        g_ptr_array_unref(found);
+    if (!ifs_kit_read_pages(h->http, h->account, &vps_pager, &w, err)) {
+        g_ptr_array_unref(w.found);
         return FALSE;
     }
-    if ((long)found->len <= h->detail_limit)
-        ifs_details_apply(h->details, found);
+    if ((long)w.found->len <= h->detail_limit)
+        ifs_details_apply(h->details, w.found);
     else
         ifs_details_clear(h->details);
-    for (guint i = 0; i < found->len; i++)
-        g_ptr_array_add(out, ifs_resource_ref(g_ptr_array_index(found, i)));
-    g_ptr_array_unref(found);
+    for (guint i = 0; i < w.found->len; i++)
+        g_ptr_array_add(out, ifs_resource_ref(g_ptr_array_index(w.found, i)));
+    g_ptr_array_unref(w.found);
     return TRUE;
 }
 

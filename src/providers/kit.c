@@ -111,6 +111,7 @@ gboolean ifs_kit_read_pages(IfsHttp *http, const char *account, const IfsKitPage
         }
         page.cursor = cursor;
         page.next_cursor = NULL;
+        page.nothing_new = FALSE;
         path = pager->path(ctx, &page);
         answer = ifs_http_get_json(http, path, err);
         ok = answer && pager->take(ctx, path, answer, &page, err);
@@ -127,6 +128,14 @@ gboolean ifs_kit_read_pages(IfsHttp *http, const char *account, const IfsKitPage
                                                  path, page.next_cursor));
                 ok = FALSE;
             }
+        }
+        if (ok && !page.done && page.nothing_new) {
+            ifs_error_propagate(err,
+                                paging_error(account,
+                                             "GET %s: every item on this page was already "
+                                             "read; the API seems to ignore paging, stopping",
+                                             path));
+            ok = FALSE;
         }
         page.number++;
         json_object_put(answer);

@@ -32,6 +32,9 @@ typedef struct {
     /* Set by IfsKitPager.take: */
     const char *next_cursor; /* the cursor to send next (may point into the answer) */
     gboolean done; /* no page comes after this one */
+    /* Every item on it was read before: with more to come, the API
+     * ignores paging and the same page would come again. */
+    gboolean nothing_new;
 } IfsKitPage;
 
 typedef struct {
@@ -48,8 +51,8 @@ typedef struct {
 
 /* Reads pages until one is the last: numbered pages until the provider
  * hands out a cursor, cursors from then on. Stops with EIO, naming the
- * account, at more than max_pages pages or a cursor handed out twice, an
- * API paging in circles. */
+ * account, at more than max_pages pages, a cursor handed out twice, or a
+ * page of nothing new with more to come: an API paging in circles. */
 gboolean ifs_kit_read_pages(IfsHttp *http, const char *account, const IfsKitPager *pager,
                             gpointer ctx, IfsError **err);
 

@@ -58,7 +58,7 @@ static void test_a_cursor_that_comes_again_stops_the_list(Fixture *fx, gconstpoi
     g_assert_cmpuint(out->len, ==, 0);
     g_assert_nonnull(err);
     g_assert_cmpint(err->errnum, ==, EIO);
-    assert_contains(err->message, "returned cursor 'c1' twice");
+    assert_contains(err->message, "handed out cursor 'c1' a second time");
     g_assert_cmpuint(test_server_count(fx->server, FIRST_PAGE "&cursor=c1"), ==, 1);
     ifs_error_free(err);
     g_ptr_array_unref(out);

@@ -56,7 +56,8 @@ static void test_a_missing_or_non_string_id_is_no_problem_of_the_kit(void)
 /* ---- paged lists ---- */
 
 /* A test pager: "/items?page=N" or "/items?cursor=C"; an answer is
- * {"items":[...],"next":"C"} or {"items":[...],"last":true}. */
+ * {"items":[...],"next":"C"} or {"items":[...],"last":true}, with
+ * "seen_before" when its items were all read before. */
 typedef struct {
     GPtrArray *seen; /* item strings, in order */
     guint stop_after; /* take ends the list after this many items (0: never) */
@@ -91,6 +92,7 @@ static gboolean take_items(gpointer ctx, const char *path, json_object *answer, 
         page->next_cursor = json_object_get_string(next);
     if (json_object_object_get_ex(answer, "last", NULL))
         page->done = TRUE;
+    page->nothing_new = json_object_object_get_ex(answer, "seen_before", NULL);
     return TRUE;
 }
 
@@ -220,6 +222,27 @@ static void test_a_failed_page_or_answer_fails_the_list(PagingFixture *fx, gcons
     ifs_error_free(err);
 }
 
+static void test_a_page_of_nothing_new_stops_unless_last(PagingFixture *fx, gconstpointer data)
+{
+    IfsError *err = NULL;
+
+    (void)data;
+    test_server_route(fx->server, "GET /items?page=1", 200, "{\"items\":[\"a\"]}");
+    test_server_route(fx->server, "GET /items?page=2", 200,
+                      "{\"items\":[\"a\"],\"seen_before\":1,\"last\":1}");
+    g_assert_true(ifs_kit_read_pages(fx->http, "acct", &items_pager, &fx->got, &err));
+    g_assert_null(err);
+
+    test_server_route(fx->server, "GET /items?page=2", 200,
+                      "{\"items\":[\"a\"],\"seen_before\":1}");
+    g_assert_false(ifs_kit_read_pages(fx->http, "acct", &items_pager, &fx->got, &err));
+    assert_contains(err->message,
+                    "account 'acct': GET /items?page=2: every item on this page was "
+                    "already read");
+    g_assert_cmpuint(test_server_count(fx->server, "GET /items?page=3"), ==, 0);
+    ifs_error_free(err);
+}
+
 static void test_take_may_end_the_list_early(PagingFixture *fx, gconstpointer data)
 {
     IfsError *err = NULL;
@@ -312,6 +335,7 @@ int main(int argc, char **argv)
     PAGING("/kit/pages/cursor-again", test_a_cursor_handed_out_again_stops_with_eio);
     PAGING("/kit/pages/too-many", test_more_pages_than_allowed_stop_before_asking);
     PAGING("/kit/pages/failed", test_a_failed_page_or_answer_fails_the_list);
+    PAGING("/kit/pages/nothing-new", test_a_page_of_nothing_new_stops_unless_last);
     PAGING("/kit/pages/take-ends", test_take_may_end_the_list_early);
     return g_test_run();
 }
