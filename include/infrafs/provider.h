@@ -163,10 +163,20 @@ struct IfsProviderType {
      * on disk), given once before the first list(): a provider that lists
      * the last good data of a failed part itself (a partial refresh) takes
      * them as that data, so a remount does not blank it either (and one
- * with per-resource details, as what was last read: details.h). */
+     * with per-resource details, as what was last read: details.h). */
     void (*restore)(gpointer state, GPtrArray *resources /* IfsResource*, borrowed */,
                     gint64 saved_at /* when the copy was made, epoch seconds */);
 };
+
+/* The members every provider has, named after it: NAME_kinds,
+ * NAME_inventory, NAME_controls, NAME_read_error and the callbacks
+ * NAME_open, NAME_close, NAME_list, NAME_fetch and NAME_act. A provider's
+ * table sets them with IFS_PROVIDER_MEMBERS(NAME), and the rest (schema,
+ * auth, check_path, and poll, restore, webhook when it has them) by hand. */
+#define IFS_PROVIDER_MEMBERS(name)                                                                 \
+    .kinds = name##_kinds, .inventory = name##_inventory, .controls = name##_controls,             \
+    .error_reader = name##_read_error, .open = name##_open, .close = name##_close,                 \
+    .list = name##_list, .fetch = name##_fetch, .act = name##_act
 
 const IfsProviderType *ifs_provider_find(const char *type);
 /* The account's HTTP client, as its provider authenticates: used by the

@@ -41,6 +41,12 @@ static void kept_free(gpointer data)
     g_free(k);
 }
 
+static const char *missing_problem(const IfsDetailSpec *spec)
+{
+    return spec->missing_problem ? spec->missing_problem
+                                 : "details not read, only the list's fields are shown";
+}
+
 IfsDetails *ifs_details_new(const IfsDetailSpec *spec, gpointer provider, IfsHttp *http,
                             guint concurrency, guint max_age_s)
 {
@@ -157,7 +163,7 @@ static void show_kept(IfsDetails *d, IfsResource *r, const IfsError *failure)
     }
     if (failure)
         r->problem = g_strdup_printf(
-            "%s (%s)", kept ? d->spec->kept_problem : d->spec->missing_problem, failure->message);
+            "%s (%s)", kept ? d->spec->kept_problem : missing_problem(d->spec), failure->message);
 }
 
 void ifs_details_show(IfsDetails *d, IfsResource *r)

@@ -29,8 +29,7 @@ typedef struct {
      * when a read fails and across a remount; detail_concurrency at once. */
     IfsDetails *logs;
     /* list runs in the account's refresher; fetch and act in other threads. */
-    GMutex lock;
-    GHashTable *owners; /* deploymentId -> Owner*, from the last listing */
+    IfsKitIdMap *owners; /* deploymentId -> Owner*, from the last listing */
 } Dokploy;
 
 static const char *const dokploy_kinds[] = {"deployments", NULL};
@@ -56,8 +55,9 @@ static Owner *owner_new(const char *field, const char *id, const char *proc)
     return o;
 }
 
-static Owner *owner_copy(const Owner *o)
+static gpointer owner_copy(gconstpointer p)
 {
+    const Owner *o = p;
     Owner *c = g_new0(Owner, 1);
 
     c->field = g_strdup(o->field);
@@ -158,8 +158,7 @@ static gpointer dokploy_open(IfsHttp *http, const IfsAccountConfig *cfg, IfsErro
     d->http = http;
     d->account = g_strdup(cfg->name);
     d->logs = ifs_details_new(&deployment_logs, d, http, concurrency, max_age_s);
-    g_mutex_init(&d->lock);
-    d->owners = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, owner_free);
+    d->owners = ifs_kit_id_map_new(owner_copy, owner_free);
     return d;
 }
 
@@ -168,8 +167,7 @@ static void dokploy_close(gpointer state)
     Dokploy *d = state;
 
     ifs_details_free(d->logs);
-    g_hash_table_destroy(d->owners);
-    g_mutex_clear(&d->lock);
+    ifs_kit_id_map_free(d->owners);
     g_free(d->account);
     g_free(d);
 }
@@ -387,7 +385,7 @@ static gboolean dokploy_list(gpointer state, GPtrArray *out, IfsError **err)
 {
     Dokploy *d = state;
     GPtrArray *found = g_ptr_array_new_with_free_func((GDestroyNotify)ifs_resource_unref);
-    GHashTable *owner_of = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, owner_free);
+    GHashTable *owner_of = ifs_kit_id_map_table(d->owners);
     GPtrArray *owners = discover(d, found, err);
     gboolean ok = owners != NULL;
     guint sealed = 0;
@@ -418,10 +416,7 @@ static gboolean dokploy_list(gpointer state, GPtrArray *out, IfsError **err)
     seal_listed(found, &sealed);
     if (ok) {
         ifs_details_apply(d->logs, found);
-        g_mutex_lock(&d->lock);
-        g_hash_table_destroy(d->owners);
-        d->owners = g_hash_table_ref(owner_of);
-        g_mutex_unlock(&d->lock);
+        ifs_kit_id_map_replace(d->owners, g_hash_table_ref(owner_of));
         for (guint i = 0; i < found->len; i++)
             g_ptr_array_add(out, ifs_resource_ref(g_ptr_array_index(found, i)));
     }
@@ -443,10 +438,7 @@ static IfsResource *dokploy_fetch(gpointer state, const char *kind, const char *
     Owner *o;
 
     (void)kind;
-    g_mutex_lock(&d->lock);
-    o = g_hash_table_lookup(d->owners, id);
-    o = o ? owner_copy(o) : NULL;
-    g_mutex_unlock(&d->lock);
+    o = ifs_kit_id_map_get(d->owners, id);
     if (!o) {
         /* Not ENOENT: that would drop a deployment that may well exist. */
         ifs_error_propagate(
@@ -507,9 +499,7 @@ static gboolean dokploy_act(gpointer state, const char *kind, const char *id, co
         out->message = g_strdup("deployment removed");
         out->resource_gone = TRUE;
         ifs_details_forget(d->logs, id);
-        g_mutex_lock(&d->lock);
-        g_hash_table_remove(d->owners, id);
-        g_mutex_unlock(&d->lock);
+        ifs_kit_id_map_set(d->owners, id, NULL);
     } else {
         out->message = g_strdup("process killed");
     }
@@ -536,16 +526,8 @@ const IfsProviderType ifs_provider_dokploy = {
     .schema = {.type = "dokploy", .extra_keys = dokploy_keys},
     .auth = IFS_AUTH_HEADER,
     .auth_header = "x-api-key",
-    .kinds = dokploy_kinds,
-    .inventory = dokploy_inventory,
-    .controls = dokploy_controls,
+    IFS_PROVIDER_MEMBERS(dokploy),
     .check_path = "/api/project.all",
     .check_proves_key = TRUE,
-    .error_reader = dokploy_read_error,
-    .open = dokploy_open,
-    .close = dokploy_close,
-    .list = dokploy_list,
-    .fetch = dokploy_fetch,
-    .act = dokploy_act,
     .restore = dokploy_restore,
 };

@@ -23,9 +23,8 @@ typedef struct {
      * the last read is older than detail_max_age (details.h). */
     IfsDetails *details;
 
-    GMutex lock; /* guards ping_urls */
     /* heartbeat id -> ping_url as the API last gave it */
-    GHashTable *ping_urls;
+    IfsKitIdMap *ping_urls;
 } Hostatlas;
 
 static const char *const hostatlas_kinds[] = {"servers", "incidents", "heartbeats", NULL};
@@ -50,8 +49,7 @@ static gpointer hostatlas_open(IfsHttp *http, const IfsAccountConfig *cfg, IfsEr
     h->http = http;
     h->account = g_strdup(cfg->name);
     h->details = ifs_details_new(&server_details, h, http, concurrency, max_age_s);
-    g_mutex_init(&h->lock);
-    h->ping_urls = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    h->ping_urls = ifs_kit_id_map_new(ifs_kit_copy_text, g_free);
     return h;
 }
 
@@ -60,8 +58,7 @@ static void hostatlas_close(gpointer state)
     Hostatlas *h = state;
 
     ifs_details_free(h->details);
-    g_hash_table_destroy(h->ping_urls);
-    g_mutex_clear(&h->lock);
+    ifs_kit_id_map_free(h->ping_urls);
     g_free(h->account);
     g_free(h);
 }
@@ -344,7 +341,6 @@ static const IfsDetailSpec server_details = {
     .requests_per_read = 1,
     .kept_problem = "details not refreshed, the detail fields (services, domains, ...) are "
                     "from the last successful read",
-    .missing_problem = "details not read, only the list's fields are shown",
 };
 
 /* ---- the provider interface -------------------------------------------------- */
@@ -370,7 +366,7 @@ static gboolean hostatlas_list(gpointer state, GPtrArray *out, IfsError **err)
     Hostatlas *h = state;
     GPtrArray *servers = g_ptr_array_new_with_free_func((GDestroyNotify)ifs_resource_unref);
     GPtrArray *others = g_ptr_array_new_with_free_func((GDestroyNotify)ifs_resource_unref);
-    GHashTable *ping_urls = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    GHashTable *ping_urls = ifs_kit_id_map_table(h->ping_urls);
     Collect c_servers = {"servers", servers, NULL};
     Collect c_incidents = {"incidents", others, NULL};
     Collect c_heartbeats = {"heartbeats", others, ping_urls};
@@ -382,10 +378,7 @@ static gboolean hostatlas_list(gpointer state, GPtrArray *out, IfsError **err)
 
     if (ok) {
         ifs_details_apply(h->details, servers);
-        g_mutex_lock(&h->lock);
-        g_hash_table_unref(h->ping_urls);
-        h->ping_urls = g_hash_table_ref(ping_urls);
-        g_mutex_unlock(&h->lock);
+        ifs_kit_id_map_replace(h->ping_urls, g_hash_table_ref(ping_urls));
         for (guint i = 0; i < servers->len; i++)
             g_ptr_array_add(out, ifs_resource_ref(g_ptr_array_index(servers, i)));
         for (guint i = 0; i < others->len; i++)
@@ -399,14 +392,7 @@ static gboolean hostatlas_list(gpointer state, GPtrArray *out, IfsError **err)
 
 static void remember_ping_url(Hostatlas *h, const char *id, json_object *heartbeat)
 {
-    const char *url = string_field(heartbeat, "ping_url");
-
-    g_mutex_lock(&h->lock);
-    if (url)
-        g_hash_table_replace(h->ping_urls, g_strdup(id), g_strdup(url));
-    else
-        g_hash_table_remove(h->ping_urls, id);
-    g_mutex_unlock(&h->lock);
+    ifs_kit_id_map_set(h->ping_urls, id, g_strdup(string_field(heartbeat, "ping_url")));
 }
 
 /* Servers: GET /servers/{id} (the list's own fields, such as
@@ -436,9 +422,7 @@ static char *ping_url_of(Hostatlas *h, const char *id, IfsError **err)
     char *url;
     json_object *heartbeat;
 
-    g_mutex_lock(&h->lock);
-    url = g_strdup(g_hash_table_lookup(h->ping_urls, id));
-    g_mutex_unlock(&h->lock);
+    url = ifs_kit_id_map_get(h->ping_urls, id);
     if (url)
         return url;
     heartbeat = find_in_list(h, "heartbeats", id, err);
@@ -585,17 +569,9 @@ const IfsProviderType ifs_provider_hostatlas = {
                .default_url = "https://api.hostatlas.app",
                .extra_keys = hostatlas_keys},
     .auth = IFS_AUTH_BEARER,
-    .kinds = hostatlas_kinds,
-    .inventory = hostatlas_inventory,
+    IFS_PROVIDER_MEMBERS(hostatlas),
     .webhook = &hostatlas_webhook,
-    .controls = hostatlas_controls,
     .check_path = "/api/v1/servers?page=1&per_page=1",
     .check_proves_key = TRUE,
-    .error_reader = hostatlas_read_error,
-    .open = hostatlas_open,
-    .close = hostatlas_close,
-    .list = hostatlas_list,
-    .fetch = hostatlas_fetch,
-    .act = hostatlas_act,
     .restore = hostatlas_restore,
 };

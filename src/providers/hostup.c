@@ -133,7 +133,6 @@ static const IfsDetailSpec vps_details = {
     .requests_per_read = 2,
     .kept_problem = "details not refreshed, the fields of /details and /status (actions, "
                     "ip_addresses, ...) are from the last successful read",
-    .missing_problem = "details not read, only the list's fields are shown",
 };
 
 static IfsResource *vps_resource(json_object *item)
@@ -430,17 +429,9 @@ const IfsProviderType ifs_provider_hostup = {
                .default_url = "https://cloud.hostup.se",
                .extra_keys = hostup_keys},
     .auth = IFS_AUTH_BEARER,
-    .kinds = hostup_kinds,
-    .inventory = hostup_inventory,
-    .controls = hostup_controls,
+    IFS_PROVIDER_MEMBERS(hostup),
     .check_path = "/api/v2/vps?limit=1",
     .check_proves_key = TRUE,
-    .error_reader = hostup_read_error,
-    .open = hostup_open,
-    .close = hostup_close,
-    .list = hostup_list,
-    .fetch = hostup_fetch,
-    .act = hostup_act,
     .poll = hostup_poll,
     .restore = hostup_restore,
 };

@@ -207,3 +207,72 @@ void ifs_kit_kept_list_append(const IfsKitKeptList *kept, GPtrArray *out)
     for (guint i = 0; i < kept->last->len; i++)
         g_ptr_array_add(out, ifs_resource_ref(g_ptr_array_index(kept->last, i)));
 }
+
+gpointer ifs_kit_copy_text(gconstpointer text)
+{
+    return g_strdup(text);
+}
+
+struct IfsKitIdMap {
+    GMutex lock;
+    GHashTable *table; /* under lock */
+    IfsKitCopyFunc copy_value;
+    GDestroyNotify free_value;
+};
+
+IfsKitIdMap *ifs_kit_id_map_new(IfsKitCopyFunc copy_value, GDestroyNotify free_value)
+{
+    IfsKitIdMap *map = g_new0(IfsKitIdMap, 1);
+
+    g_mutex_init(&map->lock);
+    map->copy_value = copy_value;
+    map->free_value = free_value;
+    map->table = ifs_kit_id_map_table(map);
+    return map;
+}
+
+void ifs_kit_id_map_free(IfsKitIdMap *map)
+{
+    if (!map)
+        return;
+    g_hash_table_unref(map->table);
+    g_mutex_clear(&map->lock);
+    g_free(map);
+}
+
+GHashTable *ifs_kit_id_map_table(const IfsKitIdMap *map)
+{
+    return g_hash_table_new_full(g_str_hash, g_str_equal, g_free, map->free_value);
+}
+
+void ifs_kit_id_map_replace(IfsKitIdMap *map, GHashTable *table)
+{
+    GHashTable *old;
+
+    g_mutex_lock(&map->lock);
+    old = map->table;
+    map->table = table;
+    g_mutex_unlock(&map->lock);
+    g_hash_table_unref(old); /* its values freed outside the lock */
+}
+
+void ifs_kit_id_map_set(IfsKitIdMap *map, const char *id, gpointer value)
+{
+    g_mutex_lock(&map->lock);
+    if (value)
+        g_hash_table_replace(map->table, g_strdup(id), value);
+    else
+        g_hash_table_remove(map->table, id);
+    g_mutex_unlock(&map->lock);
+}
+
+gpointer ifs_kit_id_map_get(IfsKitIdMap *map, const char *id)
+{
+    gpointer value;
+
+    g_mutex_lock(&map->lock);
+    value = g_hash_table_lookup(map->table, id);
+    value = value ? map->copy_value(value) : NULL;
+    g_mutex_unlock(&map->lock);
+    return value;
+}

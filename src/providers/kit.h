@@ -76,3 +76,25 @@ void ifs_kit_kept_list_failed(IfsKitKeptList *kept, const IfsError *failure, con
                               IfsError **partial);
 /* Adds a reference to each resource of the list to `out`. */
 void ifs_kit_kept_list_append(const IfsKitKeptList *kept, GPtrArray *out);
+
+/* ---- what the last list taught, for actions ---- */
+
+/* id -> value: what a list learnt about resources that an action needs
+ * and their files do not show (HostAtlas's ping URLs, Dokploy's
+ * deployment owners). Each list replaces it whole; actions and fetches
+ * read and change it from other threads, under its lock. */
+typedef struct IfsKitIdMap IfsKitIdMap;
+typedef gpointer (*IfsKitCopyFunc)(gconstpointer value);
+/* An IfsKitCopyFunc for maps of strings. */
+gpointer ifs_kit_copy_text(gconstpointer text);
+
+IfsKitIdMap *ifs_kit_id_map_new(IfsKitCopyFunc copy_value, GDestroyNotify free_value);
+void ifs_kit_id_map_free(IfsKitIdMap *map);
+/* An empty table for a list to fill: id (g_free) -> value (free_value). */
+GHashTable *ifs_kit_id_map_table(const IfsKitIdMap *map);
+/* What a list filled (`table`, taken) becomes the map. */
+void ifs_kit_id_map_replace(IfsKitIdMap *map, GHashTable *table);
+/* Sets one id's value (taken), or removes it when `value` is NULL. */
+void ifs_kit_id_map_set(IfsKitIdMap *map, const char *id, gpointer value);
+/* A copy of one id's value, or NULL. */
+gpointer ifs_kit_id_map_get(IfsKitIdMap *map, const char *id);

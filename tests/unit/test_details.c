@@ -49,7 +49,7 @@ static const IfsDetailSpec fake_spec = {
     .requests_per_read = 1,
     .kept_problem = "details not refreshed, the detail fields (kernel, ...) are from the last "
                     "successful read",
-    .missing_problem = "details not read, only the list's fields are shown",
+    /* missing_problem: details.c's default */
 };
 
 typedef struct {
