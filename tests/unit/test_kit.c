@@ -323,12 +323,44 @@ static void test_a_kept_list_outlives_failed_reads_and_says_so(void)
     ifs_kit_kept_list_free(regions);
 }
 
+/* ---- id maps ---- */
+
+static void test_an_id_map_hands_out_copies_and_is_replaced_whole(void)
+{
+    IfsKitIdMap *urls = ifs_kit_id_map_new(ifs_kit_copy_text, g_free);
+    GHashTable *listed = ifs_kit_id_map_table(urls);
+    char *got;
+
+    g_assert_null(ifs_kit_id_map_get(urls, "7"));
+    ifs_kit_id_map_set(urls, "7", g_strdup("https://a/7"));
+    got = ifs_kit_id_map_get(urls, "7");
+    g_assert_cmpstr(got, ==, "https://a/7");
+    g_free(got); /* a copy: the map's own stays */
+    got = ifs_kit_id_map_get(urls, "7");
+    g_assert_cmpstr(got, ==, "https://a/7");
+    g_free(got);
+
+    /* A list's table replaces everything the map knew. */
+    g_hash_table_insert(listed, g_strdup("8"), g_strdup("https://b/8"));
+    ifs_kit_id_map_replace(urls, listed);
+    g_assert_null(ifs_kit_id_map_get(urls, "7"));
+    got = ifs_kit_id_map_get(urls, "8");
+    g_assert_cmpstr(got, ==, "https://b/8");
+    g_free(got);
+
+    /* NULL removes. */
+    ifs_kit_id_map_set(urls, "8", NULL);
+    g_assert_null(ifs_kit_id_map_get(urls, "8"));
+    ifs_kit_id_map_free(urls);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/kit/usable-id", test_a_usable_id_names_the_resource);
     g_test_add_func("/kit/nul-in-id", test_an_id_with_a_nul_byte_is_refused_and_shown_escaped);
     g_test_add_func("/kit/missing-id", test_a_missing_or_non_string_id_is_no_problem_of_the_kit);
+    g_test_add_func("/kit/id-map", test_an_id_map_hands_out_copies_and_is_replaced_whole);
     g_test_add_func("/kit/kept-list", test_a_kept_list_outlives_failed_reads_and_says_so);
 #define PAGING(path, fn) g_test_add(path, PagingFixture, NULL, paging_setup, fn, paging_teardown)
     PAGING("/kit/pages/numbers-then-cursors", test_numbered_pages_then_cursors_until_the_last);
