@@ -28,7 +28,6 @@ typedef struct {
     const char *user; /* IFS_AUTH_BASIC only */
     const char *secret;
     const char *cacert; /* CA file; NULL uses the system's CAs */
-    long connect_timeout_ms; /* 0: default 10000 */
     long timeout_ms; /* 0: default 30000 */
     unsigned max_retries; /* GET retries on 429/5xx/transport errors; default 3 */
     unsigned max_retry_wait_s; /* cap for one Retry-After sleep; 0: default 60 */

@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <string.h>
 
-#define DEFAULT_CONNECT_TIMEOUT_MS 10000L
 #define DEFAULT_TIMEOUT_MS 30000L
 #define DEFAULT_MAX_RETRIES 3u
 #define DEFAULT_MAX_RETRY_WAIT_S 60u
@@ -393,8 +392,6 @@ IfsHttp *ifs_http_new(const IfsHttpConfig *cfg)
     /* Kept even without auth: it is still what messages must never show. */
     http_set_credential(http, cfg);
     http->cacert = g_strdup(cfg->cacert);
-    http->connect_timeout_ms =
-        cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
     http->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : DEFAULT_TIMEOUT_MS;
     http->max_retries = cfg->max_retries ? cfg->max_retries : DEFAULT_MAX_RETRIES;
     http->max_retry_wait_s =

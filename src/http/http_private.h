@@ -35,7 +35,6 @@ struct IfsHttp {
     GPtrArray *old_secret_forms;
     gboolean secret_unusable; /* holds CR/LF: sending it would split headers */
     char *cacert;
-    long connect_timeout_ms;
     long timeout_ms;
     unsigned max_retries;
     unsigned max_retry_wait_s;

@@ -8,6 +8,8 @@
 #include <string.h>
 
 #define USER_AGENT "infrafs/" INFRAFS_VERSION
+/* A TCP (and TLS) connection not made by then will not be. */
+#define CONNECT_TIMEOUT_MS 10000L
 
 /* No API answer we read is anywhere near this; a body beyond it is a broken
  * or hostile server, and holding it would only cost memory. Counted after
@@ -169,7 +171,7 @@ static void configure_transfer(CURL *curl, IfsHttp *http, const char *method, co
     curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L); /* we run in many threads */
     curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, http->connect_timeout_ms);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, http->timeout_ms);
     curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);

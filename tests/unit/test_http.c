@@ -27,7 +27,6 @@ static IfsHttpConfig config_for(const char *origin)
         .origin = origin,
         .auth = IFS_AUTH_BEARER,
         .secret = SECRET,
-        .connect_timeout_ms = 2000,
         .timeout_ms = 5000,
         .max_retries = 3,
         .max_retry_wait_s = 5,
