@@ -4,7 +4,6 @@
 #include "infrafs/names.h"
 
 #include <errno.h>
-#include <stdarg.h>
 
 static IfsError *unexpected(const char *account, const char *path, const char *expected,
                             const char *hint)
@@ -72,22 +71,6 @@ IfsResource *ifs_kit_resource(const char *kind, json_object *item, const char *k
     return r;
 }
 
-static IfsError *paging_error(const char *account, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
-
-static IfsError *paging_error(const char *account, const char *fmt, ...)
-{
-    va_list ap;
-    char *what;
-    IfsError *e;
-
-    va_start(ap, fmt);
-    what = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
-    e = ifs_error_new(EIO, 0, NULL, "account '%s': %s", account, what);
-    g_free(what);
-    return e;
-}
-
 gboolean ifs_kit_read_pages(IfsHttp *http, const char *account, const IfsKitPager *pager,
                             gpointer ctx, IfsError **err)
 {
@@ -101,11 +84,12 @@ gboolean ifs_kit_read_pages(IfsHttp *http, const char *account, const IfsKitPage
         json_object *answer;
 
         if (page.number > pager->max_pages) {
-            ifs_error_propagate(err,
-                                paging_error(account,
-                                             "%s: more than %u pages; stopping rather than "
-                                             "paging forever",
-                                             pager->what, pager->max_pages));
+            ifs_error_propagate(
+                err,
+                ifs_error_new(EIO, 0, NULL,
+                              "account '%s': %s: more than %u pages; stopping rather than "
+                              "paging forever",
+                              account, pager->what, pager->max_pages));
             ok = FALSE;
             break;
         }
@@ -120,21 +104,23 @@ gboolean ifs_kit_read_pages(IfsHttp *http, const char *account, const IfsKitPage
                 g_free(cursor);
                 cursor = g_strdup(page.next_cursor);
             } else {
-                ifs_error_propagate(err,
-                                    paging_error(account,
-                                                 "GET %s: the API handed out cursor '%s' a "
-                                                 "second time; stopping rather than paging "
-                                                 "in circles",
-                                                 path, page.next_cursor));
+                ifs_error_propagate(
+                    err,
+                    ifs_error_new(EIO, 0, NULL,
+                                  "account '%s': GET %s: the API handed out cursor '%s' a "
+                                  "second time; stopping rather than paging "
+                                  "in circles",
+                                  account, path, page.next_cursor));
                 ok = FALSE;
             }
         }
         if (ok && !page.done && page.nothing_new) {
-            ifs_error_propagate(err,
-                                paging_error(account,
-                                             "GET %s: every item on this page was already "
-                                             "read; the API seems to ignore paging, stopping",
-                                             path));
+            ifs_error_propagate(
+                err,
+                ifs_error_new(EIO, 0, NULL,
+                              "account '%s': GET %s: every item on this page was already "
+                              "read; the API seems to ignore paging, stopping",
+                              account, path));
             ok = FALSE;
         }
         page.number++;
