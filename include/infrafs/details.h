@@ -30,7 +30,9 @@ typedef struct {
     /* The detail of resource `r` (id set, object the list item): a new
      * object, or NULL with *err set. */
     json_object *(*read)(gpointer provider, const IfsResource *r, IfsError **err);
-    /* Puts a detail into the resource (its object, or its extra files). */
+    /* Puts a detail into the resource (its object, or its extra files).
+     * NULL: its fields go over the list item's when fresh, under them
+     * otherwise (ifs_json_merge_fields). */
     void (*merge)(IfsResource *r, json_object *detail, IfsDetailAge age);
     guint requests_per_read; /* what one read costs */
     /* What a resource that shows its last good detail after a failed read

@@ -41,6 +41,14 @@ static void kept_free(gpointer data)
     g_free(k);
 }
 
+static void merge(const IfsDetailSpec *spec, IfsResource *r, json_object *detail, IfsDetailAge age)
+{
+    if (spec->merge)
+        spec->merge(r, detail, age);
+    else
+        ifs_json_merge_fields(r->object, detail, age == IFS_DETAIL_FRESH);
+}
+
 static const char *missing_problem(const IfsDetailSpec *spec)
 {
     return spec->missing_problem ? spec->missing_problem
@@ -158,7 +166,7 @@ static void show_kept(IfsDetails *d, IfsResource *r, const IfsError *failure)
     kept = kept_object(d, r->id, &restored);
     g_mutex_unlock(&d->lock);
     if (kept) {
-        d->spec->merge(r, kept, restored ? IFS_DETAIL_RESTORED : IFS_DETAIL_KEPT);
+        merge(d->spec, r, kept, restored ? IFS_DETAIL_RESTORED : IFS_DETAIL_KEPT);
         json_object_put(kept);
     }
     if (failure)
@@ -198,7 +206,7 @@ static void read_into(IfsDetails *d, IfsResource *r, guint64 key, gint *unreacha
     detail = d->spec->read(d->provider, r, &err);
     if (detail) {
         keep(d, r, detail, key, g_get_real_time() / G_USEC_PER_SEC);
-        d->spec->merge(r, detail, IFS_DETAIL_FRESH);
+        merge(d->spec, r, detail, IFS_DETAIL_FRESH);
         json_object_put(detail);
         return;
     }

@@ -329,15 +329,9 @@ static json_object *read_server_detail(gpointer provider, const IfsResource *r, 
 }
 
 /* The detail's fields over the list's (services[] and domains[] come only
- * from there); an older detail's under them. */
-static void merge_server_detail(IfsResource *r, json_object *detail, IfsDetailAge age)
-{
-    ifs_json_merge_fields(r->object, detail, age == IFS_DETAIL_FRESH);
-}
-
+ * from there), an older detail's under them: details.c's default merge. */
 static const IfsDetailSpec server_details = {
     .read = read_server_detail,
-    .merge = merge_server_detail,
     .requests_per_read = 1,
     .kept_problem = "details not refreshed, the detail fields (services, domains, ...) are "
                     "from the last successful read",

@@ -38,18 +38,13 @@ static json_object *fake_read(gpointer provider, const IfsResource *r, IfsError 
     return detail;
 }
 
-static void fake_merge(IfsResource *r, json_object *detail, IfsDetailAge age)
-{
-    ifs_json_merge_fields(r->object, detail, age == IFS_DETAIL_FRESH);
-}
-
 static const IfsDetailSpec fake_spec = {
     .read = fake_read,
-    .merge = fake_merge,
+    /* merge: details.c's default */
     .requests_per_read = 1,
     .kept_problem = "details not refreshed, the detail fields (kernel, ...) are from the last "
                     "successful read",
-    /* missing_problem: details.c's default */
+    /* missing_problem: details.c's default too */
 };
 
 typedef struct {
