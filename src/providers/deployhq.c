@@ -432,14 +432,14 @@ static gboolean deployhq_act(gpointer state, const char *kind, const char *id, c
     if (*body)
         answer = ifs_json_parse(body, resp->body_len - (size_t)(body - resp->body), NULL, NULL);
     if (*body && !json_object_is_type(answer, json_type_object)) {
-        ifs_error_propagate(
-            err,
-            ifs_error_new(
-                EIO, resp->status, NULL,
-                "account '%s': POST %s: DeployHQ answered HTTP %d but the answer could not be "
-                "read; the %s may have been requested: check status and updated_at before "
-                "trying again",
-                d->account, path, resp->status, file));
+        char *advice = g_strdup_printf("the %s may have been requested: check status and "
+                                       "updated_at before trying again",
+                                       file);
+
+        ifs_error_propagate(err,
+                            ifs_kit_action_unsure(d->account, path, "DeployHQ", resp->status, NULL,
+                                                  "the answer could not be read", advice));
+        g_free(advice);
         ok = FALSE;
     } else {
         const char *status = ifs_json_string_field(answer, "status");

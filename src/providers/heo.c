@@ -12,6 +12,7 @@
 #include "infrafs/jsonparse.h"
 #include "infrafs/provider.h"
 #include "infrafs/text.h"
+#include "kit.h"
 
 /* An id becomes a directory name and a URL path segment; HEO's look like
  * "vps_123". Longer ones are a typo, not an id. */
@@ -341,12 +342,10 @@ static char *read_answer(const Heo *h, const char *path, const char *id, const c
     if (problem)
         ifs_error_propagate(
             err,
-            ifs_error_new(
-                EIO, resp->status, code,
-                "account '%s': POST %s: HEO answered HTTP %d but %s; not recorded as "
-                "requested, and HEO cannot say whether the VPS got the action: check it in "
-                "the HEO dashboard before trying again",
-                h->account, path, resp->status, problem));
+            ifs_kit_action_unsure(h->account, path, "HEO", resp->status, code, problem,
+                                  "not recorded as requested, and HEO cannot say whether the "
+                                  "VPS got the action: check it in the HEO dashboard before "
+                                  "trying again"));
     g_free(problem);
     g_free(code);
     json_object_put(body);

@@ -326,14 +326,11 @@ static gboolean hostup_act(gpointer state, const char *kind, const char *id, con
     answer = ifs_json_parse(resp->body, resp->body_len, NULL, NULL);
     ok = answer && parse_operation(answer, out);
     if (!ok && (resp->status == 202 || !json_object_is_type(answer, json_type_object)))
-        ifs_error_propagate(
-            err,
-            ifs_error_new(
-                EIO, resp->status, NULL,
-                "account '%s': POST %s: HostUp answered HTTP %d but the answer could not be "
-                "read; the action may have been accepted: check the VPS's state before "
-                "trying again",
-                h->account, path, resp->status));
+        ifs_error_propagate(err,
+                            ifs_kit_action_unsure(h->account, path, "HostUp", resp->status, NULL,
+                                                  "the answer could not be read",
+                                                  "the action may have been accepted: check "
+                                                  "the VPS's state before trying again"));
     else if (!ok) {
         ok = TRUE; /* a JSON answer without an operation: done, nothing to poll */
         out->message = g_strdup("accepted");

@@ -262,3 +262,10 @@ gpointer ifs_kit_id_map_get(IfsKitIdMap *map, const char *id)
     g_mutex_unlock(&map->lock);
     return value;
 }
+
+IfsError *ifs_kit_action_unsure(const char *account, const char *path, const char *api, int status,
+                                const char *code, const char *problem, const char *advice)
+{
+    return ifs_error_new(EIO, status, code, "account '%s': POST %s: %s answered HTTP %d but %s; %s",
+                         account, path, api, status, problem, advice);
+}

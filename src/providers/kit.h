@@ -98,3 +98,12 @@ void ifs_kit_id_map_replace(IfsKitIdMap *map, GHashTable *table);
 void ifs_kit_id_map_set(IfsKitIdMap *map, const char *id, gpointer value);
 /* A copy of one id's value, or NULL. */
 gpointer ifs_kit_id_map_get(IfsKitIdMap *map, const char *id);
+
+/* ---- actions ---- */
+
+/* EIO for an action (POST `path`) whose 2xx answer `api` ("HostUp") sent
+ * cannot be taken: `problem` says why ("the answer could not be read"),
+ * `advice` that the action may have happened anyway and how to check it
+ * before trying again. `code`: the API's, or NULL. */
+IfsError *ifs_kit_action_unsure(const char *account, const char *path, const char *api, int status,
+                                const char *code, const char *problem, const char *advice);
