@@ -52,6 +52,8 @@ typedef struct IfsHttp IfsHttp;
 
 IfsHttp *ifs_http_new(const IfsHttpConfig *cfg); /* copies every string */
 void ifs_http_free(IfsHttp *http);
+/* The account it serves, as messages name it; as long as the client lives. */
+const char *ifs_http_account(const IfsHttp *http);
 
 /* `path` starts with '/' and is appended to the origin (it may carry a query).
  * `json_body` NULL sends no body (and no Content-Type). Returns the response

@@ -371,6 +371,11 @@ json_object *ifs_http_get_json(IfsHttp *http, const char *path, IfsError **err)
 /* ------------------------------------------------------------------------ */
 /* Life cycle and counters                                                    */
 
+const char *ifs_http_account(const IfsHttp *http)
+{
+    return http->account;
+}
+
 IfsHttp *ifs_http_new(const IfsHttpConfig *cfg)
 {
     IfsHttp *http;

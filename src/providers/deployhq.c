@@ -17,7 +17,7 @@
 
 typedef struct {
     IfsHttp *http;
-    char *account;
+    const char *account; /* the http client's */
     /* The last good regions and sizes, one per entry of `parts`, listed
      * again when their endpoints fail while the VPSes can still be listed:
      * a part that fails never blanks what was there (doc/SEMANTICS.md
@@ -242,9 +242,10 @@ static gpointer deployhq_open(IfsHttp *http, const IfsAccountConfig *cfg, IfsErr
 {
     Deployhq *d = g_new0(Deployhq, 1);
 
+    (void)cfg;
     (void)err;
     d->http = http;
-    d->account = g_strdup(cfg->name);
+    d->account = ifs_http_account(http);
     for (gsize i = 0; i < G_N_ELEMENTS(parts); i++)
         d->kept[i] = ifs_kit_kept_list_new(parts[i].kind);
     return d;
@@ -256,7 +257,6 @@ static void deployhq_close(gpointer state)
 
     for (gsize i = 0; i < G_N_ELEMENTS(parts); i++)
         ifs_kit_kept_list_free(d->kept[i]);
-    g_free(d->account);
     g_free(d);
 }
 

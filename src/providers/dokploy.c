@@ -23,7 +23,7 @@ typedef struct {
 
 typedef struct {
     IfsHttp *http;
-    char *account;
+    const char *account; /* the http client's */
     /* Each deployment's log tail, as a detail (details.h): read on every
      * refresh while the deployment runs, once after it finished, kept
      * when a read fails and across a remount; detail_concurrency at once. */
@@ -156,7 +156,7 @@ static gpointer dokploy_open(IfsHttp *http, const IfsAccountConfig *cfg, IfsErro
         return NULL;
     d = g_new0(Dokploy, 1);
     d->http = http;
-    d->account = g_strdup(cfg->name);
+    d->account = ifs_http_account(http);
     d->logs = ifs_details_new(&deployment_logs, d, http, concurrency, max_age_s);
     d->owners = ifs_kit_id_map_new(owner_copy, owner_free);
     return d;
@@ -168,7 +168,6 @@ static void dokploy_close(gpointer state)
 
     ifs_details_free(d->logs);
     ifs_kit_id_map_free(d->owners);
-    g_free(d->account);
     g_free(d);
 }
 

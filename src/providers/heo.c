@@ -33,7 +33,7 @@ typedef struct {
 
 typedef struct {
     IfsHttp *http;
-    char *account;
+    const char *account; /* the http client's */
     GPtrArray *ids; /* char*, in config order; fixed after open */
     GHashTable *id_set; /* the same strings, for lookups */
     /* act() runs on FUSE threads while list()/fetch() run on the refresher
@@ -76,7 +76,6 @@ static void heo_free(Heo *h)
     g_ptr_array_unref(h->ids);
     g_hash_table_destroy(h->requests);
     g_mutex_clear(&h->lock);
-    g_free(h->account);
     g_free(h);
 }
 
@@ -187,7 +186,7 @@ static gpointer heo_open(IfsHttp *http, const IfsAccountConfig *cfg, IfsError **
     Heo *h = g_new0(Heo, 1);
 
     h->http = http;
-    h->account = g_strdup(cfg->name);
+    h->account = ifs_http_account(http);
     h->ids = g_ptr_array_new_with_free_func(g_free);
     h->id_set = g_hash_table_new(g_str_hash, g_str_equal);
     g_mutex_init(&h->lock);

@@ -18,7 +18,7 @@
 
 typedef struct {
     IfsHttp *http;
-    char *account;
+    const char *account; /* the http client's */
     /* Each server's GET /servers/{id}: only when its list item changed or
      * the last read is older than detail_max_age (details.h). */
     IfsDetails *details;
@@ -47,7 +47,7 @@ static gpointer hostatlas_open(IfsHttp *http, const IfsAccountConfig *cfg, IfsEr
         return NULL;
     h = g_new0(Hostatlas, 1);
     h->http = http;
-    h->account = g_strdup(cfg->name);
+    h->account = ifs_http_account(http);
     h->details = ifs_details_new(&server_details, h, http, concurrency, max_age_s);
     h->ping_urls = ifs_kit_id_map_new(ifs_kit_copy_text, g_free);
     return h;
@@ -59,7 +59,6 @@ static void hostatlas_close(gpointer state)
 
     ifs_details_free(h->details);
     ifs_kit_id_map_free(h->ping_urls);
-    g_free(h->account);
     g_free(h);
 }
 

@@ -17,7 +17,7 @@
 
 typedef struct {
     IfsHttp *http;
-    char *account;
+    const char *account; /* the http client's */
     /* Accounts with at most this many VPSes get /details and /status read
      * for their VPSes (details.h: when a VPS's list item changed, or its
      * last read is older than detail_max_age); larger ones show the list's
@@ -62,7 +62,7 @@ static gpointer hostup_open(IfsHttp *http, const IfsAccountConfig *cfg, IfsError
         return NULL;
     h = g_new0(Hostup, 1);
     h->http = http;
-    h->account = g_strdup(cfg->name);
+    h->account = ifs_http_account(http);
     h->detail_limit = (long)limit;
     h->details = ifs_details_new(&vps_details, h, http, concurrency, max_age_s);
     return h;
@@ -73,7 +73,6 @@ static void hostup_close(gpointer state)
     Hostup *h = state;
 
     ifs_details_free(h->details);
-    g_free(h->account);
     g_free(h);
 }
 

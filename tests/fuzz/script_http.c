@@ -109,6 +109,11 @@ gboolean script_next_body(const char **body, size_t *len)
     return TRUE;
 }
 
+const char *ifs_http_account(const IfsHttp *http)
+{
+    return http->account;
+}
+
 IfsHttp *ifs_http_new(const IfsHttpConfig *cfg)
 {
     IfsHttp *http = g_new0(IfsHttp, 1);
