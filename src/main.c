@@ -1,4 +1,5 @@
-/* infrafs: command line, configuration, daemonizing and the FUSE loop.
+/* infrafs: positional arguments, configuration, daemonizing and the FUSE loop
+ * (the -o options are options.c's).
  *
  * Without -f the process forks before anything else starts threads; the
  * child mounts, runs the first refresh (bounded) and reports over a pipe;

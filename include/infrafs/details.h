@@ -36,10 +36,9 @@ typedef struct {
     void (*merge)(IfsResource *r, json_object *detail, IfsDetailAge age);
     guint requests_per_read; /* what one read costs */
     /* What a resource that shows its last good detail after a failed read
-     * says in its problem, and one that never had one (NULL: "details not
-     * read, only the list's fields are shown"). */
+     * says in its problem, and one that never had one. */
     const char *kept_problem;
-    const char *missing_problem;
+    const char *missing_problem; /* NULL: "details not read, only the list's fields are shown" */
     /* Optional. TRUE when `r` is in a state after which its detail no
      * longer changes (a finished deployment's log): a detail read then is
      * never read again while that holds, whatever its age. */

@@ -16,8 +16,8 @@ typedef enum {
 
 /* A provider's reading of its own JSON error bodies (in src/providers/):
  * from `body`, a JSON object, its code and its sentence, newly allocated
- * (either may be NULL), or both left NULL when `body` is not of its shape,
- * and the generic reading then applies (ifs_http_error_from_response). */
+ * (either may be NULL), or both left NULL when `body` is not of its shape.
+ * Without a sentence the generic reading finds one (ifs_http_error_from_response). */
 typedef void (*IfsHttpErrorReader)(json_object *body, char **code, char **message);
 
 typedef struct {
@@ -122,10 +122,10 @@ void ifs_http_cancel(IfsHttp *http);
 /* Pure helpers, exposed for tests. */
 /* Error answer -> IfsError: the errno of its status (doc/SEMANTICS.md
  * §5.5), and the provider's code and sentence as `reader` finds them in a
- * JSON body. Where it finds neither (or `reader` is NULL), what any API
- * may send: an object's `detail`, `message` or `title`, a JSON string or
- * array of strings, an HTML page's title, a plain text's first line. Both
- * are cut to one short line. */
+ * JSON body. Where it finds no sentence (or `reader` is NULL), what any
+ * API may send: an object's `detail`, `message` or `title`, a JSON string
+ * or array of strings, an HTML page's title, a plain text's first line.
+ * Both are cut to one short line. */
 IfsError *ifs_http_error_from_response(int status, const char *content_type, const char *body,
                                        size_t body_len, const char *method, const char *path,
                                        const char *account, IfsHttpErrorReader reader);

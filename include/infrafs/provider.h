@@ -171,8 +171,10 @@ struct IfsProviderType {
 /* The members every provider has, named after it: NAME_kinds,
  * NAME_inventory, NAME_controls, NAME_read_error and the callbacks
  * NAME_open, NAME_close, NAME_list, NAME_fetch and NAME_act. A provider's
- * table sets them with IFS_PROVIDER_MEMBERS(NAME), and the rest (schema,
- * auth, check_path, and poll, restore, webhook when it has them) by hand. */
+ * table sets them with IFS_PROVIDER_MEMBERS(NAME), and the rest by hand:
+ * schema, auth (and auth_header), check_path, check_proves_key, and when
+ * it has them default_rate_limit and _window_s, poll, restore and the
+ * webhook spec. */
 #define IFS_PROVIDER_MEMBERS(name)                                                                 \
     .kinds = name##_kinds, .inventory = name##_inventory, .controls = name##_controls,             \
     .error_reader = name##_read_error, .open = name##_open, .close = name##_close,                 \

@@ -211,7 +211,7 @@ static void provider_detail(const char *content_type, const char *body, size_t b
         /* Every provider's shapes are objects; the rest is generic. */
         if (reader && json_object_is_type(json, json_type_object))
             reader(json, &raw_code, &raw_message);
-        if (!raw_code && !raw_message)
+        if (!raw_message) /* a code alone: the sentence may be generic */
             raw_message = generic_message(json);
         json_object_put(json);
     }

@@ -393,15 +393,19 @@ static IfsResource *fetch_from_list(Deployhq *d, const Part *part, const char *i
 static IfsResource *deployhq_fetch(gpointer state, const char *kind, const char *id, IfsError **err)
 {
     Deployhq *d = state;
-    gsize i = 0;
+    const Part *part = NULL;
 
-    if (strcmp(kind, "vps") == 0)
-        return fetch_vps(d, id, err);
-    /* Any other kind is one of `parts`: fetch() is asked only for kinds
-     * that list() gave. */
-    while (i + 1 < G_N_ELEMENTS(parts) && strcmp(kind, parts[i].kind) != 0)
-        i++;
-    return fetch_from_list(d, &parts[i], id, err);
+    for (gsize i = 0; i < G_N_ELEMENTS(parts) && !part; i++)
+        if (strcmp(kind, parts[i].kind) == 0)
+            part = &parts[i];
+    if (!part && strcmp(kind, "vps") != 0) {
+        ifs_error_propagate(err,
+                            ifs_error_new(ENOENT, 0, NULL,
+                                          "account '%s': DeployHQ has no resources of kind '%s'",
+                                          d->account, kind));
+        return NULL;
+    }
+    return part ? fetch_from_list(d, part, id, err) : fetch_vps(d, id, err);
 }
 
 /* POST /hosted_resources/{identifier}/{sync|retry_provision}, no body; the

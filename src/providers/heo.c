@@ -421,9 +421,11 @@ static gboolean heo_act(gpointer state, const char *kind, const char *id, const 
 static void heo_read_error(json_object *body, char **code, char **message)
 {
     const char *word = ifs_http_error_text(body, "error");
+    const char *text = ifs_http_error_text(body, "message");
 
-    *code = g_strdup(word ? word : ifs_http_error_text(body, "status"));
-    *message = g_strdup(ifs_http_error_text(body, "message"));
+    /* A lone `error` is all there is to say: the sentence, not a code. */
+    *code = g_strdup(word && text ? word : ifs_http_error_text(body, "status"));
+    *message = g_strdup(text ? text : word);
 }
 
 /* HEO reports no live state (its `status` file says what was last asked

@@ -482,15 +482,19 @@ static void hostatlas_read_error(json_object *body, char **code, char **message)
     json_object *holder = json_object_is_type(nested, json_type_object) ? nested : body;
     json_object *number = json_object_object_get(holder, "code");
     const char *text = ifs_http_error_text(holder, "message");
+    const char *word = holder == body ? ifs_http_error_text(body, "error") : NULL;
+    json_object *errors = json_object_object_get(holder, "errors");
 
-    if (json_object_is_type(number, json_type_int) || ifs_http_error_text(holder, "code")) {
-        *code = g_strdup(json_object_get_string(number));
-    } else if (ifs_http_error_text(body, "error_description")) {
-        *code = g_strdup(ifs_http_error_text(body, "error"));
+    if (!text)
         text = ifs_http_error_text(body, "error_description");
-    }
-    *message =
-        ifs_http_error_message(text, json_object_object_get(holder, "errors"), "field", "message");
+    if (json_object_is_type(number, json_type_int) || ifs_http_error_text(holder, "code"))
+        *code = g_strdup(json_object_get_string(number));
+    else if (word && text) /* {"error":"<code>","message"|"error_description":...} */
+        *code = g_strdup(word);
+    else if (word) /* a lone {"error":"<sentence>"} */
+        text = word;
+    *message = ifs_http_error_message(
+        text, errors ? errors : json_object_object_get(body, "errors"), "field", "message");
 }
 
 static const IfsInventoryColumns hostatlas_inventory[] = {

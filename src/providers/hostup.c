@@ -400,7 +400,10 @@ static gboolean hostup_poll(gpointer state, const char *poll_url, IfsOpState *st
  * `code`, and then `error` is the code. */
 static void hostup_read_error(json_object *body, char **code, char **message)
 {
-    const char *word = ifs_http_error_text(body, "code");
+    json_object *number = json_object_object_get(body, "code");
+    const char *word = json_object_is_type(number, json_type_int)
+        ? json_object_get_string(number)
+        : ifs_http_error_text(body, "code");
     const char *text = ifs_http_error_text(body, "detail");
 
     if (!text)

@@ -498,21 +498,23 @@ static void test_act_on_an_unlisted_id_sends_nothing(void)
     account_free(a);
 }
 
-/* HEO's reader takes the code from `error` (and /v1/status's word from
- * `status`); a body of another shape is left to the generic reading. */
+/* HEO's reader takes the code from `error` beside a `message` (and
+ * /v1/status's word from `status`); a body of another shape is left to the
+ * generic reading. */
 static void test_heo_reads_its_own_shapes_only(void)
 {
     static const ErrorCase cases[] = {
-        {503, "application/json",         "{\"status\":\"error\"}",                         EIO,    "error", "HTTP 503 error"       },
-        {403, "application/json",         "{\"success\":false,\"error\":\"unauthorized\"}", EACCES,
-         "unauthorized",                                                                                     "HTTP 403 unauthorized"},
+        {503, "application/json",         "{\"status\":\"error\"}",                         EIO,    "error", "HTTP 503 error"},
+ /* a lone `error`, with no message beside it: the sentence */
+        {403, "application/json",         "{\"success\":false,\"error\":\"unauthorized\"}", EACCES, NULL,
+         "HTTP 403: unauthorized"                                                                                            },
  /* DeployHQ's field hash: the raw text, not a made-up code */
         {422, "application/json",         "{\"base\":[\"Server limit reached\"]}",          EINVAL, NULL,
-         "HTTP 422: {\"base\":[\"Server limit reached\"]}"                                                                          },
+         "HTTP 422: {\"base\":[\"Server limit reached\"]}"                                                                   },
  /* a proxy's RFC 7807 problem: its detail */
         {502, "application/problem+json",
          "{\"title\":\"Bad Gateway\",\"detail\":\"upstream down\"}",                        EIO,    NULL,
-         "HTTP 502: upstream down"                                                                                                  },
+         "HTTP 502: upstream down"                                                                                           },
     };
 
     for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {

@@ -213,6 +213,13 @@ static void test_error_shapes(void)
     g_autoptr(IfsError) oauth =
         error_for(401, "{\"error\":\"invalid_token\",\"error_description\":\"The token expired\"}");
     g_autoptr(IfsError) deployhq = error_for(422, "{\"base\":[\"Server limit reached\"]}");
+    g_autoptr(IfsError) flat =
+        error_for(401, "{\"error\":\"unauthenticated\",\"message\":\"Invalid API key\"}");
+    g_autoptr(IfsError) lone = error_for(401, "{\"error\":\"Unauthenticated.\"}");
+    g_autoptr(IfsError) nested_list =
+        error_for(422,
+                  "{\"error\":{\"code\":\"validation_failed\",\"message\":\"Invalid\"},"
+                  "\"errors\":[{\"field\":\"name\",\"message\":\"is taken\"}]}");
 
     g_assert_cmpstr(fields->code, ==, "validation_failed");
     assert_contains(fields->message,
@@ -221,6 +228,13 @@ static void test_error_shapes(void)
     assert_contains(oauth->message, "HTTP 401 invalid_token: The token expired");
     g_assert_null(deployhq->code);
     assert_contains(deployhq->message, "HTTP 422: {\"base\":[\"Server limit reached\"]}");
+    /* `error` is the code beside a message, the sentence alone */
+    g_assert_cmpstr(flat->code, ==, "unauthenticated");
+    assert_contains(flat->message, "HTTP 401 unauthenticated: Invalid API key");
+    g_assert_null(lone->code);
+    assert_contains(lone->message, "HTTP 401: Unauthenticated.");
+    /* a top-level list beside a nested error is read too */
+    assert_contains(nested_list->message, "HTTP 422 validation_failed: Invalid: name: is taken");
 }
 
 int main(int argc, char **argv)
