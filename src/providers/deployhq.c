@@ -483,17 +483,23 @@ static char *field_hash_message(json_object *obj)
  * email_verification_required does), {"errors":["..."]}, a field hash; and
  * {"status":"not_found","error_code":..,"hint":..}, whose `status` word is
  * the code when there is no `error_code`. The OpenAPI schema's numeric
- * `status` is HTTP's, no code. */
+ * `status` is HTTP's, no code. An `error` beside a `message` (no form of
+ * DeployHQ's, but most APIs') is read as a code. */
 static void deployhq_read_error(json_object *body, char **code, char **message)
 {
     const char *error_code = ifs_http_error_text(body, "error_code");
-    const char *sentence = ifs_http_error_text(body, "error");
+    const char *error = ifs_http_error_text(body, "error");
+    /* Beside a `message`, `error` is a code word, as in most APIs. */
+    const char *message_text = ifs_http_error_text(body, "message");
+    const char *sentence = message_text ? message_text : error;
     const char *hint = ifs_http_error_text(body, "hint");
     char *said =
         ifs_http_error_message(sentence, json_object_object_get(body, "errors"), NULL, NULL);
     GString *out;
 
-    *code = g_strdup(error_code ? error_code : ifs_http_error_text(body, "status"));
+    if (!error_code)
+        error_code = message_text && error ? error : ifs_http_error_text(body, "status");
+    *code = g_strdup(error_code);
     if (!said)
         said = field_hash_message(body);
     out = g_string_new(said);

@@ -400,15 +400,18 @@ static void test_foreign_error_shapes(void)
     } cases[] = {
   /* Dokploy's {message, code}: DeployHQ has no `code`, so no code */
         {404, "{\"message\":\"Deployment not found\",\"code\":\"NOT_FOUND\"}", NULL,
-         "HTTP 404: Deployment not found"                                                                                    },
+         "HTTP 404: Deployment not found"                                                                                      },
  /* HostAtlas's nested error: nothing DeployHQ names, the raw text */
         {404, "{\"error\":{\"code\":\"server_not_found\"}}",                   NULL,
-         "HTTP 404: {\"error\":{\"code\":\"server_not_found\"}}"                                                             },
+         "HTTP 404: {\"error\":{\"code\":\"server_not_found\"}}"                                                               },
  /* a plain JSON string */
-        {500, "\"Internal Server Error\"",                                     NULL,        "HTTP 500: Internal Server Error"},
- /* its status word as the code, and a `message` the generic reading finds */
+        {500, "\"Internal Server Error\"",                                     NULL,          "HTTP 500: Internal Server Error"},
+ /* `error` beside a `message`: a code word */
+        {400, "{\"error\":\"bad_request\",\"message\":\"request was odd\"}",   "bad_request",
+         "HTTP 400 bad_request: request was odd"                                                                               },
+ /* its status word as the code, and its `message` */
         {404, "{\"status\":\"not_found\",\"message\":\"Project not found\"}",  "not_found",
-         "HTTP 404 not_found: Project not found"                                                                             },
+         "HTTP 404 not_found: Project not found"                                                                               },
     };
 
     for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
