@@ -416,8 +416,7 @@ static gboolean dokploy_list(gpointer state, GPtrArray *out, IfsError **err)
     if (ok) {
         ifs_details_apply(d->logs, found);
         ifs_kit_id_map_replace(d->owners, g_hash_table_ref(owner_of));
-        for (guint i = 0; i < found->len; i++)
-            g_ptr_array_add(out, ifs_resource_ref(g_ptr_array_index(found, i)));
+        ifs_kit_append(out, found);
     }
     if (owners)
         g_ptr_array_unref(owners);

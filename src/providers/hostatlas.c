@@ -187,12 +187,7 @@ static gboolean take_page(gpointer ctx, const char *path, json_object *body, Ifs
     if (json_object_is_type(body, json_type_array)) {
         items = body;
         page->done = TRUE;
-    } else if (!json_object_object_get_ex(body, "data", &items) ||
-               !json_object_is_type(items, json_type_array)) {
-        ifs_error_propagate(err,
-                            ifs_error_new(EIO, 0, NULL,
-                                          "account '%s': GET %s: the answer has no \"data\" array",
-                                          w->h->account, path));
+    } else if (!(items = ifs_kit_data_array(body, w->h->account, path, err))) {
         return FALSE;
     }
     n = (guint)json_object_array_length(items);
@@ -372,10 +367,8 @@ static gboolean hostatlas_list(gpointer state, GPtrArray *out, IfsError **err)
     if (ok) {
         ifs_details_apply(h->details, servers);
         ifs_kit_id_map_replace(h->ping_urls, g_hash_table_ref(ping_urls));
-        for (guint i = 0; i < servers->len; i++)
-            g_ptr_array_add(out, ifs_resource_ref(g_ptr_array_index(servers, i)));
-        for (guint i = 0; i < others->len; i++)
-            g_ptr_array_add(out, ifs_resource_ref(g_ptr_array_index(others, i)));
+        ifs_kit_append(out, servers);
+        ifs_kit_append(out, others);
     }
     g_hash_table_unref(ping_urls);
     g_ptr_array_unref(servers);

@@ -163,17 +163,12 @@ static gboolean take_vps_page(gpointer ctx, const char *path, json_object *answe
                               IfsError **err)
 {
     VpsWalk *w = ctx;
-    json_object *data = NULL, *more = NULL, *next = NULL;
+    json_object *data = ifs_kit_data_array(answer, w->h->account, path, err);
+    json_object *more = NULL, *next = NULL;
     guint before = w->found->len;
 
-    if (!json_object_object_get_ex(answer, "data", &data) ||
-        !json_object_is_type(data, json_type_array)) {
-        ifs_error_propagate(err,
-                            ifs_error_new(EIO, 0, NULL,
-                                          "account '%s': GET %s: the answer has no \"data\" array",
-                                          w->h->account, path));
+    if (!data)
         return FALSE;
-    }
     for (size_t i = 0; i < json_object_array_length(data); i++) {
         json_object *item = json_object_array_get_idx(data, i);
         if (json_object_is_type(item, json_type_object))
@@ -216,8 +211,7 @@ static gboolean hostup_list(gpointer state, GPtrArray *out, IfsError **err)
         ifs_details_apply(h->details, w.found);
     else
         ifs_details_clear(h->details);
-    for (guint i = 0; i < w.found->len; i++)
-        g_ptr_array_add(out, ifs_resource_ref(g_ptr_array_index(w.found, i)));
+    ifs_kit_append(out, w.found);
     g_ptr_array_unref(w.found);
     return TRUE;
 }

@@ -62,6 +62,27 @@ char *ifs_kit_id_problem(json_object *obj, const char *key)
     return problem;
 }
 
+void ifs_kit_append(GPtrArray *out, GPtrArray *from)
+{
+    for (guint i = 0; i < from->len; i++)
+        g_ptr_array_add(out, ifs_resource_ref(g_ptr_array_index(from, i)));
+}
+
+json_object *ifs_kit_data_array(json_object *answer, const char *account, const char *path,
+                                IfsError **err)
+{
+    json_object *data;
+
+    if (json_object_object_get_ex(answer, "data", &data) &&
+        json_object_is_type(data, json_type_array))
+        return data;
+    ifs_error_propagate(err,
+                        ifs_error_new(EIO, 0, NULL,
+                                      "account '%s': GET %s: the answer has no \"data\" array",
+                                      account, path));
+    return NULL;
+}
+
 IfsResource *ifs_kit_resource(const char *kind, json_object *item, const char *key)
 {
     IfsResource *r = ifs_resource_new(kind, ifs_json_string_field(item, key), item);
@@ -76,7 +97,6 @@ gboolean ifs_kit_read_pages(IfsHttp *http, const char *account, const IfsKitPage
 {
     GHashTable *cursors = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     IfsKitPage page = {.number = 1};
-    char *cursor = NULL;
     gboolean ok = TRUE;
 
     while (ok && !page.done) {
@@ -93,16 +113,18 @@ gboolean ifs_kit_read_pages(IfsHttp *http, const char *account, const IfsKitPage
             ok = FALSE;
             break;
         }
-        page.cursor = cursor;
         page.next_cursor = NULL;
         page.nothing_new = FALSE;
         path = pager->path(ctx, &page);
         answer = ifs_http_get_json(http, path, err);
         ok = answer && pager->take(ctx, path, answer, &page, err);
         if (ok && !page.done && page.next_cursor) {
-            if (g_hash_table_add(cursors, g_strdup(page.next_cursor))) {
-                g_free(cursor);
-                cursor = g_strdup(page.next_cursor);
+            if (!g_hash_table_contains(cursors, page.next_cursor)) {
+                /* The table's copy: the answer it points into goes below. */
+                char *copy = g_strdup(page.next_cursor);
+
+                g_hash_table_add(cursors, copy);
+                page.cursor = copy;
             } else {
                 ifs_error_propagate(
                     err,
@@ -127,7 +149,6 @@ gboolean ifs_kit_read_pages(IfsHttp *http, const char *account, const IfsKitPage
         json_object_put(answer);
         g_free(path);
     }
-    g_free(cursor);
     g_hash_table_destroy(cursors);
     return ok;
 }
@@ -190,8 +211,7 @@ void ifs_kit_kept_list_failed(IfsKitKeptList *kept, const IfsError *failure, con
 
 void ifs_kit_kept_list_append(const IfsKitKeptList *kept, GPtrArray *out)
 {
-    for (guint i = 0; i < kept->last->len; i++)
-        g_ptr_array_add(out, ifs_resource_ref(g_ptr_array_index(kept->last, i)));
+    ifs_kit_append(out, kept->last);
 }
 
 gpointer ifs_kit_copy_text(gconstpointer text)

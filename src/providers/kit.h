@@ -17,6 +17,12 @@ json_object *ifs_kit_get_array(IfsHttp *http, const char *account, const char *p
  * escaped as an entry name), or NULL when it is a usable string or not a
  * string at all. */
 char *ifs_kit_id_problem(json_object *obj, const char *key);
+/* Adds a reference to each resource of `from` to `out`. */
+void ifs_kit_append(GPtrArray *out, GPtrArray *from);
+/* answer["data"] when it is an array (borrowed), else NULL with EIO naming
+ * the account and `path`: the list envelope of HostUp and HostAtlas. */
+json_object *ifs_kit_data_array(json_object *answer, const char *account, const char *path,
+                                IfsError **err);
 /* A resource of `kind` with its id in item[key] (`item` taken). Without a
  * usable id the resource has id NULL, and says why when the id holds a
  * NUL byte (the caller may say more for other cases). */
