@@ -62,6 +62,11 @@ LIST_FAULTS = {
     "JSON of another shape": ({"action": "status", "status": 200,
                                "body": '{"items": []}'}, {}, errno.EIO,
                               r'no "data" array', 3),
+    "a cursor handed out twice": ({"action": "status", "status": 200,
+                                   "body": '{"data": [], "hasMore": true, "nextCursor": "again"}'},
+                                  {}, errno.EIO,
+                                  r"GET /api/v2/vps\?limit=100&cursor=again: the API handed out "
+                                  r"cursor 'again' a second time", 3),
     "JSON nested too deep": ({"action": "status", "status": 200,
                               "body": "[" * 200000 + "]" * 200000}, {}, errno.EIO,
                              r"nested more than 32 levels deep", 3),
